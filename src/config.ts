@@ -1,0 +1,88 @@
+import { z } from 'zod';
+
+/** Thrown when the environment does not describe a runnable service. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const bool = z.stringbool({ truthy: ['true', '1', 'yes', 'on'], falsy: ['false', '0', 'no', 'off'] });
+
+const schema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
+    DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+    DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+    DATA_DIR: z.string().min(1).default('./data'),
+    SERVER_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'must look like 512kb or 1mb').default('1mb'),
+    SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(300_000).default(10_000),
+    DEMO_ORGANIZATION: bool.optional(),
+    TRUST_PROXY: bool.default(false),
+  })
+  .superRefine((env, ctx) => {
+    if (env.DATABASE_URL && !env.SERVER_SECRET) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SERVER_SECRET'],
+        message: 'is required when DATABASE_URL is set (it keys the hashes of every stored secret)',
+      });
+    }
+  });
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  port: number;
+  host: string;
+  /** Externally visible base URL without a trailing slash; SCIM locations and SAML metadata use it. */
+  publicUrl: string;
+  /** Absent: the embedded PostgreSQL in `dataDir` is used. */
+  databaseUrl?: string;
+  databasePoolMax: number;
+  dataDir: string;
+  /** Absent only in embedded mode, where one is generated and kept in `dataDir`. */
+  serverSecret?: string;
+  logLevel: string;
+  bodyLimit: string;
+  shutdownTimeoutMs: number;
+  /** Create a demo organization on the first start. Defaults to on for the embedded database only. */
+  demoOrganization: boolean;
+  trustProxy: boolean;
+}
+
+/** Reads the configuration from an environment; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const name = String(issue.path[0] ?? 'environment');
+        const got = name in input ? ` (got ${JSON.stringify(input[name])})` : '';
+        return `${name}: ${issue.message}${got}`;
+      }),
+    );
+  }
+  const e = parsed.data;
+  return {
+    env: e.NODE_ENV,
+    port: e.PORT,
+    host: e.HOST,
+    publicUrl: (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
+    databaseUrl: e.DATABASE_URL,
+    databasePoolMax: e.DATABASE_POOL_MAX,
+    dataDir: e.DATA_DIR,
+    serverSecret: e.SERVER_SECRET,
+    logLevel: e.LOG_LEVEL,
+    bodyLimit: e.BODY_LIMIT,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    demoOrganization: e.DEMO_ORGANIZATION ?? !e.DATABASE_URL,
+    trustProxy: e.TRUST_PROXY,
+  };
+}

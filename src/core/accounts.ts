@@ -1,0 +1,56 @@
+import { z } from 'zod';
+import type { Db } from '../storage/database.ts';
+import { invalid } from './errors.ts';
+
+export interface Account {
+  id: string;
+  email: string;
+  givenName: string | null;
+  familyName: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const emailSchema = z.email();
+
+/** Trims an address and checks its form; identity comparisons are case-insensitive in SQL. */
+export function normalizeEmail(raw: string): string {
+  const email = raw.trim();
+  if (email.length > 320 || !emailSchema.safeParse(email).success) throw invalid(`invalid email address: ${JSON.stringify(raw)}`, { email: raw });
+  return email;
+}
+
+export function isValidEmail(raw: string): boolean {
+  const email = raw.trim();
+  return email.length <= 320 && emailSchema.safeParse(email).success;
+}
+
+export async function findAccountByEmail(db: Db, email: string): Promise<Account | null> {
+  const [row] = await db<Account[]>`select * from accounts where lower(email) = lower(${email.trim()})`;
+  return row ?? null;
+}
+
+export async function getAccount(db: Db, id: string): Promise<Account | null> {
+  const [row] = await db<Account[]>`select * from accounts where id = ${id}`;
+  return row ?? null;
+}
+
+/**
+ * The account for an email, created if new. Names fill in only what the account lacks: the
+ * account is shared across organizations, and one organization's IdP must not rename a person
+ * for every other organization.
+ */
+export async function ensureAccount(
+  db: Db,
+  input: { email: string; givenName?: string | null; familyName?: string | null },
+): Promise<Account> {
+  const email = normalizeEmail(input.email);
+  const [row] = await db<Account[]>`
+    insert into accounts (email, given_name, family_name)
+    values (${email}, ${input.givenName ?? null}, ${input.familyName ?? null})
+    on conflict (lower(email)) do update set
+      given_name = coalesce(accounts.given_name, excluded.given_name),
+      family_name = coalesce(accounts.family_name, excluded.family_name)
+    returning *`;
+  return row!;
+}

@@ -1,0 +1,91 @@
+import type { Db } from '../storage/database.ts';
+import type { Actor } from './actor.ts';
+import { recordAudit } from './audit.ts';
+import { invalid, notFound } from './errors.ts';
+import { isUuid } from './ids.ts';
+import { assertRolesExist } from './roles.ts';
+import { generateSecret, hashSecret, secretHint } from './secrets.ts';
+
+/** SCIM bearer tokens ('scim') and admin API keys ('admin') share one table and one life cycle. */
+export type CredentialKind = 'scim' | 'admin';
+
+export interface Credential {
+  id: string;
+  organizationId: string;
+  kind: CredentialKind;
+  name: string;
+  secretHint: string;
+  roles: string[];
+  createdAt: Date;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+  lastUsedAt: Date | null;
+}
+
+export interface IssuedCredential extends Credential {
+  /** The secret itself; shown once, never stored. */
+  secret: string;
+}
+
+const COLUMNS = 'id, organization_id, kind, name, secret_hint, roles, created_at, expires_at, revoked_at, last_used_at';
+
+export async function issueCredential(
+  db: Db,
+  serverSecret: string,
+  input: { organizationId: string; kind: CredentialKind; name: string; expiresAt?: Date | null; roles?: string[] },
+  actor: Actor,
+): Promise<IssuedCredential> {
+  const name = input.name.trim();
+  if (name.length < 1 || name.length > 100) throw invalid('name must be 1 to 100 characters');
+  if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw invalid('expiry must be in the future');
+  const roles = input.kind === 'admin' ? (input.roles ?? ['admin']) : [];
+  if (input.kind === 'admin' && roles.length === 0) throw invalid('an admin API key needs at least one role');
+  await assertRolesExist(db, input.organizationId, roles);
+  const secret = generateSecret(input.kind);
+  const [row] = await db<Credential[]>`
+    insert into credentials (organization_id, kind, name, secret_hash, secret_hint, roles, expires_at)
+    values (${input.organizationId}, ${input.kind}, ${name}, ${hashSecret(secret, serverSecret)}, ${secretHint(secret)},
+            ${roles}::text[], ${input.expiresAt ?? null})
+    returning ${db.unsafe(COLUMNS)}`;
+  await recordAudit(db, input.organizationId, actor, `${input.kind}_credential.issued`, { type: 'credential', id: row!.id }, {
+    name,
+    expiresAt: input.expiresAt ?? null,
+  });
+  return { ...row!, secret };
+}
+
+/** The live credential a secret belongs to, or null when it is unknown, revoked or expired. */
+export async function verifyCredential(
+  db: Db,
+  serverSecret: string,
+  kind: CredentialKind,
+  secret: string,
+): Promise<Credential | null> {
+  const [row] = await db<Credential[]>`
+    select ${db.unsafe(COLUMNS)} from credentials
+    where secret_hash = ${hashSecret(secret, serverSecret)} and kind = ${kind}
+      and revoked_at is null and (expires_at is null or expires_at > now())`;
+  if (!row) return null;
+  // Written at most once a minute per credential, so busy tokens do not turn every read into a write.
+  if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) {
+    await db`update credentials set last_used_at = now() where id = ${row.id}`;
+  }
+  return row;
+}
+
+export async function listCredentials(db: Db, organizationId: string, kind: CredentialKind): Promise<Credential[]> {
+  return db<Credential[]>`
+    select ${db.unsafe(COLUMNS)} from credentials
+    where organization_id = ${organizationId} and kind = ${kind} order by created_at, id`;
+}
+
+export async function revokeCredential(db: Db, organizationId: string, id: string, actor: Actor): Promise<Credential> {
+  if (!isUuid(id)) throw notFound('credential', { id });
+  const [row] = await db<Credential[]>`
+    update credentials set revoked_at = coalesce(revoked_at, now())
+    where organization_id = ${organizationId} and id = ${id}::uuid
+    returning ${db.unsafe(COLUMNS)}`;
+  if (!row) throw notFound('credential', { id });
+  await recordAudit(db, organizationId, actor, `${row.kind}_credential.revoked`, { type: 'credential', id }, { name: row.name });
+  return row;
+}

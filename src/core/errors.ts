@@ -1,0 +1,26 @@
+/** Errors the domain core raises; each edge adapter maps them to its own protocol's error shape. */
+export type DomainErrorCode = 'not_found' | 'conflict' | 'invalid' | 'forbidden' | 'rule_violation';
+
+export class DomainError extends Error {
+  constructor(
+    readonly code: DomainErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = 'DomainError';
+  }
+}
+
+export const notFound = (what: string, details?: Record<string, unknown>) => new DomainError('not_found', `${what} not found`, details);
+export const conflict = (message: string, details?: Record<string, unknown>) => new DomainError('conflict', message, details);
+export const invalid = (message: string, details?: Record<string, unknown>) => new DomainError('invalid', message, details);
+export const forbidden = (message: string, details?: Record<string, unknown>) => new DomainError('forbidden', message, details);
+/** A membership rule (last owner, removing oneself) refuses the change. */
+export const ruleViolation = (message: string, details?: Record<string, unknown>) => new DomainError('rule_violation', message, details);
+
+/** PostgreSQL unique_violation, for turning a lost race into a conflict. */
+export function isUniqueViolation(error: unknown, constraint?: string): boolean {
+  const e = error as { code?: string; constraint_name?: string };
+  return e?.code === '23505' && (constraint === undefined || e.constraint_name === constraint);
+}

@@ -1,0 +1,205 @@
+import type { Db, Tx } from '../storage/database.ts';
+import { firstRow, inTransaction } from '../storage/database.ts';
+import type { Actor } from './actor.ts';
+import { recordAudit } from './audit.ts';
+import { invalid, notFound, ruleViolation } from './errors.ts';
+import { emitEvent } from './events.ts';
+import { OWNER_ROLE, assertRolesExist, permissionsOf, type Permission } from './roles.ts';
+
+export type MembershipStatus = 'invited' | 'active' | 'suspended' | 'removed';
+export type MembershipSource = 'admin' | 'invite' | 'scim' | 'sso';
+
+export interface Membership {
+  organizationId: string;
+  accountId: string;
+  status: MembershipStatus;
+  source: MembershipSource;
+  roles: string[];
+  mappedRoles: string[];
+  lastActiveAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Directly assigned roles combined with the roles group mappings grant. */
+export function effectiveRoles(m: Pick<Membership, 'roles' | 'mappedRoles'>): string[] {
+  return [...new Set([...m.roles, ...m.mappedRoles])];
+}
+
+export async function effectivePermissions(db: Db, m: Membership): Promise<Permission[]> {
+  return m.status === 'active' ? permissionsOf(db, m.organizationId, effectiveRoles(m)) : [];
+}
+
+export async function getMembership(db: Db, organizationId: string, accountId: string): Promise<Membership | null> {
+  const [row] = await db<Membership[]>`
+    select * from memberships where organization_id = ${organizationId} and account_id = ${accountId}`;
+  return row ?? null;
+}
+
+async function lockMembership(tx: Tx, organizationId: string, accountId: string): Promise<Membership | null> {
+  const [row] = await tx<Membership[]>`
+    select * from memberships where organization_id = ${organizationId} and account_id = ${accountId} for update`;
+  return row ?? null;
+}
+
+const target = (accountId: string) => ({ type: 'account', id: accountId });
+
+/**
+ * Makes the account an active member. New or previously removed members start with `roles`
+ * (default: the organization's default role); a pending invitation keeps the roles chosen when
+ * inviting; an active member is left as is. A suspended member is refused: only reactivation
+ * (by whoever suspended them) lifts a suspension.
+ */
+export async function joinOrganization(
+  db: Db,
+  input: { organizationId: string; accountId: string; source: MembershipSource; roles?: string[] },
+  actor: Actor,
+): Promise<{ membership: Membership; joined: boolean }> {
+  return inTransaction(db, async (tx) => {
+    const existing = await lockMembership(tx, input.organizationId, input.accountId);
+    if (existing?.status === 'active') return { membership: existing, joined: false };
+    if (existing?.status === 'suspended') throw ruleViolation('the membership is suspended', { accountId: input.accountId });
+
+    let membership: Membership;
+    if (existing?.status === 'invited') {
+      membership = firstRow(await tx<Membership[]>`
+        update memberships set status = 'active', updated_at = now(), last_active_at = now()
+        where organization_id = ${input.organizationId} and account_id = ${input.accountId}
+        returning *`);
+    } else {
+      const roles = input.roles ?? [await defaultRole(tx, input.organizationId)];
+      await assertRolesExist(tx, input.organizationId, roles);
+      membership = firstRow(await tx<Membership[]>`
+        insert into memberships (organization_id, account_id, status, source, roles, last_active_at)
+        values (${input.organizationId}, ${input.accountId}, 'active', ${input.source}, ${roles}::text[], now())
+        on conflict (organization_id, account_id) do update set
+          status = 'active', source = excluded.source, roles = excluded.roles, mapped_roles = '{}',
+          updated_at = now(), last_active_at = now()
+        returning *`);
+    }
+    const details = { source: membership.source, roles: membership.roles, via: input.source };
+    await recordAudit(tx, input.organizationId, actor, 'member.joined', target(input.accountId), details);
+    await emitEvent(tx, input.organizationId, 'member.joined', { accountId: input.accountId, ...details }, actor);
+    return { membership, joined: true };
+  });
+}
+
+async function defaultRole(db: Db, organizationId: string): Promise<string> {
+  const [org] = await db<{ defaultRole: string }[]>`select default_role from organizations where id = ${organizationId}`;
+  if (!org) throw notFound('organization', { organizationId });
+  return org.defaultRole;
+}
+
+/** Suspends an active member (reversible). Suspended members have no permissions and cannot sign in. */
+export function suspendMember(db: Db, organizationId: string, accountId: string, actor: Actor): Promise<Membership> {
+  return changeStatus(db, organizationId, accountId, ['active'], 'suspended', 'member.suspended', actor);
+}
+
+export function reactivateMember(db: Db, organizationId: string, accountId: string, actor: Actor): Promise<Membership> {
+  return changeStatus(db, organizationId, accountId, ['suspended'], 'active', 'member.reactivated', actor);
+}
+
+/**
+ * Ends a membership; the account stays. Through the admin API nobody removes themselves (they
+ * leave instead) and the last owner stays; the IdP (SCIM) is authoritative and skips those rules.
+ */
+export async function removeMember(db: Db, organizationId: string, accountId: string, actor: Actor): Promise<Membership> {
+  if (actor.channel !== 'scim' && actor.type === 'account' && actor.id === accountId) {
+    throw ruleViolation('you cannot remove yourself; leave the organization instead', { accountId });
+  }
+  return changeStatus(db, organizationId, accountId, ['invited', 'active', 'suspended'], 'removed', 'member.removed', actor);
+}
+
+/** The member ends their own membership; the last owner cannot. */
+export function leaveOrganization(db: Db, organizationId: string, accountId: string, actor: Actor): Promise<Membership> {
+  return changeStatus(db, organizationId, accountId, ['active', 'suspended'], 'removed', 'member.left', actor);
+}
+
+async function changeStatus(
+  db: Db,
+  organizationId: string,
+  accountId: string,
+  from: MembershipStatus[],
+  to: MembershipStatus,
+  action: string,
+  actor: Actor,
+): Promise<Membership> {
+  return inTransaction(db, async (tx) => {
+    const current = await lockMembership(tx, organizationId, accountId);
+    if (!current || current.status === 'removed') throw notFound('member', { accountId });
+    if (current.status === to) return current;
+    if (!from.includes(current.status)) {
+      throw ruleViolation(`a ${current.status} membership cannot become ${to}`, { accountId, status: current.status });
+    }
+    if (to !== 'active' && actor.channel !== 'scim') await assertAnotherOwnerRemains(tx, current);
+    const [updated] = await tx<Membership[]>`
+      update memberships set status = ${to}, updated_at = now()
+      where organization_id = ${organizationId} and account_id = ${accountId}
+      returning *`;
+    if (to === 'removed') {
+      await tx`delete from group_members where organization_id = ${organizationId} and account_id = ${accountId}`;
+    }
+    const details = { from: current.status, to };
+    await recordAudit(tx, organizationId, actor, action, target(accountId), details);
+    await emitEvent(tx, organizationId, action === 'member.left' ? 'member.removed' : action, { accountId, ...details }, actor);
+    return updated!;
+  });
+}
+
+/** Replaces the directly assigned roles (also while an invitation is pending). */
+export async function setRoles(
+  db: Db,
+  organizationId: string,
+  accountId: string,
+  roles: string[],
+  actor: Actor,
+): Promise<Membership> {
+  const wanted = [...new Set(roles)];
+  if (wanted.length === 0) throw invalid('a member needs at least one role');
+  return inTransaction(db, async (tx) => {
+    await assertRolesExist(tx, organizationId, wanted);
+    const current = await lockMembership(tx, organizationId, accountId);
+    if (!current || current.status === 'removed') throw notFound('member', { accountId });
+    const next = { ...current, roles: wanted };
+    if (effectiveRoles(current).includes(OWNER_ROLE) && !effectiveRoles(next).includes(OWNER_ROLE)) {
+      await assertAnotherOwnerRemains(tx, current);
+    }
+    const [updated] = await tx<Membership[]>`
+      update memberships set roles = ${wanted}::text[], updated_at = now()
+      where organization_id = ${organizationId} and account_id = ${accountId}
+      returning *`;
+    await recordRoleChange(tx, current, updated!, actor, {});
+    return updated!;
+  });
+}
+
+/** Audits and announces a change of effective roles; a no-op when they did not change. */
+export async function recordRoleChange(
+  db: Db,
+  before: Membership,
+  after: Membership,
+  actor: Actor,
+  details: Record<string, unknown>,
+): Promise<void> {
+  const from = effectiveRoles(before).sort();
+  const to = effectiveRoles(after).sort();
+  if (from.join() === to.join() && before.roles.join() === after.roles.join()) return;
+  const body = { from, to, roles: after.roles, mappedRoles: after.mappedRoles, ...details };
+  await recordAudit(db, after.organizationId, actor, 'member.role_changed', target(after.accountId), body);
+  await emitEvent(db, after.organizationId, 'member.role_changed', { accountId: after.accountId, ...body }, actor);
+}
+
+/**
+ * Refuses a change that would leave an active owner-less organization. The organization row lock
+ * serialises concurrent owner changes, so two owners cannot demote each other at once.
+ */
+export async function assertAnotherOwnerRemains(tx: Tx, member: Membership): Promise<void> {
+  if (member.status !== 'active' || !effectiveRoles(member).includes(OWNER_ROLE)) return;
+  await tx`select 1 from organizations where id = ${member.organizationId} for update`;
+  const [other] = await tx`
+    select 1 from memberships
+    where organization_id = ${member.organizationId} and account_id <> ${member.accountId}
+      and status = 'active' and ('owner' = any (roles) or 'owner' = any (mapped_roles))
+    limit 1`;
+  if (!other) throw ruleViolation('the last owner of an organization cannot be removed or demoted', { accountId: member.accountId });
+}

@@ -1,0 +1,80 @@
+import type { Db } from '../storage/database.ts';
+import { firstRow, inTransaction } from '../storage/database.ts';
+import { ensureAccount, type Account } from './accounts.ts';
+import type { Actor } from './actor.ts';
+import { recordAudit } from './audit.ts';
+import { conflict, invalid, isUniqueViolation } from './errors.ts';
+import { isUuid } from './ids.ts';
+import { joinOrganization, type Membership } from './memberships.ts';
+import { OWNER_ROLE } from './roles.ts';
+
+export interface Organization {
+  id: string;
+  slug: string;
+  name: string;
+  inviteTtlHours: number;
+  defaultRole: string;
+  autoJoinVerifiedDomains: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+export function slugify(name: string): string {
+  return name
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63)
+    .replace(/-+$/, '');
+}
+
+/** Creates an organization with its first owner (the account is created if new). */
+export async function createOrganization(
+  db: Db,
+  input: { name: string; slug?: string; ownerEmail: string; ownerGivenName?: string; ownerFamilyName?: string },
+  actor: Actor,
+): Promise<{ organization: Organization; owner: Account; membership: Membership }> {
+  const name = input.name.trim();
+  if (name.length < 1 || name.length > 200) throw invalid('name must be 1 to 200 characters');
+  const slug = input.slug ?? slugify(name);
+  if (!SLUG.test(slug)) throw invalid(`slug must be 1 to 63 lowercase letters, digits or inner hyphens (got ${JSON.stringify(slug)})`);
+  return inTransaction(db, async (tx) => {
+    let organization: Organization;
+    try {
+      organization = firstRow(await tx<Organization[]>`
+        insert into organizations (name, slug) values (${name}, ${slug}) returning *`);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw conflict(`an organization with slug ${slug} already exists`, { slug });
+      throw error;
+    }
+    const owner = await ensureAccount(tx, {
+      email: input.ownerEmail,
+      givenName: input.ownerGivenName,
+      familyName: input.ownerFamilyName,
+    });
+    await recordAudit(tx, organization.id, actor, 'organization.created', { type: 'organization', id: organization.id }, { name, slug });
+    const { membership } = await joinOrganization(
+      tx,
+      { organizationId: organization.id, accountId: owner.id, source: 'admin', roles: [OWNER_ROLE] },
+      actor,
+    );
+    return { organization, owner, membership };
+  });
+}
+
+/** Looks an organization up by id or slug. */
+export async function findOrganization(db: Db, idOrSlug: string): Promise<Organization | null> {
+  const [row] = isUuid(idOrSlug)
+    ? await db<Organization[]>`select * from organizations where id = ${idOrSlug}`
+    : await db<Organization[]>`select * from organizations where slug = ${idOrSlug.toLowerCase()}`;
+  return row ?? null;
+}
+
+export async function countOrganizations(db: Db): Promise<number> {
+  const [row] = await db<{ n: number }[]>`select count(*)::int as n from organizations`;
+  return row!.n;
+}

@@ -1,0 +1,98 @@
+import crypto from 'node:crypto';
+import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
+import { pinoHttp } from 'pino-http';
+import type { AppContext } from '../context.ts';
+import { adminRouter } from '../admin/router.ts';
+import { samlRouter } from '../saml/router.ts';
+import { scimRouter } from '../scim/router.ts';
+import { sendDomainError } from './errors.ts';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The whole HTTP surface: health probes, then one router per edge adapter. */
+export function createApp(ctx: AppContext): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', ctx.config.trustProxy);
+
+  app.use(requestId);
+  app.use(rejectOversizedBodies(parseByteSize(ctx.config.bodyLimit)));
+  app.use(
+    pinoHttp({
+      logger: ctx.log,
+      genReqId: (req) => (req as unknown as { id: string }).id,
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
+    }),
+  );
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await withTimeout(ctx.sql`select 1`, 2_000);
+      res.json({ status: 'ok', database: ctx.database.kind });
+    } catch (error) {
+      ctx.log.warn({ err: error }, 'readiness check failed');
+      res.status(503).json({ status: 'unavailable', reason: 'database unreachable' });
+    }
+  });
+
+  app.use('/scim/v2', scimRouter(ctx));
+  app.use('/saml', samlRouter(ctx));
+  app.use('/api', adminRouter(ctx));
+
+  app.use((_req, res) => {
+    res.status(404).json({ error: 'not_found', message: 'no such endpoint' });
+  });
+  app.use(lastResortErrorHandler(ctx));
+  return app;
+}
+
+const requestId: RequestHandler = (req, res, next) => {
+  const given = req.get('x-request-id');
+  const id = given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
+  (req as unknown as { id: string }).id = id;
+  res.setHeader('x-request-id', id);
+  next();
+};
+
+/** Refuses a declared body above the limit before any router reads it; parsers bound chunked ones. */
+function rejectOversizedBodies(limit: number): RequestHandler {
+  return (req, res, next) => {
+    const length = Number(req.get('content-length') ?? 0);
+    if (length > limit) {
+      res.setHeader('connection', 'close');
+      res.status(413).json({ error: 'payload_too_large', message: `request body exceeds ${limit} bytes` });
+      return;
+    }
+    next();
+  };
+}
+
+export function parseByteSize(size: string): number {
+  const match = /^(\d+)(b|kb|mb)$/i.exec(size);
+  if (!match) throw new Error(`not a byte size: ${size}`);
+  const unit = { b: 1, kb: 1024, mb: 1024 * 1024 }[match[2]!.toLowerCase() as 'b' | 'kb' | 'mb'];
+  return Number(match[1]) * unit;
+}
+
+function lastResortErrorHandler(ctx: AppContext): ErrorRequestHandler {
+  return (error, req, res, next) => {
+    if (res.headersSent) return next(error);
+    if (sendDomainError(res, error)) return;
+    const status = typeof error?.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 500;
+    if (status === 500) ctx.log.error({ err: error, reqId: (req as unknown as { id: string }).id }, 'unhandled error');
+    const message = status === 413 ? 'request body too large' : status === 500 ? 'internal error' : String(error.message ?? 'bad request');
+    res.status(status).json({ error: status === 500 ? 'internal' : 'bad_request', message });
+  };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

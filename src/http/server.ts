@@ -1,0 +1,42 @@
+import http from 'node:http';
+import type { AppContext } from '../context.ts';
+import { createApp } from './app.ts';
+
+export interface RunningServer {
+  server: http.Server;
+  url: string;
+  /** Stops accepting, lets in-flight requests finish (up to the shutdown timeout), then closes the database. */
+  shutdown(reason?: string): Promise<void>;
+}
+
+export async function startServer(ctx: AppContext, app = createApp(ctx)): Promise<RunningServer> {
+  const server = http.createServer(app);
+  // Node's own request timeout bounds slow-loris bodies; headers must arrive within 20 s.
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 60_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(ctx.config.port, ctx.config.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : ctx.config.port;
+  const url = `http://${ctx.config.host}:${port}`;
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (reason = 'shutdown') =>
+    (stopping ??= (async () => {
+      ctx.log.info({ reason }, 'shutting down: no new connections, finishing in-flight requests');
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => {
+        ctx.log.warn('shutdown timeout reached; closing remaining connections');
+        server.closeAllConnections();
+      }, ctx.config.shutdownTimeoutMs);
+      await closed;
+      clearTimeout(timer);
+      await ctx.database.close();
+      ctx.log.info('shutdown complete');
+    })());
+
+  return { server, url, shutdown };
+}

@@ -1,0 +1,50 @@
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { openContext } from './context.ts';
+import { createDemoOrganizationOnFirstStart } from './demo.ts';
+import { startServer } from './http/server.ts';
+import { createLogger } from './log.ts';
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  console.error(`orgsync: ${error.message}`);
+  process.exit(1);
+}
+
+const log = createLogger(config.logLevel);
+try {
+  const ctx = await openContext(config, log);
+  const demo = config.demoOrganization ? await createDemoOrganizationOnFirstStart(ctx) : null;
+  const running = await startServer(ctx);
+  log.info({ url: running.url, publicUrl: config.publicUrl, database: ctx.database.kind }, 'orgsync listening');
+  if (demo) {
+    process.stdout.write(
+      [
+        '',
+        `  orgsync is running at ${config.publicUrl} (${ctx.database.kind} database)`,
+        `  Demo organization "${demo.slug}" created. These secrets are shown once; keep them now.`,
+        `    SCIM base URL:  ${demo.scimBaseUrl}`,
+        `    SCIM token:     ${demo.scimToken}`,
+        `    Admin API key:  ${demo.adminApiKey}`,
+        `    SAML metadata:  ${demo.samlMetadataUrl}`,
+        '',
+      ].join('\n') + '\n',
+    );
+  }
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      running.shutdown(signal).then(
+        () => process.exit(0),
+        (error) => {
+          log.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    });
+  }
+} catch (error) {
+  log.fatal({ err: error }, 'orgsync failed to start');
+  process.exit(1);
+}

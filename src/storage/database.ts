@@ -1,0 +1,57 @@
+import postgres from 'postgres';
+import type { Config } from '../config.ts';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.ts';
+
+export type Sql = postgres.Sql;
+export type Tx = postgres.TransactionSql;
+/** Anything a query can run on: the pool or an open transaction. */
+export type Db = Sql | Tx;
+
+export interface Database {
+  sql: Sql;
+  kind: 'postgres' | 'embedded';
+  /** Ends the pool (waiting for running queries) and stops the embedded server if there is one. */
+  close(): Promise<void>;
+}
+
+export function connect(url: string, max: number): Sql {
+  return postgres(url, {
+    max,
+    onnotice: () => {},
+    // Rows come back with camelCase keys; SQL stays snake_case.
+    transform: { column: { from: postgres.toCamel } },
+    connection: { application_name: 'orgsync' },
+  });
+}
+
+/** Opens the configured PostgreSQL, or the embedded one in `config.dataDir` when no DATABASE_URL is set. */
+export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'>): Promise<Database> {
+  if (config.databaseUrl) {
+    const sql = connect(config.databaseUrl, config.databasePoolMax);
+    return { sql, kind: 'postgres', close: () => sql.end({ timeout: 5 }) };
+  }
+  const embedded: EmbeddedPostgres = await startEmbeddedPostgres(config.dataDir);
+  // PGlite runs one session; a few client connections share it through the socket server's queue.
+  const sql = connect(embedded.url, 4);
+  return {
+    sql,
+    kind: 'embedded',
+    close: async () => {
+      await sql.end({ timeout: 5 });
+      await embedded.stop();
+    },
+  };
+}
+
+/** Runs `fn` in a transaction, or inside the caller's transaction when `db` already is one. */
+export function inTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  if ('savepoint' in db) return fn(db as Tx);
+  return (db as Sql).begin((tx) => fn(tx)) as Promise<T>;
+}
+
+/** The first row of a statement that always returns one (INSERT … RETURNING, an upsert). */
+export function firstRow<T>(rows: readonly T[]): T {
+  const row = rows[0];
+  if (row === undefined) throw new Error('expected the statement to return a row');
+  return row;
+}

@@ -1,0 +1,62 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AppContext } from '../src/context.ts';
+import { systemActor } from '../src/core/actor.ts';
+import { issueCredential, listCredentials, revokeCredential, verifyCredential } from '../src/core/credentials.ts';
+import { createOrganization } from '../src/core/organizations.ts';
+import { createTestContext } from './support/context.ts';
+
+const actor = systemActor('cli');
+let ctx: AppContext;
+let orgId: string;
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  orgId = (await createOrganization(ctx.sql, { name: 'Creds', ownerEmail: 'o@creds.test' }, actor)).organization.id;
+});
+afterAll(async () => ctx.database.close());
+
+describe('secrets at rest', () => {
+  it('are shown once and stored only as a keyed hash', async () => {
+    const issued = await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: orgId, kind: 'scim', name: 'okta' }, actor);
+    expect(issued.secret).toMatch(/^osscim_[A-Za-z0-9_-]{43}$/);
+    const dump = JSON.stringify(await ctx.sql`select * from credentials`);
+    expect(dump).not.toContain(issued.secret);
+    expect(dump).not.toContain(issued.secret.slice(7, 30));
+    expect(JSON.stringify(await ctx.sql`select * from audit_log`)).not.toContain(issued.secret);
+    expect((await listCredentials(ctx.sql, orgId, 'scim'))[0]).not.toHaveProperty('secret');
+  });
+
+  it('verify only with the right secret, kind and server secret; record last use', async () => {
+    const issued = await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: orgId, kind: 'admin', name: 'ci' }, actor);
+    const found = await verifyCredential(ctx.sql, ctx.config.serverSecret, 'admin', issued.secret);
+    expect(found).toMatchObject({ id: issued.id, organizationId: orgId, roles: ['admin'] });
+    const [row] = await ctx.sql`select last_used_at from credentials where id = ${issued.id}`;
+    expect(row!.lastUsedAt).toBeInstanceOf(Date);
+    expect(await verifyCredential(ctx.sql, ctx.config.serverSecret, 'scim', issued.secret)).toBeNull();
+    expect(await verifyCredential(ctx.sql, 'another-server-secret-0123456789abcdef', 'admin', issued.secret)).toBeNull();
+    expect(await verifyCredential(ctx.sql, ctx.config.serverSecret, 'admin', issued.secret + 'x')).toBeNull();
+  });
+
+  it('revoked and expired credentials stop working; several live ones overlap', async () => {
+    const a = await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: orgId, kind: 'scim', name: 'a' }, actor);
+    const b = await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: orgId, kind: 'scim', name: 'b' }, actor);
+    await revokeCredential(ctx.sql, orgId, a.id, actor);
+    expect(await verifyCredential(ctx.sql, ctx.config.serverSecret, 'scim', a.secret)).toBeNull();
+    expect(await verifyCredential(ctx.sql, ctx.config.serverSecret, 'scim', b.secret)).not.toBeNull();
+    await ctx.sql`update credentials set expires_at = now() - interval '1 second' where id = ${b.id}`;
+    expect(await verifyCredential(ctx.sql, ctx.config.serverSecret, 'scim', b.secret)).toBeNull();
+  });
+
+  it('refuse bad input: past expiry, unknown role, another organization\'s credential', async () => {
+    await expect(
+      issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: orgId, kind: 'scim', name: 'x', expiresAt: new Date(Date.now() - 1000) }, actor),
+    ).rejects.toThrow(/expiry/);
+    await expect(
+      issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: orgId, kind: 'admin', name: 'x', roles: ['wizard'] }, actor),
+    ).rejects.toThrow(/unknown role/);
+    const other = (await createOrganization(ctx.sql, { name: 'Other', ownerEmail: 'o@other.test' }, actor)).organization.id;
+    const theirs = await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: other, kind: 'scim', name: 'x' }, actor);
+    await expect(revokeCredential(ctx.sql, orgId, theirs.id, actor)).rejects.toThrow(/not found/);
+    await expect(revokeCredential(ctx.sql, orgId, 'not-a-uuid', actor)).rejects.toThrow(/not found/);
+  });
+});

@@ -1,0 +1,95 @@
+import { spawn } from 'node:child_process';
+import express from 'express';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AppContext } from '../src/context.ts';
+import { createApp } from '../src/http/app.ts';
+import { startServer } from '../src/http/server.ts';
+import { createTestDatabase } from './support/db.ts';
+import { TEST_SERVER_SECRET, createTestContext } from './support/context.ts';
+
+describe('http basics', () => {
+  let ctx: AppContext;
+  beforeAll(async () => {
+    ctx = await createTestContext({ BODY_LIMIT: '1kb' });
+  });
+  afterAll(async () => ctx.database.close());
+
+  it('answers /healthz and /readyz', async () => {
+    const app = createApp(ctx);
+    await request(app).get('/healthz').expect(200, { status: 'ok' });
+    const ready = await request(app).get('/readyz').expect(200);
+    expect(ready.body.status).toBe('ok');
+  });
+
+  it('echoes a sane request id and makes one otherwise', async () => {
+    const app = createApp(ctx);
+    expect((await request(app).get('/healthz').set('x-request-id', 'abc-123')).headers['x-request-id']).toBe('abc-123');
+    const made = (await request(app).get('/healthz').set('x-request-id', 'bad id with spaces')).headers['x-request-id'];
+    expect(made).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('refuses bodies above the limit with 413', async () => {
+    const res = await request(createApp(ctx)).post('/api/anything').set('content-type', 'application/json').send({ big: 'x'.repeat(2048) });
+    expect(res.status).toBe(413);
+    expect(res.body.error).toBe('payload_too_large');
+  });
+
+  it('answers unknown paths with a JSON 404', async () => {
+    const res = await request(createApp(ctx)).get('/nope').expect(404);
+    expect(res.body.error).toBe('not_found');
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('stops accepting, finishes in-flight requests, then closes the pool', async () => {
+    const ctx = await createTestContext();
+    const outer = express();
+    let release!: () => void;
+    const started = new Promise<void>((resolve) => {
+      outer.get('/slow', (_req, res) => {
+        resolve();
+        new Promise<void>((r) => (release = r)).then(() => res.json({ finished: true }));
+      });
+    });
+    outer.use(createApp(ctx));
+    const running = await startServer(ctx, outer);
+    const inFlight = fetch(`${running.url}/slow`).then((r) => r.json());
+    await started;
+    const stopped = running.shutdown('test');
+    await new Promise((r) => setTimeout(r, 100));
+    await expect(fetch(`${running.url}/healthz`)).rejects.toThrow();
+    release();
+    expect(await inFlight).toEqual({ finished: true });
+    await stopped;
+    await expect(ctx.sql`select 1`).rejects.toThrow();
+  });
+
+  it('the process exits 0 on SIGTERM after logging shutdown complete', async () => {
+    const db = await createTestDatabase();
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+        env: { PATH: process.env.PATH, DATABASE_URL: db.url, SERVER_SECRET: TEST_SERVER_SECRET, PORT: '0', LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      await waitFor(() => out.includes('orgsync listening'), 20_000, () => out);
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(out).toContain('shutdown complete');
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+async function waitFor(check: () => boolean, ms: number, describe: () => string): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out; output so far:\n${describe()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
