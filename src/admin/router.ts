@@ -1,7 +1,16 @@
-import { Router } from 'express';
+import express, { Router } from 'express';
 import type { AppContext } from '../context.ts';
+import { samlAdminRouter } from '../saml/admin.ts';
+import { authenticate } from './auth.ts';
 
-/** Placeholder until the admin adapter lands. */
-export function adminRouter(_ctx: AppContext): Router {
-  return Router();
+/**
+ * The admin REST API under /api. Every route acts on the caller's own organization (the one its
+ * API key or session belongs to), so no route takes an organization id from the request.
+ */
+export function adminRouter(ctx: AppContext): Router {
+  const router = Router();
+  router.use(express.json({ limit: ctx.config.bodyLimit }));
+  router.use(authenticate(ctx));
+  router.use('/saml', samlAdminRouter(ctx));
+  return router;
 }

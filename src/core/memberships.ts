@@ -4,6 +4,7 @@ import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
 import { invalid, notFound, ruleViolation } from './errors.ts';
 import { emitEvent } from './events.ts';
+import { endSessionsOf } from './sessions.ts';
 import { OWNER_ROLE, assertRolesExist, permissionsOf, type Permission } from './roles.ts';
 
 export type MembershipStatus = 'invited' | 'active' | 'suspended' | 'removed';
@@ -61,7 +62,7 @@ export async function joinOrganization(
     if (existing?.status === 'suspended') throw ruleViolation('the membership is suspended', { accountId: input.accountId });
 
     let membership: Membership;
-    if (existing?.status === 'invited') {
+    if (existing?.status === 'invited' && (await acceptPendingInvitation(tx, input.organizationId, input.accountId))) {
       membership = firstRow(await tx<Membership[]>`
         update memberships set status = 'active', updated_at = now(), last_active_at = now()
         where organization_id = ${input.organizationId} and account_id = ${input.accountId}
@@ -82,6 +83,21 @@ export async function joinOrganization(
     await emitEvent(tx, input.organizationId, 'member.joined', { accountId: input.accountId, ...details }, actor);
     return { membership, joined: true };
   });
+}
+
+/**
+ * Marks the member's pending invitation accepted; false when it has expired meanwhile (the
+ * reconciler has not swept it yet), in which case the person joins as if never invited.
+ */
+async function acceptPendingInvitation(tx: Tx, organizationId: string, accountId: string): Promise<boolean> {
+  const [row] = await tx<{ live: boolean }[]>`
+    update invitations
+    set status = case when expires_at > now() then 'accepted' else 'expired' end,
+        accepted_at = case when expires_at > now() then now() end,
+        token_hash = null, updated_at = now()
+    where organization_id = ${organizationId} and account_id = ${accountId} and status = 'pending'
+    returning status = 'accepted' as live`;
+  return row?.live ?? false;
 }
 
 async function defaultRole(db: Db, organizationId: string): Promise<string> {
@@ -138,7 +154,10 @@ async function changeStatus(
       returning *`;
     if (to === 'removed') {
       await tx`delete from group_members where organization_id = ${organizationId} and account_id = ${accountId}`;
+      await tx`update invitations set status = 'revoked', token_hash = null, updated_at = now()
+               where organization_id = ${organizationId} and account_id = ${accountId} and status = 'pending'`;
     }
+    if (to !== 'active') await endSessionsOf(tx, organizationId, accountId);
     const details = { from: current.status, to };
     await recordAudit(tx, organizationId, actor, action, target(accountId), details);
     await emitEvent(tx, organizationId, action === 'member.left' ? 'member.removed' : action, { accountId, ...details }, actor);

@@ -27,6 +27,8 @@ export async function startServer(ctx: AppContext, app = createApp(ctx)): Promis
     (stopping ??= (async () => {
       ctx.log.info({ reason }, 'shutting down: no new connections, finishing in-flight requests');
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections become idle as their last response goes out; close them then.
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
       server.closeIdleConnections();
       const timer = setTimeout(() => {
         ctx.log.warn('shutdown timeout reached; closing remaining connections');
@@ -34,6 +36,7 @@ export async function startServer(ctx: AppContext, app = createApp(ctx)): Promis
       }, ctx.config.shutdownTimeoutMs);
       await closed;
       clearTimeout(timer);
+      clearInterval(sweep);
       await ctx.database.close();
       ctx.log.info('shutdown complete');
     })());

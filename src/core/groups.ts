@@ -1,0 +1,222 @@
+import type { Db, Tx } from '../storage/database.ts';
+import { firstRow, inTransaction } from '../storage/database.ts';
+import type { Actor } from './actor.ts';
+import { recordAudit } from './audit.ts';
+import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
+import { emitEvent } from './events.ts';
+import { isUuid } from './ids.ts';
+
+/** local: made by admins; scim: pushed by the IdP; saml: a name seen in an assertion's groups attribute. */
+export type GroupSource = 'local' | 'scim' | 'saml';
+
+export interface Group {
+  organizationId: string;
+  id: string;
+  source: GroupSource;
+  displayName: string;
+  externalId: string | null;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface MemberChange {
+  added: string[];
+  removed: string[];
+}
+
+const target = (id: string) => ({ type: 'group', id });
+
+export async function getGroup(db: Db, organizationId: string, id: string): Promise<Group | null> {
+  if (!isUuid(id)) return null;
+  const [row] = await db<Group[]>`select * from groups where organization_id = ${organizationId} and id = ${id}`;
+  return row ?? null;
+}
+
+export async function findGroupByName(db: Db, organizationId: string, source: GroupSource, displayName: string): Promise<Group | null> {
+  const [row] = await db<Group[]>`
+    select * from groups
+    where organization_id = ${organizationId} and source = ${source} and lower(display_name) = lower(${displayName})`;
+  return row ?? null;
+}
+
+export async function createGroup(
+  db: Db,
+  input: { organizationId: string; source: GroupSource; displayName: string; externalId?: string | null },
+  actor: Actor,
+): Promise<Group> {
+  const displayName = checkName(input.displayName);
+  return inTransaction(db, async (tx) => {
+    let group: Group;
+    try {
+      // A savepoint, so a lost race on the name leaves the caller's transaction usable.
+      group = firstRow(
+        await tx.savepoint((sp) => sp<Group[]>`
+          insert into groups (organization_id, source, display_name, external_id)
+          values (${input.organizationId}, ${input.source}, ${displayName}, ${input.externalId ?? null})
+          returning *`),
+      );
+    } catch (error) {
+      if (isUniqueViolation(error)) throw conflict(`a group named ${JSON.stringify(displayName)} already exists`, { displayName });
+      throw error;
+    }
+    await recordAudit(tx, input.organizationId, actor, 'group.created', target(group.id), { displayName, source: input.source });
+    await emitEvent(tx, input.organizationId, 'group.created', { groupId: group.id, displayName, source: input.source }, actor);
+    return group;
+  });
+}
+
+/** Renames or re-keys a group; bumps its version. */
+export async function updateGroup(
+  db: Db,
+  organizationId: string,
+  id: string,
+  changes: { displayName?: string; externalId?: string | null },
+  actor: Actor,
+): Promise<Group> {
+  const displayName = changes.displayName === undefined ? undefined : checkName(changes.displayName);
+  return inTransaction(db, async (tx) => {
+    const before = await lockGroup(tx, organizationId, id);
+    let group: Group;
+    try {
+      group = firstRow(
+        await tx.savepoint((sp) => sp<Group[]>`
+          update groups set
+            display_name = ${displayName ?? before.displayName},
+            external_id = ${changes.externalId === undefined ? before.externalId : changes.externalId},
+            version = version + 1, updated_at = now()
+          where organization_id = ${organizationId} and id = ${id}
+          returning *`),
+      );
+    } catch (error) {
+      if (isUniqueViolation(error)) throw conflict(`a group named ${JSON.stringify(displayName)} already exists`, { displayName });
+      throw error;
+    }
+    if (group.displayName !== before.displayName || group.externalId !== before.externalId) {
+      const details = { from: before.displayName, to: group.displayName, externalId: group.externalId };
+      await recordAudit(tx, organizationId, actor, 'group.updated', target(id), details);
+      await emitEvent(tx, organizationId, 'group.updated', { groupId: id, ...details }, actor);
+    }
+    return group;
+  });
+}
+
+export async function deleteGroup(db: Db, organizationId: string, id: string, actor: Actor): Promise<void> {
+  await inTransaction(db, async (tx) => {
+    const group = await lockGroup(tx, organizationId, id);
+    // Who lost the group matters to role mapping; collect before the cascade removes them.
+    const members = await tx<{ accountId: string }[]>`
+      select account_id from group_members where organization_id = ${organizationId} and group_id = ${id}`;
+    await tx`delete from groups where organization_id = ${organizationId} and id = ${id}`;
+    const details = { displayName: group.displayName, source: group.source };
+    await recordAudit(tx, organizationId, actor, 'group.deleted', target(id), details);
+    await emitEvent(tx, organizationId, 'group.deleted', { groupId: id, ...details, removed: members.map((m) => m.accountId) }, actor);
+  });
+}
+
+/**
+ * Adds and removes members. Costs the same whatever the group's size: only the named rows are
+ * read or written. Only accounts with a membership in the organization (not removed) can be
+ * added; others are refused as a whole with their ids. Locks the group row, so concurrent
+ * changes to one group serialise and none is lost.
+ */
+export async function changeGroupMembers(
+  db: Db,
+  organizationId: string,
+  groupId: string,
+  change: { add?: readonly string[]; remove?: readonly string[] },
+  actor: Actor,
+): Promise<MemberChange> {
+  const add = unique(change.add ?? []);
+  const remove = unique(change.remove ?? []);
+  return inTransaction(db, async (tx) => {
+    await lockGroup(tx, organizationId, groupId);
+    const removed = remove.length
+      ? (await tx<{ accountId: string }[]>`
+          delete from group_members
+          where organization_id = ${organizationId} and group_id = ${groupId} and account_id = any(${remove}::uuid[])
+          returning account_id`).map((r) => r.accountId)
+      : [];
+    const added = add.length ? await insertMembers(tx, organizationId, groupId, add) : [];
+    return recordMemberChange(tx, organizationId, groupId, { added, removed }, actor);
+  });
+}
+
+/** Makes the member set exactly `accountIds` (the IdP's PUT): writes only the difference. */
+export async function replaceGroupMembers(
+  db: Db,
+  organizationId: string,
+  groupId: string,
+  accountIds: readonly string[],
+  actor: Actor,
+): Promise<MemberChange> {
+  const wanted = unique(accountIds);
+  return inTransaction(db, async (tx) => {
+    await lockGroup(tx, organizationId, groupId);
+    const removed = (
+      await tx<{ accountId: string }[]>`
+        delete from group_members
+        where organization_id = ${organizationId} and group_id = ${groupId} and not (account_id = any(${wanted}::uuid[]))
+        returning account_id`
+    ).map((r) => r.accountId);
+    const added = wanted.length ? await insertMembers(tx, organizationId, groupId, wanted) : [];
+    return recordMemberChange(tx, organizationId, groupId, { added, removed }, actor);
+  });
+}
+
+/** A page of member account ids in a stable order; pass the last id back as `after`. */
+export async function listGroupMemberIds(
+  db: Db,
+  organizationId: string,
+  groupId: string,
+  page: { after?: string; limit: number },
+): Promise<string[]> {
+  const rows = await db<{ accountId: string }[]>`
+    select account_id from group_members
+    where organization_id = ${organizationId} and group_id = ${groupId}
+      ${page.after ? db`and account_id > ${page.after}` : db``}
+    order by account_id limit ${page.limit}`;
+  return rows.map((r) => r.accountId);
+}
+
+async function insertMembers(tx: Tx, organizationId: string, groupId: string, accountIds: string[]): Promise<string[]> {
+  const bad = accountIds.filter((id) => !isUuid(id));
+  if (bad.length) throw invalid(`not members of this organization: ${bad.join(', ')}`, { accountIds: bad });
+  const members = await tx<{ accountId: string }[]>`
+    select account_id from memberships
+    where organization_id = ${organizationId} and account_id = any(${accountIds}::uuid[]) and status <> 'removed'`;
+  const known = new Set(members.map((m) => m.accountId));
+  const strangers = accountIds.filter((id) => !known.has(id));
+  if (strangers.length) throw invalid(`not members of this organization: ${strangers.join(', ')}`, { accountIds: strangers });
+  const rows = await tx<{ accountId: string }[]>`
+    insert into group_members (organization_id, group_id, account_id)
+    select ${organizationId}, ${groupId}, unnest(${accountIds}::uuid[])
+    on conflict do nothing
+    returning account_id`;
+  return rows.map((r) => r.accountId);
+}
+
+async function recordMemberChange(tx: Tx, organizationId: string, groupId: string, change: MemberChange, actor: Actor): Promise<MemberChange> {
+  if (change.added.length === 0 && change.removed.length === 0) return change;
+  await tx`update groups set version = version + 1, updated_at = now() where organization_id = ${organizationId} and id = ${groupId}`;
+  await recordAudit(tx, organizationId, actor, 'group.members_changed', target(groupId), { ...change });
+  await emitEvent(tx, organizationId, 'group.members_changed', { groupId, ...change }, actor);
+  return change;
+}
+
+async function lockGroup(tx: Tx, organizationId: string, id: string): Promise<Group> {
+  if (!isUuid(id)) throw notFound('group', { id });
+  const [group] = await tx<Group[]>`select * from groups where organization_id = ${organizationId} and id = ${id} for update`;
+  if (!group) throw notFound('group', { id });
+  return group;
+}
+
+function checkName(name: string): string {
+  const trimmed = name.trim();
+  if (trimmed.length < 1 || trimmed.length > 256) throw invalid('a group name must be 1 to 256 characters');
+  return trimmed;
+}
+
+function unique(ids: readonly string[]): string[] {
+  return [...new Set(ids)];
+}
