@@ -7,6 +7,7 @@ import { DomainError, invalid, notFound } from './core/errors.ts';
 import { createOrganization, findOrganization } from './core/organizations.ts';
 import { createLogger } from './log.ts';
 import { migrate } from './storage/migrate.ts';
+import { createReconciler } from './sync/index.ts';
 
 const USAGE = `usage: orgsync <command> [options] [--json]
 
@@ -19,6 +20,7 @@ const USAGE = `usage: orgsync <command> [options] [--json]
   api-key create --org ORG --name N [--role R ...] [--expires-in-days D]
   api-key list --org ORG
   api-key revoke --org ORG --id ID
+  reconcile --once                          run every reconciler job now and print what changed
 
 ORG is an organization's id or slug. With --json every command prints one JSON object.`;
 
@@ -32,6 +34,7 @@ const OPTIONS = {
   id: { type: 'string' },
   role: { type: 'string', multiple: true },
   'expires-in-days': { type: 'string' },
+  once: { type: 'boolean' },
 } as const;
 
 type Options = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
@@ -89,6 +92,15 @@ async function run(ctx: AppContext, command: string, o: Options): Promise<Output
       const org = await organization(ctx, o);
       const revoked = await revokeCredential(ctx.sql, org.id, required(o, 'id'), actor);
       return { text: `revoked ${revoked.name} (${revoked.id})`, json: { id: revoked.id, revokedAt: revoked.revokedAt } };
+    }
+    case 'reconcile': {
+      if (!o.once) throw new UsageError('reconcile needs --once (the service runs it on its schedules)');
+      const summary = await createReconciler(ctx).runOnce();
+      const changed = Object.entries(summary).filter(([k, v]) => k !== 'durationMs' && v);
+      return {
+        text: `${changed.map(([k, v]) => `${k}: ${v}`).join('\n') || 'nothing to do'}\n(${summary.durationMs} ms)`,
+        json: { ...summary },
+      };
     }
     default:
       throw new UsageError(`unknown command: ${command || '(none)'}`);

@@ -1,3 +1,4 @@
+import cron from 'node-cron';
 import { z } from 'zod';
 
 /** Thrown when the environment does not describe a runnable service. */
@@ -9,6 +10,8 @@ export class ConfigError extends Error {
 }
 
 const bool = z.stringbool({ truthy: ['true', '1', 'yes', 'on'], falsy: ['false', '0', 'no', 'off'] });
+
+const cronExpression = z.string().refine((v) => cron.validate(v), 'must be a cron expression (5 or 6 fields)');
 
 const schema = z
   .object({
@@ -25,6 +28,15 @@ const schema = z
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(300_000).default(10_000),
     DEMO_ORGANIZATION: bool.optional(),
     TRUST_PROXY: bool.default(false),
+    RECONCILER: bool.default(true),
+    RECONCILE_EVENTS_SCHEDULE: cronExpression.default('*/2 * * * * *'),
+    RECONCILE_INVITES_SCHEDULE: cronExpression.default('* * * * *'),
+    RECONCILE_ROLES_SCHEDULE: cronExpression.default('*/15 * * * *'),
+    DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
+    DELIVERY_BACKOFF_MS: z.coerce.number().int().min(10).max(86_400_000).default(30_000),
+    DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+    WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool.default(false),
   })
   .superRefine((env, ctx) => {
     if (env.DATABASE_URL && !env.SERVER_SECRET) {
@@ -54,6 +66,21 @@ export interface Config {
   /** Create a demo organization on the first start. Defaults to on for the embedded database only. */
   demoOrganization: boolean;
   trustProxy: boolean;
+  reconciler: ReconcilerConfig;
+}
+
+export interface ReconcilerConfig {
+  /** Run the reconciler's schedules in this process. */
+  enabled: boolean;
+  /** Dispatch new events and send due deliveries (every instance polls; work is shared). */
+  eventsSchedule: string;
+  /** Expire and match invitations (one instance per tick). */
+  invitesSchedule: string;
+  /** Full role-mapping repair pass (one instance per tick). */
+  rolesSchedule: string;
+  delivery: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number; concurrency: number };
+  webhookTimeoutMs: number;
+  webhookAllowPrivateNetworks: boolean;
 }
 
 /** Reads the configuration from an environment; throws ConfigError naming every bad variable. */
@@ -84,5 +111,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     demoOrganization: e.DEMO_ORGANIZATION ?? !e.DATABASE_URL,
     trustProxy: e.TRUST_PROXY,
+    reconciler: {
+      enabled: e.RECONCILER,
+      eventsSchedule: e.RECONCILE_EVENTS_SCHEDULE,
+      invitesSchedule: e.RECONCILE_INVITES_SCHEDULE,
+      rolesSchedule: e.RECONCILE_ROLES_SCHEDULE,
+      delivery: {
+        maxAttempts: e.DELIVERY_MAX_ATTEMPTS,
+        baseDelayMs: e.DELIVERY_BACKOFF_MS,
+        maxDelayMs: Math.max(e.DELIVERY_BACKOFF_MS, 6 * 3_600_000),
+        concurrency: e.DELIVERY_CONCURRENCY,
+      },
+      webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      webhookAllowPrivateNetworks: e.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+    },
   };
 }

@@ -3,6 +3,7 @@ import { openContext } from './context.ts';
 import { createDemoOrganizationOnFirstStart } from './demo.ts';
 import { startServer } from './http/server.ts';
 import { createLogger } from './log.ts';
+import { createReconciler } from './sync/index.ts';
 
 let config: Config;
 try {
@@ -18,6 +19,8 @@ try {
   const ctx = await openContext(config, log);
   const demo = config.demoOrganization ? await createDemoOrganizationOnFirstStart(ctx) : null;
   const running = await startServer(ctx);
+  const reconciler = config.reconciler.enabled ? createReconciler(ctx) : null;
+  reconciler?.start();
   log.info({ url: running.url, publicUrl: config.publicUrl, database: ctx.database.kind }, 'orgsync listening');
   if (demo) {
     process.stdout.write(
@@ -35,7 +38,7 @@ try {
   }
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
-      running.shutdown(signal).then(
+      running.shutdown(signal, () => reconciler?.stop()).then(
         () => process.exit(0),
         (error) => {
           log.error({ err: error }, 'shutdown failed');

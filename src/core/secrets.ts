@@ -1,12 +1,13 @@
 import crypto from 'node:crypto';
 
-export type SecretKind = 'scim' | 'admin' | 'invite' | 'session';
+export type SecretKind = 'scim' | 'admin' | 'invite' | 'session' | 'webhook';
 
 const PREFIX: Record<SecretKind, string> = {
   scim: 'osscim',
   admin: 'oskey',
   invite: 'osinv',
   session: 'osses',
+  webhook: 'oswhsec',
 };
 
 /** A new random secret (256 bits), prefixed so leaked ones are recognisable by secret scanners. */

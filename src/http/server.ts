@@ -6,7 +6,7 @@ export interface RunningServer {
   server: http.Server;
   url: string;
   /** Stops accepting, lets in-flight requests finish (up to the shutdown timeout), then closes the database. */
-  shutdown(reason?: string): Promise<void>;
+  shutdown(reason?: string, beforeDatabaseClose?: () => Promise<void> | undefined): Promise<void>;
 }
 
 export async function startServer(ctx: AppContext, app = createApp(ctx)): Promise<RunningServer> {
@@ -23,7 +23,7 @@ export async function startServer(ctx: AppContext, app = createApp(ctx)): Promis
   const url = `http://${ctx.config.host}:${port}`;
 
   let stopping: Promise<void> | undefined;
-  const shutdown = (reason = 'shutdown') =>
+  const shutdown = (reason = 'shutdown', beforeDatabaseClose?: () => Promise<void> | undefined) =>
     (stopping ??= (async () => {
       ctx.log.info({ reason }, 'shutting down: no new connections, finishing in-flight requests');
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -37,6 +37,7 @@ export async function startServer(ctx: AppContext, app = createApp(ctx)): Promis
       await closed;
       clearTimeout(timer);
       clearInterval(sweep);
+      await beforeDatabaseClose?.();
       await ctx.database.close();
       ctx.log.info('shutdown complete');
     })());

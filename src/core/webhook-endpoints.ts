@@ -1,0 +1,57 @@
+import type { Db } from '../storage/database.ts';
+import { firstRow } from '../storage/database.ts';
+import type { Actor } from './actor.ts';
+import { recordAudit } from './audit.ts';
+import { invalid, notFound } from './errors.ts';
+import { isUuid } from './ids.ts';
+import { generateSecret, sealSecret } from './secrets.ts';
+
+export interface WebhookEndpoint {
+  organizationId: string;
+  id: string;
+  url: string;
+  events: string[];
+  enabled: boolean;
+  createdAt: Date;
+}
+
+const COLUMNS = 'organization_id, id, url, events, enabled, created_at';
+
+/** Registers a webhook URL; the signing secret is returned once and kept sealed. */
+export async function createWebhookEndpoint(
+  db: Db,
+  serverSecret: string,
+  input: { organizationId: string; url: string; events?: string[] },
+  actor: Actor,
+): Promise<WebhookEndpoint & { secret: string }> {
+  let url: URL;
+  try {
+    url = new URL(input.url);
+  } catch {
+    throw invalid(`not a URL: ${JSON.stringify(input.url)}`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw invalid('a webhook URL must be http(s)');
+  if (url.username || url.password) throw invalid('a webhook URL must not carry credentials');
+  const events = input.events?.length ? [...new Set(input.events)] : ['*'];
+  const secret = generateSecret('webhook');
+  const endpoint = firstRow(
+    await db<WebhookEndpoint[]>`
+      insert into webhook_endpoints (organization_id, url, secret_sealed, events)
+      values (${input.organizationId}, ${url.toString()}, ${sealSecret(secret, serverSecret)}, ${events}::text[])
+      returning ${db.unsafe(COLUMNS)}`,
+  );
+  await recordAudit(db, input.organizationId, actor, 'webhook.created', { type: 'webhook', id: endpoint.id }, { url: endpoint.url, events });
+  return { ...endpoint, secret };
+}
+
+export async function listWebhookEndpoints(db: Db, organizationId: string): Promise<WebhookEndpoint[]> {
+  return db<WebhookEndpoint[]>`
+    select ${db.unsafe(COLUMNS)} from webhook_endpoints where organization_id = ${organizationId} order by created_at, id`;
+}
+
+export async function deleteWebhookEndpoint(db: Db, organizationId: string, id: string, actor: Actor): Promise<void> {
+  if (!isUuid(id)) throw notFound('webhook endpoint', { id });
+  const rows = await db`delete from webhook_endpoints where organization_id = ${organizationId} and id = ${id} returning url`;
+  if (rows.length === 0) throw notFound('webhook endpoint', { id });
+  await recordAudit(db, organizationId, actor, 'webhook.deleted', { type: 'webhook', id }, { url: rows[0]!.url });
+}

@@ -1,0 +1,29 @@
+import type { AppContext } from '../context.ts';
+import { openSealedSecret } from '../core/secrets.ts';
+import type { Sender, Senders } from './deliver.ts';
+import { publicEventBody } from './outbox.ts';
+import { postWebhook } from './webhooks.ts';
+
+/** Signs and posts a webhook delivery to its endpoint. */
+export function webhookSender(ctx: AppContext): Sender {
+  return async (delivery, event, db) => {
+    const [endpoint] = await db<{ url: string; secretSealed: string; enabled: boolean }[]>`
+      select url, secret_sealed, enabled from webhook_endpoints
+      where organization_id = ${delivery.organizationId} and id = ${delivery.target}::uuid`;
+    if (!endpoint) throw new Error('the webhook endpoint was deleted');
+    if (!endpoint.enabled) throw new Error('the webhook endpoint is disabled');
+    await postWebhook(endpoint.url, openSealedSecret(endpoint.secretSealed, ctx.config.serverSecret), event.id, publicEventBody(event), {
+      timeoutMs: ctx.config.reconciler.webhookTimeoutMs,
+      allowPrivate: ctx.config.reconciler.webhookAllowPrivateNetworks,
+    });
+  };
+}
+
+/** Until an email sender is wired, email deliveries wait (and retry) rather than vanish. */
+const noEmailSender: Sender = async () => {
+  throw new Error('no email sender is configured');
+};
+
+export function defaultSenders(ctx: AppContext): Senders {
+  return { webhook: webhookSender(ctx), email: noEmailSender };
+}

@@ -1,0 +1,47 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface ReceivedWebhook {
+  eventId: string;
+  signature: string;
+  body: string;
+  status: number;
+}
+
+/**
+ * A real HTTP server on loopback that records webhook posts. `mode` decides each answer:
+ * 'ok' (204), 'fail' (500) or 'hang' (never answers; the request is recorded as status 0).
+ */
+export async function startWebhookReceiver() {
+  const received: ReceivedWebhook[] = [];
+  const hanging = new Set<http.ServerResponse>();
+  let mode: 'ok' | 'fail' | 'hang' = 'ok';
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const entry = { eventId: String(req.headers['orgsync-event-id']), signature: String(req.headers['orgsync-signature']), body, status: 0 };
+      received.push(entry);
+      if (mode === 'hang') {
+        hanging.add(res);
+        return;
+      }
+      entry.status = mode === 'ok' ? 204 : 500;
+      res.writeHead(entry.status).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/hooks`,
+    received,
+    /** Event ids answered with 2xx. */
+    delivered: () => received.filter((r) => r.status === 204).map((r) => r.eventId),
+    setMode: (m: typeof mode) => (mode = m),
+    close: async () => {
+      hanging.forEach((res) => res.destroy());
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
