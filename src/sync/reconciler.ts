@@ -4,6 +4,7 @@ import { postgresRunCoordinator, pruneJobRuns } from './coordinator.ts';
 import { deliverDue, type Senders } from './deliver.ts';
 import { acceptArrivedInvitations, expireInvitations } from './invitations.ts';
 import { dispatchEvents, type EventHandler } from './outbox.ts';
+import { repairMappedRoles } from './roles.ts';
 import { defaultSenders } from './senders.ts';
 
 export interface RunSummary {
@@ -14,6 +15,7 @@ export interface RunSummary {
   retrying: number;
   dead: number;
   jobRunsPruned: number;
+  rolesRepaired: number;
   durationMs: number;
 }
 
@@ -54,6 +56,10 @@ export class Reconciler {
     return { eventsDispatched, ...outcomes };
   }
 
+  async roles(): Promise<Counts> {
+    return { rolesRepaired: await repairMappedRoles(this.ctx.sql) };
+  }
+
   async housekeeping(): Promise<Counts> {
     return { jobRunsPruned: await pruneJobRuns(this.ctx.sql) };
   }
@@ -61,18 +67,19 @@ export class Reconciler {
   /** Runs every job now, in order, and reports what changed. */
   async runOnce(): Promise<RunSummary> {
     const started = performance.now();
-    const counts = { ...(await this.invitations()), ...(await this.events()), ...(await this.housekeeping()) };
+    const counts = { ...(await this.invitations()), ...(await this.events()), ...(await this.roles()), ...(await this.housekeeping()) };
     const summary = { ...emptySummary(), ...counts, durationMs: Math.round(performance.now() - started) };
     this.ctx.log.info({ job: 'all', ...summary }, 'reconciler run');
     return summary;
   }
 
   start(): void {
-    const { eventsSchedule, invitesSchedule } = this.ctx.config.reconciler;
+    const { eventsSchedule, invitesSchedule, rolesSchedule } = this.ctx.config.reconciler;
     const coordinator = postgresRunCoordinator(this.ctx.sql);
     // Every instance polls events: the work is shared out row by row.
     this.schedule('events', eventsSchedule, () => this.events(), false);
     this.schedule('invitations', invitesSchedule, () => this.invitations(), true, coordinator);
+    this.schedule('roles', rolesSchedule, () => this.roles(), true, coordinator);
     this.schedule('housekeeping', '17 3 * * *', () => this.housekeeping(), true, coordinator);
   }
 
@@ -115,5 +122,5 @@ export class Reconciler {
 }
 
 function emptySummary(): Omit<RunSummary, 'durationMs'> {
-  return { invitationsExpired: 0, invitationsAccepted: 0, eventsDispatched: 0, delivered: 0, retrying: 0, dead: 0, jobRunsPruned: 0 };
+  return { invitationsExpired: 0, invitationsAccepted: 0, eventsDispatched: 0, delivered: 0, retrying: 0, dead: 0, jobRunsPruned: 0, rolesRepaired: 0 };
 }
