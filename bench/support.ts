@@ -1,0 +1,50 @@
+import crypto from 'node:crypto';
+import postgres from 'postgres';
+import { connect, type Sql } from '../src/storage/database.ts';
+import { migrate } from '../src/storage/migrate.ts';
+
+/** A fresh migrated database on the PostgreSQL of DATABASE_URL (default: the local one), dropped by `drop`. */
+export async function benchDatabase(): Promise<{ sql: Sql; url: string; drop(): Promise<void> }> {
+  const base = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const name = `orgsync_bench_${crypto.randomBytes(4).toString('hex')}`;
+  const admin = postgres(base, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  const sql = connect(url.toString(), 20);
+  await migrate(sql);
+  return {
+    sql,
+    url: url.toString(),
+    drop: async () => {
+      await sql.end();
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    },
+  };
+}
+
+/** Runs `fn`, reporting wall time and the peak RSS / heap growth seen while it ran. */
+export async function measure<T>(fn: () => Promise<T>): Promise<{ result: T; ms: number; peakRssMb: number; heapGrowthMb: number }> {
+  global.gc?.();
+  const heapBefore = process.memoryUsage().heapUsed;
+  let peakRss = process.memoryUsage().rss;
+  let peakHeap = heapBefore;
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    peakRss = Math.max(peakRss, m.rss);
+    peakHeap = Math.max(peakHeap, m.heapUsed);
+  }, 20);
+  const started = performance.now();
+  try {
+    const result = await fn();
+    return {
+      result,
+      ms: Math.round(performance.now() - started),
+      peakRssMb: Math.round(peakRss / 2 ** 20),
+      heapGrowthMb: Math.round((peakHeap - heapBefore) / 2 ** 20),
+    };
+  } finally {
+    clearInterval(sampler);
+  }
+}
