@@ -28,6 +28,8 @@ const schema = z
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(300_000).default(10_000),
     DEMO_ORGANIZATION: bool.optional(),
     TRUST_PROXY: bool.default(false),
+    SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
+    MAIL_FROM: z.string().min(3).default('orgsync <no-reply@localhost>'),
     RECONCILER: bool.default(true),
     RECONCILE_EVENTS_SCHEDULE: cronExpression.default('*/2 * * * * *'),
     RECONCILE_INVITES_SCHEDULE: cronExpression.default('* * * * *'),
@@ -67,6 +69,9 @@ export interface Config {
   demoOrganization: boolean;
   trustProxy: boolean;
   reconciler: ReconcilerConfig;
+  /** Absent: emails are not sent, their links are logged (local use). */
+  smtpUrl?: string;
+  mailFrom: string;
 }
 
 export interface ReconcilerConfig {
@@ -111,6 +116,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     demoOrganization: e.DEMO_ORGANIZATION ?? !e.DATABASE_URL,
     trustProxy: e.TRUST_PROXY,
+    smtpUrl: e.SMTP_URL,
+    mailFrom: e.MAIL_FROM,
     reconciler: {
       enabled: e.RECONCILER,
       eventsSchedule: e.RECONCILE_EVENTS_SCHEDULE,

@@ -1,5 +1,7 @@
 import type { AppContext } from '../context.ts';
 import { openSealedSecret } from '../core/secrets.ts';
+import { invitationEmailSender } from '../notify/invitation-email.ts';
+import { createMailer } from '../notify/mailer.ts';
 import type { Sender, Senders } from './deliver.ts';
 import { publicEventBody } from './outbox.ts';
 import { postWebhook } from './webhooks.ts';
@@ -19,11 +21,7 @@ export function webhookSender(ctx: AppContext): Sender {
   };
 }
 
-/** Until an email sender is wired, email deliveries wait (and retry) rather than vanish. */
-const noEmailSender: Sender = async () => {
-  throw new Error('no email sender is configured');
-};
-
 export function defaultSenders(ctx: AppContext): Senders {
-  return { webhook: webhookSender(ctx), email: noEmailSender };
+  const mailer = createMailer({ smtpUrl: ctx.config.smtpUrl, from: ctx.config.mailFrom, log: ctx.log });
+  return { webhook: webhookSender(ctx), email: invitationEmailSender(ctx, mailer) };
 }
