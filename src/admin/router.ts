@@ -2,6 +2,7 @@ import express, { Router } from 'express';
 import type { AppContext } from '../context.ts';
 import { samlAdminRouter } from '../saml/admin.ts';
 import { authenticate } from './auth.ts';
+import { syncAdminRouter } from './sync-routes.ts';
 
 /**
  * The admin REST API under /api. Every route acts on the caller's own organization (the one its
@@ -12,5 +13,6 @@ export function adminRouter(ctx: AppContext): Router {
   router.use(express.json({ limit: ctx.config.bodyLimit }));
   router.use(authenticate(ctx));
   router.use('/saml', samlAdminRouter(ctx));
+  router.use(syncAdminRouter(ctx));
   return router;
 }

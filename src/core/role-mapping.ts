@@ -120,3 +120,9 @@ export async function recomputeMappedRoles(tx: Tx, organizationId: string, accou
   }
   return changed;
 }
+
+export async function listGroupRoleMappings(db: Db, organizationId: string): Promise<GroupRoleMapping[]> {
+  return db<GroupRoleMapping[]>`
+    select organization_id, id, group_id, group_name, roles from group_role_mappings
+    where organization_id = ${organizationId} order by created_at, id`;
+}

@@ -1,0 +1,67 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { AppContext } from '../context.ts';
+import { createGroupRoleMapping, deleteGroupRoleMapping, listGroupRoleMappings } from '../core/role-mapping.ts';
+import { createWebhookEndpoint, deleteWebhookEndpoint, listWebhookEndpoints } from '../core/webhook-endpoints.ts';
+import { retryDeadDeliveries } from '../sync/outbox.ts';
+import { requirePermission } from './auth.ts';
+import { route } from './handler.ts';
+
+const webhookInput = z.object({ url: z.string().min(1).max(2000), events: z.array(z.string().min(1).max(100)).max(50).optional() }).strict();
+const mappingInput = z
+  .object({ groupId: z.string().optional(), groupName: z.string().optional(), roles: z.array(z.string()).min(1).max(20) })
+  .strict();
+const deliveryQuery = z.object({
+  status: z.enum(['pending', 'delivered', 'dead']).default('dead'),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  after: z.string().regex(/^\d+$/, 'must be a delivery id').optional(),
+});
+const retryInput = z.object({ ids: z.array(z.string().regex(/^\d+$/)).max(1000).optional() }).strict();
+
+/** Webhook endpoints, their deliveries (dead letters and retry) and group → role mappings. */
+export function syncAdminRouter(ctx: AppContext): Router {
+  const router = Router();
+
+  router.get('/webhooks', requirePermission('org:manage'), route(async (_req, res, p) => {
+    res.json({ items: await listWebhookEndpoints(ctx.sql, p.organizationId) });
+  }));
+  router.post('/webhooks', requirePermission('org:manage'), route(async (req, res, p) => {
+    const input = webhookInput.parse(req.body);
+    const created = await createWebhookEndpoint(ctx.sql, ctx.config.serverSecret, { organizationId: p.organizationId, ...input }, p.actor);
+    res.status(201).json(created);
+  }));
+  router.delete('/webhooks/:id', requirePermission('org:manage'), route(async (req, res, p) => {
+    await deleteWebhookEndpoint(ctx.sql, p.organizationId, String(req.params.id), p.actor);
+    res.status(204).end();
+  }));
+
+  router.get('/deliveries', requirePermission('org:manage'), route(async (req, res, p) => {
+    const q = deliveryQuery.parse(req.query);
+    const items = await ctx.sql`
+      select d.id, d.event_id, o.type as event_type, d.kind, d.target, d.status, d.attempts, d.next_attempt_at,
+             d.last_error, d.delivered_at, d.created_at
+      from deliveries d join outbox o on o.organization_id = d.organization_id and o.id = d.event_id
+      where d.organization_id = ${p.organizationId} and d.status = ${q.status}
+        ${q.after ? ctx.sql`and d.id > ${q.after}` : ctx.sql``}
+      order by d.id limit ${q.limit}`;
+    res.json({ items, next: items.length === q.limit ? items[items.length - 1]!.id : null });
+  }));
+  router.post('/deliveries/retry', requirePermission('org:manage'), route(async (req, res, p) => {
+    const { ids } = retryInput.parse(req.body ?? {});
+    res.json({ retried: await retryDeadDeliveries(ctx.sql, p.organizationId, ids ?? null, p.actor) });
+  }));
+
+  router.get('/group-mappings', requirePermission('members:view'), route(async (_req, res, p) => {
+    res.json({ items: await listGroupRoleMappings(ctx.sql, p.organizationId) });
+  }));
+  router.post('/group-mappings', requirePermission('members:manage'), route(async (req, res, p) => {
+    const input = mappingInput.parse(req.body);
+    res.status(201).json(await createGroupRoleMapping(ctx.sql, { organizationId: p.organizationId, ...input }, p.actor));
+  }));
+  router.delete('/group-mappings/:id', requirePermission('members:manage'), route(async (req, res, p) => {
+    await deleteGroupRoleMapping(ctx.sql, p.organizationId, String(req.params.id), p.actor);
+    res.status(204).end();
+  }));
+
+  return router;
+}
