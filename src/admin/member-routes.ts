@@ -1,0 +1,72 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { AppContext } from '../context.ts';
+import { DomainError, notFound } from '../core/errors.ts';
+import { isUuid } from '../core/ids.ts';
+import { listMembers } from '../core/member-directory.ts';
+import { leaveOrganization, removeMember, setRoles } from '../core/memberships.ts';
+import { requirePermission } from './auth.ts';
+import { route } from './handler.ts';
+
+const listQuery = z.object({
+  status: z.enum(['active', 'pending', 'suspended']).optional(),
+  role: z.string().max(63).optional(),
+  email: z.string().max(320).optional(),
+  after: z.uuid().optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});
+const rolesInput = z.object({ roles: z.array(z.string().min(1).max(63)).min(1).max(20) }).strict();
+const bulkRemoveInput = z.object({ accountIds: z.array(z.string()).min(1).max(100) }).strict();
+
+function accountIdParam(raw: unknown): string {
+  const id = String(raw);
+  if (!isUuid(id)) throw notFound('member', { accountId: id });
+  return id;
+}
+
+/** Members: list, change roles, remove one or many, leave. The rules live in the core. */
+export function memberRouter(ctx: AppContext): Router {
+  const router = Router();
+
+  router.get('/members', requirePermission('members:view'), route(async (req, res, p) => {
+    res.json(await listMembers(ctx.sql, p.organizationId, listQuery.parse(req.query)));
+  }));
+
+  router.put('/members/:accountId/roles', requirePermission('members:manage'), route(async (req, res, p) => {
+    const { roles } = rolesInput.parse(req.body);
+    const m = await setRoles(ctx.sql, p.organizationId, accountIdParam(req.params.accountId), roles, p.actor);
+    res.json({ accountId: m.accountId, roles: m.roles, mappedRoles: m.mappedRoles });
+  }));
+
+  router.delete('/members/:accountId', requirePermission('members:manage'), route(async (req, res, p) => {
+    await removeMember(ctx.sql, p.organizationId, accountIdParam(req.params.accountId), p.actor);
+    res.status(204).end();
+  }));
+
+  // Each removal is its own transaction: one refusal (the last owner, oneself) does not undo the others.
+  router.post('/members/remove', requirePermission('members:manage'), route(async (req, res, p) => {
+    const { accountIds } = bulkRemoveInput.parse(req.body);
+    const results = [];
+    for (const accountId of [...new Set(accountIds)]) {
+      try {
+        await removeMember(ctx.sql, p.organizationId, accountIdParam(accountId), p.actor);
+        results.push({ accountId, removed: true });
+      } catch (error) {
+        if (!(error instanceof DomainError)) throw error;
+        results.push({ accountId, removed: false, error: error.code, message: error.message });
+      }
+    }
+    res.json({ removed: results.filter((r) => r.removed).length, failed: results.filter((r) => !r.removed).length, results });
+  }));
+
+  router.post('/leave', route(async (_req, res, p) => {
+    if (!p.accountId) {
+      res.status(400).json({ error: 'invalid', message: 'only a signed-in member can leave; an API key has no membership' });
+      return;
+    }
+    await leaveOrganization(ctx.sql, p.organizationId, p.accountId, p.actor);
+    res.status(204).end();
+  }));
+
+  return router;
+}
