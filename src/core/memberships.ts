@@ -94,7 +94,7 @@ async function acceptPendingInvitation(tx: Tx, organizationId: string, accountId
     update invitations
     set status = case when expires_at > now() then 'accepted' else 'expired' end,
         accepted_at = case when expires_at > now() then now() end,
-        token_hash = null, updated_at = now()
+        updated_at = now()
     where organization_id = ${organizationId} and account_id = ${accountId} and status = 'pending'
     returning status = 'accepted' as live`;
   return row?.live ?? false;
@@ -154,7 +154,7 @@ async function changeStatus(
       returning *`;
     if (to === 'removed') {
       await tx`delete from group_members where organization_id = ${organizationId} and account_id = ${accountId}`;
-      await tx`update invitations set status = 'revoked', token_hash = null, updated_at = now()
+      await tx`update invitations set status = 'revoked', updated_at = now()
                where organization_id = ${organizationId} and account_id = ${accountId} and status = 'pending'`;
     }
     if (to !== 'active') await endSessionsOf(tx, organizationId, accountId);

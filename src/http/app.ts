@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { AppContext } from '../context.ts';
+import { invitationPages } from '../admin/invitation-pages.ts';
 import { adminRouter } from '../admin/router.ts';
 import { samlRouter } from '../saml/router.ts';
 import { scimRouter } from '../scim/router.ts';
@@ -42,6 +43,7 @@ export function createApp(ctx: AppContext): express.Express {
   app.use('/scim/v2', scimRouter(ctx));
   app.use('/saml', samlRouter(ctx));
   app.use('/api', adminRouter(ctx));
+  app.use('/invitations', invitationPages(ctx));
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not_found', message: 'no such endpoint' });

@@ -16,7 +16,7 @@ export async function expireInvitations(sql: Sql): Promise<number> {
   for (;;) {
     const expired = await sql.begin(async (tx) => {
       const rows = await tx<{ organizationId: string; id: string; accountId: string; email: string }[]>`
-        update invitations set status = 'expired', token_hash = null, updated_at = now()
+        update invitations set status = 'expired', updated_at = now()
         where (organization_id, id) in (
           select organization_id, id from invitations
           where status = 'pending' and expires_at <= now()
@@ -44,7 +44,7 @@ export async function expireInvitations(sql: Sql): Promise<number> {
 export async function acceptArrivedInvitations(sql: Sql): Promise<number> {
   return sql.begin(async (tx) => {
     const rows = await tx<{ organizationId: string; id: string; accountId: string; email: string }[]>`
-      update invitations i set status = 'accepted', accepted_at = now(), token_hash = null, updated_at = now()
+      update invitations i set status = 'accepted', accepted_at = now(), updated_at = now()
       from memberships m
       where i.status = 'pending' and m.organization_id = i.organization_id and m.account_id = i.account_id
         and m.status = 'active'

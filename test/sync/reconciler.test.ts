@@ -61,8 +61,8 @@ describe('invitations', () => {
     const live = await invite('1 hour');
     const summary = await reconciler.runOnce();
     expect(summary.invitationsExpired).toBe(1);
-    const [inv] = await ctx.sql`select status, token_hash from invitations where id = ${late.invitationId}`;
-    expect(inv).toEqual({ status: 'expired', tokenHash: null });
+    const [inv] = await ctx.sql`select status from invitations where id = ${late.invitationId}`;
+    expect(inv).toEqual({ status: 'expired' });
     expect((await ctx.sql`select status from memberships where account_id = ${late.accountId}`)[0]!.status).toBe('removed');
     expect((await ctx.sql`select status from invitations where id = ${live.invitationId}`)[0]!.status).toBe('pending');
     const audit = await ctx.sql`select actor_name, channel from audit_log where action = 'invite.expired' and target_id = ${late.invitationId}`;

@@ -1,0 +1,79 @@
+import express, { Router, type Response } from 'express';
+import type { AppContext } from '../context.ts';
+import { DomainError } from '../core/errors.ts';
+import { acceptInvitation, findInvitationByToken } from '../core/invitations.ts';
+import { createSession } from '../core/sessions.ts';
+import { setSessionCookie } from '../http/session-cookie.ts';
+
+const escape = (text: string) =>
+  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+function page(res: Response, status: number, title: string, body: string): void {
+  res
+    .status(status)
+    .set({ 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'" })
+    .type('html')
+    .send(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escape(title)}</title><style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}label{display:block;margin:.75rem 0}input{display:block;width:100%;padding:.4rem}button{margin-top:1rem;padding:.5rem 1rem}</style>
+</head><body><h1>${escape(title)}</h1>${body}</body></html>`);
+}
+
+function refusal(res: Response, error: unknown): void {
+  if (!(error instanceof DomainError)) throw error;
+  page(res, error.code === 'not_found' ? 404 : 410, 'Invitation not available', `<p>${escape(error.message)}</p>`);
+}
+
+/**
+ * The pages an invited person opens from the email (no API key: the single-use token proves the
+ * email address). A new person gives their name; accepting joins and signs them in.
+ */
+export function invitationPages(ctx: AppContext): Router {
+  const router = Router();
+  router.use(express.urlencoded({ extended: false, limit: '8kb' }));
+
+  router.get('/accept', async (req, res, next) => {
+    try {
+      const token = String(req.query.token ?? '');
+      const { invitation, account } = await findInvitationByToken(ctx.sql, ctx.config.serverSecret, token);
+      const needsName = !account.givenName || !account.familyName;
+      page(
+        res,
+        200,
+        `Join ${invitation.organizationName}`,
+        `<p>You were invited as <strong>${escape(account.email)}</strong>.</p>
+<form method="post" action="accept"><input type="hidden" name="token" value="${escape(token)}">
+${needsName ? `<label>First name<input name="givenName" autocomplete="given-name" required maxlength="200" value="${escape(account.givenName ?? '')}"></label>
+<label>Last name<input name="familyName" autocomplete="family-name" required maxlength="200" value="${escape(account.familyName ?? '')}"></label>` : ''}
+<button type="submit">Accept and join</button></form>`,
+      );
+    } catch (error) {
+      try {
+        refusal(res, error);
+      } catch (other) {
+        next(other);
+      }
+    }
+  });
+
+  router.post('/accept', async (req, res, next) => {
+    try {
+      const body = req.body as Record<string, string | undefined>;
+      const names = { givenName: body.givenName?.trim().slice(0, 200) || undefined, familyName: body.familyName?.trim().slice(0, 200) || undefined };
+      const { invitation, membership } = await acceptInvitation(ctx.sql, ctx.config.serverSecret, String(body.token ?? ''), names);
+      const { session, secret } = await createSession(ctx.sql, ctx.config.serverSecret, {
+        organizationId: membership.organizationId,
+        accountId: membership.accountId,
+        via: 'invite',
+      });
+      setSessionCookie(res, secret, session.expiresAt, ctx.config.publicUrl.startsWith('https:'));
+      page(res, 200, 'Welcome', `<p>You joined <strong>${escape(invitation.organizationName)}</strong> as ${escape(invitation.email)}. You are signed in.</p>`);
+    } catch (error) {
+      try {
+        refusal(res, error);
+      } catch (other) {
+        next(other);
+      }
+    }
+  });
+  return router;
+}

@@ -1,0 +1,71 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { AppContext } from '../context.ts';
+import { inviteMembers, listInvitations, resendInvitation, revokeInvitation } from '../core/invitations.ts';
+import { requirePermission } from './auth.ts';
+import { route } from './handler.ts';
+
+export const MAX_INVITES_PER_REQUEST = 20;
+
+const inviteInput = z
+  .object({
+    // A list, or one string of addresses separated by spaces, commas or new lines.
+    emails: z.union([z.string(), z.array(z.string())]),
+    givenName: z.string().max(200).optional(),
+    familyName: z.string().max(200).optional(),
+    roles: z.array(z.string().min(1).max(63)).max(20).optional(),
+    groupIds: z.array(z.string()).max(50).optional(),
+  })
+  .strict();
+const listQuery = z.object({ status: z.enum(['pending', 'accepted', 'expired', 'revoked']).optional() });
+
+export function splitAddresses(emails: string | string[]): string[] {
+  const all = (Array.isArray(emails) ? emails : [emails]).flatMap((e) => e.split(/[\s,;]+/));
+  return [...new Set(all.map((e) => e.trim()).filter(Boolean))];
+}
+
+/** Invitations: invite up to 20 people at once, list, resend, revoke. */
+export function invitationRouter(ctx: AppContext): Router {
+  const router = Router();
+
+  router.post('/invitations', requirePermission('members:manage'), route(async (req, res, p) => {
+    const input = inviteInput.parse(req.body);
+    const emails = splitAddresses(input.emails);
+    if (emails.length === 0) {
+      res.status(400).json({ error: 'invalid', message: 'emails: give at least one address' });
+      return;
+    }
+    if (emails.length > MAX_INVITES_PER_REQUEST) {
+      res.status(400).json({
+        error: 'invalid',
+        message: `at most ${MAX_INVITES_PER_REQUEST} addresses per request (got ${emails.length}); use the CSV import for more`,
+      });
+      return;
+    }
+    const names = emails.length === 1 ? { givenName: input.givenName, familyName: input.familyName } : {};
+    const results = await inviteMembers(
+      ctx.sql,
+      ctx.config.serverSecret,
+      p.organizationId,
+      emails.map((email) => ({ email, roles: input.roles, groupIds: input.groupIds, ...names })),
+      p.actor,
+    );
+    const invited = results.filter((r) => r.invited).length;
+    res.status(invited > 0 ? 201 : 400).json({ invited, failed: results.length - invited, results });
+  }));
+
+  router.get('/invitations', requirePermission('members:view'), route(async (req, res, p) => {
+    res.json({ items: await listInvitations(ctx.sql, p.organizationId, listQuery.parse(req.query).status) });
+  }));
+
+  router.post('/invitations/:id/resend', requirePermission('members:manage'), route(async (req, res, p) => {
+    res.json(await resendInvitation(ctx.sql, ctx.config.serverSecret, p.organizationId, String(req.params.id), p.actor));
+  }));
+
+  router.delete('/invitations/:id', requirePermission('members:manage'), route(async (req, res, p) => {
+    await revokeInvitation(ctx.sql, p.organizationId, String(req.params.id), p.actor);
+    res.status(204).end();
+  }));
+
+  return router;
+}

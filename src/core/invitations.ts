@@ -1,0 +1,223 @@
+import type { Db, Tx } from '../storage/database.ts';
+import { firstRow, inTransaction } from '../storage/database.ts';
+import { ensureAccount, getAccount, isValidEmail, normalizeEmail } from './accounts.ts';
+import type { Actor } from './actor.ts';
+import { recordAudit } from './audit.ts';
+import { conflict, DomainError, invalid, notFound } from './errors.ts';
+import { emitEvent } from './events.ts';
+import { changeGroupMembers } from './groups.ts';
+import { isUuid } from './ids.ts';
+import { joinOrganization, type Membership } from './memberships.ts';
+import { assertRolesExist } from './roles.ts';
+import { generateSecret, hashSecret, sealSecret } from './secrets.ts';
+
+export interface Invitation {
+  organizationId: string;
+  id: string;
+  accountId: string;
+  email: string;
+  groupIds: string[];
+  status: 'pending' | 'accepted' | 'expired' | 'revoked';
+  invitedBy: string;
+  expiresAt: Date;
+  acceptedAt: Date | null;
+  createdAt: Date;
+}
+
+export interface InviteRequest {
+  email: string;
+  givenName?: string;
+  familyName?: string;
+  roles?: string[];
+  groupIds?: string[];
+}
+
+export type InviteResult =
+  | { email: string; invited: true; invitation: Invitation }
+  | { email: string; invited: false; error: string; message: string };
+
+const COLUMNS = 'organization_id, id, account_id, email, group_ids, status, invited_by, expires_at, accepted_at, created_at';
+
+/**
+ * Invites each address on its own: a bad address, an existing member or a pending invitation
+ * is reported for that address and does not stop the others. Each invitation gets a single-use
+ * token, stored hashed; the email (with the token sealed) leaves through the outbox.
+ */
+export async function inviteMembers(
+  db: Db,
+  serverSecret: string,
+  organizationId: string,
+  requests: InviteRequest[],
+  actor: Actor,
+): Promise<InviteResult[]> {
+  const results: InviteResult[] = [];
+  for (const request of requests) {
+    try {
+      const invitation = await inTransaction(db, (tx) => tx.savepoint((sp) => inviteOne(sp, serverSecret, organizationId, request, actor)));
+      results.push({ email: request.email, invited: true, invitation });
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      results.push({ email: request.email, invited: false, error: error.code, message: error.message });
+    }
+  }
+  return results;
+}
+
+async function inviteOne(tx: Tx, serverSecret: string, organizationId: string, request: InviteRequest, actor: Actor): Promise<Invitation> {
+  if (!isValidEmail(request.email)) throw invalid(`invalid email address: ${request.email}`);
+  const email = normalizeEmail(request.email);
+  const [org] = await tx<{ defaultRole: string; inviteTtlHours: number }[]>`
+    select default_role, invite_ttl_hours from organizations where id = ${organizationId}`;
+  if (!org) throw notFound('organization');
+  const roles = request.roles?.length ? [...new Set(request.roles)] : [org.defaultRole];
+  await assertRolesExist(tx, organizationId, roles);
+  const groupIds = [...new Set(request.groupIds ?? [])];
+  if (groupIds.length) {
+    const found = await tx<{ id: string }[]>`
+      select id from groups where organization_id = ${organizationId} and source = 'local'
+        and id = any(${groupIds.filter(isUuid)}::uuid[])`;
+    const unknown = groupIds.filter((g) => !found.some((f) => f.id === g));
+    if (unknown.length) throw invalid(`unknown group(s): ${unknown.join(', ')}`, { groupIds: unknown });
+  }
+  const account = await ensureAccount(tx, { email, givenName: request.givenName, familyName: request.familyName });
+  const [existing] = await tx<Membership[]>`
+    select * from memberships where organization_id = ${organizationId} and account_id = ${account.id} for update`;
+  if (existing?.status === 'active' || existing?.status === 'suspended') throw conflict(`${email} is already a member`);
+  if (existing?.status === 'invited') {
+    const [pending] = await tx`select 1 from invitations where organization_id = ${organizationId} and account_id = ${account.id} and status = 'pending'`;
+    if (pending) throw conflict(`${email} already has a pending invitation; resend it instead`);
+  }
+  await tx`
+    insert into memberships (organization_id, account_id, status, source, roles)
+    values (${organizationId}, ${account.id}, 'invited', 'invite', ${roles}::text[])
+    on conflict (organization_id, account_id) do update set
+      status = 'invited', source = 'invite', roles = excluded.roles, mapped_roles = '{}', updated_at = now()`;
+  const token = generateSecret('invite');
+  const invitation = firstRow(
+    await tx<Invitation[]>`
+      insert into invitations (organization_id, account_id, email, group_ids, status, token_hash, invited_by, expires_at)
+      values (${organizationId}, ${account.id}, ${email}, ${groupIds}::uuid[], 'pending', ${hashSecret(token, serverSecret)},
+              ${actor.name}, now() + make_interval(hours => ${org.inviteTtlHours}))
+      returning ${tx.unsafe(COLUMNS)}`,
+  );
+  await announce(tx, serverSecret, invitation, token, roles, actor);
+  return invitation;
+}
+
+async function announce(tx: Tx, serverSecret: string, inv: Invitation, token: string, roles: string[], actor: Actor): Promise<void> {
+  const details = { invitationId: inv.id, email: inv.email, accountId: inv.accountId, roles, expiresAt: inv.expiresAt };
+  await recordAudit(tx, inv.organizationId, actor, 'invite.created', { type: 'invitation', id: inv.id }, details);
+  await emitEvent(tx, inv.organizationId, 'invite.created', { ...details, invitedBy: actor.name, sealed: { token: sealSecret(token, serverSecret) } }, actor);
+}
+
+export async function listInvitations(db: Db, organizationId: string, status?: Invitation['status']): Promise<Invitation[]> {
+  return db<Invitation[]>`
+    select ${db.unsafe(COLUMNS)} from invitations
+    where organization_id = ${organizationId} ${status ? db`and status = ${status}` : db``}
+    order by created_at desc, id limit 500`;
+}
+
+/** A new token and a new expiry for a pending (or expired) invitation; the old link stops working. */
+export async function resendInvitation(db: Db, serverSecret: string, organizationId: string, id: string, actor: Actor): Promise<Invitation> {
+  if (!isUuid(id)) throw notFound('invitation', { id });
+  return inTransaction(db, async (tx) => {
+    const [current] = await tx<Invitation[]>`
+      select ${tx.unsafe(COLUMNS)} from invitations where organization_id = ${organizationId} and id = ${id} for update`;
+    if (!current) throw notFound('invitation', { id });
+    if (current.status === 'accepted' || current.status === 'revoked') throw conflict(`the invitation was ${current.status}; invite again instead`);
+    const [membership] = await tx<Membership[]>`
+      select * from memberships where organization_id = ${organizationId} and account_id = ${current.accountId} for update`;
+    if (membership?.status === 'active' || membership?.status === 'suspended') throw conflict(`${current.email} is already a member`);
+    await tx`update memberships set status = 'invited', updated_at = now()
+             where organization_id = ${organizationId} and account_id = ${current.accountId}`;
+    const token = generateSecret('invite');
+    const invitation = firstRow(
+      await tx<Invitation[]>`
+        update invitations i set status = 'pending', token_hash = ${hashSecret(token, serverSecret)}, updated_at = now(),
+          expires_at = now() + make_interval(hours => o.invite_ttl_hours)
+        from organizations o
+        where o.id = i.organization_id and i.organization_id = ${organizationId} and i.id = ${id}
+        returning ${tx.unsafe(COLUMNS.split(', ').map((c) => `i.${c}`).join(', '))}`,
+    );
+    await announce(tx, serverSecret, invitation, token, membership?.roles ?? [], actor);
+    return invitation;
+  });
+}
+
+export async function revokeInvitation(db: Db, organizationId: string, id: string, actor: Actor): Promise<void> {
+  if (!isUuid(id)) throw notFound('invitation', { id });
+  await inTransaction(db, async (tx) => {
+    const [inv] = await tx<Invitation[]>`
+      update invitations set status = 'revoked', updated_at = now()
+      where organization_id = ${organizationId} and id = ${id} and status = 'pending'
+      returning ${tx.unsafe(COLUMNS)}`;
+    if (!inv) throw notFound('pending invitation', { id });
+    await tx`update memberships set status = 'removed', updated_at = now()
+             where organization_id = ${organizationId} and account_id = ${inv.accountId} and status = 'invited'`;
+    const details = { invitationId: id, email: inv.email, accountId: inv.accountId };
+    await recordAudit(tx, organizationId, actor, 'invite.revoked', { type: 'invitation', id }, details);
+    await emitEvent(tx, organizationId, 'invite.revoked', details, actor);
+  });
+}
+
+/** Why a token cannot be used, in words for the person holding the link. */
+export function invitationRefusal(status: Invitation['status'] | 'unknown' | 'past_expiry'): string {
+  return {
+    unknown: 'This invitation link is not valid. It may have been replaced by a newer one.',
+    accepted: 'This invitation has already been accepted.',
+    expired: 'This invitation has expired. Ask the organization\'s administrator to send a new one.',
+    past_expiry: 'This invitation has expired. Ask the organization\'s administrator to send a new one.',
+    revoked: 'This invitation was withdrawn by the organization.',
+    pending: '',
+  }[status];
+}
+
+/**
+ * The invitation a token opens, with the account it is for; refuses used, expired or revoked
+ * tokens. The hash stays after an invitation ends (its status makes it single-use), so a second
+ * click gets "already accepted" rather than "not valid"; a resend replaces it.
+ */
+export async function findInvitationByToken(db: Db, serverSecret: string, token: string) {
+  const [inv] = await db<(Invitation & { organizationName: string })[]>`
+    select ${db.unsafe(COLUMNS.split(', ').map((c) => `i.${c}`).join(', '))}, o.name as organization_name
+    from invitations i join organizations o on o.id = i.organization_id
+    where i.token_hash = ${hashSecret(token, serverSecret)}`;
+  if (!inv) throw new DomainError('not_found', invitationRefusal('unknown'));
+  if (inv.status !== 'pending') throw new DomainError('conflict', invitationRefusal(inv.status));
+  if (inv.expiresAt.getTime() <= Date.now()) throw new DomainError('conflict', invitationRefusal('past_expiry'));
+  const account = await getAccount(db, inv.accountId);
+  return { invitation: inv, account: account! };
+}
+
+/**
+ * Accepts an invitation with its token: the token proves the email, the person's name completes
+ * a new account, the membership becomes active with the roles chosen at invite time, and the
+ * invited local groups are joined.
+ */
+export async function acceptInvitation(
+  db: Db,
+  serverSecret: string,
+  token: string,
+  names: { givenName?: string; familyName?: string },
+): Promise<{ invitation: Invitation & { organizationName: string }; membership: Membership }> {
+  return inTransaction(db, async (tx) => {
+    const { invitation, account } = await findInvitationByToken(tx, serverSecret, token);
+    // A second use of the same link waits here and then finds the invitation no longer pending.
+    const [locked] = await tx<{ status: Invitation['status'] }[]>`
+      select status from invitations where organization_id = ${invitation.organizationId} and id = ${invitation.id} for update`;
+    if (locked!.status !== 'pending') throw new DomainError('conflict', invitationRefusal(locked!.status));
+    if (names.givenName || names.familyName) {
+      await tx`update accounts set given_name = coalesce(given_name, ${names.givenName ?? null}),
+                 family_name = coalesce(family_name, ${names.familyName ?? null}), updated_at = now() where id = ${account.id}`;
+    }
+    const actor: Actor = { type: 'account', id: account.id, name: account.email, channel: 'admin' };
+    const { membership } = await joinOrganization(tx, { organizationId: invitation.organizationId, accountId: account.id, source: 'invite' }, actor);
+    if (invitation.groupIds.length) {
+      const live = await tx<{ id: string }[]>`select id from groups where organization_id = ${invitation.organizationId} and id = any(${invitation.groupIds}::uuid[])`;
+      for (const g of live) await changeGroupMembers(tx, invitation.organizationId, g.id, { add: [account.id] }, actor);
+    }
+    await recordAudit(tx, invitation.organizationId, actor, 'invite.accepted', { type: 'invitation', id: invitation.id }, { email: account.email });
+    await emitEvent(tx, invitation.organizationId, 'invite.accepted', { invitationId: invitation.id, email: account.email, accountId: account.id }, actor);
+    return { invitation, membership };
+  });
+}

@@ -1,0 +1,114 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Express } from 'express';
+import type { AppContext } from '../../src/context.ts';
+import { systemActor } from '../../src/core/actor.ts';
+import { createGroup } from '../../src/core/groups.ts';
+import { createApp } from '../../src/http/app.ts';
+import { SESSION_COOKIE } from '../../src/http/session-cookie.ts';
+import { createReconciler } from '../../src/sync/index.ts';
+import { createTestContext, createTestOrganization } from '../support/context.ts';
+import { startSmtpServer } from '../support/smtp.ts';
+
+let ctx: AppContext;
+let app: Express;
+let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
+let a: Awaited<ReturnType<typeof createTestOrganization>>;
+let b: Awaited<ReturnType<typeof createTestOrganization>>;
+
+beforeAll(async () => {
+  smtp = await startSmtpServer();
+  ctx = await createTestContext({ SMTP_URL: smtp.url });
+  app = createApp(ctx);
+  a = await createTestOrganization(ctx, 'inv-a');
+  b = await createTestOrganization(ctx, 'inv-b');
+});
+afterAll(async () => {
+  await ctx.database.close();
+  await smtp.close();
+});
+
+const as = (key: string) => ({ authorization: `Bearer ${key}` });
+const invite = (body: object, key = a.adminKey) => request(app).post('/api/invitations').set(as(key)).send(body);
+
+/** Delivers queued emails over the real SMTP server and returns the accept token sent to `to`. */
+async function tokenMailedTo(to: string): Promise<string> {
+  await createReconciler(ctx).events();
+  const mail = smtp.messages.filter((m) => m.to.includes(to)).pop();
+  const match = /token=3D([A-Za-z0-9_-]+)/.exec(mail!.raw.replace(/=\r?\n/g, ''));
+  return match![1]!;
+}
+
+describe('invitations', () => {
+  it('invite several addresses separated by spaces, commas or new lines, with a per-address result', async () => {
+    const group = await createGroup(ctx.sql, { organizationId: a.organization.id, source: 'local', displayName: 'Design' }, systemActor('admin'));
+    const res = await invite({ emails: 'ann@x.test, bob@x.test\ncid@x.test  not-an-email owner@inv-a.test', roles: ['viewer'], groupIds: [group.id] }).expect(201);
+    expect(res.body).toMatchObject({ invited: 3, failed: 2 });
+    expect(res.body.results.find((r: { email: string }) => r.email === 'not-an-email')).toMatchObject({ invited: false, error: 'invalid' });
+    expect(res.body.results.find((r: { email: string }) => r.email === 'owner@inv-a.test')).toMatchObject({ invited: false, message: expect.stringMatching(/already a member/) });
+    const again = await invite({ emails: ['ANN@x.test'] }).expect(400);
+    expect(again.body.results[0].message).toMatch(/pending invitation/);
+    const members = await request(app).get('/api/members?status=pending').set(as(a.adminKey)).expect(200);
+    expect(members.body.items.map((m: { email: string }) => m.email).sort()).toEqual(['ann@x.test', 'bob@x.test', 'cid@x.test']);
+  });
+
+  it('refuses more than 20 addresses, pointing to the CSV import; unknown roles and groups', async () => {
+    const many = Array.from({ length: 21 }, (_, i) => `p${i}@x.test`).join(' ');
+    expect((await invite({ emails: many }).expect(400)).body.message).toMatch(/at most 20 .*CSV import/);
+    expect((await invite({ emails: 'r@x.test', roles: ['wizard'] }).expect(400)).body.results[0].message).toMatch(/unknown role/);
+    expect((await invite({ emails: 'g@x.test', groupIds: [crypto.randomUUID()] }).expect(400)).body.results[0].message).toMatch(/unknown group/);
+    expect(await ctx.sql`select 1 from invitations where email in ('r@x.test', 'g@x.test')`).toHaveLength(0);
+  });
+
+  it('a new person accepts by email link: names, joins with the invited role and groups, is signed in; the link then stops working', async () => {
+    await invite({ emails: 'dee@x.test', roles: ['billing'] }).expect(201);
+    const token = await tokenMailedTo('dee@x.test');
+    const form = await request(app).get(`/invitations/accept?token=${token}`).expect(200);
+    expect(form.text).toContain('Join inv-a');
+    expect(form.text).toContain('name="givenName"');
+    const accepted = await request(app).post('/invitations/accept').type('form').send({ token, givenName: 'Dee', familyName: 'Doe' }).expect(200);
+    const cookie = accepted.headers['set-cookie']![0]!;
+    expect(cookie).toMatch(new RegExp(`^${SESSION_COOKIE}=.*HttpOnly`));
+    const me = await request(app).get('/api/members?email=dee@').set('cookie', cookie.split(';')[0]!).expect(200);
+    expect(me.body.items[0]).toMatchObject({ status: 'active', source: 'invite', roles: ['billing'], givenName: 'Dee' });
+    const reused = await request(app).post('/invitations/accept').type('form').send({ token }).expect(410);
+    expect(reused.text).toContain('already been accepted');
+    await request(app).get('/invitations/accept?token=osinv_bogus').expect(404);
+  });
+
+  it('roles change while pending; resend gives a new link and kills the old one; revoke', async () => {
+    const res = await invite({ emails: 'eve@x.test' }).expect(201);
+    const { invitation } = res.body.results[0];
+    await request(app).put(`/api/members/${invitation.accountId}/roles`).set(as(a.adminKey)).send({ roles: ['admin'] }).expect(200);
+    const old = await tokenMailedTo('eve@x.test');
+    await request(app).post(`/api/invitations/${invitation.id}/resend`).set(as(b.adminKey)).expect(404);
+    await request(app).post(`/api/invitations/${invitation.id}/resend`).set(as(a.adminKey)).expect(200);
+    const fresh = await tokenMailedTo('eve@x.test');
+    expect(fresh).not.toBe(old);
+    await request(app).get(`/invitations/accept?token=${old}`).expect(404);
+    await request(app).post('/invitations/accept').type('form').send({ token: fresh, givenName: 'Eve', familyName: 'E' }).expect(200);
+    const [m] = await ctx.sql`select roles, status from memberships where account_id = ${invitation.accountId}`;
+    expect(m).toEqual({ roles: ['admin'], status: 'active' });
+
+    const other = (await invite({ emails: 'fay@x.test' }).expect(201)).body.results[0].invitation;
+    const token = await tokenMailedTo('fay@x.test');
+    await request(app).delete(`/api/invitations/${other.id}`).set(as(b.adminKey)).expect(404);
+    await request(app).delete(`/api/invitations/${other.id}`).set(as(a.adminKey)).expect(204);
+    expect((await request(app).get(`/invitations/accept?token=${token}`).expect(410)).text).toContain('withdrawn');
+  });
+
+  it('an expired invitation gives a clear page and never a join', async () => {
+    const inv = (await invite({ emails: 'gus@x.test' }).expect(201)).body.results[0].invitation;
+    const token = await tokenMailedTo('gus@x.test');
+    await ctx.sql`update invitations set expires_at = now() - interval '1 minute' where id = ${inv.id}`;
+    expect((await request(app).post('/invitations/accept').type('form').send({ token }).expect(410)).text).toContain('expired');
+    expect((await ctx.sql`select status from memberships where account_id = ${inv.accountId}`)[0]!.status).toBe('invited');
+  });
+
+  it('the default expiry is 72 hours', async () => {
+    const inv = (await invite({ emails: 'hal@x.test' }).expect(201)).body.results[0].invitation;
+    const hours = (new Date(inv.expiresAt).getTime() - Date.now()) / 3_600_000;
+    expect(hours).toBeGreaterThan(71.9);
+    expect(hours).toBeLessThanOrEqual(72);
+  });
+});
