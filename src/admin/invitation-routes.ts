@@ -1,6 +1,7 @@
-import { Router } from 'express';
+import express, { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
+import { importInvitations } from '../core/invitation-import.ts';
 import { inviteMembers, listInvitations, resendInvitation, revokeInvitation } from '../core/invitations.ts';
 import { requirePermission } from './auth.ts';
 import { route } from './handler.ts';
@@ -17,6 +18,7 @@ const inviteInput = z
     groupIds: z.array(z.string()).max(50).optional(),
   })
   .strict();
+const importQuery = z.object({ roles: z.string().optional() });
 const listQuery = z.object({ status: z.enum(['pending', 'accepted', 'expired', 'revoked']).optional() });
 
 export function splitAddresses(emails: string | string[]): string[] {
@@ -53,6 +55,21 @@ export function invitationRouter(ctx: AppContext): Router {
     const invited = results.filter((r) => r.invited).length;
     res.status(invited > 0 ? 201 : 400).json({ invited, failed: results.length - invited, results });
   }));
+
+  // The file is the body (text/csv); roles for everyone in it come as ?roles=a,b.
+  router.post(
+    '/invitations/import',
+    requirePermission('members:manage'),
+    express.text({ type: ['text/csv', 'text/plain'], limit: '2mb' }),
+    route(async (req, res, p) => {
+      if (typeof req.body !== 'string') {
+        res.status(415).json({ error: 'invalid', message: 'send the CSV file as the body with content-type text/csv' });
+        return;
+      }
+      const roles = importQuery.parse(req.query).roles?.split(',').map((r) => r.trim()).filter(Boolean);
+      res.json(await importInvitations(ctx.sql, ctx.config.serverSecret, p.organizationId, req.body, { roles }, p.actor));
+    }),
+  );
 
   router.get('/invitations', requirePermission('members:view'), route(async (req, res, p) => {
     res.json({ items: await listInvitations(ctx.sql, p.organizationId, listQuery.parse(req.query).status) });

@@ -1,0 +1,70 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Express } from 'express';
+import type { AppContext } from '../../src/context.ts';
+import { systemActor } from '../../src/core/actor.ts';
+import { createGroup } from '../../src/core/groups.ts';
+import { createApp } from '../../src/http/app.ts';
+import { createTestContext, createTestOrganization } from '../support/context.ts';
+
+let ctx: AppContext;
+let app: Express;
+let a: Awaited<ReturnType<typeof createTestOrganization>>;
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  app = createApp(ctx);
+  a = await createTestOrganization(ctx, 'csv');
+  for (const name of ['Engineering', 'Sales']) await createGroup(ctx.sql, { organizationId: a.organization.id, source: 'local', displayName: name }, systemActor('admin'));
+});
+afterAll(async () => ctx.database.close());
+
+const upload = (csv: string, query = '') =>
+  request(app).post(`/api/invitations/import${query}`).set('authorization', `Bearer ${a.adminKey}`).set('content-type', 'text/csv').send(csv);
+
+/** 1,000 rows: every 50th has a bad address, every 77th repeats row 2, every 91st names an unknown group, row 500 is the owner. */
+function thousandRows(): { csv: string; bad: Map<number, string> } {
+  const bad = new Map<number, string>();
+  const lines = ['Email,Group Membership,Department'];
+  for (let i = 0; i < 1000; i++) {
+    const row = i + 2;
+    let email = `person${i}@csv.test`;
+    let groups = i % 2 ? '"engineering, SALES"' : 'Sales';
+    if (i > 0 && i % 50 === 0) (email = `person${i}-at-csv.test`), bad.set(row, 'invalid email format');
+    else if (i > 0 && i % 77 === 0) (email = 'PERSON0@csv.test'), bad.set(row, 'duplicate in file');
+    else if (i > 0 && i % 91 === 0) (groups = 'Marketing'), bad.set(row, 'unknown group(s): Marketing');
+    else if (i === 500) (email = 'owner@csv.test'), bad.set(row, 'already a member');
+    lines.push(`${email},${groups},ignored`);
+  }
+  return { csv: lines.join('\n'), bad };
+}
+
+describe('CSV invitation import', () => {
+  it('invites the valid rows of a 1,000-row file and reports every skipped row with its reason; a second upload invites nobody twice', async () => {
+    const { csv, bad } = thousandRows();
+    const first = await upload(csv, '?roles=viewer').expect(200);
+    expect(first.body).toMatchObject({ total: 1000, invited: 1000 - bad.size, skipped: bad.size });
+    const skipped = first.body.rows.filter((r: { status: string }) => r.status === 'skipped');
+    expect(new Map(skipped.map((r: { row: number; errors: string[] }) => [r.row, r.errors.join('; ')]))).toEqual(bad);
+    const [{ n }] = (await ctx.sql`select count(*)::int as n from invitations where organization_id = ${a.organization.id} and status = 'pending'`) as unknown as [{ n: number }];
+    expect(n).toBe(1000 - bad.size);
+    const [eng] = await ctx.sql`select roles from memberships m join accounts ac on ac.id = m.account_id where ac.email = 'person1@csv.test'`;
+    expect(eng!.roles).toEqual(['viewer']);
+    const [inv] = await ctx.sql`select cardinality(group_ids) as groups from invitations where email = 'person1@csv.test'`;
+    expect(inv!.groups).toBe(2);
+
+    const second = await upload(csv).expect(200);
+    expect(second.body.invited).toBe(0);
+    expect(second.body.rows[1]).toMatchObject({ row: 3, status: 'skipped', errors: ['already invited'] });
+    const [{ m }] = (await ctx.sql`select count(*)::int as m from invitations where organization_id = ${a.organization.id}`) as unknown as [{ m: number }];
+    expect(m).toBe(1000 - bad.size);
+  });
+
+  it('refuses files that are too long, have no email column, or are not CSV', async () => {
+    const long = ['email', ...Array.from({ length: 1001 }, (_, i) => `x${i}@csv.test`)].join('\n');
+    expect((await upload(long).expect(400)).body.message).toMatch(/at most 1000 rows/);
+    expect((await upload('name\nann').expect(400)).body.message).toMatch(/"email" column/);
+    expect((await upload('email\n"unterminated').expect(400)).body.message).toMatch(/not valid CSV/);
+    await request(app).post('/api/invitations/import').set('authorization', `Bearer ${a.adminKey}`).send({ csv: 'x' }).expect(415);
+  });
+});
