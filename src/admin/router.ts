@@ -2,6 +2,7 @@ import express, { Router } from 'express';
 import type { AppContext } from '../context.ts';
 import { samlAdminRouter } from '../saml/admin.ts';
 import { authenticate } from './auth.ts';
+import { groupRouter } from './group-routes.ts';
 import { invitationRouter } from './invitation-routes.ts';
 import { memberRouter } from './member-routes.ts';
 import { syncAdminRouter } from './sync-routes.ts';
@@ -17,6 +18,7 @@ export function adminRouter(ctx: AppContext): Router {
   router.use('/saml', samlAdminRouter(ctx));
   router.use(memberRouter(ctx));
   router.use(invitationRouter(ctx));
+  router.use(groupRouter(ctx));
   router.use(syncAdminRouter(ctx));
   return router;
 }
