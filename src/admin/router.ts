@@ -5,6 +5,7 @@ import { authenticate } from './auth.ts';
 import { groupRouter } from './group-routes.ts';
 import { invitationRouter } from './invitation-routes.ts';
 import { memberRouter } from './member-routes.ts';
+import { organizationRouter } from './organization-routes.ts';
 import { syncAdminRouter } from './sync-routes.ts';
 
 /**
@@ -16,6 +17,7 @@ export function adminRouter(ctx: AppContext): Router {
   router.use(express.json({ limit: ctx.config.bodyLimit }));
   router.use(authenticate(ctx));
   router.use('/saml', samlAdminRouter(ctx));
+  router.use(organizationRouter(ctx));
   router.use(memberRouter(ctx));
   router.use(invitationRouter(ctx));
   router.use(groupRouter(ctx));

@@ -3,10 +3,10 @@ import { firstRow, inTransaction } from '../storage/database.ts';
 import { ensureAccount, type Account } from './accounts.ts';
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
-import { conflict, invalid, isUniqueViolation } from './errors.ts';
+import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { isUuid } from './ids.ts';
 import { joinOrganization, type Membership } from './memberships.ts';
-import { OWNER_ROLE } from './roles.ts';
+import { OWNER_ROLE, assertRolesExist } from './roles.ts';
 
 export interface Organization {
   id: string;
@@ -77,4 +77,38 @@ export async function findOrganization(db: Db, idOrSlug: string): Promise<Organi
 export async function countOrganizations(db: Db): Promise<number> {
   const [row] = await db<{ n: number }[]>`select count(*)::int as n from organizations`;
   return row!.n;
+}
+
+export interface OrganizationSettings {
+  name?: string;
+  inviteTtlHours?: number;
+  defaultRole?: string;
+  autoJoinVerifiedDomains?: boolean;
+}
+
+/** Changes organization settings; the default role must exist. */
+export async function updateOrganizationSettings(
+  db: Db,
+  organizationId: string,
+  changes: OrganizationSettings,
+  actor: Actor,
+): Promise<Organization> {
+  return inTransaction(db, async (tx) => {
+    if (changes.defaultRole !== undefined) await assertRolesExist(tx, organizationId, [changes.defaultRole]);
+    if (changes.inviteTtlHours !== undefined && !(Number.isInteger(changes.inviteTtlHours) && changes.inviteTtlHours >= 1 && changes.inviteTtlHours <= 8760)) {
+      throw invalid('inviteTtlHours must be a whole number of hours from 1 to 8760');
+    }
+    const [org] = await tx<Organization[]>`
+      update organizations set
+        name = coalesce(${changes.name?.trim() ?? null}, name),
+        invite_ttl_hours = coalesce(${changes.inviteTtlHours ?? null}::int, invite_ttl_hours),
+        default_role = coalesce(${changes.defaultRole ?? null}, default_role),
+        auto_join_verified_domains = coalesce(${changes.autoJoinVerifiedDomains ?? null}::boolean, auto_join_verified_domains),
+        updated_at = now()
+      where id = ${organizationId}
+      returning *`;
+    if (!org) throw notFound('organization');
+    await recordAudit(tx, organizationId, actor, 'organization.updated', { type: 'organization', id: organizationId }, { ...changes });
+    return org;
+  });
 }

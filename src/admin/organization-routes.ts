@@ -1,0 +1,45 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { AppContext } from '../context.ts';
+import { findOrganization, updateOrganizationSettings } from '../core/organizations.ts';
+import { createCustomRole, listRoles, PERMISSIONS } from '../core/roles.ts';
+import { requirePermission } from './auth.ts';
+import { route } from './handler.ts';
+
+const settingsInput = z
+  .object({
+    name: z.string().min(1).max(200).optional(),
+    inviteTtlHours: z.number().int().min(1).max(8760).optional(),
+    defaultRole: z.string().min(1).max(63).optional(),
+    autoJoinVerifiedDomains: z.boolean().optional(),
+  })
+  .strict();
+const roleInput = z
+  .object({
+    key: z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'lowercase letters, digits, _ or -, starting with a letter'),
+    name: z.string().min(1).max(100),
+    permissions: z.array(z.enum(PERMISSIONS)).max(PERMISSIONS.length),
+  })
+  .strict();
+
+/** The caller's organization: settings and roles. */
+export function organizationRouter(ctx: AppContext): Router {
+  const router = Router();
+
+  router.get('/organization', route(async (_req, res, p) => {
+    const org = await findOrganization(ctx.sql, p.organizationId);
+    res.json({ ...org, you: { actor: p.actor.name, permissions: p.permissions } });
+  }));
+  router.patch('/organization', requirePermission('org:manage'), route(async (req, res, p) => {
+    res.json(await updateOrganizationSettings(ctx.sql, p.organizationId, settingsInput.parse(req.body), p.actor));
+  }));
+
+  router.get('/roles', requirePermission('members:view'), route(async (_req, res, p) => {
+    res.json({ items: await listRoles(ctx.sql, p.organizationId), permissions: PERMISSIONS });
+  }));
+  router.post('/roles', requirePermission('org:manage'), route(async (req, res, p) => {
+    res.status(201).json(await createCustomRole(ctx.sql, p.organizationId, roleInput.parse(req.body), p.actor));
+  }));
+
+  return router;
+}
