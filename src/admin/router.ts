@@ -4,6 +4,7 @@ import { samlAdminRouter } from '../saml/admin.ts';
 import { authenticate } from './auth.ts';
 import { groupRouter } from './group-routes.ts';
 import { invitationRouter } from './invitation-routes.ts';
+import { openApiDocument } from './openapi.ts';
 import { memberRouter } from './member-routes.ts';
 import { organizationRouter } from './organization-routes.ts';
 import { syncAdminRouter } from './sync-routes.ts';
@@ -15,6 +16,10 @@ import { syncAdminRouter } from './sync-routes.ts';
 export function adminRouter(ctx: AppContext): Router {
   const router = Router();
   router.use(express.json({ limit: ctx.config.bodyLimit }));
+  const openApi = openApiDocument(ctx.config.publicUrl);
+  router.get('/openapi.json', (_req, res) => {
+    res.json(openApi);
+  });
   router.use(authenticate(ctx));
   router.use('/saml', samlAdminRouter(ctx));
   router.use(organizationRouter(ctx));

@@ -1,0 +1,105 @@
+/**
+ * The OpenAPI 3.1 description of the admin API, served at /api/openapi.json. A test checks that
+ * every route the admin router serves is described here.
+ */
+type Op = { summary: string; permission?: string; body?: string; query?: string[] };
+
+const ROUTES: Record<string, Record<string, Op>> = {
+  '/organization': {
+    get: { summary: "The caller's organization and its permissions" },
+    patch: { summary: 'Change settings', permission: 'org:manage', body: 'OrganizationSettings' },
+  },
+  '/roles': {
+    get: { summary: 'Built-in and custom roles', permission: 'members:view' },
+    post: { summary: 'Create a custom role', permission: 'org:manage', body: 'Role' },
+  },
+  '/members': { get: { summary: 'List members', permission: 'members:view', query: ['status', 'role', 'email', 'after', 'limit'] } },
+  '/members/{accountId}/roles': { put: { summary: "Replace a member's direct roles", permission: 'members:manage', body: 'Roles' } },
+  '/members/{accountId}': { delete: { summary: 'Remove a member (the account stays)', permission: 'members:manage' } },
+  '/members/remove': { post: { summary: 'Remove up to 100 members, a result each', permission: 'members:manage', body: 'AccountIds' } },
+  '/leave': { post: { summary: 'The signed-in member leaves the organization' } },
+  '/invitations': {
+    get: { summary: 'List invitations', permission: 'members:view', query: ['status'] },
+    post: { summary: 'Invite up to 20 addresses', permission: 'members:manage', body: 'Invite' },
+  },
+  '/invitations/import': { post: { summary: 'Invite from a CSV file of up to 1,000 rows', permission: 'members:manage', body: 'Csv', query: ['roles'] } },
+  '/invitations/{id}/resend': { post: { summary: 'New token and expiry', permission: 'members:manage' } },
+  '/invitations/{id}': { delete: { summary: 'Withdraw a pending invitation', permission: 'members:manage' } },
+  '/groups': {
+    get: { summary: 'Groups with member counts', permission: 'members:view', query: ['source'] },
+    post: { summary: 'Create a local group', permission: 'members:manage', body: 'GroupName' },
+  },
+  '/groups/{id}': {
+    patch: { summary: 'Rename a local group', permission: 'members:manage', body: 'GroupName' },
+    delete: { summary: 'Delete a local group', permission: 'members:manage' },
+  },
+  '/groups/{id}/members': {
+    get: { summary: 'Member account ids of a group', permission: 'members:view', query: ['after'] },
+    post: { summary: 'Add and remove members of a local group', permission: 'members:manage', body: 'MemberChange' },
+  },
+  '/group-mappings': {
+    get: { summary: 'IdP group to role mappings', permission: 'members:view' },
+    post: { summary: 'Map a group (by id or name) to roles', permission: 'members:manage', body: 'Mapping' },
+  },
+  '/group-mappings/{id}': { delete: { summary: 'Delete a mapping', permission: 'members:manage' } },
+  '/webhooks': {
+    get: { summary: 'Webhook endpoints', permission: 'org:manage' },
+    post: { summary: 'Add an endpoint (the signing secret is shown once)', permission: 'org:manage', body: 'Webhook' },
+  },
+  '/webhooks/{id}': { delete: { summary: 'Delete an endpoint', permission: 'org:manage' } },
+  '/deliveries': { get: { summary: 'Email and webhook deliveries', permission: 'org:manage', query: ['status', 'after', 'limit'] } },
+  '/deliveries/retry': { post: { summary: 'Put dead letters back in the queue', permission: 'org:manage', body: 'DeliveryIds' } },
+  '/audit': { get: { summary: 'The audit log, newest first', permission: 'members:manage', query: ['actor', 'target', 'action', 'since', 'until', 'before', 'limit'] } },
+};
+
+const obj = (properties: Record<string, unknown>, required: string[] = []) => ({ type: 'object', properties, required, additionalProperties: false });
+const strings = { type: 'array', items: { type: 'string' } };
+
+const SCHEMAS: Record<string, unknown> = {
+  OrganizationSettings: obj({ name: { type: 'string' }, inviteTtlHours: { type: 'integer', minimum: 1, maximum: 8760 }, defaultRole: { type: 'string' }, autoJoinVerifiedDomains: { type: 'boolean' } }),
+  Role: obj({ key: { type: 'string' }, name: { type: 'string' }, permissions: strings }, ['key', 'name', 'permissions']),
+  Roles: obj({ roles: strings }, ['roles']),
+  AccountIds: obj({ accountIds: strings }, ['accountIds']),
+  Invite: obj({ emails: { oneOf: [{ type: 'string' }, strings] }, roles: strings, groupIds: strings, givenName: { type: 'string' }, familyName: { type: 'string' } }, ['emails']),
+  Csv: { type: 'string', description: 'CSV with columns email and "group membership"' },
+  GroupName: obj({ displayName: { type: 'string' } }, ['displayName']),
+  MemberChange: obj({ add: strings, remove: strings }),
+  Mapping: obj({ groupId: { type: 'string', format: 'uuid' }, groupName: { type: 'string' }, roles: strings }, ['roles']),
+  Webhook: obj({ url: { type: 'string', format: 'uri' }, events: strings }, ['url']),
+  DeliveryIds: obj({ ids: strings }),
+  Error: obj({ error: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } }, ['error', 'message']),
+};
+
+export function openApiDocument(publicUrl: string) {
+  const error = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const [path, ops] of Object.entries(ROUTES)) {
+    paths[path] = {};
+    for (const [method, op] of Object.entries(ops)) {
+      const params = [...path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+      paths[path]![method] = {
+        summary: op.summary,
+        ...(op.permission ? { description: `Needs the permission \`${op.permission}\`.` } : {}),
+        parameters: [...params, ...(op.query ?? []).map((name) => ({ name, in: 'query', required: false, schema: { type: 'string' } }))],
+        ...(op.body
+          ? { requestBody: { required: true, content: { [op.body === 'Csv' ? 'text/csv' : 'application/json']: { schema: { $ref: `#/components/schemas/${op.body}` } } } } }
+          : {}),
+        responses: { '2XX': { description: 'Success' }, '400': error('Invalid input'), '401': error('Not authenticated'), '403': error('A permission is missing'), '404': error('Not found'), '409': error('Conflict or a membership rule') },
+      };
+    }
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'orgsync admin API', version: '1', description: "Every route acts on the caller's own organization." },
+    servers: [{ url: `${publicUrl}/api` }],
+    security: [{ apiKey: [] }, { session: [] }],
+    components: {
+      securitySchemes: {
+        apiKey: { type: 'http', scheme: 'bearer', description: 'An admin API key (oskey_…)' },
+        session: { type: 'apiKey', in: 'cookie', name: 'orgsync_session' },
+      },
+      schemas: SCHEMAS,
+    },
+    paths,
+  };
+}

@@ -1,0 +1,36 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Router } from 'express';
+import type { AppContext } from '../../src/context.ts';
+import { groupRouter } from '../../src/admin/group-routes.ts';
+import { invitationRouter } from '../../src/admin/invitation-routes.ts';
+import { memberRouter } from '../../src/admin/member-routes.ts';
+import { organizationRouter } from '../../src/admin/organization-routes.ts';
+import { syncAdminRouter } from '../../src/admin/sync-routes.ts';
+import { createApp } from '../../src/http/app.ts';
+import { createTestContext } from '../support/context.ts';
+
+let ctx: AppContext;
+beforeAll(async () => {
+  ctx = await createTestContext();
+});
+afterAll(async () => ctx.database.close());
+
+/** Every [method, path] a router serves, in OpenAPI path syntax. */
+function routesOf(router: Router): string[] {
+  return (router.stack as unknown as { route?: { path: string; methods: Record<string, boolean> } }[])
+    .filter((layer) => layer.route)
+    .flatMap((layer) => Object.keys(layer.route!.methods).map((m) => `${m} ${layer.route!.path.replace(/:(\w+)/g, '{$1}')}`));
+}
+
+describe('OpenAPI document', () => {
+  it('is served without authentication and describes every admin route', async () => {
+    const res = await request(createApp(ctx)).get('/api/openapi.json').expect(200);
+    expect(res.body.openapi).toBe('3.1.0');
+    expect(res.body.servers).toEqual([{ url: 'https://orgsync.test/api' }]);
+    const documented = Object.entries(res.body.paths as Record<string, object>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`));
+    const served = [organizationRouter, memberRouter, invitationRouter, groupRouter, syncAdminRouter].flatMap((make) => routesOf(make(ctx)));
+    expect(served.length).toBeGreaterThan(20);
+    expect(documented.sort()).toEqual(served.sort());
+  });
+});
