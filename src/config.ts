@@ -28,6 +28,7 @@ const schema = z
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(300_000).default(10_000),
     DEMO_ORGANIZATION: bool.optional(),
     TRUST_PROXY: bool.default(false),
+    SINGLE_ORGANIZATION_POLICY: bool.default(false),
     SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
     MAIL_FROM: z.string().min(3).default('orgsync <no-reply@localhost>'),
     RECONCILER: bool.default(true),
@@ -72,6 +73,8 @@ export interface Config {
   /** Absent: emails are not sent, their links are logged (local use). */
   smtpUrl?: string;
   mailFrom: string;
+  /** A person may belong to one organization at a time (checked when inviting). */
+  singleOrganizationPolicy: boolean;
 }
 
 export interface ReconcilerConfig {
@@ -117,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     demoOrganization: e.DEMO_ORGANIZATION ?? !e.DATABASE_URL,
     trustProxy: e.TRUST_PROXY,
     smtpUrl: e.SMTP_URL,
+    singleOrganizationPolicy: e.SINGLE_ORGANIZATION_POLICY,
     mailFrom: e.MAIL_FROM,
     reconciler: {
       enabled: e.RECONCILER,

@@ -49,11 +49,12 @@ export async function inviteMembers(
   organizationId: string,
   requests: InviteRequest[],
   actor: Actor,
+  policy: { singleOrganization?: boolean } = {},
 ): Promise<InviteResult[]> {
   const results: InviteResult[] = [];
   for (const request of requests) {
     try {
-      const invitation = await inTransaction(db, (tx) => tx.savepoint((sp) => inviteOne(sp, serverSecret, organizationId, request, actor)));
+      const invitation = await inTransaction(db, (tx) => tx.savepoint((sp) => inviteOne(sp, serverSecret, organizationId, request, actor, policy)));
       results.push({ email: request.email, invited: true, invitation });
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
@@ -63,7 +64,14 @@ export async function inviteMembers(
   return results;
 }
 
-async function inviteOne(tx: Tx, serverSecret: string, organizationId: string, request: InviteRequest, actor: Actor): Promise<Invitation> {
+async function inviteOne(
+  tx: Tx,
+  serverSecret: string,
+  organizationId: string,
+  request: InviteRequest,
+  actor: Actor,
+  policy: { singleOrganization?: boolean },
+): Promise<Invitation> {
   if (!isValidEmail(request.email)) throw invalid(`invalid email address: ${request.email}`);
   const email = normalizeEmail(request.email);
   const [org] = await tx<{ defaultRole: string; inviteTtlHours: number }[]>`
@@ -83,6 +91,13 @@ async function inviteOne(tx: Tx, serverSecret: string, organizationId: string, r
   const [existing] = await tx<Membership[]>`
     select * from memberships where organization_id = ${organizationId} and account_id = ${account.id} for update`;
   if (existing?.status === 'active' || existing?.status === 'suspended') throw conflict(`${email} is already a member`);
+  if (policy.singleOrganization) {
+    const [elsewhere] = await tx<{ name: string }[]>`
+      select o.name from memberships m join organizations o on o.id = m.organization_id
+      where m.account_id = ${account.id} and m.organization_id <> ${organizationId} and m.status in ('active', 'suspended', 'invited')
+      limit 1`;
+    if (elsewhere) throw conflict(`${email} already belongs to another organization (one organization per person is enforced)`);
+  }
   if (existing?.status === 'invited') {
     const [pending] = await tx`select 1 from invitations where organization_id = ${organizationId} and account_id = ${account.id} and status = 'pending'`;
     if (pending) throw conflict(`${email} already has a pending invitation; resend it instead`);
