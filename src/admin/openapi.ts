@@ -13,6 +13,12 @@ const ROUTES: Record<string, Record<string, Op>> = {
     get: { summary: 'Built-in and custom roles', permission: 'members:view' },
     post: { summary: 'Create a custom role', permission: 'org:manage', body: 'Role' },
   },
+  '/domains': {
+    get: { summary: 'Email domains and their verification', permission: 'org:manage' },
+    post: { summary: 'Add a domain (answers its DNS TXT verification token)', permission: 'org:manage', body: 'Domain' },
+  },
+  '/domains/{domain}/verify': { post: { summary: 'Mark a domain verified', permission: 'org:manage' } },
+  '/domains/{domain}': { delete: { summary: 'Remove a domain', permission: 'org:manage' } },
   '/members': { get: { summary: 'List members', permission: 'members:view', query: ['status', 'role', 'email', 'after', 'limit'] } },
   '/members/{accountId}/roles': { put: { summary: "Replace a member's direct roles", permission: 'members:manage', body: 'Roles' } },
   '/members/{accountId}': { delete: { summary: 'Remove a member (the account stays)', permission: 'members:manage' } },
@@ -58,6 +64,7 @@ const strings = { type: 'array', items: { type: 'string' } };
 const SCHEMAS: Record<string, unknown> = {
   OrganizationSettings: obj({ name: { type: 'string' }, inviteTtlHours: { type: 'integer', minimum: 1, maximum: 8760 }, defaultRole: { type: 'string' }, autoJoinVerifiedDomains: { type: 'boolean' } }),
   Role: obj({ key: { type: 'string' }, name: { type: 'string' }, permissions: strings }, ['key', 'name', 'permissions']),
+  Domain: obj({ domain: { type: 'string' } }, ['domain']),
   Roles: obj({ roles: strings }, ['roles']),
   AccountIds: obj({ accountIds: strings }, ['accountIds']),
   Invite: obj({ emails: { oneOf: [{ type: 'string' }, strings] }, roles: strings, groupIds: strings, givenName: { type: 'string' }, familyName: { type: 'string' } }, ['emails']),

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
+import { addDomain, listDomains, markDomainVerified, removeDomain } from '../core/domains.ts';
 import { findOrganization, updateOrganizationSettings } from '../core/organizations.ts';
 import { createCustomRole, listRoles, PERMISSIONS } from '../core/roles.ts';
 import { requirePermission } from './auth.ts';
@@ -39,6 +40,21 @@ export function organizationRouter(ctx: AppContext): Router {
   }));
   router.post('/roles', requirePermission('org:manage'), route(async (req, res, p) => {
     res.status(201).json(await createCustomRole(ctx.sql, p.organizationId, roleInput.parse(req.body), p.actor));
+  }));
+
+  router.get('/domains', requirePermission('org:manage'), route(async (_req, res, p) => {
+    res.json({ items: await listDomains(ctx.sql, p.organizationId) });
+  }));
+  router.post('/domains', requirePermission('org:manage'), route(async (req, res, p) => {
+    const { domain } = z.object({ domain: z.string().min(1).max(253) }).strict().parse(req.body);
+    res.status(201).json(await addDomain(ctx.sql, p.organizationId, domain, p.actor));
+  }));
+  router.post('/domains/:domain/verify', requirePermission('org:manage'), route(async (req, res, p) => {
+    res.json(await markDomainVerified(ctx.sql, p.organizationId, String(req.params.domain), p.actor));
+  }));
+  router.delete('/domains/:domain', requirePermission('org:manage'), route(async (req, res, p) => {
+    await removeDomain(ctx.sql, p.organizationId, String(req.params.domain), p.actor);
+    res.status(204).end();
   }));
 
   return router;

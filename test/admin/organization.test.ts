@@ -65,3 +65,20 @@ describe('single-organization policy', () => {
     }
   });
 });
+
+describe('verified domains', () => {
+  it('add (with a TXT token), verify, one organization per verified domain, remove', async () => {
+    const added = await request(app).post('/api/domains').set(as(a.adminKey)).send({ domain: 'Acme.Example.com.' }).expect(201);
+    expect(added.body).toMatchObject({ domain: 'acme.example.com', verifiedAt: null, verificationToken: expect.stringMatching(/^orgsync-verification=[0-9a-f]{32}$/) });
+    await request(app).post('/api/domains').set(as(a.adminKey)).send({ domain: 'acme.example.com' }).expect(409);
+    await request(app).post('/api/domains').set(as(a.adminKey)).send({ domain: 'not a domain' }).expect(400);
+    await request(app).post('/api/domains').set(as(b.adminKey)).send({ domain: 'acme.example.com' }).expect(201);
+    expect((await request(app).post('/api/domains/acme.example.com/verify').set(as(a.adminKey)).expect(200)).body.verifiedAt).not.toBeNull();
+    expect((await request(app).post('/api/domains/acme.example.com/verify').set(as(b.adminKey)).expect(409)).body.message).toMatch(/another organization/);
+    await request(app).post('/api/domains/nope.example.com/verify').set(as(a.adminKey)).expect(404);
+    const viewer = await request(app).get('/api/domains').set(as(b.adminKey)).expect(200);
+    expect(viewer.body.items).toEqual([expect.objectContaining({ domain: 'acme.example.com', verifiedAt: null })]);
+    await request(app).delete('/api/domains/acme.example.com').set(as(a.adminKey)).expect(204);
+    await request(app).post('/api/domains/acme.example.com/verify').set(as(b.adminKey)).expect(200);
+  });
+});
