@@ -47,7 +47,10 @@ const ROUTES: Record<string, Record<string, Op>> = {
     get: { summary: 'IdP group to role mappings', permission: 'members:view' },
     post: { summary: 'Map a group (by id or name) to roles', permission: 'members:manage', body: 'Mapping' },
   },
-  '/group-mappings/{id}': { delete: { summary: 'Delete a mapping', permission: 'members:manage' } },
+  '/group-mappings/{id}': {
+    patch: { summary: 'Change the roles a mapping grants', permission: 'members:manage', body: 'Roles' },
+    delete: { summary: 'Delete a mapping', permission: 'members:manage' },
+  },
   '/webhooks': {
     get: { summary: 'Webhook endpoints', permission: 'org:manage' },
     post: { summary: 'Add an endpoint (the signing secret is shown once)', permission: 'org:manage', body: 'Webhook' },

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
-import { createGroupRoleMapping, deleteGroupRoleMapping, listGroupRoleMappings } from '../core/role-mapping.ts';
+import { createGroupRoleMapping, deleteGroupRoleMapping, listGroupRoleMappings, updateGroupRoleMapping } from '../core/role-mapping.ts';
 import { createWebhookEndpoint, deleteWebhookEndpoint, listWebhookEndpoints } from '../core/webhook-endpoints.ts';
 import { retryDeadDeliveries } from '../sync/outbox.ts';
 import { requirePermission } from './auth.ts';
@@ -57,6 +57,10 @@ export function syncAdminRouter(ctx: AppContext): Router {
   router.post('/group-mappings', requirePermission('members:manage'), route(async (req, res, p) => {
     const input = mappingInput.parse(req.body);
     res.status(201).json(await createGroupRoleMapping(ctx.sql, { organizationId: p.organizationId, ...input }, p.actor));
+  }));
+  router.patch('/group-mappings/:id', requirePermission('members:manage'), route(async (req, res, p) => {
+    const { roles } = z.object({ roles: z.array(z.string()).min(1).max(20) }).strict().parse(req.body);
+    res.json(await updateGroupRoleMapping(ctx.sql, p.organizationId, String(req.params.id), roles, p.actor));
   }));
   router.delete('/group-mappings/:id', requirePermission('members:manage'), route(async (req, res, p) => {
     await deleteGroupRoleMapping(ctx.sql, p.organizationId, String(req.params.id), p.actor);

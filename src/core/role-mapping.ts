@@ -44,6 +44,23 @@ export async function createGroupRoleMapping(
   });
 }
 
+/** Changes the roles a mapping grants; members follow when the reconciler handles the event. */
+export async function updateGroupRoleMapping(db: Db, organizationId: string, id: string, roles: string[], actor: Actor): Promise<GroupRoleMapping> {
+  if (!isUuid(id)) throw notFound('mapping', { id });
+  const wanted = [...new Set(roles)];
+  if (wanted.length === 0) throw invalid('a mapping needs at least one role');
+  return inTransaction(db, async (tx) => {
+    await assertRolesExist(tx, organizationId, wanted);
+    const [mapping] = await tx<GroupRoleMapping[]>`
+      update group_role_mappings set roles = ${wanted}::text[], updated_at = now()
+      where organization_id = ${organizationId} and id = ${id}
+      returning organization_id, id, group_id, group_name, roles`;
+    if (!mapping) throw notFound('mapping', { id });
+    await announce(tx, mapping, 'mapping.updated', actor);
+    return mapping;
+  });
+}
+
 export async function deleteGroupRoleMapping(db: Db, organizationId: string, id: string, actor: Actor): Promise<void> {
   if (!isUuid(id)) throw notFound('mapping', { id });
   await inTransaction(db, async (tx) => {

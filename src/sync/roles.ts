@@ -22,7 +22,7 @@ export const recomputeRolesOnEvents: EventHandler = async (tx, events) => {
     else if (type === 'group.deleted') add(org, p.removed);
     else if (type === 'member.joined') add(org, p.accountId);
     else if (type === 'group.updated') add(org, await membersOfMappedGroups(tx, org, p.groupId as string, null));
-    else if (type === 'mapping.created' || type === 'mapping.deleted') {
+    else if (type.startsWith('mapping.')) {
       add(org, await membersOfMappedGroups(tx, org, (p.groupId as string) ?? null, (p.groupName as string) ?? null));
     }
   }

@@ -92,6 +92,9 @@ describe('group mappings', () => {
     await request(app).post('/api/group-mappings').set(as(viewerKey)).send({ groupName: 'x', roles: ['admin'] }).expect(403);
     expect((await request(app).post('/api/group-mappings').set(as(b.adminKey)).send({ groupId: group.id, roles: ['admin'] }).expect(404)).body.error).toBe('not_found');
     expect((await request(app).post('/api/group-mappings').set(as(a.adminKey)).send({ groupName: 'x', roles: ['wizard'] }).expect(400)).body.message).toMatch(/unknown role/);
+    expect((await request(app).patch(`/api/group-mappings/${byId.body.id}`).set(as(a.adminKey)).send({ roles: ['viewer'] }).expect(200)).body.roles).toEqual(['viewer']);
+    await request(app).patch(`/api/group-mappings/${byId.body.id}`).set(as(b.adminKey)).send({ roles: ['viewer'] }).expect(404);
+    await request(app).patch(`/api/group-mappings/${byId.body.id}`).set(as(a.adminKey)).send({ roles: [] }).expect(400);
     await request(app).delete(`/api/group-mappings/${byId.body.id}`).set(as(b.adminKey)).expect(404);
     await request(app).delete(`/api/group-mappings/${byId.body.id}`).set(as(a.adminKey)).expect(204);
     expect((await request(app).get('/api/group-mappings').set(as(a.adminKey)).expect(200)).body.items).toHaveLength(1);

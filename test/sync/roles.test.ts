@@ -4,7 +4,7 @@ import { ensureAccount } from '../../src/core/accounts.ts';
 import type { Actor } from '../../src/core/actor.ts';
 import { changeGroupMembers, createGroup, deleteGroup } from '../../src/core/groups.ts';
 import { getMembership, joinOrganization, setRoles } from '../../src/core/memberships.ts';
-import { createGroupRoleMapping, deleteGroupRoleMapping } from '../../src/core/role-mapping.ts';
+import { createGroupRoleMapping, deleteGroupRoleMapping, updateGroupRoleMapping } from '../../src/core/role-mapping.ts';
 import { createReconciler } from '../../src/sync/index.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
 
@@ -45,6 +45,10 @@ describe('group to role mapping', () => {
     expect(await roles(id)).toEqual({ roles: ['viewer'], mapped: ['admin'] });
     const [audit] = await ctx.sql`select details from audit_log where action = 'member.role_changed' and target_id = ${id}`;
     expect(audit!.details).toMatchObject({ cause: 'group mapping', mappingIds: [mapping.id], to: ['admin', 'viewer'] });
+
+    await updateGroupRoleMapping(ctx.sql, orgId, mapping.id, ['billing'], admin);
+    await reconcile();
+    expect(await roles(id)).toEqual({ roles: ['viewer'], mapped: ['billing'] });
 
     await changeGroupMembers(ctx.sql, orgId, group.id, { remove: [id] }, scim);
     await reconcile();
