@@ -1,9 +1,9 @@
 import express, { Router, type Response } from 'express';
 import type { AppContext } from '../context.ts';
 import { DomainError } from '../core/errors.ts';
-import { acceptInvitation, findInvitationByToken } from '../core/invitations.ts';
-import { createSession } from '../core/sessions.ts';
-import { setSessionCookie } from '../http/session-cookie.ts';
+import { acceptInvitation, findInvitationByToken, hasAccountElsewhere, SIGN_IN_FIRST } from '../core/invitations.ts';
+import { createSession, resolveSession } from '../core/sessions.ts';
+import { readSessionCookie, setSessionCookie } from '../http/session-cookie.ts';
 
 const escape = (text: string) =>
   text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -20,7 +20,8 @@ function page(res: Response, status: number, title: string, body: string): void 
 
 function refusal(res: Response, error: unknown): void {
   if (!(error instanceof DomainError)) throw error;
-  page(res, error.code === 'not_found' ? 404 : 410, 'Invitation not available', `<p>${escape(error.message)}</p>`);
+  const status = error.code === 'not_found' ? 404 : error.code === 'forbidden' ? 403 : 410;
+  page(res, status, status === 403 ? 'Sign in to accept' : 'Invitation not available', `<p>${escape(error.message)}</p>`);
 }
 
 /**
@@ -29,12 +30,20 @@ function refusal(res: Response, error: unknown): void {
  */
 export function invitationPages(ctx: AppContext): Router {
   const router = Router();
+  const signedInAccount = async (req: express.Request) => {
+    const cookie = readSessionCookie(req);
+    return cookie ? ((await resolveSession(ctx.sql, ctx.config.serverSecret, cookie))?.session.accountId ?? null) : null;
+  };
   router.use(express.urlencoded({ extended: false, limit: '8kb' }));
 
   router.get('/accept', async (req, res, next) => {
     try {
       const token = String(req.query.token ?? '');
       const { invitation, account } = await findInvitationByToken(ctx.sql, ctx.config.serverSecret, token);
+      if ((await signedInAccount(req)) !== account.id && (await hasAccountElsewhere(ctx.sql, account.id, invitation.organizationId))) {
+        page(res, 403, 'Sign in to accept', `<p>${escape(SIGN_IN_FIRST)}</p>`);
+        return;
+      }
       const needsName = !account.givenName || !account.familyName;
       page(
         res,
@@ -59,7 +68,7 @@ ${needsName ? `<label>First name<input name="givenName" autocomplete="given-name
     try {
       const body = req.body as Record<string, string | undefined>;
       const names = { givenName: body.givenName?.trim().slice(0, 200) || undefined, familyName: body.familyName?.trim().slice(0, 200) || undefined };
-      const { invitation, membership } = await acceptInvitation(ctx.sql, ctx.config.serverSecret, String(body.token ?? ''), names);
+      const { invitation, membership } = await acceptInvitation(ctx.sql, ctx.config.serverSecret, String(body.token ?? ''), names, await signedInAccount(req));
       const { session, secret } = await createSession(ctx.sql, ctx.config.serverSecret, {
         organizationId: membership.organizationId,
         accountId: membership.accountId,

@@ -175,6 +175,19 @@ export async function revokeInvitation(db: Db, organizationId: string, id: strin
   });
 }
 
+export const SIGN_IN_FIRST =
+  'This address already has an account. Sign in first (through your organization\'s single sign-on), then open this link again.';
+
+/**
+ * A person who is already an active member somewhere has an account to sign in to: they accept
+ * after signing in. Someone new creates the account by accepting (the link proves the address).
+ */
+export async function hasAccountElsewhere(db: Db, accountId: string, organizationId: string): Promise<boolean> {
+  const [row] = await db`
+    select 1 from memberships where account_id = ${accountId} and organization_id <> ${organizationId} and status = 'active' limit 1`;
+  return Boolean(row);
+}
+
 /** Why a token cannot be used, in words for the person holding the link. */
 export function invitationRefusal(status: Invitation['status'] | 'unknown' | 'past_expiry'): string {
   return {
@@ -214,9 +227,13 @@ export async function acceptInvitation(
   serverSecret: string,
   token: string,
   names: { givenName?: string; familyName?: string },
+  signedInAccountId: string | null,
 ): Promise<{ invitation: Invitation & { organizationName: string }; membership: Membership }> {
   return inTransaction(db, async (tx) => {
     const { invitation, account } = await findInvitationByToken(tx, serverSecret, token);
+    if (signedInAccountId !== account.id && (await hasAccountElsewhere(tx, account.id, invitation.organizationId))) {
+      throw new DomainError('forbidden', SIGN_IN_FIRST);
+    }
     // A second use of the same link waits here and then finds the invitation no longer pending.
     const [locked] = await tx<{ status: Invitation['status'] }[]>`
       select status from invitations where organization_id = ${invitation.organizationId} and id = ${invitation.id} for update`;

@@ -4,6 +4,7 @@ import type { Express } from 'express';
 import type { AppContext } from '../../src/context.ts';
 import { systemActor } from '../../src/core/actor.ts';
 import { createGroup } from '../../src/core/groups.ts';
+import { createSession } from '../../src/core/sessions.ts';
 import { createApp } from '../../src/http/app.ts';
 import { SESSION_COOKIE } from '../../src/http/session-cookie.ts';
 import { createReconciler } from '../../src/sync/index.ts';
@@ -103,6 +104,20 @@ describe('invitations', () => {
     await ctx.sql`update invitations set expires_at = now() - interval '1 minute' where id = ${inv.id}`;
     expect((await request(app).post('/invitations/accept').type('form').send({ token }).expect(410)).text).toContain('expired');
     expect((await ctx.sql`select status from memberships where account_id = ${inv.accountId}`)[0]!.status).toBe('invited');
+  });
+
+  it('a person who already has an account accepts after signing in', async () => {
+    const res = await invite({ emails: 'owner@inv-b.test', roles: ['viewer'] }).expect(201);
+    const token = await tokenMailedTo('owner@inv-b.test');
+    const refused = await request(app).post('/invitations/accept').type('form').send({ token }).expect(403);
+    expect(refused.text).toContain('Sign in first');
+    expect((await request(app).get(`/invitations/accept?token=${token}`).expect(403)).text).toContain('Sign in first');
+    expect((await ctx.sql`select status from memberships where organization_id = ${a.organization.id} and account_id = ${b.owner.id}`)[0]!.status).toBe('invited');
+    // Signed in (a session from their own organization), the same link works.
+    const { secret } = await createSession(ctx.sql, ctx.config.serverSecret, { organizationId: b.organization.id, accountId: b.owner.id, via: 'saml' });
+    await request(app).post('/invitations/accept').type('form').set('cookie', `${SESSION_COOKIE}=${secret}`).send({ token }).expect(200);
+    const [m] = await ctx.sql`select status, roles from memberships where organization_id = ${a.organization.id} and account_id = ${res.body.results[0].invitation.accountId}`;
+    expect(m).toEqual({ status: 'active', roles: ['viewer'] });
   });
 
   it('the default expiry is 72 hours', async () => {
