@@ -14,6 +14,8 @@ export interface Database {
   close(): Promise<void>;
 }
 
+export const EMBEDDED_POOL_MAX = 1;
+
 export function connect(url: string, max: number): Sql {
   return postgres(url, {
     max,
@@ -31,8 +33,9 @@ export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'databas
     return { sql, kind: 'postgres', close: () => sql.end({ timeout: 5 }) };
   }
   const embedded: EmbeddedPostgres = await startEmbeddedPostgres(config.dataDir);
-  // PGlite runs one session; a few client connections share it through the socket server's queue.
-  const sql = connect(embedded.url, 4);
+  // PGlite runs one session, and the socket server interleaves the protocol messages of several
+  // connections (unnamed portals collide), so the pool keeps exactly one connection.
+  const sql = connect(embedded.url, EMBEDDED_POOL_MAX);
   return {
     sql,
     kind: 'embedded',

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import postgres from 'postgres';
-import { connect, type Database } from '../../src/storage/database.ts';
+import { EMBEDDED_POOL_MAX, connect, type Database } from '../../src/storage/database.ts';
 import { startEmbeddedPostgres } from '../../src/storage/embedded.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 
@@ -34,7 +34,7 @@ export async function createTestDatabase(options: { migrate?: boolean; poolMax?:
     };
   } else {
     const embedded = await startEmbeddedPostgres(':memory:');
-    const sql = connect(embedded.url, 4);
+    const sql = connect(embedded.url, EMBEDDED_POOL_MAX);
     db = {
       url: embedded.url,
       sql,
