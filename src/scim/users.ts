@@ -2,7 +2,7 @@ import type { Request } from 'express';
 import SCIMMY from 'scimmy';
 import { inTransaction, type Sql } from '../storage/database.ts';
 import type { ScimRequest } from './auth.ts';
-import { notFoundError } from './errors.ts';
+import { notFoundError, scimError } from './errors.ts';
 import type { Catalog } from './filter-sql.ts';
 import { listResponse, readListRequest } from './list.ts';
 import { ENTERPRISE_USER, normalizeUser, type JsonObject } from './normalize.ts';
@@ -41,7 +41,15 @@ function render(ctx: ScimRequest, row: ScimUserRow, attributes?: unknown): unkno
 
 /** Checks a document against the User schema (types, required userName) the way scimmy does for POST. */
 function validated(document: JsonObject): JsonObject {
-  const { meta: _meta, ...plain } = JSON.parse(JSON.stringify(new SCIMMY.Schemas.User(normalizeUser(document), 'in'))) as JsonObject;
+  let checked: unknown;
+  try {
+    checked = new SCIMMY.Schemas.User(normalizeUser(document), 'in');
+  } catch (error) {
+    // scimmy reports schema violations as TypeErrors.
+    if (error instanceof TypeError) throw scimError(400, 'invalidValue', error.message);
+    throw error;
+  }
+  const { meta: _meta, ...plain } = JSON.parse(JSON.stringify(checked)) as JsonObject;
   return plain;
 }
 
