@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { RequestHandler } from 'express';
 import type { AppContext } from '../context.ts';
+import type { Db } from '../storage/database.ts';
 
 /**
  * Records every authenticated SCIM request per token (method, path, status, duration, resource)
@@ -23,7 +24,7 @@ interface Entry {
 }
 
 export function requestLog(app: AppContext): RequestHandler {
-  let pending: Entry[] = [];
+  const pending: Entry[] = [];
   let timer: NodeJS.Timeout | undefined;
 
   const flush = async () => {
@@ -73,4 +74,29 @@ export function requestLog(app: AppContext): RequestHandler {
     });
     next();
   };
+}
+
+export interface ScimRequestEntry {
+  id: string;
+  at: Date;
+  method: string;
+  path: string;
+  status: number;
+  durationMs: number;
+  resourceType: string | null;
+  resourceId: string | null;
+}
+
+/** Newest first; pass the last id back as `before` for the next page. */
+export async function listScimRequests(
+  db: Db,
+  organizationId: string,
+  credentialId: string,
+  page: { before?: string; limit: number },
+): Promise<ScimRequestEntry[]> {
+  return db<ScimRequestEntry[]>`
+    select id::text, at, method, path, status, duration_ms, resource_type, resource_id from scim_requests
+    where organization_id = ${organizationId} and credential_id = ${credentialId}
+      ${page.before ? db`and id < ${page.before}` : db``}
+    order by id desc limit ${page.limit}`;
 }
