@@ -1,6 +1,6 @@
 import { ensureAccount, isValidEmail, normalizeEmail } from '../core/accounts.ts';
 import type { Actor } from '../core/actor.ts';
-import { conflict, invalid, isUniqueViolation, notFound } from '../core/errors.ts';
+import { conflict, DomainError, invalid, isUniqueViolation, notFound } from '../core/errors.ts';
 import { recordChange } from '../core/events.ts';
 import { isUuid } from '../core/ids.ts';
 import { getMembership, joinOrganization, reactivateMember, removeMember, suspendMember } from '../core/memberships.ts';
@@ -128,12 +128,29 @@ export async function deleteUser(sql: Sql, organizationId: string, id: string, a
   });
 }
 
+/**
+ * Brings the membership in line with `active`. The membership may have moved on its own (an
+ * admin removed the person, an invitation is pending): then there is nothing to suspend, and
+ * reactivating means joining again.
+ */
 async function setActive(tx: Tx, row: ScimUserRow, actor: Actor): Promise<void> {
-  const membership = await getMembership(tx, row.organizationId, row.accountId);
-  if (row.active && membership?.status === 'suspended') await reactivateMember(tx, row.organizationId, row.accountId, actor);
-  else if (row.active && (!membership || membership.status === 'removed')) {
-    await joinOrganization(tx, { organizationId: row.organizationId, accountId: row.accountId, source: 'scim' }, actor);
-  } else if (!row.active && membership?.status === 'active') await suspendMember(tx, row.organizationId, row.accountId, actor);
+  const { organizationId, accountId } = row;
+  if (!row.active) {
+    await ignoring(['not_found', 'rule_violation'], () => suspendMember(tx, organizationId, accountId, actor));
+    return;
+  }
+  const reactivated = await ignoring(['not_found', 'rule_violation'], () => reactivateMember(tx, organizationId, accountId, actor));
+  if (!reactivated) await joinOrganization(tx, { organizationId, accountId, source: 'scim', liftSuspension: true }, actor);
+}
+
+/** Runs a core change; a refusal for one of `codes` (thrown before any write) yields null. */
+async function ignoring<T>(codes: DomainError['code'][], fn: () => Promise<T>): Promise<T | null> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof DomainError && codes.includes(error.code)) return null;
+    throw error;
+  }
 }
 
 async function renameUnique(tx: Tx, userName: string, update: (db: Db) => Promise<ScimUserRow[]>): Promise<ScimUserRow> {
