@@ -19,6 +19,11 @@ export interface Group {
   updatedAt: Date;
 }
 
+/** Acts only on a group of this source (e.g. the SCIM adapter sees only groups the IdP pushed). */
+export interface SourceGuard {
+  source: GroupSource;
+}
+
 export interface MemberChange {
   added: string[];
   removed: string[];
@@ -72,10 +77,11 @@ export async function updateGroup(
   id: string,
   changes: { displayName?: string; externalId?: string | null },
   actor: Actor,
+  only?: SourceGuard,
 ): Promise<Group> {
   const displayName = changes.displayName === undefined ? undefined : checkName(changes.displayName);
   return inTransaction(db, async (tx) => {
-    const before = await lockGroup(tx, organizationId, id);
+    const before = await lockGroup(tx, organizationId, id, only);
     let group: Group;
     try {
       group = firstRow(
@@ -99,9 +105,9 @@ export async function updateGroup(
   });
 }
 
-export async function deleteGroup(db: Db, organizationId: string, id: string, actor: Actor): Promise<void> {
+export async function deleteGroup(db: Db, organizationId: string, id: string, actor: Actor, only?: SourceGuard): Promise<void> {
   await inTransaction(db, async (tx) => {
-    const group = await lockGroup(tx, organizationId, id);
+    const group = await lockGroup(tx, organizationId, id, only);
     // Who lost the group matters to role mapping; collect before the cascade removes them.
     const members = await tx<{ accountId: string }[]>`
       select account_id from group_members where organization_id = ${organizationId} and group_id = ${id}`;
@@ -124,11 +130,12 @@ export async function changeGroupMembers(
   groupId: string,
   change: { add?: readonly string[]; remove?: readonly string[] },
   actor: Actor,
+  only?: SourceGuard,
 ): Promise<MemberChange> {
   const add = unique(change.add ?? []);
   const remove = unique(change.remove ?? []);
   return inTransaction(db, async (tx) => {
-    await lockGroup(tx, organizationId, groupId);
+    await lockGroup(tx, organizationId, groupId, only);
     const removed = remove.length
       ? (await tx<{ accountId: string }[]>`
           delete from group_members
@@ -147,10 +154,11 @@ export async function replaceGroupMembers(
   groupId: string,
   accountIds: readonly string[],
   actor: Actor,
+  only?: SourceGuard,
 ): Promise<MemberChange> {
   const wanted = unique(accountIds);
   return inTransaction(db, async (tx) => {
-    await lockGroup(tx, organizationId, groupId);
+    await lockGroup(tx, organizationId, groupId, only);
     const removed = (
       await tx<{ accountId: string }[]>`
         delete from group_members
@@ -177,21 +185,29 @@ export async function listGroupMemberIds(
   return rows.map((r) => r.accountId);
 }
 
+/**
+ * Inserts the members in one statement that also reports which ids are not members of the
+ * organization; those refuse the whole change (the caller's transaction rolls back).
+ */
 async function insertMembers(tx: Tx, organizationId: string, groupId: string, accountIds: string[]): Promise<string[]> {
   const bad = accountIds.filter((id) => !isUuid(id));
   if (bad.length) throw invalid(`not members of this organization: ${bad.join(', ')}`, { accountIds: bad });
-  const members = await tx<{ accountId: string }[]>`
-    select account_id from memberships
-    where organization_id = ${organizationId} and account_id = any(${accountIds}::uuid[]) and status <> 'removed'`;
-  const known = new Set(members.map((m) => m.accountId));
+  const [result] = await tx<{ known: string[]; added: string[] }[]>`
+    with known as (
+      select account_id from memberships
+      where organization_id = ${organizationId} and account_id = any(${accountIds}::uuid[]) and status <> 'removed'
+    ), added as (
+      insert into group_members (organization_id, group_id, account_id)
+      select ${organizationId}, ${groupId}, account_id from known
+      on conflict do nothing
+      returning account_id
+    )
+    select coalesce((select array_agg(account_id) from known), '{}') as known,
+           coalesce((select array_agg(account_id) from added), '{}') as added`;
+  const known = new Set(result!.known);
   const strangers = accountIds.filter((id) => !known.has(id));
   if (strangers.length) throw invalid(`not members of this organization: ${strangers.join(', ')}`, { accountIds: strangers });
-  const rows = await tx<{ accountId: string }[]>`
-    insert into group_members (organization_id, group_id, account_id)
-    select ${organizationId}, ${groupId}, unnest(${accountIds}::uuid[])
-    on conflict do nothing
-    returning account_id`;
-  return rows.map((r) => r.accountId);
+  return result!.added;
 }
 
 async function recordMemberChange(tx: Tx, organizationId: string, groupId: string, change: MemberChange, actor: Actor): Promise<MemberChange> {
@@ -207,9 +223,13 @@ async function recordMemberChange(tx: Tx, organizationId: string, groupId: strin
   return change;
 }
 
-async function lockGroup(tx: Tx, organizationId: string, id: string): Promise<Group> {
+/** Locks the group row, so concurrent changes to one group serialise; `only` hides groups of other sources. */
+async function lockGroup(tx: Tx, organizationId: string, id: string, only?: SourceGuard): Promise<Group> {
   if (!isUuid(id)) throw notFound('group', { id });
-  const [group] = await tx<Group[]>`select * from groups where organization_id = ${organizationId} and id = ${id} for update`;
+  const [group] = await tx<Group[]>`
+    select * from groups where organization_id = ${organizationId} and id = ${id}
+      ${only ? tx`and source = ${only.source}` : tx``}
+    for update`;
   if (!group) throw notFound('group', { id });
   return group;
 }

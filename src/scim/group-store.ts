@@ -1,6 +1,4 @@
 import type { Actor } from '../core/actor.ts';
-import { notFound } from '../core/errors.ts';
-import { isUuid } from '../core/ids.ts';
 import {
   changeGroupMembers,
   createGroup,
@@ -10,7 +8,7 @@ import {
   updateGroup,
   type Group,
 } from '../core/groups.ts';
-import { inTransaction, type Db, type Sql, type Tx } from '../storage/database.ts';
+import { inTransaction, type Db, type Sql } from '../storage/database.ts';
 import type { ListQuery } from './user-store.ts';
 
 /**
@@ -27,14 +25,8 @@ export async function findScimGroup(db: Db, organizationId: string, id: string):
   return group?.source === 'scim' ? group : null;
 }
 
-/** Locks the group row (so concurrent changes to one group serialise) and checks it is a SCIM group. */
-export async function lockScimGroup(tx: Tx, organizationId: string, id: string): Promise<Group> {
-  const [group] = isUuid(id)
-    ? await tx<Group[]>`select * from groups where organization_id = ${organizationId} and id = ${id} and source = 'scim' for update`
-    : [];
-  if (!group) throw notFound('group', { id });
-  return group;
-}
+/** The core's group functions act only on SCIM groups when given this. */
+export const SCIM_GROUPS = { source: 'scim' } as const;
 
 export async function listScimGroups(sql: Sql, organizationId: string, query: ListQuery): Promise<{ rows: Group[]; total: number }> {
   const rows = await sql<Group[]>`
@@ -89,16 +81,12 @@ export async function replaceScimGroup(
   actor: Actor,
 ): Promise<Group> {
   return inTransaction(sql, async (tx) => {
-    await lockScimGroup(tx, organizationId, id);
-    await updateGroup(tx, organizationId, id, { displayName: input.displayName, externalId: input.externalId }, actor);
-    await replaceGroupMembers(tx, organizationId, id, input.members, actor);
+    await updateGroup(tx, organizationId, id, { displayName: input.displayName, externalId: input.externalId }, actor, SCIM_GROUPS);
+    await replaceGroupMembers(tx, organizationId, id, input.members, actor, SCIM_GROUPS);
     return (await getGroup(tx, organizationId, id))!;
   });
 }
 
 export async function deleteScimGroup(sql: Sql, organizationId: string, id: string, actor: Actor): Promise<void> {
-  await inTransaction(sql, async (tx) => {
-    await lockScimGroup(tx, organizationId, id);
-    await deleteGroup(tx, organizationId, id, actor);
-  });
+  await deleteGroup(sql, organizationId, id, actor, SCIM_GROUPS);
 }

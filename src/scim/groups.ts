@@ -13,7 +13,7 @@ import {
   deleteScimGroup,
   findScimGroup,
   listScimGroups,
-  lockScimGroup,
+  SCIM_GROUPS,
   membersOf,
   replaceScimGroup,
   type GroupMember,
@@ -78,14 +78,16 @@ export async function listGroupsResponse(ctx: ScimRequest, params: Record<string
 export async function patchGroup(ctx: ScimRequest, id: string, body: unknown): Promise<void> {
   const operations = readPatchOperations(body);
   const { organizationId, actor } = ctx;
+  const changes = operations.map(groupChange);
   await inTransaction(ctx.app.sql, async (tx) => {
-    const group = await lockScimGroup(tx, organizationId, id);
-    for (const operation of operations) {
-      const change = groupChange(operation);
-      if (change.rename) await updateGroup(tx, organizationId, group.id, change.rename, actor);
-      if (change.replaceMembers) await replaceGroupMembers(tx, organizationId, group.id, change.replaceMembers, actor);
+    // Each core call locks the group (a SCIM group only), so concurrent PATCHes serialise.
+    const nothingToDo = changes.every((c) => !c.rename && !c.replaceMembers && c.add.length === 0 && c.remove.length === 0);
+    if (nothingToDo && !(await findScimGroup(tx, organizationId, id))) throw notFoundError('group', id);
+    for (const change of changes) {
+      if (change.rename) await updateGroup(tx, organizationId, id, change.rename, actor, SCIM_GROUPS);
+      if (change.replaceMembers) await replaceGroupMembers(tx, organizationId, id, change.replaceMembers, actor, SCIM_GROUPS);
       if (change.add.length || change.remove.length) {
-        await changeGroupMembers(tx, organizationId, group.id, { add: change.add, remove: change.remove }, actor);
+        await changeGroupMembers(tx, organizationId, id, { add: change.add, remove: change.remove }, actor, SCIM_GROUPS);
       }
     }
   });
