@@ -47,6 +47,9 @@ const ROUTES: Record<string, Record<string, Op>> = {
     get: { summary: 'IdP group to role mappings', permission: 'members:view' },
     post: { summary: 'Map a group (by id or name) to roles', permission: 'members:manage', body: 'Mapping' },
   },
+  '/group-mappings/preview': {
+    get: { summary: 'How many members a mapping of this group (by id or name) would affect', permission: 'members:view', query: ['groupId', 'groupName'] },
+  },
   '/group-mappings/{id}': {
     patch: { summary: 'Change the roles a mapping grants', permission: 'members:manage', body: 'Roles' },
     delete: { summary: 'Delete a mapping', permission: 'members:manage' },
