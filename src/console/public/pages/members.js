@@ -35,8 +35,8 @@ startPage(async (area, session) => {
   );
   filters.addEventListener('submit', (event) => {
     event.preventDefault();
+    // The selection stays across searches; the confirm dialog lists everyone selected.
     Object.assign(state, { email: email.value.trim(), status: status.value, role: role.value, cursors: [undefined] });
-    state.selected.clear();
     load();
   });
 
