@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppContext } from '../../src/context.ts';
 import { ensureAccount } from '../../src/core/accounts.ts';
 import { systemActor } from '../../src/core/actor.ts';
-import { changeGroupMembers, createGroup } from '../../src/core/groups.ts';
+import { changeGroupMembers, createGroup, type Group } from '../../src/core/groups.ts';
 import { joinOrganization } from '../../src/core/memberships.ts';
 import { startServer, type RunningServer } from '../../src/http/server.ts';
 import { launchChromium, SCREENSHOT_DIR, type HeadlessChromium } from '../support/browser.ts';
@@ -16,6 +16,8 @@ let server: RunningServer;
 let chromium: HeadlessChromium;
 let page: Page;
 let org: Awaited<ReturnType<typeof createTestOrganization>>;
+let sales: Group;
+const pageErrors: string[] = [];
 const actor = systemActor('system', 'test');
 
 beforeAll(async () => {
@@ -25,9 +27,16 @@ beforeAll(async () => {
     const account = await ensureAccount(ctx.sql, { email: `p${String(i).padStart(2, '0')}@acme.test`, givenName: 'Person', familyName: `${i}` });
     await joinOrganization(ctx.sql, { organizationId: org.organization.id, accountId: account.id, source: i % 3 ? 'scim' : 'sso' }, actor);
   }
+  const person = async (n: number) => (await ctx.sql<{ id: string }[]>`select id from accounts where email = ${`p0${n}@acme.test`}`)[0]!.id;
+  const engineering = await createGroup(ctx.sql, { organizationId: org.organization.id, source: 'scim', displayName: 'Engineering' }, actor);
+  await changeGroupMembers(ctx.sql, org.organization.id, engineering.id, { add: [await person(1), await person(2), await person(3)] }, actor);
+  const samlEngineering = await createGroup(ctx.sql, { organizationId: org.organization.id, source: 'saml', displayName: 'engineering' }, actor);
+  await changeGroupMembers(ctx.sql, org.organization.id, samlEngineering.id, { add: [await person(3), await person(4)] }, actor);
+  sales = await createGroup(ctx.sql, { organizationId: org.organization.id, source: 'local', displayName: 'Sales' }, actor);
   server = await startServer(ctx);
   chromium = await launchChromium();
   page = await chromium.context.newPage();
+  page.on('pageerror', (error) => pageErrors.push(error.message));
   fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
 });
 afterAll(async () => {
@@ -54,5 +63,303 @@ describe('sign-in', () => {
     await page.getByRole('region', { name: 'Members, page 1' }).waitFor();
     expect(await page.locator('tbody tr').count()).toBe(25);
     await shot('members');
+  });
+});
+
+/** Rows of the database, for checking what the pages really changed. */
+const membership = async (email: string) =>
+  (await ctx.sql<{ status: string; roles: string[] }[]>`
+    select m.status, m.roles from memberships m join accounts a on a.id = m.account_id
+    where m.organization_id = ${org.organization.id} and a.email = ${email}`)[0];
+
+async function openPage(name: string) {
+  await page.goto(`${server.url}/console/${name}`);
+  await page.locator('#page .loading').waitFor({ state: 'detached' });
+}
+
+async function search(email: string) {
+  await page.getByLabel('Email contains').fill(email);
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await expect.poll(() => page.locator('tbody tr').count()).toBe(1);
+  await expect.poll(() => page.locator('tbody tr').first().textContent()).toContain(email);
+}
+
+const statusText = () => page.locator('#status').textContent();
+const errorText = () => page.locator('#error').textContent();
+
+describe('members', () => {
+  it('pages through the members', async () => {
+    await openPage('members');
+    await expect.poll(() => page.locator('tbody tr').count()).toBe(25);
+    await page.getByRole('button', { name: 'Next page →' }).click();
+    await expect.poll(() => page.locator('tbody tr').count()).toBe(6);
+    await page.getByRole('button', { name: '← Previous page' }).click();
+    await expect.poll(() => page.locator('tbody tr').count()).toBe(25);
+  });
+
+  it('invites from the dialog, by keyboard, with a role and a group, showing a result per address', async () => {
+    await openPage('members');
+    const invite = page.getByRole('button', { name: 'Invite people' });
+    await invite.focus();
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog', { name: 'Invite people' });
+    await dialog.waitFor();
+    expect(await page.evaluate(() => (document.activeElement as HTMLTextAreaElement).labels?.[0]?.textContent)).toBe('Email addresses');
+
+    await page.keyboard.type(Array.from({ length: 21 }, (_, i) => `many${i}@acme.test`).join(' '));
+    await dialog.getByRole('button', { name: 'Send invitations' }).click();
+    await expect.poll(() => dialog.getByRole('alert').textContent()).toContain('at most 20 at once');
+
+    await dialog.getByLabel('Email addresses').fill('new1@acme.test, new2@acme.test not-an-email p05@acme.test');
+    await dialog.getByLabel('Admin', { exact: true }).check();
+    await dialog.getByLabel('Sales', { exact: true }).check();
+    await dialog.getByRole('button', { name: 'Send invitations' }).click();
+    const outcome = dialog.getByRole('status');
+    await expect.poll(() => outcome.textContent()).toContain('2 invited, 2 not invited');
+    expect(await outcome.textContent()).toContain('not-an-email — invalid email address');
+    expect(await outcome.textContent()).toContain('p05@acme.test — p05@acme.test is already a member');
+    await shot('invite-dialog');
+
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Invite people');
+    expect(await membership('new1@acme.test')).toEqual({ status: 'invited', roles: ['admin'] });
+    const invitations = await ctx.sql`select email, group_ids from invitations where organization_id = ${org.organization.id} order by email`;
+    expect(invitations.map((i) => [i.email, i.groupIds])).toEqual([['new1@acme.test', [sales.id]], ['new2@acme.test', [sales.id]]]);
+    expect(await ctx.sql`select 1 from accounts where email like 'many%'`).toHaveLength(0);
+
+    await page.getByLabel('Status').selectOption('pending');
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await expect.poll(() => page.locator('tbody tr').count()).toBe(2);
+    expect(await page.locator('tbody').textContent()).toContain('pending invite');
+  });
+
+  it('changes roles, and shows the last-owner rule as a clear message', async () => {
+    await openPage('members');
+    await search('p07@acme.test');
+    await page.getByRole('button', { name: 'Edit roles of p07@acme.test' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Edit roles' });
+    await dialog.getByLabel('Member', { exact: true }).uncheck();
+    await dialog.getByRole('button', { name: 'Save roles' }).click();
+    await expect.poll(() => dialog.getByRole('alert').textContent()).toBe('Choose at least one role.');
+    await dialog.getByLabel('Billing', { exact: true }).check();
+    await shot('edit-roles-dialog');
+    await dialog.getByRole('button', { name: 'Save roles' }).click();
+    await expect.poll(statusText).toBe('Roles of p07@acme.test are now: billing.');
+    expect(await membership('p07@acme.test')).toEqual({ status: 'active', roles: ['billing'] });
+
+    await search('owner@acme.test');
+    await page.getByRole('button', { name: 'Edit roles of owner@acme.test' }).click();
+    await dialog.getByLabel('Owner', { exact: true }).uncheck();
+    await dialog.getByLabel('Admin', { exact: true }).check();
+    await dialog.getByRole('button', { name: 'Save roles' }).click();
+    await expect.poll(() => dialog.getByRole('alert').textContent()).toBe('The last owner of an organization cannot be removed or demoted.');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    expect(await membership('owner@acme.test')).toEqual({ status: 'active', roles: ['owner'] });
+  });
+
+  it('removes one member after confirming', async () => {
+    await openPage('members');
+    await search('p08@acme.test');
+    await page.getByRole('button', { name: 'Remove p08@acme.test' }).click();
+    const confirm = page.getByRole('alertdialog', { name: 'Remove member' });
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Cancel');
+    await shot('remove-confirm');
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    expect((await membership('p08@acme.test'))!.status).toBe('active');
+
+    await page.getByRole('button', { name: 'Remove p08@acme.test' }).click();
+    await confirm.getByRole('button', { name: 'Remove' }).click();
+    await expect.poll(statusText).toBe('p08@acme.test was removed.');
+    expect((await membership('p08@acme.test'))!.status).toBe('removed');
+  });
+
+  it('removes several at once; the last owner stays, saying why', async () => {
+    await openPage('members');
+    await search('p10@acme.test');
+    await page.getByLabel('Select p10@acme.test').check();
+    await search('p11@acme.test');
+    await page.getByLabel('Select p11@acme.test').check();
+    await search('owner@acme.test');
+    await page.getByLabel('Select owner@acme.test').check();
+    await page.getByRole('button', { name: 'Remove selected (3)' }).click();
+    const confirm = page.getByRole('alertdialog', { name: 'Remove 3 members' });
+    expect(await confirm.getByRole('listitem').allTextContents()).toEqual(['p10@acme.test', 'p11@acme.test', 'owner@acme.test']);
+    await confirm.getByRole('button', { name: 'Remove them' }).click();
+    await expect.poll(statusText).toBe('2 removed, 1 not removed.');
+    expect(await errorText()).toBe('Not removed:\nowner@acme.test: the last owner of an organization cannot be removed or demoted');
+    expect((await membership('p10@acme.test'))!.status).toBe('removed');
+    expect((await membership('p11@acme.test'))!.status).toBe('removed');
+    expect((await membership('owner@acme.test'))!.status).toBe('active');
+    await shot('members-after-removal');
+  });
+});
+
+describe('CSV import', () => {
+  const csv = [
+    'email,group membership,name',
+    'csv1@acme.test,Sales,One',
+    'csv2@acme.test,,Two',
+    'bad-address,,Three',
+    'csv1@acme.test,,Again',
+    'csv4@acme.test,Nope,Four',
+    'p06@acme.test,,Member',
+    'new1@acme.test,,Invited before',
+  ].join('\n');
+
+  it('invites the good rows, lists the skipped ones with reasons, and downloads the summary', async () => {
+    await openPage('import');
+    await page.getByRole('button', { name: 'Upload and invite' }).click();
+    await expect.poll(() => page.getByRole('alert').filter({ hasText: 'Choose a CSV file first.' }).count()).toBe(1);
+
+    await page.getByLabel('CSV file').setInputFiles({ name: 'no-email.csv', mimeType: 'text/csv', buffer: Buffer.from('name\nx\n') });
+    await page.getByRole('button', { name: 'Upload and invite' }).click();
+    await expect.poll(() => page.getByRole('alert').filter({ hasText: 'The file needs an "email" column.' }).count()).toBe(1);
+
+    await page.getByLabel('CSV file').setInputFiles({ name: 'people.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+    await page.getByLabel('Viewer', { exact: true }).check();
+    await page.getByRole('button', { name: 'Upload and invite' }).click();
+    await expect.poll(statusText).toBe('people.csv: 2 invited, 5 skipped of 7 rows.');
+    const rows = await page.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+    expect(rows).toEqual([
+      ['2', 'csv1@acme.test', 'invited', '—'],
+      ['3', 'csv2@acme.test', 'invited', '—'],
+      ['4', 'bad-address', 'skipped', 'invalid email format'],
+      ['5', 'csv1@acme.test', 'skipped', 'duplicate in file'],
+      ['6', 'csv4@acme.test', 'skipped', 'unknown group(s): Nope'],
+      ['7', 'p06@acme.test', 'skipped', 'already a member'],
+      ['8', 'new1@acme.test', 'skipped', 'already invited'],
+    ]);
+    await shot('import-result');
+    await page.getByLabel('Show skipped rows only').check();
+    await expect.poll(() => page.locator('tbody tr').count()).toBe(5);
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download the result (CSV)' }).click()]);
+    expect(download.suggestedFilename()).toBe('people-import-result.csv');
+    const summary = fs.readFileSync((await download.path())!, 'utf8');
+    expect(summary.split('\r\n')).toEqual([
+      'row,email,status,reasons',
+      '2,csv1@acme.test,invited,',
+      '3,csv2@acme.test,invited,',
+      '4,bad-address,skipped,invalid email format',
+      '5,csv1@acme.test,skipped,duplicate in file',
+      '6,csv4@acme.test,skipped,unknown group(s): Nope',
+      '7,p06@acme.test,skipped,already a member',
+      '8,new1@acme.test,skipped,already invited',
+      '',
+    ]);
+    expect(await membership('csv1@acme.test')).toEqual({ status: 'invited', roles: ['viewer'] });
+    expect((await ctx.sql`select group_ids from invitations where email = 'csv1@acme.test'`)[0]!.groupIds).toEqual([sales.id]);
+    expect(await membership('csv4@acme.test')).toBeUndefined();
+  });
+});
+
+describe('groups and role mapping', () => {
+  it('previews how many members a mapping affects, then saves it', async () => {
+    await openPage('groups');
+    await expect.poll(() => page.getByRole('region', { name: 'Groups from the identity provider' }).textContent()).toContain('Engineering');
+    await page.getByRole('button', { name: 'Map a group to roles' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Map a group to roles' });
+    const effect = dialog.getByRole('status');
+    await dialog.getByLabel('Group', { exact: true }).selectOption({ label: 'Engineering (SCIM)' });
+    await expect.poll(() => effect.textContent()).toContain('This mapping affects 3 members');
+    await dialog.getByLabel('Admin', { exact: true }).check();
+    await expect.poll(() => effect.textContent()).toBe('This mapping affects 3 members: they will have Admin.');
+    await shot('mapping-dialog');
+    await dialog.getByRole('button', { name: 'Save mapping' }).click();
+    await expect.poll(statusText).toContain('Mapping saved: Engineering (SCIM) → Admin.');
+    const table = page.getByRole('region', { name: 'Role mappings' });
+    await expect.poll(() => table.locator('tbody tr').first().textContent()).toContain('3 members');
+
+    await page.getByRole('button', { name: 'Map a group to roles' }).click();
+    await dialog.getByLabel('Every group with a name').check();
+    await dialog.getByLabel('Group name').fill('ENGINEERING');
+    await dialog.getByLabel('Viewer', { exact: true }).check();
+    await expect.poll(() => effect.textContent()).toBe('This mapping affects 4 members: they will have Viewer.');
+    await dialog.getByRole('button', { name: 'Save mapping' }).click();
+    await expect.poll(() => table.locator('tbody tr').count()).toBe(2);
+    expect(await table.locator('tbody tr').nth(1).textContent()).toContain('Every group named “ENGINEERING”Viewer4 members');
+    const mappings = await ctx.sql`select group_name, roles from group_role_mappings where organization_id = ${org.organization.id} order by created_at`;
+    expect(mappings.map((m) => [m.groupName, m.roles])).toEqual([[null, ['admin']], ['ENGINEERING', ['viewer']]]);
+    await shot('groups');
+  });
+
+  it('creates a local group', async () => {
+    await openPage('groups');
+    await page.getByLabel('New group name').fill('Support');
+    await page.getByRole('button', { name: 'Create group' }).click();
+    await expect.poll(statusText).toBe('Group Support created.');
+    await page.getByLabel('New group name').fill('sales');
+    await page.getByRole('button', { name: 'Create group' }).click();
+    await expect.poll(errorText).toBe('A group named "sales" already exists.');
+  });
+});
+
+describe('identity provider', () => {
+  it('adds and verifies a domain and turns auto-join on; tabs work with the arrow keys', async () => {
+    await openPage('identity');
+    await page.getByRole('tab', { name: 'SCIM provisioning' }).focus();
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('ArrowRight');
+    expect(await page.getByRole('tab', { name: 'Domains and auto-join' }).getAttribute('aria-selected')).toBe('true');
+    const panel = page.getByRole('tabpanel', { name: 'Domains and auto-join' });
+    await panel.getByLabel('Email domain', { exact: true }).fill('not a domain');
+    await panel.getByRole('button', { name: 'Add domain' }).click();
+    await expect.poll(() => panel.getByRole('alert').first().textContent()).toMatch(/domain/i);
+    await panel.getByLabel('Email domain', { exact: true }).fill('acme.test');
+    await panel.getByRole('button', { name: 'Add domain' }).click();
+    await expect.poll(statusText).toMatch(/^Publish the TXT record orgsync-verification=\S+ on acme.test/);
+    await panel.getByRole('button', { name: 'Mark acme.test verified' }).click();
+    await page.getByRole('alertdialog', { name: 'Mark domain verified' }).getByRole('button', { name: 'Mark verified' }).click();
+    await expect.poll(statusText).toBe('acme.test is verified.');
+    await panel.getByLabel('People from a verified domain join on their first SSO sign-in').check();
+    await expect.poll(statusText).toContain('Auto-join is on');
+    const [settings] = await ctx.sql`select auto_join_verified_domains from organizations where id = ${org.organization.id}`;
+    expect(settings!.autoJoinVerifiedDomains).toBe(true);
+    const [domain] = await ctx.sql`select verified_at from organization_domains where organization_id = ${org.organization.id} and domain = 'acme.test'`;
+    expect(domain!.verifiedAt).toBeInstanceOf(Date);
+    await shot('identity-domains');
+  });
+});
+
+describe('audit log', () => {
+  it('filters by action', async () => {
+    await openPage('audit');
+    await page.getByLabel('Action').fill('member');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await expect.poll(() => page.locator('tbody').textContent()).toContain('member.removed');
+    const actions = await page.locator('tbody tr td:nth-child(3)').allTextContents();
+    expect(actions.length).toBeGreaterThan(3);
+    expect(actions.every((a) => a.startsWith('member.'))).toBe(true);
+    await shot('audit');
+  });
+});
+
+describe('every page', () => {
+  const pages = ['members', 'import', 'groups', 'identity', 'audit', 'sign-in'];
+
+  it('labels every field, starts with a skip link, and fits a narrow (390 px) screen', async () => {
+    for (const name of pages) {
+      await page.setViewportSize({ width: 1280, height: 900 });
+      await openPage(name);
+      const unlabelled = await page.evaluate(() =>
+        [...document.querySelectorAll('input, select, textarea')]
+          .filter((el) => !(el as HTMLInputElement).labels?.length && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
+          .map((el) => el.outerHTML),
+      );
+      expect(unlabelled, name).toEqual([]);
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => document.activeElement?.textContent), name).toBe('Skip to content');
+
+      await page.setViewportSize({ width: 390, height: 844 });
+      expect(await page.evaluate(() => document.documentElement.scrollWidth), name).toBeLessThanOrEqual(390);
+      await shot(`narrow-${name}`);
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+    for (const tab of ['scim', 'saml']) {
+      await openPage(`identity?tab=${tab}`);
+      await shot(`identity-${tab}`);
+    }
+    expect(pageErrors).toEqual([]);
   });
 });

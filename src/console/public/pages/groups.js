@@ -21,9 +21,9 @@ startPage(async (area, session) => {
   const mappingArea = h('div', {});
   replace(
     area,
-    h('section', { 'aria-labelledby': 'local-title' }, h('h2', { id: 'local-title' }, 'Local groups'), h('p', { class: 'hint' }, 'Groups you manage here; invitations can add people to them.'), localArea),
-    h('section', { 'aria-labelledby': 'idp-title' }, h('h2', { id: 'idp-title' }, 'Groups from the identity provider'), h('p', { class: 'hint' }, 'Sent by the IdP through SCIM or in SAML logins; they change only there.'), idpArea),
-    h('section', { 'aria-labelledby': 'mapping-title' }, h('h2', { id: 'mapping-title' }, 'Role mapping'), h('p', { class: 'hint' }, 'Members of a mapped group get its roles on top of their own; removing them from the group takes the roles away.'), mappingArea),
+    h('section', {}, h('h2', {}, 'Local groups'), h('p', { class: 'hint' }, 'Groups you manage here; invitations can add people to them.'), localArea),
+    h('section', {}, h('h2', {}, 'Groups from the identity provider'), h('p', { class: 'hint' }, 'Sent by the IdP through SCIM or in SAML logins; they change only there.'), idpArea),
+    h('section', {}, h('h2', {}, 'Role mapping'), h('p', { class: 'hint' }, 'Members of a mapped group get its roles on top of their own; removing them from the group takes the roles away.'), mappingArea),
   );
 
   let groups = [];

@@ -14,7 +14,7 @@ startPage(async (area, session) => {
     return;
   }
   const { items: roles } = await api('GET', '/roles');
-  const file = h('input', { type: 'file', name: 'file', accept: '.csv,text/csv', required: true });
+  const file = h('input', { type: 'file', name: 'file', accept: '.csv,text/csv' });
   const roleChoice = checkboxGroup('Roles for everyone in the file', roles.map((r) => ({ value: r.key, label: r.name })));
   const message = messageBox();
   const upload = h('button', { type: 'submit', class: 'primary' }, 'Upload and invite');

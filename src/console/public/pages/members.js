@@ -138,8 +138,8 @@ startPage(async (area, session) => {
       const saved = await busy(save, () => attempt(() => api('PUT', `/members/${member.accountId}/roles`, { roles: chosen }), message));
       if (!saved) return;
       dialog.close();
-      showStatus(`Roles of ${member.email} are now: ${saved.roles.join(', ')}.`);
       await load();
+      showStatus(`Roles of ${member.email} are now: ${saved.roles.join(', ')}.`);
     });
   }
 
