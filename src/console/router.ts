@@ -40,7 +40,7 @@ export function consoleRouter(_ctx: AppContext): Router {
   });
   router.use(
     '/assets',
-    express.static(PUBLIC_DIR, { index: false, dotfiles: 'ignore', maxAge: 0 }),
+    express.static(PUBLIC_DIR, { index: false, redirect: false, dotfiles: 'ignore', maxAge: 0 }),
   );
   router.get('/', (req, res) => res.redirect(302, `${req.baseUrl}/members`));
   router.get('/:page', (req, res, next) => {

@@ -6,7 +6,7 @@ import { startPage } from '../lib/shell.js';
 
 const PAGE_SIZE = 50;
 // `action=member` matches every member.* entry (the API matches a prefix before the dot).
-const ACTIONS = ['member', 'invite', 'group', 'mapping', 'domain', 'organization', 'role', 'webhook', 'credential', 'sso'];
+const ACTIONS = ['member', 'invite', 'group', 'mapping', 'domain', 'organization', 'role', 'webhook', 'scim_credential', 'admin_credential', 'sso'];
 
 startPage(async (area, session) => {
   if (!session.can('members:manage')) {
@@ -48,14 +48,23 @@ startPage(async (area, session) => {
     load();
   });
 
+  /** A value in the table that, chosen, becomes a filter. */
+  function filterButton(input, value, label) {
+    return h('button', { type: 'button', class: 'link', 'aria-label': label, onclick: () => {
+      input.value = value;
+      pages = [undefined];
+      load();
+    } }, value);
+  }
+
   async function load() {
     const answer = await attempt(() => api('GET', `/audit${query({ ...filterValues(), before: pages.at(-1), limit: PAGE_SIZE })}`));
     if (!answer) return;
     const rows = answer.items.map((e) => [
       formatTime(e.at),
-      h('span', {}, e.actorName, h('br'), h('span', { class: 'hint' }, `${e.actorType} via ${e.channel}`)),
+      h('span', {}, filterButton(actor, e.actorName, `Show only entries by ${e.actorName}`), h('br'), h('span', { class: 'hint' }, `${e.actorType} via ${e.channel}`)),
       h('code', {}, e.action),
-      e.targetId ? h('span', {}, e.targetType ? `${e.targetType} ` : '', h('code', {}, e.targetId)) : '—',
+      e.targetId ? h('span', {}, e.targetType ? `${e.targetType} ` : '', filterButton(target, e.targetId, `Show only entries about ${e.targetType ?? ''} ${e.targetId}`)) : '—',
       summarize(e.details),
     ]);
     const previous = h('button', { type: 'button', disabled: pages.length === 1, onclick: () => (pages.pop(), load()) }, '← Newer');

@@ -109,10 +109,11 @@ startPage(async (area, session) => {
     const remove = h('button', { type: 'button', class: 'danger', onclick: () => removeOne(member) }, 'Remove');
     edit.setAttribute('aria-label', `Edit roles of ${member.email}`);
     remove.setAttribute('aria-label', `Remove ${member.email}`);
-    const resend = invitation
-      ? h('button', { type: 'button', 'aria-label': `Resend the invitation to ${member.email}`, onclick: () => resendInvite(invitation) }, 'Resend invite')
-      : null;
-    return h('div', { class: 'actions' }, edit, resend, remove);
+    if (!invitation) return h('div', { class: 'actions' }, edit, remove);
+    // A pending invite is withdrawn rather than removed: the audit log then says so.
+    const resend = h('button', { type: 'button', 'aria-label': `Resend the invitation to ${member.email}`, onclick: () => resendInvite(invitation) }, 'Resend');
+    const withdraw = h('button', { type: 'button', class: 'danger', 'aria-label': `Withdraw the invitation to ${member.email}`, onclick: () => withdrawInvite(invitation) }, 'Withdraw');
+    return h('div', { class: 'actions' }, edit, resend, withdraw);
   }
 
   function editRoles(member) {
@@ -169,6 +170,15 @@ startPage(async (area, session) => {
       const lines = failures.map((r) => `${emailOf.get(r.accountId)}: ${r.message}`);
       showError(new Error(`Not removed:\n${lines.join('\n')}`));
     }
+  }
+
+  async function withdrawInvite(invitation) {
+    const ok = await confirmDialog('Withdraw invitation', `Withdraw the invitation to ${invitation.email}? The link in their email stops working.`, 'Withdraw');
+    if (!ok) return;
+    if ((await attempt(() => api('DELETE', `/invitations/${invitation.id}`))) === undefined) return;
+    state.selected.delete(invitation.accountId);
+    await load();
+    showStatus(`The invitation to ${invitation.email} was withdrawn.`);
   }
 
   async function resendInvite(invitation) {
