@@ -94,7 +94,7 @@ async function scimPanel(panel) {
   const draw = (tokens) => {
     const rows = tokens.map((t) => [
       t.name,
-      h('code', {}, `…${t.hint}`),
+      h('code', {}, t.hint),
       formatTime(t.createdAt),
       t.revokedAt ? h('span', { class: 'badge revoked' }, `revoked ${formatTime(t.revokedAt)}`) : t.expiresAt ? formatTime(t.expiresAt) : 'never',
       t.lastUsedAt ? formatTime(t.lastUsedAt) : 'never',
@@ -107,7 +107,7 @@ async function scimPanel(panel) {
             h('button', { type: 'button', class: 'danger', 'aria-label': `Revoke the token ${t.name}`, onclick: () => revoke(t) }, 'Revoke'),
           ),
     ]);
-    replace(list, table('SCIM tokens', ['Name', 'Ends with', 'Created', 'Expires', 'Last used', 'Actions'], rows, { empty: 'No tokens yet: create one for your IdP.' }));
+    replace(list, table('SCIM tokens', ['Name', 'Token', 'Created', 'Expires', 'Last used', 'Actions'], rows, { empty: 'No tokens yet: create one for your IdP.' }));
   };
   const reload = async () => {
     const fresh = await attempt(() => api('GET', '/scim-tokens'));
