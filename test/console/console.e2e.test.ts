@@ -10,7 +10,7 @@ import { systemActor } from '../../src/core/actor.ts';
 import { changeGroupMembers, createGroup, type Group } from '../../src/core/groups.ts';
 import { joinOrganization } from '../../src/core/memberships.ts';
 import { startServer, type RunningServer } from '../../src/http/server.ts';
-import { launchChromium, SCREENSHOT_DIR, type HeadlessChromium } from '../support/browser.ts';
+import { CHROMIUM, launchChromium, SCREENSHOT_DIR, type HeadlessChromium } from '../support/browser.ts';
 import { TEST_PUBLIC_URL, createTestContext, createTestOrganization } from '../support/context.ts';
 
 let ctx: AppContext;
@@ -23,6 +23,7 @@ const pageErrors: string[] = [];
 const actor = systemActor('system', 'test');
 
 beforeAll(async () => {
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (see .ci/apt-packages) or set CHROMIUM_PATH`);
   ctx = await createTestContext({ HOST: '127.0.0.1' });
   org = await createTestOrganization(ctx, 'acme');
   for (let i = 1; i <= 30; i++) {
