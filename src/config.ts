@@ -40,6 +40,8 @@ const schema = z
     DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
     WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
     WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool.default(false),
+    SCIM_RATE_LIMIT: z.coerce.number().min(0).max(100_000).default(100),
+    SCIM_RATE_BURST: z.coerce.number().int().min(1).max(1_000_000).default(1000),
   })
   .superRefine((env, ctx) => {
     if (env.DATABASE_URL && !env.SERVER_SECRET) {
@@ -75,6 +77,8 @@ export interface Config {
   mailFrom: string;
   /** A person may belong to one organization at a time (checked when inviting). */
   singleOrganizationPolicy: boolean;
+  /** Per SCIM token: sustained requests per second (0: no limit) and the burst allowed above it. */
+  scimRateLimit: { perSecond: number; burst: number };
 }
 
 export interface ReconcilerConfig {
@@ -122,6 +126,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     smtpUrl: e.SMTP_URL,
     singleOrganizationPolicy: e.SINGLE_ORGANIZATION_POLICY,
     mailFrom: e.MAIL_FROM,
+    scimRateLimit: { perSecond: e.SCIM_RATE_LIMIT, burst: e.SCIM_RATE_BURST },
     reconciler: {
       enabled: e.RECONCILER,
       eventsSchedule: e.RECONCILE_EVENTS_SCHEDULE,

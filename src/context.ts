@@ -12,6 +12,8 @@ export interface AppContext {
   database: Database;
   sql: Sql;
   log: Logger;
+  /** Run at shutdown after the last request and before the database closes (e.g. flushing buffered writes). */
+  beforeClose?: Array<() => Promise<void>>;
 }
 
 /** Opens the database, applies migrations and resolves the server secret. */

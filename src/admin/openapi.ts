@@ -61,6 +61,13 @@ const ROUTES: Record<string, Record<string, Op>> = {
   '/webhooks/{id}': { delete: { summary: 'Delete an endpoint', permission: 'org:manage' } },
   '/deliveries': { get: { summary: 'Email and webhook deliveries', permission: 'org:manage', query: ['status', 'after', 'limit'] } },
   '/deliveries/retry': { post: { summary: 'Put dead letters back in the queue', permission: 'org:manage', body: 'DeliveryIds' } },
+  '/scim-tokens': {
+    get: { summary: 'SCIM base URL and tokens (never their secrets)', permission: 'org:manage' },
+    post: { summary: 'Issue a SCIM token (the secret is shown once)', permission: 'org:manage', body: 'ScimToken' },
+  },
+  '/scim-tokens/{id}/rotate': { post: { summary: 'New secret; the old one keeps working for the overlap', permission: 'org:manage', body: 'Rotation' } },
+  '/scim-tokens/{id}': { delete: { summary: 'Revoke a SCIM token now', permission: 'org:manage' } },
+  '/scim-tokens/{id}/requests': { get: { summary: 'What the IdP did with this token, newest first', permission: 'org:manage', query: ['before', 'limit'] } },
   '/audit': { get: { summary: 'The audit log, newest first', permission: 'members:manage', query: ['actor', 'target', 'action', 'since', 'until', 'before', 'limit'] } },
 };
 
@@ -80,6 +87,8 @@ const SCHEMAS: Record<string, unknown> = {
   Mapping: obj({ groupId: { type: 'string', format: 'uuid' }, groupName: { type: 'string' }, roles: strings }, ['roles']),
   Webhook: obj({ url: { type: 'string', format: 'uri' }, events: strings }, ['url']),
   DeliveryIds: obj({ ids: strings }),
+  ScimToken: obj({ name: { type: 'string' }, expiresInDays: { type: 'integer', minimum: 1, maximum: 3650 } }, ['name']),
+  Rotation: obj({ overlapHours: { type: 'number', minimum: 0, maximum: 720 } }),
   Error: obj({ error: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } }, ['error', 'message']),
 };
 

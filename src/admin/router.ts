@@ -7,6 +7,7 @@ import { invitationRouter } from './invitation-routes.ts';
 import { openApiDocument } from './openapi.ts';
 import { memberRouter } from './member-routes.ts';
 import { organizationRouter } from './organization-routes.ts';
+import { scimTokenRouter } from './scim-token-routes.ts';
 import { syncAdminRouter } from './sync-routes.ts';
 
 /**
@@ -27,5 +28,6 @@ export function adminRouter(ctx: AppContext): Router {
   router.use(invitationRouter(ctx));
   router.use(groupRouter(ctx));
   router.use(syncAdminRouter(ctx));
+  router.use(scimTokenRouter(ctx));
   return router;
 }

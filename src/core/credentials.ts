@@ -1,4 +1,4 @@
-import type { Db } from '../storage/database.ts';
+import { inTransaction, type Db } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
 import { invalid, notFound } from './errors.ts';
@@ -79,13 +79,43 @@ export async function listCredentials(db: Db, organizationId: string, kind: Cred
     where organization_id = ${organizationId} and kind = ${kind} order by created_at, id`;
 }
 
-export async function revokeCredential(db: Db, organizationId: string, id: string, actor: Actor): Promise<Credential> {
+export async function revokeCredential(db: Db, organizationId: string, id: string, actor: Actor, kind?: CredentialKind): Promise<Credential> {
   if (!isUuid(id)) throw notFound('credential', { id });
   const [row] = await db<Credential[]>`
     update credentials set revoked_at = coalesce(revoked_at, now())
-    where organization_id = ${organizationId} and id = ${id}::uuid
+    where organization_id = ${organizationId} and id = ${id}::uuid ${kind ? db`and kind = ${kind}` : db``}
     returning ${db.unsafe(COLUMNS)}`;
   if (!row) throw notFound('credential', { id });
   await recordAudit(db, organizationId, actor, `${row.kind}_credential.revoked`, { type: 'credential', id }, { name: row.name });
   return row;
+}
+
+/**
+ * Rotation without downtime: a new secret under the same name, while the old one keeps working
+ * for `overlapHours` (so the IdP can be updated) and then expires on its own.
+ */
+export async function rotateCredential(
+  db: Db,
+  serverSecret: string,
+  organizationId: string,
+  id: string,
+  overlapHours: number,
+  actor: Actor,
+): Promise<{ issued: IssuedCredential; previous: Credential }> {
+  if (!isUuid(id)) throw notFound('credential', { id });
+  return inTransaction(db, async (tx) => {
+    const [previous] = await tx<Credential[]>`
+      update credentials set expires_at = least(coalesce(expires_at, 'infinity'), now() + ${overlapHours} * interval '1 hour')
+      where organization_id = ${organizationId} and id = ${id}::uuid and revoked_at is null
+        and (expires_at is null or expires_at > now())
+      returning ${tx.unsafe(COLUMNS)}`;
+    if (!previous) throw notFound('live credential', { id });
+    const issued = await issueCredential(tx, serverSecret, { organizationId, kind: previous.kind, name: previous.name, roles: previous.roles }, actor);
+    await recordAudit(tx, organizationId, actor, `${previous.kind}_credential.rotated`, { type: 'credential', id }, {
+      name: previous.name,
+      replacedBy: issued.id,
+      oldExpiresAt: previous.expiresAt,
+    });
+    return { issued, previous };
+  });
 }

@@ -38,6 +38,7 @@ export async function startServer(ctx: AppContext, app = createApp(ctx)): Promis
       clearTimeout(timer);
       clearInterval(sweep);
       await beforeDatabaseClose?.();
+      for (const hook of ctx.beforeClose ?? []) await hook();
       await ctx.database.close();
       ctx.log.info('shutdown complete');
     })());

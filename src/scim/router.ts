@@ -1,7 +1,132 @@
-import { Router } from 'express';
+import express, { Router, type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
+import SCIMMY from 'scimmy';
+import SCIMMYRouters from 'scimmy-routers';
 import type { AppContext } from '../context.ts';
+import { authenticateScim, type ScimRequest } from './auth.ts';
+import { errorBody, scimError, toScimError } from './errors.ts';
+import { groupHandlers, listGroupsResponse, patchGroup } from './groups.ts';
+import { MAX_PAGE_SIZE } from './list.ts';
+import { normalizeUser, isObject, normalizeValue, type Json } from './normalize.ts';
+import { rateLimitPerToken } from './rate-limit.ts';
+import { requestLog } from './request-log.ts';
+import { listUsersResponse, patchUser, userHandlers } from './users.ts';
 
-/** Placeholder until the scim adapter lands. */
-export function scimRouter(_ctx: AppContext): Router {
-  return Router();
+/**
+ * /scim/v2. scimmy-routers serves discovery, GET by id, POST, PUT and DELETE through the
+ * handlers in users.ts and groups.ts. Lists, /.search and PATCH are orgsync's own, ahead of it:
+ * they filter and page in SQL (scimmy would page in memory), apply Okta's and Entra's PATCH
+ * shapes, and change one group member without reading the others.
+ */
+export function scimRouter(app: AppContext): Router {
+  declareResources(app);
+  const router = Router();
+  router.use(requestLog(app));
+  router.use(express.json({ type: ['application/scim+json', 'application/json'], limit: app.config.bodyLimit }));
+  router.use(authenticateScim(app));
+  router.use(rateLimitPerToken(app.config.scimRateLimit));
+  router.use(normalizeBodies);
+
+  router.get('/Users', scimRoute(async (ctx, req) => listUsersResponse(ctx, req.query)));
+  router.post('/Users/.search', scimRoute(async (ctx, req) => listUsersResponse(ctx, searchParams(req))));
+  router.patch('/Users/:id', scimRoute(async (ctx, req) => patchUser(ctx, req.params.id!, req.body, req.query)));
+  router.get('/Groups', scimRoute(async (ctx, req) => listGroupsResponse(ctx, req.query)));
+  router.post('/Groups/.search', scimRoute(async (ctx, req) => listGroupsResponse(ctx, searchParams(req))));
+  router.patch('/Groups/:id', scimRoute(async (ctx, req) => patchGroup(ctx, req.params.id!, req.body)));
+  router.all(['/Bulk', '/.search', '/Me'], (_req, _res, next) => next(scimError(501, null, 'not implemented by orgsync')));
+
+  const scimmyRouter = new SCIMMYRouters({
+      type: 'bearer',
+      docUri: `${app.config.publicUrl}/scim/v2`,
+      handler: (req: Request) => {
+        if (!req.scim) throw new Error('unauthenticated');
+        return req.scim.credentialId;
+      },
+      context: (req: Request) => req.scim,
+      baseUri: () => app.config.publicUrl,
+  });
+  advertiseCapabilities();
+  router.use(scimmyRouter as unknown as Router);
+  router.use(scimErrors(app));
+  return router;
+}
+
+/** Runs an orgsync SCIM handler: its answer as application/scim+json, or 204 when it has none. */
+function scimRoute(fn: (ctx: ScimRequest, req: Request) => Promise<unknown>): RequestHandler {
+  return (req, res, next) => {
+    fn(req.scim!, req).then(
+      (body) => {
+        res.type('application/scim+json');
+        if (body === undefined) res.status(204).end();
+        else res.status(200).send(JSON.stringify(body));
+      },
+      (error: unknown) => next(error),
+    );
+  };
+}
+
+function searchParams(req: Request): Record<string, unknown> {
+  if (!isObject(req.body)) throw scimError(400, 'invalidSyntax', 'a search needs a SearchRequest object');
+  return req.body;
+}
+
+/** Okta's and Entra's quirks out of POST/PUT bodies before scimmy validates them (see normalize.ts). */
+const normalizeBodies: RequestHandler = (req, _res, next) => {
+  if ((req.method === 'POST' || req.method === 'PUT') && isObject(req.body)) {
+    req.body = req.path.startsWith('/Users') ? normalizeUser(req.body) : normalizeValue(req.body as Json);
+  }
+  next();
+};
+
+/** Errors of orgsync's own routes and of body parsing, as SCIM error responses. */
+function scimErrors(app: AppContext): ErrorRequestHandler {
+  return (error, _req, res: Response, _next) => {
+    const parseError = error?.type === 'entity.parse.failed';
+    const tooLarge = error?.type === 'entity.too.large';
+    const scim = parseError
+      ? scimError(400, 'invalidSyntax', 'the request body is not valid JSON')
+      : tooLarge
+        ? scimError(413, null, 'the request body is too large')
+        : toScimError(error, (e) => app.log.error({ err: e }, 'SCIM request failed'));
+    res.status(Number(scim.status)).type('application/scim+json').send(JSON.stringify(errorBody(scim)));
+  };
+}
+
+let declared = false;
+
+/** scimmy keeps its resources and configuration in module state: declare them once per process. */
+function declareResources(app: AppContext): void {
+  if (declared) return;
+  declared = true;
+  const guard =
+    <A extends unknown[]>(fn: (...args: A) => Promise<unknown>) =>
+    async (...args: A) => {
+      try {
+        return await fn(...args);
+      } catch (error) {
+        throw toScimError(error, (e) => app.log.error({ err: e }, 'SCIM request failed'));
+      }
+    };
+  SCIMMY.Resources.declare(
+    SCIMMY.Resources.User.extend(SCIMMY.Schemas.EnterpriseUser, false)
+      .ingress(guard(userHandlers.ingress) as never)
+      .egress(guard(userHandlers.egress) as never)
+      .degress(guard(userHandlers.degress) as never),
+  );
+  SCIMMY.Resources.declare(
+    SCIMMY.Resources.Group.ingress(guard(groupHandlers.ingress) as never)
+      .egress(guard(groupHandlers.egress) as never)
+      .degress(guard(groupHandlers.degress) as never),
+  );
+}
+
+/** What ServiceProviderConfig advertises; set after scimmy-routers sets its defaults. */
+function advertiseCapabilities(): void {
+  SCIMMY.Config.set({
+    patch: true,
+    bulk: false,
+    filter: { supported: true, maxResults: MAX_PAGE_SIZE },
+    sort: true,
+    etag: false,
+    changePassword: false,
+  });
 }

@@ -6,6 +6,7 @@ import { groupRouter } from '../../src/admin/group-routes.ts';
 import { invitationRouter } from '../../src/admin/invitation-routes.ts';
 import { memberRouter } from '../../src/admin/member-routes.ts';
 import { organizationRouter } from '../../src/admin/organization-routes.ts';
+import { scimTokenRouter } from '../../src/admin/scim-token-routes.ts';
 import { syncAdminRouter } from '../../src/admin/sync-routes.ts';
 import { createApp } from '../../src/http/app.ts';
 import { createTestContext } from '../support/context.ts';
@@ -29,7 +30,7 @@ describe('OpenAPI document', () => {
     expect(res.body.openapi).toBe('3.1.0');
     expect(res.body.servers).toEqual([{ url: 'https://orgsync.test/api' }]);
     const documented = Object.entries(res.body.paths as Record<string, object>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`));
-    const served = [organizationRouter, memberRouter, invitationRouter, groupRouter, syncAdminRouter].flatMap((make) => routesOf(make(ctx)));
+    const served = [organizationRouter, memberRouter, invitationRouter, groupRouter, syncAdminRouter, scimTokenRouter].flatMap((make) => routesOf(make(ctx)));
     expect(served.length).toBeGreaterThan(20);
     expect(documented.sort()).toEqual(served.sort());
   });

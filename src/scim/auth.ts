@@ -1,0 +1,49 @@
+import type { RequestHandler } from 'express';
+import type { AppContext } from '../context.ts';
+import type { Actor } from '../core/actor.ts';
+import { verifyCredential } from '../core/credentials.ts';
+import { errorBody } from './errors.ts';
+
+/** What every SCIM handler knows about its request: whose token it is, and so which organization. */
+export interface ScimRequest {
+  app: AppContext;
+  organizationId: string;
+  credentialId: string;
+  actor: Actor;
+  /** The resource the request touched, for the per-token request log. */
+  touched?: { type: 'User' | 'Group'; id: string };
+}
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    scim?: ScimRequest;
+  }
+}
+
+/**
+ * `Authorization: Bearer <SCIM token>`. The token alone decides the organization: nothing in the
+ * URL or body can point a request at another organization's data.
+ */
+export function authenticateScim(app: AppContext): RequestHandler {
+  return async (req, res, next) => {
+    try {
+      const match = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
+      const token = match ? await verifyCredential(app.sql, app.config.serverSecret, 'scim', match[1]!) : null;
+      if (!token) {
+        res.setHeader('www-authenticate', 'Bearer realm="orgsync SCIM"');
+        res.status(401).type('application/scim+json');
+        res.send(errorBody({ status: 401, message: match ? 'the SCIM token is unknown, revoked or expired' : 'send a SCIM token as a Bearer token' }));
+        return;
+      }
+      req.scim = {
+        app,
+        organizationId: token.organizationId,
+        credentialId: token.id,
+        actor: { type: 'scim_token', id: token.id, name: token.name, channel: 'scim' },
+      };
+      next();
+    } catch (error) {
+      next(error);
+    }
+  };
+}

@@ -1,0 +1,102 @@
+import { performance } from 'node:perf_hooks';
+import type { RequestHandler } from 'express';
+import type { AppContext } from '../context.ts';
+import type { Db } from '../storage/database.ts';
+
+/**
+ * Records every authenticated SCIM request per token (method, path, status, duration, resource)
+ * so an admin can see what the IdP did. Rows are written in batches off the request path; a
+ * crash loses at most the last flush interval, and shutdown flushes what is left.
+ */
+const FLUSH_INTERVAL_MS = 200;
+const MAX_BATCH = 1000;
+
+interface Entry {
+  organizationId: string;
+  credentialId: string;
+  at: Date;
+  method: string;
+  path: string;
+  status: number;
+  durationMs: number;
+  resourceType: string | null;
+  resourceId: string | null;
+}
+
+export function requestLog(app: AppContext): RequestHandler {
+  const pending: Entry[] = [];
+  let timer: NodeJS.Timeout | undefined;
+
+  const flush = async () => {
+    timer = undefined;
+    while (pending.length) {
+      const batch = pending.splice(0, MAX_BATCH);
+      try {
+        await app.sql`insert into scim_requests ${app.sql(
+          batch.map((e) => ({
+            organization_id: e.organizationId,
+            credential_id: e.credentialId,
+            at: e.at,
+            method: e.method,
+            path: e.path,
+            status: e.status,
+            duration_ms: e.durationMs,
+            resource_type: e.resourceType,
+            resource_id: e.resourceId,
+          })),
+        )}`;
+      } catch (error) {
+        app.log.error({ err: error, lost: batch.length }, 'could not record SCIM requests');
+      }
+    }
+  };
+  (app.beforeClose ??= []).push(flush);
+
+  return (req, res, next) => {
+    const started = performance.now();
+    const at = new Date();
+    res.on('finish', () => {
+      const scim = req.scim;
+      if (!scim) return;
+      pending.push({
+        organizationId: scim.organizationId,
+        credentialId: scim.credentialId,
+        at,
+        method: req.method,
+        path: req.originalUrl.slice(0, 1000),
+        status: res.statusCode,
+        durationMs: performance.now() - started,
+        resourceType: scim.touched?.type ?? null,
+        resourceId: scim.touched?.id ?? null,
+      });
+      if (pending.length >= MAX_BATCH) void flush();
+      else timer ??= setTimeout(() => void flush(), FLUSH_INTERVAL_MS).unref();
+    });
+    next();
+  };
+}
+
+export interface ScimRequestEntry {
+  id: string;
+  at: Date;
+  method: string;
+  path: string;
+  status: number;
+  durationMs: number;
+  resourceType: string | null;
+  resourceId: string | null;
+}
+
+/** Newest first; pass the last id back as `before` for the next page. */
+export async function listScimRequests(
+  db: Db,
+  organizationId: string,
+  credentialId: string,
+  page: { before?: string; limit: number },
+): Promise<ScimRequestEntry[]> {
+  return db<ScimRequestEntry[]>`
+    select id::text, at, method, path, status, duration_ms, resource_type, resource_id from scim_requests
+    where organization_id = ${organizationId} and credential_id = ${credentialId}
+      ${page.before ? db`and id < ${page.before}` : db``}
+    order by id desc limit ${page.limit}`;
+}

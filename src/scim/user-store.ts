@@ -1,0 +1,198 @@
+import { ensureAccount, isValidEmail, normalizeEmail } from '../core/accounts.ts';
+import type { Actor } from '../core/actor.ts';
+import { recordAudit } from '../core/audit.ts';
+import { conflict, invalid, isUniqueViolation, notFound } from '../core/errors.ts';
+import { emitEvent } from '../core/events.ts';
+import { isUuid } from '../core/ids.ts';
+import { getMembership, joinOrganization, reactivateMember, removeMember, suspendMember } from '../core/memberships.ts';
+import { firstRow, inTransaction, type Db, type Sql, type Tx } from '../storage/database.ts';
+import type { Fragment } from './filter-sql.ts';
+import type { JsonObject } from './normalize.ts';
+
+/**
+ * Provisioned users: the IdP's document of a person in one organization, tied to the person's
+ * account and membership. Creating one makes the person a member (source `scim`); `active`
+ * suspends and reactivates the membership; deleting ends it (the account stays).
+ */
+export interface ScimUserRow {
+  organizationId: string;
+  accountId: string;
+  userName: string;
+  externalId: string | null;
+  active: boolean;
+  displayName: string | null;
+  emails: string[];
+  resource: JsonObject;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** The parts of a SCIM User document kept in columns; the rest lives in `resource`. */
+interface UserFields {
+  userName: string;
+  externalId: string | null;
+  active: boolean;
+  displayName: string | null;
+  emails: string[];
+  resource: JsonObject;
+}
+
+export async function findUser(db: Db, organizationId: string, id: string): Promise<ScimUserRow | null> {
+  if (!isUuid(id)) return null;
+  const [row] = await db<ScimUserRow[]>`
+    select * from scim_users where organization_id = ${organizationId} and account_id = ${id}`;
+  return row ?? null;
+}
+
+export async function lockUser(tx: Tx, organizationId: string, id: string): Promise<ScimUserRow> {
+  const [row] = isUuid(id)
+    ? await tx<ScimUserRow[]>`
+        select * from scim_users where organization_id = ${organizationId} and account_id = ${id} for update`
+    : [];
+  if (!row) throw notFound('user', { id });
+  return row;
+}
+
+export interface ListQuery {
+  where: Fragment;
+  orderBy: Fragment;
+  offset: number;
+  limit: number;
+}
+
+/** One page in a stable order; the total is counted only when the page alone cannot tell it. */
+export async function listUsers(sql: Sql, organizationId: string, query: ListQuery): Promise<{ rows: ScimUserRow[]; total: number }> {
+  const rows = await sql<ScimUserRow[]>`
+    select * from scim_users u
+    where u.organization_id = ${organizationId} and ${query.where}
+    order by ${query.orderBy}
+    offset ${query.offset} limit ${query.limit}`;
+  if (query.limit > 0 && rows.length < query.limit && (rows.length > 0 || query.offset === 0)) {
+    return { rows, total: query.offset + rows.length };
+  }
+  const [count] = await sql<{ total: number }[]>`
+    select count(*)::int as total from scim_users u where u.organization_id = ${organizationId} and ${query.where}`;
+  return { rows, total: count!.total };
+}
+
+export async function createUser(sql: Sql, organizationId: string, document: JsonObject, actor: Actor): Promise<ScimUserRow> {
+  const fields = userFields(document);
+  const email = accountEmail(document, fields);
+  const name = (document.name ?? {}) as { givenName?: string; familyName?: string };
+  return inTransaction(sql, async (tx) => {
+    const account = await ensureAccount(tx, { email, givenName: name.givenName ?? null, familyName: name.familyName ?? null });
+    const row = await writeUnique(tx, fields, () => tx<ScimUserRow[]>`
+      insert into scim_users (organization_id, account_id, user_name, external_id, active, display_name, emails, resource)
+      values (${organizationId}, ${account.id}, ${fields.userName}, ${fields.externalId}, ${fields.active},
+              ${fields.displayName}, ${fields.emails}::text[], ${tx.json(fields.resource as never)})
+      returning *`);
+    const membership = await getMembership(tx, organizationId, account.id);
+    if (membership?.status === 'suspended') {
+      if (fields.active) await reactivateMember(tx, organizationId, account.id, actor);
+    } else {
+      await joinOrganization(tx, { organizationId, accountId: account.id, source: 'scim' }, actor);
+      if (!fields.active) await suspendMember(tx, organizationId, account.id, actor);
+    }
+    await announce(tx, row, 'scim.user_created', 'user.provisioned', actor, { userName: row.userName, externalId: row.externalId });
+    return row;
+  });
+}
+
+/**
+ * Replaces the document of a user locked by the caller (PUT, or the result of a PATCH) and
+ * brings the membership in line with `active`.
+ */
+export async function replaceUser(tx: Tx, current: ScimUserRow, document: JsonObject, actor: Actor): Promise<ScimUserRow> {
+  const fields = userFields(document);
+  const row = await writeUnique(tx, fields, () => tx<ScimUserRow[]>`
+    update scim_users set
+      user_name = ${fields.userName}, external_id = ${fields.externalId}, active = ${fields.active},
+      display_name = ${fields.displayName}, emails = ${fields.emails}::text[], resource = ${tx.json(fields.resource as never)},
+      version = version + 1, updated_at = now()
+    where organization_id = ${current.organizationId} and account_id = ${current.accountId}
+    returning *`);
+  if (fields.active !== current.active) await setActive(tx, row, actor);
+  const changed = changedAttributes(current, row);
+  if (changed.length) await announce(tx, row, 'scim.user_updated', 'user.updated', actor, { changed });
+  return row;
+}
+
+export async function deleteUser(sql: Sql, organizationId: string, id: string, actor: Actor): Promise<void> {
+  await inTransaction(sql, async (tx) => {
+    const row = await lockUser(tx, organizationId, id);
+    await tx`delete from scim_users where organization_id = ${organizationId} and account_id = ${row.accountId}`;
+    const membership = await getMembership(tx, organizationId, row.accountId);
+    if (membership && membership.status !== 'removed') await removeMember(tx, organizationId, row.accountId, actor);
+    await announce(tx, row, 'scim.user_deleted', 'user.deprovisioned', actor, { userName: row.userName });
+  });
+}
+
+async function setActive(tx: Tx, row: ScimUserRow, actor: Actor): Promise<void> {
+  const membership = await getMembership(tx, row.organizationId, row.accountId);
+  if (row.active && membership?.status === 'suspended') await reactivateMember(tx, row.organizationId, row.accountId, actor);
+  else if (row.active && (!membership || membership.status === 'removed')) {
+    await joinOrganization(tx, { organizationId: row.organizationId, accountId: row.accountId, source: 'scim' }, actor);
+  } else if (!row.active && membership?.status === 'active') await suspendMember(tx, row.organizationId, row.accountId, actor);
+}
+
+/** Runs a write whose unique indexes guard userName and the person; a clash is a 409 uniqueness. */
+async function writeUnique(tx: Tx, fields: UserFields, write: () => Promise<ScimUserRow[]>): Promise<ScimUserRow> {
+  try {
+    return firstRow(await tx.savepoint(write));
+  } catch (error) {
+    if (isUniqueViolation(error, 'scim_users_user_name')) {
+      throw conflict(`a user with userName ${JSON.stringify(fields.userName)} already exists`, { userName: fields.userName });
+    }
+    if (isUniqueViolation(error, 'scim_users_pkey')) {
+      throw conflict('this person (by email address) is already provisioned under another userName', { userName: fields.userName });
+    }
+    throw error;
+  }
+}
+
+async function announce(tx: Tx, row: ScimUserRow, action: string, event: string, actor: Actor, details: Record<string, unknown>) {
+  await recordAudit(tx, row.organizationId, actor, action, { type: 'account', id: row.accountId }, details);
+  await emitEvent(tx, row.organizationId, event, { accountId: row.accountId, ...details }, actor);
+}
+
+function userFields(document: JsonObject): UserFields {
+  const { id: _id, meta: _meta, schemas: _schemas, password: _password, userName, externalId, active, displayName, ...rest } = document;
+  if (typeof userName !== 'string' || userName.trim() === '') throw invalid('userName is required');
+  const emails = Array.isArray(rest.emails)
+    ? [...new Set(rest.emails.map((e) => (e as { value?: unknown }).value).filter((v): v is string => typeof v === 'string').map((v) => v.toLowerCase()))]
+    : [];
+  return {
+    userName: userName.trim(),
+    externalId: typeof externalId === 'string' ? externalId : null,
+    active: active !== false,
+    displayName: typeof displayName === 'string' ? displayName : null,
+    emails,
+    resource: displayName === undefined ? rest : { displayName, ...rest },
+  };
+}
+
+/**
+ * The email that identifies the person's account: the primary email, else a work email, else
+ * the first, else the userName when it is an address (Entra's UPN usually is).
+ */
+function accountEmail(document: JsonObject, fields: UserFields): string {
+  const emails = (Array.isArray(document.emails) ? document.emails : []) as { value?: string; primary?: boolean; type?: string }[];
+  const candidates = [emails.find((e) => e.primary), emails.find((e) => e.type === 'work'), emails[0], { value: fields.userName }];
+  for (const candidate of candidates) {
+    if (candidate?.value && isValidEmail(candidate.value)) return normalizeEmail(candidate.value);
+  }
+  throw invalid('a user needs an email address (in emails, or as the userName)');
+}
+
+function changedAttributes(before: ScimUserRow, after: ScimUserRow): string[] {
+  const changed: string[] = [];
+  if (before.userName !== after.userName) changed.push('userName');
+  if (before.externalId !== after.externalId) changed.push('externalId');
+  if (before.active !== after.active) changed.push('active');
+  const keys = new Set([...Object.keys(before.resource), ...Object.keys(after.resource)]);
+  for (const key of keys) {
+    if (JSON.stringify(before.resource[key]) !== JSON.stringify(after.resource[key])) changed.push(key);
+  }
+  return changed;
+}

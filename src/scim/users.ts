@@ -1,0 +1,138 @@
+import type { Request } from 'express';
+import SCIMMY from 'scimmy';
+import { inTransaction, type Sql } from '../storage/database.ts';
+import type { ScimRequest } from './auth.ts';
+import { notFoundError, scimError } from './errors.ts';
+import type { Catalog } from './filter-sql.ts';
+import { listResponse, readListRequest } from './list.ts';
+import { ENTERPRISE_USER, normalizeUser, type JsonObject } from './normalize.ts';
+import { applyUserPatch, readPatchOperations } from './patch.ts';
+import { createUser, deleteUser, findUser, listUsers, lockUser, replaceUser, type ScimUserRow } from './user-store.ts';
+
+/** The SCIM User resource: scimmy handlers for GET one/POST/PUT/DELETE, and orgsync's own list and PATCH. */
+
+const CORE_USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
+
+export function usersLocation(app: ScimRequest['app']): string {
+  return `${app.config.publicUrl}/scim/v2/Users`;
+}
+
+/** The stored row as a SCIM document (before scimmy applies `attributes` and adds meta.location). */
+export function toScimUser(row: ScimUserRow): JsonObject {
+  return {
+    schemas: row.resource[ENTERPRISE_USER] ? [CORE_USER, ENTERPRISE_USER] : [CORE_USER],
+    id: row.accountId,
+    ...(row.externalId !== null ? { externalId: row.externalId } : {}),
+    userName: row.userName,
+    active: row.active,
+    ...row.resource,
+    meta: {
+      resourceType: 'User',
+      created: row.createdAt.toISOString(),
+      lastModified: row.updatedAt.toISOString(),
+      version: `W/"${row.version}"`,
+    },
+  };
+}
+
+function render(ctx: ScimRequest, row: ScimUserRow, attributes?: unknown): unknown {
+  return new SCIMMY.Schemas.User(toScimUser(row), 'out', usersLocation(ctx.app), attributes as never);
+}
+
+/** Checks a document against the User schema (types, required userName) the way scimmy does for POST. */
+function validated(document: JsonObject): JsonObject {
+  let checked: unknown;
+  try {
+    checked = new SCIMMY.Schemas.User(normalizeUser(document), 'in');
+  } catch (error) {
+    // scimmy reports schema violations as TypeErrors.
+    if (error instanceof TypeError) throw scimError(400, 'invalidValue', error.message);
+    throw error;
+  }
+  const { meta: _meta, ...plain } = JSON.parse(JSON.stringify(checked)) as JsonObject;
+  return plain;
+}
+
+export function userCatalog(sql: Sql): Catalog {
+  const json = (...path: string[]) => sql`(u.resource #>> ${`{${path.map((p) => `"${p}"`).join(',')}}`}::text[])`;
+  const text = (expr: ReturnType<typeof json>, caseExact = false) => ({ kind: 'text', expr, caseExact }) as const;
+  const enterprise = (name: string) => text(json(ENTERPRISE_USER, name));
+  const known: Record<string, ReturnType<Catalog>> = {
+    id: { kind: 'uuid', expr: sql`u.account_id` },
+    username: text(sql`u.user_name`),
+    externalid: text(sql`u.external_id`, true),
+    displayname: text(sql`u.display_name`),
+    active: { kind: 'boolean', expr: sql`u.active` },
+    emails: { kind: 'jsonArray', expr: sql`(u.resource -> 'emails')` },
+    'emails.value': { kind: 'lowerArray', expr: sql`u.emails` },
+    phonenumbers: { kind: 'jsonArray', expr: sql`(u.resource -> 'phoneNumbers')` },
+    'meta.created': { kind: 'date', expr: sql`u.created_at` },
+    'meta.lastmodified': { kind: 'date', expr: sql`u.updated_at` },
+    'name.givenname': text(json('name', 'givenName')),
+    'name.familyname': text(json('name', 'familyName')),
+    'name.formatted': text(json('name', 'formatted')),
+    title: text(json('title')),
+    nickname: text(json('nickName')),
+    usertype: text(json('userType')),
+    locale: text(json('locale')),
+    preferredlanguage: text(json('preferredLanguage')),
+    [`${ENTERPRISE_USER.toLowerCase()}:employeenumber`]: enterprise('employeeNumber'),
+    [`${ENTERPRISE_USER.toLowerCase()}:department`]: enterprise('department'),
+    [`${ENTERPRISE_USER.toLowerCase()}:costcenter`]: enterprise('costCenter'),
+    [`${ENTERPRISE_USER.toLowerCase()}:organization`]: enterprise('organization'),
+    [`${ENTERPRISE_USER.toLowerCase()}:division`]: enterprise('division'),
+    [`${ENTERPRISE_USER.toLowerCase()}:manager.value`]: text(json(ENTERPRISE_USER, 'manager', 'value'), true),
+  };
+  return (name) => known[name];
+}
+
+export async function listUsersResponse(ctx: ScimRequest, params: Record<string, unknown>) {
+  const { sql } = ctx.app;
+  const list = readListRequest(sql, params, userCatalog(sql), sql`u.account_id`);
+  const { rows, total } = await listUsers(sql, ctx.organizationId, list.query);
+  return listResponse(rows.map((row) => render(ctx, row, list.attributes)), total, list.startIndex);
+}
+
+/** PATCH: read, apply and write under the row lock, so concurrent PATCHes to one user lose nothing. */
+export async function patchUser(ctx: ScimRequest, id: string, body: unknown, query: Request['query']) {
+  const operations = readPatchOperations(body);
+  const row = await inTransaction(ctx.app.sql, async (tx) => {
+    const current = await lockUser(tx, ctx.organizationId, id);
+    if (operations.length === 0) return current;
+    const { id: _id, meta: _meta, ...document } = toScimUser(current);
+    return replaceUser(tx, current, validated(applyUserPatch(document, operations)), ctx.actor);
+  });
+  ctx.touched = { type: 'User', id: row.accountId };
+  return render(ctx, row, new SCIMMY.Resources.User(id, pickAttributes(query)).attributes);
+}
+
+function pickAttributes(query: Request['query']) {
+  const out: Record<string, string> = {};
+  for (const name of ['attributes', 'excludedAttributes']) if (typeof query[name] === 'string') out[name] = query[name] as string;
+  return out;
+}
+
+type Handler<T> = (resource: { id?: string }, ...rest: T[]) => Promise<unknown>;
+
+/** scimmy's handlers for the routes it serves (GET one, POST, PUT, DELETE). */
+export const userHandlers: { egress: Handler<ScimRequest>; ingress: Handler<unknown>; degress: Handler<ScimRequest> } = {
+  async egress(resource, ctx) {
+    const row = resource.id ? await findUser(ctx.app.sql, ctx.organizationId, resource.id) : null;
+    if (!row) throw notFoundError('user', resource.id ?? '');
+    ctx.touched = { type: 'User', id: row.accountId };
+    return toScimUser(row);
+  },
+  async ingress(resource, instance, context) {
+    const ctx = context as ScimRequest;
+    const document = validated(JSON.parse(JSON.stringify(instance)) as JsonObject);
+    const row = resource.id
+      ? await inTransaction(ctx.app.sql, async (tx) => replaceUser(tx, await lockUser(tx, ctx.organizationId, resource.id!), document, ctx.actor))
+      : await createUser(ctx.app.sql, ctx.organizationId, document, ctx.actor);
+    ctx.touched = { type: 'User', id: row.accountId };
+    return toScimUser(row);
+  },
+  async degress(resource, ctx) {
+    await deleteUser(ctx.app.sql, ctx.organizationId, resource.id!, ctx.actor);
+    ctx.touched = { type: 'User', id: resource.id! };
+  },
+};

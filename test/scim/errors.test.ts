@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import request from 'supertest';
+import { oktaUser, scimFixture } from '../support/scim.ts';
+
+let f: Awaited<ReturnType<typeof scimFixture>>;
+beforeAll(async () => {
+  f = await scimFixture('errors-org', { SCIM_RATE_LIMIT: '1', SCIM_RATE_BURST: '1000' });
+});
+afterAll(async () => f.ctx.database.close());
+
+const ERROR = 'urn:ietf:params:scim:api:messages:2.0:Error';
+const count = async () => Number((await f.ctx.sql`select count(*)::int as n from scim_users`)[0]!.n);
+
+describe('RFC 7644 error responses', () => {
+  it('missing, wrong and revoked tokens get 401 with a SCIM error', async () => {
+    const none = await request(f.app).get('/scim/v2/Users').expect(401);
+    expect(none.body).toMatchObject({ schemas: [ERROR], status: '401' });
+    expect(none.headers['content-type']).toContain('application/scim+json');
+    await request(f.app).get('/scim/v2/Users').set('authorization', 'Bearer nope').expect(401);
+    await request(f.app).get('/scim/v2/Users').set('authorization', `Basic ${f.org.scimToken}`).expect(401);
+    await f.ctx.sql`update credentials set revoked_at = now() where organization_id = ${f.org.organization.id} and kind = 'scim'`;
+    await request(f.app).get('/scim/v2/Users').set('authorization', `Bearer ${f.org.scimToken}`).expect(401);
+    await f.ctx.sql`update credentials set revoked_at = null where organization_id = ${f.org.organization.id} and kind = 'scim'`;
+  });
+
+  it('malformed JSON → 400 invalidSyntax, and nothing is written', async () => {
+    const res = await f.client.raw('post', '/Users', '{"userName": "broken@x.test",').expect(400);
+    expect(res.body).toMatchObject({ schemas: [ERROR], status: '400', scimType: 'invalidSyntax' });
+    const patch = await f.client.raw('patch', '/Users/00000000-0000-4000-8000-000000000000', '{"Operations": ').expect(400);
+    expect(patch.body.scimType).toBe('invalidSyntax');
+    expect(await count()).toBe(0);
+  });
+
+  it('bad filters → 400 invalidFilter', async () => {
+    for (const filter of ['userName eq', 'userName foo "x"', 'nope eq "x"', '(userName eq "x"', 'meta.lastModified gt "yesterday"', 'active gt true']) {
+      const res = await f.client.get(`/Users?filter=${encodeURIComponent(filter)}`).expect(400);
+      expect(res.body, filter).toMatchObject({ status: '400', scimType: 'invalidFilter' });
+    }
+  });
+
+  it('unknown ids → 404 on every verb', async () => {
+    const id = '00000000-0000-4000-8000-000000000001';
+    await f.client.get(`/Users/${id}`).expect(404);
+    await f.client.put(`/Users/${id}`, oktaUser('ghost@x.test')).expect(404);
+    await f.client.patch(`/Users/${id}`, [{ op: 'replace', value: { active: false } }]).expect(404);
+    await f.client.delete(`/Users/${id}`).expect(404);
+    await f.client.get(`/Groups/${id}`).expect(404);
+    await f.client.patch(`/Groups/${id}`, [{ op: 'add', path: 'members', value: [] }]).expect(404);
+    await f.client.delete(`/Groups/${id}`).expect(404);
+  });
+
+  it('duplicates → 409 uniqueness (userName case-insensitively, and group names)', async () => {
+    await f.client.post('/Users', oktaUser('dup@x.test')).expect(201);
+    const again = await f.client.post('/Users', { ...oktaUser('dup@x.test'), userName: 'DUP@x.test' }).expect(409);
+    expect(again.body).toMatchObject({ status: '409', scimType: 'uniqueness' });
+    // Same person (email) under another userName.
+    const samePerson = await f.client.post('/Users', { ...oktaUser('dup@x.test'), userName: 'other-name' }).expect(409);
+    expect(samePerson.body.scimType).toBe('uniqueness');
+    await f.client.post('/Groups', { displayName: 'Dups' }).expect(201);
+    expect((await f.client.post('/Groups', { displayName: 'dups' }).expect(409)).body.scimType).toBe('uniqueness');
+  });
+
+  it('wrong content → 400 invalidValue, and a failed request changes nothing', async () => {
+    const before = await count();
+    expect((await f.client.post('/Users', { userName: 42 }).expect(400)).body.scimType).toBe('invalidValue');
+    expect((await f.client.post('/Users', { name: { givenName: 'No userName' } }).expect(400)).body.scimType).toBe('invalidValue');
+    expect((await f.client.post('/Users', { userName: 'not-an-email', emails: [] }).expect(400)).body.scimType).toBe('invalidValue');
+    expect((await f.client.post('/Users', { userName: 'x@x.test', active: 'maybe' }).expect(400)).body.scimType).toBe('invalidValue');
+    expect(await count()).toBe(before);
+
+    const user = (await f.client.post('/Users', oktaUser('valid@x.test')).expect(201)).body;
+    const bad = await f.client.patch(`/Users/${user.id}`, [
+      { op: 'replace', path: 'title', value: 'Changed' },
+      { op: 'replace', path: 'active', value: 'sometimes' },
+    ]);
+    expect(bad.status).toBe(400);
+    expect(bad.body.scimType).toBe('invalidValue');
+    expect((await f.client.get(`/Users/${user.id}`).expect(200)).body.title).toBeUndefined();
+    expect((await f.client.patch(`/Users/${user.id}`, [{ op: 'jump', path: 'title' }]).expect(400)).body.scimType).toBe('invalidSyntax');
+    expect((await f.client.patch(`/Users/${user.id}`, [{ op: 'remove' }]).expect(400)).body.scimType).toBe('noTarget');
+    expect((await f.client.patch(`/Users/${user.id}`, [{ op: 'replace', path: 'emails[type eq', value: 'x' }]).expect(400)).body.scimType).toBe('invalidPath');
+    expect((await f.client.patch(`/Users/${user.id}`, [{ op: 'replace', path: 'id', value: 'x' }]).expect(400)).body.scimType).toBe('mutability');
+
+    // A group member who is not in the organization.
+    const group = (await f.client.post('/Groups', { displayName: 'Strict' }).expect(201)).body;
+    const stranger = await f.client.patch(`/Groups/${group.id}`, [{ op: 'add', path: 'members', value: [{ value: '00000000-0000-4000-8000-000000000009' }] }]);
+    expect(stranger.status).toBe(400);
+    expect(stranger.body.scimType).toBe('invalidValue');
+  });
+
+  it('unknown endpoints and Bulk answer SCIM errors', async () => {
+    expect((await f.client.get('/Nope').expect(404)).body.schemas).toEqual([ERROR]);
+    expect((await f.client.post('/Bulk', { Operations: [] }).expect(501)).body.schemas).toEqual([ERROR]);
+  });
+
+  it('too many requests on one token → 429 with Retry-After', async () => {
+    await f.ctx.sql`select 1`;
+    const limited = await scimFixture('errors-rate', { SCIM_RATE_LIMIT: '0.5', SCIM_RATE_BURST: '3' });
+    try {
+      for (let i = 0; i < 3; i++) await limited.client.get('/Users').expect(200);
+      const res = await limited.client.get('/Users').expect(429);
+      expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(res.body).toMatchObject({ schemas: [ERROR], status: '429' });
+    } finally {
+      await limited.ctx.database.close();
+    }
+  });
+});

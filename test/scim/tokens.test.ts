@@ -1,0 +1,75 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestOrganization } from '../support/context.ts';
+import { oktaUser, scimClient, scimFixture } from '../support/scim.ts';
+
+let f: Awaited<ReturnType<typeof scimFixture>>;
+beforeAll(async () => {
+  f = await scimFixture('tokens-org');
+});
+afterAll(async () => f.ctx.database.close());
+
+const admin = () => ({ authorization: `Bearer ${f.org.adminKey}` });
+
+describe('SCIM tokens through the admin API', () => {
+  it('issues named tokens, shown once and stored hashed; several work at once', async () => {
+    const issued = await request(f.app).post('/api/scim-tokens').set(admin()).send({ name: 'entra', expiresInDays: 30 }).expect(201);
+    expect(issued.body.scimBaseUrl).toBe('https://orgsync.test/scim/v2');
+    expect(issued.body.token).toMatchObject({ name: 'entra', kind: 'scim' });
+    expect(new Date(issued.body.token.expiresAt).getTime()).toBeGreaterThan(Date.now() + 29 * 86_400_000);
+    const stored = await f.ctx.sql`select secret_hash from credentials where id = ${issued.body.token.id}`;
+    expect(stored[0]!.secretHash).not.toContain(issued.body.secret);
+
+    await scimClient(f.app, issued.body.secret).get('/Users').expect(200);
+    await f.client.get('/Users').expect(200);
+    const listed = await request(f.app).get('/api/scim-tokens').set(admin()).expect(200);
+    expect(listed.body.tokens.map((t: { name: string }) => t.name).sort()).toEqual(['entra', 'idp']);
+    expect(JSON.stringify(listed.body)).not.toContain(issued.body.secret);
+    expect(listed.body.tokens.find((t: { name: string }) => t.name === 'entra').lastUsedAt).toBeTruthy();
+  });
+
+  it('rotates with an overlap: both secrets work until the old one expires; revoke stops a token at once', async () => {
+    const first = (await request(f.app).post('/api/scim-tokens').set(admin()).send({ name: 'okta' }).expect(201)).body;
+    const rotated = (await request(f.app).post(`/api/scim-tokens/${first.token.id}/rotate`).set(admin()).send({ overlapHours: 1 }).expect(201)).body;
+    expect(rotated.token.name).toBe('okta');
+    expect(new Date(rotated.previous.expiresAt).getTime()).toBeLessThanOrEqual(Date.now() + 3_600_000);
+    await scimClient(f.app, first.secret).get('/Users').expect(200);
+    await scimClient(f.app, rotated.secret).get('/Users').expect(200);
+
+    // Overlap 0: the old secret stops now.
+    const again = (await request(f.app).post(`/api/scim-tokens/${rotated.token.id}/rotate`).set(admin()).send({ overlapHours: 0 }).expect(201)).body;
+    await scimClient(f.app, rotated.secret).get('/Users').expect(401);
+    await scimClient(f.app, again.secret).get('/Users').expect(200);
+
+    await request(f.app).delete(`/api/scim-tokens/${again.token.id}`).set(admin()).expect(200);
+    await scimClient(f.app, again.secret).get('/Users').expect(401);
+  });
+
+  it('records every SCIM request per token with its resource', async () => {
+    const token = (await request(f.app).post('/api/scim-tokens').set(admin()).send({ name: 'audited' }).expect(201)).body;
+    const client = scimClient(f.app, token.secret);
+    const user = (await client.post('/Users', oktaUser('logged@tokens.test')).expect(201)).body;
+    await client.patch(`/Users/${user.id}`, [{ op: 'replace', value: { active: false } }]).expect(200);
+    await client.get('/Users/00000000-0000-4000-8000-000000000000').expect(404);
+
+    let items: { method: string; status: number; resourceId: string | null; path: string; durationMs: number }[] = [];
+    for (let i = 0; i < 50 && items.length < 3; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      items = (await request(f.app).get(`/api/scim-tokens/${token.token.id}/requests`).set(admin()).expect(200)).body.items;
+    }
+    expect(items.map((e) => [e.method, e.status])).toEqual([['GET', 404], ['PATCH', 200], ['POST', 201]]);
+    expect(items[1]!.resourceId).toBe(user.id);
+    expect(items[2]!.path).toBe('/scim/v2/Users');
+    expect(items[2]!.durationMs).toBeGreaterThan(0);
+  });
+
+  it("another organization's admin key cannot see or touch these tokens", async () => {
+    const other = await createTestOrganization(f.ctx, 'tokens-other');
+    const mine = (await request(f.app).get('/api/scim-tokens').set(admin()).expect(200)).body.tokens[0];
+    const theirs = { authorization: `Bearer ${other.adminKey}` };
+    expect((await request(f.app).get('/api/scim-tokens').set(theirs).expect(200)).body.tokens.map((t: { id: string }) => t.id)).not.toContain(mine.id);
+    await request(f.app).delete(`/api/scim-tokens/${mine.id}`).set(theirs).expect(404);
+    await request(f.app).post(`/api/scim-tokens/${mine.id}/rotate`).set(theirs).send({}).expect(404);
+    await request(f.app).get(`/api/scim-tokens/${mine.id}/requests`).set(theirs).expect(404);
+  });
+});
