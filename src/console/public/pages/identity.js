@@ -94,7 +94,7 @@ async function scimPanel(panel) {
   const draw = (tokens) => {
     const rows = tokens.map((t) => [
       t.name,
-      h('code', {}, t.hint),
+      h('code', {}, t.hint ?? t.secretHint),
       formatTime(t.createdAt),
       t.revokedAt ? h('span', { class: 'badge revoked' }, `revoked ${formatTime(t.revokedAt)}`) : t.expiresAt ? formatTime(t.expiresAt) : 'never',
       t.lastUsedAt ? formatTime(t.lastUsedAt) : 'never',
