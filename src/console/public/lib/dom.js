@@ -179,6 +179,16 @@ export async function copyText(text, what) {
   }
 }
 
+/** A value to copy into another system (an IdP's settings), with a Copy button. */
+export function copyRow(label, value) {
+  return h(
+    'div',
+    { class: 'field' },
+    h('span', { class: 'label' }, label),
+    h('div', { class: 'copy-row' }, h('code', {}, value), h('button', { type: 'button', 'aria-label': `Copy the ${label}`, onclick: () => copyText(value, label) }, 'Copy')),
+  );
+}
+
 /** A table with a caption; `rows` are arrays of cells (node or text). Wrapped to scroll on narrow screens. */
 export function table(caption, headers, rows, { empty = 'Nothing here yet.' } = {}) {
   return h(

@@ -9,8 +9,10 @@ import { $, replace, showError } from './dom.js';
  * organization, the caller's permissions and `can(permission)`.
  */
 export async function startPage(render) {
-  $('#sign-out')?.addEventListener('click', () => {
+  $('#sign-out')?.addEventListener('click', async () => {
     forgetAdminKey();
+    // Ends an SSO session too; where SAML sign-in is not there, the call changes nothing.
+    await fetch('/saml/logout', { method: 'POST', credentials: 'same-origin' }).catch(() => {});
     location.assign(`${base}/sign-in?signedOut=1`);
   });
   const area = $('#page');

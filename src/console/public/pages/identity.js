@@ -2,7 +2,8 @@
 // issue), and verified email domains with the auto-join setting.
 
 import { api } from '../lib/api.js';
-import { attempt, busy, confirmDialog, copyText, field, formatTime, h, messageBox, openDialog, replace, showStatus, table } from '../lib/dom.js';
+import { attempt, busy, confirmDialog, copyRow, copyText, field, formatTime, h, messageBox, openDialog, replace, showStatus, table } from '../lib/dom.js';
+import { samlPanel } from './identity-saml.js';
 import { startPage } from '../lib/shell.js';
 
 startPage(async (area, session) => {
@@ -53,11 +54,6 @@ function tabs(panels, initial) {
   container.append(list, ...areas);
   select(Math.max(0, names.indexOf(initial)), false);
   return container;
-}
-
-function copyRow(label, value) {
-  const code = h('code', {}, value);
-  return h('div', { class: 'field' }, h('span', { class: 'label' }, label), h('div', { class: 'copy-row' }, code, h('button', { type: 'button', 'aria-label': `Copy the ${label}`, onclick: () => copyText(value, label) }, 'Copy')));
 }
 
 /** Shows a secret once, in a dialog that says so; it is not kept anywhere in the page afterwards. */
@@ -148,17 +144,6 @@ async function scimPanel(panel) {
     form,
   );
   draw(answer.tokens);
-}
-
-function samlPanel(panel, session) {
-  // The SAML connection API (/api/saml) is built in the SAML issue; this tab links to what exists.
-  const slug = session.organization.slug;
-  replace(
-    panel,
-    h('h2', {}, 'SAML single sign-on'),
-    h('p', { class: 'notice' }, 'Connecting an identity provider from here (paste its metadata, copy the SP entity id, ACS URL and metadata link, test the login) comes with the SAML connection API. Until then, members sign in through the link below once the connection is set up.'),
-    copyRow('Sign-in link for members', `${location.origin}/saml/${slug}/login?returnTo=/console`),
-  );
 }
 
 async function domainsPanel(panel, session) {
