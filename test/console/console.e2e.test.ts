@@ -10,6 +10,8 @@ import { ensureAccount } from '../../src/core/accounts.ts';
 import { systemActor } from '../../src/core/actor.ts';
 import { changeGroupMembers, createGroup, type Group } from '../../src/core/groups.ts';
 import { joinOrganization } from '../../src/core/memberships.ts';
+import { createSession, resolveSession } from '../../src/core/sessions.ts';
+import { SESSION_COOKIE } from '../../src/http/session-cookie.ts';
 import { startServer, type RunningServer } from '../../src/http/server.ts';
 import { CHROMIUM, launchChromium, SCREENSHOT_DIR, type HeadlessChromium } from '../support/browser.ts';
 import { TEST_PUBLIC_URL, createTestContext, createTestOrganization } from '../support/context.ts';
@@ -110,6 +112,9 @@ describe('members', () => {
     const dialog = page.getByRole('dialog', { name: 'Invite people' });
     await dialog.waitFor();
     expect(await page.evaluate(() => (document.activeElement as HTMLTextAreaElement).labels?.[0]?.textContent)).toBe('Email addresses');
+    for (let i = 0; i < 15; i++) await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.closest('dialog') !== null), 'focus stays in the dialog').toBe(true);
+    await dialog.getByLabel('Email addresses').focus();
 
     await page.keyboard.type(Array.from({ length: 21 }, (_, i) => `many${i}@acme.test`).join(' '));
     await dialog.getByRole('button', { name: 'Send invitations' }).click();
@@ -296,6 +301,24 @@ describe('groups and role mapping', () => {
     await shot('groups');
   });
 
+  it('changes the roles of a mapping and deletes one, saying how many members it affects', async () => {
+    await openPage('groups');
+    await page.getByRole('button', { name: 'Change the roles of the mapping of Engineering (SCIM)' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Change the roles of a mapping' });
+    await dialog.getByLabel('Billing', { exact: true }).check();
+    await expect.poll(() => dialog.getByRole('status').textContent()).toBe('This mapping affects 3 members: they will have Admin, Billing.');
+    await dialog.getByRole('button', { name: 'Save roles' }).click();
+    await expect.poll(statusText).toContain('Mapping saved: Engineering (SCIM) → Admin, Billing.');
+
+    await page.getByRole('button', { name: 'Delete the mapping of Every group named “ENGINEERING”' }).click();
+    const confirm = page.getByRole('alertdialog', { name: 'Delete mapping' });
+    expect(await confirm.textContent()).toContain('4 members of Every group named “ENGINEERING” lose Viewer from this mapping');
+    await confirm.getByRole('button', { name: 'Delete mapping' }).click();
+    await expect.poll(statusText).toBe('Mapping deleted.');
+    const mappings = await ctx.sql`select group_name, roles from group_role_mappings where organization_id = ${org.organization.id}`;
+    expect(mappings.map((m) => [m.groupName, m.roles])).toEqual([[null, ['admin', 'billing']]]);
+  });
+
   it('creates a local group', async () => {
     await openPage('groups');
     await page.getByLabel('New group name').fill('Support');
@@ -444,6 +467,34 @@ describe('audit log', () => {
     expect(actions.length).toBeGreaterThan(3);
     expect(actions.every((a) => a.startsWith('member.'))).toBe(true);
     await shot('audit');
+  });
+});
+
+describe('signed in through SSO (the session cookie)', () => {
+  it('needs no key, offers only what the member may do, and signs out', async () => {
+    const viewer = await ensureAccount(ctx.sql, { email: 'viewer@acme.test' });
+    await joinOrganization(ctx.sql, { organizationId: org.organization.id, accountId: viewer.id, source: 'sso', roles: ['viewer'] }, actor);
+    const { secret } = await createSession(ctx.sql, ctx.config.serverSecret, { organizationId: org.organization.id, accountId: viewer.id, via: 'saml' });
+    const member = await chromium.context.newPage(); // a new tab: no admin key in its sessionStorage
+    try {
+      await chromium.context.addCookies([{ name: SESSION_COOKIE, value: secret, url: server.url }]);
+      await member.goto(`${server.url}/console/members`);
+      await member.getByText('Signed in as viewer@acme.test').waitFor();
+      await member.getByRole('region', { name: 'Members, page 1' }).waitFor();
+      expect(await member.getByRole('button', { name: 'Invite people' }).count()).toBe(0);
+      expect(await member.getByRole('button', { name: 'Edit roles' }).count()).toBe(0);
+      await member.goto(`${server.url}/console/audit`);
+      await member.getByText('You need the permission members:manage to read the audit log.').waitFor();
+
+      await member.getByRole('button', { name: 'Sign out' }).click();
+      await member.waitForURL(/\/console\/sign-in\?signedOut=1$/);
+      await expect.poll(() => member.locator('#status').textContent()).toBe('You are signed out of the console in this tab.');
+      // Where the SAML sign-in is built, signing out also ends the SSO session.
+      if (SAML_API) expect(await resolveSession(ctx.sql, ctx.config.serverSecret, secret)).toBeNull();
+    } finally {
+      await member.close();
+      await chromium.context.clearCookies();
+    }
   });
 });
 

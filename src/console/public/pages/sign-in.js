@@ -57,7 +57,15 @@ function keyForm() {
 }
 
 const area = $('#page');
-replace(area, h('div', { class: 'cards' }, ssoForm(), keyForm()));
+const signedIn = h('div', {});
+replace(area, signedIn, h('div', { class: 'cards' }, ssoForm(), keyForm()));
+
+// Someone already signed in (through SSO, or with a key in this tab) can go straight on.
+api('GET', '/organization').then(
+  (organization) =>
+    replace(signedIn, h('p', { class: 'notice' }, `You are signed in as ${organization.you.actor} (${organization.name}). `, h('a', { href: returnTo }, 'Open the console'))),
+  () => {},
+);
 if (params.get('signedOut')) showStatus('You are signed out of the console in this tab.');
 // Fixed texts only: the address must not be able to put words on this page.
 const REASONS = {
