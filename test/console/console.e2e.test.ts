@@ -43,6 +43,10 @@ beforeAll(async () => {
   chromium = await launchChromium();
   page = await chromium.context.newPage();
   page.on('pageerror', (error) => pageErrors.push(error.message));
+  // Console errors other than the API's expected refusals (a CSP violation, say) fail the run.
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) pageErrors.push(message.text());
+  });
   fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
 });
 afterAll(async () => {
@@ -232,6 +236,12 @@ describe('CSV import', () => {
     await page.getByLabel('CSV file').setInputFiles({ name: 'no-email.csv', mimeType: 'text/csv', buffer: Buffer.from('name\nx\n') });
     await page.getByRole('button', { name: 'Upload and invite' }).click();
     await expect.poll(() => page.getByRole('alert').filter({ hasText: 'The file needs an "email" column.' }).count()).toBe(1);
+
+    const tooMany = ['email', ...Array.from({ length: 1001 }, (_, i) => `bulk${i}@acme.test`)].join('\n');
+    await page.getByLabel('CSV file').setInputFiles({ name: 'too-many.csv', mimeType: 'text/csv', buffer: Buffer.from(tooMany) });
+    await page.getByRole('button', { name: 'Upload and invite' }).click();
+    await expect.poll(() => page.getByRole('alert').filter({ hasText: 'At most 1000 rows per file (got 1001).' }).count()).toBe(1);
+    expect(await ctx.sql`select 1 from accounts where email like 'bulk%'`).toHaveLength(0);
 
     await page.getByLabel('CSV file').setInputFiles({ name: 'people.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
     await page.getByLabel('Viewer', { exact: true }).check();
