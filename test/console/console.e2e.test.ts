@@ -288,6 +288,7 @@ describe('groups and role mapping', () => {
     await page.getByRole('button', { name: 'Map a group to roles' }).click();
     const dialog = page.getByRole('dialog', { name: 'Map a group to roles' });
     const effect = dialog.getByRole('status');
+    expect(await dialog.getByLabel('Group name').isVisible(), 'only the chosen way of naming the group shows').toBe(false);
     await dialog.getByLabel('Group', { exact: true }).selectOption({ label: 'Engineering (SCIM)' });
     await expect.poll(() => effect.textContent()).toContain('This mapping affects 3 members');
     await dialog.getByLabel('Admin', { exact: true }).check();
@@ -300,6 +301,7 @@ describe('groups and role mapping', () => {
 
     await page.getByRole('button', { name: 'Map a group to roles' }).click();
     await dialog.getByLabel('Every group with a name').check();
+    expect(await dialog.getByLabel('Group', { exact: true }).isVisible()).toBe(false);
     await dialog.getByLabel('Group name').fill('ENGINEERING');
     await dialog.getByLabel('Viewer', { exact: true }).check();
     await expect.poll(() => effect.textContent()).toBe('This mapping affects 4 members: they will have Viewer.');
