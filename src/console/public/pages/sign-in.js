@@ -9,7 +9,8 @@ const wanted = params.get('returnTo') ?? '';
 const returnTo = wanted.startsWith(`${base}/`) && !wanted.startsWith(`${base}/sign-in`) && !wanted.includes('//') ? wanted : `${base}/members`;
 
 function ssoForm() {
-  const slug = h('input', { name: 'organization', autocomplete: 'organization', required: true, pattern: '[a-z0-9-]+', spellcheck: 'false' });
+  // ?org=acme-corp fills it in, so an organization can hand out a ready sign-in link.
+  const slug = h('input', { name: 'organization', autocomplete: 'organization', required: true, pattern: '[a-z0-9-]+', spellcheck: 'false', value: params.get('org') ?? '' });
   const form = h(
     'form',
     { class: 'card', 'aria-labelledby': 'sso-title' },
