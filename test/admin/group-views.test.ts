@@ -65,3 +65,23 @@ describe('GET /api/group-mappings/preview', () => {
     await request(app).get('/api/group-mappings/preview').query({ groupName: 'x' }).expect(401);
   });
 });
+
+describe('GET /api/members?group=', () => {
+  it("lists a group's members only, with their emails and roles, paged", async () => {
+    const res = await request(app).get('/api/members').query({ group: engineeringScim }).set(as(a.adminKey)).expect(200);
+    expect(res.body.items.map((m: { email: string }) => m.email).sort()).toEqual(['p0@org-a.test', 'p1@org-a.test', 'p2@org-a.test']);
+    expect(res.body.items[0]).toMatchObject({ status: 'active', roles: ['member'] });
+    const first = await request(app).get('/api/members').query({ group: engineeringScim, limit: 2 }).set(as(a.adminKey)).expect(200);
+    const rest = await request(app).get('/api/members').query({ group: engineeringScim, limit: 2, after: first.body.next }).set(as(a.adminKey)).expect(200);
+    expect([...first.body.items, ...rest.body.items].map((m: { email: string }) => m.email).sort()).toEqual(['p0@org-a.test', 'p1@org-a.test', 'p2@org-a.test']);
+    expect(rest.body.next).toBeNull();
+  });
+
+  it('refuses a group that is not an id, and finds nobody in another organization\'s group', async () => {
+    const bad = await request(app).get('/api/members').query({ group: 'Engineering' }).set(as(a.adminKey)).expect(400);
+    expect(bad.body.message).toMatch(/^group:/);
+    const b = await createTestOrganization(ctx, 'org-c');
+    const other = await request(app).get('/api/members').query({ group: engineeringScim }).set(as(b.adminKey)).expect(200);
+    expect(other.body.items).toEqual([]);
+  });
+});
