@@ -331,6 +331,34 @@ describe('groups and role mapping', () => {
     expect(mappings.map((m) => [m.groupName, m.roles])).toEqual([[null, ['admin', 'billing']]]);
   });
 
+  it("adds and removes a local group's members by email; shows an IdP group's members read-only", async () => {
+    await openPage('groups');
+    await page.getByRole('button', { name: 'Members of Sales', exact: true }).click();
+    const dialog = page.getByRole('dialog', { name: 'Members of Sales' });
+    await expect.poll(() => dialog.locator('tbody').textContent()).toBe('Nobody is in this group.');
+    await dialog.getByLabel('Member’s email').fill('stranger@elsewhere.test');
+    await dialog.getByRole('button', { name: 'Add to group' }).click();
+    await expect.poll(() => dialog.getByRole('alert').textContent()).toBe('Nobody with the address stranger@elsewhere.test is in the organization; invite them first.');
+    await dialog.getByLabel('Member’s email').fill('P12@acme.test');
+    await dialog.getByRole('button', { name: 'Add to group' }).click();
+    await expect.poll(() => dialog.getByRole('status').textContent()).toBe('p12@acme.test added.');
+    await expect.poll(() => dialog.locator('tbody tr').count()).toBe(1);
+    const members = async () => (await ctx.sql`select a.email from group_members gm join accounts a on a.id = gm.account_id where gm.group_id = ${sales.id}`).map((r) => r.email);
+    expect(await members()).toEqual(['p12@acme.test']);
+    await shot('group-members-dialog');
+    await dialog.getByRole('button', { name: 'Remove p12@acme.test from Sales' }).click();
+    await expect.poll(() => dialog.getByRole('status').textContent()).toBe('p12@acme.test removed from the group.');
+    expect(await members()).toEqual([]);
+    await page.keyboard.press('Escape');
+
+    await page.getByRole('button', { name: 'Members of Engineering (SCIM)' }).click();
+    const idp = page.getByRole('dialog', { name: 'Members of Engineering' });
+    await expect.poll(() => idp.locator('tbody tr').count()).toBe(3);
+    expect(await idp.getByRole('button', { name: /Remove/ }).count()).toBe(0);
+    expect(await idp.textContent()).toContain('The identity provider manages this group.');
+    await page.keyboard.press('Escape');
+  });
+
   it('creates a local group', async () => {
     await openPage('groups');
     await page.getByLabel('New group name').fill('Support');

@@ -46,6 +46,7 @@ startPage(async (area, session) => {
         ? h(
             'div',
             { class: 'actions' },
+            h('button', { type: 'button', 'aria-label': `Members of ${g.displayName}`, onclick: () => membersDialog(g) }, 'Members'),
             h('button', { type: 'button', 'aria-label': `Rename ${g.displayName}`, onclick: () => renameGroup(g) }, 'Rename'),
             h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${g.displayName}`, onclick: () => deleteGroup(g) }, 'Delete'),
           )
@@ -65,8 +66,13 @@ startPage(async (area, session) => {
   }
 
   function drawIdp(idp) {
-    const rows = idp.map((g) => [g.displayName, SOURCE[g.source], String(g.memberCount)]);
-    replace(idpArea, table('Groups from the identity provider', ['Name', 'Source', 'Members'], rows, { empty: 'The identity provider has not sent any groups yet.' }));
+    const rows = idp.map((g) => [
+      g.displayName,
+      SOURCE[g.source],
+      String(g.memberCount),
+      h('button', { type: 'button', 'aria-label': `Members of ${g.displayName} (${SOURCE[g.source]})`, onclick: () => membersDialog(g) }, 'Members'),
+    ]);
+    replace(idpArea, table('Groups from the identity provider', ['Name', 'Source', 'Members', 'Actions'], rows, { empty: 'The identity provider has not sent any groups yet.' }));
   }
 
   function describeTarget(m) {
@@ -184,6 +190,59 @@ startPage(async (area, session) => {
     if ((await attempt(() => api('DELETE', `/group-mappings/${mapping.id}`))) === undefined) return;
     await load();
     showStatus('Mapping deleted.');
+  }
+
+  /** Who is in a group; a local group's members can be added (by email) and removed here. */
+  function membersDialog(group) {
+    const editable = group.source === 'local' && canManage;
+    const message = messageBox();
+    const outcome = h('p', { role: 'status', 'aria-live': 'polite' });
+    const listArea = h('div', {});
+    let changed = false;
+    const email = h('input', { type: 'email', name: 'email', required: true, autocomplete: 'off', spellcheck: 'false' });
+    const addButton = h('button', { type: 'submit' }, 'Add to group');
+    const addForm = h('form', { class: 'toolbar', 'aria-label': `Add a member to ${group.displayName}` }, field('Member’s email', email, 'Only people already in the organization.'), addButton);
+
+    const change = async (body, done) => {
+      const result = await attempt(() => api('POST', `/groups/${group.id}/members`, body), message);
+      if (!result) return;
+      changed = true;
+      replace(outcome, done);
+      await list();
+    };
+    addForm.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const wanted = email.value.trim().toLowerCase();
+      await busy(addButton, async () => {
+        const found = await attempt(() => api('GET', `/members${query({ email: wanted, limit: 50 })}`), message);
+        if (!found) return;
+        const member = found.items.find((m) => m.email.toLowerCase() === wanted);
+        if (!member) return setMessage(message, new Error(`Nobody with the address ${wanted} is in the organization; invite them first.`));
+        await change({ add: [member.accountId] }, `${member.email} added.`);
+        email.value = '';
+      });
+    });
+
+    // Pages of 100; "Show more" appends the next one.
+    async function list(after, shown = []) {
+      const page = await attempt(() => api('GET', `/members${query({ group: group.id, limit: 100, after })}`), message);
+      if (!page) return;
+      const members = [...shown, ...page.items];
+      const rows = members.map((m) => [
+        m.email,
+        h('span', { class: `badge ${m.status}` }, m.status),
+        ...(editable ? [h('button', { type: 'button', 'aria-label': `Remove ${m.email} from ${group.displayName}`, onclick: () => change({ remove: [m.accountId] }, `${m.email} removed from the group.`) }, 'Remove from group')] : []),
+      ]);
+      const more = page.next ? h('button', { type: 'button', onclick: () => list(page.next, members) }, 'Show more') : null;
+      replace(listArea, table(`Members of ${group.displayName}`, ['Member', 'Status', ...(editable ? ['Actions'] : [])], rows, { empty: 'Nobody is in this group.' }), more);
+    }
+
+    const dialog = openDialog(`Members of ${group.displayName}`, h('div', {}, message, editable ? addForm : h('p', { class: 'hint' }, 'The identity provider manages this group.'), outcome, listArea), {
+      wide: true,
+      onClose: () => changed && load(),
+    });
+    list();
+    return dialog;
   }
 
   function renameGroup(group) {
