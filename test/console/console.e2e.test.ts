@@ -189,8 +189,13 @@ describe('members', () => {
     await confirm.getByRole('button', { name: 'Cancel' }).click();
     expect((await membership('p08@acme.test'))!.status).toBe('active');
 
-    await page.getByRole('button', { name: 'Remove p08@acme.test' }).click();
-    await confirm.getByRole('button', { name: 'Remove' }).click();
+    // This time by keyboard only: Enter opens the confirmation, Tab moves from Cancel to Remove.
+    await page.getByRole('button', { name: 'Remove p08@acme.test' }).focus();
+    await page.keyboard.press('Enter');
+    await confirm.waitFor();
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Remove');
+    await page.keyboard.press('Enter');
     await expect.poll(statusText).toBe('p08@acme.test was removed.');
     expect((await membership('p08@acme.test'))!.status).toBe('removed');
   });
@@ -559,6 +564,12 @@ describe('every page', () => {
       await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
       await shot(`narrow-${name}`, false);
     }
+    await openPage('members');
+    await page.getByRole('button', { name: 'Invite people' }).click();
+    expect(await page.evaluate(() => document.querySelector('dialog')!.getBoundingClientRect().right)).toBeLessThanOrEqual(390);
+    await shot('narrow-invite-dialog', false);
+    await page.keyboard.press('Escape');
+
     await page.setViewportSize({ width: 1280, height: 900 });
     for (const tab of ['scim', 'saml']) {
       await openPage(`identity?tab=${tab}`);
