@@ -1,13 +1,20 @@
 import os from 'node:os';
 import { benchRoles } from './roles.ts';
+import { benchScim } from './scim.ts';
 
-/** Runs every benchmark against the PostgreSQL of DATABASE_URL and prints Markdown rows for bench/RESULTS.md. */
-const benches: Record<string, () => Promise<string[]>> = { roles: benchRoles };
+/**
+ * Runs every benchmark (or the one named: `npm run bench -- scim`) against the PostgreSQL of
+ * DATABASE_URL and prints Markdown tables for bench/RESULTS.md.
+ */
+const benches: Record<string, { header: string; run: () => Promise<string[]> }> = {
+  roles: { header: '| benchmark | time | memory |\n| --- | --- | --- |', run: benchRoles },
+  scim: { header: '| workload | operations | rate | of the raw PostgreSQL ceiling |\n| --- | --- | --- | --- |', run: benchScim },
+};
 const only = process.argv[2];
 
 console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`);
-console.log('| benchmark | time | memory |\n| --- | --- | --- |');
-for (const [name, run] of Object.entries(benches)) {
+for (const [name, bench] of Object.entries(benches)) {
   if (only && only !== name) continue;
-  for (const row of await run()) console.log(row);
+  console.log(`\n${bench.header}`);
+  for (const row of await bench.run()) console.log(row);
 }

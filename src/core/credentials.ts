@@ -54,6 +54,14 @@ export async function issueCredential(
   return { ...row!, secret };
 }
 
+/**
+ * SCIM tokens verified in the last few seconds, by secret hash. IdPs send bursts of requests with
+ * one token; this saves a query on each. Revoking or rotating here forgets the token at once;
+ * another instance stops accepting it within SCIM_TOKEN_CACHE_MS.
+ */
+const SCIM_TOKEN_CACHE_MS = 5_000;
+const recentlyVerified = new Map<string, { credential: Credential; until: number }>();
+
 /** The live credential a secret belongs to, or null when it is unknown, revoked or expired. */
 export async function verifyCredential(
   db: Db,
@@ -61,16 +69,32 @@ export async function verifyCredential(
   kind: CredentialKind,
   secret: string,
 ): Promise<Credential | null> {
+  const hash = hashSecret(secret, serverSecret);
+  const cached = kind === 'scim' ? recentlyVerified.get(hash) : undefined;
+  if (cached && cached.until > Date.now() && (!cached.credential.expiresAt || cached.credential.expiresAt.getTime() > Date.now())) {
+    return cached.credential;
+  }
   const [row] = await db<Credential[]>`
     select ${db.unsafe(COLUMNS)} from credentials
-    where secret_hash = ${hashSecret(secret, serverSecret)} and kind = ${kind}
+    where secret_hash = ${hash} and kind = ${kind}
       and revoked_at is null and (expires_at is null or expires_at > now())`;
-  if (!row) return null;
+  if (!row) {
+    recentlyVerified.delete(hash);
+    return null;
+  }
   // Written at most once a minute per credential, so busy tokens do not turn every read into a write.
   if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) {
     await db`update credentials set last_used_at = now() where id = ${row.id}`;
   }
+  if (kind === 'scim') {
+    if (recentlyVerified.size > 10_000) recentlyVerified.clear();
+    recentlyVerified.set(hash, { credential: row, until: Date.now() + SCIM_TOKEN_CACHE_MS });
+  }
   return row;
+}
+
+function forgetVerified(id: string): void {
+  for (const [hash, entry] of recentlyVerified) if (entry.credential.id === id) recentlyVerified.delete(hash);
 }
 
 export async function listCredentials(db: Db, organizationId: string, kind: CredentialKind): Promise<Credential[]> {
@@ -86,6 +110,7 @@ export async function revokeCredential(db: Db, organizationId: string, id: strin
     where organization_id = ${organizationId} and id = ${id}::uuid ${kind ? db`and kind = ${kind}` : db``}
     returning ${db.unsafe(COLUMNS)}`;
   if (!row) throw notFound('credential', { id });
+  forgetVerified(id);
   await recordAudit(db, organizationId, actor, `${row.kind}_credential.revoked`, { type: 'credential', id }, { name: row.name });
   return row;
 }
@@ -110,6 +135,7 @@ export async function rotateCredential(
         and (expires_at is null or expires_at > now())
       returning ${tx.unsafe(COLUMNS)}`;
     if (!previous) throw notFound('live credential', { id });
+    forgetVerified(id);
     const issued = await issueCredential(tx, serverSecret, { organizationId, kind: previous.kind, name: previous.name, roles: previous.roles }, actor);
     await recordAudit(tx, organizationId, actor, `${previous.kind}_credential.rotated`, { type: 'credential', id }, {
       name: previous.name,

@@ -27,3 +27,23 @@ export async function emitEvent(
   const body = { ...payload, actor: { type: actor.type, id: actor.id ?? null, name: actor.name, channel: actor.channel } };
   await db`insert into outbox (organization_id, type, payload) values (${organizationId}, ${type}, ${db.json(body as never)})`;
 }
+
+/**
+ * The audit entry and the domain event of one change, written by one statement (a round trip
+ * fewer on every membership and group change).
+ */
+export async function recordChange(
+  db: Db,
+  organizationId: string,
+  actor: Actor,
+  change: { action: string; target: { type: string; id: string }; details: Record<string, unknown>; event: DomainEventType; payload: Record<string, unknown> },
+): Promise<void> {
+  const body = { ...change.payload, actor: { type: actor.type, id: actor.id ?? null, name: actor.name, channel: actor.channel } };
+  await db`
+    with audit as (
+      insert into audit_log (organization_id, channel, actor_type, actor_id, actor_name, action, target_type, target_id, details)
+      values (${organizationId}, ${actor.channel}, ${actor.type}, ${actor.id ?? null}, ${actor.name}, ${change.action},
+              ${change.target.type}, ${change.target.id}, ${db.json(change.details as never)})
+    )
+    insert into outbox (organization_id, type, payload) values (${organizationId}, ${change.event}, ${db.json(body as never)})`;
+}

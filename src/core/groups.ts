@@ -1,9 +1,8 @@
 import type { Db, Tx } from '../storage/database.ts';
 import { firstRow, inTransaction } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
-import { recordAudit } from './audit.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
-import { emitEvent } from './events.ts';
+import { recordChange } from './events.ts';
 import { isUuid } from './ids.ts';
 
 /** local: made by admins; scim: pushed by the IdP; saml: a name seen in an assertion's groups attribute. */
@@ -60,8 +59,8 @@ export async function createGroup(
       if (isUniqueViolation(error)) throw conflict(`a group named ${JSON.stringify(displayName)} already exists`, { displayName });
       throw error;
     }
-    await recordAudit(tx, input.organizationId, actor, 'group.created', target(group.id), { displayName, source: input.source });
-    await emitEvent(tx, input.organizationId, 'group.created', { groupId: group.id, displayName, source: input.source }, actor);
+    const details = { displayName, source: input.source };
+    await recordChange(tx, input.organizationId, actor, { action: 'group.created', target: target(group.id), details, event: 'group.created', payload: { groupId: group.id, ...details } });
     return group;
   });
 }
@@ -94,8 +93,7 @@ export async function updateGroup(
     }
     if (group.displayName !== before.displayName || group.externalId !== before.externalId) {
       const details = { from: before.displayName, to: group.displayName, externalId: group.externalId };
-      await recordAudit(tx, organizationId, actor, 'group.updated', target(id), details);
-      await emitEvent(tx, organizationId, 'group.updated', { groupId: id, ...details }, actor);
+      await recordChange(tx, organizationId, actor, { action: 'group.updated', target: target(id), details, event: 'group.updated', payload: { groupId: id, ...details } });
     }
     return group;
   });
@@ -109,8 +107,8 @@ export async function deleteGroup(db: Db, organizationId: string, id: string, ac
       select account_id from group_members where organization_id = ${organizationId} and group_id = ${id}`;
     await tx`delete from groups where organization_id = ${organizationId} and id = ${id}`;
     const details = { displayName: group.displayName, source: group.source };
-    await recordAudit(tx, organizationId, actor, 'group.deleted', target(id), details);
-    await emitEvent(tx, organizationId, 'group.deleted', { groupId: id, ...details, removed: members.map((m) => m.accountId) }, actor);
+    const payload = { groupId: id, ...details, removed: members.map((m) => m.accountId) };
+    await recordChange(tx, organizationId, actor, { action: 'group.deleted', target: target(id), details, event: 'group.deleted', payload });
   });
 }
 
@@ -199,8 +197,13 @@ async function insertMembers(tx: Tx, organizationId: string, groupId: string, ac
 async function recordMemberChange(tx: Tx, organizationId: string, groupId: string, change: MemberChange, actor: Actor): Promise<MemberChange> {
   if (change.added.length === 0 && change.removed.length === 0) return change;
   await tx`update groups set version = version + 1, updated_at = now() where organization_id = ${organizationId} and id = ${groupId}`;
-  await recordAudit(tx, organizationId, actor, 'group.members_changed', target(groupId), { ...change });
-  await emitEvent(tx, organizationId, 'group.members_changed', { groupId, ...change }, actor);
+  await recordChange(tx, organizationId, actor, {
+    action: 'group.members_changed',
+    target: target(groupId),
+    details: { ...change },
+    event: 'group.members_changed',
+    payload: { groupId, ...change },
+  });
   return change;
 }
 

@@ -1,9 +1,8 @@
 import type { Db, Tx } from '../storage/database.ts';
 import { firstRow, inTransaction } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
-import { recordAudit } from './audit.ts';
 import { invalid, notFound, ruleViolation } from './errors.ts';
-import { emitEvent } from './events.ts';
+import { recordChange } from './events.ts';
 import { endSessionsOf } from './sessions.ts';
 import { OWNER_ROLE, assertRolesExist, permissionsOf, type Permission } from './roles.ts';
 
@@ -53,13 +52,17 @@ const target = (accountId: string) => ({ type: 'account', id: accountId });
  */
 export async function joinOrganization(
   db: Db,
-  input: { organizationId: string; accountId: string; source: MembershipSource; roles?: string[] },
+  input: { organizationId: string; accountId: string; source: MembershipSource; roles?: string[]; liftSuspension?: boolean },
   actor: Actor,
 ): Promise<{ membership: Membership; joined: boolean }> {
   return inTransaction(db, async (tx) => {
     const existing = await lockMembership(tx, input.organizationId, input.accountId);
     if (existing?.status === 'active') return { membership: existing, joined: false };
-    if (existing?.status === 'suspended') throw ruleViolation('the membership is suspended', { accountId: input.accountId });
+    if (existing?.status === 'suspended') {
+      // The IdP (SCIM) is authoritative and may provision a suspended member again.
+      if (!input.liftSuspension) throw ruleViolation('the membership is suspended', { accountId: input.accountId });
+      return { membership: await reactivateMember(tx, input.organizationId, input.accountId, actor), joined: false };
+    }
 
     let membership: Membership;
     if (existing?.status === 'invited' && (await acceptPendingInvitation(tx, input.organizationId, input.accountId))) {
@@ -79,8 +82,13 @@ export async function joinOrganization(
         returning *`);
     }
     const details = { source: membership.source, roles: membership.roles, via: input.source };
-    await recordAudit(tx, input.organizationId, actor, 'member.joined', target(input.accountId), details);
-    await emitEvent(tx, input.organizationId, 'member.joined', { accountId: input.accountId, ...details }, actor);
+    await recordChange(tx, input.organizationId, actor, {
+      action: 'member.joined',
+      target: target(input.accountId),
+      details,
+      event: 'member.joined',
+      payload: { accountId: input.accountId, ...details },
+    });
     return { membership, joined: true };
   });
 }
@@ -159,8 +167,8 @@ async function changeStatus(
     }
     if (to !== 'active') await endSessionsOf(tx, organizationId, accountId);
     const details = { from: current.status, to };
-    await recordAudit(tx, organizationId, actor, action, target(accountId), details);
-    await emitEvent(tx, organizationId, action === 'member.left' ? 'member.removed' : action, { accountId, ...details }, actor);
+    const event = action === 'member.left' ? 'member.removed' : action;
+    await recordChange(tx, organizationId, actor, { action, target: target(accountId), details, event, payload: { accountId, ...details } });
     return updated!;
   });
 }
@@ -204,8 +212,13 @@ export async function recordRoleChange(
   const to = effectiveRoles(after).sort();
   if (from.join() === to.join() && before.roles.join() === after.roles.join()) return;
   const body = { from, to, roles: after.roles, mappedRoles: after.mappedRoles, ...details };
-  await recordAudit(db, after.organizationId, actor, 'member.role_changed', target(after.accountId), body);
-  await emitEvent(db, after.organizationId, 'member.role_changed', { accountId: after.accountId, ...body }, actor);
+  await recordChange(db, after.organizationId, actor, {
+    action: 'member.role_changed',
+    target: target(after.accountId),
+    details: body,
+    event: 'member.role_changed',
+    payload: { accountId: after.accountId, ...body },
+  });
 }
 
 /**

@@ -1,15 +1,22 @@
 import crypto from 'node:crypto';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
-import { pinoHttp } from 'pino-http';
 import type { AppContext } from '../context.ts';
 import { invitationPages } from '../admin/invitation-pages.ts';
 import { adminRouter } from '../admin/router.ts';
 import { consoleRouter } from '../console/router.ts';
 import { samlRouter } from '../saml/router.ts';
 import { scimRouter } from '../scim/router.ts';
+import { accessLog } from './access-log.ts';
 import { sendDomainError } from './errors.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** The request id: the caller's X-Request-Id when sane, else a new UUID; echoed in the response. */
+    id: string;
+  }
+}
 
 /** The whole HTTP surface: health probes, then one router per edge adapter. */
 export function createApp(ctx: AppContext): express.Express {
@@ -19,14 +26,7 @@ export function createApp(ctx: AppContext): express.Express {
 
   app.use(requestId);
   app.use(rejectOversizedBodies(parseByteSize(ctx.config.bodyLimit)));
-  app.use(
-    pinoHttp({
-      logger: ctx.log,
-      genReqId: (req) => (req as unknown as { id: string }).id,
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
-    }),
-  );
+  app.use(accessLog(ctx.log));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -57,7 +57,7 @@ export function createApp(ctx: AppContext): express.Express {
 const requestId: RequestHandler = (req, res, next) => {
   const given = req.get('x-request-id');
   const id = given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
-  (req as unknown as { id: string }).id = id;
+  req.id = id;
   res.setHeader('x-request-id', id);
   next();
 };
@@ -87,7 +87,7 @@ function lastResortErrorHandler(ctx: AppContext): ErrorRequestHandler {
     if (res.headersSent) return next(error);
     if (sendDomainError(res, error)) return;
     const status = typeof error?.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 500;
-    if (status === 500) ctx.log.error({ err: error, reqId: (req as unknown as { id: string }).id }, 'unhandled error');
+    if (status === 500) ctx.log.error({ err: error, reqId: req.id }, 'unhandled error');
     const message = status === 413 ? 'request body too large' : status === 500 ? 'internal error' : String(error.message ?? 'bad request');
     res.status(status).json({ error: status === 500 ? 'internal' : 'bad_request', message });
   };

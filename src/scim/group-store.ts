@@ -1,5 +1,6 @@
 import type { Actor } from '../core/actor.ts';
 import { notFound } from '../core/errors.ts';
+import { isUuid } from '../core/ids.ts';
 import {
   changeGroupMembers,
   createGroup,
@@ -28,9 +29,10 @@ export async function findScimGroup(db: Db, organizationId: string, id: string):
 
 /** Locks the group row (so concurrent changes to one group serialise) and checks it is a SCIM group. */
 export async function lockScimGroup(tx: Tx, organizationId: string, id: string): Promise<Group> {
-  const group = await findScimGroup(tx, organizationId, id);
+  const [group] = isUuid(id)
+    ? await tx<Group[]>`select * from groups where organization_id = ${organizationId} and id = ${id} and source = 'scim' for update`
+    : [];
   if (!group) throw notFound('group', { id });
-  await tx`select 1 from groups where organization_id = ${organizationId} and id = ${group.id} for update`;
   return group;
 }
 

@@ -1,8 +1,7 @@
 import { ensureAccount, isValidEmail, normalizeEmail } from '../core/accounts.ts';
 import type { Actor } from '../core/actor.ts';
-import { recordAudit } from '../core/audit.ts';
-import { conflict, invalid, isUniqueViolation, notFound } from '../core/errors.ts';
-import { emitEvent } from '../core/events.ts';
+import { conflict, DomainError, invalid, isUniqueViolation, notFound } from '../core/errors.ts';
+import { recordChange } from '../core/events.ts';
 import { isUuid } from '../core/ids.ts';
 import { getMembership, joinOrganization, reactivateMember, removeMember, suspendMember } from '../core/memberships.ts';
 import { firstRow, inTransaction, type Db, type Sql, type Tx } from '../storage/database.ts';
@@ -82,18 +81,16 @@ export async function createUser(sql: Sql, organizationId: string, document: Jso
   const name = (document.name ?? {}) as { givenName?: string; familyName?: string };
   return inTransaction(sql, async (tx) => {
     const account = await ensureAccount(tx, { email, givenName: name.givenName ?? null, familyName: name.familyName ?? null });
-    const row = await writeUnique(tx, fields, () => tx<ScimUserRow[]>`
+    // No savepoint needed: a clash inserts nothing, and then the existing row says which one.
+    const [row] = await tx<ScimUserRow[]>`
       insert into scim_users (organization_id, account_id, user_name, external_id, active, display_name, emails, resource)
       values (${organizationId}, ${account.id}, ${fields.userName}, ${fields.externalId}, ${fields.active},
               ${fields.displayName}, ${fields.emails}::text[], ${tx.json(fields.resource as never)})
-      returning *`);
-    const membership = await getMembership(tx, organizationId, account.id);
-    if (membership?.status === 'suspended') {
-      if (fields.active) await reactivateMember(tx, organizationId, account.id, actor);
-    } else {
-      await joinOrganization(tx, { organizationId, accountId: account.id, source: 'scim' }, actor);
-      if (!fields.active) await suspendMember(tx, organizationId, account.id, actor);
-    }
+      on conflict do nothing
+      returning *`;
+    if (!row) throw await clash(tx, organizationId, fields.userName);
+    await joinOrganization(tx, { organizationId, accountId: account.id, source: 'scim', liftSuspension: true }, actor);
+    if (!fields.active) await suspendMember(tx, organizationId, account.id, actor);
     await announce(tx, row, 'scim.user_created', 'user.provisioned', actor, { userName: row.userName, externalId: row.externalId });
     return row;
   });
@@ -105,13 +102,16 @@ export async function createUser(sql: Sql, organizationId: string, document: Jso
  */
 export async function replaceUser(tx: Tx, current: ScimUserRow, document: JsonObject, actor: Actor): Promise<ScimUserRow> {
   const fields = userFields(document);
-  const row = await writeUnique(tx, fields, () => tx<ScimUserRow[]>`
+  const update = (db: Db) => db<ScimUserRow[]>`
     update scim_users set
       user_name = ${fields.userName}, external_id = ${fields.externalId}, active = ${fields.active},
-      display_name = ${fields.displayName}, emails = ${fields.emails}::text[], resource = ${tx.json(fields.resource as never)},
+      display_name = ${fields.displayName}, emails = ${fields.emails}::text[], resource = ${db.json(fields.resource as never)},
       version = version + 1, updated_at = now()
     where organization_id = ${current.organizationId} and account_id = ${current.accountId}
-    returning *`);
+    returning *`;
+  // Only a new userName can clash; only then is a savepoint worth its round trips.
+  const renamed = fields.userName.toLowerCase() !== current.userName.toLowerCase();
+  const row = renamed ? await renameUnique(tx, fields.userName, update) : firstRow(await update(tx));
   if (fields.active !== current.active) await setActive(tx, row, actor);
   const changed = changedAttributes(current, row);
   if (changed.length) await announce(tx, row, 'scim.user_updated', 'user.updated', actor, { changed });
@@ -128,32 +128,52 @@ export async function deleteUser(sql: Sql, organizationId: string, id: string, a
   });
 }
 
+/**
+ * Brings the membership in line with `active`. The membership may have moved on its own (an
+ * admin removed the person, an invitation is pending): then there is nothing to suspend, and
+ * reactivating means joining again.
+ */
 async function setActive(tx: Tx, row: ScimUserRow, actor: Actor): Promise<void> {
-  const membership = await getMembership(tx, row.organizationId, row.accountId);
-  if (row.active && membership?.status === 'suspended') await reactivateMember(tx, row.organizationId, row.accountId, actor);
-  else if (row.active && (!membership || membership.status === 'removed')) {
-    await joinOrganization(tx, { organizationId: row.organizationId, accountId: row.accountId, source: 'scim' }, actor);
-  } else if (!row.active && membership?.status === 'active') await suspendMember(tx, row.organizationId, row.accountId, actor);
+  const { organizationId, accountId } = row;
+  if (!row.active) {
+    await ignoring(['not_found', 'rule_violation'], () => suspendMember(tx, organizationId, accountId, actor));
+    return;
+  }
+  const reactivated = await ignoring(['not_found', 'rule_violation'], () => reactivateMember(tx, organizationId, accountId, actor));
+  if (!reactivated) await joinOrganization(tx, { organizationId, accountId, source: 'scim', liftSuspension: true }, actor);
 }
 
-/** Runs a write whose unique indexes guard userName and the person; a clash is a 409 uniqueness. */
-async function writeUnique(tx: Tx, fields: UserFields, write: () => Promise<ScimUserRow[]>): Promise<ScimUserRow> {
+/** Runs a core change; a refusal for one of `codes` (thrown before any write) yields null. */
+async function ignoring<T>(codes: DomainError['code'][], fn: () => Promise<T>): Promise<T | null> {
   try {
-    return firstRow(await tx.savepoint(write));
+    return await fn();
   } catch (error) {
-    if (isUniqueViolation(error, 'scim_users_user_name')) {
-      throw conflict(`a user with userName ${JSON.stringify(fields.userName)} already exists`, { userName: fields.userName });
-    }
-    if (isUniqueViolation(error, 'scim_users_pkey')) {
-      throw conflict('this person (by email address) is already provisioned under another userName', { userName: fields.userName });
-    }
+    if (error instanceof DomainError && codes.includes(error.code)) return null;
     throw error;
   }
 }
 
+async function renameUnique(tx: Tx, userName: string, update: (db: Db) => Promise<ScimUserRow[]>): Promise<ScimUserRow> {
+  try {
+    return firstRow(await tx.savepoint((sp) => update(sp)));
+  } catch (error) {
+    if (isUniqueViolation(error, 'scim_users_user_name')) throw userNameTaken(userName);
+    throw error;
+  }
+}
+
+/** Why an insert clashed: the userName is taken, or the person (by email) is provisioned under another. */
+async function clash(tx: Tx, organizationId: string, userName: string) {
+  const [taken] = await tx`select 1 from scim_users where organization_id = ${organizationId} and lower(user_name) = lower(${userName})`;
+  if (taken) return userNameTaken(userName);
+  return conflict('this person (by email address) is already provisioned under another userName', { userName });
+}
+
+const userNameTaken = (userName: string) => conflict(`a user with userName ${JSON.stringify(userName)} already exists`, { userName });
+
 async function announce(tx: Tx, row: ScimUserRow, action: string, event: string, actor: Actor, details: Record<string, unknown>) {
-  await recordAudit(tx, row.organizationId, actor, action, { type: 'account', id: row.accountId }, details);
-  await emitEvent(tx, row.organizationId, event, { accountId: row.accountId, ...details }, actor);
+  const target = { type: 'account', id: row.accountId };
+  await recordChange(tx, row.organizationId, actor, { action, target, details, event, payload: { accountId: row.accountId, ...details } });
 }
 
 function userFields(document: JsonObject): UserFields {

@@ -124,7 +124,8 @@ export const userHandlers: { egress: Handler<ScimRequest>; ingress: Handler<unkn
   },
   async ingress(resource, instance, context) {
     const ctx = context as ScimRequest;
-    const document = validated(JSON.parse(JSON.stringify(instance)) as JsonObject);
+    // scimmy has validated the body against the schema already.
+    const { meta: _meta, ...document } = JSON.parse(JSON.stringify(instance)) as JsonObject;
     const row = resource.id
       ? await inTransaction(ctx.app.sql, async (tx) => replaceUser(tx, await lockUser(tx, ctx.organizationId, resource.id!), document, ctx.actor))
       : await createUser(ctx.app.sql, ctx.organizationId, document, ctx.actor);

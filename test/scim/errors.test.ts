@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import request from 'supertest';
+import { systemActor } from '../../src/core/actor.ts';
+import { listCredentials, revokeCredential } from '../../src/core/credentials.ts';
 import { oktaUser, scimFixture } from '../support/scim.ts';
 
 let f: Awaited<ReturnType<typeof scimFixture>>;
@@ -18,7 +20,9 @@ describe('RFC 7644 error responses', () => {
     expect(none.headers['content-type']).toContain('application/scim+json');
     await request(f.app).get('/scim/v2/Users').set('authorization', 'Bearer nope').expect(401);
     await request(f.app).get('/scim/v2/Users').set('authorization', `Basic ${f.org.scimToken}`).expect(401);
-    await f.ctx.sql`update credentials set revoked_at = now() where organization_id = ${f.org.organization.id} and kind = 'scim'`;
+    await request(f.app).get('/scim/v2/Users').set('authorization', `Bearer ${f.org.scimToken}`).expect(200);
+    const [token] = await listCredentials(f.ctx.sql, f.org.organization.id, 'scim');
+    await revokeCredential(f.ctx.sql, f.org.organization.id, token!.id, systemActor('admin'));
     await request(f.app).get('/scim/v2/Users').set('authorization', `Bearer ${f.org.scimToken}`).expect(401);
     await f.ctx.sql`update credentials set revoked_at = null where organization_id = ${f.org.organization.id} and kind = 'scim'`;
   });
