@@ -38,19 +38,24 @@ export function readListRequest(sql: Sql, params: Record<string, unknown>, catal
     orderBy = sql`${expr} ${direction} nulls last, ${idColumn} ${direction}`;
   }
   const shape = attributeParams(params);
-  const rendering = new SCIMMY.Resources.User(shape as never) as { attributes?: unknown };
   const names = (value: unknown) => (typeof value === 'string' ? value.split(',').map((a) => attributeKey(a.trim())) : null);
   const included = names(shape.attributes);
   const excluded = names(shape.excludedAttributes) ?? [];
   return {
     query: { where, orderBy, offset: startIndex - 1, limit: count },
     startIndex,
-    attributes: rendering.attributes,
+    attributes: renderingFilter(shape),
     wants: (attribute) => (included ? included.some((a) => a === attribute || a.startsWith(`${attribute}.`)) : !excluded.includes(attribute)),
   };
 }
 
-function attributeParams(params: Record<string, unknown>): { attributes?: string; excludedAttributes?: string } {
+/** scimmy's form of `attributes`/`excludedAttributes`, or undefined when neither is given. */
+export function renderingFilter(shape: { attributes?: string; excludedAttributes?: string }): unknown {
+  if (!shape.attributes && !shape.excludedAttributes) return undefined;
+  return (new SCIMMY.Resources.User(shape as never) as { attributes?: unknown }).attributes;
+}
+
+export function attributeParams(params: Record<string, unknown>): { attributes?: string; excludedAttributes?: string } {
   const pick = (value: unknown) => (Array.isArray(value) ? value.join(',') : typeof value === 'string' && value.trim() !== '' ? value : undefined);
   const attributes = pick(params.attributes);
   const excludedAttributes = pick(params.excludedAttributes);

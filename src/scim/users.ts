@@ -3,8 +3,8 @@ import SCIMMY from 'scimmy';
 import { inTransaction, type Sql } from '../storage/database.ts';
 import type { ScimRequest } from './auth.ts';
 import { notFoundError, scimError } from './errors.ts';
-import type { Catalog } from './filter-sql.ts';
-import { listResponse, readListRequest } from './list.ts';
+import type { Attribute, Catalog, Fragment } from './filter-sql.ts';
+import { attributeParams, listResponse, readListRequest, renderingFilter } from './list.ts';
 import { ENTERPRISE_USER, normalizeUser, type JsonObject } from './normalize.ts';
 import { applyUserPatch, readPatchOperations } from './patch.ts';
 import { createUser, deleteUser, findUser, listUsers, lockUser, replaceUser, type ScimUserRow } from './user-store.ts';
@@ -35,8 +35,18 @@ export function toScimUser(row: ScimUserRow): JsonObject {
   };
 }
 
+/**
+ * The document as sent. Stored documents were validated by the schema on the way in, so with no
+ * `attributes`/`excludedAttributes` to apply only meta.location is missing; scimmy's outbound
+ * pass (a fifth of a lookup's CPU) runs only when there is something to shape.
+ */
 function render(ctx: ScimRequest, row: ScimUserRow, attributes?: unknown): unknown {
-  return new SCIMMY.Schemas.User(toScimUser(row), 'out', usersLocation(ctx.app), attributes as never);
+  const document = toScimUser(row);
+  if (attributes === undefined) {
+    (document.meta as JsonObject).location = `${usersLocation(ctx.app)}/${row.accountId}`;
+    return document;
+  }
+  return new SCIMMY.Schemas.User(document, 'out', usersLocation(ctx.app), attributes as never);
 }
 
 /** Checks a document against the User schema (types, required userName) the way scimmy does for POST. */
@@ -55,35 +65,37 @@ function validated(document: JsonObject): JsonObject {
 
 export function userCatalog(sql: Sql): Catalog {
   const json = (...path: string[]) => sql`(u.resource #>> ${`{${path.map((p) => `"${p}"`).join(',')}}`}::text[])`;
-  const text = (expr: ReturnType<typeof json>, caseExact = false) => ({ kind: 'text', expr, caseExact }) as const;
+  const text = (expr: Fragment, caseExact = false): Attribute => ({ kind: 'text', expr, caseExact });
   const enterprise = (name: string) => text(json(ENTERPRISE_USER, name));
-  const known: Record<string, ReturnType<Catalog>> = {
-    id: { kind: 'uuid', expr: sql`u.account_id` },
-    username: text(sql`u.user_name`),
-    externalid: text(sql`u.external_id`, true),
-    displayname: text(sql`u.display_name`),
-    active: { kind: 'boolean', expr: sql`u.active` },
-    emails: { kind: 'jsonArray', expr: sql`(u.resource -> 'emails')` },
-    'emails.value': { kind: 'lowerArray', expr: sql`u.emails` },
-    phonenumbers: { kind: 'jsonArray', expr: sql`(u.resource -> 'phoneNumbers')` },
-    'meta.created': { kind: 'date', expr: sql`u.created_at` },
-    'meta.lastmodified': { kind: 'date', expr: sql`u.updated_at` },
-    'name.givenname': text(json('name', 'givenName')),
-    'name.familyname': text(json('name', 'familyName')),
-    'name.formatted': text(json('name', 'formatted')),
-    title: text(json('title')),
-    nickname: text(json('nickName')),
-    usertype: text(json('userType')),
-    locale: text(json('locale')),
-    preferredlanguage: text(json('preferredLanguage')),
-    [`${ENTERPRISE_USER.toLowerCase()}:employeenumber`]: enterprise('employeeNumber'),
-    [`${ENTERPRISE_USER.toLowerCase()}:department`]: enterprise('department'),
-    [`${ENTERPRISE_USER.toLowerCase()}:costcenter`]: enterprise('costCenter'),
-    [`${ENTERPRISE_USER.toLowerCase()}:organization`]: enterprise('organization'),
-    [`${ENTERPRISE_USER.toLowerCase()}:division`]: enterprise('division'),
-    [`${ENTERPRISE_USER.toLowerCase()}:manager.value`]: text(json(ENTERPRISE_USER, 'manager', 'value'), true),
+  const urn = ENTERPRISE_USER.toLowerCase();
+  // Built on demand: a lookup needs one attribute, not all of them.
+  const known: Record<string, () => Attribute> = {
+    id: () => ({ kind: 'uuid', expr: sql`u.account_id` }),
+    username: () => text(sql`u.user_name`),
+    externalid: () => text(sql`u.external_id`, true),
+    displayname: () => text(sql`u.display_name`),
+    active: () => ({ kind: 'boolean', expr: sql`u.active` }),
+    emails: () => ({ kind: 'jsonArray', expr: sql`(u.resource -> 'emails')` }),
+    'emails.value': () => ({ kind: 'lowerArray', expr: sql`u.emails` }),
+    phonenumbers: () => ({ kind: 'jsonArray', expr: sql`(u.resource -> 'phoneNumbers')` }),
+    'meta.created': () => ({ kind: 'date', expr: sql`u.created_at` }),
+    'meta.lastmodified': () => ({ kind: 'date', expr: sql`u.updated_at` }),
+    'name.givenname': () => text(json('name', 'givenName')),
+    'name.familyname': () => text(json('name', 'familyName')),
+    'name.formatted': () => text(json('name', 'formatted')),
+    title: () => text(json('title')),
+    nickname: () => text(json('nickName')),
+    usertype: () => text(json('userType')),
+    locale: () => text(json('locale')),
+    preferredlanguage: () => text(json('preferredLanguage')),
+    [`${urn}:employeenumber`]: () => enterprise('employeeNumber'),
+    [`${urn}:department`]: () => enterprise('department'),
+    [`${urn}:costcenter`]: () => enterprise('costCenter'),
+    [`${urn}:organization`]: () => enterprise('organization'),
+    [`${urn}:division`]: () => enterprise('division'),
+    [`${urn}:manager.value`]: () => text(json(ENTERPRISE_USER, 'manager', 'value'), true),
   };
-  return (name) => known[name];
+  return (name) => known[name]?.();
 }
 
 export async function listUsersResponse(ctx: ScimRequest, params: Record<string, unknown>) {
@@ -103,13 +115,7 @@ export async function patchUser(ctx: ScimRequest, id: string, body: unknown, que
     return replaceUser(tx, current, validated(applyUserPatch(document, operations)), ctx.actor);
   });
   ctx.touched = { type: 'User', id: row.accountId };
-  return render(ctx, row, new SCIMMY.Resources.User(id, pickAttributes(query)).attributes);
-}
-
-function pickAttributes(query: Request['query']) {
-  const out: Record<string, string> = {};
-  for (const name of ['attributes', 'excludedAttributes']) if (typeof query[name] === 'string') out[name] = query[name] as string;
-  return out;
+  return render(ctx, row, renderingFilter(attributeParams(query)));
 }
 
 type Handler<T> = (resource: { id?: string }, ...rest: T[]) => Promise<unknown>;

@@ -29,7 +29,8 @@ describe('Okta provisioning sequence', () => {
     expect(found.body.totalResults).toBe(1);
     expect(found.body.Resources[0].id).toBe(user.id);
 
-    await f.client.get(`/Users/${user.id}`).expect(200);
+    // A list renders a user exactly as GET /Users/{id} does.
+    expect(found.body.Resources[0]).toEqual((await f.client.get(`/Users/${user.id}`).expect(200)).body);
 
     const deactivated = await f.client.patch(`/Users/${user.id}`, [{ op: 'replace', value: { active: false } }]).expect(200);
     expect(deactivated.body.active).toBe(false);
