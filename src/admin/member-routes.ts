@@ -12,6 +12,7 @@ const listQuery = z.object({
   status: z.enum(['active', 'pending', 'suspended']).optional(),
   role: z.string().max(63).optional(),
   email: z.string().max(320).optional(),
+  group: z.uuid().optional(),
   after: z.uuid().optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
@@ -29,7 +30,8 @@ export function memberRouter(ctx: AppContext): Router {
   const router = Router();
 
   router.get('/members', requirePermission('members:view'), route(async (req, res, p) => {
-    res.json(await listMembers(ctx.sql, p.organizationId, listQuery.parse(req.query)));
+    const { group, ...query } = listQuery.parse(req.query);
+    res.json(await listMembers(ctx.sql, p.organizationId, { ...query, groupId: group }));
   }));
 
   router.put('/members/:accountId/roles', requirePermission('members:manage'), route(async (req, res, p) => {

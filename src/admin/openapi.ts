@@ -19,7 +19,7 @@ const ROUTES: Record<string, Record<string, Op>> = {
   },
   '/domains/{domain}/verify': { post: { summary: 'Mark a domain verified', permission: 'org:manage' } },
   '/domains/{domain}': { delete: { summary: 'Remove a domain', permission: 'org:manage' } },
-  '/members': { get: { summary: 'List members', permission: 'members:view', query: ['status', 'role', 'email', 'after', 'limit'] } },
+  '/members': { get: { summary: 'List members', permission: 'members:view', query: ['status', 'role', 'email', 'group', 'after', 'limit'] } },
   '/members/{accountId}/roles': { put: { summary: "Replace a member's direct roles", permission: 'members:manage', body: 'Roles' } },
   '/members/{accountId}': { delete: { summary: 'Remove a member (the account stays)', permission: 'members:manage' } },
   '/members/remove': { post: { summary: 'Remove up to 100 members, a result each', permission: 'members:manage', body: 'AccountIds' } },
@@ -46,6 +46,9 @@ const ROUTES: Record<string, Record<string, Op>> = {
   '/group-mappings': {
     get: { summary: 'IdP group to role mappings', permission: 'members:view' },
     post: { summary: 'Map a group (by id or name) to roles', permission: 'members:manage', body: 'Mapping' },
+  },
+  '/group-mappings/preview': {
+    get: { summary: 'How many members a mapping of this group (by id or name) would affect', permission: 'members:view', query: ['groupId', 'groupName'] },
   },
   '/group-mappings/{id}': {
     patch: { summary: 'Change the roles a mapping grants', permission: 'members:manage', body: 'Roles' },

@@ -1,7 +1,15 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
-import { createGroupRoleMapping, deleteGroupRoleMapping, listGroupRoleMappings, updateGroupRoleMapping } from '../core/role-mapping.ts';
+import { getGroup } from '../core/groups.ts';
+import { notFound } from '../core/errors.ts';
+import {
+  createGroupRoleMapping,
+  deleteGroupRoleMapping,
+  listGroupRoleMappings,
+  membersOfMappedGroups,
+  updateGroupRoleMapping,
+} from '../core/role-mapping.ts';
 import { createWebhookEndpoint, deleteWebhookEndpoint, listWebhookEndpoints } from '../core/webhook-endpoints.ts';
 import { retryDeadDeliveries } from '../sync/outbox.ts';
 import { requirePermission } from './auth.ts';
@@ -11,6 +19,9 @@ const webhookInput = z.object({ url: z.string().min(1).max(2000), events: z.arra
 const mappingInput = z
   .object({ groupId: z.string().optional(), groupName: z.string().optional(), roles: z.array(z.string()).min(1).max(20) })
   .strict();
+const previewQuery = z
+  .object({ groupId: z.string().optional(), groupName: z.string().trim().min(1).max(256).optional() })
+  .refine((q) => (q.groupId === undefined) !== (q.groupName === undefined), 'give either groupId or groupName');
 const deliveryQuery = z.object({
   status: z.enum(['pending', 'delivered', 'dead']).default('dead'),
   limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -53,6 +64,13 @@ export function syncAdminRouter(ctx: AppContext): Router {
 
   router.get('/group-mappings', requirePermission('members:view'), route(async (_req, res, p) => {
     res.json({ items: await listGroupRoleMappings(ctx.sql, p.organizationId) });
+  }));
+  // What a mapping of this group (by id, or every group with this name) would affect, before saving it.
+  router.get('/group-mappings/preview', requirePermission('members:view'), route(async (req, res, p) => {
+    const { groupId, groupName } = previewQuery.parse(req.query);
+    if (groupId !== undefined && !(await getGroup(ctx.sql, p.organizationId, groupId))) throw notFound('group', { id: groupId });
+    const members = await membersOfMappedGroups(ctx.sql, p.organizationId, groupId ?? null, groupName ?? null);
+    res.json({ groupId: groupId ?? null, groupName: groupName ?? null, affectedMembers: members.length });
   }));
   router.post('/group-mappings', requirePermission('members:manage'), route(async (req, res, p) => {
     const input = mappingInput.parse(req.body);

@@ -27,7 +27,7 @@ const STATUS: Record<MemberStatus, MembershipStatus> = { active: 'active', pendi
 export async function listMembers(
   db: Db,
   organizationId: string,
-  query: { status?: MemberStatus; role?: string; email?: string; after?: string; limit: number },
+  query: { status?: MemberStatus; role?: string; email?: string; groupId?: string; after?: string; limit: number },
 ): Promise<{ items: MemberView[]; next: string | null }> {
   const rows = await db<(Omit<MemberView, 'status' | 'effectiveRoles'> & { status: MembershipStatus })[]>`
     select m.account_id, a.email, a.given_name, a.family_name, m.status, m.source, m.roles, m.mapped_roles,
@@ -37,6 +37,7 @@ export async function listMembers(
       and ${query.status ? db`m.status = ${STATUS[query.status]}` : db`m.status <> 'removed'`}
       ${query.role ? db`and (${query.role} = any(m.roles) or ${query.role} = any(m.mapped_roles))` : db``}
       ${query.email ? db`and lower(a.email) like ${'%' + escapeLike(query.email.toLowerCase()) + '%'}` : db``}
+      ${query.groupId ? db`and exists (select 1 from group_members gm where gm.organization_id = m.organization_id and gm.group_id = ${query.groupId}::uuid and gm.account_id = m.account_id)` : db``}
       ${query.after ? db`and m.account_id > ${query.after}::uuid` : db``}
     order by m.account_id
     limit ${query.limit}`;

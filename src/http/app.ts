@@ -3,6 +3,7 @@ import express, { type ErrorRequestHandler, type RequestHandler } from 'express'
 import type { AppContext } from '../context.ts';
 import { invitationPages } from '../admin/invitation-pages.ts';
 import { adminRouter } from '../admin/router.ts';
+import { consoleRouter } from '../console/router.ts';
 import { samlRouter } from '../saml/router.ts';
 import { scimRouter } from '../scim/router.ts';
 import { accessLog } from './access-log.ts';
@@ -44,6 +45,7 @@ export function createApp(ctx: AppContext): express.Express {
   app.use('/saml', samlRouter(ctx));
   app.use('/api', adminRouter(ctx));
   app.use('/invitations', invitationPages(ctx));
+  app.use('/console', consoleRouter(ctx));
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not_found', message: 'no such endpoint' });

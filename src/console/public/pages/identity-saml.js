@@ -1,0 +1,138 @@
+// The SAML tab of the Identity provider page, on the SAML connection API (/api/saml): what to
+// copy into Okta or Entra ID, the connections (paste IdP metadata; enable, disable, delete; test
+// login) and the recent sign-in attempts, to debug a connection.
+
+import { api, base } from '../lib/api.js';
+import { attempt, busy, confirmDialog, copyRow, field, formatTime, h, messageBox, openDialog, replace, showStatus, table } from '../lib/dom.js';
+
+export async function samlPanel(panel, session) {
+  let sp;
+  try {
+    sp = await api('GET', '/saml/service-provider');
+  } catch (error) {
+    if (error.status !== 404) throw error;
+    replace(
+      panel,
+      h('h2', {}, 'SAML single sign-on'),
+      h('p', { class: 'notice' }, 'This server does not offer SAML connection management yet. Once it does, this tab shows the SP entity id, ACS URL and metadata link to copy into the IdP, takes the IdP’s metadata, and has a test-login button.'),
+    );
+    return;
+  }
+  const slug = session.organization.slug;
+  const connectionsArea = h('div', {});
+  const attemptsArea = h('div', {});
+
+  async function reload() {
+    const answer = await attempt(() => Promise.all([api('GET', '/saml/connections'), api('GET', '/saml/attempts?limit=20')]));
+    if (!answer) return;
+    drawConnections(answer[0].items);
+    drawAttempts(answer[1].items, answer[0].items);
+  }
+
+  function drawConnections(connections) {
+    const rows = connections.map((c) => [
+      h('span', {}, h('strong', {}, c.name), h('br'), h('span', { class: 'hint' }, c.idpEntityId)),
+      h('span', { class: `badge ${c.enabled ? 'active' : 'suspended'}` }, c.enabled ? 'enabled' : 'disabled'),
+      (c.certificateInfo ?? []).map((info, i) => [i ? h('br') : null, `expires ${formatTime(info.notAfter)}`]),
+      c.allowIdpInitiated ? 'allowed' : 'off',
+      h(
+        'div',
+        { class: 'actions' },
+        c.enabled ? h('a', { class: 'button', href: testLoginUrl(c), 'aria-label': `Test login with ${c.name}` }, 'Test login') : null,
+        h('button', { type: 'button', 'aria-label': `Update the metadata of ${c.name}`, onclick: () => metadataDialog(c) }, 'Update metadata'),
+        h('button', { type: 'button', 'aria-label': `${c.enabled ? 'Disable' : 'Enable'} ${c.name}`, onclick: () => setEnabled(c, !c.enabled) }, c.enabled ? 'Disable' : 'Enable'),
+        h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${c.name}`, onclick: () => remove(c) }, 'Delete'),
+      ),
+    ]);
+    replace(
+      connectionsArea,
+      table('SAML connections', ['Identity provider', 'Status', 'Certificates', 'IdP-initiated login', 'Actions'], rows, { empty: 'No connection yet: add one below with the IdP’s metadata.' }),
+    );
+  }
+
+  function drawAttempts(attempts, connections) {
+    const nameOf = (id) => connections.find((c) => c.id === id)?.name ?? '—';
+    const rows = attempts.map((a) => [
+      formatTime(a.at),
+      a.connectionId ? nameOf(a.connectionId) : a.idpEntityId ?? '—',
+      a.nameId ?? a.email ?? '—',
+      h('span', { class: `badge ${a.outcome === 'success' ? 'active' : 'skipped'}` }, a.outcome),
+      [a.reason, a.message].filter(Boolean).join(': ') || '—',
+    ]);
+    replace(attemptsArea, table('Recent sign-in attempts', ['When', 'Connection', 'NameID', 'Outcome', 'Reason'], rows, { empty: 'Nobody has tried to sign in yet.' }));
+  }
+
+  function testLoginUrl(connection) {
+    return `/saml/${encodeURIComponent(slug)}/login?connection=${encodeURIComponent(connection.id)}&returnTo=${encodeURIComponent(`${base}/identity?tab=saml`)}`;
+  }
+
+  function metadataDialog(connection) {
+    const xml = h('textarea', { name: 'metadataXml', required: true, rows: 10, spellcheck: 'false' });
+    const message = messageBox();
+    const save = h('button', { type: 'submit', class: 'primary' }, 'Save metadata');
+    const form = h('form', {}, message, field('IdP metadata XML', xml, 'The new certificates replace the old ones; add the new one before the IdP switches.'), h('div', { class: 'actions' }, save, h('button', { type: 'button', onclick: () => dialog.close() }, 'Cancel')));
+    const dialog = openDialog(`Update ${connection.name}`, form);
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const saved = await busy(save, () => attempt(() => api('PATCH', `/saml/connections/${connection.id}`, { metadataXml: xml.value }), message));
+      if (!saved) return;
+      dialog.close();
+      await reload();
+      showStatus(`${saved.name}: metadata updated.`);
+    });
+  }
+
+  async function setEnabled(connection, enabled) {
+    const saved = await attempt(() => api('PATCH', `/saml/connections/${connection.id}`, { enabled }));
+    if (!saved) return;
+    await reload();
+    showStatus(`${saved.name} is ${saved.enabled ? 'enabled' : 'disabled'}.`);
+  }
+
+  async function remove(connection) {
+    const ok = await confirmDialog('Delete SAML connection', `Delete ${connection.name}? Nobody can sign in through it any more.`, 'Delete connection');
+    if (!ok) return;
+    if ((await attempt(() => api('DELETE', `/saml/connections/${connection.id}`))) === undefined) return;
+    await reload();
+    showStatus(`${connection.name} deleted.`);
+  }
+
+  const name = h('input', { name: 'name', required: true, maxlength: 100, autocomplete: 'off', placeholder: 'Okta' });
+  const xml = h('textarea', { name: 'metadataXml', required: true, rows: 8, spellcheck: 'false' });
+  const addMessage = messageBox();
+  const add = h('button', { type: 'submit', class: 'primary' }, 'Add connection');
+  const form = h(
+    'form',
+    { 'aria-labelledby': 'saml-add-title' },
+    h('h3', { id: 'saml-add-title' }, 'Add a connection'),
+    addMessage,
+    field('Connection name', name),
+    field('IdP metadata XML', xml, 'In Okta: Sign On tab → “Identity Provider metadata”. In Entra ID: “Federation Metadata XML”.'),
+    h('div', { class: 'actions' }, add),
+  );
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const saved = await busy(add, () => attempt(() => api('POST', '/saml/connections', { name: name.value.trim(), metadataXml: xml.value }), addMessage));
+    if (!saved) return;
+    form.reset();
+    await reload();
+    showStatus(`${saved.name} added. Try it with “Test login”.`);
+  });
+
+  replace(
+    panel,
+    h('h2', {}, 'SAML single sign-on'),
+    h('p', {}, 'In the IdP, create a SAML app with these values. Okta: “Single sign-on URL” is the ACS URL, “Audience URI (SP Entity ID)” the entity id. Entra ID: “Identifier (Entity ID)” and “Reply URL (Assertion Consumer Service URL)”. Or give the IdP the metadata link.'),
+    copyRow('SP entity id', sp.entityId),
+    copyRow('ACS URL', sp.acsUrl),
+    copyRow('SP metadata link', sp.metadataUrl),
+    copyRow('Sign-in link for members', sp.loginUrl ? `${sp.loginUrl}?returnTo=${encodeURIComponent(`${base}/members`)}` : `${location.origin}/saml/${slug}/login`),
+    h('p', { class: 'hint' }, 'Send the email address as NameID or as an email attribute; first name, last name and groups attributes are optional.'),
+    h('h3', {}, 'Connections'),
+    connectionsArea,
+    form,
+    h('h3', {}, 'Recent sign-in attempts'),
+    attemptsArea,
+  );
+  await reload();
+}

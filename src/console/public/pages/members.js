@@ -1,0 +1,257 @@
+// Members: members and pending invites, search and paging, edit roles, remove one or several,
+// invite (up to 20 addresses at once).
+
+import { api, base, query } from '../lib/api.js';
+import { attempt, busy, checkboxGroup, confirmDialog, field, formatTime, h, messageBox, openDialog, replace, setMessage, showError, showStatus, table } from '../lib/dom.js';
+import { startPage } from '../lib/shell.js';
+
+const PAGE_SIZE = 25;
+const SOURCES = { scim: 'SCIM', sso: 'SSO', invite: 'Invite', admin: 'Admin' };
+
+startPage(async (area, session) => {
+  if (!session.can('members:view')) {
+    replace(area, h('p', {}, 'You need the permission members:view to see the members.'));
+    return;
+  }
+  const canManage = session.can('members:manage');
+  const [{ items: roles }, groups] = await Promise.all([
+    api('GET', '/roles'),
+    canManage ? api('GET', '/groups?source=local').then((r) => r.items) : [],
+  ]);
+
+  // Filters and paging: `cursors` holds the `after` of every page shown so far.
+  const state = { email: '', status: '', role: '', cursors: [undefined], selected: new Map() };
+
+  const email = h('input', { type: 'search', name: 'email', autocomplete: 'off' });
+  const status = h('select', { name: 'status' }, [['', 'All'], ['active', 'Active'], ['pending', 'Pending invite'], ['suspended', 'Suspended']].map(([v, t]) => h('option', { value: v }, t)));
+  const role = h('select', { name: 'role' }, h('option', { value: '' }, 'Any role'), roles.map((r) => h('option', { value: r.key }, r.name)));
+  const filters = h(
+    'form',
+    { class: 'toolbar', role: 'search', 'aria-label': 'Find members' },
+    field('Email contains', email),
+    field('Status', status),
+    field('Role', role),
+    h('button', { type: 'submit' }, 'Search'),
+  );
+  filters.addEventListener('submit', (event) => {
+    event.preventDefault();
+    // The selection stays across searches; the confirm dialog lists everyone selected.
+    Object.assign(state, { email: email.value.trim(), status: status.value, role: role.value, cursors: [undefined] });
+    load();
+  });
+
+  const inviteButton = h('button', { type: 'button', class: 'primary', onclick: () => inviteDialog(roles, groups, session.organization, load) }, 'Invite people');
+  const removeSelected = h('button', { type: 'button', class: 'danger', disabled: true, onclick: () => removeMany() }, 'Remove selected');
+  const actions = canManage ? h('div', { class: 'actions' }, inviteButton, removeSelected, h('a', { href: `${base}/import` }, 'Import a CSV file…')) : null;
+  const results = h('div', { id: 'members' });
+  replace(area, actions, filters, results);
+
+  function updateSelection() {
+    removeSelected.disabled = state.selected.size === 0;
+    replace(removeSelected, state.selected.size ? `Remove selected (${state.selected.size})` : 'Remove selected');
+  }
+
+  async function load() {
+    showStatus('');
+    const after = state.cursors.at(-1);
+    const page = await attempt(() =>
+      Promise.all([
+        api('GET', `/members${query({ email: state.email, status: state.status, role: state.role, after, limit: PAGE_SIZE })}`),
+        canManage ? api('GET', '/invitations?status=pending') : { items: [] },
+      ]),
+    );
+    if (!page) return;
+    const [members, invitations] = page;
+    const inviteOf = new Map(invitations.items.map((i) => [i.accountId, i]));
+    const pageNumber = state.cursors.length;
+
+    const selectAll = h('input', { type: 'checkbox', 'aria-label': 'Select every member on this page' });
+    const boxes = [];
+    const rows = members.items.map((m) => {
+      const box = h('input', { type: 'checkbox', 'aria-label': `Select ${m.email}`, checked: state.selected.has(m.accountId) });
+      box.addEventListener('change', () => {
+        if (box.checked) state.selected.set(m.accountId, m.email);
+        else state.selected.delete(m.accountId);
+        updateSelection();
+      });
+      boxes.push(box);
+      const invitation = inviteOf.get(m.accountId);
+      const name = [m.givenName, m.familyName].filter(Boolean).join(' ');
+      return [
+        ...(canManage ? [box] : []),
+        h('span', {}, h('strong', {}, m.email), name ? h('br') : null, name || null),
+        h('span', { class: `badge ${m.status}` }, m.status === 'pending' ? 'pending invite' : m.status),
+        roleBadges(m, roles),
+        SOURCES[m.source] ?? m.source,
+        m.status === 'pending' && invitation ? `invited ${formatTime(invitation.createdAt)}, expires ${formatTime(invitation.expiresAt)}` : formatTime(m.lastActiveAt),
+        ...(canManage ? [rowActions(m, invitation)] : []),
+      ];
+    });
+    selectAll.addEventListener('change', () => {
+      for (const box of boxes) {
+        box.checked = selectAll.checked;
+        box.dispatchEvent(new Event('change'));
+      }
+    });
+    const headers = [...(canManage ? [selectAll] : []), 'Member', 'Status', 'Roles', 'Source', 'Last activity', ...(canManage ? ['Actions'] : [])];
+    const previous = h('button', { type: 'button', disabled: pageNumber === 1, onclick: () => (state.cursors.pop(), load()) }, '← Previous page');
+    const next = h('button', { type: 'button', disabled: !members.next, onclick: () => (state.cursors.push(members.next), load()) }, 'Next page →');
+    replace(
+      results,
+      table(`Members, page ${pageNumber}`, headers, rows, { empty: 'No members match.' }),
+      h('nav', { class: 'actions', 'aria-label': 'Pages of members' }, previous, h('span', {}, `Page ${pageNumber}`), next),
+    );
+    updateSelection();
+  }
+
+  function rowActions(member, invitation) {
+    const edit = h('button', { type: 'button', onclick: () => editRoles(member) }, 'Edit roles');
+    const remove = h('button', { type: 'button', class: 'danger', onclick: () => removeOne(member) }, 'Remove');
+    edit.setAttribute('aria-label', `Edit roles of ${member.email}`);
+    remove.setAttribute('aria-label', `Remove ${member.email}`);
+    if (!invitation) return h('div', { class: 'actions' }, edit, remove);
+    // A pending invite is withdrawn rather than removed: the audit log then says so.
+    const resend = h('button', { type: 'button', 'aria-label': `Resend the invitation to ${member.email}`, onclick: () => resendInvite(invitation) }, 'Resend');
+    const withdraw = h('button', { type: 'button', class: 'danger', 'aria-label': `Withdraw the invitation to ${member.email}`, onclick: () => withdrawInvite(invitation) }, 'Withdraw');
+    return h('div', { class: 'actions' }, edit, resend, withdraw);
+  }
+
+  function editRoles(member) {
+    const choice = checkboxGroup('Directly assigned roles', roles.map((r) => ({ value: r.key, label: r.name })), member.roles);
+    const message = messageBox();
+    const save = h('button', { type: 'submit', class: 'primary' }, 'Save roles');
+    const form = h(
+      'form',
+      {},
+      h('p', {}, member.email),
+      message,
+      choice,
+      member.mappedRoles.length
+        ? h('p', { class: 'hint' }, `Also from group mappings: ${member.mappedRoles.join(', ')}. Change those under Groups and role mapping.`)
+        : null,
+      h('div', { class: 'actions' }, save, h('button', { type: 'button', onclick: () => dialog.close() }, 'Cancel')),
+    );
+    const dialog = openDialog(`Edit roles`, form);
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const chosen = choice.selected();
+      if (chosen.length === 0) return setMessage(message, new Error('Choose at least one role.'));
+      const saved = await busy(save, () => attempt(() => api('PUT', `/members/${member.accountId}/roles`, { roles: chosen }), message));
+      if (!saved) return;
+      dialog.close();
+      await load();
+      showStatus(`Roles of ${member.email} are now: ${saved.roles.join(', ')}.`);
+    });
+  }
+
+  async function removeOne(member) {
+    const ok = await confirmDialog('Remove member', `Remove ${member.email} from ${session.organization.name}? Their account stays; they lose access to this organization.`, 'Remove');
+    if (!ok) return;
+    const done = await attempt(() => api('DELETE', `/members/${member.accountId}`));
+    if (done === undefined) return;
+    state.selected.delete(member.accountId);
+    await load();
+    showStatus(`${member.email} was removed.`);
+  }
+
+  async function removeMany() {
+    const chosen = [...state.selected];
+    const list = h('ul', {}, chosen.map(([, email]) => h('li', {}, email)));
+    const ok = await confirmDialog(`Remove ${chosen.length} member${chosen.length === 1 ? '' : 's'}`, h('div', {}, h('p', {}, 'Remove these people from the organization? Their accounts stay.'), list), 'Remove them');
+    if (!ok) return;
+    const answer = await attempt(() => api('POST', '/members/remove', { accountIds: chosen.map(([id]) => id) }));
+    if (!answer) return;
+    const emailOf = new Map(chosen);
+    for (const r of answer.results) if (r.removed) state.selected.delete(r.accountId);
+    await load();
+    showStatus(`${answer.removed} removed${answer.failed ? `, ${answer.failed} not removed` : ''}.`);
+    const failures = answer.results.filter((r) => !r.removed);
+    if (failures.length) {
+      const lines = failures.map((r) => `${emailOf.get(r.accountId)}: ${r.message}`);
+      showError(new Error(`Not removed:\n${lines.join('\n')}`));
+    }
+  }
+
+  async function withdrawInvite(invitation) {
+    const ok = await confirmDialog('Withdraw invitation', `Withdraw the invitation to ${invitation.email}? The link in their email stops working.`, 'Withdraw');
+    if (!ok) return;
+    if ((await attempt(() => api('DELETE', `/invitations/${invitation.id}`))) === undefined) return;
+    state.selected.delete(invitation.accountId);
+    await load();
+    showStatus(`The invitation to ${invitation.email} was withdrawn.`);
+  }
+
+  async function resendInvite(invitation) {
+    const sent = await attempt(() => api('POST', `/invitations/${invitation.id}/resend`));
+    if (!sent) return;
+    await load();
+    showStatus(`A new invitation was sent to ${invitation.email}; it expires ${formatTime(sent.expiresAt)}.`);
+  }
+
+  await load();
+});
+
+function roleBadges(member, roles) {
+  const nameOf = (key) => roles.find((r) => r.key === key)?.name ?? key;
+  const mappedOnly = member.mappedRoles.filter((r) => !member.roles.includes(r));
+  return h(
+    'span',
+    {},
+    member.roles.map((r) => h('span', { class: 'badge' }, nameOf(r))),
+    mappedOnly.map((r) => h('span', { class: 'badge mapped', title: 'from a group mapping' }, `${nameOf(r)} (group)`)),
+  );
+}
+
+/** The invite dialog: up to 20 addresses, role(s) and local groups; shows a result per address. */
+function inviteDialog(roles, groups, organization, reload) {
+  const MAX = 20;
+  const emails = h('textarea', { name: 'emails', required: true, rows: 4, spellcheck: 'false' });
+  const roleChoice = checkboxGroup('Roles', roles.map((r) => ({ value: r.key, label: r.name })));
+  const groupChoice = checkboxGroup('Groups', groups.map((g) => ({ value: g.id, label: g.displayName })));
+  const message = messageBox();
+  const outcome = h('div', { role: 'status', 'aria-live': 'polite' });
+  const send = h('button', { type: 'submit', class: 'primary' }, 'Send invitations');
+  const form = h(
+    'form',
+    {},
+    message,
+    field('Email addresses', emails, `Up to ${MAX}, separated by spaces, commas or new lines.`),
+    roleChoice,
+    h('p', { class: 'hint' }, `No role chosen: the organization’s default role (${organization.defaultRole}).`),
+    groupChoice,
+    h('div', { class: 'actions' }, send, h('button', { type: 'button', onclick: () => dialog.close() }, 'Close')),
+    outcome,
+  );
+  let invitedSome = false;
+  const dialog = openDialog('Invite people', form, { onClose: () => invitedSome && reload() });
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const addresses = [...new Set(emails.value.split(/[\s,;]+/).filter(Boolean))];
+    if (addresses.length === 0) return setMessage(message, new Error('Enter at least one email address.'));
+    if (addresses.length > MAX) {
+      return setMessage(message, new Error(`That is ${addresses.length} addresses; at most ${MAX} at once. Use the CSV import for more.`));
+    }
+    setMessage(message, null);
+    const body = { emails: addresses, roles: roleChoice.selected(), groupIds: groupChoice.selected() };
+    if (body.roles.length === 0) delete body.roles;
+    const answer = await busy(send, async () => {
+      try {
+        return await api('POST', '/invitations', body);
+      } catch (error) {
+        // 400 with results: every address was refused; show why, per address.
+        if (error.body?.results) return error.body;
+        setMessage(message, error);
+        return null;
+      }
+    });
+    if (!answer) return;
+    if (answer.invited > 0) invitedSome = true;
+    replace(
+      outcome,
+      h('p', {}, `${answer.invited} invited, ${answer.failed} not invited.`),
+      h('ul', { class: 'results' }, answer.results.map((r) => h('li', {}, h('span', { class: `badge ${r.invited ? 'invited' : 'skipped'}` }, r.invited ? 'invited' : 'not invited'), ' ', r.email, r.invited ? '' : ` — ${r.message}`))),
+    );
+    // Keep only the refused addresses in the box, to fix and send again.
+    emails.value = answer.results.filter((r) => !r.invited).map((r) => r.email).join('\n');
+  });
+}
