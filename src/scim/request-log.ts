@@ -100,3 +100,11 @@ export async function listScimRequests(
       ${page.before ? db`and id < ${page.before}` : db``}
     order by id desc limit ${page.limit}`;
 }
+
+/** How long the per-token request log is kept. */
+export const SCIM_REQUEST_RETENTION_DAYS = 30;
+
+export async function pruneScimRequests(sql: Db): Promise<number> {
+  const rows = await sql`delete from scim_requests where at < now() - ${SCIM_REQUEST_RETENTION_DAYS} * interval '1 day' returning 1`;
+  return rows.length;
+}

@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createReconciler } from '../../src/sync/index.ts';
 import { createTestOrganization } from '../support/context.ts';
 import { oktaUser, scimClient, scimFixture } from '../support/scim.ts';
 
@@ -61,6 +62,17 @@ describe('SCIM tokens through the admin API', () => {
     expect(items[1]!.resourceId).toBe(user.id);
     expect(items[2]!.path).toBe('/scim/v2/Users');
     expect(items[2]!.durationMs).toBeGreaterThan(0);
+  });
+
+  it('keeps the request log for 30 days: housekeeping prunes older entries', async () => {
+    const [token] = await f.ctx.sql`select id from credentials where organization_id = ${f.org.organization.id} and kind = 'scim' limit 1`;
+    await f.ctx.sql`insert into scim_requests (organization_id, credential_id, at, method, path, status, duration_ms)
+                    values (${f.org.organization.id}, ${token!.id}, now() - interval '31 days', 'GET', '/old', 200, 1),
+                           (${f.org.organization.id}, ${token!.id}, now() - interval '29 days', 'GET', '/recent', 200, 1)`;
+    const counts = await createReconciler(f.ctx).housekeeping();
+    expect(counts.scimRequestsPruned).toBe(1);
+    const paths = (await f.ctx.sql`select path from scim_requests where path in ('/old', '/recent')`).map((r) => r.path);
+    expect(paths).toEqual(['/recent']);
   });
 
   it("another organization's admin key cannot see or touch these tokens", async () => {

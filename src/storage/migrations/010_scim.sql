@@ -41,3 +41,5 @@ create table scim_requests (
   primary key (organization_id, id)
 );
 create index scim_requests_credential on scim_requests (organization_id, credential_id, id desc);
+-- For pruning entries past their retention.
+create index scim_requests_at on scim_requests (at);
