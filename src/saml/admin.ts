@@ -72,8 +72,7 @@ export function samlAdminRouter(ctx: AppContext): Router {
   }));
   router.post('/connections', route(async (req, res, p) => {
     const { metadataXml, ...fields } = createInput.parse(req.body);
-    const fromMetadata = metadataXml ? parseIdpMetadata(metadataXml) : {};
-    const input = { ...fromMetadata, ...fields } as ConnectionInput;
+    const input = { ...fromMetadata(metadataXml), ...definedOnly(fields) } as ConnectionInput;
     res.status(201).json(present(await createConnection(ctx.sql, p.organizationId, input, p.actor)));
   }));
   router.get('/connections/:id', route(async (req, res, p) => {
@@ -83,8 +82,8 @@ export function samlAdminRouter(ctx: AppContext): Router {
   }));
   router.patch('/connections/:id', route(async (req, res, p) => {
     const { metadataXml, ...fields } = updateInput.parse(req.body);
-    const fromMetadata = metadataXml ? parseIdpMetadata(metadataXml) : {};
-    res.json(present(await updateConnection(ctx.sql, p.organizationId, String(req.params.id), { ...fromMetadata, ...fields }, p.actor)));
+    const change = { ...fromMetadata(metadataXml), ...definedOnly(fields) };
+    res.json(present(await updateConnection(ctx.sql, p.organizationId, String(req.params.id), change, p.actor)));
   }));
   router.delete('/connections/:id', route(async (req, res, p) => {
     await deleteConnection(ctx.sql, p.organizationId, String(req.params.id), p.actor);
@@ -97,6 +96,17 @@ export function samlAdminRouter(ctx: AppContext): Router {
     res.json({ items, next: items.length === query.limit ? items.at(-1)!.id : null });
   }));
   return router;
+}
+
+/** Entity id, SSO URL and certificates from pasted IdP metadata; explicit fields override them. */
+function fromMetadata(xml: string | undefined): Partial<ConnectionInput> {
+  if (!xml) return {};
+  const { entityId, ssoUrl, certificates } = parseIdpMetadata(xml);
+  return { idpEntityId: entityId, ssoUrl, certificates };
+}
+
+function definedOnly<T extends object>(fields: T): Partial<T> {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function present(connection: SamlConnection) {

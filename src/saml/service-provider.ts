@@ -1,13 +1,13 @@
 import * as samlify from 'samlify';
-import * as xmllint from '@authenio/samlify-node-xmllint';
 import type { AppContext } from '../context.ts';
 import type { Organization } from '../core/organizations.ts';
 import type { SamlConnection } from './connections.ts';
 import { certificateToPem } from './idp-metadata.ts';
+import { validateSamlSchema } from './schema.ts';
 import { spKeyPair, type SpKeyPair } from './sp-keys.ts';
 
-// samlify refuses to parse anything without a schema validator; xmllint compiled to wasm needs no native code.
-samlify.setSchemaValidator(xmllint);
+// samlify refuses to parse anything without a schema validator.
+samlify.setSchemaValidator({ validate: validateSamlSchema });
 
 const RSA_SHA256 = 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256';
 

@@ -1,6 +1,7 @@
 import * as samlify from 'samlify';
 import type { SamlConnection } from './connections.ts';
 import { SamlRefusal, refuse } from './refusal.ts';
+import { validateSamlSchema } from './schema.ts';
 import type { ServiceProviderEntity } from './service-provider.ts';
 import { identityProvider } from './service-provider.ts';
 import { NS, UnsafeXmlError, allElements, childElement, childElements, containsComment, parseUntrustedXml, textOf } from './xml.ts';
@@ -77,9 +78,9 @@ export async function verifyResponse(
   now: Date = new Date(),
 ): Promise<VerifiedAssertion> {
   try {
-    await samlify.SamlLib.isValidXml(xml);
-  } catch {
-    refuse('schema_invalid', 'the response does not match the SAML 2.0 schema');
+    await validateSamlSchema(xml);
+  } catch (error) {
+    refuse('schema_invalid', `the response does not match the SAML 2.0 schema (${(error as Error).message.slice(0, 300)})`);
   }
   const root = doc.documentElement;
   checkStatus(root);
