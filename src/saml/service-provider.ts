@@ -2,7 +2,6 @@ import * as samlify from 'samlify';
 import type { AppContext } from '../context.ts';
 import type { Organization } from '../core/organizations.ts';
 import type { SamlConnection } from './connections.ts';
-import { certificateToPem } from './idp-metadata.ts';
 import { validateSamlSchema } from './schema.ts';
 import { spKeyPair, type SpKeyPair } from './sp-keys.ts';
 
@@ -42,15 +41,23 @@ export async function serviceProvider(ctx: AppContext, organization: Organizatio
   return { sp, keys, urls };
 }
 
-/** The IdP of a connection as samlify sees it, trusting exactly one of its certificates. */
+/**
+ * The IdP of a connection as samlify sees it, trusting exactly one of its certificates. Built
+ * from metadata (escaped values we hold), since samlify's settings form warns on every call
+ * about the single logout service orgsync does not use.
+ */
 export function identityProvider(connection: SamlConnection, certificate: string): samlify.IdentityProviderInstance {
-  return samlify.IdentityProvider({
-    entityID: connection.idpEntityId,
-    singleSignOnService: [{ Binding: samlify.Constants.namespace.binding.redirect, Location: connection.ssoUrl }],
-    signingCert: certificateToPem(certificate),
-    wantAuthnRequestsSigned: true,
-  });
+  const metadata =
+    `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="${escapeXml(connection.idpEntityId)}">` +
+    `<md:IDPSSODescriptor WantAuthnRequestsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">` +
+    `<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>${certificate}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>` +
+    `<md:SingleSignOnService Binding="${samlify.Constants.namespace.binding.redirect}" Location="${escapeXml(connection.ssoUrl)}"/>` +
+    `</md:IDPSSODescriptor></md:EntityDescriptor>`;
+  return samlify.IdentityProvider({ metadata });
 }
+
+const escapeXml = (text: string) =>
+  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
 
 /** A signed AuthnRequest for the HTTP-Redirect binding: its id and the URL to send the browser to. */
 export function authnRequest(entity: ServiceProviderEntity, connection: SamlConnection, relayState: string): { id: string; url: string } {

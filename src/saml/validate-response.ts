@@ -66,7 +66,7 @@ export function readResponse(xml: string): { doc: Document; claimedIssuer: strin
 
 /**
  * Every check samlify does not do itself, in an order that reports the most telling reason:
- * schema, status, algorithms, structure (signature wrapping), signature by a configured
+ * structure (signature wrapping), algorithms, schema, status, signature by a configured
  * certificate (samlify), then — on the signed assertion only — issuer, destination, recipient,
  * audience and time window. InResponseTo and replay need the database: the caller checks them.
  */
@@ -77,15 +77,15 @@ export async function verifyResponse(
   entity: ServiceProviderEntity,
   now: Date = new Date(),
 ): Promise<VerifiedAssertion> {
+  const root = doc.documentElement;
+  checkStructure(root);
+  checkAlgorithms(root);
   try {
     await validateSamlSchema(xml);
   } catch (error) {
     refuse('schema_invalid', `the response does not match the SAML 2.0 schema (${(error as Error).message.slice(0, 300)})`);
   }
-  const root = doc.documentElement;
   checkStatus(root);
-  checkAlgorithms(root);
-  checkStructure(root);
 
   let verifiedXml: string;
   let signedDoc = doc;
@@ -137,6 +137,8 @@ function checkStructure(root: Element): void {
   const assertions = elements.filter((e) => e.namespaceURI === NS.assertion && (e.localName === 'Assertion' || e.localName === 'EncryptedAssertion'));
   if (assertions.length !== 1) refuse('signature_wrapping', `expected exactly one assertion, found ${assertions.length}`);
   if (assertions[0]!.parentNode !== root) refuse('signature_wrapping', 'the assertion is not a direct child of the Response');
+  // Canonicalization drops comments, so a comment can split a signed NameID into a shorter identity.
+  if (containsComment(assertions[0]!)) refuse('comment_in_assertion', 'the assertion contains an XML comment (it could truncate the NameID)');
 
   const ids = new Set<string>();
   for (const element of elements) {
