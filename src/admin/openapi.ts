@@ -59,6 +59,17 @@ const ROUTES: Record<string, Record<string, Op>> = {
   '/deliveries': { get: { summary: 'Email and webhook deliveries', permission: 'org:manage', query: ['status', 'after', 'limit'] } },
   '/deliveries/retry': { post: { summary: 'Put dead letters back in the queue', permission: 'org:manage', body: 'DeliveryIds' } },
   '/audit': { get: { summary: 'The audit log, newest first', permission: 'members:manage', query: ['actor', 'target', 'action', 'since', 'until', 'before', 'limit'] } },
+  '/saml/service-provider': { get: { summary: 'SP entity id, ACS, metadata and login URLs and certificate to paste into the IdP', permission: 'org:manage' } },
+  '/saml/connections': {
+    get: { summary: 'SAML connections', permission: 'org:manage' },
+    post: { summary: 'Add a SAML connection from IdP metadata XML or from fields', permission: 'org:manage', body: 'SamlConnection' },
+  },
+  '/saml/connections/{id}': {
+    get: { summary: 'A SAML connection with its certificates and their expiry', permission: 'org:manage' },
+    patch: { summary: 'Change, disable or re-read metadata of a SAML connection', permission: 'org:manage', body: 'SamlConnection' },
+    delete: { summary: 'Delete a SAML connection', permission: 'org:manage' },
+  },
+  '/saml/attempts': { get: { summary: 'SSO attempt log, newest first', permission: 'org:manage', query: ['outcome', 'connectionId', 'before', 'limit'] } },
 };
 
 const obj = (properties: Record<string, unknown>, required: string[] = []) => ({ type: 'object', properties, required, additionalProperties: false });
@@ -77,6 +88,18 @@ const SCHEMAS: Record<string, unknown> = {
   Mapping: obj({ groupId: { type: 'string', format: 'uuid' }, groupName: { type: 'string' }, roles: strings }, ['roles']),
   Webhook: obj({ url: { type: 'string', format: 'uri' }, events: strings }, ['url']),
   DeliveryIds: obj({ ids: strings }),
+  SamlConnection: obj({
+    name: { type: 'string' },
+    metadataXml: { type: 'string', description: "The IdP's SAML metadata XML; fills idpEntityId, ssoUrl and certificates" },
+    idpEntityId: { type: 'string' },
+    ssoUrl: { type: 'string', format: 'uri', description: 'HTTP-Redirect SingleSignOnService URL' },
+    certificates: { ...strings, description: 'IdP signing certificates (PEM or base64 DER); several during a rotation' },
+    attributeMapping: obj({ email: { type: 'string' }, firstName: { type: 'string' }, lastName: { type: 'string' }, groups: { type: 'string' } }),
+    allowIdpInitiated: { type: 'boolean' },
+    enabled: { type: 'boolean' },
+    allowedReturnUrls: { ...strings, description: 'URL prefixes (besides PUBLIC_URL) a sign-in may return to' },
+    clockSkewSeconds: { type: 'integer', minimum: 0, maximum: 600 },
+  }),
   Error: obj({ error: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } }, ['error', 'message']),
 };
 
