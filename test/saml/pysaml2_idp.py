@@ -4,7 +4,8 @@ Usage: pysaml2_idp.py <workdir> <sp-metadata-file> <key.pem> <cert.pem> <user-js
 
 Listens on 127.0.0.1 (a free port), then prints one JSON line: {"port", "entityId", "metadata"}.
 GET /sso takes an HTTP-Redirect AuthnRequest, checks its signature against the SP metadata, and
-answers the HTML form that HTTP-POSTs a signed Response (signed assertion, RSA-SHA256) to the ACS.
+answers the HTML form that HTTP-POSTs a signed Response (signed assertion, RSA-SHA256) to the ACS;
+with the extra query parameter encrypt=1 the signed assertion is encrypted for the SP's key.
 Runs until its stdin closes or it receives SIGTERM.
 """
 
@@ -92,6 +93,7 @@ def sso(idp, query, user):
     certs = [c[1] if isinstance(c, tuple) else c for c in certs]
     if "Signature" not in query or not any(verify_redirect_signature(query, idp.sec.sec_backend, cert) for cert in certs):
         raise ValueError("the AuthnRequest signature does not verify with the SP metadata certificate")
+    encrypt = query.get("encrypt") == "1"
     acs = request.message.assertion_consumer_service_url or idp.config.metadata.assertion_consumer_service(
         sp_entity_id, binding=BINDING_HTTP_POST)[0]["location"]
     response = idp.create_authn_response(
@@ -105,9 +107,17 @@ def sso(idp, query, user):
         sign_assertion=True,
         sign_alg=SHA256,
         digest_alg=DIGEST_SHA256,
+        encrypt_assertion=encrypt,
+        encrypt_cert_assertion=sp_encryption_cert(idp, sp_entity_id) if encrypt else None,
     )
     http_args = idp.apply_binding(BINDING_HTTP_POST, str(response), acs, query.get("RelayState", ""), response=True)
     return http_args["data"]
+
+
+def sp_encryption_cert(idp, sp_entity_id):
+    cert = idp.metadata.certs(sp_entity_id, "spsso", "encryption")[0]
+    cert = cert[1] if isinstance(cert, tuple) else cert
+    return "-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----\n" % cert
 
 
 if __name__ == "__main__":

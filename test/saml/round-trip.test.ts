@@ -104,4 +104,23 @@ describe('SP-initiated sign-in through pysaml2', () => {
     expect(again.status).toBe(403);
     expect(again.text).toContain('data-reason="replayed_assertion"');
   });
+
+  it('decrypts an assertion pysaml2 encrypted for the SP key', async () => {
+    const login = await request(app).get('/saml/initech/login').query({ returnTo: '/secret' }).expect(302);
+    const location = new URL(login.headers.location!);
+    location.searchParams.set('encrypt', '1');
+    const atIdp = await fetch(location);
+    const form = await atIdp.text();
+    expect(atIdp.status, form).toBe(200);
+    const samlResponse = /name="SAMLResponse" value="([^"]+)"/.exec(form)![1]!;
+    const xml = Buffer.from(samlResponse, 'base64').toString();
+    expect(xml).toContain('EncryptedAssertion');
+    expect(xml).not.toContain('owner@initech.test');
+
+    const acs = await request(app).post('/saml/initech/acs').type('form').send({ SAMLResponse: samlResponse });
+    expect(acs.status, acs.text).toBe(303);
+    expect(acs.headers.location).toBe('https://orgsync.test/secret');
+    const attempts = await request(app).get('/api/saml/attempts').set('authorization', `Bearer ${adminKey}`).expect(200);
+    expect(attempts.body.items[0]).toMatchObject({ outcome: 'success', email: 'owner@initech.test' });
+  });
 });
