@@ -87,19 +87,14 @@ export async function verifyResponse(
   }
   checkStatus(root);
 
-  let verifiedXml: string;
-  let signedDoc = doc;
-  if (childElement(root, NS.assertion, 'EncryptedAssertion')) {
-    ({ verifiedXml, signedDoc } = await decryptAndVerify(xml, connection, entity));
-  } else {
-    verifiedXml = verifySignature(xml, connection);
-  }
+  const { verifiedXml } = childElement(root, NS.assertion, 'EncryptedAssertion')
+    ? await decryptAndVerify(xml, doc, connection, entity)
+    : { verifiedXml: verifySignature(xml, doc, connection) };
 
   const assertion = parseUntrustedXml(verifiedXml).documentElement;
   if (assertion.namespaceURI !== NS.assertion || assertion.localName !== 'Assertion') refuse('signature_missing', 'the signature does not cover an assertion');
   if (containsComment(assertion)) refuse('comment_in_assertion', 'the signed assertion contains an XML comment (it could truncate the NameID)');
-  const responseSigned = childElement(signedDoc.documentElement, NS.dsig, 'Signature') !== null;
-  return readAssertion(assertion, signedDoc.documentElement, responseSigned, connection, entity, now);
+  return readAssertion(assertion, root, connection, entity, now);
 }
 
 function checkStatus(root: Element): void {
@@ -162,29 +157,29 @@ function checkStructure(root: Element): void {
   }
 }
 
-/** samlify checks the signature; we try each configured certificate in turn (rotation). */
-function verifySignature(xml: string, connection: SamlConnection): string {
+/**
+ * samlify verifies the signature (the Response's or the assertion's) and answers the assertion
+ * it covers; we try each configured certificate in turn, so a rotation needs no downtime.
+ */
+function verifySignature(xml: string, doc: Document, connection: SamlConnection): string {
+  const signatures = [...allElements(doc.documentElement)].filter((e) => e.namespaceURI === NS.dsig && e.localName === 'Signature');
+  if (signatures.length === 0) refuse('signature_missing', 'neither the response nor the assertion is signed');
   let unknownCertificate = false;
-  let sawSignature = false;
   for (const certificate of connection.certificates) {
     try {
       const [verified, signed] = samlify.SamlLib.verifySignature(xml, {
         metadata: identityProvider(connection, certificate).entityMeta,
         signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
       });
-      if (verified && signed) return signed;
-      if (verified) refuse('signature_missing', 'the signature covers no assertion');
-      sawSignature = /Signature/.test(xml);
+      if (verified) return signed ?? refuse('signature_missing', 'the signature covers no assertion');
     } catch (error) {
       if (error instanceof SamlRefusal) throw error;
       const message = String((error as Error).message ?? error);
       if (message.includes('ERR_POTENTIAL_WRAPPING_ATTACK')) refuse('signature_wrapping', 'an assertion or signature is hidden inside SubjectConfirmationData');
       if (message.includes('UNMATCH_CERTIFICATE')) unknownCertificate = true;
-      sawSignature = true;
     }
   }
   if (unknownCertificate) refuse('unknown_certificate', 'the response is signed with a certificate not configured for this connection');
-  if (!sawSignature || !/<(\w+:)?Signature[\s>]/.test(xml)) refuse('signature_missing', 'neither the response nor the assertion is signed');
   return refuse('signature_invalid', 'the signature does not verify with any configured certificate');
 }
 
@@ -194,9 +189,10 @@ function verifySignature(xml: string, connection: SamlConnection): string {
  */
 async function decryptAndVerify(
   xml: string,
+  doc: Document,
   connection: SamlConnection,
   entity: ServiceProviderEntity,
-): Promise<{ verifiedXml: string; signedDoc: Document }> {
+): Promise<{ verifiedXml: string }> {
   const decrypt = async (source: string) => {
     try {
       return await samlify.SamlLib.decryptAssertion(entity.sp, source);
@@ -204,23 +200,24 @@ async function decryptAndVerify(
       return refuse('decryption_failed', 'the encrypted assertion cannot be decrypted with this organization\'s SP key');
     }
   };
-  const root = parseUntrustedXml(xml).documentElement;
-  if (childElement(root, NS.dsig, 'Signature')) {
-    const signedResponse = verifySignature(xml, connection);
-    const [decryptedResponse, assertion] = await decrypt(signedResponse);
-    return { verifiedXml: assertion, signedDoc: parseUntrustedXml(decryptedResponse) };
+  if (childElement(doc.documentElement, NS.dsig, 'Signature')) {
+    const signedResponse = verifySignature(xml, doc, connection);
+    return { verifiedXml: (await decrypt(signedResponse))[1] };
   }
   const [decryptedResponse] = await decrypt(xml);
   const decryptedDoc = readResponse(decryptedResponse).doc;
-  checkAlgorithms(decryptedDoc.documentElement);
   checkStructure(decryptedDoc.documentElement);
-  return { verifiedXml: verifySignature(decryptedResponse, connection), signedDoc: decryptedDoc };
+  checkAlgorithms(decryptedDoc.documentElement);
+  return { verifiedXml: verifySignature(decryptedResponse, decryptedDoc, connection) };
 }
 
+/**
+ * Reads the identity and its conditions from the signed assertion. The Response element around
+ * it may be unsigned: its Issuer, Destination and InResponseTo can only refuse, never grant.
+ */
 function readAssertion(
   assertion: Element,
   response: Element,
-  responseSigned: boolean,
   connection: SamlConnection,
   entity: ServiceProviderEntity,
   now: Date,
@@ -233,7 +230,6 @@ function readAssertion(
 
   const destination = response.getAttribute('Destination');
   if (destination && destination !== entity.urls.acsUrl) refuse('wrong_destination', `the response is addressed to ${destination}, not ${entity.urls.acsUrl}`);
-  if (!destination && responseSigned) refuse('wrong_destination', 'a signed response must name its Destination');
 
   const subject = childElement(assertion, NS.assertion, 'Subject');
   const nameIdElement = subject && childElement(subject, NS.assertion, 'NameID');
@@ -266,15 +262,11 @@ function readAssertion(
     if (!audiences.includes(entity.urls.entityId)) refuse('wrong_audience', `the assertion is meant for ${audiences.join(', ')}, not ${entity.urls.entityId}`);
   }
 
-  // InResponseTo: the signed one in SubjectConfirmationData; the Response's must not contradict it.
-  const signedInResponseTo = data.getAttribute('InResponseTo') || null;
+  // InResponseTo: the signed one in SubjectConfirmationData (SAML profiles 4.1.4.2); the Response's must agree.
+  const inResponseTo = data.getAttribute('InResponseTo') || null;
   const responseInResponseTo = response.getAttribute('InResponseTo') || null;
-  if (responseInResponseTo && signedInResponseTo && responseInResponseTo !== signedInResponseTo) {
-    refuse('in_response_to_mismatch', 'the Response and the assertion answer different requests');
-  }
-  const inResponseTo = signedInResponseTo ?? (responseSigned ? responseInResponseTo : null);
-  if (!signedInResponseTo && responseInResponseTo && !responseSigned) {
-    refuse('in_response_to_mismatch', 'InResponseTo appears only outside the signed part of the response');
+  if (responseInResponseTo && responseInResponseTo !== inResponseTo) {
+    refuse('in_response_to_mismatch', 'the Response answers a request the signed assertion does not name');
   }
 
   const authn = childElement(assertion, NS.assertion, 'AuthnStatement');
