@@ -312,3 +312,25 @@ describe('connection state', () => {
     expect(res.status).toBe(404);
   });
 });
+
+describe('several instances on one database', () => {
+  it.skipIf(!process.env.DATABASE_URL)('accepts an assertion once when it reaches two instances at the same time', async () => {
+    const { connect } = await import('../../src/storage/database.ts');
+    const { createApp } = await import('../../src/http/app.ts');
+    const url = (f.ctx.database as unknown as { url: string }).url;
+    const otherSql = connect(url, 2);
+    try {
+      const other = createApp({ ...f.ctx, sql: otherSql, database: { ...f.ctx.database, sql: otherSql } });
+      const xml = signAssertion(responseXml(base()), f.idp);
+      const form = { SAMLResponse: encode(xml) };
+      const answers = await Promise.all([
+        request(f.app).post('/saml/acme/acs').type('form').send(form),
+        request(other).post('/saml/acme/acs').type('form').send(form),
+      ]);
+      expect(answers.map((a) => a.status).sort()).toEqual([303, 403]);
+      expect(answers.find((a) => a.status === 403)!.text).toContain('data-reason="replayed_assertion"');
+    } finally {
+      await otherSql.end({ timeout: 5 });
+    }
+  });
+});
