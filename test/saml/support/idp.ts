@@ -21,6 +21,7 @@ export interface IdpKeys {
 /** A fresh RSA key and self-signed certificate made by openssl. */
 export function makeIdpKeys(name = 'test-idp'): IdpKeys {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orgsync-saml-'));
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   const keyFile = path.join(dir, 'key.pem');
   const certFile = path.join(dir, 'cert.pem');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '30', '-subj', `/CN=${name}`, '-keyout', keyFile, '-out', certFile], {

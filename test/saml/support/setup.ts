@@ -3,7 +3,7 @@ import type { Express } from 'express';
 import type { AppContext } from '../../../src/context.ts';
 import { createApp } from '../../../src/http/app.ts';
 import { createTestContext, createTestOrganization } from '../../support/context.ts';
-import { IDP_ENTITY_ID, IDP_SSO_URL, encode, makeIdpKeys, type IdpKeys } from './idp.ts';
+import { IDP_ENTITY_ID, IDP_SSO_URL, authnRequestOf, encode, makeIdpKeys, type IdpKeys } from './idp.ts';
 
 export interface SamlFixture {
   ctx: AppContext;
@@ -69,6 +69,5 @@ export async function lastAttempt(f: SamlFixture) {
 /** Starts an SP-initiated login and answers the AuthnRequest id the IdP would echo. */
 export async function startLogin(f: SamlFixture, returnTo = '/app'): Promise<string> {
   const res = await request(f.app).get(`/saml/${f.organization.slug}/login`).query({ returnTo }).expect(302);
-  const { authnRequestOf } = await import('./idp.ts');
   return authnRequestOf(res.headers.location!).id;
 }
