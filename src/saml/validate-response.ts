@@ -200,14 +200,18 @@ async function decryptAndVerify(
       return refuse('decryption_failed', 'the encrypted assertion cannot be decrypted with this organization\'s SP key');
     }
   };
+  // The decrypted document gets the same structure and algorithm checks as a plain one.
+  const decryptChecked = async (source: string) => {
+    const [decryptedResponse, assertion] = await decrypt(source);
+    const decryptedDoc = readResponse(decryptedResponse).doc;
+    checkStructure(decryptedDoc.documentElement);
+    checkAlgorithms(decryptedDoc.documentElement);
+    return { decryptedResponse, decryptedDoc, assertion };
+  };
   if (childElement(doc.documentElement, NS.dsig, 'Signature')) {
-    const signedResponse = verifySignature(xml, doc, connection);
-    return { verifiedXml: (await decrypt(signedResponse))[1] };
+    return { verifiedXml: (await decryptChecked(verifySignature(xml, doc, connection))).assertion };
   }
-  const [decryptedResponse] = await decrypt(xml);
-  const decryptedDoc = readResponse(decryptedResponse).doc;
-  checkStructure(decryptedDoc.documentElement);
-  checkAlgorithms(decryptedDoc.documentElement);
+  const { decryptedResponse, decryptedDoc } = await decryptChecked(xml);
   return { verifiedXml: verifySignature(decryptedResponse, decryptedDoc, connection) };
 }
 

@@ -5,7 +5,8 @@ Usage: pysaml2_idp.py <workdir> <sp-metadata-file> <key.pem> <cert.pem> <user-js
 Listens on 127.0.0.1 (a free port), then prints one JSON line: {"port", "entityId", "metadata"}.
 GET /sso takes an HTTP-Redirect AuthnRequest, checks its signature against the SP metadata, and
 answers the HTML form that HTTP-POSTs a signed Response (signed assertion, RSA-SHA256) to the ACS;
-with the extra query parameter encrypt=1 the signed assertion is encrypted for the SP's key.
+with the extra query parameter encrypt=1 the signed assertion is encrypted for the SP's key, and
+with signResponse=1 the Response is signed too.
 Runs until its stdin closes or it receives SIGTERM.
 """
 
@@ -94,6 +95,7 @@ def sso(idp, query, user):
     if "Signature" not in query or not any(verify_redirect_signature(query, idp.sec.sec_backend, cert) for cert in certs):
         raise ValueError("the AuthnRequest signature does not verify with the SP metadata certificate")
     encrypt = query.get("encrypt") == "1"
+    sign_response = query.get("signResponse") == "1"
     acs = request.message.assertion_consumer_service_url or idp.config.metadata.assertion_consumer_service(
         sp_entity_id, binding=BINDING_HTTP_POST)[0]["location"]
     response = idp.create_authn_response(
@@ -103,7 +105,7 @@ def sso(idp, query, user):
         sp_entity_id=sp_entity_id,
         name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=user["email"]),
         authn={"class_ref": PASSWORDPROTECTEDTRANSPORT},
-        sign_response=False,
+        sign_response=sign_response,
         sign_assertion=True,
         sign_alg=SHA256,
         digest_alg=DIGEST_SHA256,

@@ -105,10 +105,14 @@ describe('SP-initiated sign-in through pysaml2', () => {
     expect(again.text).toContain('data-reason="replayed_assertion"');
   });
 
-  it('decrypts an assertion pysaml2 encrypted for the SP key', async () => {
+  it.each([
+    ['a signed assertion', false],
+    ['a signed assertion inside a signed Response', true],
+  ])('decrypts %s that pysaml2 encrypted for the SP key', async (_name, signResponse) => {
     const login = await request(app).get('/saml/initech/login').query({ returnTo: '/secret' }).expect(302);
     const location = new URL(login.headers.location!);
     location.searchParams.set('encrypt', '1');
+    if (signResponse) location.searchParams.set('signResponse', '1');
     const atIdp = await fetch(location);
     const form = await atIdp.text();
     expect(atIdp.status, form).toBe(200);
@@ -116,6 +120,9 @@ describe('SP-initiated sign-in through pysaml2', () => {
     const xml = Buffer.from(samlResponse, 'base64').toString();
     expect(xml).toContain('EncryptedAssertion');
     expect(xml).not.toContain('owner@initech.test');
+    // A Signature before the EncryptedAssertion is the Response's own (the assertion's is encrypted).
+    const responseSignature = xml.indexOf('Signature') !== -1 && xml.indexOf('Signature') < xml.indexOf('EncryptedAssertion');
+    expect(responseSignature).toBe(signResponse);
 
     const acs = await request(app).post('/saml/initech/acs').type('form').send({ SAMLResponse: samlResponse });
     expect(acs.status, acs.text).toBe(303);
