@@ -1,4 +1,6 @@
-import * as samlify from 'samlify';
+// The default import: under Node's own ESM loader the named exports of this CommonJS package
+// miss SamlLib (only bundlers such as vitest's see it).
+import samlify from 'samlify';
 import type { AppContext } from '../context.ts';
 import type { Organization } from '../core/organizations.ts';
 import type { SamlConnection } from './connections.ts';

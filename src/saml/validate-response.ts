@@ -1,4 +1,4 @@
-import * as samlify from 'samlify';
+import samlify from 'samlify';
 import type { SamlConnection } from './connections.ts';
 import { SamlRefusal, refuse } from './refusal.ts';
 import { validateSamlSchema } from './schema.ts';
@@ -165,6 +165,7 @@ function verifySignature(xml: string, doc: Document, connection: SamlConnection)
   const signatures = [...allElements(doc.documentElement)].filter((e) => e.namespaceURI === NS.dsig && e.localName === 'Signature');
   if (signatures.length === 0) refuse('signature_missing', 'neither the response nor the assertion is signed');
   let unknownCertificate = false;
+  let failure = '';
   for (const certificate of connection.certificates) {
     try {
       const [verified, signed] = samlify.SamlLib.verifySignature(xml, {
@@ -177,10 +178,12 @@ function verifySignature(xml: string, doc: Document, connection: SamlConnection)
       const message = String((error as Error).message ?? error);
       if (message.includes('ERR_POTENTIAL_WRAPPING_ATTACK')) refuse('signature_wrapping', 'an assertion or signature is hidden inside SubjectConfirmationData');
       if (message.includes('UNMATCH_CERTIFICATE')) unknownCertificate = true;
+      else failure = message.slice(0, 200);
     }
   }
   if (unknownCertificate) refuse('unknown_certificate', 'the response is signed with a certificate not configured for this connection');
-  return refuse('signature_invalid', 'the signature does not verify with any configured certificate');
+  // The verifier's own words, when it threw, so an admin reading the attempt log can tell why.
+  return refuse('signature_invalid', `the signature does not verify with any configured certificate${failure ? ` (${failure})` : ''}`);
 }
 
 /**
