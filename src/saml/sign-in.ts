@@ -6,7 +6,7 @@ import { DomainError } from '../core/errors.ts';
 import { changeGroupMembers, createGroup, findGroupByName } from '../core/groups.ts';
 import { getMembership, joinOrganization, type Membership } from '../core/memberships.ts';
 import type { Organization } from '../core/organizations.ts';
-import type { Tx } from '../storage/database.ts';
+import type { Db, Tx } from '../storage/database.ts';
 import type { SamlConnection } from './connections.ts';
 import type { SamlIdentity } from './identity.ts';
 import { SamlRefusal } from './refusal.ts';
@@ -103,8 +103,8 @@ async function samlGroup(tx: Tx, organizationId: string, displayName: string, ac
 }
 
 /** Whom a refused person should ask: the organization's active owners and admins. */
-export async function administratorsOf(tx: Tx | import('../storage/database.ts').Sql, organizationId: string): Promise<string[]> {
-  const rows = await tx<{ email: string }[]>`
+export async function administratorsOf(db: Db, organizationId: string): Promise<string[]> {
+  const rows = await db<{ email: string }[]>`
     select a.email from memberships m join accounts a on a.id = m.account_id
     where m.organization_id = ${organizationId} and m.status = 'active'
       and ('owner' = any (m.roles) or 'admin' = any (m.roles) or 'owner' = any (m.mapped_roles) or 'admin' = any (m.mapped_roles))

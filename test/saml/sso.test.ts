@@ -230,3 +230,33 @@ describe('SP metadata and the admin API', () => {
     await request(f.app).get('/api/saml/connections').expect(401);
   });
 });
+
+describe('starting a sign-in', () => {
+  it('sends a signed AuthnRequest to the IdP over HTTP-Redirect', async () => {
+    const res = await request(f.app).get('/saml/acme/login').expect(302);
+    const { authnRequestOf } = await import('./support/idp.ts');
+    const { xml, url } = authnRequestOf(res.headers.location!);
+    expect(url.origin + url.pathname).toBe('https://idp.example.test/sso');
+    expect(url.searchParams.get('Signature')).toBeTruthy();
+    expect(xml).toContain('AssertionConsumerServiceURL="https://orgsync.test/saml/acme/acs"');
+    expect(xml).toContain('<saml:Issuer>https://orgsync.test/saml/acme/metadata</saml:Issuer>');
+  });
+
+  it('asks which connection when there are several, and explains when there is none', async () => {
+    const second = await request(f.app)
+      .post('/api/saml/connections')
+      .set(admin())
+      .send({ name: 'Second', idpEntityId: 'https://second.example/idp', ssoUrl: 'https://second.example/sso', certificates: [f.idp.certificate] })
+      .expect(201);
+    try {
+      const ambiguous = await request(f.app).get('/saml/acme/login').expect(400);
+      expect(ambiguous.text).toContain('connection=');
+      const chosen = await request(f.app).get('/saml/acme/login').query({ connection: second.body.id }).expect(302);
+      expect(chosen.headers.location).toMatch(/^https:\/\/second\.example\/sso\?/);
+      await request(f.app).get('/saml/acme/login').query({ connection: 'not-a-connection' }).expect(400);
+    } finally {
+      await request(f.app).delete(`/api/saml/connections/${second.body.id}`).set(admin()).expect(204);
+    }
+    await request(f.app).get('/saml/nobody/login').expect(404);
+  });
+});
