@@ -16,8 +16,12 @@ export interface SsoAttempt {
 export type AttemptInput = Omit<SsoAttempt, 'id' | 'at' | 'connectionId' | 'idpEntityId' | 'nameId' | 'email' | 'accountId' | 'message'> &
   Partial<Pick<SsoAttempt, 'connectionId' | 'idpEntityId' | 'nameId' | 'email' | 'accountId' | 'message'>>;
 
+/** How long attempts are kept: long enough to debug a connection, short enough to bound the table. */
+export const ATTEMPT_RETENTION_DAYS = 90;
+
 /** Appends to the organization's SSO attempt log (kept outside the sign-in transaction: refusals are logged too). */
 export async function recordAttempt(db: Db, organizationId: string, attempt: AttemptInput): Promise<void> {
+  await db`delete from saml_attempts where organization_id = ${organizationId} and at < now() - make_interval(days => ${ATTEMPT_RETENTION_DAYS})`;
   await db`
     insert into saml_attempts (organization_id, connection_id, idp_entity_id, name_id, email, account_id, outcome, reason, message)
     values (${organizationId}, ${attempt.connectionId ?? null}, ${clip(attempt.idpEntityId)}, ${clip(attempt.nameId)},

@@ -5,7 +5,7 @@ import { systemActor } from '../core/actor.ts';
 import { recordAudit } from '../core/audit.ts';
 import { effectivePermissions, effectiveRoles } from '../core/memberships.ts';
 import { findOrganization, type Organization } from '../core/organizations.ts';
-import { createSession, endSession, resolveSession } from '../core/sessions.ts';
+import { DEFAULT_SESSION_TTL_SECONDS, createSession, endSession, resolveSession } from '../core/sessions.ts';
 import { clearSessionCookie, readSessionCookie, setSessionCookie } from '../http/session-cookie.ts';
 import { inTransaction } from '../storage/database.ts';
 import { recordAttempt } from './attempts.ts';
@@ -153,7 +153,12 @@ async function assertionConsumer(ctx: AppContext, organization: Organization, re
 
     const { signedIn, session } = await inTransaction(ctx.sql, async (tx) => {
       const signedIn = await signIn(tx, organization, connection!, identity);
-      const session = await createSession(tx, ctx.config.serverSecret, { organizationId: organization.id, accountId: signedIn.accountId, via: 'saml' });
+      const session = await createSession(tx, ctx.config.serverSecret, {
+        organizationId: organization.id,
+        accountId: signedIn.accountId,
+        via: 'saml',
+        ttlSeconds: sessionTtlSeconds(assertion.sessionEndsAt),
+      });
       return { signedIn, session };
     });
     await recordAttempt(ctx.sql, organization.id, {
@@ -207,6 +212,12 @@ async function refused(
     reason: refusal.reason,
     contacts: joinRefused || refusal.reason.startsWith('membership_') ? await administratorsOf(ctx.sql, organization.id) : undefined,
   });
+}
+
+/** Our usual session length, shortened when the IdP says its own session ends sooner. */
+function sessionTtlSeconds(idpSessionEndsAt: Date | null): number {
+  if (!idpSessionEndsAt) return DEFAULT_SESSION_TTL_SECONDS;
+  return Math.max(60, Math.min(DEFAULT_SESSION_TTL_SECONDS, Math.floor((idpSessionEndsAt.getTime() - Date.now()) / 1000)));
 }
 
 /** The connection a login uses: the one named, or the organization's only enabled one. */

@@ -37,6 +37,8 @@ export interface VerifiedAssertion {
   /** The assertion cannot be used after this: the replay cache keeps its id until then. */
   usableUntil: Date;
   sessionIndex: string | null;
+  /** The IdP's SessionNotOnOrAfter: our session must not outlive it. */
+  sessionEndsAt: Date | null;
 }
 
 /** Decodes the SAMLResponse form value, refusing what is too large or not base64. */
@@ -290,6 +292,7 @@ function readAssertion(
     inResponseTo,
     usableUntil: new Date(until),
     sessionIndex: authn?.getAttribute('SessionIndex') || null,
+    sessionEndsAt: sessionNotOnOrAfter,
   };
 }
 

@@ -55,6 +55,18 @@ async function membershipOf(email: string) {
   return row ?? null;
 }
 
+describe('sessions', () => {
+  it('lasts 8 hours, or less when the IdP session ends sooner', async () => {
+    const expiry = (res: { headers: Record<string, unknown> }) =>
+      new Date(/Expires=([^;]+)/.exec((res.headers['set-cookie'] as string[])[0]!)![1]!).getTime() - Date.now();
+    const usual = await signInAs('owner@acme.test');
+    expect(expiry(usual)).toBeGreaterThan(7.9 * 3600_000);
+    const short = await signInAs('owner@acme.test', { sessionNotOnOrAfter: new Date(Date.now() + 30 * 60_000) });
+    expect(expiry(short)).toBeLessThan(31 * 60_000);
+    expect(expiry(short)).toBeGreaterThan(25 * 60_000);
+  });
+});
+
 describe('join rules', () => {
   it('accepts a pending invitation on first sign-in', async () => {
     await request(f.app).post('/api/invitations').set(admin()).send({ emails: 'invitee@partner.example', roles: ['viewer'] }).expect(201);
@@ -258,5 +270,17 @@ describe('starting a sign-in', () => {
       await request(f.app).delete(`/api/saml/connections/${second.body.id}`).set(admin()).expect(204);
     }
     await request(f.app).get('/saml/nobody/login').expect(404);
+  });
+});
+
+describe('the SSO attempt log', () => {
+  it('forgets attempts older than 90 days', async () => {
+    await f.ctx.sql`update saml_attempts set at = now() - interval '91 days' where organization_id = ${f.organization.id} and id = (select min(id) from saml_attempts where organization_id = ${f.organization.id})`;
+    const count = async () => (await f.ctx.sql<{ n: number }[]>`select count(*)::int as n from saml_attempts where organization_id = ${f.organization.id}`)[0]!.n;
+    const before = await count();
+    await signInAs('owner@acme.test');
+    expect(await count()).toBe(before);
+    const [old] = await f.ctx.sql`select 1 from saml_attempts where organization_id = ${f.organization.id} and at < now() - interval '90 days'`;
+    expect(old).toBeUndefined();
   });
 });

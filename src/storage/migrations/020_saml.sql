@@ -66,3 +66,5 @@ create table saml_attempts (
   message text,
   primary key (organization_id, id)
 );
+-- Pruning old attempts reads by time.
+create index saml_attempts_org_at on saml_attempts (organization_id, at);
