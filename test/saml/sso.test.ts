@@ -200,6 +200,13 @@ describe('SP metadata and the admin API', () => {
     await request(f.app).patch(`/api/saml/connections/${created.body.id}`).set(admin()).send({ enabled: false, clockSkewSeconds: 30 }).expect(200);
     const got = await request(f.app).get(`/api/saml/connections/${created.body.id}`).set(admin()).expect(200);
     expect(got.body).toMatchObject({ enabled: false, clockSkewSeconds: 30 });
+    const rotated = makeIdpKeys('rotated');
+    const reread = await request(f.app)
+      .patch(`/api/saml/connections/${created.body.id}`)
+      .set(admin())
+      .send({ metadataXml: idpMetadataXml([other.certificate, rotated.certificate], 'https://sts.windows.net/tenant/', 'https://login.example/new-sso') })
+      .expect(200);
+    expect(reread.body).toMatchObject({ ssoUrl: 'https://login.example/new-sso', certificates: [other.certificate, rotated.certificate] });
     await request(f.app).delete(`/api/saml/connections/${created.body.id}`).set(admin()).expect(204);
     await request(f.app).get(`/api/saml/connections/${created.body.id}`).set(admin()).expect(404);
   });
