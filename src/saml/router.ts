@@ -7,7 +7,7 @@ import { effectivePermissions, effectiveRoles } from '../core/memberships.ts';
 import { findOrganization, type Organization } from '../core/organizations.ts';
 import { DEFAULT_SESSION_TTL_SECONDS, createSession, endSession, resolveSession } from '../core/sessions.ts';
 import { clearSessionCookie, readSessionCookie, setSessionCookie } from '../http/session-cookie.ts';
-import { inTransaction } from '../storage/database.ts';
+import { inTransaction, type Tx } from '../storage/database.ts';
 import { recordAttempt } from './attempts.ts';
 import { findConnectionByIssuer, getConnection, listConnections, type SamlConnection } from './connections.ts';
 import { identityOf } from './identity.ts';
@@ -135,23 +135,12 @@ async function assertionConsumer(ctx: AppContext, organization: Organization, re
     const identity = identityOf(assertion, connection!.attributeMapping);
     seen.email = identity.email;
 
-    if (!(await markAssertionUsed(ctx.sql, organization.id, assertion.assertionId, assertion.usableUntil))) {
-      refuse('replayed_assertion', `the assertion ${assertion.assertionId} was already used`);
-    }
-    let returnTo: string;
-    if (assertion.inResponseTo) {
-      const request = await consumeRequest(ctx.sql, organization.id, connection!.id, assertion.inResponseTo);
-      if (!request) refuse('in_response_to_mismatch', 'the response answers no pending sign-in request of this connection (unknown, expired or already used)');
-      returnTo = request!.returnTo;
-    } else {
-      if (!connection!.allowIdpInitiated) refuse('unsolicited_response', 'IdP-initiated sign-in is turned off for this connection');
-      const relayState = typeof req.body?.RelayState === 'string' && req.body.RelayState !== '' ? req.body.RelayState : '/';
-      const allowed = allowedReturnTo(relayState, ctx.config.publicUrl, connection!.allowedReturnUrls);
-      if (!allowed) refuse('relay_state_not_allowed', 'the RelayState is not an allowed return URL');
-      returnTo = allowed!;
-    }
-
-    const { signedIn, session } = await inTransaction(ctx.sql, async (tx) => {
+    // One transaction: a refusal from here on leaves no trace but the attempt log.
+    const { signedIn, session, returnTo } = await inTransaction(ctx.sql, async (tx) => {
+      if (!(await markAssertionUsed(tx, organization.id, assertion.assertionId, assertion.usableUntil))) {
+        refuse('replayed_assertion', `the assertion ${assertion.assertionId} was already used`);
+      }
+      const returnTo = await returnToOf(ctx, tx, organization, connection!, assertion.inResponseTo, req.body?.RelayState);
       const signedIn = await signIn(tx, organization, connection!, identity);
       const session = await createSession(tx, ctx.config.serverSecret, {
         organizationId: organization.id,
@@ -159,7 +148,7 @@ async function assertionConsumer(ctx: AppContext, organization: Organization, re
         via: 'saml',
         ttlSeconds: sessionTtlSeconds(assertion.sessionEndsAt),
       });
-      return { signedIn, session };
+      return { signedIn, session, returnTo };
     });
     await recordAttempt(ctx.sql, organization.id, {
       outcome: 'success',
@@ -212,6 +201,28 @@ async function refused(
     reason: refusal.reason,
     contacts: joinRefused || refusal.reason.startsWith('membership_') ? await administratorsOf(ctx.sql, organization.id) : undefined,
   });
+}
+
+/**
+ * Where the browser goes after signing in. An answer to our AuthnRequest consumes it and uses
+ * the returnTo given at login; an IdP-initiated one (when allowed) uses an allowed RelayState.
+ */
+async function returnToOf(
+  ctx: AppContext,
+  tx: Tx,
+  organization: Organization,
+  connection: SamlConnection,
+  inResponseTo: string | null,
+  relayState: unknown,
+): Promise<string> {
+  if (inResponseTo) {
+    const request = await consumeRequest(tx, organization.id, connection.id, inResponseTo);
+    if (!request) refuse('in_response_to_mismatch', 'the response answers no pending sign-in request of this connection (unknown, expired or already used)');
+    return request!.returnTo;
+  }
+  if (!connection.allowIdpInitiated) refuse('unsolicited_response', 'IdP-initiated sign-in is turned off for this connection');
+  const wanted = typeof relayState === 'string' && relayState !== '' ? relayState : '/';
+  return allowedReturnTo(wanted, ctx.config.publicUrl, connection.allowedReturnUrls) ?? refuse('relay_state_not_allowed', 'the RelayState is not an allowed return URL');
 }
 
 /** Our usual session length, shortened when the IdP says its own session ends sooner. */

@@ -89,7 +89,8 @@ describe('join rules', () => {
   });
 
   it('refuses someone unknown, naming whom to ask, and changes nothing', async () => {
-    const res = await signInAs('stranger@acme-corp.example');
+    const requestId = await startLogin(f);
+    const res = await signInAs('stranger@acme-corp.example', { assertionId: '_stranger-assertion', inResponseTo: requestId });
     expect(res.status).toBe(403);
     expect(res.text).toContain('data-reason="not_allowed_to_join"');
     expect(res.text).toContain('owner@acme.test');
@@ -97,6 +98,10 @@ describe('join rules', () => {
     expect(await lastAttempt(f)).toMatchObject({ outcome: 'refused', reason: 'not_allowed_to_join', email: 'stranger@acme-corp.example' });
     const [account] = await f.ctx.sql`select 1 from accounts where lower(email) = 'stranger@acme-corp.example'`;
     expect(account).toBeUndefined();
+    const [used] = await f.ctx.sql`select 1 from saml_replay_cache where assertion_id = '_stranger-assertion'`;
+    expect(used).toBeUndefined();
+    const [pending] = await f.ctx.sql`select 1 from saml_requests where id = ${requestId}`;
+    expect(pending).toBeDefined();
   });
 
   it('joins an email in a verified domain with the default role only when auto-join is on', async () => {
