@@ -57,7 +57,7 @@ export function identityOf(assertion: VerifiedAssertion, mapping: AttributeMappi
   const groups = [...new Set(values('groups').map((g) => g.trim()).filter((g) => g.length > 0 && g.length <= 256))].slice(0, MAX_GROUPS);
   return {
     nameId: assertion.nameId,
-    email: email!.trim(),
+    email: email.trim(),
     givenName: values('firstName')[0] ?? null,
     familyName: values('lastName')[0] ?? null,
     groups,

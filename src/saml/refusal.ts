@@ -40,6 +40,7 @@ export class SamlRefusal extends Error {
   }
 }
 
-export const refuse = (reason: RefusalReason, message: string): never => {
+/** Throws a refusal (a function declaration, so TypeScript knows nothing runs after it). */
+export function refuse(reason: RefusalReason, message: string): never {
   throw new SamlRefusal(reason, message);
-};
+}

@@ -126,13 +126,13 @@ async function assertionConsumer(ctx: AppContext, organization: Organization, re
     seen.idpEntityId = claimedIssuer ?? undefined;
     const connection = claimedIssuer ? await findConnectionByIssuer(ctx.sql, organization.id, claimedIssuer) : null;
     if (!connection) refuse('unknown_issuer', `no SAML connection of this organization trusts the issuer ${JSON.stringify(claimedIssuer)}`);
-    seen.connection = connection!;
-    if (!connection!.enabled) refuse('connection_disabled', 'this SAML connection is disabled');
+    seen.connection = connection;
+    if (!connection.enabled) refuse('connection_disabled', 'this SAML connection is disabled');
 
     const entity = await serviceProvider(ctx, organization);
-    const assertion = await verifyResponse(xml, doc, connection!, entity);
+    const assertion = await verifyResponse(xml, doc, connection, entity);
     seen.nameId = assertion.nameId;
-    const identity = identityOf(assertion, connection!.attributeMapping);
+    const identity = identityOf(assertion, connection.attributeMapping);
     seen.email = identity.email;
 
     // One transaction: a refusal from here on leaves no trace but the attempt log.
@@ -140,8 +140,8 @@ async function assertionConsumer(ctx: AppContext, organization: Organization, re
       if (!(await markAssertionUsed(tx, organization.id, assertion.assertionId, assertion.usableUntil))) {
         refuse('replayed_assertion', `the assertion ${assertion.assertionId} was already used`);
       }
-      const returnTo = await returnToOf(ctx, tx, organization, connection!, assertion.inResponseTo, req.body?.RelayState);
-      const signedIn = await signIn(tx, organization, connection!, identity);
+      const returnTo = await returnToOf(ctx, tx, organization, connection, assertion.inResponseTo, req.body?.RelayState);
+      const signedIn = await signIn(tx, organization, connection, identity);
       const session = await createSession(tx, ctx.config.serverSecret, {
         organizationId: organization.id,
         accountId: signedIn.accountId,
@@ -152,8 +152,8 @@ async function assertionConsumer(ctx: AppContext, organization: Organization, re
     });
     await recordAttempt(ctx.sql, organization.id, {
       outcome: 'success',
-      connectionId: connection!.id,
-      idpEntityId: connection!.idpEntityId,
+      connectionId: connection.id,
+      idpEntityId: connection.idpEntityId,
       nameId: identity.nameId,
       email: identity.email,
       accountId: signedIn.accountId,
@@ -218,7 +218,7 @@ async function returnToOf(
   if (inResponseTo) {
     const request = await consumeRequest(tx, organization.id, connection.id, inResponseTo);
     if (!request) refuse('in_response_to_mismatch', 'the response answers no pending sign-in request of this connection (unknown, expired or already used)');
-    return request!.returnTo;
+    return request.returnTo;
   }
   if (!connection.allowIdpInitiated) refuse('unsolicited_response', 'IdP-initiated sign-in is turned off for this connection');
   const wanted = typeof relayState === 'string' && relayState !== '' ? relayState : '/';

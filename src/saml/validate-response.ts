@@ -59,11 +59,11 @@ export function readResponse(xml: string): { doc: Document; claimedIssuer: strin
     if (error instanceof UnsafeXmlError) refuse(error.kind === 'doctype' ? 'doctype' : 'malformed', error.message);
     throw error;
   }
-  const root = doc!.documentElement;
+  const root = doc.documentElement;
   if (root.namespaceURI !== NS.protocol || root.localName !== 'Response') refuse('malformed', 'the message is not a SAML Response');
   const assertion = childElement(root, NS.assertion, 'Assertion');
   const claimedIssuer = textOf(childElement(root, NS.assertion, 'Issuer')) ?? (assertion && textOf(childElement(assertion, NS.assertion, 'Issuer')));
-  return { doc: doc!, claimedIssuer };
+  return { doc, claimedIssuer };
 }
 
 /**
@@ -255,16 +255,16 @@ function readAssertion(
   if (recipient !== entity.urls.acsUrl) refuse('wrong_recipient', `the assertion is for recipient ${JSON.stringify(recipient)}, not ${entity.urls.acsUrl}`);
   const confirmationNotOnOrAfter = parseTime(data.getAttribute('NotOnOrAfter'));
   if (!confirmationNotOnOrAfter) refuse('malformed', 'SubjectConfirmationData has no NotOnOrAfter');
-  if (now.getTime() >= confirmationNotOnOrAfter!.getTime() + skewMs) refuse('expired', `the assertion expired at ${confirmationNotOnOrAfter!.toISOString()}`);
+  if (now.getTime() >= confirmationNotOnOrAfter.getTime() + skewMs) refuse('expired', `the assertion expired at ${confirmationNotOnOrAfter.toISOString()}`);
 
   const conditions = childElement(assertion, NS.assertion, 'Conditions');
   if (!conditions) refuse('wrong_audience', 'the assertion has no Conditions (and so no audience restriction)');
-  const notBefore = parseTime(conditions!.getAttribute('NotBefore'));
-  const notOnOrAfter = parseTime(conditions!.getAttribute('NotOnOrAfter'));
+  const notBefore = parseTime(conditions.getAttribute('NotBefore'));
+  const notOnOrAfter = parseTime(conditions.getAttribute('NotOnOrAfter'));
   if (notBefore && now.getTime() < notBefore.getTime() - skewMs) refuse('not_yet_valid', `the assertion is valid only from ${notBefore.toISOString()}`);
   if (notOnOrAfter && now.getTime() >= notOnOrAfter.getTime() + skewMs) refuse('expired', `the assertion expired at ${notOnOrAfter.toISOString()}`);
 
-  const restrictions = childElements(conditions!, NS.assertion, 'AudienceRestriction');
+  const restrictions = childElements(conditions, NS.assertion, 'AudienceRestriction');
   if (restrictions.length === 0) refuse('wrong_audience', 'the assertion has no AudienceRestriction');
   for (const restriction of restrictions) {
     const audiences = childElements(restriction, NS.assertion, 'Audience').map((a) => textOf(a));
@@ -282,11 +282,11 @@ function readAssertion(
   const sessionNotOnOrAfter = parseTime(authn?.getAttribute('SessionNotOnOrAfter') ?? null);
   if (sessionNotOnOrAfter && now.getTime() >= sessionNotOnOrAfter.getTime() + skewMs) refuse('expired', 'the IdP session has ended (SessionNotOnOrAfter)');
 
-  const until = Math.max(confirmationNotOnOrAfter!.getTime(), notOnOrAfter?.getTime() ?? 0) + skewMs;
+  const until = Math.max(confirmationNotOnOrAfter.getTime(), notOnOrAfter?.getTime() ?? 0) + skewMs;
   return {
     assertionId: assertion.getAttribute('ID') ?? refuse('malformed', 'the assertion has no ID'),
-    issuer: issuer!,
-    nameId: nameId!,
+    issuer,
+    nameId,
     nameIdFormat: nameIdElement!.getAttribute('Format') || null,
     attributes: readAttributes(assertion),
     inResponseTo,
