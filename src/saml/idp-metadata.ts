@@ -49,10 +49,6 @@ export function normalizeCertificate(raw: string): string {
   return body;
 }
 
-export function certificateToPem(body: string): string {
-  return `-----BEGIN CERTIFICATE-----\n${body.match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`;
-}
-
 /** Expiry of each certificate, shown to admins so a rotation is not missed. */
 export function certificateInfo(body: string): { subject: string; notAfter: string; fingerprintSha256: string } {
   const cert = new crypto.X509Certificate(Buffer.from(body, 'base64'));

@@ -30,13 +30,11 @@ export interface VerifiedAssertion {
   assertionId: string;
   issuer: string;
   nameId: string;
-  nameIdFormat: string | null;
   attributes: Map<string, string[]>;
   /** From the signed SubjectConfirmationData (or the Response when it is signed). */
   inResponseTo: string | null;
   /** The assertion cannot be used after this: the replay cache keeps its id until then. */
   usableUntil: Date;
-  sessionIndex: string | null;
   /** The IdP's SessionNotOnOrAfter: our session must not outlive it. */
   sessionEndsAt: Date | null;
 }
@@ -287,11 +285,9 @@ function readAssertion(
     assertionId: assertion.getAttribute('ID') ?? refuse('malformed', 'the assertion has no ID'),
     issuer,
     nameId,
-    nameIdFormat: nameIdElement!.getAttribute('Format') || null,
     attributes: readAttributes(assertion),
     inResponseTo,
     usableUntil: new Date(until),
-    sessionIndex: authn?.getAttribute('SessionIndex') || null,
     sessionEndsAt: sessionNotOnOrAfter,
   };
 }
