@@ -69,6 +69,17 @@ const ROUTES: Record<string, Record<string, Op>> = {
   '/scim-tokens/{id}': { delete: { summary: 'Revoke a SCIM token now', permission: 'org:manage' } },
   '/scim-tokens/{id}/requests': { get: { summary: 'What the IdP did with this token, newest first', permission: 'org:manage', query: ['before', 'limit'] } },
   '/audit': { get: { summary: 'The audit log, newest first', permission: 'members:manage', query: ['actor', 'target', 'action', 'since', 'until', 'before', 'limit'] } },
+  '/saml/service-provider': { get: { summary: 'SP entity id, ACS, metadata and login URLs and certificate to paste into the IdP', permission: 'org:manage' } },
+  '/saml/connections': {
+    get: { summary: 'SAML connections', permission: 'org:manage' },
+    post: { summary: 'Add a SAML connection from IdP metadata XML or from fields', permission: 'org:manage', body: 'SamlConnection' },
+  },
+  '/saml/connections/{id}': {
+    get: { summary: 'A SAML connection with its certificates and their expiry', permission: 'org:manage' },
+    patch: { summary: 'Change, disable or re-read metadata of a SAML connection', permission: 'org:manage', body: 'SamlConnection' },
+    delete: { summary: 'Delete a SAML connection', permission: 'org:manage' },
+  },
+  '/saml/attempts': { get: { summary: 'SSO attempt log, newest first', permission: 'org:manage', query: ['outcome', 'connectionId', 'before', 'limit'] } },
 };
 
 const obj = (properties: Record<string, unknown>, required: string[] = []) => ({ type: 'object', properties, required, additionalProperties: false });
@@ -89,6 +100,18 @@ const SCHEMAS: Record<string, unknown> = {
   DeliveryIds: obj({ ids: strings }),
   ScimToken: obj({ name: { type: 'string' }, expiresInDays: { type: 'integer', minimum: 1, maximum: 3650 } }, ['name']),
   Rotation: obj({ overlapHours: { type: 'number', minimum: 0, maximum: 720 } }),
+  SamlConnection: obj({
+    name: { type: 'string' },
+    metadataXml: { type: 'string', description: "The IdP's SAML metadata XML; fills idpEntityId, ssoUrl and certificates" },
+    idpEntityId: { type: 'string' },
+    ssoUrl: { type: 'string', format: 'uri', description: 'HTTP-Redirect SingleSignOnService URL' },
+    certificates: { ...strings, description: 'IdP signing certificates (PEM or base64 DER); several during a rotation' },
+    attributeMapping: obj({ email: { type: 'string' }, firstName: { type: 'string' }, lastName: { type: 'string' }, groups: { type: 'string' } }),
+    allowIdpInitiated: { type: 'boolean' },
+    enabled: { type: 'boolean' },
+    allowedReturnUrls: { ...strings, description: 'URL prefixes (besides PUBLIC_URL) a sign-in may return to' },
+    clockSkewSeconds: { type: 'integer', minimum: 0, maximum: 600 },
+  }),
   Error: obj({ error: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } }, ['error', 'message']),
 };
 

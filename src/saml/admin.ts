@@ -1,7 +1,115 @@
 import { Router } from 'express';
+import { z } from 'zod';
 import type { AppContext } from '../context.ts';
+import { requirePermission } from '../admin/auth.ts';
+import { route } from '../admin/handler.ts';
+import { notFound } from '../core/errors.ts';
+import { findOrganization } from '../core/organizations.ts';
+import { listAttempts } from './attempts.ts';
+import {
+  createConnection,
+  deleteConnection,
+  getConnection,
+  listConnections,
+  updateConnection,
+  type ConnectionInput,
+  type SamlConnection,
+} from './connections.ts';
+import { DEFAULT_ATTRIBUTES } from './identity.ts';
+import { certificateInfo, parseIdpMetadata } from './idp-metadata.ts';
+import { serviceProvider } from './service-provider.ts';
 
-/** Placeholder until the SAML adapter lands: SAML connection management under /api/saml. */
-export function samlAdminRouter(_ctx: AppContext): Router {
-  return Router();
+const attributeName = z.string().min(1).max(512);
+const settings = {
+  name: z.string().trim().min(1).max(100),
+  metadataXml: z.string().min(1).max(512 * 1024),
+  idpEntityId: z.string().trim().min(1).max(1024),
+  ssoUrl: z.url({ protocol: /^https?$/ }),
+  certificates: z.array(z.string().min(1).max(16_384)).min(1).max(10),
+  attributeMapping: z
+    .object({ email: attributeName, firstName: attributeName, lastName: attributeName, groups: attributeName })
+    .partial()
+    .strict(),
+  allowIdpInitiated: z.boolean(),
+  enabled: z.boolean(),
+  allowedReturnUrls: z.array(z.url({ protocol: /^https?$/ })).max(20),
+  clockSkewSeconds: z.number().int().min(0).max(600),
+};
+const createInput = z
+  .object(settings)
+  .partial()
+  .required({ name: true })
+  .strict()
+  .refine((v) => v.metadataXml !== undefined || (v.idpEntityId && v.ssoUrl && v.certificates), {
+    message: 'give either metadataXml, or idpEntityId, ssoUrl and certificates',
+  });
+const updateInput = z.object(settings).partial().strict();
+const attemptsQuery = z.object({
+  before: z.string().regex(/^\d+$/).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  connectionId: z.uuid().optional(),
+  outcome: z.enum(['success', 'refused']).optional(),
+});
+
+/** SAML connection management under /api/saml; everything needs org:manage. */
+export function samlAdminRouter(ctx: AppContext): Router {
+  const router = Router();
+  router.use(requirePermission('org:manage'));
+
+  router.get('/service-provider', route(async (_req, res, p) => {
+    const organization = (await findOrganization(ctx.sql, p.organizationId))!;
+    const entity = await serviceProvider(ctx, organization);
+    res.json({
+      ...entity.urls,
+      certificate: entity.keys.certificate,
+      nameIdFormat: 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
+      defaultAttributes: DEFAULT_ATTRIBUTES,
+    });
+  }));
+
+  router.get('/connections', route(async (_req, res, p) => {
+    res.json({ items: (await listConnections(ctx.sql, p.organizationId)).map(present) });
+  }));
+  router.post('/connections', route(async (req, res, p) => {
+    const { metadataXml, ...fields } = createInput.parse(req.body);
+    const input = { ...fromMetadata(metadataXml), ...definedOnly(fields) } as ConnectionInput;
+    res.status(201).json(present(await createConnection(ctx.sql, p.organizationId, input, p.actor)));
+  }));
+  router.get('/connections/:id', route(async (req, res, p) => {
+    const connection = await getConnection(ctx.sql, p.organizationId, String(req.params.id));
+    if (!connection) throw notFound('SAML connection', { id: req.params.id });
+    res.json(present(connection));
+  }));
+  router.patch('/connections/:id', route(async (req, res, p) => {
+    const { metadataXml, ...fields } = updateInput.parse(req.body);
+    const change = { ...fromMetadata(metadataXml), ...definedOnly(fields) };
+    res.json(present(await updateConnection(ctx.sql, p.organizationId, String(req.params.id), change, p.actor)));
+  }));
+  router.delete('/connections/:id', route(async (req, res, p) => {
+    await deleteConnection(ctx.sql, p.organizationId, String(req.params.id), p.actor);
+    res.status(204).end();
+  }));
+
+  router.get('/attempts', route(async (req, res, p) => {
+    const query = attemptsQuery.parse(req.query);
+    const items = await listAttempts(ctx.sql, p.organizationId, query);
+    res.json({ items, next: items.length === query.limit ? items.at(-1)!.id : null });
+  }));
+  return router;
+}
+
+/** Entity id, SSO URL and certificates from pasted IdP metadata; explicit fields override them. */
+function fromMetadata(xml: string | undefined): Partial<ConnectionInput> {
+  if (!xml) return {};
+  const { entityId, ssoUrl, certificates } = parseIdpMetadata(xml);
+  return { idpEntityId: entityId, ssoUrl, certificates };
+}
+
+function definedOnly<T extends object>(fields: T): Partial<T> {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function present(connection: SamlConnection) {
+  const { organizationId: _organizationId, ...rest } = connection;
+  return { ...rest, certificateInfo: connection.certificates.map(certificateInfo) };
 }

@@ -1,7 +1,249 @@
-import { Router } from 'express';
+import express, { Router, type Request, type Response } from 'express';
 import type { AppContext } from '../context.ts';
+import { getAccount } from '../core/accounts.ts';
+import { systemActor } from '../core/actor.ts';
+import { recordAudit } from '../core/audit.ts';
+import { effectivePermissions, effectiveRoles } from '../core/memberships.ts';
+import { findOrganization, type Organization } from '../core/organizations.ts';
+import { DEFAULT_SESSION_TTL_SECONDS, createSession, endSession, resolveSession } from '../core/sessions.ts';
+import { clearSessionCookie, readSessionCookie, setSessionCookie } from '../http/session-cookie.ts';
+import { inTransaction, type Tx } from '../storage/database.ts';
+import { recordAttempt } from './attempts.ts';
+import { findConnectionByIssuer, getConnection, listConnections, type SamlConnection } from './connections.ts';
+import { identityOf } from './identity.ts';
+import { consumeRequest, markAssertionUsed, rememberRequest } from './one-time.ts';
+import { sendSsoErrorPage } from './pages.ts';
+import { SamlRefusal, refuse } from './refusal.ts';
+import { allowedReturnTo } from './return-to.ts';
+import { authnRequest, serviceProvider } from './service-provider.ts';
+import { administratorsOf, signIn } from './sign-in.ts';
+import { decodeSamlResponse, readResponse, verifyResponse } from './validate-response.ts';
 
-/** Placeholder until the saml adapter lands. */
-export function samlRouter(_ctx: AppContext): Router {
-  return Router();
+/**
+ * The browser-facing SAML SP under /saml: per organization its metadata, SP-initiated login and
+ * the ACS; and for the product, who is signed in (`GET /saml/me`) and logout.
+ */
+export function samlRouter(ctx: AppContext): Router {
+  const router = Router();
+  const secureCookie = ctx.config.publicUrl.startsWith('https://');
+
+  router.get('/me', async (req, res, next) => {
+    try {
+      const cookie = readSessionCookie(req);
+      const resolved = cookie ? await resolveSession(ctx.sql, ctx.config.serverSecret, cookie) : null;
+      if (!resolved) {
+        res.status(401).json({ error: 'unauthenticated', message: 'nobody is signed in' });
+        return;
+      }
+      const { session, membership } = resolved;
+      const [account, organization] = await Promise.all([
+        getAccount(ctx.sql, session.accountId),
+        findOrganization(ctx.sql, session.organizationId),
+      ]);
+      res.setHeader('cache-control', 'no-store');
+      res.json({
+        account: { id: account!.id, email: account!.email, givenName: account!.givenName, familyName: account!.familyName },
+        organization: { id: organization!.id, slug: organization!.slug, name: organization!.name },
+        roles: effectiveRoles(membership),
+        permissions: await effectivePermissions(ctx.sql, membership),
+        session: { via: session.via, expiresAt: session.expiresAt },
+      });
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  router.post('/logout', async (req, res, next) => {
+    try {
+      const cookie = readSessionCookie(req);
+      if (cookie) await endSession(ctx.sql, ctx.config.serverSecret, cookie);
+      clearSessionCookie(res, secureCookie);
+      res.status(204).end();
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  router.get('/:org/metadata', async (req, res, next) => {
+    try {
+      const organization = await findOrganization(ctx.sql, String(req.params.org));
+      if (!organization) return notFoundPage(res);
+      const entity = await serviceProvider(ctx, organization);
+      res.type('application/samlmetadata+xml').send(entity.sp.getMetadata());
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  router.get('/:org/login', async (req, res, next) => {
+    try {
+      const organization = await findOrganization(ctx.sql, String(req.params.org));
+      if (!organization) return notFoundPage(res);
+      const connection = await chooseConnection(ctx, organization, req.query.connection);
+      if (typeof connection === 'string') {
+        sendSsoErrorPage(res, 400, { title: 'Single sign-on is not available', message: connection });
+        return;
+      }
+      const requested = typeof req.query.returnTo === 'string' ? req.query.returnTo : '/';
+      const returnTo = allowedReturnTo(requested, ctx.config.publicUrl, connection.allowedReturnUrls);
+      if (!returnTo) {
+        sendSsoErrorPage(res, 400, {
+          title: 'Sign-in link not allowed',
+          message: 'The page to return to after signing in is not one this organization allows.',
+          reason: 'relay_state_not_allowed',
+        });
+        return;
+      }
+      const entity = await serviceProvider(ctx, organization);
+      const request = authnRequest(entity, connection, '');
+      await rememberRequest(ctx.sql, { organizationId: organization.id, id: request.id, connectionId: connection.id, returnTo });
+      res.setHeader('cache-control', 'no-store');
+      res.redirect(302, request.url);
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  router.post('/:org/acs', express.urlencoded({ extended: false, limit: ctx.config.bodyLimit }), async (req, res, next) => {
+    try {
+      const organization = await findOrganization(ctx.sql, String(req.params.org));
+      if (!organization) return notFoundPage(res);
+      await assertionConsumer(ctx, organization, req, res, secureCookie);
+    } catch (error) {
+      next(error);
+    }
+  });
+
+  return router;
+}
+
+/** The ACS: verify, apply the join rules, start a session; every outcome goes to the attempt log. */
+async function assertionConsumer(ctx: AppContext, organization: Organization, req: Request, res: Response, secureCookie: boolean): Promise<void> {
+  const seen: { connection?: SamlConnection; idpEntityId?: string; nameId?: string; email?: string } = {};
+  try {
+    const xml = decodeSamlResponse(req.body?.SAMLResponse);
+    const { doc, claimedIssuer } = readResponse(xml);
+    seen.idpEntityId = claimedIssuer ?? undefined;
+    const connection = claimedIssuer ? await findConnectionByIssuer(ctx.sql, organization.id, claimedIssuer) : null;
+    if (!connection) refuse('unknown_issuer', `no SAML connection of this organization trusts the issuer ${JSON.stringify(claimedIssuer)}`);
+    seen.connection = connection;
+    if (!connection.enabled) refuse('connection_disabled', 'this SAML connection is disabled');
+
+    const entity = await serviceProvider(ctx, organization);
+    const assertion = await verifyResponse(xml, doc, connection, entity);
+    seen.nameId = assertion.nameId;
+    const identity = identityOf(assertion, connection.attributeMapping);
+    seen.email = identity.email;
+
+    // One transaction: a refusal from here on leaves no trace but the attempt log.
+    const { signedIn, session, returnTo } = await inTransaction(ctx.sql, async (tx) => {
+      if (!(await markAssertionUsed(tx, organization.id, assertion.assertionId, assertion.usableUntil))) {
+        refuse('replayed_assertion', `the assertion ${assertion.assertionId} was already used`);
+      }
+      const returnTo = await returnToOf(ctx, tx, organization, connection, assertion.inResponseTo, req.body?.RelayState);
+      const signedIn = await signIn(tx, organization, connection, identity);
+      const session = await createSession(tx, ctx.config.serverSecret, {
+        organizationId: organization.id,
+        accountId: signedIn.accountId,
+        via: 'saml',
+        ttlSeconds: sessionTtlSeconds(assertion.sessionEndsAt),
+      });
+      return { signedIn, session, returnTo };
+    });
+    await recordAttempt(ctx.sql, organization.id, {
+      outcome: 'success',
+      connectionId: connection.id,
+      idpEntityId: connection.idpEntityId,
+      nameId: identity.nameId,
+      email: identity.email,
+      accountId: signedIn.accountId,
+      reason: signedIn.path,
+    });
+    setSessionCookie(res, session.secret, session.session.expiresAt, secureCookie);
+    res.setHeader('cache-control', 'no-store');
+    res.redirect(303, returnTo);
+  } catch (error) {
+    if (!(error instanceof SamlRefusal)) throw error;
+    await refused(ctx, organization, res, error, seen);
+  }
+}
+
+async function refused(
+  ctx: AppContext,
+  organization: Organization,
+  res: Response,
+  refusal: SamlRefusal,
+  seen: { connection?: SamlConnection; idpEntityId?: string; nameId?: string; email?: string },
+): Promise<void> {
+  const details = {
+    reason: refusal.reason,
+    message: refusal.message,
+    connectionId: seen.connection?.id ?? null,
+    idpEntityId: seen.connection?.idpEntityId ?? seen.idpEntityId ?? null,
+    nameId: refusal.context.nameId ?? seen.nameId ?? null,
+    email: refusal.context.email ?? seen.email ?? null,
+  };
+  ctx.log.warn({ organizationId: organization.id, ...details }, 'SAML sign-in refused');
+  await recordAttempt(ctx.sql, organization.id, {
+    outcome: 'refused',
+    reason: refusal.reason,
+    message: refusal.message,
+    connectionId: details.connectionId,
+    idpEntityId: details.idpEntityId,
+    nameId: details.nameId,
+    email: details.email,
+  });
+  await recordAudit(ctx.sql, organization.id, systemActor('sso', details.idpEntityId ?? 'unknown IdP'), 'sso.refused', null, details);
+  const joinRefused = refusal.reason === 'not_allowed_to_join';
+  sendSsoErrorPage(res, 403, {
+    title: joinRefused ? `You are not a member of ${organization.name}` : 'Single sign-on failed',
+    message: refusal.message,
+    reason: refusal.reason,
+    contacts: joinRefused || refusal.reason.startsWith('membership_') ? await administratorsOf(ctx.sql, organization.id) : undefined,
+  });
+}
+
+/**
+ * Where the browser goes after signing in. An answer to our AuthnRequest consumes it and uses
+ * the returnTo given at login; an IdP-initiated one (when allowed) uses an allowed RelayState.
+ */
+async function returnToOf(
+  ctx: AppContext,
+  tx: Tx,
+  organization: Organization,
+  connection: SamlConnection,
+  inResponseTo: string | null,
+  relayState: unknown,
+): Promise<string> {
+  if (inResponseTo) {
+    const request = await consumeRequest(tx, organization.id, connection.id, inResponseTo);
+    if (!request) refuse('in_response_to_mismatch', 'the response answers no pending sign-in request of this connection (unknown, expired or already used)');
+    return request.returnTo;
+  }
+  if (!connection.allowIdpInitiated) refuse('unsolicited_response', 'IdP-initiated sign-in is turned off for this connection');
+  const wanted = typeof relayState === 'string' && relayState !== '' ? relayState : '/';
+  return allowedReturnTo(wanted, ctx.config.publicUrl, connection.allowedReturnUrls) ?? refuse('relay_state_not_allowed', 'the RelayState is not an allowed return URL');
+}
+
+/** Our usual session length, shortened when the IdP says its own session ends sooner. */
+function sessionTtlSeconds(idpSessionEndsAt: Date | null): number {
+  if (!idpSessionEndsAt) return DEFAULT_SESSION_TTL_SECONDS;
+  return Math.max(60, Math.min(DEFAULT_SESSION_TTL_SECONDS, Math.floor((idpSessionEndsAt.getTime() - Date.now()) / 1000)));
+}
+
+/** The connection a login uses: the one named, or the organization's only enabled one. */
+async function chooseConnection(ctx: AppContext, organization: Organization, requested: unknown): Promise<SamlConnection | string> {
+  if (typeof requested === 'string' && requested !== '') {
+    const connection = await getConnection(ctx.sql, organization.id, requested);
+    if (!connection) return 'No such single sign-on connection.';
+    return connection.enabled ? connection : 'This single sign-on connection is disabled.';
+  }
+  const enabled = (await listConnections(ctx.sql, organization.id)).filter((c) => c.enabled);
+  if (enabled.length === 0) return `${organization.name} has no single sign-on set up.`;
+  if (enabled.length > 1) return 'This organization has several single sign-on connections: the link must name one (?connection=…).';
+  return enabled[0]!;
+}
+
+function notFoundPage(res: Response): void {
+  sendSsoErrorPage(res, 404, { title: 'Unknown organization', message: 'There is no organization at this address.' });
 }

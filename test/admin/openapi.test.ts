@@ -9,6 +9,7 @@ import { organizationRouter } from '../../src/admin/organization-routes.ts';
 import { scimTokenRouter } from '../../src/admin/scim-token-routes.ts';
 import { syncAdminRouter } from '../../src/admin/sync-routes.ts';
 import { createApp } from '../../src/http/app.ts';
+import { samlAdminRouter } from '../../src/saml/admin.ts';
 import { createTestContext } from '../support/context.ts';
 
 let ctx: AppContext;
@@ -31,6 +32,7 @@ describe('OpenAPI document', () => {
     expect(res.body.servers).toEqual([{ url: 'https://orgsync.test/api' }]);
     const documented = Object.entries(res.body.paths as Record<string, object>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`));
     const served = [organizationRouter, memberRouter, invitationRouter, groupRouter, syncAdminRouter, scimTokenRouter].flatMap((make) => routesOf(make(ctx)));
+    served.push(...routesOf(samlAdminRouter(ctx)).map((route) => route.replace(' ', ' /saml')));
     expect(served.length).toBeGreaterThan(20);
     expect(documented.sort()).toEqual(served.sort());
   });

@@ -1,0 +1,135 @@
+import type { Actor } from '../core/actor.ts';
+import { recordAudit } from '../core/audit.ts';
+import { conflict, invalid, isUniqueViolation, notFound } from '../core/errors.ts';
+import { isUuid } from '../core/ids.ts';
+import type { Db } from '../storage/database.ts';
+import { firstRow } from '../storage/database.ts';
+import { normalizeCertificate } from './idp-metadata.ts';
+
+export interface AttributeMapping {
+  email?: string;
+  firstName?: string;
+  lastName?: string;
+  groups?: string;
+}
+
+export interface SamlConnection {
+  organizationId: string;
+  id: string;
+  name: string;
+  idpEntityId: string;
+  ssoUrl: string;
+  certificates: string[];
+  attributeMapping: AttributeMapping;
+  allowIdpInitiated: boolean;
+  enabled: boolean;
+  allowedReturnUrls: string[];
+  clockSkewSeconds: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface ConnectionInput {
+  name: string;
+  idpEntityId: string;
+  ssoUrl: string;
+  certificates: string[];
+  attributeMapping?: AttributeMapping;
+  allowIdpInitiated?: boolean;
+  enabled?: boolean;
+  allowedReturnUrls?: string[];
+  clockSkewSeconds?: number;
+}
+
+const target = (id: string) => ({ type: 'saml_connection', id });
+
+export async function listConnections(db: Db, organizationId: string): Promise<SamlConnection[]> {
+  return db<SamlConnection[]>`select * from saml_connections where organization_id = ${organizationId} order by created_at, id`;
+}
+
+export async function getConnection(db: Db, organizationId: string, id: string): Promise<SamlConnection | null> {
+  if (!isUuid(id)) return null;
+  const [row] = await db<SamlConnection[]>`select * from saml_connections where organization_id = ${organizationId} and id = ${id}`;
+  return row ?? null;
+}
+
+export async function findConnectionByIssuer(db: Db, organizationId: string, issuer: string): Promise<SamlConnection | null> {
+  const [row] = await db<SamlConnection[]>`
+    select * from saml_connections where organization_id = ${organizationId} and idp_entity_id = ${issuer}`;
+  return row ?? null;
+}
+
+export async function createConnection(db: Db, organizationId: string, input: ConnectionInput, actor: Actor): Promise<SamlConnection> {
+  const checked = checkInput(input);
+  try {
+    const row = firstRow(await db<SamlConnection[]>`
+      insert into saml_connections (organization_id, name, idp_entity_id, sso_url, certificates, attribute_mapping,
+                                    allow_idp_initiated, enabled, allowed_return_urls, clock_skew_seconds)
+      values (${organizationId}, ${checked.name}, ${checked.idpEntityId}, ${checked.ssoUrl}, ${checked.certificates}::text[],
+              ${db.json((checked.attributeMapping ?? {}) as never)}, ${checked.allowIdpInitiated ?? true}, ${checked.enabled ?? true},
+              ${checked.allowedReturnUrls ?? []}::text[], ${checked.clockSkewSeconds ?? 120})
+      returning *`);
+    await recordAudit(db, organizationId, actor, 'saml_connection.created', target(row.id), { idpEntityId: row.idpEntityId });
+    return row;
+  } catch (error) {
+    if (isUniqueViolation(error)) throw conflict(`a connection for IdP ${checked.idpEntityId} already exists`);
+    throw error;
+  }
+}
+
+export async function updateConnection(
+  db: Db,
+  organizationId: string,
+  id: string,
+  change: Partial<ConnectionInput>,
+  actor: Actor,
+): Promise<SamlConnection> {
+  const current = await getConnection(db, organizationId, id);
+  if (!current) throw notFound('SAML connection', { id });
+  const next = checkInput({ ...current, ...change });
+  try {
+    const row = firstRow(await db<SamlConnection[]>`
+      update saml_connections set
+        name = ${next.name}, idp_entity_id = ${next.idpEntityId}, sso_url = ${next.ssoUrl},
+        certificates = ${next.certificates}::text[], attribute_mapping = ${db.json((next.attributeMapping ?? {}) as never)},
+        allow_idp_initiated = ${next.allowIdpInitiated ?? true}, enabled = ${next.enabled ?? true},
+        allowed_return_urls = ${next.allowedReturnUrls ?? []}::text[], clock_skew_seconds = ${next.clockSkewSeconds ?? 120},
+        updated_at = now()
+      where organization_id = ${organizationId} and id = ${current.id}
+      returning *`);
+    await recordAudit(db, organizationId, actor, 'saml_connection.updated', target(row.id), { changed: Object.keys(change) });
+    return row;
+  } catch (error) {
+    if (isUniqueViolation(error)) throw conflict(`a connection for IdP ${next.idpEntityId} already exists`);
+    throw error;
+  }
+}
+
+export async function deleteConnection(db: Db, organizationId: string, id: string, actor: Actor): Promise<void> {
+  if (!isUuid(id)) throw notFound('SAML connection', { id });
+  const rows = await db`delete from saml_connections where organization_id = ${organizationId} and id = ${id} returning id`;
+  if (rows.length === 0) throw notFound('SAML connection', { id });
+  await recordAudit(db, organizationId, actor, 'saml_connection.deleted', target(id));
+}
+
+function checkInput<T extends ConnectionInput>(input: T): T {
+  if (!/^https:\/\//i.test(input.ssoUrl) && !/^http:\/\/(localhost|127\.0\.0\.1)[:/]/i.test(input.ssoUrl)) {
+    throw invalid('ssoUrl must be an https URL (http only for localhost)');
+  }
+  try {
+    new URL(input.ssoUrl);
+  } catch {
+    throw invalid('ssoUrl is not a URL');
+  }
+  if (input.idpEntityId.trim() === '') throw invalid('idpEntityId is empty');
+  for (const url of input.allowedReturnUrls ?? []) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw invalid(`allowedReturnUrls: not an absolute URL: ${url}`);
+    }
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw invalid(`allowedReturnUrls: only http(s) URLs: ${url}`);
+  }
+  return { ...input, certificates: [...new Set(input.certificates.map(normalizeCertificate))] };
+}

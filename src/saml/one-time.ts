@@ -1,0 +1,43 @@
+import type { Db } from '../storage/database.ts';
+
+/** AuthnRequests live this long: enough to sign in at the IdP, short enough to bound the table. */
+export const REQUEST_TTL_SECONDS = 15 * 60;
+
+export async function rememberRequest(
+  db: Db,
+  input: { organizationId: string; id: string; connectionId: string; returnTo: string },
+): Promise<void> {
+  await db`delete from saml_requests where organization_id = ${input.organizationId} and expires_at < now()`;
+  await db`
+    insert into saml_requests (organization_id, id, connection_id, return_to, expires_at)
+    values (${input.organizationId}, ${input.id}, ${input.connectionId}, ${input.returnTo},
+            now() + make_interval(secs => ${REQUEST_TTL_SECONDS}))`;
+}
+
+/** Consumes a request this SP sent to that connection; null when unknown, expired or already answered. */
+export async function consumeRequest(
+  db: Db,
+  organizationId: string,
+  connectionId: string,
+  id: string,
+): Promise<{ returnTo: string } | null> {
+  const [row] = await db<{ returnTo: string }[]>`
+    delete from saml_requests
+    where organization_id = ${organizationId} and id = ${id} and connection_id = ${connectionId} and expires_at > now()
+    returning return_to`;
+  return row ?? null;
+}
+
+/**
+ * Records an assertion id as used; false when it was used before. The primary key makes this
+ * atomic across instances sharing the database.
+ */
+export async function markAssertionUsed(db: Db, organizationId: string, assertionId: string, usableUntil: Date): Promise<boolean> {
+  await db`delete from saml_replay_cache where organization_id = ${organizationId} and expires_at < now()`;
+  const rows = await db`
+    insert into saml_replay_cache (organization_id, assertion_id, expires_at)
+    values (${organizationId}, ${assertionId}, ${usableUntil})
+    on conflict do nothing
+    returning assertion_id`;
+  return rows.length === 1;
+}

@@ -1,0 +1,46 @@
+/** Why a sign-in was refused; recorded in the SSO attempt log and shown on the error page. */
+export type RefusalReason =
+  | 'oversized'
+  | 'malformed'
+  | 'doctype'
+  | 'schema_invalid'
+  | 'unknown_issuer'
+  | 'connection_disabled'
+  | 'wrong_issuer'
+  | 'status_not_success'
+  | 'weak_algorithm'
+  | 'signature_wrapping'
+  | 'signature_missing'
+  | 'signature_invalid'
+  | 'unknown_certificate'
+  | 'decryption_failed'
+  | 'comment_in_assertion'
+  | 'wrong_destination'
+  | 'wrong_recipient'
+  | 'wrong_audience'
+  | 'not_yet_valid'
+  | 'expired'
+  | 'in_response_to_mismatch'
+  | 'unsolicited_response'
+  | 'replayed_assertion'
+  | 'relay_state_not_allowed'
+  | 'no_email'
+  | 'not_allowed_to_join'
+  | 'membership_suspended'
+  | 'membership_removed';
+
+export class SamlRefusal extends Error {
+  constructor(
+    readonly reason: RefusalReason,
+    message: string,
+    readonly context: { connectionId?: string; idpEntityId?: string; nameId?: string; email?: string } = {},
+  ) {
+    super(message);
+    this.name = 'SamlRefusal';
+  }
+}
+
+/** Throws a refusal (a function declaration, so TypeScript knows nothing runs after it). */
+export function refuse(reason: RefusalReason, message: string): never {
+  throw new SamlRefusal(reason, message);
+}

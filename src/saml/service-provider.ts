@@ -1,0 +1,68 @@
+// The default import: under Node's own ESM loader the named exports of this CommonJS package
+// miss SamlLib (only bundlers such as vitest's see it).
+import samlify from 'samlify';
+import type { AppContext } from '../context.ts';
+import type { Organization } from '../core/organizations.ts';
+import type { SamlConnection } from './connections.ts';
+import { validateSamlSchema } from './schema.ts';
+import { spKeyPair, type SpKeyPair } from './sp-keys.ts';
+
+// samlify refuses to parse anything without a schema validator.
+samlify.setSchemaValidator({ validate: validateSamlSchema });
+
+const RSA_SHA256 = 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256';
+
+/** The SP URLs of an organization, to paste into the IdP. */
+export function spUrls(publicUrl: string, organization: Pick<Organization, 'slug'>) {
+  const base = `${publicUrl}/saml/${organization.slug}`;
+  return { entityId: `${base}/metadata`, metadataUrl: `${base}/metadata`, acsUrl: `${base}/acs`, loginUrl: `${base}/login` };
+}
+
+export interface ServiceProviderEntity {
+  sp: samlify.ServiceProviderInstance;
+  keys: SpKeyPair;
+  urls: ReturnType<typeof spUrls>;
+}
+
+/** The organization's SP as samlify sees it (entity id, ACS, signing and encryption key). */
+export async function serviceProvider(ctx: AppContext, organization: Organization): Promise<ServiceProviderEntity> {
+  const urls = spUrls(ctx.config.publicUrl, organization);
+  const keys = await spKeyPair(ctx.sql, ctx.config.serverSecret, organization.id, urls.entityId);
+  const sp = samlify.ServiceProvider({
+    entityID: urls.entityId,
+    assertionConsumerService: [{ Binding: samlify.Constants.namespace.binding.post, Location: urls.acsUrl }],
+    signingCert: keys.certificate,
+    privateKey: keys.privateKey,
+    encryptCert: keys.certificate,
+    encPrivateKey: keys.privateKey,
+    authnRequestsSigned: true,
+    wantAssertionsSigned: true,
+    requestSignatureAlgorithm: RSA_SHA256,
+    nameIDFormat: ['urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress'],
+  });
+  return { sp, keys, urls };
+}
+
+/**
+ * The IdP of a connection as samlify sees it, trusting exactly one of its certificates. Built
+ * from metadata (escaped values we hold), since samlify's settings form warns on every call
+ * about the single logout service orgsync does not use.
+ */
+export function identityProvider(connection: SamlConnection, certificate: string): samlify.IdentityProviderInstance {
+  const metadata =
+    `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="${escapeXml(connection.idpEntityId)}">` +
+    `<md:IDPSSODescriptor WantAuthnRequestsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">` +
+    `<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>${certificate}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>` +
+    `<md:SingleSignOnService Binding="${samlify.Constants.namespace.binding.redirect}" Location="${escapeXml(connection.ssoUrl)}"/>` +
+    `</md:IDPSSODescriptor></md:EntityDescriptor>`;
+  return samlify.IdentityProvider({ metadata });
+}
+
+const escapeXml = (text: string) =>
+  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
+
+/** A signed AuthnRequest for the HTTP-Redirect binding: its id and the URL to send the browser to. */
+export function authnRequest(entity: ServiceProviderEntity, connection: SamlConnection, relayState: string): { id: string; url: string } {
+  const { id, context } = entity.sp.createLoginRequest(identityProvider(connection, connection.certificates[0]!), 'redirect', { relayState });
+  return { id, url: context };
+}

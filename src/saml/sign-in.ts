@@ -1,0 +1,113 @@
+import { ensureAccount, findAccountByEmail } from '../core/accounts.ts';
+import type { Actor } from '../core/actor.ts';
+import { recordAudit } from '../core/audit.ts';
+import { isInVerifiedDomain } from '../core/domains.ts';
+import { DomainError } from '../core/errors.ts';
+import { changeGroupMembers, createGroup, findGroupByName } from '../core/groups.ts';
+import { getMembership, joinOrganization, type Membership } from '../core/memberships.ts';
+import type { Organization } from '../core/organizations.ts';
+import type { Db, Tx } from '../storage/database.ts';
+import type { SamlConnection } from './connections.ts';
+import type { SamlIdentity } from './identity.ts';
+import { SamlRefusal } from './refusal.ts';
+
+/** How the person came to be a signed-in member. */
+export type SignInPath = 'member' | 'invitation' | 'scim' | 'verified_domain';
+
+export interface SignedIn {
+  accountId: string;
+  membership: Membership;
+  path: SignInPath;
+}
+
+/**
+ * Applies the join rules, in order: an active member signs in (SCIM-provisioned people are
+ * active members matched by email); a pending invitation is accepted; an email in a verified
+ * domain joins with the default role when auto-join is on; anyone else is refused. Suspended
+ * and removed members are refused. Then the person's saml groups become those of the assertion.
+ */
+export async function signIn(tx: Tx, organization: Organization, connection: SamlConnection, identity: SamlIdentity): Promise<SignedIn> {
+  const refusal = (reason: 'not_allowed_to_join' | 'membership_suspended' | 'membership_removed', message: string) =>
+    new SamlRefusal(reason, message, { connectionId: connection.id, idpEntityId: connection.idpEntityId, nameId: identity.nameId, email: identity.email });
+
+  const known = await findAccountByEmail(tx, identity.email);
+  const existing = known ? await getMembership(tx, organization.id, known.id) : null;
+  if (existing?.status === 'suspended') throw refusal('membership_suspended', `${identity.email} is suspended in ${organization.name}`);
+  if (existing?.status === 'removed') throw refusal('membership_removed', `${identity.email} was removed from ${organization.name}`);
+
+  let path: SignInPath | null = null;
+  if (existing?.status === 'active') path = existing.source === 'scim' ? 'scim' : 'member';
+  else if (existing?.status === 'invited' && (await hasLiveInvitation(tx, organization.id, existing.accountId))) path = 'invitation';
+  else if (organization.autoJoinVerifiedDomains && (await isInVerifiedDomain(tx, organization.id, identity.email))) path = 'verified_domain';
+  if (!path) throw refusal('not_allowed_to_join', `${identity.email} is not a member of ${organization.name} and cannot join by itself`);
+
+  const account = await ensureAccount(tx, { email: identity.email, givenName: identity.givenName, familyName: identity.familyName });
+  const actor: Actor = { type: 'account', id: account.id, name: account.email, channel: 'sso' };
+  let membership = existing!;
+  if (path === 'invitation' || path === 'verified_domain') {
+    try {
+      ({ membership } = await joinOrganization(tx, { organizationId: organization.id, accountId: account.id, source: 'sso' }, actor));
+    } catch (error) {
+      if (error instanceof DomainError && error.code === 'rule_violation') throw refusal('membership_suspended', error.message);
+      throw error;
+    }
+  }
+  await syncSamlGroups(tx, organization.id, account.id, identity.groups, actor);
+  await recordAudit(tx, organization.id, actor, 'sso.login', { type: 'account', id: account.id }, {
+    connectionId: connection.id,
+    idpEntityId: connection.idpEntityId,
+    nameId: identity.nameId,
+    path,
+  });
+  return { accountId: account.id, membership: (await getMembership(tx, organization.id, account.id)) ?? membership, path };
+}
+
+async function hasLiveInvitation(tx: Tx, organizationId: string, accountId: string): Promise<boolean> {
+  const [row] = await tx`
+    select 1 from invitations
+    where organization_id = ${organizationId} and account_id = ${accountId} and status = 'pending' and expires_at > now()`;
+  return Boolean(row);
+}
+
+/**
+ * Makes the person's membership in saml-source groups equal the assertion's groups, creating
+ * groups seen for the first time. Role mapping follows from the group events.
+ */
+async function syncSamlGroups(tx: Tx, organizationId: string, accountId: string, names: string[], actor: Actor): Promise<void> {
+  const current = await tx<{ id: string; displayName: string }[]>`
+    select g.id, g.display_name from groups g
+    join group_members gm on gm.organization_id = g.organization_id and gm.group_id = g.id
+    where g.organization_id = ${organizationId} and g.source = 'saml' and gm.account_id = ${accountId}`;
+  const wanted = new Set(names.map((n) => n.toLowerCase()));
+  for (const group of current) {
+    if (!wanted.has(group.displayName.toLowerCase())) await changeGroupMembers(tx, organizationId, group.id, { remove: [accountId] }, actor);
+  }
+  const have = new Set(current.map((g) => g.displayName.toLowerCase()));
+  for (const name of names) {
+    if (have.has(name.toLowerCase())) continue;
+    const group = await samlGroup(tx, organizationId, name, actor);
+    await changeGroupMembers(tx, organizationId, group.id, { add: [accountId] }, actor);
+  }
+}
+
+async function samlGroup(tx: Tx, organizationId: string, displayName: string, actor: Actor) {
+  const found = await findGroupByName(tx, organizationId, 'saml', displayName);
+  if (found) return found;
+  try {
+    return await createGroup(tx, { organizationId, source: 'saml', displayName }, actor);
+  } catch (error) {
+    // Another sign-in created it meanwhile.
+    if (error instanceof DomainError && error.code === 'conflict') return (await findGroupByName(tx, organizationId, 'saml', displayName))!;
+    throw error;
+  }
+}
+
+/** Whom a refused person should ask: the organization's active owners and admins. */
+export async function administratorsOf(db: Db, organizationId: string): Promise<string[]> {
+  const rows = await db<{ email: string }[]>`
+    select a.email from memberships m join accounts a on a.id = m.account_id
+    where m.organization_id = ${organizationId} and m.status = 'active'
+      and ('owner' = any (m.roles) or 'admin' = any (m.roles) or 'owner' = any (m.mapped_roles) or 'admin' = any (m.mapped_roles))
+    order by a.email limit 5`;
+  return rows.map((r) => r.email);
+}

@@ -1,0 +1,312 @@
+import samlify from 'samlify';
+import type { SamlConnection } from './connections.ts';
+import { SamlRefusal, refuse } from './refusal.ts';
+import { validateSamlSchema } from './schema.ts';
+import type { ServiceProviderEntity } from './service-provider.ts';
+import { identityProvider } from './service-provider.ts';
+import { NS, UnsafeXmlError, allElements, childElement, childElements, containsComment, parseUntrustedXml, textOf } from './xml.ts';
+
+/** Largest SAMLResponse form value accepted (base64); real responses are a few kilobytes. */
+export const MAX_RESPONSE_BASE64_LENGTH = 256 * 1024;
+
+const SUCCESS = 'urn:oasis:names:tc:SAML:2.0:status:Success';
+const BEARER = 'urn:oasis:names:tc:SAML:2.0:cm:bearer';
+
+/** Signature and digest algorithms accepted; SHA-1 (and anything unknown) is refused. */
+const STRONG_SIGNATURE_METHODS = new Set([
+  'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+  'http://www.w3.org/2001/04/xmldsig-more#rsa-sha384',
+  'http://www.w3.org/2001/04/xmldsig-more#rsa-sha512',
+]);
+const STRONG_DIGEST_METHODS = new Set([
+  'http://www.w3.org/2001/04/xmlenc#sha256',
+  'http://www.w3.org/2001/04/xmldsig-more#sha384',
+  'http://www.w3.org/2001/04/xmlenc#sha512',
+]);
+const WEAK_ENCRYPTION_METHODS = new Set(['http://www.w3.org/2001/04/xmlenc#rsa-1_5']);
+
+/** The parts of a response the signature covers, once every check has passed. */
+export interface VerifiedAssertion {
+  assertionId: string;
+  issuer: string;
+  nameId: string;
+  attributes: Map<string, string[]>;
+  /** From the signed SubjectConfirmationData (or the Response when it is signed). */
+  inResponseTo: string | null;
+  /** The assertion cannot be used after this: the replay cache keeps its id until then. */
+  usableUntil: Date;
+  /** The IdP's SessionNotOnOrAfter: our session must not outlive it. */
+  sessionEndsAt: Date | null;
+}
+
+/** Decodes the SAMLResponse form value, refusing what is too large or not base64. */
+export function decodeSamlResponse(value: unknown): string {
+  if (typeof value !== 'string' || value.trim() === '') refuse('malformed', 'the request carries no SAMLResponse');
+  const compact = (value as string).replace(/\s+/g, '');
+  if (compact.length > MAX_RESPONSE_BASE64_LENGTH) refuse('oversized', `the SAMLResponse exceeds ${MAX_RESPONSE_BASE64_LENGTH} bytes`);
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(compact)) refuse('malformed', 'the SAMLResponse is not base64');
+  return Buffer.from(compact, 'base64').toString('utf8');
+}
+
+/** Parses the response XML safely and answers the issuer it claims (not yet trusted). */
+export function readResponse(xml: string): { doc: Document; claimedIssuer: string | null } {
+  let doc: Document;
+  try {
+    doc = parseUntrustedXml(xml);
+  } catch (error) {
+    if (error instanceof UnsafeXmlError) refuse(error.kind === 'doctype' ? 'doctype' : 'malformed', error.message);
+    throw error;
+  }
+  const root = doc.documentElement;
+  if (root.namespaceURI !== NS.protocol || root.localName !== 'Response') refuse('malformed', 'the message is not a SAML Response');
+  const assertion = childElement(root, NS.assertion, 'Assertion');
+  const claimedIssuer = textOf(childElement(root, NS.assertion, 'Issuer')) ?? (assertion && textOf(childElement(assertion, NS.assertion, 'Issuer')));
+  return { doc, claimedIssuer };
+}
+
+/**
+ * Every check samlify does not do itself, in an order that reports the most telling reason:
+ * structure (signature wrapping), algorithms, schema, status, signature by a configured
+ * certificate (samlify), then — on the signed assertion only — issuer, destination, recipient,
+ * audience and time window. InResponseTo and replay need the database: the caller checks them.
+ */
+export async function verifyResponse(
+  xml: string,
+  doc: Document,
+  connection: SamlConnection,
+  entity: ServiceProviderEntity,
+  now: Date = new Date(),
+): Promise<VerifiedAssertion> {
+  const root = doc.documentElement;
+  checkStructure(root);
+  checkAlgorithms(root);
+  try {
+    await validateSamlSchema(xml);
+  } catch (error) {
+    refuse('schema_invalid', `the response does not match the SAML 2.0 schema (${(error as Error).message.slice(0, 300)})`);
+  }
+  checkStatus(root);
+
+  const { verifiedXml } = childElement(root, NS.assertion, 'EncryptedAssertion')
+    ? await decryptAndVerify(xml, doc, connection, entity)
+    : { verifiedXml: verifySignature(xml, doc, connection) };
+
+  const assertion = parseUntrustedXml(verifiedXml).documentElement;
+  if (assertion.namespaceURI !== NS.assertion || assertion.localName !== 'Assertion') refuse('signature_missing', 'the signature does not cover an assertion');
+  if (containsComment(assertion)) refuse('comment_in_assertion', 'the signed assertion contains an XML comment (it could truncate the NameID)');
+  return readAssertion(assertion, root, connection, entity, now);
+}
+
+function checkStatus(root: Element): void {
+  const status = childElement(root, NS.protocol, 'Status');
+  const code = status && childElement(status, NS.protocol, 'StatusCode');
+  const value = code?.getAttribute('Value') ?? null;
+  if (value !== SUCCESS) {
+    const second = code && childElement(code, NS.protocol, 'StatusCode')?.getAttribute('Value');
+    const message = status && textOf(childElement(status, NS.protocol, 'StatusMessage'));
+    refuse('status_not_success', `the IdP answered status ${value ?? '(none)'}${second ? ` / ${second}` : ''}${message ? `: ${message}` : ''}`);
+  }
+}
+
+function checkAlgorithms(root: Element): void {
+  for (const element of allElements(root)) {
+    const algorithm = element.getAttribute('Algorithm') ?? '';
+    if (element.namespaceURI === NS.dsig && element.localName === 'SignatureMethod' && !STRONG_SIGNATURE_METHODS.has(algorithm)) {
+      refuse('weak_algorithm', `signature algorithm not accepted: ${algorithm} (use RSA-SHA256 or stronger)`);
+    }
+    if (element.namespaceURI === NS.dsig && element.localName === 'DigestMethod' && !STRONG_DIGEST_METHODS.has(algorithm)) {
+      refuse('weak_algorithm', `digest algorithm not accepted: ${algorithm} (use SHA-256 or stronger)`);
+    }
+    if (element.localName === 'EncryptionMethod' && WEAK_ENCRYPTION_METHODS.has(algorithm)) {
+      refuse('weak_algorithm', `key transport algorithm not accepted: ${algorithm} (use RSA-OAEP)`);
+    }
+  }
+}
+
+/**
+ * Signature wrapping defences: exactly one assertion, directly inside the Response; no element
+ * id used twice; each signature sits directly in the element it signs and references it.
+ */
+function checkStructure(root: Element): void {
+  const elements = [...allElements(root)];
+  const assertions = elements.filter((e) => e.namespaceURI === NS.assertion && (e.localName === 'Assertion' || e.localName === 'EncryptedAssertion'));
+  if (assertions.length !== 1) refuse('signature_wrapping', `expected exactly one assertion, found ${assertions.length}`);
+  if (assertions[0]!.parentNode !== root) refuse('signature_wrapping', 'the assertion is not a direct child of the Response');
+  // Canonicalization drops comments, so a comment can split a signed NameID into a shorter identity.
+  if (containsComment(assertions[0]!)) refuse('comment_in_assertion', 'the assertion contains an XML comment (it could truncate the NameID)');
+
+  const ids = new Set<string>();
+  for (const element of elements) {
+    for (const name of ['ID', 'Id', 'id']) {
+      const id = element.getAttribute(name);
+      if (!id) continue;
+      if (ids.has(id)) refuse('signature_wrapping', `the id ${JSON.stringify(id)} is used twice`);
+      ids.add(id);
+    }
+  }
+
+  for (const signature of elements.filter((e) => e.namespaceURI === NS.dsig && e.localName === 'Signature')) {
+    const parent = signature.parentNode as Element;
+    if (parent !== root && parent !== assertions[0]) refuse('signature_wrapping', `a signature sits inside ${parent.localName}, not the Response or the assertion`);
+    const signedInfo = childElement(signature, NS.dsig, 'SignedInfo');
+    const references = signedInfo ? childElements(signedInfo, NS.dsig, 'Reference') : [];
+    const expected = `#${parent.getAttribute('ID') ?? ''}`;
+    if (references.length !== 1 || references[0]!.getAttribute('URI') !== expected) {
+      refuse('signature_wrapping', `a signature must reference exactly its own ${parent.localName} (${expected})`);
+    }
+  }
+}
+
+/**
+ * samlify verifies the signature (the Response's or the assertion's) and answers the assertion
+ * it covers; we try each configured certificate in turn, so a rotation needs no downtime.
+ */
+function verifySignature(xml: string, doc: Document, connection: SamlConnection): string {
+  const signatures = [...allElements(doc.documentElement)].filter((e) => e.namespaceURI === NS.dsig && e.localName === 'Signature');
+  if (signatures.length === 0) refuse('signature_missing', 'neither the response nor the assertion is signed');
+  let unknownCertificate = false;
+  let failure = '';
+  for (const certificate of connection.certificates) {
+    try {
+      const [verified, signed] = samlify.SamlLib.verifySignature(xml, {
+        metadata: identityProvider(connection, certificate).entityMeta,
+        signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+      });
+      if (verified) return signed ?? refuse('signature_missing', 'the signature covers no assertion');
+    } catch (error) {
+      if (error instanceof SamlRefusal) throw error;
+      const message = String((error as Error).message ?? error);
+      if (message.includes('ERR_POTENTIAL_WRAPPING_ATTACK')) refuse('signature_wrapping', 'an assertion or signature is hidden inside SubjectConfirmationData');
+      if (message.includes('UNMATCH_CERTIFICATE')) unknownCertificate = true;
+      else failure = message.slice(0, 200);
+    }
+  }
+  if (unknownCertificate) refuse('unknown_certificate', 'the response is signed with a certificate not configured for this connection');
+  // The verifier's own words, when it threw, so an admin reading the attempt log can tell why.
+  return refuse('signature_invalid', `the signature does not verify with any configured certificate${failure ? ` (${failure})` : ''}`);
+}
+
+/**
+ * An encrypted assertion: when the Response itself is signed, verify first and decrypt what the
+ * signature covers; otherwise decrypt, then the assertion inside must carry a valid signature.
+ */
+async function decryptAndVerify(
+  xml: string,
+  doc: Document,
+  connection: SamlConnection,
+  entity: ServiceProviderEntity,
+): Promise<{ verifiedXml: string }> {
+  const decrypt = async (source: string) => {
+    try {
+      return await samlify.SamlLib.decryptAssertion(entity.sp, source);
+    } catch {
+      return refuse('decryption_failed', 'the encrypted assertion cannot be decrypted with this organization\'s SP key');
+    }
+  };
+  // The decrypted document gets the same structure and algorithm checks as a plain one.
+  const decryptChecked = async (source: string) => {
+    const [decryptedResponse, assertion] = await decrypt(source);
+    const decryptedDoc = readResponse(decryptedResponse).doc;
+    checkStructure(decryptedDoc.documentElement);
+    checkAlgorithms(decryptedDoc.documentElement);
+    return { decryptedResponse, decryptedDoc, assertion };
+  };
+  if (childElement(doc.documentElement, NS.dsig, 'Signature')) {
+    return { verifiedXml: (await decryptChecked(verifySignature(xml, doc, connection))).assertion };
+  }
+  const { decryptedResponse, decryptedDoc } = await decryptChecked(xml);
+  return { verifiedXml: verifySignature(decryptedResponse, decryptedDoc, connection) };
+}
+
+/**
+ * Reads the identity and its conditions from the signed assertion. The Response element around
+ * it may be unsigned: its Issuer, Destination and InResponseTo can only refuse, never grant.
+ */
+function readAssertion(
+  assertion: Element,
+  response: Element,
+  connection: SamlConnection,
+  entity: ServiceProviderEntity,
+  now: Date,
+): VerifiedAssertion {
+  const skewMs = connection.clockSkewSeconds * 1000;
+  const issuer = textOf(childElement(assertion, NS.assertion, 'Issuer'));
+  if (issuer !== connection.idpEntityId) refuse('wrong_issuer', `the assertion is issued by ${JSON.stringify(issuer)}, expected ${JSON.stringify(connection.idpEntityId)}`);
+  const responseIssuer = textOf(childElement(response, NS.assertion, 'Issuer'));
+  if (responseIssuer !== null && responseIssuer !== connection.idpEntityId) refuse('wrong_issuer', `the response is issued by ${JSON.stringify(responseIssuer)}`);
+
+  const destination = response.getAttribute('Destination');
+  if (destination && destination !== entity.urls.acsUrl) refuse('wrong_destination', `the response is addressed to ${destination}, not ${entity.urls.acsUrl}`);
+
+  const subject = childElement(assertion, NS.assertion, 'Subject');
+  const nameIdElement = subject && childElement(subject, NS.assertion, 'NameID');
+  const nameId = textOf(nameIdElement);
+  if (!nameId) refuse('malformed', 'the assertion has no NameID');
+
+  // Bearer confirmation (SAML profiles 4.1.4.2): Recipient is our ACS, NotOnOrAfter bounds its use.
+  const confirmations = (subject ? childElements(subject, NS.assertion, 'SubjectConfirmation') : [])
+    .filter((c) => c.getAttribute('Method') === BEARER)
+    .map((c) => childElement(c, NS.assertion, 'SubjectConfirmationData'));
+  if (confirmations.length === 0 || confirmations.some((d) => !d)) refuse('malformed', 'the assertion has no bearer SubjectConfirmationData');
+  const data = confirmations[0]!;
+  const recipient = data.getAttribute('Recipient');
+  if (recipient !== entity.urls.acsUrl) refuse('wrong_recipient', `the assertion is for recipient ${JSON.stringify(recipient)}, not ${entity.urls.acsUrl}`);
+  const confirmationNotOnOrAfter = parseTime(data.getAttribute('NotOnOrAfter'));
+  if (!confirmationNotOnOrAfter) refuse('malformed', 'SubjectConfirmationData has no NotOnOrAfter');
+  if (now.getTime() >= confirmationNotOnOrAfter.getTime() + skewMs) refuse('expired', `the assertion expired at ${confirmationNotOnOrAfter.toISOString()}`);
+
+  const conditions = childElement(assertion, NS.assertion, 'Conditions');
+  if (!conditions) refuse('wrong_audience', 'the assertion has no Conditions (and so no audience restriction)');
+  const notBefore = parseTime(conditions.getAttribute('NotBefore'));
+  const notOnOrAfter = parseTime(conditions.getAttribute('NotOnOrAfter'));
+  if (notBefore && now.getTime() < notBefore.getTime() - skewMs) refuse('not_yet_valid', `the assertion is valid only from ${notBefore.toISOString()}`);
+  if (notOnOrAfter && now.getTime() >= notOnOrAfter.getTime() + skewMs) refuse('expired', `the assertion expired at ${notOnOrAfter.toISOString()}`);
+
+  const restrictions = childElements(conditions, NS.assertion, 'AudienceRestriction');
+  if (restrictions.length === 0) refuse('wrong_audience', 'the assertion has no AudienceRestriction');
+  for (const restriction of restrictions) {
+    const audiences = childElements(restriction, NS.assertion, 'Audience').map((a) => textOf(a));
+    if (!audiences.includes(entity.urls.entityId)) refuse('wrong_audience', `the assertion is meant for ${audiences.join(', ')}, not ${entity.urls.entityId}`);
+  }
+
+  // InResponseTo: the signed one in SubjectConfirmationData (SAML profiles 4.1.4.2); the Response's must agree.
+  const inResponseTo = data.getAttribute('InResponseTo') || null;
+  const responseInResponseTo = response.getAttribute('InResponseTo') || null;
+  if (responseInResponseTo && responseInResponseTo !== inResponseTo) {
+    refuse('in_response_to_mismatch', 'the Response answers a request the signed assertion does not name');
+  }
+
+  const authn = childElement(assertion, NS.assertion, 'AuthnStatement');
+  const sessionNotOnOrAfter = parseTime(authn?.getAttribute('SessionNotOnOrAfter') ?? null);
+  if (sessionNotOnOrAfter && now.getTime() >= sessionNotOnOrAfter.getTime() + skewMs) refuse('expired', 'the IdP session has ended (SessionNotOnOrAfter)');
+
+  const until = Math.max(confirmationNotOnOrAfter.getTime(), notOnOrAfter?.getTime() ?? 0) + skewMs;
+  return {
+    assertionId: assertion.getAttribute('ID') ?? refuse('malformed', 'the assertion has no ID'),
+    issuer,
+    nameId,
+    attributes: readAttributes(assertion),
+    inResponseTo,
+    usableUntil: new Date(until),
+    sessionEndsAt: sessionNotOnOrAfter,
+  };
+}
+
+function readAttributes(assertion: Element): Map<string, string[]> {
+  const attributes = new Map<string, string[]>();
+  for (const statement of childElements(assertion, NS.assertion, 'AttributeStatement')) {
+    for (const attribute of childElements(statement, NS.assertion, 'Attribute')) {
+      const name = attribute.getAttribute('Name') ?? '';
+      const values = childElements(attribute, NS.assertion, 'AttributeValue').map((v) => textOf(v)).filter((v): v is string => v !== null);
+      attributes.set(name, [...(attributes.get(name) ?? []), ...values]);
+    }
+  }
+  return attributes;
+}
+
+function parseTime(value: string | null): Date | null {
+  if (!value) return null;
+  const time = new Date(value);
+  if (Number.isNaN(time.getTime())) refuse('malformed', `not a time: ${value}`);
+  return time;
+}

@@ -1,0 +1,336 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IDP_ENTITY_ID, encode, makeIdpKeys, newId, responseXml, signAssertion, signResponse, type ResponseOptions } from './support/idp.ts';
+import { lastAttempt, postResponse, samlFixture, startLogin, type SamlFixture } from './support/setup.ts';
+
+/**
+ * Every refusal the SP owes, each with a crafted response signed by xmlsec1. A test asserts the
+ * refusal, its reason in the SSO attempt log and on the error page, and that no session was set.
+ */
+let f: SamlFixture;
+beforeAll(async () => {
+  f = await samlFixture();
+});
+afterAll(async () => f.ctx.database.close());
+
+const base = (over: Partial<ResponseOptions> = {}): ResponseOptions => ({
+  acsUrl: f.acsUrl,
+  audience: f.audience,
+  nameId: 'owner@acme.test',
+  ...over,
+});
+
+async function expectRefused(xml: string, reason: string, relayState?: string) {
+  const res = await postResponse(f, xml, relayState);
+  expect(res.status, `expected a refusal (${reason}), got ${res.status}: ${res.text.slice(0, 300)}`).toBe(403);
+  expect(res.headers['set-cookie']).toBeUndefined();
+  expect(res.text).toContain(`data-reason="${reason}"`);
+  const attempt = await lastAttempt(f);
+  expect(attempt).toMatchObject({ outcome: 'refused', reason });
+  return { res, attempt: attempt! };
+}
+
+async function expectAccepted(xml: string, relayState?: string) {
+  const res = await postResponse(f, xml, relayState);
+  expect(res.status, res.text.slice(0, 500)).toBe(303);
+  expect(await lastAttempt(f)).toMatchObject({ outcome: 'success' });
+  return res;
+}
+
+describe('a well-formed, correctly signed response', () => {
+  it('is accepted (the baseline every refusal below bends)', async () => {
+    await expectAccepted(signAssertion(responseXml(base()), f.idp));
+  });
+
+  it('is accepted within the clock skew (NotBefore one minute ahead)', async () => {
+    await expectAccepted(signAssertion(responseXml(base({ notBefore: new Date(Date.now() + 60_000) })), f.idp));
+  });
+});
+
+describe('signatures', () => {
+  it('refuses an unsigned response', async () => {
+    await expectRefused(responseXml(base()), 'signature_missing');
+  });
+
+  it('refuses a response signed by a certificate the connection does not trust', async () => {
+    const other = makeIdpKeys('attacker');
+    await expectRefused(signAssertion(responseXml(base()), other), 'unknown_certificate');
+  });
+
+  it('refuses a signed assertion changed after signing', async () => {
+    const signed = signAssertion(responseXml(base({ nameId: 'someone@acme.test', attributes: { email: ['someone@acme.test'] } })), f.idp);
+    await expectRefused(signed.replaceAll('someone@acme.test', 'owner@acme.test'), 'signature_invalid');
+  });
+
+  it('refuses a signature without the certificate in KeyInfo made by another key', async () => {
+    const other = makeIdpKeys('attacker');
+    const signed = signAssertion(responseXml(base()), other).replace(/<ds:KeyInfo>[\s\S]*?<\/ds:KeyInfo>/g, '');
+    await expectRefused(signed, 'signature_invalid');
+  });
+
+  it('refuses SHA-1 signatures', async () => {
+    await expectRefused(signAssertion(responseXml(base()), f.idp, 'sha1'), 'weak_algorithm');
+  });
+
+  it('refuses RSA 1.5 key transport in an encrypted assertion', async () => {
+    const signed = signResponse(responseXml(base()), f.idp);
+    const withEncryption = signed.replace(
+      /<saml:Assertion [\s\S]*<\/saml:Assertion>/,
+      '<saml:EncryptedAssertion><xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" Type="http://www.w3.org/2001/04/xmlenc#Element">' +
+        '<xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes256-cbc"/>' +
+        '<ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><xenc:EncryptedKey><xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-1_5"/>' +
+        '<xenc:CipherData><xenc:CipherValue>AAAA</xenc:CipherValue></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo>' +
+        '<xenc:CipherData><xenc:CipherValue>AAAA</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData></saml:EncryptedAssertion>',
+    );
+    await expectRefused(withEncryption, 'weak_algorithm');
+  });
+});
+
+describe('XML signature wrapping', () => {
+  const evilAssertion = (id: string) =>
+    responseXml(base({ nameId: 'evil@attacker.example', attributes: { email: ['evil@attacker.example'] }, assertionId: id }))
+      .match(/<saml:Assertion [\s\S]*<\/saml:Assertion>/)![0];
+  const signedAssertionOf = (xml: string) => xml.match(/<saml:Assertion [\s\S]*<\/saml:Assertion>/)![0];
+
+  it('refuses an unsigned evil assertion placed before the signed one', async () => {
+    const signed = signAssertion(responseXml(base()), f.idp);
+    const wrapped = signed.replace('<saml:Assertion ', `${evilAssertion(newId())}<saml:Assertion `);
+    const { attempt } = await expectRefused(wrapped, 'signature_wrapping');
+    expect(attempt.message).toMatch(/exactly one assertion/);
+  });
+
+  it('refuses an evil assertion whose signed original hides in the Response Extensions', async () => {
+    const signed = signAssertion(responseXml(base()), f.idp);
+    const original = signedAssertionOf(signed);
+    const wrapped = signed
+      .replace(original, evilAssertion(newId()))
+      .replace('<samlp:Status>', `<samlp:Extensions>${original}</samlp:Extensions><samlp:Status>`);
+    await expectRefused(wrapped, 'signature_wrapping');
+  });
+
+  it('refuses an evil assertion with the same ID that carries the signed original in its Advice', async () => {
+    const signed = signAssertion(responseXml(base()), f.idp);
+    const original = signedAssertionOf(signed);
+    const id = /ID="([^"]+)"/.exec(original)![1]!;
+    const evil = evilAssertion(id).replace('</saml:Conditions>', `</saml:Conditions><saml:Advice>${original}</saml:Advice>`);
+    const wrapped = signed.replace(original, evil);
+    await expectRefused(wrapped, 'signature_wrapping');
+  });
+
+  it('refuses a new Response wrapping the signed original Response inside its signature (XSW1)', async () => {
+    const signed = signResponse(responseXml(base()), f.idp);
+    const signature = signed.match(/<ds:Signature [\s\S]*?<\/ds:Signature>/)![0];
+    const evil = responseXml(base({ nameId: 'evil@attacker.example', attributes: { email: ['evil@attacker.example'] } }));
+    const evilWithSignature = evil.replace(
+      /(<samlp:Response [^>]*><saml:Issuer>[^<]*<\/saml:Issuer>)/,
+      `$1${signature.replace('</ds:Signature>', `<ds:Object>${signed}</ds:Object></ds:Signature>`)}`,
+    );
+    await expectRefused(evilWithSignature, 'signature_wrapping');
+  });
+
+  it('refuses a signature that references an element other than its parent', async () => {
+    const signed = signAssertion(responseXml(base()), f.idp);
+    const assertionId = /<saml:Assertion ID="([^"]+)"/.exec(signed)![1]!;
+    // Move the assertion's signature up to the Response, still pointing at the assertion.
+    const signature = signed.match(/<ds:Signature [\s\S]*?<\/ds:Signature>/)![0];
+    const moved = signed.replace(signature, '').replace(/(<samlp:Response [^>]*><saml:Issuer>[^<]*<\/saml:Issuer>)/, `$1${signature}`);
+    expect(moved).toContain(`URI="#${assertionId}"`);
+    await expectRefused(moved, 'signature_wrapping');
+  });
+
+  it('refuses a comment inside the NameID (truncation attack)', async () => {
+    const xml = signAssertion(
+      responseXml(base({ nameIdXml: 'owner@acme.test<!---->.attacker.example', attributes: { other: ['x'] } })),
+      f.idp,
+    );
+    await expectRefused(xml, 'comment_in_assertion');
+  });
+});
+
+describe('issuer, audience, recipient, destination', () => {
+  it('refuses an issuer no connection trusts', async () => {
+    const { attempt } = await expectRefused(signAssertion(responseXml(base({ issuer: 'https://evil.example/idp' })), f.idp), 'unknown_issuer');
+    expect(attempt.message).toContain('https://evil.example/idp');
+  });
+
+  it('refuses a signed assertion from another issuer inside a response claiming ours', async () => {
+    await expectRefused(signAssertion(responseXml(base({ assertionIssuer: 'https://other.example/idp' })), f.idp), 'wrong_issuer');
+  });
+
+  it('refuses an assertion meant for another SP (audience)', async () => {
+    await expectRefused(signAssertion(responseXml(base({ audience: 'https://other-sp.example/metadata' })), f.idp), 'wrong_audience');
+  });
+
+  it('refuses an assertion for another recipient', async () => {
+    await expectRefused(signAssertion(responseXml(base({ recipient: 'https://other-sp.example/acs' })), f.idp), 'wrong_recipient');
+  });
+
+  it('refuses a response sent to another destination', async () => {
+    await expectRefused(signAssertion(responseXml(base({ destination: 'https://other-sp.example/acs' })), f.idp), 'wrong_destination');
+  });
+
+  it("refuses an assertion for another organization's ACS on this organization", async () => {
+    const other = 'https://orgsync.test/saml/globex/acs';
+    await expectRefused(signAssertion(responseXml(base({ destination: other, recipient: other })), f.idp), 'wrong_destination');
+  });
+});
+
+describe('time window', () => {
+  it('refuses an expired assertion', async () => {
+    const past = new Date(Date.now() - 10 * 60_000);
+    await expectRefused(signAssertion(responseXml(base({ notOnOrAfter: past, confirmationNotOnOrAfter: past })), f.idp), 'expired');
+  });
+
+  it('refuses an assertion whose bearer confirmation has expired', async () => {
+    await expectRefused(signAssertion(responseXml(base({ confirmationNotOnOrAfter: new Date(Date.now() - 10 * 60_000) })), f.idp), 'expired');
+  });
+
+  it('refuses an assertion not yet valid (beyond the clock skew)', async () => {
+    await expectRefused(signAssertion(responseXml(base({ notBefore: new Date(Date.now() + 10 * 60_000) })), f.idp), 'not_yet_valid');
+  });
+});
+
+describe('InResponseTo and replay', () => {
+  it('refuses an InResponseTo this SP never sent', async () => {
+    await expectRefused(signAssertion(responseXml(base({ inResponseTo: newId() })), f.idp), 'in_response_to_mismatch');
+  });
+
+  it('refuses a second answer to the same request', async () => {
+    const requestId = await startLogin(f);
+    await expectAccepted(signAssertion(responseXml(base({ inResponseTo: requestId })), f.idp));
+    await expectRefused(signAssertion(responseXml(base({ inResponseTo: requestId })), f.idp), 'in_response_to_mismatch');
+  });
+
+  it('refuses an InResponseTo only in the unsigned Response that differs from the signed one', async () => {
+    const requestId = await startLogin(f);
+    const xml = signAssertion(responseXml(base({ inResponseTo: requestId })), f.idp).replace(
+      /(<samlp:Response [^>]*?)InResponseTo="[^"]+"/,
+      `$1InResponseTo="${newId()}"`,
+    );
+    await expectRefused(xml, 'in_response_to_mismatch');
+  });
+
+  it('refuses a replayed assertion', async () => {
+    const xml = signAssertion(responseXml(base()), f.idp);
+    await expectAccepted(xml);
+    await expectRefused(xml, 'replayed_assertion');
+  });
+
+  it('refuses an unsolicited response when IdP-initiated sign-in is off', async () => {
+    await request(f.app).patch(`/api/saml/connections/${f.connectionId}`).set('authorization', `Bearer ${f.adminKey}`).send({ allowIdpInitiated: false }).expect(200);
+    try {
+      await expectRefused(signAssertion(responseXml(base()), f.idp), 'unsolicited_response');
+      const requestId = await startLogin(f);
+      await expectAccepted(signAssertion(responseXml(base({ inResponseTo: requestId })), f.idp));
+    } finally {
+      await request(f.app).patch(`/api/saml/connections/${f.connectionId}`).set('authorization', `Bearer ${f.adminKey}`).send({ allowIdpInitiated: true }).expect(200);
+    }
+  });
+});
+
+describe('status, XML hazards, size, schema', () => {
+  it('refuses a non-success status even with a signed assertion attached', async () => {
+    const xml = signAssertion(responseXml(base({ status: 'urn:oasis:names:tc:SAML:2.0:status:Responder' })), f.idp);
+    const { attempt } = await expectRefused(xml, 'status_not_success');
+    expect(attempt.message).toContain('Responder');
+  });
+
+  it('refuses a DOCTYPE (entity expansion / XXE)', async () => {
+    const xml = signAssertion(responseXml(base()), f.idp);
+    const withDoctype = `<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>${xml.replace('owner@acme.test</saml:NameID>', '&x;</saml:NameID>')}`;
+    await expectRefused(withDoctype, 'doctype');
+  });
+
+  it('refuses an oversized message', async () => {
+    const xml = signAssertion(responseXml(base({ attributes: { email: ['owner@acme.test'], padding: ['x'.repeat(300 * 1024)] } })), f.idp);
+    await expectRefused(xml, 'oversized');
+  });
+
+  it('refuses a response that does not match the schema', async () => {
+    const xml = signResponse(responseXml(base()), f.idp).replace('<samlp:Status>', '<samlp:Unexpected/><samlp:Status>');
+    await expectRefused(xml, 'schema_invalid');
+  });
+
+  it('refuses something that is not XML', async () => {
+    await expectRefused('<samlp:Response', 'malformed');
+    const res = await request(f.app).post('/saml/acme/acs').type('form').send({ SAMLResponse: '%%%not base64' });
+    expect(res.status).toBe(403);
+    expect(await lastAttempt(f)).toMatchObject({ outcome: 'refused', reason: 'malformed' });
+  });
+});
+
+describe('where the browser goes afterwards', () => {
+  it('refuses a RelayState outside the allowed return URLs', async () => {
+    await expectRefused(signAssertion(responseXml(base()), f.idp), 'relay_state_not_allowed', 'https://evil.example/phish');
+    await expectRefused(signAssertion(responseXml(base()), f.idp), 'relay_state_not_allowed', '//evil.example/phish');
+  });
+
+  it('follows a relative RelayState and refuses an open redirect at login', async () => {
+    const res = await expectAccepted(signAssertion(responseXml(base()), f.idp), '/dashboard');
+    expect(res.headers.location).toBe('https://orgsync.test/dashboard');
+    const login = await request(f.app).get('/saml/acme/login').query({ returnTo: 'https://evil.example/' });
+    expect(login.status).toBe(400);
+    expect(login.text).toContain('data-reason="relay_state_not_allowed"');
+  });
+
+  it('allows return URLs the connection lists', async () => {
+    await request(f.app)
+      .patch(`/api/saml/connections/${f.connectionId}`)
+      .set('authorization', `Bearer ${f.adminKey}`)
+      .send({ allowedReturnUrls: ['https://app.acme.example/'] })
+      .expect(200);
+    const res = await expectAccepted(signAssertion(responseXml(base()), f.idp), 'https://app.acme.example/projects');
+    expect(res.headers.location).toBe('https://app.acme.example/projects');
+    await expectRefused(signAssertion(responseXml(base()), f.idp), 'relay_state_not_allowed', 'https://app.acme.example.evil.example/');
+  });
+});
+
+describe('connection state', () => {
+  it('refuses sign-in through a disabled connection', async () => {
+    await request(f.app).patch(`/api/saml/connections/${f.connectionId}`).set('authorization', `Bearer ${f.adminKey}`).send({ enabled: false }).expect(200);
+    try {
+      await expectRefused(signAssertion(responseXml(base()), f.idp), 'connection_disabled');
+    } finally {
+      await request(f.app).patch(`/api/saml/connections/${f.connectionId}`).set('authorization', `Bearer ${f.adminKey}`).send({ enabled: true }).expect(200);
+    }
+  });
+
+  it('trusts a second certificate during a rotation', async () => {
+    const next = makeIdpKeys('next');
+    await request(f.app)
+      .patch(`/api/saml/connections/${f.connectionId}`)
+      .set('authorization', `Bearer ${f.adminKey}`)
+      .send({ certificates: [f.idp.certificate, next.certificate] })
+      .expect(200);
+    await expectAccepted(signAssertion(responseXml(base()), next));
+    await expectAccepted(signAssertion(responseXml(base()), f.idp));
+    expect(IDP_ENTITY_ID).toBe('https://idp.example.test/metadata');
+  });
+
+  it('answers an error page for an unknown organization', async () => {
+    const res = await request(f.app).post('/saml/nope/acs').type('form').send({ SAMLResponse: encode('<x/>') });
+    expect(res.status).toBe(404);
+  });
+});
+
+describe('several instances on one database', () => {
+  it.skipIf(!process.env.DATABASE_URL)('accepts an assertion once when it reaches two instances at the same time', async () => {
+    const { connect } = await import('../../src/storage/database.ts');
+    const { createApp } = await import('../../src/http/app.ts');
+    const url = (f.ctx.database as unknown as { url: string }).url;
+    const otherSql = connect(url, 2);
+    try {
+      const other = createApp({ ...f.ctx, sql: otherSql, database: { ...f.ctx.database, sql: otherSql } });
+      const xml = signAssertion(responseXml(base()), f.idp);
+      const form = { SAMLResponse: encode(xml) };
+      const answers = await Promise.all([
+        request(f.app).post('/saml/acme/acs').type('form').send(form),
+        request(other).post('/saml/acme/acs').type('form').send(form),
+      ]);
+      expect(answers.map((a) => a.status).sort()).toEqual([303, 403]);
+      expect(answers.find((a) => a.status === 403)!.text).toContain('data-reason="replayed_assertion"');
+    } finally {
+      await otherSql.end({ timeout: 5 });
+    }
+  });
+});

@@ -1,0 +1,298 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeIdpKeys, responseXml, signAssertion, signResponse } from './support/idp.ts';
+import { idpMetadataXml, lastAttempt, postResponse, samlFixture, startLogin, type SamlFixture } from './support/setup.ts';
+
+let f: SamlFixture;
+beforeAll(async () => {
+  f = await samlFixture();
+});
+afterAll(async () => f.ctx.database.close());
+
+describe('SAML sign-in', () => {
+  it('an owner signs in SP-initiated and /saml/me tells who they are', async () => {
+    const requestId = await startLogin(f, '/app/home');
+    const xml = signAssertion(responseXml({ acsUrl: f.acsUrl, audience: f.audience, nameId: 'owner@acme.test', inResponseTo: requestId }), f.idp);
+    const res = await postResponse(f, xml);
+    expect(res.status, res.text).toBe(303);
+    expect(res.headers.location).toBe('https://orgsync.test/app/home');
+    const cookie = res.headers['set-cookie']![0]!;
+    expect(cookie).toMatch(/orgsync_session=/);
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/Secure/);
+    expect(cookie).toMatch(/SameSite=Lax/);
+    expect(await lastAttempt(f)).toMatchObject({ outcome: 'success', reason: 'member', nameId: 'owner@acme.test' });
+
+    const me = await request(f.app).get('/saml/me').set('cookie', cookie.split(';')[0]!).expect(200);
+    expect(me.body.account.email).toBe('owner@acme.test');
+    expect(me.body.organization.slug).toBe('acme');
+    expect(me.body.roles).toEqual(['owner']);
+    expect(me.body.permissions).toContain('org:manage');
+
+    await request(f.app).post('/saml/logout').set('cookie', cookie.split(';')[0]!).expect(204);
+    await request(f.app).get('/saml/me').set('cookie', cookie.split(';')[0]!).expect(401);
+  });
+
+  it('accepts a response signed only at the Response level', async () => {
+    const xml = signResponse(responseXml({ acsUrl: f.acsUrl, audience: f.audience, nameId: 'owner@acme.test' }), f.idp);
+    const res = await postResponse(f, xml);
+    expect(res.status, res.text).toBe(303);
+    expect(await lastAttempt(f)).toMatchObject({ outcome: 'success' });
+  });
+});
+
+const admin = () => ({ authorization: `Bearer ${f.adminKey}` });
+const testActor = { type: 'system' as const, name: 'test', channel: 'system' as const };
+
+async function signInAs(email: string, extra: Partial<Parameters<typeof responseXml>[0]> = {}) {
+  return postResponse(f, signAssertion(responseXml({ acsUrl: f.acsUrl, audience: f.audience, nameId: email, ...extra }), f.idp));
+}
+
+async function membershipOf(email: string) {
+  const [row] = await f.ctx.sql<{ status: string; source: string; roles: string[] }[]>`
+    select m.status, m.source, m.roles from memberships m join accounts a on a.id = m.account_id
+    where m.organization_id = ${f.organization.id} and lower(a.email) = lower(${email})`;
+  return row ?? null;
+}
+
+describe('sessions', () => {
+  it('lasts 8 hours, or less when the IdP session ends sooner', async () => {
+    const expiry = (res: { headers: Record<string, unknown> }) =>
+      new Date(/Expires=([^;]+)/.exec((res.headers['set-cookie'] as string[])[0]!)![1]!).getTime() - Date.now();
+    const usual = await signInAs('owner@acme.test');
+    expect(expiry(usual)).toBeGreaterThan(7.9 * 3600_000);
+    const short = await signInAs('owner@acme.test', { sessionNotOnOrAfter: new Date(Date.now() + 30 * 60_000) });
+    expect(expiry(short)).toBeLessThan(31 * 60_000);
+    expect(expiry(short)).toBeGreaterThan(25 * 60_000);
+  });
+});
+
+describe('join rules', () => {
+  it('accepts a pending invitation on first sign-in', async () => {
+    await request(f.app).post('/api/invitations').set(admin()).send({ emails: 'invitee@partner.example', roles: ['viewer'] }).expect(201);
+    const res = await signInAs('invitee@partner.example');
+    expect(res.status, res.text).toBe(303);
+    expect(await lastAttempt(f)).toMatchObject({ outcome: 'success', reason: 'invitation' });
+    expect(await membershipOf('invitee@partner.example')).toMatchObject({ status: 'active', roles: ['viewer'] });
+    const [invitation] = await f.ctx.sql`select status from invitations where organization_id = ${f.organization.id} and lower(email) = 'invitee@partner.example'`;
+    expect(invitation!.status).toBe('accepted');
+  });
+
+  it('matches a person provisioned by SCIM by email', async () => {
+    const { ensureAccount } = await import('../../src/core/accounts.ts');
+    const { joinOrganization } = await import('../../src/core/memberships.ts');
+    const account = await ensureAccount(f.ctx.sql, { email: 'Provisioned@Acme.test' });
+    await joinOrganization(f.ctx.sql, { organizationId: f.organization.id, accountId: account.id, source: 'scim' }, { ...testActor, channel: 'scim' });
+    const res = await signInAs('provisioned@acme.test');
+    expect(res.status, res.text).toBe(303);
+    expect(await lastAttempt(f)).toMatchObject({ outcome: 'success', reason: 'scim' });
+  });
+
+  it('refuses someone unknown, naming whom to ask, and changes nothing', async () => {
+    const requestId = await startLogin(f);
+    const res = await signInAs('stranger@acme-corp.example', { assertionId: '_stranger-assertion', inResponseTo: requestId });
+    expect(res.status).toBe(403);
+    expect(res.text).toContain('data-reason="not_allowed_to_join"');
+    expect(res.text).toContain('owner@acme.test');
+    expect(res.headers['set-cookie']).toBeUndefined();
+    expect(await lastAttempt(f)).toMatchObject({ outcome: 'refused', reason: 'not_allowed_to_join', email: 'stranger@acme-corp.example' });
+    const [account] = await f.ctx.sql`select 1 from accounts where lower(email) = 'stranger@acme-corp.example'`;
+    expect(account).toBeUndefined();
+    const [used] = await f.ctx.sql`select 1 from saml_replay_cache where assertion_id = '_stranger-assertion'`;
+    expect(used).toBeUndefined();
+    const [pending] = await f.ctx.sql`select 1 from saml_requests where id = ${requestId}`;
+    expect(pending).toBeDefined();
+  });
+
+  it('joins an email in a verified domain with the default role only when auto-join is on', async () => {
+    await request(f.app).post('/api/domains').set(admin()).send({ domain: 'acme-corp.example' }).expect(201);
+    await request(f.app).post('/api/domains/acme-corp.example/verify').set(admin()).expect(200);
+    const off = await signInAs('newcomer@acme-corp.example');
+    expect(off.status).toBe(403);
+    expect(await lastAttempt(f)).toMatchObject({ reason: 'not_allowed_to_join' });
+
+    await request(f.app).patch('/api/organization').set(admin()).send({ autoJoinVerifiedDomains: true }).expect(200);
+    const on = await signInAs('newcomer@acme-corp.example', { attributes: { email: ['newcomer@acme-corp.example'], firstName: ['New'], lastName: ['Comer'] } });
+    expect(on.status, on.text).toBe(303);
+    expect(await lastAttempt(f)).toMatchObject({ outcome: 'success', reason: 'verified_domain' });
+    expect(await membershipOf('newcomer@acme-corp.example')).toEqual({ status: 'active', source: 'sso', roles: ['member'] });
+    const [account] = await f.ctx.sql`select given_name, family_name from accounts where lower(email) = 'newcomer@acme-corp.example'`;
+    expect(account).toEqual({ givenName: 'New', familyName: 'Comer' });
+    const audit = await f.ctx.sql`select action, channel from audit_log where organization_id = ${f.organization.id} and channel = 'sso' order by id`;
+    expect(audit.map((a) => a.action)).toEqual(expect.arrayContaining(['member.joined', 'sso.login', 'sso.refused']));
+  });
+
+  it('refuses suspended and removed members', async () => {
+    const { findAccountByEmail } = await import('../../src/core/accounts.ts');
+    const { suspendMember, removeMember } = await import('../../src/core/memberships.ts');
+    const account = (await findAccountByEmail(f.ctx.sql, 'newcomer@acme-corp.example'))!;
+    await suspendMember(f.ctx.sql, f.organization.id, account.id, testActor);
+    expect((await signInAs('newcomer@acme-corp.example')).status).toBe(403);
+    expect(await lastAttempt(f)).toMatchObject({ outcome: 'refused', reason: 'membership_suspended' });
+    await removeMember(f.ctx.sql, f.organization.id, account.id, testActor);
+    expect((await signInAs('newcomer@acme-corp.example')).status).toBe(403);
+    expect(await lastAttempt(f)).toMatchObject({ outcome: 'refused', reason: 'membership_removed' });
+  });
+
+  it('reads the email from Entra ID claim URIs and records groups as saml groups', async () => {
+    const claims = {
+      'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress': ['owner@acme.test'],
+      'http://schemas.microsoft.com/ws/2008/06/identity/claims/groups': ['Engineering', 'Admins'],
+    };
+    expect((await signInAs('00u1abcd-persistent-id', { attributes: claims })).status).toBe(303);
+    const groupsOf = async () =>
+      (await f.ctx.sql<{ displayName: string }[]>`
+        select g.display_name from groups g join group_members gm on gm.organization_id = g.organization_id and gm.group_id = g.id
+        join accounts a on a.id = gm.account_id
+        where g.organization_id = ${f.organization.id} and g.source = 'saml' and a.email = 'owner@acme.test' order by 1`).map((g) => g.displayName);
+    expect(await groupsOf()).toEqual(['Admins', 'Engineering']);
+    const [event] = await f.ctx.sql`select type from outbox where organization_id = ${f.organization.id} and type like 'group.%' order by id desc limit 1`;
+    expect(event).toBeDefined();
+
+    claims['http://schemas.microsoft.com/ws/2008/06/identity/claims/groups'] = ['Engineering'];
+    expect((await signInAs('00u1abcd-persistent-id', { attributes: claims })).status).toBe(303);
+    expect(await groupsOf()).toEqual(['Engineering']);
+  });
+
+  it('uses a per-connection attribute mapping', async () => {
+    await request(f.app).patch(`/api/saml/connections/${f.connectionId}`).set(admin()).send({ attributeMapping: { email: 'workEmail' } }).expect(200);
+    try {
+      const res = await signInAs('opaque-id-123', { attributes: { workEmail: ['owner@acme.test'], email: ['someone-else@acme.test'] } });
+      expect(res.status, res.text).toBe(303);
+      expect(await lastAttempt(f)).toMatchObject({ outcome: 'success', email: 'owner@acme.test', nameId: 'opaque-id-123' });
+      const none = await signInAs('opaque-id-123', { attributes: { email: ['owner@acme.test'] } });
+      expect(none.status).toBe(403);
+      expect(await lastAttempt(f)).toMatchObject({ outcome: 'refused', reason: 'no_email' });
+    } finally {
+      await request(f.app).patch(`/api/saml/connections/${f.connectionId}`).set(admin()).send({ attributeMapping: {} }).expect(200);
+    }
+  });
+});
+
+describe('SP metadata and the admin API', () => {
+  it('publishes SP metadata with entity id, ACS URL and certificate', async () => {
+    const res = await request(f.app).get('/saml/acme/metadata').expect(200);
+    expect(res.headers['content-type']).toMatch(/samlmetadata\+xml/);
+    expect(res.text).toContain('entityID="https://orgsync.test/saml/acme/metadata"');
+    expect(res.text).toContain('Location="https://orgsync.test/saml/acme/acs"');
+    expect(res.text).toMatch(/KeyDescriptor use="signing"/);
+    expect(res.text).toMatch(/KeyDescriptor use="encryption"/);
+    await request(f.app).get('/saml/nope/metadata').expect(404);
+  });
+
+  it('answers the SP URLs to paste into the IdP', async () => {
+    const res = await request(f.app).get('/api/saml/service-provider').set(admin()).expect(200);
+    expect(res.body).toMatchObject({
+      entityId: 'https://orgsync.test/saml/acme/metadata',
+      acsUrl: 'https://orgsync.test/saml/acme/acs',
+      metadataUrl: 'https://orgsync.test/saml/acme/metadata',
+      loginUrl: 'https://orgsync.test/saml/acme/login',
+    });
+    expect(res.body.certificate).toMatch(/BEGIN CERTIFICATE/);
+  });
+
+  it('creates a connection from fields, lists, updates, disables and deletes it', async () => {
+    const other = makeIdpKeys('second');
+    const created = await request(f.app)
+      .post('/api/saml/connections')
+      .set(admin())
+      .send({ name: 'Entra', idpEntityId: 'https://sts.windows.net/tenant/', ssoUrl: 'https://login.microsoftonline.com/tenant/saml2', certificates: [other.certificate] })
+      .expect(201);
+    expect(created.body).toMatchObject({ name: 'Entra', enabled: true, allowIdpInitiated: true });
+    expect(created.body.certificateInfo[0].subject).toContain('CN=second');
+    const list = await request(f.app).get('/api/saml/connections').set(admin()).expect(200);
+    expect(list.body.items).toHaveLength(2);
+    await request(f.app).patch(`/api/saml/connections/${created.body.id}`).set(admin()).send({ enabled: false, clockSkewSeconds: 30 }).expect(200);
+    const got = await request(f.app).get(`/api/saml/connections/${created.body.id}`).set(admin()).expect(200);
+    expect(got.body).toMatchObject({ enabled: false, clockSkewSeconds: 30 });
+    const rotated = makeIdpKeys('rotated');
+    const reread = await request(f.app)
+      .patch(`/api/saml/connections/${created.body.id}`)
+      .set(admin())
+      .send({ metadataXml: idpMetadataXml([other.certificate, rotated.certificate], 'https://sts.windows.net/tenant/', 'https://login.example/new-sso') })
+      .expect(200);
+    expect(reread.body).toMatchObject({ ssoUrl: 'https://login.example/new-sso', certificates: [other.certificate, rotated.certificate] });
+    await request(f.app).delete(`/api/saml/connections/${created.body.id}`).set(admin()).expect(204);
+    await request(f.app).get(`/api/saml/connections/${created.body.id}`).set(admin()).expect(404);
+  });
+
+  it('refuses bad connection input clearly and creates nothing', async () => {
+    const bad = async (body: object, message: RegExp) => {
+      const res = await request(f.app).post('/api/saml/connections').set(admin()).send(body);
+      expect(res.status).toBe(400);
+      expect(res.body.message).toMatch(message);
+    };
+    await bad({ name: 'x' }, /metadataXml/);
+    await bad({ name: 'x', metadataXml: '<nope' }, /metadata/);
+    await bad({ name: 'x', metadataXml: '<!DOCTYPE x [<!ENTITY a "b">]><x/>' }, /DOCTYPE/);
+    await bad({ name: 'x', idpEntityId: 'e', ssoUrl: 'https://idp.example/sso', certificates: ['not a cert'] }, /certificate/);
+    await bad({ name: 'x', idpEntityId: 'e', ssoUrl: 'ftp://idp.example/sso', certificates: [f.idp.certificate] }, /ssoUrl/);
+    const dup = await request(f.app).post('/api/saml/connections').set(admin()).send({ name: 'again', metadataXml: idpMetadataXml([f.idp.certificate]) });
+    expect(dup.status).toBe(409);
+    const list = await request(f.app).get('/api/saml/connections').set(admin()).expect(200);
+    expect(list.body.items).toHaveLength(1);
+  });
+
+  it('pages through the SSO attempt log', async () => {
+    const first = await request(f.app).get('/api/saml/attempts').query({ limit: 2 }).set(admin()).expect(200);
+    expect(first.body.items).toHaveLength(2);
+    expect(first.body.items[0]).toMatchObject({ outcome: expect.any(String), idpEntityId: 'https://idp.example.test/metadata' });
+    const second = await request(f.app).get('/api/saml/attempts').query({ limit: 2, before: first.body.next }).set(admin()).expect(200);
+    expect(Number(second.body.items[0].id)).toBeLessThan(Number(first.body.items[1].id));
+    const refused = await request(f.app).get('/api/saml/attempts').query({ outcome: 'refused' }).set(admin()).expect(200);
+    expect(refused.body.items.every((a: { outcome: string }) => a.outcome === 'refused')).toBe(true);
+    await request(f.app).get('/api/saml/attempts').query({ limit: 0 }).set(admin()).expect(400);
+  });
+
+  it('requires org:manage', async () => {
+    const requestId = await startLogin(f);
+    const res = await request(f.app).post('/api/invitations').set(admin()).send({ emails: 'plain@partner.example', roles: ['member'] });
+    expect(res.status).toBe(201);
+    const login = await signInAs('plain@partner.example', { inResponseTo: requestId });
+    const cookie = login.headers['set-cookie']![0]!.split(';')[0]!;
+    await request(f.app).get('/api/saml/connections').set('cookie', cookie).expect(403);
+    await request(f.app).get('/api/saml/connections').expect(401);
+  });
+});
+
+describe('starting a sign-in', () => {
+  it('sends a signed AuthnRequest to the IdP over HTTP-Redirect', async () => {
+    const res = await request(f.app).get('/saml/acme/login').expect(302);
+    const { authnRequestOf } = await import('./support/idp.ts');
+    const { xml, url } = authnRequestOf(res.headers.location!);
+    expect(url.origin + url.pathname).toBe('https://idp.example.test/sso');
+    expect(url.searchParams.get('Signature')).toBeTruthy();
+    expect(xml).toContain('AssertionConsumerServiceURL="https://orgsync.test/saml/acme/acs"');
+    expect(xml).toContain('<saml:Issuer>https://orgsync.test/saml/acme/metadata</saml:Issuer>');
+  });
+
+  it('asks which connection when there are several, and explains when there is none', async () => {
+    const second = await request(f.app)
+      .post('/api/saml/connections')
+      .set(admin())
+      .send({ name: 'Second', idpEntityId: 'https://second.example/idp', ssoUrl: 'https://second.example/sso', certificates: [f.idp.certificate] })
+      .expect(201);
+    try {
+      const ambiguous = await request(f.app).get('/saml/acme/login').expect(400);
+      expect(ambiguous.text).toContain('connection=');
+      const chosen = await request(f.app).get('/saml/acme/login').query({ connection: second.body.id }).expect(302);
+      expect(chosen.headers.location).toMatch(/^https:\/\/second\.example\/sso\?/);
+      await request(f.app).get('/saml/acme/login').query({ connection: 'not-a-connection' }).expect(400);
+    } finally {
+      await request(f.app).delete(`/api/saml/connections/${second.body.id}`).set(admin()).expect(204);
+    }
+    await request(f.app).get('/saml/nobody/login').expect(404);
+  });
+});
+
+describe('the SSO attempt log', () => {
+  it('forgets attempts older than 90 days', async () => {
+    await f.ctx.sql`update saml_attempts set at = now() - interval '91 days' where organization_id = ${f.organization.id} and id = (select min(id) from saml_attempts where organization_id = ${f.organization.id})`;
+    const count = async () => (await f.ctx.sql<{ n: number }[]>`select count(*)::int as n from saml_attempts where organization_id = ${f.organization.id}`)[0]!.n;
+    const before = await count();
+    await signInAs('owner@acme.test');
+    expect(await count()).toBe(before);
+    const [old] = await f.ctx.sql`select 1 from saml_attempts where organization_id = ${f.organization.id} and at < now() - interval '90 days'`;
+    expect(old).toBeUndefined();
+  });
+});
