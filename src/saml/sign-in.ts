@@ -69,6 +69,8 @@ async function hasLiveInvitation(tx: Tx, organizationId: string, accountId: stri
   return Boolean(row);
 }
 
+const SAML_GROUPS = { source: 'saml' } as const;
+
 /**
  * Makes the person's membership in saml-source groups equal the assertion's groups, creating
  * groups seen for the first time. Role mapping follows from the group events.
@@ -80,13 +82,13 @@ async function syncSamlGroups(tx: Tx, organizationId: string, accountId: string,
     where g.organization_id = ${organizationId} and g.source = 'saml' and gm.account_id = ${accountId}`;
   const wanted = new Set(names.map((n) => n.toLowerCase()));
   for (const group of current) {
-    if (!wanted.has(group.displayName.toLowerCase())) await changeGroupMembers(tx, organizationId, group.id, { remove: [accountId] }, actor);
+    if (!wanted.has(group.displayName.toLowerCase())) await changeGroupMembers(tx, organizationId, group.id, { remove: [accountId] }, actor, SAML_GROUPS);
   }
   const have = new Set(current.map((g) => g.displayName.toLowerCase()));
   for (const name of names) {
     if (have.has(name.toLowerCase())) continue;
     const group = await samlGroup(tx, organizationId, name, actor);
-    await changeGroupMembers(tx, organizationId, group.id, { add: [accountId] }, actor);
+    await changeGroupMembers(tx, organizationId, group.id, { add: [accountId] }, actor, SAML_GROUPS);
   }
 }
 
