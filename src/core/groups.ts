@@ -212,14 +212,16 @@ async function insertMembers(tx: Tx, organizationId: string, groupId: string, ac
 
 async function recordMemberChange(tx: Tx, organizationId: string, groupId: string, change: MemberChange, actor: Actor): Promise<MemberChange> {
   if (change.added.length === 0 && change.removed.length === 0) return change;
-  await tx`update groups set version = version + 1, updated_at = now() where organization_id = ${organizationId} and id = ${groupId}`;
-  await recordChange(tx, organizationId, actor, {
-    action: 'group.members_changed',
-    target: target(groupId),
-    details: { ...change },
-    event: 'group.members_changed',
-    payload: { groupId, ...change },
-  });
+  await Promise.all([
+    tx`update groups set version = version + 1, updated_at = now() where organization_id = ${organizationId} and id = ${groupId}`,
+    recordChange(tx, organizationId, actor, {
+      action: 'group.members_changed',
+      target: target(groupId),
+      details: { ...change },
+      event: 'group.members_changed',
+      payload: { groupId, ...change },
+    }),
+  ]);
   return change;
 }
 

@@ -56,7 +56,11 @@ export async function joinOrganization(
   actor: Actor,
 ): Promise<{ membership: Membership; joined: boolean }> {
   return inTransaction(db, async (tx) => {
-    const existing = await lockMembership(tx, input.organizationId, input.accountId);
+    const [existing, organizationDefaultRole] = await Promise.all([
+      lockMembership(tx, input.organizationId, input.accountId),
+      // Sent with the lock (pipelined): most joins are new members, who need it.
+      input.roles ? undefined : defaultRole(tx, input.organizationId),
+    ]);
     if (existing?.status === 'active') return { membership: existing, joined: false };
     if (existing?.status === 'suspended') {
       // The IdP (SCIM) is authoritative and may provision a suspended member again.
@@ -64,32 +68,37 @@ export async function joinOrganization(
       return { membership: await reactivateMember(tx, input.organizationId, input.accountId, actor), joined: false };
     }
 
-    let membership: Membership;
+    const announce = (joined: Pick<Membership, 'source' | 'roles'>) => {
+      const details = { source: joined.source, roles: joined.roles, via: input.source };
+      return recordChange(tx, input.organizationId, actor, {
+        action: 'member.joined',
+        target: target(input.accountId),
+        details,
+        event: 'member.joined',
+        payload: { accountId: input.accountId, ...details },
+      });
+    };
     if (existing?.status === 'invited' && (await acceptPendingInvitation(tx, input.organizationId, input.accountId))) {
-      membership = firstRow(await tx<Membership[]>`
+      const membership = firstRow(await tx<Membership[]>`
         update memberships set status = 'active', updated_at = now(), last_active_at = now()
         where organization_id = ${input.organizationId} and account_id = ${input.accountId}
         returning *`);
-    } else {
-      const roles = input.roles ?? [await defaultRole(tx, input.organizationId)];
-      await assertRolesExist(tx, input.organizationId, roles);
-      membership = firstRow(await tx<Membership[]>`
+      await announce(membership);
+      return { membership, joined: true };
+    }
+    const roles = input.roles ?? [organizationDefaultRole!];
+    await assertRolesExist(tx, input.organizationId, roles);
+    const [rows] = await Promise.all([
+      tx<Membership[]>`
         insert into memberships (organization_id, account_id, status, source, roles, last_active_at)
         values (${input.organizationId}, ${input.accountId}, 'active', ${input.source}, ${roles}::text[], now())
         on conflict (organization_id, account_id) do update set
           status = 'active', source = excluded.source, roles = excluded.roles, mapped_roles = '{}',
           updated_at = now(), last_active_at = now()
-        returning *`);
-    }
-    const details = { source: membership.source, roles: membership.roles, via: input.source };
-    await recordChange(tx, input.organizationId, actor, {
-      action: 'member.joined',
-      target: target(input.accountId),
-      details,
-      event: 'member.joined',
-      payload: { accountId: input.accountId, ...details },
-    });
-    return { membership, joined: true };
+        returning *`,
+      announce({ source: input.source, roles }),
+    ]);
+    return { membership: firstRow(rows), joined: true };
   });
 }
 
@@ -156,19 +165,21 @@ async function changeStatus(
       throw ruleViolation(`a ${current.status} membership cannot become ${to}`, { accountId, status: current.status });
     }
     if (to !== 'active' && actor.channel !== 'scim') await assertAnotherOwnerRemains(tx, current);
-    const [updated] = await tx<Membership[]>`
-      update memberships set status = ${to}, updated_at = now()
-      where organization_id = ${organizationId} and account_id = ${accountId}
-      returning *`;
-    if (to === 'removed') {
-      await tx`delete from group_members where organization_id = ${organizationId} and account_id = ${accountId}`;
-      await tx`update invitations set status = 'revoked', updated_at = now()
-               where organization_id = ${organizationId} and account_id = ${accountId} and status = 'pending'`;
-    }
-    if (to !== 'active') await endSessionsOf(tx, organizationId, accountId);
     const details = { from: current.status, to };
     const event = action === 'member.left' ? 'member.removed' : action;
-    await recordChange(tx, organizationId, actor, { action, target: target(accountId), details, event, payload: { accountId, ...details } });
+    // Independent writes under the row lock: sent together (pipelined), one round trip.
+    const [[updated]] = await Promise.all([
+      tx<Membership[]>`
+        update memberships set status = ${to}, updated_at = now()
+        where organization_id = ${organizationId} and account_id = ${accountId}
+        returning *`,
+      to === 'removed' && tx`delete from group_members where organization_id = ${organizationId} and account_id = ${accountId}`,
+      to === 'removed' &&
+        tx`update invitations set status = 'revoked', updated_at = now()
+           where organization_id = ${organizationId} and account_id = ${accountId} and status = 'pending'`,
+      to !== 'active' && endSessionsOf(tx, organizationId, accountId),
+      recordChange(tx, organizationId, actor, { action, target: target(accountId), details, event, payload: { accountId, ...details } }),
+    ]);
     return updated!;
   });
 }

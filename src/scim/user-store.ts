@@ -89,9 +89,14 @@ export async function createUser(sql: Sql, organizationId: string, document: Jso
       on conflict do nothing
       returning *`;
     if (!row) throw await clash(tx, organizationId, fields.userName);
-    await joinOrganization(tx, { organizationId, accountId: account.id, source: 'scim', liftSuspension: true }, actor);
-    if (!fields.active) await suspendMember(tx, organizationId, account.id, actor);
-    await announce(tx, row, 'scim.user_created', 'user.provisioned', actor, { userName: row.userName, externalId: row.externalId });
+    // The announcement does not depend on the join: sent alongside it (pipelined).
+    await Promise.all([
+      (async () => {
+        await joinOrganization(tx, { organizationId, accountId: account.id, source: 'scim', liftSuspension: true }, actor);
+        if (!fields.active) await suspendMember(tx, organizationId, account.id, actor);
+      })(),
+      announce(tx, row, 'scim.user_created', 'user.provisioned', actor, { userName: row.userName, externalId: row.externalId }),
+    ]);
     return row;
   });
 }
@@ -112,9 +117,11 @@ export async function replaceUser(tx: Tx, current: ScimUserRow, document: JsonOb
   // Only a new userName can clash; only then is a savepoint worth its round trips.
   const renamed = fields.userName.toLowerCase() !== current.userName.toLowerCase();
   const row = renamed ? await renameUnique(tx, fields.userName, update) : firstRow(await update(tx));
-  if (fields.active !== current.active) await setActive(tx, row, actor);
   const changed = changedAttributes(current, row);
-  if (changed.length) await announce(tx, row, 'scim.user_updated', 'user.updated', actor, { changed });
+  await Promise.all([
+    fields.active !== current.active && setActive(tx, row, actor),
+    changed.length > 0 && announce(tx, row, 'scim.user_updated', 'user.updated', actor, { changed }),
+  ]);
   return row;
 }
 
