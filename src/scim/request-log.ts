@@ -11,17 +11,8 @@ import type { Db } from '../storage/database.ts';
 const FLUSH_INTERVAL_MS = 200;
 const MAX_BATCH = 1000;
 
-interface Entry {
-  organizationId: string;
-  credentialId: string;
-  at: Date;
-  method: string;
-  path: string;
-  status: number;
-  durationMs: number;
-  resourceType: string | null;
-  resourceId: string | null;
-}
+/** One SCIM request, as an admin reads it back. */
+type Entry = Omit<ScimRequestEntry, 'id'> & { organizationId: string; credentialId: string };
 
 export function requestLog(app: AppContext): RequestHandler {
   const pending: Entry[] = [];
@@ -74,17 +65,6 @@ export function requestLog(app: AppContext): RequestHandler {
     });
     next();
   };
-}
-
-export interface ScimRequestEntry {
-  id: string;
-  at: Date;
-  method: string;
-  path: string;
-  status: number;
-  durationMs: number;
-  resourceType: string | null;
-  resourceId: string | null;
 }
 
 /** Newest first; pass the last id back as `before` for the next page. */

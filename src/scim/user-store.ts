@@ -28,14 +28,7 @@ export interface ScimUserRow {
 }
 
 /** The parts of a SCIM User document kept in columns; the rest lives in `resource`. */
-interface UserFields {
-  userName: string;
-  externalId: string | null;
-  active: boolean;
-  displayName: string | null;
-  emails: string[];
-  resource: JsonObject;
-}
+type UserFields = Pick<ScimUserRow, 'userName' | 'externalId' | 'active' | 'displayName' | 'emails' | 'resource'>;
 
 export async function findUser(db: Db, organizationId: string, id: string): Promise<ScimUserRow | null> {
   if (!isUuid(id)) return null;
