@@ -12,6 +12,17 @@ const FLUSH_INTERVAL_MS = 200;
 const MAX_BATCH = 1000;
 
 /** One SCIM request, as an admin reads it back. */
+export interface ScimRequestEntry {
+  id: string;
+  at: Date;
+  method: string;
+  path: string;
+  status: number;
+  durationMs: number;
+  resourceType: string | null;
+  resourceId: string | null;
+}
+
 type Entry = Omit<ScimRequestEntry, 'id'> & { organizationId: string; credentialId: string };
 
 export function requestLog(app: AppContext): RequestHandler {
