@@ -121,8 +121,8 @@ export async function deleteGroup(db: Db, organizationId: string, id: string, ac
 /**
  * Adds and removes members. Costs the same whatever the group's size: only the named rows are
  * read or written. Only accounts with a membership in the organization (not removed) can be
- * added; others are refused as a whole with their ids. Locks the group row, so concurrent
- * changes to one group serialise and none is lost.
+ * added; others are refused as a whole with their ids. Concurrent changes to one group lose
+ * nothing: each touches only its own member rows, and the group's version bump takes the row.
  */
 export async function changeGroupMembers(
   db: Db,
@@ -135,7 +135,9 @@ export async function changeGroupMembers(
   const add = unique(change.add ?? []);
   const remove = unique(change.remove ?? []);
   return inTransaction(db, async (tx) => {
-    await lockGroup(tx, organizationId, groupId, only);
+    // No lock up front: member rows are independent, so concurrent changes to one group run side
+    // by side and queue only for the version bump at the end, which holds the row until commit.
+    if (!(await findGroup(tx, organizationId, groupId, only))) throw notFound('group', { id: groupId });
     const removed = remove.length
       ? (await tx<{ accountId: string }[]>`
           delete from group_members
@@ -225,15 +227,23 @@ async function recordMemberChange(tx: Tx, organizationId: string, groupId: strin
   return change;
 }
 
-/** Locks the group row, so concurrent changes to one group serialise; `only` hides groups of other sources. */
+/**
+ * Locks the group row, so renames, replacements and deletion of one group serialise. The lock
+ * (NO KEY UPDATE) still lets member rows be added meanwhile. `only` hides groups of other sources.
+ */
 async function lockGroup(tx: Tx, organizationId: string, id: string, only?: SourceGuard): Promise<Group> {
-  if (!isUuid(id)) throw notFound('group', { id });
+  const group = await findGroup(tx, organizationId, id, only, tx`for no key update`);
+  if (!group) throw notFound('group', { id });
+  return group;
+}
+
+async function findGroup(tx: Tx, organizationId: string, id: string, only?: SourceGuard, lock = tx``): Promise<Group | null> {
+  if (!isUuid(id)) return null;
   const [group] = await tx<Group[]>`
     select * from groups where organization_id = ${organizationId} and id = ${id}
       ${only ? tx`and source = ${only.source}` : tx``}
-    for update`;
-  if (!group) throw notFound('group', { id });
-  return group;
+    ${lock}`;
+  return group ?? null;
 }
 
 function checkName(name: string): string {

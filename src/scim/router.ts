@@ -9,7 +9,7 @@ import { MAX_PAGE_SIZE } from './list.ts';
 import { normalizeUser, isObject, normalizeValue, type Json } from './normalize.ts';
 import { rateLimitPerToken } from './rate-limit.ts';
 import { requestLog } from './request-log.ts';
-import { listUsersResponse, patchUser, userHandlers } from './users.ts';
+import { createUserResponse, listUsersResponse, patchUser, userHandlers } from './users.ts';
 
 /**
  * /scim/v2. scimmy-routers serves discovery, GET by id, POST, PUT and DELETE through the
@@ -27,6 +27,7 @@ export function scimRouter(app: AppContext): Router {
   router.use(normalizeBodies);
 
   router.get('/Users', scimRoute(async (ctx, req) => listUsersResponse(ctx, req.query)));
+  router.post('/Users', scimRoute(async (ctx, req) => createUserResponse(ctx, req.body, req.query), 201));
   router.post('/Users/.search', scimRoute(async (ctx, req) => listUsersResponse(ctx, searchParams(req))));
   router.patch('/Users/:id', scimRoute(async (ctx, req) => patchUser(ctx, req.params.id!, req.body, req.query)));
   router.get('/Groups', scimRoute(async (ctx, req) => listGroupsResponse(ctx, req.query)));
@@ -50,14 +51,18 @@ export function scimRouter(app: AppContext): Router {
   return router;
 }
 
-/** Runs an orgsync SCIM handler: its answer as application/scim+json, or 204 when it has none. */
-function scimRoute(fn: (ctx: ScimRequest, req: Request) => Promise<unknown>): RequestHandler {
+/**
+ * Runs an orgsync SCIM handler: its answer as application/scim+json, or 204 when it has none.
+ * A 201 carries the new resource's location in the Location header too.
+ */
+function scimRoute(fn: (ctx: ScimRequest, req: Request) => Promise<unknown>, status = 200): RequestHandler {
   return (req, res, next) => {
     fn(req.scim!, req).then(
       (body) => {
         res.type('application/scim+json');
-        if (body === undefined) res.status(204).end();
-        else res.status(200).send(JSON.stringify(body));
+        if (body === undefined) return void res.status(204).end();
+        if (status === 201) res.location(String((body as { meta?: { location?: string } }).meta?.location ?? ''));
+        res.status(status).send(JSON.stringify(body));
       },
       (error: unknown) => next(error),
     );
