@@ -121,8 +121,8 @@ export async function deleteGroup(db: Db, organizationId: string, id: string, ac
 /**
  * Adds and removes members. Costs the same whatever the group's size: only the named rows are
  * read or written. Only accounts with a membership in the organization (not removed) can be
- * added; others are refused as a whole with their ids. Concurrent changes to one group lose
- * nothing: each touches only its own member rows, and the group's version bump takes the row.
+ * added; others are refused as a whole with their ids. Concurrent changes to one group run
+ * side by side and lose nothing: each touches only its own member rows.
  */
 export async function changeGroupMembers(
   db: Db,
@@ -135,8 +135,8 @@ export async function changeGroupMembers(
   const add = unique(change.add ?? []);
   const remove = unique(change.remove ?? []);
   return inTransaction(db, async (tx) => {
-    // No lock up front: member rows are independent, so concurrent changes to one group run side
-    // by side and queue only for the version bump at the end, which holds the row until commit.
+    // No lock on the group: member rows are independent (the foreign key keeps a deleted
+    // group from gaining members).
     if (!(await findGroup(tx, organizationId, groupId, only))) throw notFound('group', { id: groupId });
     const removed = remove.length
       ? (await tx<{ accountId: string }[]>`
@@ -212,18 +212,21 @@ async function insertMembers(tx: Tx, organizationId: string, groupId: string, ac
   return result!.added;
 }
 
+/**
+ * Audits and announces a member change. The group row itself is not touched: bumping its version
+ * on every member change made one row every concurrent change queued for until commit (a
+ * quarter of the throughput of adds to one group). A group's version and lastModified follow
+ * its own attributes; its members are the audit log's and the events' business.
+ */
 async function recordMemberChange(tx: Tx, organizationId: string, groupId: string, change: MemberChange, actor: Actor): Promise<MemberChange> {
   if (change.added.length === 0 && change.removed.length === 0) return change;
-  await Promise.all([
-    tx`update groups set version = version + 1, updated_at = now() where organization_id = ${organizationId} and id = ${groupId}`,
-    recordChange(tx, organizationId, actor, {
-      action: 'group.members_changed',
-      target: target(groupId),
-      details: { ...change },
-      event: 'group.members_changed',
-      payload: { groupId, ...change },
-    }),
-  ]);
+  await recordChange(tx, organizationId, actor, {
+    action: 'group.members_changed',
+    target: target(groupId),
+    details: { ...change },
+    event: 'group.members_changed',
+    payload: { groupId, ...change },
+  });
   return change;
 }
 
