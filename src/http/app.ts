@@ -22,6 +22,8 @@ declare module 'express-serve-static-core' {
 export function createApp(ctx: AppContext): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  // No conditional GETs are served, so hashing every response body for an ETag is wasted work.
+  app.set('etag', false);
   app.set('trust proxy', ctx.config.trustProxy);
 
   app.use(requestId);
