@@ -12,10 +12,11 @@ import { requestLog } from './request-log.ts';
 import { createUserResponse, listUsersResponse, patchUser, userHandlers } from './users.ts';
 
 /**
- * /scim/v2. scimmy-routers serves discovery, GET by id, POST, PUT and DELETE through the
- * handlers in users.ts and groups.ts. Lists, /.search and PATCH are orgsync's own, ahead of it:
- * they filter and page in SQL (scimmy would page in memory), apply Okta's and Entra's PATCH
- * shapes, and change one group member without reading the others.
+ * /scim/v2. scimmy-routers serves discovery, GET by id, PUT, DELETE and POST /Groups through
+ * the handlers in users.ts and groups.ts. Lists, /.search, PATCH and POST /Users are orgsync's
+ * own, ahead of it: they filter and page in SQL (scimmy would page in memory), apply Okta's and
+ * Entra's PATCH shapes, change one group member without reading the others, and check a new
+ * user against the schema once.
  */
 export function scimRouter(app: AppContext): Router {
   declareResources(app);
@@ -36,14 +37,15 @@ export function scimRouter(app: AppContext): Router {
   router.all(['/Bulk', '/.search', '/Me'], (_req, _res, next) => next(scimError(501, null, 'not implemented by orgsync')));
 
   const scimmyRouter = new SCIMMYRouters({
-      type: 'bearer',
-      docUri: `${app.config.publicUrl}/scim/v2`,
-      handler: (req: Request) => {
-        if (!req.scim) throw new Error('unauthenticated');
-        return req.scim.credentialId;
-      },
-      context: (req: Request) => req.scim,
-      baseUri: () => app.config.publicUrl,
+    type: 'bearer',
+    docUri: `${app.config.publicUrl}/scim/v2`,
+    // authenticateScim has answered 401 already; this only hands scimmy the caller.
+    handler: (req: Request) => {
+      if (!req.scim) throw new Error('unauthenticated');
+      return req.scim.credentialId;
+    },
+    context: (req: Request) => req.scim,
+    baseUri: () => app.config.publicUrl,
   });
   advertiseCapabilities();
   router.use(scimmyRouter as unknown as Router);
