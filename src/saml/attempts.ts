@@ -21,7 +21,6 @@ export const ATTEMPT_RETENTION_DAYS = 90;
 
 /** Appends to the organization's SSO attempt log (kept outside the sign-in transaction: refusals are logged too). */
 export async function recordAttempt(db: Db, organizationId: string, attempt: AttemptInput): Promise<void> {
-  await db`delete from saml_attempts where organization_id = ${organizationId} and at < now() - make_interval(days => ${ATTEMPT_RETENTION_DAYS})`;
   await db`
     insert into saml_attempts (organization_id, connection_id, idp_entity_id, name_id, email, account_id, outcome, reason, message)
     values (${organizationId}, ${attempt.connectionId ?? null}, ${clip(attempt.idpEntityId)}, ${clip(attempt.nameId)},
@@ -43,6 +42,12 @@ export async function listAttempts(
       ${page.outcome ? db`and outcome = ${page.outcome}` : db``}
     order by id desc
     limit ${page.limit}`;
+}
+
+/** Run by the reconciler's daily housekeeping. */
+export async function pruneSsoAttempts(db: Db): Promise<number> {
+  const rows = await db`delete from saml_attempts where at < now() - make_interval(days => ${ATTEMPT_RETENTION_DAYS}) returning 1`;
+  return rows.length;
 }
 
 function clip(value: string | null | undefined): string | null {

@@ -4,6 +4,7 @@ import { postgresRunCoordinator, pruneJobRuns } from './coordinator.ts';
 import { deliverDue, type Senders } from './deliver.ts';
 import { acceptArrivedInvitations, expireInvitations } from './invitations.ts';
 import { dispatchEvents, type EventHandler } from './outbox.ts';
+import { pruneSsoAttempts } from '../saml/attempts.ts';
 import { pruneScimRequests } from '../scim/request-log.ts';
 import { repairMappedRoles } from './roles.ts';
 import { defaultSenders } from './senders.ts';
@@ -17,6 +18,7 @@ export interface RunSummary {
   dead: number;
   jobRunsPruned: number;
   scimRequestsPruned: number;
+  ssoAttemptsPruned: number;
   rolesRepaired: number;
   durationMs: number;
 }
@@ -63,7 +65,11 @@ export class Reconciler {
   }
 
   async housekeeping(): Promise<Counts> {
-    return { jobRunsPruned: await pruneJobRuns(this.ctx.sql), scimRequestsPruned: await pruneScimRequests(this.ctx.sql) };
+    return {
+      jobRunsPruned: await pruneJobRuns(this.ctx.sql),
+      scimRequestsPruned: await pruneScimRequests(this.ctx.sql),
+      ssoAttemptsPruned: await pruneSsoAttempts(this.ctx.sql),
+    };
   }
 
   /** Runs every job now, in order, and reports what changed. */
@@ -124,5 +130,5 @@ export class Reconciler {
 }
 
 function emptySummary(): Omit<RunSummary, 'durationMs'> {
-  return { invitationsExpired: 0, invitationsAccepted: 0, eventsDispatched: 0, delivered: 0, retrying: 0, dead: 0, jobRunsPruned: 0, scimRequestsPruned: 0, rolesRepaired: 0 };
+  return { invitationsExpired: 0, invitationsAccepted: 0, eventsDispatched: 0, delivered: 0, retrying: 0, dead: 0, jobRunsPruned: 0, scimRequestsPruned: 0, ssoAttemptsPruned: 0, rolesRepaired: 0 };
 }

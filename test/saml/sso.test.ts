@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createReconciler } from '../../src/sync/index.ts';
 import { makeIdpKeys, responseXml, signAssertion, signResponse } from './support/idp.ts';
 import { idpMetadataXml, lastAttempt, postResponse, samlFixture, startLogin, type SamlFixture } from './support/setup.ts';
 
@@ -286,12 +287,13 @@ describe('starting a sign-in', () => {
 });
 
 describe('the SSO attempt log', () => {
-  it('forgets attempts older than 90 days', async () => {
+  it('forgets attempts older than 90 days (the reconciler\'s housekeeping)', async () => {
+    await signInAs('owner@acme.test');
     await f.ctx.sql`update saml_attempts set at = now() - interval '91 days' where organization_id = ${f.organization.id} and id = (select min(id) from saml_attempts where organization_id = ${f.organization.id})`;
     const count = async () => (await f.ctx.sql<{ n: number }[]>`select count(*)::int as n from saml_attempts where organization_id = ${f.organization.id}`)[0]!.n;
     const before = await count();
-    await signInAs('owner@acme.test');
-    expect(await count()).toBe(before);
+    expect((await createReconciler(f.ctx).housekeeping()).ssoAttemptsPruned).toBe(1);
+    expect(await count()).toBe(before - 1);
     const [old] = await f.ctx.sql`select 1 from saml_attempts where organization_id = ${f.organization.id} and at < now() - interval '90 days'`;
     expect(old).toBeUndefined();
   });
