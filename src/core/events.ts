@@ -24,8 +24,7 @@ export async function emitEvent(
   payload: Record<string, unknown>,
   actor: Actor,
 ): Promise<void> {
-  const body = { ...payload, actor: { type: actor.type, id: actor.id ?? null, name: actor.name, channel: actor.channel } };
-  await db`insert into outbox (organization_id, type, payload) values (${organizationId}, ${type}, ${db.json(body as never)})`;
+  await db`insert into outbox (organization_id, type, payload) values (${organizationId}, ${type}, ${db.json(eventBody(payload, actor))})`;
 }
 
 /**
@@ -38,12 +37,16 @@ export async function recordChange(
   actor: Actor,
   change: { action: string; target: { type: string; id: string }; details: Record<string, unknown>; event: DomainEventType; payload: Record<string, unknown> },
 ): Promise<void> {
-  const body = { ...change.payload, actor: { type: actor.type, id: actor.id ?? null, name: actor.name, channel: actor.channel } };
   await db`
     with audit as (
       insert into audit_log (organization_id, channel, actor_type, actor_id, actor_name, action, target_type, target_id, details)
       values (${organizationId}, ${actor.channel}, ${actor.type}, ${actor.id ?? null}, ${actor.name}, ${change.action},
               ${change.target.type}, ${change.target.id}, ${db.json(change.details as never)})
     )
-    insert into outbox (organization_id, type, payload) values (${organizationId}, ${change.event}, ${db.json(body as never)})`;
+    insert into outbox (organization_id, type, payload) values (${organizationId}, ${change.event}, ${db.json(eventBody(change.payload, actor))})`;
+}
+
+/** An event's payload carries who caused it. */
+function eventBody(payload: Record<string, unknown>, actor: Actor): never {
+  return { ...payload, actor: { type: actor.type, id: actor.id ?? null, name: actor.name, channel: actor.channel } } as never;
 }

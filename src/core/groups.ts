@@ -31,10 +31,14 @@ export interface MemberChange {
 
 const target = (id: string) => ({ type: 'group', id });
 
-export async function getGroup(db: Db, organizationId: string, id: string): Promise<Group | null> {
+/** The group, or null; `only` hides groups of other sources, `lock` is a locking clause. */
+export async function getGroup(db: Db, organizationId: string, id: string, only?: SourceGuard, lock = db``): Promise<Group | null> {
   if (!isUuid(id)) return null;
-  const [row] = await db<Group[]>`select * from groups where organization_id = ${organizationId} and id = ${id}`;
-  return row ?? null;
+  const [group] = await db<Group[]>`
+    select * from groups where organization_id = ${organizationId} and id = ${id}
+      ${only ? db`and source = ${only.source}` : db``}
+    ${lock}`;
+  return group ?? null;
 }
 
 export async function findGroupByName(db: Db, organizationId: string, source: GroupSource, displayName: string): Promise<Group | null> {
@@ -137,7 +141,7 @@ export async function changeGroupMembers(
   return inTransaction(db, async (tx) => {
     // No lock on the group: member rows are independent (the foreign key keeps a deleted
     // group from gaining members).
-    if (!(await findGroup(tx, organizationId, groupId, only))) throw notFound('group', { id: groupId });
+    if (!(await getGroup(tx, organizationId, groupId, only))) throw notFound('group', { id: groupId });
     const removed = remove.length
       ? (await tx<{ accountId: string }[]>`
           delete from group_members
@@ -235,18 +239,9 @@ async function recordMemberChange(tx: Tx, organizationId: string, groupId: strin
  * (NO KEY UPDATE) still lets member rows be added meanwhile. `only` hides groups of other sources.
  */
 async function lockGroup(tx: Tx, organizationId: string, id: string, only?: SourceGuard): Promise<Group> {
-  const group = await findGroup(tx, organizationId, id, only, tx`for no key update`);
+  const group = await getGroup(tx, organizationId, id, only, tx`for no key update`);
   if (!group) throw notFound('group', { id });
   return group;
-}
-
-async function findGroup(tx: Tx, organizationId: string, id: string, only?: SourceGuard, lock = tx``): Promise<Group | null> {
-  if (!isUuid(id)) return null;
-  const [group] = await tx<Group[]>`
-    select * from groups where organization_id = ${organizationId} and id = ${id}
-      ${only ? tx`and source = ${only.source}` : tx``}
-    ${lock}`;
-  return group ?? null;
 }
 
 function checkName(name: string): string {

@@ -9,7 +9,7 @@ import {
   type Group,
 } from '../core/groups.ts';
 import { inTransaction, type Db, type Sql } from '../storage/database.ts';
-import type { ListQuery } from './user-store.ts';
+import { totalFromPage, type ListQuery } from './list.ts';
 
 /**
  * Groups pushed by the IdP: the core's groups with source `scim`. Local and SAML groups are not
@@ -20,13 +20,12 @@ export interface GroupMember {
   display?: string;
 }
 
-export async function findScimGroup(db: Db, organizationId: string, id: string): Promise<Group | null> {
-  const group = await getGroup(db, organizationId, id);
-  return group?.source === 'scim' ? group : null;
-}
-
 /** The core's group functions act only on SCIM groups when given this. */
 export const SCIM_GROUPS = { source: 'scim' } as const;
+
+export function findScimGroup(db: Db, organizationId: string, id: string): Promise<Group | null> {
+  return getGroup(db, organizationId, id, SCIM_GROUPS);
+}
 
 export async function listScimGroups(sql: Sql, organizationId: string, query: ListQuery): Promise<{ rows: Group[]; total: number }> {
   const rows = await sql<Group[]>`
@@ -34,13 +33,10 @@ export async function listScimGroups(sql: Sql, organizationId: string, query: Li
     where g.organization_id = ${organizationId} and g.source = 'scim' and ${query.where}
     order by ${query.orderBy}
     offset ${query.offset} limit ${query.limit}`;
-  if (query.limit > 0 && rows.length < query.limit && (rows.length > 0 || query.offset === 0)) {
-    return { rows, total: query.offset + rows.length };
-  }
-  const [count] = await sql<{ total: number }[]>`
+  const total = totalFromPage(query, rows.length) ?? (await sql<{ total: number }[]>`
     select count(*)::int as total from groups g
-    where g.organization_id = ${organizationId} and g.source = 'scim' and ${query.where}`;
-  return { rows, total: count!.total };
+    where g.organization_id = ${organizationId} and g.source = 'scim' and ${query.where}`)[0]!.total;
+  return { rows, total };
 }
 
 /** Members of the given groups, each with the userName as its display. */
@@ -67,8 +63,9 @@ export async function createScimGroup(
 ): Promise<Group> {
   return inTransaction(sql, async (tx) => {
     const group = await createGroup(tx, { organizationId, source: 'scim', displayName: input.displayName, externalId: input.externalId }, actor);
+    // Member changes leave the group row as it is, so `group` stays current.
     if (input.members?.length) await changeGroupMembers(tx, organizationId, group.id, { add: input.members }, actor);
-    return (await getGroup(tx, organizationId, group.id))!;
+    return group;
   });
 }
 
@@ -81,9 +78,9 @@ export async function replaceScimGroup(
   actor: Actor,
 ): Promise<Group> {
   return inTransaction(sql, async (tx) => {
-    await updateGroup(tx, organizationId, id, { displayName: input.displayName, externalId: input.externalId }, actor, SCIM_GROUPS);
+    const group = await updateGroup(tx, organizationId, id, { displayName: input.displayName, externalId: input.externalId }, actor, SCIM_GROUPS);
     await replaceGroupMembers(tx, organizationId, id, input.members, actor, SCIM_GROUPS);
-    return (await getGroup(tx, organizationId, id))!;
+    return group;
   });
 }
 

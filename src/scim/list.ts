@@ -3,11 +3,27 @@ import type { Sql } from '../storage/database.ts';
 import { scimError } from './errors.ts';
 import { parseFilter } from './filter.ts';
 import { attributeKey, compileFilter, type Catalog, type Fragment } from './filter-sql.ts';
-import type { ListQuery } from './user-store.ts';
 
 /** Page size when the client gives none, and the most a page holds (advertised in ServiceProviderConfig). */
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 200;
+
+/** A page of a list in SQL: the filter, a stable order, and offset/limit. */
+export interface ListQuery {
+  where: Fragment;
+  orderBy: Fragment;
+  offset: number;
+  limit: number;
+}
+
+/**
+ * The total a page tells by itself (a short page that is not past the end), or null when it
+ * must be counted. Lookups by userName never pay for a count.
+ */
+export function totalFromPage(query: ListQuery, length: number): number | null {
+  const short = query.limit > 0 && length < query.limit;
+  return short && (length > 0 || query.offset === 0) ? query.offset + length : null;
+}
 
 export interface ListRequest {
   query: ListQuery;

@@ -5,7 +5,7 @@ import { recordChange } from '../core/events.ts';
 import { isUuid } from '../core/ids.ts';
 import { getMembership, joinOrganization, reactivateMember, removeMember, suspendMember } from '../core/memberships.ts';
 import { firstRow, inTransaction, type Db, type Sql, type Tx } from '../storage/database.ts';
-import type { Fragment } from './filter-sql.ts';
+import { totalFromPage, type ListQuery } from './list.ts';
 import type { JsonObject } from './normalize.ts';
 
 /**
@@ -30,27 +30,17 @@ export interface ScimUserRow {
 /** The parts of a SCIM User document kept in columns; the rest lives in `resource`. */
 type UserFields = Pick<ScimUserRow, 'userName' | 'externalId' | 'active' | 'displayName' | 'emails' | 'resource'>;
 
-export async function findUser(db: Db, organizationId: string, id: string): Promise<ScimUserRow | null> {
+export async function findUser(db: Db, organizationId: string, id: string, lock = db``): Promise<ScimUserRow | null> {
   if (!isUuid(id)) return null;
   const [row] = await db<ScimUserRow[]>`
-    select * from scim_users where organization_id = ${organizationId} and account_id = ${id}`;
+    select * from scim_users where organization_id = ${organizationId} and account_id = ${id} ${lock}`;
   return row ?? null;
 }
 
 export async function lockUser(tx: Tx, organizationId: string, id: string): Promise<ScimUserRow> {
-  const [row] = isUuid(id)
-    ? await tx<ScimUserRow[]>`
-        select * from scim_users where organization_id = ${organizationId} and account_id = ${id} for update`
-    : [];
+  const row = await findUser(tx, organizationId, id, tx`for update`);
   if (!row) throw notFound('user', { id });
   return row;
-}
-
-export interface ListQuery {
-  where: Fragment;
-  orderBy: Fragment;
-  offset: number;
-  limit: number;
 }
 
 /** One page in a stable order; the total is counted only when the page alone cannot tell it. */
@@ -60,12 +50,9 @@ export async function listUsers(sql: Sql, organizationId: string, query: ListQue
     where u.organization_id = ${organizationId} and ${query.where}
     order by ${query.orderBy}
     offset ${query.offset} limit ${query.limit}`;
-  if (query.limit > 0 && rows.length < query.limit && (rows.length > 0 || query.offset === 0)) {
-    return { rows, total: query.offset + rows.length };
-  }
-  const [count] = await sql<{ total: number }[]>`
-    select count(*)::int as total from scim_users u where u.organization_id = ${organizationId} and ${query.where}`;
-  return { rows, total: count!.total };
+  const total = totalFromPage(query, rows.length) ?? (await sql<{ total: number }[]>`
+    select count(*)::int as total from scim_users u where u.organization_id = ${organizationId} and ${query.where}`)[0]!.total;
+  return { rows, total };
 }
 
 export async function createUser(sql: Sql, organizationId: string, document: JsonObject, actor: Actor): Promise<ScimUserRow> {

@@ -49,11 +49,14 @@ function render(ctx: ScimRequest, row: ScimUserRow, attributes?: unknown): unkno
   return new SCIMMY.Schemas.User(document, 'out', usersLocation(ctx.app), attributes as never);
 }
 
-/** Checks a document against the User schema (types, required userName) the way scimmy does for POST. */
+/**
+ * Checks a normalised document (normalize.ts) against the User schema (types, required userName)
+ * the way scimmy does for POST.
+ */
 function validated(document: JsonObject): JsonObject {
   let checked: unknown;
   try {
-    checked = new SCIMMY.Schemas.User(normalizeUser(document), 'in');
+    checked = new SCIMMY.Schemas.User(document, 'in');
   } catch (error) {
     // scimmy reports schema violations as TypeErrors.
     if (error instanceof TypeError) throw scimError(400, 'invalidValue', error.message);
