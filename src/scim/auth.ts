@@ -14,6 +14,16 @@ export interface ScimRequest {
   touched?: { type: 'User' | 'Group'; id: string };
 }
 
+type Handler<T> = (resource: { id?: string; attributes?: unknown }, ...rest: T[]) => Promise<unknown>;
+
+/** The handlers scimmy calls for the routes it serves (GET one, PUT, DELETE, POST /Groups). */
+export interface ScimmyHandlers {
+  egress: Handler<ScimRequest>;
+  /** Called with the validated instance, then the ScimRequest. */
+  ingress: Handler<unknown>;
+  degress: Handler<ScimRequest>;
+}
+
 declare module 'express-serve-static-core' {
   interface Request {
     scim?: ScimRequest;

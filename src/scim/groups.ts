@@ -1,7 +1,7 @@
 import SCIMMY from 'scimmy';
 import { changeGroupMembers, replaceGroupMembers, updateGroup, type Group } from '../core/groups.ts';
 import { inTransaction, type Sql } from '../storage/database.ts';
-import type { ScimRequest } from './auth.ts';
+import type { ScimmyHandlers, ScimRequest } from './auth.ts';
 import { notFoundError, scimError } from './errors.ts';
 import type { Catalog } from './filter-sql.ts';
 import { listResponse, readListRequest } from './list.ts';
@@ -170,10 +170,8 @@ function mergeInto(target: GroupChange, from: GroupChange): void {
   target.remove.push(...from.remove);
 }
 
-type Handler<T> = (resource: { id?: string; attributes?: unknown }, ...rest: T[]) => Promise<unknown>;
-
 /** scimmy's handlers for the routes it serves (GET one, POST, PUT, DELETE). */
-export const groupHandlers: { egress: Handler<ScimRequest>; ingress: Handler<unknown>; degress: Handler<ScimRequest> } = {
+export const groupHandlers: ScimmyHandlers = {
   async egress(resource, ctx) {
     const group = resource.id ? await findScimGroup(ctx.app.sql, ctx.organizationId, resource.id) : null;
     if (!group) throw notFoundError('group', resource.id ?? '');

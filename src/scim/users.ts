@@ -1,7 +1,7 @@
 import type { Request } from 'express';
 import SCIMMY from 'scimmy';
 import { inTransaction, type Sql } from '../storage/database.ts';
-import type { ScimRequest } from './auth.ts';
+import type { ScimmyHandlers, ScimRequest } from './auth.ts';
 import { notFoundError, scimError } from './errors.ts';
 import type { Attribute, Catalog, Fragment } from './filter-sql.ts';
 import { attributeParams, listResponse, readListRequest, renderingFilter } from './list.ts';
@@ -141,23 +141,20 @@ function sameApartFrom(a: JsonObject, b: JsonObject, key: string): boolean {
   return JSON.stringify({ ...a, [key]: null }) === JSON.stringify({ ...b, [key]: null });
 }
 
-type Handler<T> = (resource: { id?: string }, ...rest: T[]) => Promise<unknown>;
-
-/** scimmy's handlers for the routes it serves (GET one, POST, PUT, DELETE). */
-export const userHandlers: { egress: Handler<ScimRequest>; ingress: Handler<unknown>; degress: Handler<ScimRequest> } = {
+/** scimmy's handlers for the routes it serves (GET one, PUT, DELETE; POST /Users is orgsync's own). */
+export const userHandlers: ScimmyHandlers = {
   async egress(resource, ctx) {
     const row = resource.id ? await findUser(ctx.app.sql, ctx.organizationId, resource.id) : null;
     if (!row) throw notFoundError('user', resource.id ?? '');
     ctx.touched = { type: 'User', id: row.accountId };
     return toScimUser(row);
   },
+  /** PUT only: scimmy has validated the body against the schema already. */
   async ingress(resource, instance, context) {
     const ctx = context as ScimRequest;
-    // scimmy has validated the body against the schema already.
     const { meta: _meta, ...document } = JSON.parse(JSON.stringify(instance)) as JsonObject;
-    const row = resource.id
-      ? await inTransaction(ctx.app.sql, async (tx) => replaceUser(tx, await lockUser(tx, ctx.organizationId, resource.id!), document, ctx.actor))
-      : await createUser(ctx.app.sql, ctx.organizationId, document, ctx.actor);
+    const id = resource.id!;
+    const row = await inTransaction(ctx.app.sql, async (tx) => replaceUser(tx, await lockUser(tx, ctx.organizationId, id), document, ctx.actor));
     ctx.touched = { type: 'User', id: row.accountId };
     return toScimUser(row);
   },
