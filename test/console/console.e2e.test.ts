@@ -135,8 +135,8 @@ describe('members', () => {
     await shot('invite-dialog');
 
     await page.keyboard.press('Escape');
-    await dialog.waitFor({ state: 'detached' });
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Invite people');
+    // The dialog's close event (which removes it and gives focus back) comes a task after it hides.
+    await expect.poll(() => page.evaluate(() => document.activeElement?.textContent)).toBe('Invite people');
     expect(await membership('new1@acme.test')).toEqual({ status: 'invited', roles: ['admin'] });
     const invitations = await ctx.sql`select email, group_ids from invitations where organization_id = ${org.organization.id} order by email`;
     expect(invitations.map((i) => [i.email, i.groupIds])).toEqual([['new1@acme.test', [sales.id]], ['new2@acme.test', [sales.id]]]);
@@ -425,8 +425,8 @@ describe('identity provider: SCIM tokens', () => {
       const secret = (await dialog.locator('#new-secret').textContent())!;
       await shot(title.toLowerCase().replace(/ /g, '-'));
       await dialog.getByRole('button', { name: 'I have copied it' }).click();
-      await dialog.waitFor({ state: 'detached' });
-      expect(await page.content()).not.toContain(secret);
+      // The dialog's close event (which removes it) comes a task after it hides.
+      await expect.poll(() => page.content()).not.toContain(secret);
       return secret;
     };
 
