@@ -89,8 +89,17 @@ async function run(ctx: AppContext, command: string, o: Options): Promise<Output
     }
     case 'scim-token revoke':
     case 'api-key revoke': {
+      // The kind is part of the lookup: `scim-token revoke` must never revoke an admin API key.
+      const kind: CredentialKind = command === 'scim-token revoke' ? 'scim' : 'admin';
       const org = await organization(ctx, o);
-      const revoked = await revokeCredential(ctx.sql, org.id, required(o, 'id'), actor);
+      const id = required(o, 'id');
+      const revoked = await revokeCredential(ctx.sql, org.id, id, actor, kind).catch((error: unknown) => {
+        if (error instanceof DomainError && error.code === 'not_found') {
+          const what = kind === 'scim' ? 'SCIM token' : 'admin API key';
+          throw new DomainError('not_found', `no ${what} with id ${id} in ${org.slug}`, { id, kind, organization: org.slug });
+        }
+        throw error;
+      });
       return { text: `revoked ${revoked.name} (${revoked.id})`, json: { id: revoked.id, revokedAt: revoked.revokedAt } };
     }
     case 'reconcile': {
@@ -127,30 +136,42 @@ async function organization(ctx: AppContext, o: Options) {
   return org;
 }
 
+/** `--json` before a `--` terminator; found before parsing, so parse errors are JSON too. */
+function wantsJson(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
+}
+
 async function main(argv: string[]): Promise<number> {
+  const json = wantsJson(argv);
+  const report = (code: string, message: string) => {
+    if (json) console.log(JSON.stringify({ error: code, message }));
+    else console.error(`orgsync: ${message}`);
+  };
   let values: Options;
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }));
   } catch (error) {
-    console.error(`orgsync: ${(error as Error).message}\n\n${USAGE}`);
+    report('usage', `${(error as Error).message}\n\n${USAGE}`);
     return 2;
   }
   const command = positionals.join(' ');
-  if (values.help || !command) {
-    console.log(USAGE);
-    return values.help ? 0 : 2;
+  if (values.help) {
+    console.log(json ? JSON.stringify({ usage: USAGE }) : USAGE);
+    return 0;
   }
-  const report = (code: string, message: string) => {
-    if (values.json) console.log(JSON.stringify({ error: code, message }));
-    else console.error(`orgsync: ${message}`);
-  };
+  if (!command) {
+    if (json) report('usage', `no command given\n\n${USAGE}`);
+    else console.error(USAGE);
+    return 2;
+  }
   let ctx: AppContext | undefined;
   try {
     const config = loadConfig();
-    ctx = await openContext(config, createLogger(values.json ? 'silent' : 'warn'));
+    ctx = await openContext(config, createLogger(json ? 'silent' : 'warn'));
     const out = await run(ctx, command, values);
-    console.log(values.json ? JSON.stringify(out.json) : out.text);
+    console.log(json ? JSON.stringify(out.json) : out.text);
     return 0;
   } catch (error) {
     if (error instanceof UsageError) {
