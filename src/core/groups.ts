@@ -137,7 +137,8 @@ export async function changeGroupMembers(
   only?: SourceGuard,
 ): Promise<MemberChange> {
   const add = unique(change.add ?? []);
-  const remove = unique(change.remove ?? []);
+  // Removing someone who is not a member is a no-op, and an id that is not a UUID names nobody.
+  const remove = unique(change.remove ?? []).filter(isUuid);
   return inTransaction(db, async (tx) => {
     // No lock on the group: member rows are independent (the foreign key keeps a deleted
     // group from gaining members).
@@ -168,7 +169,7 @@ export async function replaceGroupMembers(
     const removed = (
       await tx<{ accountId: string }[]>`
         delete from group_members
-        where organization_id = ${organizationId} and group_id = ${groupId} and not (account_id = any(${wanted}::uuid[]))
+        where organization_id = ${organizationId} and group_id = ${groupId} and not (account_id = any(${wanted.filter(isUuid)}::uuid[]))
         returning account_id`
     ).map((r) => r.accountId);
     const added = wanted.length ? await insertMembers(tx, organizationId, groupId, wanted) : [];
@@ -193,15 +194,14 @@ export async function listGroupMemberIds(
 
 /**
  * Inserts the members in one statement that also reports which ids are not members of the
- * organization; those refuse the whole change (the caller's transaction rolls back).
+ * organization (an id that is not a UUID is none); those refuse the whole change, named (the
+ * caller's transaction rolls back).
  */
 async function insertMembers(tx: Tx, organizationId: string, groupId: string, accountIds: string[]): Promise<string[]> {
-  const bad = accountIds.filter((id) => !isUuid(id));
-  if (bad.length) throw invalid(`not members of this organization: ${bad.join(', ')}`, { accountIds: bad });
   const [result] = await tx<{ known: string[]; added: string[] }[]>`
     with known as (
       select account_id from memberships
-      where organization_id = ${organizationId} and account_id = any(${accountIds}::uuid[]) and status <> 'removed'
+      where organization_id = ${organizationId} and account_id = any(${accountIds.filter(isUuid)}::uuid[]) and status <> 'removed'
     ), added as (
       insert into group_members (organization_id, group_id, account_id)
       select ${organizationId}, ${groupId}, account_id from known
@@ -250,6 +250,7 @@ function checkName(name: string): string {
   return trimmed;
 }
 
+/** Distinct ids; UUIDs in PostgreSQL's lower-case form, so they compare with what it returns. */
 function unique(ids: readonly string[]): string[] {
-  return [...new Set(ids)];
+  return [...new Set(ids.map((id) => (isUuid(id) ? id.toLowerCase() : id)))];
 }

@@ -48,13 +48,17 @@ export function compileFilter(sql: Sql, filter: Filter, catalog: Catalog): Fragm
     case 'present':
     case 'compare': {
       const attribute = catalog(attributeKey(filter.attr));
+      // `emails co "x"`: a multi-valued attribute compared without a sub-attribute means its
+      // `value` (RFC 7644 §3.4.2.2), through the catalog's own entry for it when there is one.
+      const value = filter.op === 'compare' && isMultiValued(attribute) ? catalog(`${attributeKey(filter.attr)}.value`) : undefined;
+      if (value) return condition(sql, value, filter);
       if (attribute) return condition(sql, attribute, filter);
       // `emails.type eq "work"`: a sub-attribute of a multi-valued attribute.
       const dot = filter.attr.lastIndexOf('.');
       if (dot > 0) {
         const parent = filter.attr.slice(0, dot);
         const sub = { ...filter, attr: filter.attr.slice(dot + 1) };
-        if (catalog(attributeKey(parent))?.kind === 'jsonArray' || catalog(attributeKey(parent))?.kind === 'members') {
+        if (isMultiValued(catalog(attributeKey(parent)))) {
           return valuePath(sql, parent, sub, catalog);
         }
       }
@@ -63,9 +67,19 @@ export function compileFilter(sql: Sql, filter: Filter, catalog: Catalog): Fragm
   }
 }
 
+function isMultiValued(attribute: Attribute | undefined): boolean {
+  return attribute?.kind === 'jsonArray' || attribute?.kind === 'members';
+}
+
 function valuePath(sql: Sql, attr: string, inner: Filter, catalog: Catalog): Fragment {
   const attribute = catalog(attributeKey(attr));
-  if (attribute?.kind === 'jsonArray') {
+  if (!attribute) throw invalidFilter(`'${attr}' is not a multi-valued attribute that can be filtered with [...]`);
+  return elementFilter(sql, attribute, attr, inner);
+}
+
+/** `inner` on the elements of a multi-valued attribute: true when one element matches. */
+function elementFilter(sql: Sql, attribute: Attribute, attr: string, inner: Filter): Fragment {
+  if (attribute.kind === 'jsonArray') {
     const element = sql`e.value`;
     const elementCatalog: Catalog = (name) => {
       if (name === 'primary') return { kind: 'boolean', expr: sql`(${element} ->> 'primary')` };
@@ -75,7 +89,7 @@ function valuePath(sql: Sql, attr: string, inner: Filter, catalog: Catalog): Fra
     return sql`exists (select 1 from jsonb_array_elements(coalesce(${attribute.expr}, '[]'::jsonb)) e
                        where ${compileFilter(sql, inner, elementCatalog)})`;
   }
-  if (attribute?.kind === 'members') {
+  if (attribute.kind === 'members') {
     return attribute.exists(compileFilter(sql, inner, (name) => (name === 'value' ? { kind: 'uuid', expr: sql`gm.account_id` } : undefined)));
   }
   throw invalidFilter(`'${attr}' is not a multi-valued attribute that can be filtered with [...]`);
@@ -96,7 +110,7 @@ function condition(sql: Sql, attribute: Attribute, filter: Extract<Filter, { op:
     case 'lowerArray':
       return arrayCondition(sql, attribute.expr, compare, value, attr);
     case 'jsonArray':
-      return valuePath(sql, attr, { op: 'compare', attr: 'value', compare, value }, () => undefined);
+      return elementFilter(sql, attribute, attr, { op: 'compare', attr: 'value', compare, value });
     case 'members':
       return attribute.exists(uuidCondition(sql, sql`gm.account_id`, compare, value, attr));
   }
@@ -160,9 +174,24 @@ function dateCondition(sql: Sql, expr: Fragment, compare: CompareOp, value: Valu
   if (value === null) return nullCondition(sql, expr, compare, attr);
   if (typeof value !== 'string' || Number.isNaN(Date.parse(value))) throw invalidFilter(`'${attr}' is a date: give an RFC 3339 date-time`);
   if (compare === 'co' || compare === 'sw' || compare === 'ew') throw invalidFilter(`'${attr}' is a date: '${compare}' does not apply`);
+  // Compared at the millisecond precision clients see (the columns keep microseconds), as
+  // ranges on the column itself so its indexes still apply: `eq T` is [T, T + 1 ms).
   const at = new Date(value);
-  if (compare === 'ne') return sql`(${expr} is distinct from ${at})`;
-  return sql`(${expr} ${sql.unsafe(compare === 'eq' ? '=' : SQL_ORDER[compare])} ${at})`;
+  const next = new Date(at.getTime() + 1);
+  switch (compare) {
+    case 'eq':
+      return sql`(${expr} >= ${at} and ${expr} < ${next})`;
+    case 'ne':
+      return sql`(${expr} is null or ${expr} < ${at} or ${expr} >= ${next})`;
+    case 'gt':
+      return sql`(${expr} >= ${next})`;
+    case 'ge':
+      return sql`(${expr} >= ${at})`;
+    case 'lt':
+      return sql`(${expr} < ${at})`;
+    case 'le':
+      return sql`(${expr} < ${next})`;
+  }
 }
 
 function arrayCondition(sql: Sql, expr: Fragment, compare: CompareOp, value: Value, attr: string): Fragment {

@@ -22,9 +22,11 @@ export function scimRouter(app: AppContext): Router {
   declareResources(app);
   const router = Router();
   router.use(requestLog(app));
-  router.use(express.json({ type: ['application/scim+json', 'application/json'], limit: app.config.bodyLimit }));
+  // Authenticated (and rate limited) before the body is read: an unknown caller gets its 401
+  // without its body being parsed, and a known one's malformed body is in its request log.
   router.use(authenticateScim(app));
   router.use(rateLimitPerToken(app.config.scimRateLimit));
+  router.use(express.json({ type: ['application/scim+json', 'application/json'], limit: app.config.bodyLimit }));
   router.use(normalizeBodies);
 
   router.get('/Users', scimRoute(async (ctx, req) => listUsersResponse(ctx, req.query)));
@@ -48,6 +50,7 @@ export function scimRouter(app: AppContext): Router {
     baseUri: () => app.config.publicUrl,
   });
   advertiseCapabilities();
+  router.post('/Groups', locateCreated);
   router.use(scimmyRouter as unknown as Router);
   router.use(scimErrors(app));
   return router;
@@ -84,9 +87,30 @@ const normalizeBodies: RequestHandler = (req, _res, next) => {
   next();
 };
 
+/**
+ * scimmy-routers answers a 201 without a Location header (RFC 7644 §3.3 asks for one): add it,
+ * from the new resource's meta.location, as its answer is sent.
+ */
+const locateCreated: RequestHandler = (_req, res, next) => {
+  const send = res.send;
+  res.send = function (this: Response, body?: unknown) {
+    res.send = send;
+    const location = (body as { meta?: { location?: unknown } } | null)?.meta?.location;
+    if (res.statusCode === 201 && typeof location === 'string') res.location(location);
+    return send.call(this, body);
+  };
+  next();
+};
+
 /** Errors of orgsync's own routes and of body parsing, as SCIM error responses. */
 function scimErrors(app: AppContext): ErrorRequestHandler {
   return (error, _req, res: Response, _next) => {
+    // scimmy-routers answers errors itself, then passes on those of status 500 and above. Those
+    // its handlers threw went through `guard` (declareResources) and are logged already.
+    if (res.headersSent) {
+      if (!(error instanceof SCIMMY.Types.Error)) app.log.error({ err: error }, 'SCIM request failed');
+      return;
+    }
     const parseError = error?.type === 'entity.parse.failed';
     const tooLarge = error?.type === 'entity.too.large';
     const scim = parseError

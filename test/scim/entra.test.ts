@@ -34,8 +34,9 @@ describe('Entra ID provisioning sequence', () => {
   });
 
   it('creates, then patches the way Entra does', async () => {
-    const created = (await f.client.post('/Users', entraUser('a1')).expect(201)).body;
+    const created = (await f.client.post('/Users', { ...entraUser('a1'), title: 'Intern' }).expect(201)).body;
     expect(created[ENTERPRISE]).toEqual({ employeeNumber: '42', department: 'Sales' });
+    expect(created.title).toBe('Intern');
     const id = created.id;
 
     const patched = await f.client
@@ -53,6 +54,10 @@ describe('Entra ID provisioning sequence', () => {
     expect(patched.body.phoneNumbers).toEqual([{ type: 'mobile', value: '+1 555 0100' }]);
     expect(patched.body[ENTERPRISE].manager.value).toBe('manager-id-1');
     expect(patched.body.active).toBe(false);
+    // `null` unsets the title it had: gone from the answer, a fresh read and the stored row.
+    expect(patched.body).not.toHaveProperty('title');
+    expect((await f.client.get(`/Users/${id}`).expect(200)).body).not.toHaveProperty('title');
+    expect((await f.ctx.sql`select resource from scim_users where account_id = ${id}`)[0]!.resource).not.toHaveProperty('title');
     expect((await getMembership(f.ctx.sql, f.org.organization.id, id))!.status).toBe('suspended');
 
     // Pathless replace with dotted and URN keys; "True" as a boolean string.
@@ -87,12 +92,14 @@ describe('Entra ID provisioning sequence', () => {
 
   it('groups: create, add and remove members by filter and by value array, rename, list without members', async () => {
     const users = await Promise.all(['g1', 'g2', 'g3'].map(async (n) => (await f.client.post('/Users', entraUser(n)).expect(201)).body.id as string));
-    const group = (
-      await f.client
-        .post('/Groups', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], externalId: 'grp-1', displayName: 'Engineers', members: [] })
-        .expect(201)
-    ).body;
+    const created = await f.client
+      .post('/Groups', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], externalId: 'grp-1', displayName: 'Engineers', members: [] })
+      .expect(201);
+    const group = created.body;
     expect(group).toMatchObject({ displayName: 'Engineers', externalId: 'grp-1', meta: { resourceType: 'Group' } });
+    // An absolute location, also in the Location header of the 201 (RFC 7644 §3.3).
+    expect(group.meta.location).toBe(`https://orgsync.test/scim/v2/Groups/${group.id}`);
+    expect(created.headers.location).toBe(group.meta.location);
 
     await f.client.patch(`/Groups/${group.id}`, [{ op: 'Add', path: 'members', value: users.map((value) => ({ value })) }]).expect(204);
     await f.client.patch(`/Groups/${group.id}`, [{ op: 'Remove', path: `members[value eq "${users[0]}"]` }]).expect(204);
@@ -102,6 +109,10 @@ describe('Entra ID provisioning sequence', () => {
     const read = (await f.client.get(`/Groups/${group.id}`).expect(200)).body;
     expect(read.displayName).toBe('Engineering');
     expect(read.members.map((m: { value: string }) => m.value)).toEqual([users[2]]);
+    expect(read.meta.location).toBe(`https://orgsync.test/scim/v2/Groups/${group.id}`);
+    const withoutMembers = (await f.client.get(`/Groups/${group.id}?excludedAttributes=members`).expect(200)).body;
+    expect(withoutMembers).toMatchObject({ id: group.id, displayName: 'Engineering' });
+    expect(withoutMembers).not.toHaveProperty('members');
 
     const listed = await f.client.get(`/Groups?excludedAttributes=members&filter=${encodeURIComponent('displayName eq "engineering"')}`).expect(200);
     expect(listed.body.totalResults).toBe(1);

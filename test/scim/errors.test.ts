@@ -1,4 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import request from 'supertest';
 import { systemActor } from '../../src/core/actor.ts';
 import { listCredentials, revokeCredential } from '../../src/core/credentials.ts';
@@ -25,6 +27,16 @@ describe('RFC 7644 error responses', () => {
     await revokeCredential(f.ctx.sql, f.org.organization.id, token!.id, systemActor('admin'));
     await request(f.app).get('/scim/v2/Users').set('authorization', `Bearer ${f.org.scimToken}`).expect(401);
     await f.ctx.sql`update credentials set revoked_at = null where organization_id = ${f.org.organization.id} and kind = 'scim'`;
+  });
+
+  it('the token is checked before the body is read: a bad token with a malformed body gets 401', async () => {
+    for (const authorization of ['Bearer nope', undefined]) {
+      const req = request(f.app).post('/scim/v2/Users').set('content-type', 'application/scim+json');
+      if (authorization) req.set('authorization', authorization);
+      const res = await req.send('{"userName": "broken@x.test",').expect(401);
+      expect(res.body).toMatchObject({ schemas: [ERROR], status: '401' });
+      expect(res.body.scimType).toBeUndefined();
+    }
   });
 
   it('malformed JSON → 400 invalidSyntax, and nothing is written', async () => {
@@ -90,6 +102,91 @@ describe('RFC 7644 error responses', () => {
     const stranger = await f.client.patch(`/Groups/${group.id}`, [{ op: 'add', path: 'members', value: [{ value: '00000000-0000-4000-8000-000000000009' }] }]);
     expect(stranger.status).toBe(400);
     expect(stranger.body.scimType).toBe('invalidValue');
+  });
+
+  it('group members that are not UUIDs or not in the organization: 400 invalidValue naming them on add, replace and PUT; removing them is a no-op', async () => {
+    const [a, b] = (await Promise.all(['m-a@x.test', 'm-b@x.test'].map(async (e) => (await f.client.post('/Users', oktaUser(e)).expect(201)).body.id as string))) as [string, string];
+    const group = (await f.client.post('/Groups', { displayName: 'Member ids', members: [{ value: a }] }).expect(201)).body;
+    const stranger = '00000000-0000-4000-8000-00000000beef';
+    const members = async () => ((await f.client.get(`/Groups/${group.id}`).expect(200)).body.members ?? []).map((m: { value: string }) => m.value);
+    const audited = async () => Number((await f.ctx.sql`select count(*)::int as n from audit_log where target_id = ${group.id}`)[0]!.n);
+    const auditBefore = await audited();
+
+    // Refused as a whole, naming every offender; the rename in the same request is not applied.
+    const refusals = [
+      () => f.client.patch(`/Groups/${group.id}`, [{ op: 'replace', path: 'members', value: [{ value: 'abc' }] }]),
+      () => f.client.patch(`/Groups/${group.id}`, [{ op: 'replace', path: 'displayName', value: 'Renamed' }, { op: 'replace', path: 'members', value: [{ value: b }, { value: 'abc' }, { value: stranger }] }]),
+      () => f.client.patch(`/Groups/${group.id}`, [{ op: 'replace', value: { members: [{ value: 'abc' }] } }]),
+      () => f.client.patch(`/Groups/${group.id}`, [{ op: 'add', path: 'members', value: [{ value: 'abc' }, { value: stranger }] }]),
+      () => f.client.put(`/Groups/${group.id}`, { displayName: 'G', members: [{ value: 'abc' }] }),
+      () => f.client.put(`/Groups/${group.id}`, { displayName: 'G', members: [{ value: b }, { value: stranger }] }),
+    ];
+    for (const [i, send] of refusals.entries()) {
+      const res = await send();
+      expect(res.status, `request ${i}`).toBe(400);
+      expect(res.body, `request ${i}`).toMatchObject({ schemas: [ERROR], status: '400', scimType: 'invalidValue' });
+      expect(res.body.detail).toMatch(i === 0 || i === 2 || i === 4 ? /abc/ : i === 5 ? new RegExp(stranger) : /abc.*beef/);
+    }
+    const after = (await f.client.get(`/Groups/${group.id}`).expect(200)).body;
+    expect(after.displayName).toBe('Member ids');
+    expect(after.members.map((m: { value: string }) => m.value)).toEqual([a]);
+    expect(await audited()).toBe(auditBefore);
+
+    // Removing someone who is not there, whatever the id looks like, changes nothing.
+    await f.client.patch(`/Groups/${group.id}`, [{ op: 'remove', path: 'members[value eq "nope"]' }]).expect(204);
+    await f.client.patch(`/Groups/${group.id}`, [{ op: 'remove', path: `members[value eq "${stranger}"]` }]).expect(204);
+    await f.client.patch(`/Groups/${group.id}`, [{ op: 'remove', path: 'members', value: [{ value: 'abc' }, { value: b }] }]).expect(204);
+    expect(await members()).toEqual([a]);
+    expect(await audited()).toBe(auditBefore);
+    // Not a no-op on a group that does not exist.
+    await f.client.patch(`/Groups/${stranger}`, [{ op: 'remove', path: 'members[value eq "nope"]' }]).expect(404);
+
+    // The same ids valid: a PUT and a replace work (upper-case UUIDs too).
+    await f.client.put(`/Groups/${group.id}`, { displayName: 'Member ids', members: [{ value: b.toUpperCase() }] }).expect(200);
+    expect(await members()).toEqual([b]);
+    await f.client.patch(`/Groups/${group.id}`, [{ op: 'replace', path: 'members', value: [{ value: a }, { value: b }] }]).expect(204);
+    expect((await members()).sort()).toEqual([a, b].sort());
+  });
+
+  it('an internal error in a route scimmy serves is answered once, logged once, and the connection kept', async () => {
+    const group = (await f.client.post('/Groups', { displayName: 'Broken' }).expect(201)).body;
+    const server = http.createServer(f.app).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    let connections = 0;
+    server.on('connection', () => connections++);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const get = (path: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.get(
+          { host: '127.0.0.1', port: (server.address() as AddressInfo).port, path: `/scim/v2${path}`, agent, headers: { authorization: `Bearer ${f.org.scimToken}` } },
+          (res) => {
+            let body = '';
+            res.on('data', (chunk) => (body += chunk));
+            res.on('end', () => resolve({ status: res.statusCode!, body }));
+          },
+        );
+        req.on('error', reject);
+      });
+    const logged = vi.spyOn(f.ctx.log, 'error');
+    await f.ctx.sql`alter table group_members rename to group_members_away`;
+    try {
+      const failed = await get(`/Groups/${group.id}`);
+      expect(failed.status).toBe(500);
+      expect(JSON.parse(failed.body)).toMatchObject({ schemas: [ERROR], status: '500', detail: 'internal error' });
+    } finally {
+      await f.ctx.sql`alter table group_members_away rename to group_members`;
+    }
+    try {
+      expect((await get(`/Groups/${group.id}`)).status).toBe(200);
+      // The failed response did not end in ERR_HTTP_HEADERS_SENT (which drops the connection).
+      expect(connections).toBe(1);
+      expect(logged).toHaveBeenCalledTimes(1);
+      expect(logged.mock.calls[0]![1]).toBe('SCIM request failed');
+    } finally {
+      logged.mockRestore();
+      agent.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('unknown endpoints and Bulk answer SCIM errors', async () => {

@@ -104,4 +104,47 @@ describe('filters run in SQL', () => {
     const schemas = await f.client.get('/Schemas').expect(200);
     expect(schemas.body.totalResults).toBeGreaterThanOrEqual(3);
   });
+  it('a multi-valued attribute without a sub-attribute filters on its value (RFC 7644 §3.4.2.2)', async () => {
+    expect(await names('emails co "LAN@"')).toEqual(['alan']);
+    expect(await names('emails eq "Ken@filters.test"')).toEqual(['ken']);
+    expect(await names('emails sw "mar" or emails ew "us@filters.test"')).toEqual(['linus', 'margaret', 'niklaus']);
+    expect(await names('emails eq "nobody@filters.test"')).toEqual([]);
+    expect((await names('emails pr')).length).toBe(12);
+    const phone = (await f.client.patch(`/Users/${ids.ada}`, [{ op: 'add', path: 'phoneNumbers', value: [{ type: 'work', value: '+1 555 0199' }] }]).expect(200)).body;
+    expect(phone.phoneNumbers).toEqual([{ type: 'work', value: '+1 555 0199' }]);
+    expect(await names('phoneNumbers co "0199"')).toEqual(['ada']);
+
+    const group = (await f.client.post('/Groups', { displayName: 'Filtered', members: [{ value: ids.ken }] }).expect(201)).body;
+    await f.client.post('/Groups', { displayName: 'Other', members: [{ value: ids.ada }] }).expect(201);
+    const groups = async (filter: string) =>
+      (await f.client.get(`/Groups?excludedAttributes=members&filter=${encodeURIComponent(filter)}`).expect(200)).body.Resources.map((g: { id: string }) => g.id);
+    expect(await groups(`members eq "${ids.ken}"`)).toEqual([group.id]);
+    expect(await groups(`members.value eq "${ids.ken}"`)).toEqual([group.id]);
+    expect(await groups('members eq "not-a-uuid"')).toEqual([]);
+  });
+
+  it('dates compare at the millisecond precision of the values returned', async () => {
+    // The columns keep microseconds; make sure these have some, as ~999 in 1000 rows do.
+    await f.ctx.sql`update scim_users set updated_at = date_trunc('milliseconds', updated_at) + interval '456 microseconds',
+                      created_at = date_trunc('milliseconds', created_at) + interval '789 microseconds' where account_id = ${ids.ken!}`;
+    const ken = (await f.client.get(`/Users/${ids.ken}`).expect(200)).body;
+    expect(ken.meta.lastModified).toMatch(/\.\d{3}Z$/);
+    expect(await names(`meta.lastModified eq "${ken.meta.lastModified}"`)).toEqual(['ken']);
+    expect(await names(`meta.created eq "${ken.meta.created}"`)).toEqual(['ken']);
+    const later = await names(`meta.lastModified gt "${ken.meta.lastModified}"`);
+    expect(later).not.toContain('ken');
+    expect(await names(`meta.lastModified ge "${ken.meta.lastModified}"`)).toEqual(['ken', ...later].sort());
+    expect(await names(`meta.lastModified le "${ken.meta.lastModified}" and userName eq "ken@filters.test"`)).toEqual(['ken']);
+    expect(await names(`meta.lastModified lt "${ken.meta.lastModified}" and userName eq "ken@filters.test"`)).toEqual([]);
+    expect(await names(`meta.lastModified ne "${ken.meta.lastModified}"`)).not.toContain('ken');
+
+    const { id: groupId } = (await f.client.post('/Groups', { displayName: 'Dated' }).expect(201)).body;
+    await f.ctx.sql`update groups set updated_at = date_trunc('milliseconds', updated_at) + interval '123 microseconds',
+                      created_at = date_trunc('milliseconds', created_at) + interval '999 microseconds' where id = ${groupId}`;
+    const group = (await f.client.get(`/Groups/${groupId}`).expect(200)).body;
+    const dated = await f.client.get(`/Groups?filter=${encodeURIComponent(`meta.lastModified eq "${group.meta.lastModified}" and displayName eq "Dated"`)}`).expect(200);
+    expect(dated.body.Resources.map((g: { id: string }) => g.id)).toEqual([group.id]);
+    const after = await f.client.get(`/Groups?filter=${encodeURIComponent(`meta.created gt "${group.meta.created}" and displayName eq "Dated"`)}`).expect(200);
+    expect(after.body.totalResults).toBe(0);
+  });
 });

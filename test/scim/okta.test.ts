@@ -47,6 +47,22 @@ describe('Okta provisioning sequence', () => {
       .expect(200);
     expect(replaced.body).toMatchObject({ name: { givenName: 'Bella' }, title: 'CTO', meta: { version: 'W/"4"' } });
 
+    // Okta sends a password on PUT and PATCH too (e.g. "sync password"): never stored, never returned.
+    const withPassword = await f.client
+      .put(`/Users/${user.id}`, { ...(await import('../support/scim.ts')).oktaUser('isabella@okta.test'), title: 'CTO', password: 'put-password-2' })
+      .expect(200);
+    expect(withPassword.body.password).toBeUndefined();
+    const patchedPassword = await f.client.patch(`/Users/${user.id}`, [{ op: 'replace', path: 'password', value: 'patch-password-3' }]).expect(200);
+    expect(patchedPassword.body.password).toBeUndefined();
+    const pathless = await f.client.patch(`/Users/${user.id}`, [{ op: 'replace', value: { password: 'patch-password-4', title: 'CEO' } }]).expect(200);
+    expect(pathless.body).toMatchObject({ title: 'CEO' });
+    expect(pathless.body.password).toBeUndefined();
+    const row = (await f.ctx.sql`select resource::text as resource, resource ? 'password' as has from scim_users where account_id = ${user.id}`)[0]!;
+    expect(row.has).toBe(false);
+    expect(row.resource).not.toMatch(/password/i);
+    const everywhere = await f.ctx.sql`select count(*)::int as n from audit_log where details::text like '%-password-%'`;
+    expect(everywhere[0]!.n).toBe(0);
+
     const audit = await f.ctx.sql`select action, actor_name from audit_log where organization_id = ${f.org.organization.id} and channel = 'scim' order by id`;
     expect(audit.map((a) => a.action)).toEqual(expect.arrayContaining(['member.joined', 'scim.user_created', 'member.suspended', 'member.reactivated', 'scim.user_updated']));
     expect(new Set(audit.map((a) => a.actorName))).toEqual(new Set(['idp']));

@@ -64,6 +64,29 @@ describe('SCIM tokens through the admin API', () => {
     expect(items[2]!.durationMs).toBeGreaterThan(0);
   });
 
+  it('records a malformed body sent with a good token (400 invalidSyntax); a bad token with one gets 401', async () => {
+    const token = (await request(f.app).post('/api/scim-tokens').set(admin()).send({ name: 'malformed' }).expect(201)).body;
+    const bad = await scimClient(f.app, token.secret).raw('post', '/Users', '{"userName": ').expect(400);
+    expect(bad.body).toMatchObject({ status: '400', scimType: 'invalidSyntax' });
+    await scimClient(f.app, 'not-a-token').raw('patch', '/Users/x', '{"Operations": ').expect(401);
+
+    let items: { method: string; status: number; path: string }[] = [];
+    for (let i = 0; i < 50 && items.length < 1; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      items = (await request(f.app).get(`/api/scim-tokens/${token.token.id}/requests`).set(admin()).expect(200)).body.items;
+    }
+    expect(items.map((e) => [e.method, e.path, e.status])).toEqual([['POST', '/scim/v2/Users', 400]]);
+  });
+
+  it('a token whose expiry has passed gets 401', async () => {
+    const issued = (await request(f.app).post('/api/scim-tokens').set(admin()).send({ name: 'expiring', expiresInDays: 1 }).expect(201)).body;
+    await f.ctx.sql`update credentials set expires_at = now() - interval '1 minute' where id = ${issued.token.id}`;
+    const res = await scimClient(f.app, issued.secret).get('/Users').expect(401);
+    expect(res.body).toMatchObject({ schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: '401' });
+    const listed = (await request(f.app).get('/api/scim-tokens').set(admin()).expect(200)).body.tokens;
+    expect(new Date(listed.find((t: { id: string }) => t.id === issued.token.id).expiresAt).getTime()).toBeLessThan(Date.now());
+  });
+
   it('keeps the request log for 30 days: housekeeping prunes older entries', async () => {
     const [token] = await f.ctx.sql`select id from credentials where organization_id = ${f.org.organization.id} and kind = 'scim' limit 1`;
     await f.ctx.sql`insert into scim_requests (organization_id, credential_id, at, method, path, status, duration_ms)
