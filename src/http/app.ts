@@ -4,7 +4,7 @@ import type { AppContext } from '../context.ts';
 import { invitationPages } from '../admin/invitation-pages.ts';
 import { adminRouter } from '../admin/router.ts';
 import { consoleRouter } from '../console/router.ts';
-import { samlRouter } from '../saml/router.ts';
+import { ACS_PATH, samlRouter } from '../saml/router.ts';
 import { scimRouter } from '../scim/router.ts';
 import { accessLog } from './access-log.ts';
 import { sendDomainError } from './errors.ts';
@@ -27,7 +27,8 @@ export function createApp(ctx: AppContext): express.Express {
   app.set('trust proxy', ctx.config.trustProxy);
 
   app.use(requestId);
-  app.use(rejectOversizedBodies(parseByteSize(ctx.config.bodyLimit)));
+  const bodyLimit = parseByteSize(ctx.config.bodyLimit);
+  app.use(rejectOversizedBodies(bodyLimit, ACS_PATH));
   app.use(accessLog(ctx.log));
 
   app.get('/healthz', (_req, res) => {
@@ -44,7 +45,7 @@ export function createApp(ctx: AppContext): express.Express {
   });
 
   app.use('/scim/v2', scimRouter(ctx));
-  app.use('/saml', samlRouter(ctx));
+  app.use('/saml', samlRouter(ctx, bodyLimit));
   app.use('/api', adminRouter(ctx));
   app.use('/invitations', invitationPages(ctx));
   app.use('/console', consoleRouter(ctx));
@@ -64,11 +65,15 @@ const requestId: RequestHandler = (req, res, next) => {
   next();
 };
 
-/** Refuses a declared body above the limit before any router reads it; parsers bound chunked ones. */
-function rejectOversizedBodies(limit: number): RequestHandler {
+/**
+ * Refuses a declared body above the limit before any router reads it; parsers bound chunked ones.
+ * POSTs to `except` (the SAML ACS) are left to their own parser, with the same limit: an oversized
+ * SAML message is a sign-in refusal, logged and explained on the SSO error page.
+ */
+function rejectOversizedBodies(limit: number, except: RegExp): RequestHandler {
   return (req, res, next) => {
     const length = Number(req.get('content-length') ?? 0);
-    if (length > limit) {
+    if (length > limit && !(req.method === 'POST' && except.test(req.path))) {
       res.setHeader('connection', 'close');
       res.status(413).json({ error: 'payload_too_large', message: `request body exceeds ${limit} bytes` });
       return;

@@ -30,6 +30,12 @@ export type RefusalReason =
   | 'membership_removed';
 
 export class SamlRefusal extends Error {
+  /**
+   * Set when the refusal came after the assertion's signature verified: the ACS keeps the
+   * assertion id consumed in the replay cache, whatever the reason.
+   */
+  signedAssertion?: { assertionId: string; usableUntil: Date };
+
   constructor(
     readonly reason: RefusalReason,
     message: string,

@@ -1,4 +1,4 @@
-import express, { Router, type Request, type Response } from 'express';
+import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { AppContext } from '../context.ts';
 import { getAccount } from '../core/accounts.ts';
 import { systemActor } from '../core/actor.ts';
@@ -20,10 +20,17 @@ import { administratorsOf, signIn } from './sign-in.ts';
 import { decodeSamlResponse, readResponse, verifyResponse } from './validate-response.ts';
 
 /**
+ * Where the ACS is (under the app's root). The app's own body limit leaves it to the ACS, whose
+ * parser has the same limit, so an oversized message is a SAML refusal like any other: logged, in
+ * the attempt log, and explained on the error page.
+ */
+export const ACS_PATH = /^\/saml\/[^/]+\/acs\/?$/i;
+
+/**
  * The browser-facing SAML SP under /saml: per organization its metadata, SP-initiated login and
  * the ACS; and for the product, who is signed in (`GET /saml/me`) and logout.
  */
-export function samlRouter(ctx: AppContext): Router {
+export function samlRouter(ctx: AppContext, bodyLimit: number): Router {
   const router = Router();
   const secureCookie = ctx.config.publicUrl.startsWith('https://');
 
@@ -104,9 +111,17 @@ export function samlRouter(ctx: AppContext): Router {
     }
   });
 
-  router.post('/:org/acs', express.urlencoded({ extended: false, limit: ctx.config.bodyLimit }), async (req, res, next) => {
+  router.post('/:org/acs', acsForm(bodyLimit), async (req, res, next) => {
     try {
       const organization = await findOrganization(ctx.sql, String(req.params.org));
+      const unreadable = res.locals.formRefusal as SamlRefusal | undefined;
+      if (unreadable) {
+        // The body may be left unread: the connection cannot be reused.
+        res.setHeader('connection', 'close');
+        if (organization) return await refused(ctx, organization, res, unreadable, {});
+        ctx.log.warn({ organization: String(req.params.org), reason: unreadable.reason, message: unreadable.message }, 'SAML sign-in refused');
+        return sendSsoErrorPage(res, refusalStatus(unreadable), { title: 'Single sign-on failed', message: unreadable.message, reason: unreadable.reason });
+      }
       if (!organization) return notFoundPage(res);
       await assertionConsumer(ctx, organization, req, res, secureCookie);
     } catch (error) {
@@ -115,6 +130,32 @@ export function samlRouter(ctx: AppContext): Router {
   });
 
   return router;
+}
+
+/**
+ * The ACS's form parser. A body over the limit or one the parser cannot read becomes a refusal
+ * the ACS reports, instead of the app's JSON error. A declared length over the limit is refused
+ * without reading the body (the parser would read it all off first); a chunked body is cut off
+ * by the parser at the limit.
+ */
+function acsForm(limit: number): RequestHandler {
+  const parse = express.urlencoded({ extended: false, limit });
+  const tooLarge = () => new SamlRefusal('oversized', `the message exceeds the request body limit of ${limit} bytes`);
+  return (req, res, next) => {
+    if (Number(req.get('content-length') ?? 0) > limit) {
+      res.locals.formRefusal = tooLarge();
+      return next();
+    }
+    parse(req, res, (error?: unknown) => {
+      if (!error) return next();
+      const { type, status } = error as { type?: string; status?: number };
+      if (type === 'entity.too.large') res.locals.formRefusal = tooLarge();
+      else if (typeof status === 'number' && status < 500 && type !== 'request.aborted') {
+        res.locals.formRefusal = new SamlRefusal('malformed', `the form cannot be read: ${String((error as Error).message).slice(0, 200)}`);
+      } else return next(error);
+      next();
+    });
+  };
 }
 
 /** The ACS: verify, apply the join rules, start a session; every outcome goes to the attempt log. */
@@ -132,14 +173,16 @@ async function assertionConsumer(ctx: AppContext, organization: Organization, re
     const entity = await serviceProvider(ctx, organization);
     const assertion = await verifyResponse(xml, doc, connection, entity);
     seen.nameId = assertion.nameId;
+    // Consumed for good before anything else can refuse it: an assertion refused because its
+    // request expired or its person may not join cannot be replayed once an invitation exists.
+    if (!(await markAssertionUsed(ctx.sql, organization.id, assertion.assertionId, assertion.usableUntil))) {
+      refuse('replayed_assertion', `the assertion ${assertion.assertionId} was already used`);
+    }
     const identity = identityOf(assertion, connection.attributeMapping);
     seen.email = identity.email;
 
-    // One transaction: a refusal from here on leaves no trace but the attempt log.
+    // One transaction: a refusal from here on leaves no trace but the attempt log (and the used assertion id).
     const { signedIn, session, returnTo } = await inTransaction(ctx.sql, async (tx) => {
-      if (!(await markAssertionUsed(tx, organization.id, assertion.assertionId, assertion.usableUntil))) {
-        refuse('replayed_assertion', `the assertion ${assertion.assertionId} was already used`);
-      }
       const returnTo = await returnToOf(ctx, tx, organization, connection, assertion.inResponseTo, req.body?.RelayState);
       const signedIn = await signIn(tx, organization, connection, identity);
       const session = await createSession(tx, ctx.config.serverSecret, {
@@ -164,8 +207,15 @@ async function assertionConsumer(ctx: AppContext, organization: Organization, re
     res.redirect(303, returnTo);
   } catch (error) {
     if (!(error instanceof SamlRefusal)) throw error;
+    const signed = error.signedAssertion;
+    if (signed && signed.usableUntil.getTime() > Date.now()) await markAssertionUsed(ctx.sql, organization.id, signed.assertionId, signed.usableUntil);
     await refused(ctx, organization, res, error, seen);
   }
+}
+
+/** 413 for a message too large to read, else 403. */
+function refusalStatus(refusal: SamlRefusal): number {
+  return refusal.reason === 'oversized' ? 413 : 403;
 }
 
 async function refused(
@@ -195,7 +245,7 @@ async function refused(
   });
   await recordAudit(ctx.sql, organization.id, systemActor('sso', details.idpEntityId ?? 'unknown IdP'), 'sso.refused', null, details);
   const joinRefused = refusal.reason === 'not_allowed_to_join';
-  sendSsoErrorPage(res, 403, {
+  sendSsoErrorPage(res, refusalStatus(refusal), {
     title: joinRefused ? `You are not a member of ${organization.name}` : 'Single sign-on failed',
     message: refusal.message,
     reason: refusal.reason,

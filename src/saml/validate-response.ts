@@ -80,11 +80,7 @@ export async function verifyResponse(
   const root = doc.documentElement;
   checkStructure(root);
   checkAlgorithms(root);
-  try {
-    await validateSamlSchema(xml);
-  } catch (error) {
-    refuse('schema_invalid', `the response does not match the SAML 2.0 schema (${(error as Error).message.slice(0, 300)})`);
-  }
+  await checkSchema(xml, 'the response');
   checkStatus(root);
 
   const { verifiedXml } = childElement(root, NS.assertion, 'EncryptedAssertion')
@@ -93,8 +89,25 @@ export async function verifyResponse(
 
   const assertion = parseUntrustedXml(verifiedXml).documentElement;
   if (assertion.namespaceURI !== NS.assertion || assertion.localName !== 'Assertion') refuse('signature_missing', 'the signature does not cover an assertion');
-  if (containsComment(assertion)) refuse('comment_in_assertion', 'the signed assertion contains an XML comment (it could truncate the NameID)');
-  return readAssertion(assertion, root, connection, entity, now);
+  // From here on the assertion is the IdP's: a refusal names it, so the caller keeps its id
+  // consumed (a captured assertion refused today cannot be replayed once the reason is gone).
+  const assertionId = assertion.getAttribute('ID');
+  const usableUntil = usableUntilOf(assertion, connection.clockSkewSeconds * 1000);
+  try {
+    if (containsComment(assertion)) refuse('comment_in_assertion', 'the signed assertion contains an XML comment (it could truncate the NameID)');
+    return readAssertion(assertion, root, connection, entity, now);
+  } catch (error) {
+    if (error instanceof SamlRefusal && assertionId && usableUntil) error.signedAssertion ??= { assertionId, usableUntil };
+    throw error;
+  }
+}
+
+async function checkSchema(xml: string, what: string): Promise<void> {
+  try {
+    await validateSamlSchema(xml);
+  } catch (error) {
+    refuse('schema_invalid', `${what} does not match the SAML 2.0 schema (${(error as Error).message.slice(0, 300)})`);
+  }
 }
 
 function checkStatus(root: Element): void {
@@ -108,14 +121,22 @@ function checkStatus(root: Element): void {
   }
 }
 
+/**
+ * Signatures: the SignatureMethod and the DigestMethod of each signed Reference must be SHA-256
+ * or stronger. A DigestMethod elsewhere is not a signature's: inside a key transport
+ * EncryptionMethod it is RSA-OAEP's own hash (SHA-1 for rsa-oaep-mgf1p, as ADFS, Okta and
+ * Shibboleth write it), which is fine. Key transport is judged by its EncryptionMethod: RSA 1.5
+ * is refused. Elements are matched by local name alone, as xml-crypto and xml-encryption find them.
+ */
 function checkAlgorithms(root: Element): void {
   for (const element of allElements(root)) {
     const algorithm = element.getAttribute('Algorithm') ?? '';
-    if (element.namespaceURI === NS.dsig && element.localName === 'SignatureMethod' && !STRONG_SIGNATURE_METHODS.has(algorithm)) {
+    if (element.localName === 'SignatureMethod' && !STRONG_SIGNATURE_METHODS.has(algorithm)) {
       refuse('weak_algorithm', `signature algorithm not accepted: ${algorithm} (use RSA-SHA256 or stronger)`);
     }
-    if (element.namespaceURI === NS.dsig && element.localName === 'DigestMethod' && !STRONG_DIGEST_METHODS.has(algorithm)) {
-      refuse('weak_algorithm', `digest algorithm not accepted: ${algorithm} (use SHA-256 or stronger)`);
+    const parent = element.parentNode as Element | null;
+    if (element.localName === 'DigestMethod' && parent?.localName === 'Reference' && !STRONG_DIGEST_METHODS.has(algorithm)) {
+      refuse('weak_algorithm', `signature digest algorithm not accepted: ${algorithm} (use SHA-256 or stronger)`);
     }
     if (element.localName === 'EncryptionMethod' && WEAK_ENCRYPTION_METHODS.has(algorithm)) {
       refuse('weak_algorithm', `key transport algorithm not accepted: ${algorithm} (use RSA-OAEP)`);
@@ -203,12 +224,13 @@ async function decryptAndVerify(
       return refuse('decryption_failed', 'the encrypted assertion cannot be decrypted with this organization\'s SP key');
     }
   };
-  // The decrypted document gets the same structure and algorithm checks as a plain one.
+  // The decrypted document gets the same structure, algorithm and schema checks as a plain one.
   const decryptChecked = async (source: string) => {
     const [decryptedResponse, assertion] = await decrypt(source);
     const decryptedDoc = readResponse(decryptedResponse).doc;
     checkStructure(decryptedDoc.documentElement);
     checkAlgorithms(decryptedDoc.documentElement);
+    await checkSchema(decryptedResponse, 'the decrypted assertion');
     return { decryptedResponse, decryptedDoc, assertion };
   };
   if (childElement(doc.documentElement, NS.dsig, 'Signature')) {
@@ -235,7 +257,11 @@ function readAssertion(
   const responseIssuer = textOf(childElement(response, NS.assertion, 'Issuer'));
   if (responseIssuer !== null && responseIssuer !== connection.idpEntityId) refuse('wrong_issuer', `the response is issued by ${JSON.stringify(responseIssuer)}`);
 
+  // SAML bindings 3.5.5.2: a signed HTTP-POST message must name where it is meant to be delivered.
   const destination = response.getAttribute('Destination');
+  if (!destination && childElement(response, NS.dsig, 'Signature')) {
+    refuse('wrong_destination', `the signed Response has no Destination (a signed HTTP-POST message must name ${entity.urls.acsUrl})`);
+  }
   if (destination && destination !== entity.urls.acsUrl) refuse('wrong_destination', `the response is addressed to ${destination}, not ${entity.urls.acsUrl}`);
 
   const subject = childElement(assertion, NS.assertion, 'Subject');
@@ -280,14 +306,13 @@ function readAssertion(
   const sessionNotOnOrAfter = parseTime(authn?.getAttribute('SessionNotOnOrAfter') ?? null);
   if (sessionNotOnOrAfter && now.getTime() >= sessionNotOnOrAfter.getTime() + skewMs) refuse('expired', 'the IdP session has ended (SessionNotOnOrAfter)');
 
-  const until = Math.max(confirmationNotOnOrAfter.getTime(), notOnOrAfter?.getTime() ?? 0) + skewMs;
   return {
     assertionId: assertion.getAttribute('ID') ?? refuse('malformed', 'the assertion has no ID'),
     issuer,
     nameId,
     attributes: readAttributes(assertion),
     inResponseTo,
-    usableUntil: new Date(until),
+    usableUntil: usableUntilOf(assertion, skewMs)!,
     sessionEndsAt: sessionNotOnOrAfter,
   };
 }
@@ -302,6 +327,21 @@ function readAttributes(assertion: Element): Map<string, string[]> {
     }
   }
   return attributes;
+}
+
+/**
+ * The last moment the assertion could be accepted: its bearer confirmation's NotOnOrAfter (or the
+ * Conditions' when later), plus the clock skew. Null when it has none: it can never be accepted.
+ */
+function usableUntilOf(assertion: Element, skewMs: number): Date | null {
+  const time = (value: string | null | undefined) => (value ? new Date(value).getTime() : Number.NaN);
+  const subject = childElement(assertion, NS.assertion, 'Subject');
+  const bearer = (subject ? childElements(subject, NS.assertion, 'SubjectConfirmation') : []).find((c) => c.getAttribute('Method') === BEARER);
+  const data = bearer && childElement(bearer, NS.assertion, 'SubjectConfirmationData');
+  const confirmation = time(data?.getAttribute('NotOnOrAfter'));
+  if (Number.isNaN(confirmation)) return null;
+  const conditions = time(childElement(assertion, NS.assertion, 'Conditions')?.getAttribute('NotOnOrAfter'));
+  return new Date(Math.max(confirmation, Number.isNaN(conditions) ? 0 : conditions) + skewMs);
 }
 
 function parseTime(value: string | null): Date | null {

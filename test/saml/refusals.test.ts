@@ -1,11 +1,15 @@
+import fs from 'node:fs';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IDP_ENTITY_ID, encode, makeIdpKeys, newId, responseXml, signAssertion, signResponse, type ResponseOptions } from './support/idp.ts';
+import {
+  IDP_ENTITY_ID, authnRequestOf, encode, encryptAssertion, makeIdpKeys, newId, responseXml, signAssertion, signResponse, type ResponseOptions,
+} from './support/idp.ts';
 import { lastAttempt, postResponse, samlFixture, startLogin, type SamlFixture } from './support/setup.ts';
 
 /**
- * Every refusal the SP owes, each with a crafted response signed by xmlsec1. A test asserts the
- * refusal, its reason in the SSO attempt log and on the error page, and that no session was set.
+ * Every refusal the SP owes, each with a crafted response signed (and encrypted) by xmlsec1. A
+ * test asserts the refusal, its reason in the SSO attempt log, the audit entry and on the error
+ * page, and that no session was set.
  */
 let f: SamlFixture;
 beforeAll(async () => {
@@ -22,13 +26,20 @@ const base = (over: Partial<ResponseOptions> = {}): ResponseOptions => ({
 
 async function expectRefused(xml: string, reason: string, relayState?: string) {
   const res = await postResponse(f, xml, relayState);
-  expect(res.status, `expected a refusal (${reason}), got ${res.status}: ${res.text.slice(0, 300)}`).toBe(403);
+  const status = reason === 'oversized' ? 413 : 403;
+  expect(res.status, `expected a refusal (${reason}), got ${res.status}: ${res.text.slice(0, 300)}`).toBe(status);
   expect(res.headers['set-cookie']).toBeUndefined();
   expect(res.text).toContain(`data-reason="${reason}"`);
   const attempt = await lastAttempt(f);
   expect(attempt).toMatchObject({ outcome: 'refused', reason });
+  const [audit] = await f.ctx.sql<{ action: string; details: { reason: string; message: string } }[]>`
+    select action, details from audit_log where organization_id = ${f.organization.id} order by id desc limit 1`;
+  expect(audit).toMatchObject({ action: 'sso.refused', details: { reason, message: attempt!.message } });
   return { res, attempt: attempt! };
 }
+
+const admin = () => ({ authorization: `Bearer ${f.adminKey}` });
+const changeConnection = (change: object) => request(f.app).patch(`/api/saml/connections/${f.connectionId}`).set(admin()).send(change).expect(200);
 
 async function expectAccepted(xml: string, relayState?: string) {
   const res = await postResponse(f, xml, relayState);
@@ -69,20 +80,74 @@ describe('signatures', () => {
   });
 
   it('refuses SHA-1 signatures', async () => {
-    await expectRefused(signAssertion(responseXml(base()), f.idp, 'sha1'), 'weak_algorithm');
+    const { attempt } = await expectRefused(signAssertion(responseXml(base()), f.idp, 'sha1'), 'weak_algorithm');
+    expect(attempt.message).toContain('signature algorithm not accepted: http://www.w3.org/2000/09/xmldsig#rsa-sha1');
   });
 
-  it('refuses RSA 1.5 key transport in an encrypted assertion', async () => {
-    const signed = signResponse(responseXml(base()), f.idp);
-    const withEncryption = signed.replace(
-      /<saml:Assertion [\s\S]*<\/saml:Assertion>/,
-      '<saml:EncryptedAssertion><xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" Type="http://www.w3.org/2001/04/xmlenc#Element">' +
-        '<xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes256-cbc"/>' +
-        '<ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><xenc:EncryptedKey><xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-1_5"/>' +
-        '<xenc:CipherData><xenc:CipherValue>AAAA</xenc:CipherValue></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo>' +
-        '<xenc:CipherData><xenc:CipherValue>AAAA</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData></saml:EncryptedAssertion>',
+  it('refuses a SHA-1 digest under an RSA-SHA256 signature', async () => {
+    const xml = signAssertion(responseXml(base()), f.idp, 'sha1-digest');
+    expect(xml).toContain('<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>');
+    const { attempt } = await expectRefused(xml, 'weak_algorithm');
+    expect(attempt.message).toContain('signature digest algorithm not accepted: http://www.w3.org/2000/09/xmldsig#sha1');
+  });
+});
+
+describe('encrypted assertions (encrypted by xmlsec1 for the SP certificate)', () => {
+  let spCertificate: string;
+  beforeAll(async () => {
+    spCertificate = (await request(f.app).get('/api/saml/service-provider').set(admin()).expect(200)).body.certificate;
+  });
+  const SHA1_DIGEST = '<ds:DigestMethod Algorithm="http://www.w3.org/2000/09/xmldsig#sha1"/>';
+
+  it.each([
+    ['a signed assertion', false],
+    ['a signed assertion in a signed Response', true],
+  ])('accepts %s sent with RSA-OAEP and its SHA-1 digest written out (ADFS, Okta, Shibboleth)', async (_name, signTheResponse) => {
+    const encrypted = encryptAssertion(signAssertion(responseXml(base()), f.idp), spCertificate, { oaepDigest: 'sha1' });
+    const xml = signTheResponse ? signResponse(encrypted, f.idp) : encrypted;
+    expect(xml).toContain(`<xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p">${SHA1_DIGEST}</xenc:EncryptionMethod>`);
+    expect(xml).not.toContain('owner@acme.test');
+    await expectAccepted(xml);
+  });
+
+  it('refuses RSA 1.5 key transport', async () => {
+    const xml = encryptAssertion(signAssertion(responseXml(base()), f.idp), spCertificate, { keyTransport: 'rsa-1_5' });
+    const { attempt } = await expectRefused(xml, 'weak_algorithm');
+    expect(attempt.message).toContain('key transport algorithm not accepted: http://www.w3.org/2001/04/xmlenc#rsa-1_5');
+  });
+
+  it('still refuses a SHA-1 signature digest inside the encrypted assertion (not the OAEP one)', async () => {
+    const xml = encryptAssertion(signAssertion(responseXml(base()), f.idp, 'sha1-digest'), spCertificate, { oaepDigest: 'sha1' });
+    const { attempt } = await expectRefused(xml, 'weak_algorithm');
+    expect(attempt.message).toContain('signature digest algorithm not accepted');
+  });
+
+  it('refuses an assertion encrypted for another key', async () => {
+    const otherSp = makeIdpKeys('another-sp');
+    const xml = encryptAssertion(signAssertion(responseXml(base()), f.idp), fs.readFileSync(otherSp.certFile, 'utf8'));
+    const { attempt } = await expectRefused(xml, 'decryption_failed');
+    expect(attempt.message).toMatch(/cannot be decrypted/);
+  });
+
+  it('refuses an encrypted assertion signed by nobody', async () => {
+    const { attempt } = await expectRefused(encryptAssertion(responseXml(base()), spCertificate), 'signature_missing');
+    expect(attempt.message).toMatch(/neither the response nor the assertion is signed/);
+  });
+
+  it.each([
+    ['assertion', false],
+    ['Response', true],
+  ])('refuses a decrypted assertion that breaks the schema (signed %s)', async (_name, signTheResponse) => {
+    // A second Subject: the schema allows one, and a reader could take either.
+    const twoSubjects = responseXml(base()).replace(
+      '</saml:Subject>',
+      '</saml:Subject><saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">evil@attacker.example</saml:NameID></saml:Subject>',
     );
-    await expectRefused(withEncryption, 'weak_algorithm');
+    const xml = signTheResponse
+      ? signResponse(encryptAssertion(twoSubjects, spCertificate), f.idp)
+      : encryptAssertion(signAssertion(twoSubjects, f.idp), spCertificate);
+    const { attempt } = await expectRefused(xml, 'schema_invalid');
+    expect(attempt.message).toMatch(/^the decrypted assertion does not match the SAML 2\.0 schema/);
   });
 });
 
@@ -169,6 +234,15 @@ describe('issuer, audience, recipient, destination', () => {
     await expectRefused(signAssertion(responseXml(base({ destination: 'https://other-sp.example/acs' })), f.idp), 'wrong_destination');
   });
 
+  it('refuses a signed Response without a Destination (SAML bindings 3.5.5.2)', async () => {
+    const { attempt } = await expectRefused(signResponse(responseXml(base({ destination: null })), f.idp), 'wrong_destination');
+    expect(attempt.message).toMatch(/^the signed Response has no Destination/);
+  });
+
+  it('accepts an unsigned Response without a Destination around a signed assertion', async () => {
+    await expectAccepted(signAssertion(responseXml(base({ destination: null })), f.idp));
+  });
+
   it("refuses an assertion for another organization's ACS on this organization", async () => {
     const other = 'https://orgsync.test/saml/globex/acs';
     await expectRefused(signAssertion(responseXml(base({ destination: other, recipient: other })), f.idp), 'wrong_destination');
@@ -188,11 +262,57 @@ describe('time window', () => {
   it('refuses an assertion not yet valid (beyond the clock skew)', async () => {
     await expectRefused(signAssertion(responseXml(base({ notBefore: new Date(Date.now() + 10 * 60_000) })), f.idp), 'not_yet_valid');
   });
+
+  it('refuses an assertion whose IdP session has ended (SessionNotOnOrAfter)', async () => {
+    const xml = signAssertion(responseXml(base({ sessionNotOnOrAfter: new Date(Date.now() - 10 * 60_000) })), f.idp);
+    const { attempt } = await expectRefused(xml, 'expired');
+    expect(attempt.message).toContain('SessionNotOnOrAfter');
+  });
+
+  it("applies the connection's clock skew: none refuses NotBefore a minute ahead, the default accepts it", async () => {
+    const minuteAhead = () => signAssertion(responseXml(base({ notBefore: new Date(Date.now() + 60_000) })), f.idp);
+    const connection = await request(f.app).get(`/api/saml/connections/${f.connectionId}`).set(admin()).expect(200);
+    expect(connection.body.clockSkewSeconds).toBe(120);
+    await changeConnection({ clockSkewSeconds: 0 });
+    try {
+      const { attempt } = await expectRefused(minuteAhead(), 'not_yet_valid');
+      expect(attempt.message).toMatch(/valid only from/);
+    } finally {
+      await changeConnection({ clockSkewSeconds: 120 });
+    }
+    await expectAccepted(minuteAhead());
+  });
 });
 
 describe('InResponseTo and replay', () => {
   it('refuses an InResponseTo this SP never sent', async () => {
     await expectRefused(signAssertion(responseXml(base({ inResponseTo: newId() })), f.idp), 'in_response_to_mismatch');
+  });
+
+  it('refuses an answer to a request that has expired', async () => {
+    const requestId = await startLogin(f);
+    await f.ctx.sql`update saml_requests set expires_at = now() - interval '1 second' where organization_id = ${f.organization.id} and id = ${requestId}`;
+    const { attempt } = await expectRefused(signAssertion(responseXml(base({ inResponseTo: requestId })), f.idp), 'in_response_to_mismatch');
+    expect(attempt.message).toMatch(/no pending sign-in request of this connection/);
+  });
+
+  it('refuses an answer to a request sent through another connection', async () => {
+    const secondIssuer = 'https://second.example/idp';
+    const second = await request(f.app)
+      .post('/api/saml/connections')
+      .set(admin())
+      .send({ name: 'Second', idpEntityId: secondIssuer, ssoUrl: 'https://second.example/sso', certificates: [f.idp.certificate] })
+      .expect(201);
+    try {
+      const login = await request(f.app).get('/saml/acme/login').query({ connection: second.body.id }).expect(302);
+      const requestId = authnRequestOf(login.headers.location!).id;
+      const { attempt } = await expectRefused(signAssertion(responseXml(base({ inResponseTo: requestId })), f.idp), 'in_response_to_mismatch');
+      expect(attempt.message).toMatch(/no pending sign-in request of this connection/);
+      // The request is still pending for the connection it was sent through.
+      await expectAccepted(signAssertion(responseXml(base({ inResponseTo: requestId, issuer: secondIssuer })), f.idp));
+    } finally {
+      await request(f.app).delete(`/api/saml/connections/${second.body.id}`).set(admin()).expect(204);
+    }
   });
 
   it('refuses a second answer to the same request', async () => {

@@ -1,5 +1,7 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createReconciler } from '../../src/sync/index.ts';
 import { makeIdpKeys, responseXml, signAssertion, signResponse } from './support/idp.ts';
 import { idpMetadataXml, lastAttempt, postResponse, samlFixture, startLogin, type SamlFixture } from './support/setup.ts';
@@ -30,7 +32,11 @@ describe('SAML sign-in', () => {
     expect(me.body.roles).toEqual(['owner']);
     expect(me.body.permissions).toContain('org:manage');
 
-    await request(f.app).post('/saml/logout').set('cookie', cookie.split(';')[0]!).expect(204);
+    const logout = await request(f.app).post('/saml/logout').set('cookie', cookie.split(';')[0]!).expect(204);
+    // The browser drops the cookie: empty, expiring in the past.
+    const cleared = logout.headers['set-cookie']![0]!;
+    expect(cleared).toMatch(/^orgsync_session=;/);
+    expect(new Date(/Expires=([^;]+)/.exec(cleared)![1]!).getTime()).toBeLessThan(Date.now());
     await request(f.app).get('/saml/me').set('cookie', cookie.split(';')[0]!).expect(401);
   });
 
@@ -97,12 +103,31 @@ describe('join rules', () => {
     expect(res.text).toContain('owner@acme.test');
     expect(res.headers['set-cookie']).toBeUndefined();
     expect(await lastAttempt(f)).toMatchObject({ outcome: 'refused', reason: 'not_allowed_to_join', email: 'stranger@acme-corp.example' });
+    const [audit] = await f.ctx.sql`select action, details from audit_log where organization_id = ${f.organization.id} order by id desc limit 1`;
+    expect(audit).toMatchObject({ action: 'sso.refused', details: { reason: 'not_allowed_to_join', email: 'stranger@acme-corp.example' } });
+    expect(audit!.details.message).toContain('cannot join by itself');
     const [account] = await f.ctx.sql`select 1 from accounts where lower(email) = 'stranger@acme-corp.example'`;
     expect(account).toBeUndefined();
+    // The signed assertion stays consumed (see the next test); the request is still pending.
     const [used] = await f.ctx.sql`select 1 from saml_replay_cache where assertion_id = '_stranger-assertion'`;
-    expect(used).toBeUndefined();
+    expect(used).toBeDefined();
     const [pending] = await f.ctx.sql`select 1 from saml_requests where id = ${requestId}`;
     expect(pending).toBeDefined();
+  });
+
+  it('keeps a refused assertion consumed: it cannot be replayed once an invitation exists', async () => {
+    const captured = signAssertion(responseXml({ acsUrl: f.acsUrl, audience: f.audience, nameId: 'latecomer@partner.example' }), f.idp);
+    expect((await postResponse(f, captured)).status).toBe(403);
+    expect(await lastAttempt(f)).toMatchObject({ outcome: 'refused', reason: 'not_allowed_to_join' });
+    await request(f.app).post('/api/invitations').set(admin()).send({ emails: 'latecomer@partner.example', roles: ['viewer'] }).expect(201);
+    const replayed = await postResponse(f, captured);
+    expect(replayed.status).toBe(403);
+    expect(replayed.text).toContain('data-reason="replayed_assertion"');
+    expect(await lastAttempt(f)).toMatchObject({ outcome: 'refused', reason: 'replayed_assertion' });
+    expect(await membershipOf('latecomer@partner.example')).toMatchObject({ status: 'invited' });
+    // A new sign-in at the IdP (a new assertion) gets in.
+    expect((await signInAs('latecomer@partner.example')).status).toBe(303);
+    expect(await lastAttempt(f)).toMatchObject({ outcome: 'success', reason: 'invitation' });
   });
 
   it('joins an email in a verified domain with the default role only when auto-join is on', async () => {
@@ -121,6 +146,24 @@ describe('join rules', () => {
     expect(account).toEqual({ givenName: 'New', familyName: 'Comer' });
     const audit = await f.ctx.sql`select action, channel from audit_log where organization_id = ${f.organization.id} and channel = 'sso' order by id`;
     expect(audit.map((a) => a.action)).toEqual(expect.arrayContaining(['member.joined', 'sso.login', 'sso.refused']));
+  });
+
+  it('prefers a pending invitation to verified-domain auto-join, and auto-joins with the organization default role', async () => {
+    await request(f.app).post('/api/domains').set(admin()).send({ domain: 'order.example' }).expect(201);
+    await request(f.app).post('/api/domains/order.example/verify').set(admin()).expect(200);
+    await request(f.app).patch('/api/organization').set(admin()).send({ autoJoinVerifiedDomains: true, defaultRole: 'viewer' }).expect(200);
+    try {
+      await request(f.app).post('/api/invitations').set(admin()).send({ emails: 'invited@order.example', roles: ['billing'] }).expect(201);
+      expect((await signInAs('invited@order.example')).status).toBe(303);
+      expect(await lastAttempt(f)).toMatchObject({ outcome: 'success', reason: 'invitation' });
+      expect(await membershipOf('invited@order.example')).toMatchObject({ status: 'active', roles: ['billing'] });
+
+      expect((await signInAs('walk-in@order.example')).status).toBe(303);
+      expect(await lastAttempt(f)).toMatchObject({ outcome: 'success', reason: 'verified_domain' });
+      expect(await membershipOf('walk-in@order.example')).toEqual({ status: 'active', source: 'sso', roles: ['viewer'] });
+    } finally {
+      await request(f.app).patch('/api/organization').set(admin()).send({ defaultRole: 'member' }).expect(200);
+    }
   });
 
   it('refuses suspended and removed members', async () => {
@@ -283,6 +326,69 @@ describe('starting a sign-in', () => {
       await request(f.app).delete(`/api/saml/connections/${second.body.id}`).set(admin()).expect(204);
     }
     await request(f.app).get('/saml/nobody/login').expect(404);
+  });
+});
+
+describe('a message over the body limit (1 MB)', () => {
+  const overLimit = 'A'.repeat(1024 * 1024 + 1024);
+
+  async function expectOversizedRefusal(res: { status: number; headers: Record<string, unknown>; text: string }) {
+    expect(res.status).toBe(413);
+    expect(res.headers['content-type']).toMatch(/^text\/html/);
+    expect(res.headers['set-cookie']).toBeUndefined();
+    expect(res.text).toContain('data-reason="oversized"');
+    expect(res.text).toContain('request body limit of 1048576 bytes');
+    expect(await lastAttempt(f)).toMatchObject({ outcome: 'refused', reason: 'oversized', message: expect.stringContaining('body limit') });
+    const [audit] = await f.ctx.sql`select action, details from audit_log where organization_id = ${f.organization.id} order by id desc limit 1`;
+    expect(audit).toMatchObject({ action: 'sso.refused', details: { reason: 'oversized' } });
+  }
+
+  it('is a SAML refusal: logged, in the attempt log and the audit, and explained on the error page', async () => {
+    const warn = vi.spyOn(f.ctx.log, 'warn');
+    try {
+      const res = await request(f.app).post('/saml/acme/acs').type('form').send({ SAMLResponse: overLimit });
+      await expectOversizedRefusal(res);
+      expect(warn).toHaveBeenCalledWith(expect.objectContaining({ organizationId: f.organization.id, reason: 'oversized' }), 'SAML sign-in refused');
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it('is refused the same way when the body is chunked (no declared length)', async () => {
+    const server = f.app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const res = await new Promise<{ status: number; headers: Record<string, unknown>; text: string }>((resolve, reject) => {
+        const req = http.request(
+          { host: '127.0.0.1', port: (server.address() as AddressInfo).port, method: 'POST', path: '/saml/acme/acs', headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+          (answer) => {
+            let text = '';
+            answer.setEncoding('utf8').on('data', (chunk) => (text += chunk)).on('end', () => resolve({ status: answer.statusCode!, headers: answer.headers, text }));
+          },
+        );
+        req.on('error', reject);
+        req.write('SAMLResponse=');
+        for (let sent = 0; sent < overLimit.length; sent += 64 * 1024) req.write(overLimit.slice(sent, sent + 64 * 1024));
+        req.end();
+      });
+      await expectOversizedRefusal(res);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('answers the error page for an unknown organization too, with nothing in an attempt log', async () => {
+    const before = await lastAttempt(f);
+    const res = await request(f.app).post('/saml/nobody/acs').type('form').send({ SAMLResponse: overLimit });
+    expect(res.status).toBe(413);
+    expect(res.text).toContain('data-reason="oversized"');
+    expect(await lastAttempt(f)).toEqual(before);
+  });
+
+  it('leaves the JSON 413 of other routes alone', async () => {
+    const res = await request(f.app).post('/api/invitations').set(admin()).send({ emails: overLimit });
+    expect(res.status).toBe(413);
+    expect(res.body.error).toBe('payload_too_large');
   });
 });
 

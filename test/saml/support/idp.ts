@@ -88,11 +88,12 @@ export function responseXml(o: ResponseOptions): string {
   );
 }
 
-export type Algorithm = 'sha256' | 'sha1';
+/** `sha1`: RSA-SHA1 with a SHA-1 digest; `sha1-digest`: an RSA-SHA256 signature over a SHA-1 digest. */
+export type Algorithm = 'sha256' | 'sha1' | 'sha1-digest';
 
 function signatureTemplate(referenceId: string, algorithm: Algorithm): string {
   const method = algorithm === 'sha1' ? 'http://www.w3.org/2000/09/xmldsig#rsa-sha1' : 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256';
-  const digest = algorithm === 'sha1' ? 'http://www.w3.org/2000/09/xmldsig#sha1' : 'http://www.w3.org/2001/04/xmlenc#sha256';
+  const digest = algorithm === 'sha256' ? 'http://www.w3.org/2001/04/xmlenc#sha256' : 'http://www.w3.org/2000/09/xmldsig#sha1';
   return (
     `<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo>` +
     `<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>` +
@@ -139,6 +140,56 @@ export function signAssertion(xml: string, keys: IdpKeys, algorithm: Algorithm =
 
 export function signResponse(xml: string, keys: IdpKeys, algorithm: Algorithm = 'sha256'): string {
   return signElement(xml, 'samlp:Response', keys, algorithm);
+}
+
+export interface EncryptionOptions {
+  /** Key transport; `rsa-oaep-mgf1p` by default. */
+  keyTransport?: 'rsa-oaep-mgf1p' | 'rsa-1_5';
+  /**
+   * The OAEP digest written as a ds:DigestMethod inside the key transport EncryptionMethod, as
+   * ADFS, Okta and Shibboleth write it (`sha1`, the only one rsa-oaep-mgf1p defines); none by default.
+   */
+  oaepDigest?: 'sha1';
+}
+
+/**
+ * Encrypts the (usually already signed) assertion of a response for the SP certificate with
+ * xmlsec1 and a template: AES-256-CBC content, the session key sent with RSA-OAEP (or RSA 1.5).
+ */
+export function encryptAssertion(xml: string, certificatePem: string, o: EncryptionOptions = {}): string {
+  const keyTransport = `http://www.w3.org/2001/04/xmlenc#${o.keyTransport ?? 'rsa-oaep-mgf1p'}`;
+  const digest = o.oaepDigest === 'sha1' ? '<ds:DigestMethod Algorithm="http://www.w3.org/2000/09/xmldsig#sha1"/>' : '';
+  const template =
+    `<xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" Type="http://www.w3.org/2001/04/xmlenc#Element">` +
+    `<xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes256-cbc"/>` +
+    `<ds:KeyInfo><xenc:EncryptedKey><xenc:EncryptionMethod Algorithm="${keyTransport}">${digest}</xenc:EncryptionMethod>` +
+    `<xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo>` +
+    `<xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedData>`;
+  // The plaintext is the Assertion element alone: it declares the saml prefix itself (a redundant
+  // declaration exclusive canonicalization ignores, so the signature still verifies).
+  const wrapped = xml
+    .replace(/<saml:Assertion /, '<saml:EncryptedAssertion><saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ')
+    .replace('</saml:Assertion>', '</saml:Assertion></saml:EncryptedAssertion>');
+  if (wrapped === xml) throw new Error('no assertion to encrypt');
+  const id = crypto.randomUUID();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orgsync-saml-enc-'));
+  const files = { data: path.join(dir, `${id}.xml`), template: path.join(dir, `${id}.tmpl.xml`), cert: path.join(dir, `${id}.pem`) };
+  fs.writeFileSync(files.data, wrapped);
+  fs.writeFileSync(files.template, template);
+  fs.writeFileSync(files.cert, certificatePem);
+  try {
+    return execFileSync('xmlsec1', [
+      '--encrypt',
+      '--pubkey-cert-pem', files.cert,
+      '--session-key', 'aes-256',
+      '--xml-data', files.data,
+      '--node-xpath', "/*[local-name()='Response']/*[local-name()='EncryptedAssertion']/*[local-name()='Assertion']",
+      '--output', '-',
+      files.template,
+    ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).replace(/^<\?xml[^>]*\?>\s*/, '');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export const encode = (xml: string) => Buffer.from(xml, 'utf8').toString('base64');
