@@ -94,15 +94,22 @@ export async function replaceUser(tx: Tx, current: ScimUserRow, document: JsonOb
       version = version + 1, updated_at = now()
     where organization_id = ${current.organizationId} and account_id = ${current.accountId}
     returning *`;
-  // Only a new userName can clash; only then is a savepoint worth its round trips.
-  const renamed = fields.userName.toLowerCase() !== current.userName.toLowerCase();
-  const row = renamed ? await renameUnique(tx, fields.userName, update) : firstRow(await update(tx));
-  const changed = changedAttributes(current, row);
-  await Promise.all([
-    fields.active !== current.active && setActive(tx, row, actor),
-    changed.length > 0 && announce(tx, row, 'scim.user_updated', 'user.updated', actor, { changed }),
-  ]);
-  return row;
+  const changed = changedAttributes(current, fields);
+  const followUps = () => [
+    fields.active !== current.active && setActive(tx, current, fields.active, actor),
+    changed.length > 0 && announce(tx, current, 'scim.user_updated', 'user.updated', actor, { changed }),
+  ];
+  // Only a new userName can clash; only then is a savepoint worth its round trips, and nothing
+  // else may run inside it (a rollback to it would undo that too).
+  if (fields.userName.toLowerCase() !== current.userName.toLowerCase()) {
+    const row = await renameUnique(tx, fields.userName, update);
+    await Promise.all(followUps());
+    return row;
+  }
+  // The membership change and the announcement do not depend on the update: sent with it
+  // (pipelined), a deactivation takes one round trip fewer.
+  const [rows] = await Promise.all([update(tx), ...followUps()]);
+  return firstRow(rows as ScimUserRow[]);
 }
 
 export async function deleteUser(sql: Sql, organizationId: string, id: string, actor: Actor): Promise<void> {
@@ -120,9 +127,9 @@ export async function deleteUser(sql: Sql, organizationId: string, id: string, a
  * admin removed the person, an invitation is pending): then there is nothing to suspend, and
  * reactivating means joining again.
  */
-async function setActive(tx: Tx, row: ScimUserRow, actor: Actor): Promise<void> {
-  const { organizationId, accountId } = row;
-  if (!row.active) {
+async function setActive(tx: Tx, user: ScimUserRow, active: boolean, actor: Actor): Promise<void> {
+  const { organizationId, accountId } = user;
+  if (!active) {
     await ignoring(['not_found', 'rule_violation'], () => suspendMember(tx, organizationId, accountId, actor));
     return;
   }
@@ -158,9 +165,9 @@ async function clash(tx: Tx, organizationId: string, userName: string) {
 
 const userNameTaken = (userName: string) => conflict(`a user with userName ${JSON.stringify(userName)} already exists`, { userName });
 
-async function announce(tx: Tx, row: ScimUserRow, action: string, event: string, actor: Actor, details: Record<string, unknown>) {
-  const target = { type: 'account', id: row.accountId };
-  await recordChange(tx, row.organizationId, actor, { action, target, details, event, payload: { accountId: row.accountId, ...details } });
+async function announce(tx: Tx, user: Pick<ScimUserRow, 'organizationId' | 'accountId'>, action: string, event: string, actor: Actor, details: Record<string, unknown>) {
+  const target = { type: 'account', id: user.accountId };
+  await recordChange(tx, user.organizationId, actor, { action, target, details, event, payload: { accountId: user.accountId, ...details } });
 }
 
 function userFields(document: JsonObject): UserFields {
@@ -192,7 +199,7 @@ function accountEmail(document: JsonObject, fields: UserFields): string {
   throw invalid('a user needs an email address (in emails, or as the userName)');
 }
 
-function changedAttributes(before: ScimUserRow, after: ScimUserRow): string[] {
+function changedAttributes(before: ScimUserRow, after: UserFields): string[] {
   const changed: string[] = [];
   if (before.userName !== after.userName) changed.push('userName');
   if (before.externalId !== after.externalId) changed.push('externalId');
