@@ -49,7 +49,46 @@ export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'databas
 /** Runs `fn` in a transaction, or inside the caller's transaction when `db` already is one. */
 export function inTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
   if ('savepoint' in db) return fn(db as Tx);
-  return (db as Sql).begin((tx) => fn(tx)) as Promise<T>;
+  return pipelinedTransaction(db as Sql, fn);
+}
+
+/**
+ * A transaction whose BEGIN travels with its first statement, a round trip fewer than
+ * `sql.begin` (which waits for BEGIN's answer). Should BEGIN fail, so does every statement
+ * behind it on the connection, so nothing runs outside the transaction. Any error rolls back.
+ */
+async function pipelinedTransaction<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const connection = await sql.reserve();
+  const tx = Object.assign(connection, { savepoint: savepointOn(connection) }) as unknown as Tx;
+  try {
+    const begun = connection`begin`.execute();
+    begun.catch(() => {}); // awaited below; a failure also fails the statements behind it
+    const result = await fn(tx);
+    await begun;
+    await connection`commit`;
+    return result;
+  } catch (error) {
+    await connection`rollback`.catch(() => {});
+    throw error;
+  } finally {
+    connection.release();
+  }
+}
+
+function savepointOn(connection: postgres.ReservedSql): Tx['savepoint'] {
+  let count = 0;
+  return (async (fn: (sp: Tx) => unknown) => {
+    const name = connection(`s${++count}`);
+    await connection`savepoint ${name}`;
+    try {
+      const result = await fn(connection as unknown as Tx);
+      await connection`release savepoint ${name}`;
+      return result;
+    } catch (error) {
+      await connection`rollback to savepoint ${name}`;
+      throw error;
+    }
+  }) as Tx['savepoint'];
 }
 
 /** The first row of a statement that always returns one (INSERT … RETURNING, an upsert). */

@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inTransaction } from '../src/storage/database.ts';
+import { createTestDatabase, type TestDatabase } from './support/db.ts';
+
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase({ migrate: false, poolMax: 2 });
+  await db.sql`create table tx_probe (id int primary key, note text)`;
+});
+afterAll(() => db.close());
+
+const notes = async () => (await db.sql<{ id: number; note: string }[]>`select id, note from tx_probe order by id`).map((r) => `${r.id}:${r.note}`);
+
+describe('inTransaction', () => {
+  it('commits every statement together, pipelined ones too', async () => {
+    const answer = await inTransaction(db.sql, async (tx) => {
+      await Promise.all([tx`insert into tx_probe values (1, 'a')`, tx`insert into tx_probe values (2, 'b')`]);
+      // Inside one transaction: the same transaction id for both reads.
+      const [[first], [second]] = await Promise.all([tx`select txid_current() as id`, tx`select txid_current() as id`]);
+      expect(first!.id).toBe(second!.id);
+      return 'done';
+    });
+    expect(answer).toBe('done');
+    expect(await notes()).toEqual(['1:a', '2:b']);
+  });
+
+  it('rolls everything back when the work throws, and frees the connection', async () => {
+    await expect(
+      inTransaction(db.sql, async (tx) => {
+        await tx`insert into tx_probe values (3, 'c')`;
+        throw new Error('changed my mind');
+      }),
+    ).rejects.toThrow('changed my mind');
+    await expect(inTransaction(db.sql, (tx) => tx`insert into tx_probe values (1, 'dup')`)).rejects.toMatchObject({ code: '23505' });
+    expect(await notes()).toEqual(['1:a', '2:b']);
+    // Both pool connections were released: two transactions can still run side by side.
+    await Promise.all([inTransaction(db.sql, (tx) => tx`select 1`), inTransaction(db.sql, (tx) => tx`select 1`)]);
+  });
+
+  it('undoes only a failed savepoint, leaving the transaction usable', async () => {
+    await inTransaction(db.sql, async (tx) => {
+      await expect(tx.savepoint((sp) => sp`insert into tx_probe values (1, 'clash')`)).rejects.toMatchObject({ code: '23505' });
+      await tx.savepoint((sp) => sp`insert into tx_probe values (4, 'd')`);
+      await tx`insert into tx_probe values (5, 'e')`;
+    });
+    expect(await notes()).toEqual(['1:a', '2:b', '4:d', '5:e']);
+  });
+
+  it('runs inside the caller’s transaction when given one', async () => {
+    await expect(
+      inTransaction(db.sql, async (outer) => {
+        await inTransaction(outer, (inner) => inner`insert into tx_probe values (6, 'f')`);
+        throw new Error('outer fails');
+      }),
+    ).rejects.toThrow('outer fails');
+    expect(await notes()).not.toContain('6:f');
+  });
+});
