@@ -7,7 +7,10 @@ import { permissionsOf, type Permission } from '../core/roles.ts';
 import { resolveSession } from '../core/sessions.ts';
 import { readSessionCookie } from '../http/session-cookie.ts';
 
-/** Who is calling the admin API: always exactly one organization, with that caller's permissions. */
+/**
+ * Who is calling the admin API: always exactly one organization, with that caller's permissions.
+ * The actor carries them too, so the core limits what the caller may grant or take away.
+ */
 export interface Principal {
   organizationId: string;
   actor: Actor;
@@ -51,10 +54,11 @@ async function principalOf(ctx: AppContext, req: Request): Promise<Principal | n
     if (!match) return null;
     const key = await verifyCredential(ctx.sql, ctx.config.serverSecret, 'admin', match[1]!);
     if (!key) return null;
+    const permissions = await permissionsOf(ctx.sql, key.organizationId, key.roles);
     return {
       organizationId: key.organizationId,
-      actor: { type: 'admin_key', id: key.id, name: key.name, channel: 'admin' },
-      permissions: await permissionsOf(ctx.sql, key.organizationId, key.roles),
+      actor: { type: 'admin_key', id: key.id, name: key.name, channel: 'admin', permissions },
+      permissions,
     };
   }
   const cookie = readSessionCookie(req);
@@ -63,11 +67,12 @@ async function principalOf(ctx: AppContext, req: Request): Promise<Principal | n
   if (!resolved) return null;
   const { session, membership } = resolved;
   const [account] = await ctx.sql<{ email: string }[]>`select email from accounts where id = ${session.accountId}`;
+  const permissions = await effectivePermissions(ctx.sql, membership);
   return {
     organizationId: session.organizationId,
     accountId: session.accountId,
-    actor: { type: 'account', id: session.accountId, name: account?.email ?? session.accountId, channel: 'admin' },
-    permissions: await effectivePermissions(ctx.sql, membership),
+    actor: { type: 'account', id: session.accountId, name: account?.email ?? session.accountId, channel: 'admin', permissions },
+    permissions,
   };
 }
 

@@ -1,7 +1,7 @@
 import express, { Router, type Response } from 'express';
 import type { AppContext } from '../context.ts';
 import { DomainError } from '../core/errors.ts';
-import { acceptInvitation, findInvitationByToken, hasAccountElsewhere, SIGN_IN_FIRST } from '../core/invitations.ts';
+import { acceptInvitation, findInvitationByToken, SIGNED_IN_AS_SOMEONE_ELSE } from '../core/invitations.ts';
 import { createSession, resolveSession } from '../core/sessions.ts';
 import { readSessionCookie, setSessionCookie } from '../http/session-cookie.ts';
 
@@ -20,13 +20,15 @@ function page(res: Response, status: number, title: string, body: string): void 
 
 function refusal(res: Response, error: unknown): void {
   if (!(error instanceof DomainError)) throw error;
-  const status = error.code === 'not_found' ? 404 : error.code === 'forbidden' ? 403 : 410;
-  page(res, status, status === 403 ? 'Sign in to accept' : 'Invitation not available', `<p>${escape(error.message)}</p>`);
+  // A policy refusal (one organization per person) leaves the invitation pending: not gone.
+  const status = error.code === 'not_found' ? 404 : error.code === 'forbidden' ? 403 : error.details.policy ? 409 : 410;
+  page(res, status, status === 403 ? 'Signed in as someone else' : 'Invitation not available', `<p>${escape(error.message)}</p>`);
 }
 
 /**
  * The pages an invited person opens from the email (no API key: the single-use token proves the
- * email address). A new person gives their name; accepting joins and signs them in.
+ * email address, also for a person who already has an account). A new person gives their name;
+ * accepting joins and signs them in. Someone signed in as a different person is refused.
  */
 export function invitationPages(ctx: AppContext): Router {
   const router = Router();
@@ -40,8 +42,9 @@ export function invitationPages(ctx: AppContext): Router {
     try {
       const token = String(req.query.token ?? '');
       const { invitation, account } = await findInvitationByToken(ctx.sql, ctx.config.serverSecret, token);
-      if ((await signedInAccount(req)) !== account.id && (await hasAccountElsewhere(ctx.sql, account.id, invitation.organizationId))) {
-        page(res, 403, 'Sign in to accept', `<p>${escape(SIGN_IN_FIRST)}</p>`);
+      const signedIn = await signedInAccount(req);
+      if (signedIn !== null && signedIn !== account.id) {
+        page(res, 403, 'Signed in as someone else', `<p>${escape(SIGNED_IN_AS_SOMEONE_ELSE)}</p>`);
         return;
       }
       const needsName = !account.givenName || !account.familyName;
@@ -68,7 +71,9 @@ ${needsName ? `<label>First name<input name="givenName" autocomplete="given-name
     try {
       const body = req.body as Record<string, string | undefined>;
       const names = { givenName: body.givenName?.trim().slice(0, 200) || undefined, familyName: body.familyName?.trim().slice(0, 200) || undefined };
-      const { invitation, membership } = await acceptInvitation(ctx.sql, ctx.config.serverSecret, String(body.token ?? ''), names, await signedInAccount(req));
+      const { invitation, membership } = await acceptInvitation(ctx.sql, ctx.config.serverSecret, String(body.token ?? ''), names, await signedInAccount(req), {
+        singleOrganization: ctx.config.singleOrganizationPolicy,
+      });
       const { session, secret } = await createSession(ctx.sql, ctx.config.serverSecret, {
         organizationId: membership.organizationId,
         accountId: membership.accountId,

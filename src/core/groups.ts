@@ -1,6 +1,7 @@
 import type { Db, Tx } from '../storage/database.ts';
 import { firstRow, inTransaction } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
+import { assertHoldsPermissionsOf, heldPermissions, rolesMappedToGroup } from './authority.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { recordChange } from './events.ts';
 import { isUuid } from './ids.ts';
@@ -86,6 +87,12 @@ export async function updateGroup(
   const displayName = changes.displayName === undefined ? undefined : checkName(changes.displayName);
   return inTransaction(db, async (tx) => {
     const before = await lockGroup(tx, organizationId, id, only);
+    if (displayName !== undefined && displayName.toLowerCase() !== before.displayName.toLowerCase() && heldPermissions(actor)) {
+      // A new name leaves the mappings of the old name and meets those of the new one.
+      const [member] = await tx`select 1 from group_members where organization_id = ${organizationId} and group_id = ${id} limit 1`;
+      const roles = member ? await rolesMappedToGroup(tx, organizationId, null, [before.displayName, displayName]) : [];
+      await assertHoldsPermissionsOf(tx, organizationId, actor, [{ roles, reason: 'rename a group whose members this gives or takes, through a mapping, the role(s)' }]);
+    }
     let group: Group;
     try {
       group = firstRow(
@@ -115,6 +122,10 @@ export async function deleteGroup(db: Db, organizationId: string, id: string, ac
     // Who lost the group matters to role mapping; collect before the cascade removes them.
     const members = await tx<{ accountId: string }[]>`
       select account_id from group_members where organization_id = ${organizationId} and group_id = ${id}`;
+    if (members.length && heldPermissions(actor)) {
+      const roles = await rolesMappedToGroup(tx, organizationId, id, [group.displayName]);
+      await assertHoldsPermissionsOf(tx, organizationId, actor, [{ roles, reason: 'delete a group whose members this takes, through a mapping, the role(s)' }]);
+    }
     await tx`delete from groups where organization_id = ${organizationId} and id = ${id}`;
     const details = { displayName: group.displayName, source: group.source };
     const payload = { groupId: id, ...details, removed: members.map((m) => m.accountId) };
@@ -142,7 +153,9 @@ export async function changeGroupMembers(
   return inTransaction(db, async (tx) => {
     // No lock on the group: member rows are independent (the foreign key keeps a deleted
     // group from gaining members).
-    if (!(await getGroup(tx, organizationId, groupId, only))) throw notFound('group', { id: groupId });
+    const group = await getGroup(tx, organizationId, groupId, only);
+    if (!group) throw notFound('group', { id: groupId });
+    if (heldPermissions(actor)) await assertMayChangeMembersOf(tx, group, [...add, ...remove], actor);
     const removed = remove.length
       ? (await tx<{ accountId: string }[]>`
           delete from group_members
@@ -152,6 +165,23 @@ export async function changeGroupMembers(
     const added = add.length ? await insertMembers(tx, organizationId, groupId, add) : [];
     return recordMemberChange(tx, organizationId, groupId, { added, removed }, actor);
   });
+}
+
+/**
+ * Joining or leaving a mapped group grants or takes away the mapping's roles: a caller limited by
+ * its own permissions needs those of the roles, and those of the members it moves.
+ */
+async function assertMayChangeMembersOf(tx: Tx, group: Group, accountIds: string[], actor: Actor): Promise<void> {
+  const roles = await rolesMappedToGroup(tx, group.organizationId, group.id, [group.displayName]);
+  if (roles.length === 0) return;
+  const [members] = await tx<{ roles: string[] }[]>`
+    select coalesce(array_agg(distinct r.role), '{}') as roles
+    from memberships m cross join lateral unnest(m.roles || m.mapped_roles) as r(role)
+    where m.organization_id = ${group.organizationId} and m.account_id = any(${accountIds.filter(isUuid)}::uuid[])`;
+  await assertHoldsPermissionsOf(tx, group.organizationId, actor, [
+    { roles, reason: 'grant or take away, through group membership, the role(s)' },
+    { roles: members?.roles ?? [], reason: 'change the roles of a member with the role(s)' },
+  ]);
 }
 
 /** Makes the member set exactly `accountIds` (the IdP's PUT): writes only the difference. */

@@ -3,11 +3,12 @@ import { firstRow, inTransaction } from '../storage/database.ts';
 import { ensureAccount, getAccount, isValidEmail, normalizeEmail } from './accounts.ts';
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
+import { assertHoldsPermissionsOf, heldPermissions } from './authority.ts';
 import { conflict, DomainError, invalid, notFound } from './errors.ts';
 import { emitEvent } from './events.ts';
-import { changeGroupMembers } from './groups.ts';
 import { isUuid } from './ids.ts';
-import { joinOrganization, type Membership } from './memberships.ts';
+import { assertMayManageMember, joinOrganization, type Membership } from './memberships.ts';
+import { assertSingleOrganization, membershipPolicy } from './policy.ts';
 import { assertRolesExist } from './roles.ts';
 import { generateSecret, hashSecret, sealSecret } from './secrets.ts';
 
@@ -51,10 +52,19 @@ export async function inviteMembers(
   actor: Actor,
   policy: { singleOrganization?: boolean } = {},
 ): Promise<InviteResult[]> {
+  // The roles every invitation grants (the default role when none is chosen), checked once for the
+  // whole request: a caller lacking their permissions invites nobody (403).
+  if (heldPermissions(actor)) {
+    const needsDefault = requests.some((r) => !r.roles?.length);
+    const [org] = needsDefault ? await db<{ defaultRole: string }[]>`select default_role from organizations where id = ${organizationId}` : [];
+    const roles = requests.flatMap((r) => (r.roles?.length ? r.roles : org ? [org.defaultRole] : []));
+    await assertHoldsPermissionsOf(db, organizationId, actor, [{ roles, reason: 'invite with the role(s)' }]);
+  }
+  const singleOrganization = policy.singleOrganization ?? membershipPolicy().singleOrganization;
   const results: InviteResult[] = [];
   for (const request of requests) {
     try {
-      const invitation = await inTransaction(db, (tx) => tx.savepoint((sp) => inviteOne(sp, serverSecret, organizationId, request, actor, policy)));
+      const invitation = await inTransaction(db, (tx) => tx.savepoint((sp) => inviteOne(sp, serverSecret, organizationId, request, actor, singleOrganization)));
       results.push({ email: request.email, invited: true, invitation });
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
@@ -70,7 +80,7 @@ async function inviteOne(
   organizationId: string,
   request: InviteRequest,
   actor: Actor,
-  policy: { singleOrganization?: boolean },
+  singleOrganization: boolean,
 ): Promise<Invitation> {
   if (!isValidEmail(request.email)) throw invalid(`invalid email address: ${request.email}`);
   const email = normalizeEmail(request.email);
@@ -91,13 +101,7 @@ async function inviteOne(
   const [existing] = await tx<Membership[]>`
     select * from memberships where organization_id = ${organizationId} and account_id = ${account.id} for update`;
   if (existing?.status === 'active' || existing?.status === 'suspended') throw conflict(`${email} is already a member`);
-  if (policy.singleOrganization) {
-    const [elsewhere] = await tx<{ name: string }[]>`
-      select o.name from memberships m join organizations o on o.id = m.organization_id
-      where m.account_id = ${account.id} and m.organization_id <> ${organizationId} and m.status in ('active', 'suspended', 'invited')
-      limit 1`;
-    if (elsewhere) throw conflict(`${email} already belongs to another organization (one organization per person is enforced)`);
-  }
+  if (singleOrganization) await assertSingleOrganization(tx, organizationId, account.id, email);
   if (existing?.status === 'invited') {
     const [pending] = await tx`select 1 from invitations where organization_id = ${organizationId} and account_id = ${account.id} and status = 'pending'`;
     if (pending) throw conflict(`${email} already has a pending invitation; resend it instead`);
@@ -143,6 +147,7 @@ export async function resendInvitation(db: Db, serverSecret: string, organizatio
     const [membership] = await tx<Membership[]>`
       select * from memberships where organization_id = ${organizationId} and account_id = ${current.accountId} for update`;
     if (membership?.status === 'active' || membership?.status === 'suspended') throw conflict(`${current.email} is already a member`);
+    if (membership) await assertMayManageMember(tx, membership, actor, 'invite again with the role(s)');
     await tx`update memberships set status = 'invited', updated_at = now()
              where organization_id = ${organizationId} and account_id = ${current.accountId}`;
     const token = generateSecret('invite');
@@ -167,6 +172,9 @@ export async function revokeInvitation(db: Db, organizationId: string, id: strin
       where organization_id = ${organizationId} and id = ${id} and status = 'pending'
       returning ${tx.unsafe(COLUMNS)}`;
     if (!inv) throw notFound('pending invitation', { id });
+    const [membership] = await tx<Membership[]>`
+      select * from memberships where organization_id = ${organizationId} and account_id = ${inv.accountId} for update`;
+    if (membership) await assertMayManageMember(tx, membership, actor, 'withdraw an invitation with the role(s)');
     await tx`update memberships set status = 'removed', updated_at = now()
              where organization_id = ${organizationId} and account_id = ${inv.accountId} and status = 'invited'`;
     const details = { invitationId: id, email: inv.email, accountId: inv.accountId };
@@ -175,18 +183,8 @@ export async function revokeInvitation(db: Db, organizationId: string, id: strin
   });
 }
 
-export const SIGN_IN_FIRST =
-  'This address already has an account. Sign in first (through your organization\'s single sign-on), then open this link again.';
-
-/**
- * A person who is already an active member somewhere has an account to sign in to: they accept
- * after signing in. Someone new creates the account by accepting (the link proves the address).
- */
-export async function hasAccountElsewhere(db: Db, accountId: string, organizationId: string): Promise<boolean> {
-  const [row] = await db`
-    select 1 from memberships where account_id = ${accountId} and organization_id <> ${organizationId} and status = 'active' limit 1`;
-  return Boolean(row);
-}
+export const SIGNED_IN_AS_SOMEONE_ELSE =
+  'You are signed in as someone else. This invitation is for another address: sign out (or open the link in a private window), then open it again.';
 
 /** Why a token cannot be used, in words for the person holding the link. */
 export function invitationRefusal(status: Invitation['status'] | 'unknown' | 'past_expiry'): string {
@@ -218,9 +216,12 @@ export async function findInvitationByToken(db: Db, serverSecret: string, token:
 }
 
 /**
- * Accepts an invitation with its token: the token proves the email, the person's name completes
- * a new account, the membership becomes active with the roles chosen at invite time, and the
- * invited local groups are joined.
+ * Accepts an invitation with its token. Following the emailed single-use link proves control of
+ * the address, so it is enough also for a person who already has an account (e.g. a member of
+ * another organization); only someone signed in as a different person is refused. The person's
+ * name completes a new account; the join (joinOrganization, the one place every acceptance goes
+ * through) activates the membership with the roles chosen at invite time, joins the invited
+ * local groups and records `invite.accepted`.
  */
 export async function acceptInvitation(
   db: Db,
@@ -228,12 +229,11 @@ export async function acceptInvitation(
   token: string,
   names: { givenName?: string; familyName?: string },
   signedInAccountId: string | null,
+  policy: { singleOrganization?: boolean } = {},
 ): Promise<{ invitation: Invitation & { organizationName: string }; membership: Membership }> {
   return inTransaction(db, async (tx) => {
     const { invitation, account } = await findInvitationByToken(tx, serverSecret, token);
-    if (signedInAccountId !== account.id && (await hasAccountElsewhere(tx, account.id, invitation.organizationId))) {
-      throw new DomainError('forbidden', SIGN_IN_FIRST);
-    }
+    if (signedInAccountId !== null && signedInAccountId !== account.id) throw new DomainError('forbidden', SIGNED_IN_AS_SOMEONE_ELSE);
     // A second use of the same link waits here and then finds the invitation no longer pending.
     const [locked] = await tx<{ status: Invitation['status'] }[]>`
       select status from invitations where organization_id = ${invitation.organizationId} and id = ${invitation.id} for update`;
@@ -243,13 +243,13 @@ export async function acceptInvitation(
                  family_name = coalesce(family_name, ${names.familyName ?? null}), updated_at = now() where id = ${account.id}`;
     }
     const actor: Actor = { type: 'account', id: account.id, name: account.email, channel: 'admin' };
-    const { membership } = await joinOrganization(tx, { organizationId: invitation.organizationId, accountId: account.id, source: 'invite' }, actor);
-    if (invitation.groupIds.length) {
-      const live = await tx<{ id: string }[]>`select id from groups where organization_id = ${invitation.organizationId} and id = any(${invitation.groupIds}::uuid[])`;
-      for (const g of live) await changeGroupMembers(tx, invitation.organizationId, g.id, { add: [account.id] }, actor);
-    }
-    await recordAudit(tx, invitation.organizationId, actor, 'invite.accepted', { type: 'invitation', id: invitation.id }, { email: account.email });
-    await emitEvent(tx, invitation.organizationId, 'invite.accepted', { invitationId: invitation.id, email: account.email, accountId: account.id }, actor);
-    return { invitation, membership };
+    const joined = await joinOrganization(
+      tx,
+      { organizationId: invitation.organizationId, accountId: account.id, source: 'invite', singleOrganization: policy.singleOrganization },
+      actor,
+    );
+    // The membership was already active (the invitation was left pending): nothing to accept.
+    if (joined.invitation?.id !== invitation.id) throw conflict(`${account.email} is already a member of ${invitation.organizationName}`);
+    return { invitation, membership: joined.membership };
   });
 }

@@ -1,10 +1,13 @@
 import type { Db, Tx } from '../storage/database.ts';
 import { firstRow, inTransaction } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
+import { assertHoldsPermissionsOf } from './authority.ts';
 import { invalid, notFound, ruleViolation } from './errors.ts';
 import { recordChange } from './events.ts';
-import { endSessionsOf } from './sessions.ts';
+import { completeInvitation, expireInvitations, lockPendingInvitation } from './invitation-lifecycle.ts';
+import { assertSingleOrganization, membershipPolicy } from './policy.ts';
 import { OWNER_ROLE, assertRolesExist, permissionsOf, type Permission } from './roles.ts';
+import { endSessionsOf } from './sessions.ts';
 
 export type MembershipStatus = 'invited' | 'active' | 'suspended' | 'removed';
 export type MembershipSource = 'admin' | 'invite' | 'scim' | 'sso';
@@ -45,16 +48,27 @@ async function lockMembership(tx: Tx, organizationId: string, accountId: string)
 const target = (accountId: string) => ({ type: 'account', id: accountId });
 
 /**
- * Makes the account an active member. New or previously removed members start with `roles`
- * (default: the organization's default role); a pending invitation keeps the roles chosen when
- * inviting; an active member is left as is. A suspended member is refused: only reactivation
- * (by whoever suspended them) lifts a suspension.
+ * Makes the account an active member: the one place a person joins (SCIM, SSO, a verified domain,
+ * an invitation link, a new organization's owner). New or previously removed members start with
+ * `roles` (default: the organization's default role); a pending invitation is accepted (with the
+ * roles and local groups chosen when inviting); one past its expiry is expired first, and the
+ * person joins as if never invited; an active member is left as is. A suspended member is
+ * refused: only reactivation (by whoever suspended them) lifts a suspension. Under the
+ * single-organization policy someone who belongs elsewhere is refused.
  */
 export async function joinOrganization(
   db: Db,
-  input: { organizationId: string; accountId: string; source: MembershipSource; roles?: string[]; liftSuspension?: boolean },
+  input: {
+    organizationId: string;
+    accountId: string;
+    source: MembershipSource;
+    roles?: string[];
+    liftSuspension?: boolean;
+    /** Overrides the process's membership policy (see policy.ts). */
+    singleOrganization?: boolean;
+  },
   actor: Actor,
-): Promise<{ membership: Membership; joined: boolean }> {
+): Promise<{ membership: Membership; joined: boolean; invitation?: { id: string; groupIds: string[] } }> {
   return inTransaction(db, async (tx) => {
     const [existing, organizationDefaultRole] = await Promise.all([
       lockMembership(tx, input.organizationId, input.accountId),
@@ -67,6 +81,10 @@ export async function joinOrganization(
       if (!input.liftSuspension) throw ruleViolation('the membership is suspended', { accountId: input.accountId });
       return { membership: await reactivateMember(tx, input.organizationId, input.accountId, actor), joined: false };
     }
+    if (input.singleOrganization ?? membershipPolicy().singleOrganization) {
+      const [account] = await tx<{ email: string }[]>`select email from accounts where id = ${input.accountId}`;
+      await assertSingleOrganization(tx, input.organizationId, input.accountId, account?.email ?? input.accountId);
+    }
 
     const announce = (joined: Pick<Membership, 'source' | 'roles'>) => {
       const details = { source: joined.source, roles: joined.roles, via: input.source };
@@ -78,14 +96,18 @@ export async function joinOrganization(
         payload: { accountId: input.accountId, ...details },
       });
     };
-    if (existing?.status === 'invited' && (await acceptPendingInvitation(tx, input.organizationId, input.accountId))) {
+    const pending = existing?.status === 'invited' ? await lockPendingInvitation(tx, input.organizationId, input.accountId) : null;
+    if (pending?.live) {
       const membership = firstRow(await tx<Membership[]>`
         update memberships set status = 'active', updated_at = now(), last_active_at = now()
         where organization_id = ${input.organizationId} and account_id = ${input.accountId}
         returning *`);
       await announce(membership);
-      return { membership, joined: true };
+      const { groupIds } = await completeInvitation(tx, pending, actor, input.source);
+      return { membership, joined: true, invitation: { id: pending.id, groupIds } };
     }
+    // Past its expiry, not swept yet: expired exactly as the reconciler would.
+    if (pending) await expireInvitations(tx, [pending], actor);
     const roles = input.roles ?? [organizationDefaultRole!];
     await assertRolesExist(tx, input.organizationId, roles);
     const [rows] = await Promise.all([
@@ -100,21 +122,6 @@ export async function joinOrganization(
     ]);
     return { membership: firstRow(rows), joined: true };
   });
-}
-
-/**
- * Marks the member's pending invitation accepted; false when it has expired meanwhile (the
- * reconciler has not swept it yet), in which case the person joins as if never invited.
- */
-async function acceptPendingInvitation(tx: Tx, organizationId: string, accountId: string): Promise<boolean> {
-  const [row] = await tx<{ live: boolean }[]>`
-    update invitations
-    set status = case when expires_at > now() then 'accepted' else 'expired' end,
-        accepted_at = case when expires_at > now() then now() end,
-        updated_at = now()
-    where organization_id = ${organizationId} and account_id = ${accountId} and status = 'pending'
-    returning status = 'accepted' as live`;
-  return row?.live ?? false;
 }
 
 async function defaultRole(db: Db, organizationId: string): Promise<string> {
@@ -140,7 +147,17 @@ export async function removeMember(db: Db, organizationId: string, accountId: st
   if (actor.channel !== 'scim' && actor.type === 'account' && actor.id === accountId) {
     throw ruleViolation('you cannot remove yourself; leave the organization instead', { accountId });
   }
-  return changeStatus(db, organizationId, accountId, ['invited', 'active', 'suspended'], 'removed', 'member.removed', actor);
+  return changeStatus(db, organizationId, accountId, ['invited', 'active', 'suspended'], 'removed', 'member.removed', actor, (tx, current) =>
+    assertMayManageMember(tx, current, actor, 'remove a member with the role(s)'));
+}
+
+/**
+ * A caller limited by its own permissions may change or remove only a member whose permissions it
+ * holds: those of the member's effective roles, whatever the membership's status (an invited or
+ * suspended owner is still an owner to be).
+ */
+export function assertMayManageMember(db: Db, member: Membership, actor: Actor, reason: string): Promise<void> {
+  return assertHoldsPermissionsOf(db, member.organizationId, actor, [{ roles: effectiveRoles(member), reason }]);
 }
 
 /** The member ends their own membership; the last owner cannot. */
@@ -156,11 +173,13 @@ async function changeStatus(
   to: MembershipStatus,
   action: string,
   actor: Actor,
+  authorize?: (tx: Tx, current: Membership) => Promise<void>,
 ): Promise<Membership> {
   return inTransaction(db, async (tx) => {
     const current = await lockMembership(tx, organizationId, accountId);
     if (!current || current.status === 'removed') throw notFound('member', { accountId });
     if (current.status === to) return current;
+    await authorize?.(tx, current);
     if (!from.includes(current.status)) {
       throw ruleViolation(`a ${current.status} membership cannot become ${to}`, { accountId, status: current.status });
     }
@@ -198,6 +217,10 @@ export async function setRoles(
     await assertRolesExist(tx, organizationId, wanted);
     const current = await lockMembership(tx, organizationId, accountId);
     if (!current || current.status === 'removed') throw notFound('member', { accountId });
+    await assertHoldsPermissionsOf(tx, organizationId, actor, [
+      { roles: effectiveRoles(current), reason: 'change the roles of a member with the role(s)' },
+      { roles: symmetricDifference(current.roles, wanted), reason: 'grant or take away the role(s)' },
+    ]);
     const next = { ...current, roles: wanted };
     if (effectiveRoles(current).includes(OWNER_ROLE) && !effectiveRoles(next).includes(OWNER_ROLE)) {
       await assertAnotherOwnerRemains(tx, current);
@@ -209,6 +232,11 @@ export async function setRoles(
     await recordRoleChange(tx, current, updated!, actor, {});
     return updated!;
   });
+}
+
+/** Roles in one list and not the other: what a change of roles grants or takes away. */
+export function symmetricDifference(before: readonly string[], after: readonly string[]): string[] {
+  return [...before.filter((r) => !after.includes(r)), ...after.filter((r) => !before.includes(r))];
 }
 
 /** Audits and announces a change of effective roles; a no-op when they did not change. */

@@ -3,6 +3,7 @@ import { firstRow, inTransaction } from '../storage/database.ts';
 import { ensureAccount, type Account } from './accounts.ts';
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
+import { assertHoldsPermissionsOf } from './authority.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { isUuid } from './ids.ts';
 import { joinOrganization, type Membership } from './memberships.ts';
@@ -94,7 +95,11 @@ export async function updateOrganizationSettings(
   actor: Actor,
 ): Promise<Organization> {
   return inTransaction(db, async (tx) => {
-    if (changes.defaultRole !== undefined) await assertRolesExist(tx, organizationId, [changes.defaultRole]);
+    if (changes.defaultRole !== undefined) {
+      await assertRolesExist(tx, organizationId, [changes.defaultRole]);
+      // Everyone who joins from now on gets it: the caller must hold its permissions.
+      await assertHoldsPermissionsOf(tx, organizationId, actor, [{ roles: [changes.defaultRole], reason: 'make the default role' }]);
+    }
     if (changes.inviteTtlHours !== undefined && !(Number.isInteger(changes.inviteTtlHours) && changes.inviteTtlHours >= 1 && changes.inviteTtlHours <= 8760)) {
       throw invalid('inviteTtlHours must be a whole number of hours from 1 to 8760');
     }

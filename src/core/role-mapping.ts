@@ -5,7 +5,8 @@ import { DomainError, invalid, notFound } from './errors.ts';
 import { emitEvent } from './events.ts';
 import { recordAudit } from './audit.ts';
 import { isUuid } from './ids.ts';
-import { assertAnotherOwnerRemains, recordRoleChange, type Membership } from './memberships.ts';
+import { assertHoldsPermissionsOf } from './authority.ts';
+import { assertAnotherOwnerRemains, recordRoleChange, symmetricDifference, type Membership } from './memberships.ts';
 import { OWNER_ROLE, assertRolesExist } from './roles.ts';
 
 export interface GroupRoleMapping {
@@ -31,6 +32,7 @@ export async function createGroupRoleMapping(
   if (roles.length === 0) throw invalid('a mapping needs at least one role');
   return inTransaction(db, async (tx) => {
     await assertRolesExist(tx, input.organizationId, roles);
+    await assertHoldsPermissionsOf(tx, input.organizationId, actor, [{ roles, reason: 'map a group to the role(s)' }]);
     if (byId) {
       const [group] = await tx`select 1 from groups where organization_id = ${input.organizationId} and id = ${input.groupId!}`;
       if (!group) throw notFound('group', { id: input.groupId });
@@ -51,13 +53,19 @@ export async function updateGroupRoleMapping(db: Db, organizationId: string, id:
   if (wanted.length === 0) throw invalid('a mapping needs at least one role');
   return inTransaction(db, async (tx) => {
     await assertRolesExist(tx, organizationId, wanted);
+    const [before] = await tx<GroupRoleMapping[]>`
+      select organization_id, id, group_id, group_name, roles from group_role_mappings
+      where organization_id = ${organizationId} and id = ${id} for update`;
+    if (!before) throw notFound('mapping', { id });
+    await assertHoldsPermissionsOf(tx, organizationId, actor, [
+      { roles: symmetricDifference(before.roles, wanted), reason: 'grant or take away, through a mapping, the role(s)' },
+    ]);
     const [mapping] = await tx<GroupRoleMapping[]>`
       update group_role_mappings set roles = ${wanted}::text[], updated_at = now()
       where organization_id = ${organizationId} and id = ${id}
       returning organization_id, id, group_id, group_name, roles`;
-    if (!mapping) throw notFound('mapping', { id });
-    await announce(tx, mapping, 'mapping.updated', actor);
-    return mapping;
+    await announce(tx, mapping!, 'mapping.updated', actor, { previousRoles: before.roles });
+    return mapping!;
   });
 }
 
@@ -68,12 +76,14 @@ export async function deleteGroupRoleMapping(db: Db, organizationId: string, id:
       delete from group_role_mappings where organization_id = ${organizationId} and id = ${id}
       returning organization_id, id, group_id, group_name, roles`;
     if (!mapping) throw notFound('mapping', { id });
+    // Refused after the delete: the transaction rolls it back.
+    await assertHoldsPermissionsOf(tx, organizationId, actor, [{ roles: mapping.roles, reason: 'take away, through a mapping, the role(s)' }]);
     await announce(tx, mapping, 'mapping.deleted', actor);
   });
 }
 
-async function announce(tx: Tx, m: GroupRoleMapping, type: string, actor: Actor): Promise<void> {
-  const details = { mappingId: m.id, groupId: m.groupId, groupName: m.groupName, roles: m.roles };
+async function announce(tx: Tx, m: GroupRoleMapping, type: string, actor: Actor, extra: Record<string, unknown> = {}): Promise<void> {
+  const details = { mappingId: m.id, groupId: m.groupId, groupName: m.groupName, roles: m.roles, ...extra };
   await recordAudit(tx, m.organizationId, actor, type, { type: 'mapping', id: m.id }, details);
   await emitEvent(tx, m.organizationId, type, details, actor);
 }
@@ -89,17 +99,41 @@ export async function membersOfMappedGroups(db: Db, organizationId: string, grou
 }
 
 /**
+ * What made the mapped roles of a member change, for the audit entry: an event (a mapping
+ * created, changed or deleted; a group's members, name or existence changed; a join) or the
+ * periodic full pass ('repair', which cannot tell what caused the drift it repairs).
+ */
+export interface RoleChangeTrigger {
+  event: string;
+  /** The mapping an event concerned, and the roles it granted before the event. */
+  mappingId?: string;
+  mappingRoles?: string[];
+  /** The group an event concerned, and names it had (a deleted group is gone from the table). */
+  groupId?: string;
+  groupNames?: string[];
+}
+export type RoleChangeCause = { kind: 'repair' } | { kind: 'event'; triggers: ReadonlyMap<string, readonly RoleChangeTrigger[]> };
+
+/**
  * Recomputes `mapped_roles` of the given members from their groups and the organization's
- * mappings, and writes only those that changed (audited with the mappings that grant the roles).
+ * mappings, and writes only those that changed. Each change is audited with its cause: the
+ * mappings that grant the added roles, the mappings that granted the removed ones (found through
+ * the triggering event: its mapping, or the mappings of its group), and the event's group.
  * The last owner keeps a mapped owner role even when its mapping goes away.
  * Returns how many memberships changed.
  */
-export async function recomputeMappedRoles(tx: Tx, organizationId: string, accountIds: readonly string[], actor: Actor): Promise<number> {
+export async function recomputeMappedRoles(
+  tx: Tx,
+  organizationId: string,
+  accountIds: readonly string[],
+  actor: Actor,
+  cause: RoleChangeCause = { kind: 'event', triggers: new Map() },
+): Promise<number> {
   if (accountIds.length === 0) return 0;
-  const computed = await tx<{ accountId: string; roles: string[]; mappingIds: string[] }[]>`
+  const computed = await tx<{ accountId: string; roles: string[]; grants: { role: string; mappingId: string }[] }[]>`
     select t.account_id,
            coalesce(array_agg(distinct r.role order by r.role) filter (where r.role is not null), '{}') as roles,
-           coalesce(array_agg(distinct m.id) filter (where m.id is not null), '{}') as mapping_ids
+           coalesce(jsonb_agg(distinct jsonb_build_object('role', r.role, 'mappingId', m.id)) filter (where r.role is not null), '[]') as grants
     from unnest(${accountIds as string[]}::uuid[]) as t(account_id)
     left join group_members gm on gm.organization_id = ${organizationId} and gm.account_id = t.account_id
     left join groups g on g.organization_id = ${organizationId} and g.id = gm.group_id
@@ -113,6 +147,7 @@ export async function recomputeMappedRoles(tx: Tx, organizationId: string, accou
     where organization_id = ${organizationId} and account_id = any(${accountIds as string[]}::uuid[]) and status <> 'removed'
     order by account_id
     for update`;
+  let groupMappings: Promise<GroupMappingRow[]> | null = null;
   let changed = 0;
   for (const before of current) {
     const target = wanted.get(before.accountId)!;
@@ -128,14 +163,62 @@ export async function recomputeMappedRoles(tx: Tx, organizationId: string, accou
         if (sorted.join() === roles.join()) continue;
       }
     }
+    const added = roles.filter((r) => !sorted.includes(r));
+    const removed = sorted.filter((r) => !roles.includes(r));
+    const mappingIds = new Set(target.grants.filter((g) => added.includes(g.role)).map((g) => g.mappingId));
+    const groupIds = new Set<string>();
+    const triggers = cause.kind === 'event' ? (cause.triggers.get(before.accountId) ?? []) : [];
+    for (const t of triggers) {
+      if (t.groupId) groupIds.add(t.groupId);
+      if (removed.length === 0) continue;
+      if (t.mappingId && (!t.mappingRoles || t.mappingRoles.some((r) => removed.includes(r)))) mappingIds.add(t.mappingId);
+      if (t.groupId || t.groupNames?.length) {
+        groupMappings ??= mappingsOfTriggerGroups(tx, organizationId, cause);
+        for (const m of await groupMappings) {
+          const concerns = (t.groupId !== undefined && m.groupId === t.groupId) || (m.name !== null && (t.groupNames ?? []).some((n) => n.toLowerCase() === m.name));
+          if (concerns && m.roles.some((r) => removed.includes(r))) mappingIds.add(m.id);
+        }
+      }
+    }
     const [after] = await tx<Membership[]>`
       update memberships set mapped_roles = ${roles}::text[], updated_at = now()
       where organization_id = ${organizationId} and account_id = ${before.accountId}
       returning *`;
-    await recordRoleChange(tx, before, after!, actor, { cause: 'group mapping', mappingIds: target.mappingIds });
+    await recordRoleChange(tx, before, after!, actor, {
+      cause: cause.kind === 'repair' ? 'repair' : 'group mapping',
+      mappingIds: [...mappingIds].sort(),
+      ...(groupIds.size ? { groupIds: [...groupIds].sort() } : {}),
+      ...(triggers.length ? { events: [...new Set(triggers.map((t) => t.event))] } : {}),
+    });
     changed += 1;
   }
   return changed;
+}
+
+interface GroupMappingRow {
+  id: string;
+  roles: string[];
+  /** The trigger group the mapping applies to (by id, or by the group's current name). */
+  groupId: string | null;
+  /** The mapping's group name, lower case, for matching names a trigger carries. */
+  name: string | null;
+}
+
+/** The mappings of the groups the triggers name: by id, by their current name, or by a name they had. */
+async function mappingsOfTriggerGroups(tx: Tx, organizationId: string, cause: RoleChangeCause): Promise<GroupMappingRow[]> {
+  if (cause.kind !== 'event') return [];
+  const all = [...cause.triggers.values()].flat();
+  const ids = [...new Set(all.flatMap((t) => (t.groupId ? [t.groupId] : [])))];
+  const names = [...new Set(all.flatMap((t) => (t.groupNames ?? []).map((n) => n.toLowerCase())))];
+  return tx<GroupMappingRow[]>`
+    select m.id, m.roles, g.id as group_id, null as name
+    from groups g join group_role_mappings m on m.organization_id = g.organization_id
+      and (m.group_id = g.id or lower(m.group_name) = lower(g.display_name))
+    where g.organization_id = ${organizationId} and g.id = any(${ids}::uuid[])
+    union all
+    select m.id, m.roles, null, lower(m.group_name)
+    from group_role_mappings m
+    where m.organization_id = ${organizationId} and lower(m.group_name) = any(${names}::text[])`;
 }
 
 export async function listGroupRoleMappings(db: Db, organizationId: string): Promise<GroupRoleMapping[]> {

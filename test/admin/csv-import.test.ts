@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Express } from 'express';
 import type { AppContext } from '../../src/context.ts';
 import { systemActor } from '../../src/core/actor.ts';
+import { issueCredential } from '../../src/core/credentials.ts';
 import { createGroup } from '../../src/core/groups.ts';
 import { createApp } from '../../src/http/app.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
@@ -53,11 +54,36 @@ describe('CSV invitation import', () => {
     const [inv] = await ctx.sql`select cardinality(group_ids) as groups from invitations where email = 'person1@csv.test'`;
     expect(inv!.groups).toBe(2);
 
+    // Every pending row of the members list carries its invitation, also past the 500 that
+    // GET /api/invitations lists (what the console used to look them up in).
+    const pending: { invitation: { id: string; expiresAt: string } | null }[] = [];
+    for (let after = ''; ; ) {
+      const page = await request(app).get(`/api/members?status=pending&limit=200${after ? `&after=${after}` : ''}`).set('authorization', `Bearer ${a.adminKey}`).expect(200);
+      pending.push(...page.body.items);
+      if (!page.body.next) break;
+      after = page.body.next;
+    }
+    expect(pending).toHaveLength(1000 - bad.size);
+    expect(pending.every((m) => m.invitation && m.invitation.id && !Number.isNaN(Date.parse(m.invitation.expiresAt)))).toBe(true);
+    expect(new Set(pending.map((m) => m.invitation!.id)).size).toBe(pending.length);
+
     const second = await upload(csv).expect(200);
     expect(second.body.invited).toBe(0);
     expect(second.body.rows[1]).toMatchObject({ row: 3, status: 'skipped', errors: ['already invited'] });
     const [{ m }] = (await ctx.sql`select count(*)::int as m from invitations where organization_id = ${a.organization.id}`) as unknown as [{ m: number }];
     expect(m).toBe(1000 - bad.size);
+  });
+
+  it('a viewer key gets 403 naming the missing permission; an admin key cannot import with a role beyond its own; nothing is invited', async () => {
+    const key = async (roles: string[]) =>
+      (await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: a.organization.id, kind: 'admin', name: roles.join(), roles }, systemActor('cli'))).secret;
+    const csv = 'email\nviewer-import@csv.test';
+    const send = (k: string, query = '') => request(app).post(`/api/invitations/import${query}`).set('authorization', `Bearer ${k}`).set('content-type', 'text/csv').send(csv);
+    const viewer = await send(await key(['viewer'])).expect(403);
+    expect(viewer.body).toEqual({ error: 'forbidden', message: 'missing permission: members:manage', details: { missing: ['members:manage'] } });
+    const admin = await send(await key(['admin']), '?roles=owner').expect(403);
+    expect(admin.body.details).toEqual({ missing: ['billing:manage'] });
+    expect(await ctx.sql`select 1 from invitations where email = 'viewer-import@csv.test'`).toHaveLength(0);
   });
 
   it('refuses files that are too long, have no email column, or are not CSV', async () => {

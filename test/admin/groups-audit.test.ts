@@ -74,4 +74,18 @@ describe('audit log', () => {
     expect((await request(app).get('/api/audit').set(as(b.adminKey)).expect(200)).body.items.some((e: { targetId: string }) => e.targetId === memberId)).toBe(false);
     await request(app).get('/api/audit?since=notadate').set(as(a.adminKey)).expect(400);
   });
+
+  it('since (inclusive) and until (exclusive) filter by real timestamps', async () => {
+    await ctx.sql`update audit_log set at = '2024-01-10T12:00:00Z' where organization_id = ${a.organization.id} and action = 'organization.created'`;
+    await ctx.sql`update audit_log set at = '2024-03-01T00:00:00Z' where organization_id = ${a.organization.id} and action = 'member.joined' and target_id = ${memberId}`;
+    const between = async (query: string) =>
+      (await request(app).get(`/api/audit?${query}`).set(as(a.adminKey)).expect(200)).body.items.map((e: { action: string }) => e.action);
+    expect(await between('since=2024-01-01&until=2024-02-01')).toEqual(['organization.created']);
+    expect(await between('since=2024-01-10T12:00:00Z&until=2024-03-01T00:00:00Z')).toEqual(['organization.created']);
+    expect(await between('since=2024-01-10T12:00:00.001Z&until=2024-03-01T00:00:00.001Z')).toEqual(['member.joined']);
+    expect(await between('until=2024-01-10T12:00:00Z')).toEqual([]);
+    const recent = await between(`since=${encodeURIComponent(new Date(Date.now() - 3_600_000).toISOString())}`);
+    expect(recent).not.toContain('organization.created');
+    expect(recent).toContain('group.created');
+  });
 });

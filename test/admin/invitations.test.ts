@@ -3,12 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Express } from 'express';
 import type { AppContext } from '../../src/context.ts';
 import { systemActor } from '../../src/core/actor.ts';
+import { issueCredential } from '../../src/core/credentials.ts';
 import { createGroup } from '../../src/core/groups.ts';
 import { createSession } from '../../src/core/sessions.ts';
 import { createApp } from '../../src/http/app.ts';
 import { SESSION_COOKIE } from '../../src/http/session-cookie.ts';
 import { createReconciler } from '../../src/sync/index.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
+import { oktaUser, scimClient } from '../support/scim.ts';
 import { startSmtpServer } from '../support/smtp.ts';
 
 let ctx: AppContext;
@@ -106,18 +108,75 @@ describe('invitations', () => {
     expect((await ctx.sql`select status from memberships where account_id = ${inv.accountId}`)[0]!.status).toBe('invited');
   });
 
-  it('a person who already has an account accepts after signing in', async () => {
+  it('a person who already has an account accepts by following the link alone; someone signed in as another person is refused', async () => {
     const res = await invite({ emails: 'owner@inv-b.test', roles: ['viewer'] }).expect(201);
+    const accountId = res.body.results[0].invitation.accountId;
     const token = await tokenMailedTo('owner@inv-b.test');
-    const refused = await request(app).post('/invitations/accept').type('form').send({ token }).expect(403);
-    expect(refused.text).toContain('Sign in first');
-    expect((await request(app).get(`/invitations/accept?token=${token}`).expect(403)).text).toContain('Sign in first');
-    expect((await ctx.sql`select status from memberships where organization_id = ${a.organization.id} and account_id = ${b.owner.id}`)[0]!.status).toBe('invited');
-    // Signed in (a session from their own organization), the same link works.
-    const { secret } = await createSession(ctx.sql, ctx.config.serverSecret, { organizationId: b.organization.id, accountId: b.owner.id, via: 'saml' });
-    await request(app).post('/invitations/accept').type('form').set('cookie', `${SESSION_COOKIE}=${secret}`).send({ token }).expect(200);
-    const [m] = await ctx.sql`select status, roles from memberships where organization_id = ${a.organization.id} and account_id = ${res.body.results[0].invitation.accountId}`;
+    // Signed in as someone else (a.owner): refused, and nothing changes.
+    const { secret: other } = await createSession(ctx.sql, ctx.config.serverSecret, { organizationId: a.organization.id, accountId: a.owner.id, via: 'saml' });
+    const form = await request(app).get(`/invitations/accept?token=${token}`).set('cookie', `${SESSION_COOKIE}=${other}`).expect(403);
+    expect(form.text).toContain('signed in as someone else');
+    const refused = await request(app).post('/invitations/accept').type('form').set('cookie', `${SESSION_COOKIE}=${other}`).send({ token }).expect(403);
+    expect(refused.text).toContain('signed in as someone else');
+    expect((await ctx.sql`select status from memberships where organization_id = ${a.organization.id} and account_id = ${accountId}`)[0]!.status).toBe('invited');
+    // The emailed link proves the address: no sign-in needed (their organization may have no SSO).
+    const page = await request(app).get(`/invitations/accept?token=${token}`).expect(200);
+    expect(page.text).toContain('Accept and join');
+    const accepted = await request(app).post('/invitations/accept').type('form').send({ token }).expect(200);
+    expect(accepted.headers['set-cookie']![0]).toMatch(new RegExp(`^${SESSION_COOKIE}=`));
+    const [m] = await ctx.sql`select status, roles from memberships where organization_id = ${a.organization.id} and account_id = ${accountId}`;
     expect(m).toEqual({ status: 'active', roles: ['viewer'] });
+    // Signed in as themselves works too (checked on another invitation).
+    const second = await request(app).post('/api/invitations').set(as(b.adminKey)).send({ emails: 'owner@inv-a.test' }).expect(201);
+    const again = await tokenMailedTo('owner@inv-a.test');
+    const { secret: own } = await createSession(ctx.sql, ctx.config.serverSecret, { organizationId: a.organization.id, accountId: a.owner.id, via: 'saml' });
+    await request(app).post('/invitations/accept').type('form').set('cookie', `${SESSION_COOKIE}=${own}`).send({ token: again }).expect(200);
+    expect((await ctx.sql`select status from invitations where id = ${second.body.results[0].invitation.id}`)[0]!.status).toBe('accepted');
+  });
+
+  it('names given at invite time are stored on the new account', async () => {
+    const res = await invite({ emails: 'ida@x.test', givenName: 'Ida', familyName: 'Ives' }).expect(201);
+    const [account] = await ctx.sql`select given_name, family_name from accounts where id = ${res.body.results[0].invitation.accountId}`;
+    expect(account).toEqual({ givenName: 'Ida', familyName: 'Ives' });
+    // The accept page then asks for no name.
+    expect((await request(app).get(`/invitations/accept?token=${await tokenMailedTo('ida@x.test')}`).expect(200)).text).not.toContain('name="givenName"');
+  });
+
+  it('accepting by the link joins the invited groups and records invite.accepted once', async () => {
+    const group = await createGroup(ctx.sql, { organizationId: a.organization.id, source: 'local', displayName: 'Research' }, systemActor('admin'));
+    const inv = (await invite({ emails: 'jo@x.test', groupIds: [group.id] }).expect(201)).body.results[0].invitation;
+    await request(app).post('/invitations/accept').type('form').send({ token: await tokenMailedTo('jo@x.test'), givenName: 'Jo', familyName: 'J' }).expect(200);
+    expect(await ctx.sql`select 1 from group_members where group_id = ${group.id} and account_id = ${inv.accountId}`).toHaveLength(1);
+    const audit = await ctx.sql`select channel, details from audit_log where action = 'invite.accepted' and target_id = ${inv.id}`;
+    expect(audit).toEqual([{ channel: 'admin', details: { email: 'jo@x.test', accountId: inv.accountId, groupIds: [group.id], via: 'invite' } }]);
+    expect(await ctx.sql`select 1 from outbox where type = 'invite.accepted' and payload->>'invitationId' = ${inv.id}`).toHaveLength(1);
+  });
+
+  it('an invitee provisioned through SCIM accepts the invitation: invited roles and groups, invite.accepted', async () => {
+    const group = await createGroup(ctx.sql, { organizationId: a.organization.id, source: 'local', displayName: 'Support' }, systemActor('admin'));
+    const inv = (await invite({ emails: 'kim@x.test', roles: ['billing'], groupIds: [group.id] }).expect(201)).body.results[0].invitation;
+    await scimClient(app, a.scimToken).post('/Users', oktaUser('kim@x.test')).expect(201);
+    const [m] = await ctx.sql`select status, roles from memberships where organization_id = ${a.organization.id} and account_id = ${inv.accountId}`;
+    expect(m).toEqual({ status: 'active', roles: ['billing'] });
+    expect(await ctx.sql`select 1 from group_members where group_id = ${group.id} and account_id = ${inv.accountId}`).toHaveLength(1);
+    const [audit] = await ctx.sql`select channel, actor_name, details from audit_log where action = 'invite.accepted' and target_id = ${inv.id}`;
+    expect(audit).toMatchObject({ channel: 'scim', actorName: 'idp', details: { groupIds: [group.id], via: 'scim' } });
+    expect((await ctx.sql`select status from invitations where id = ${inv.id}`)[0]!.status).toBe('accepted');
+  });
+
+  it('a viewer (session or key) cannot invite: 403 naming the missing permission, nothing invited', async () => {
+    const viewerKey = (await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: a.organization.id, kind: 'admin', name: 'viewer', roles: ['viewer'] }, systemActor('cli'))).secret;
+    const res = await invite({ emails: 'lee@x.test' }, viewerKey).expect(403);
+    expect(res.body).toEqual({ error: 'forbidden', message: 'missing permission: members:manage', details: { missing: ['members:manage'] } });
+    expect(await ctx.sql`select 1 from invitations where email = 'lee@x.test'`).toHaveLength(0);
+  });
+
+  it('an admin cannot invite with a role beyond its own permissions', async () => {
+    const adminKey = (await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: a.organization.id, kind: 'admin', name: 'admin', roles: ['admin'] }, systemActor('cli'))).secret;
+    const res = await invite({ emails: 'max@x.test, ned@x.test', roles: ['owner'] }, adminKey).expect(403);
+    expect(res.body).toMatchObject({ error: 'forbidden', details: { missing: ['billing:manage'] }, message: expect.stringMatching(/^missing permission: billing:manage \(needed to invite with the role\(s\) owner\)/) });
+    expect(await ctx.sql`select 1 from invitations where email in ('max@x.test', 'ned@x.test')`).toHaveLength(0);
+    await invite({ emails: 'max@x.test', roles: ['admin'] }, adminKey).expect(201);
   });
 
   it('the default expiry is 72 hours', async () => {

@@ -4,6 +4,8 @@ import type { Express } from 'express';
 import type { AppContext } from '../../src/context.ts';
 import { ensureAccount } from '../../src/core/accounts.ts';
 import { systemActor } from '../../src/core/actor.ts';
+import { issueCredential, revokeCredential } from '../../src/core/credentials.ts';
+import { inviteMembers } from '../../src/core/invitations.ts';
 import { joinOrganization, suspendMember } from '../../src/core/memberships.ts';
 import { createSession } from '../../src/core/sessions.ts';
 import { createApp } from '../../src/http/app.ts';
@@ -32,6 +34,8 @@ beforeAll(async () => {
 afterAll(async () => ctx.database.close());
 
 const as = (key: string) => ({ authorization: `Bearer ${key}` });
+const keyWith = async (roles: string[], expiresAt?: Date) =>
+  (await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: a.organization.id, kind: 'admin', name: roles.join('+'), roles, expiresAt }, systemActor('cli'))).secret;
 const session = async (accountId: string) =>
   `${SESSION_COOKIE}=${(await createSession(ctx.sql, ctx.config.serverSecret, { organizationId: a.organization.id, accountId, via: 'saml' })).secret}`;
 
@@ -39,6 +43,12 @@ describe('members', () => {
   it('list with status, roles and source; filter; page without gaps or repeats', async () => {
     const all = await request(app).get('/api/members?limit=200').set(as(a.adminKey)).expect(200);
     expect(all.body.items).toHaveLength(8);
+    // Joining counts as activity: every member has a last activity, as an ISO date.
+    const [joinedAt] = await ctx.sql`select last_active_at from memberships where organization_id = ${a.organization.id} and account_id = ${ids[0]!}`;
+    expect(all.body.items.find((m: { accountId: string }) => m.accountId === ids[0])).toMatchObject({
+      lastActiveAt: joinedAt!.lastActiveAt.toISOString(),
+      invitation: null,
+    });
     expect(all.body.items.find((m: { email: string }) => m.email === 'person6@members.test')).toMatchObject({ status: 'suspended', source: 'sso' });
     expect((await request(app).get('/api/members?status=suspended').set(as(a.adminKey)).expect(200)).body.items).toHaveLength(1);
     expect((await request(app).get('/api/members?role=owner').set(as(a.adminKey)).expect(200)).body.items).toEqual([
@@ -101,5 +111,71 @@ describe('members', () => {
     await request(app).get('/api/members').set('cookie', cookie).expect(401);
     await request(app).post('/api/leave').set('cookie', await session(a.owner.id)).expect(409);
     await request(app).post('/api/leave').set(as(a.adminKey)).expect(400);
+  });
+});
+
+describe('members: permissions, keys and pending rows', () => {
+  it('a viewer (key or session) cannot change roles: 403 naming the missing permission; nothing changes', async () => {
+    const viewer = await keyWith(['viewer']);
+    const res = await request(app).put(`/api/members/${ids[5]}/roles`).set(as(viewer)).send({ roles: ['viewer'] }).expect(403);
+    expect(res.body).toEqual({ error: 'forbidden', message: 'missing permission: members:manage', details: { missing: ['members:manage'] } });
+    await request(app).put(`/api/members/${ids[5]}/roles`).set(as(a.adminKey)).send({ roles: ['viewer'] }).expect(200);
+    const cookie = await session(ids[5]!);
+    expect((await request(app).put(`/api/members/${ids[0]}/roles`).set('cookie', cookie).send({ roles: ['member'] }).expect(403)).body.details).toEqual({ missing: ['members:manage'] });
+    expect((await ctx.sql`select roles from memberships where organization_id = ${a.organization.id} and account_id = ${ids[0]!}`)[0]!.roles).toEqual(['admin', 'billing']);
+  });
+
+  it('a revoked or expired admin key gets 401', async () => {
+    const key = await keyWith(['owner']);
+    await request(app).get('/api/members').set(as(key)).expect(200);
+    const [row] = await ctx.sql`select id from credentials where organization_id = ${a.organization.id} and kind = 'admin' order by created_at desc limit 1`;
+    await revokeCredential(ctx.sql, a.organization.id, row!.id, systemActor('cli'));
+    const revoked = await request(app).get('/api/members').set(as(key)).expect(401);
+    expect(revoked.body.error).toBe('unauthenticated');
+    const expiring = await keyWith(['owner'], new Date(Date.now() + 60_000));
+    await ctx.sql`update credentials set expires_at = now() - interval '1 second' where organization_id = ${a.organization.id} and name = 'owner' and revoked_at is null`;
+    await request(app).get('/api/members').set(as(expiring)).expect(401);
+  });
+
+  it('an admin (key or session) cannot grant owner, change an owner, remove an owner or map a group to owner: 403 with details.missing', async () => {
+    const adminKey = await keyWith(['admin']);
+    const target = ids[5]!;
+    const billingMember = ids[0]!; // admin + billing: beyond an admin key (no billing:manage)
+    const refused = await request(app).put(`/api/members/${target}/roles`).set(as(adminKey)).send({ roles: ['owner'] }).expect(403);
+    expect(refused.body).toMatchObject({ error: 'forbidden', details: { missing: ['billing:manage'] } });
+    expect(refused.body.message).toMatch(/^missing permission: billing:manage \(needed to grant or take away the role\(s\) owner\)$/);
+    expect((await request(app).delete(`/api/members/${a.owner.id}`).set(as(adminKey)).expect(403)).body.details).toEqual({ missing: ['billing:manage'] });
+    const bulk = await request(app).post('/api/members/remove').set(as(adminKey)).send({ accountIds: [a.owner.id] }).expect(200);
+    expect(bulk.body.results[0]).toMatchObject({ removed: false, error: 'forbidden' });
+    await request(app).put(`/api/members/${a.owner.id}/roles`).set(as(adminKey)).send({ roles: ['owner', 'viewer'] }).expect(403);
+    await request(app).post('/api/group-mappings').set(as(adminKey)).send({ groupName: 'Everyone', roles: ['owner'] }).expect(403);
+    await request(app).patch('/api/organization').set(as(adminKey)).send({ defaultRole: 'owner' }).expect(403);
+    // A signed-in admin cannot make itself owner either.
+    await request(app).put(`/api/members/${target}/roles`).set(as(a.adminKey)).send({ roles: ['admin'] }).expect(200);
+    const cookie = await session(target);
+    const self = await request(app).put(`/api/members/${target}/roles`).set('cookie', cookie).send({ roles: ['admin', 'owner'] }).expect(403);
+    expect(self.body.details).toEqual({ missing: ['billing:manage'] });
+    expect((await ctx.sql`select roles from memberships where organization_id = ${a.organization.id} and account_id = ${target}`)[0]!.roles).toEqual(['admin']);
+    expect((await ctx.sql`select roles, status from memberships where organization_id = ${a.organization.id} and account_id = ${a.owner.id}`)[0]).toEqual({ roles: ['owner'], status: 'active' });
+    expect(await ctx.sql`select 1 from group_role_mappings where organization_id = ${a.organization.id}`).toHaveLength(0);
+    // Nor a member holding billing:manage; within its own permissions an admin works as before.
+    await request(app).put(`/api/members/${billingMember}/roles`).set(as(adminKey)).send({ roles: ['admin', 'billing'] }).expect(403);
+    await request(app).put(`/api/members/${target}/roles`).set(as(adminKey)).send({ roles: ['member'] }).expect(200);
+  });
+
+  it('pending rows carry their invitation id and expiry; other rows carry null', async () => {
+    const invited = await inviteMembers(ctx.sql, ctx.config.serverSecret, a.organization.id, [{ email: 'pending1@members.test' }, { email: 'pending2@members.test' }], systemActor('admin'));
+    const res = await request(app).get('/api/members?status=pending').set(as(a.adminKey)).expect(200);
+    expect(res.body.items).toHaveLength(2);
+    for (const result of invited) {
+      if (!result.invited) throw new Error(result.message);
+      const row = res.body.items.find((m: { email: string }) => m.email === result.email);
+      expect(row).toMatchObject({
+        status: 'pending',
+        invitation: { id: result.invitation.id, expiresAt: result.invitation.expiresAt.toISOString(), createdAt: result.invitation.createdAt.toISOString() },
+      });
+    }
+    const active = (await request(app).get('/api/members?status=active').set(as(a.adminKey)).expect(200)).body.items;
+    expect(active.every((m: { invitation: unknown }) => m.invitation === null)).toBe(true);
   });
 });

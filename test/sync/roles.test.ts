@@ -5,11 +5,13 @@ import type { Actor } from '../../src/core/actor.ts';
 import { changeGroupMembers, createGroup, deleteGroup } from '../../src/core/groups.ts';
 import { getMembership, joinOrganization, setRoles } from '../../src/core/memberships.ts';
 import { createGroupRoleMapping, deleteGroupRoleMapping, updateGroupRoleMapping } from '../../src/core/role-mapping.ts';
+import { BUILT_IN_ROLES, PERMISSIONS } from '../../src/core/roles.ts';
 import { createReconciler } from '../../src/sync/index.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
 
 const scim: Actor = { type: 'scim_token', id: 't', name: 'okta', channel: 'scim' };
-const admin: Actor = { type: 'admin_key', id: 'k', name: 'key', channel: 'admin' };
+const admin: Actor = { type: 'admin_key', id: 'k', name: 'key', channel: 'admin', permissions: PERMISSIONS };
+const adminRole: Actor = { type: 'admin_key', id: 'k2', name: 'admin key', channel: 'admin', permissions: BUILT_IN_ROLES.admin!.permissions };
 let ctx: AppContext;
 let orgId: string;
 let ownerId: string;
@@ -30,6 +32,9 @@ async function person(roles?: string[]) {
   return a.id;
 }
 const reconcile = () => createReconciler(ctx).events();
+/** The member's latest role change entry. */
+const lastRoleChange = async (id: string) =>
+  (await ctx.sql`select details from audit_log where action = 'member.role_changed' and target_id = ${id} order by id desc limit 1`)[0]!.details;
 const roles = async (id: string) => {
   const m = await getMembership(ctx.sql, orgId, id);
   return { roles: m!.roles, mapped: m!.mappedRoles };
@@ -49,10 +54,22 @@ describe('group to role mapping', () => {
     await updateGroupRoleMapping(ctx.sql, orgId, mapping.id, ['billing'], admin);
     await reconcile();
     expect(await roles(id)).toEqual({ roles: ['viewer'], mapped: ['billing'] });
+    expect(await lastRoleChange(id)).toMatchObject({ cause: 'group mapping', mappingIds: [mapping.id], from: ['admin', 'viewer'], to: ['billing', 'viewer'], events: ['mapping.updated'] });
 
+    // Leaving the group: the entry names the mapping that granted the removed role, and the group.
     await changeGroupMembers(ctx.sql, orgId, group.id, { remove: [id] }, scim);
     await reconcile();
     expect(await roles(id)).toEqual({ roles: ['viewer'], mapped: [] });
+    expect(await lastRoleChange(id)).toEqual({
+      cause: 'group mapping',
+      mappingIds: [mapping.id],
+      groupIds: [group.id],
+      events: ['group.members_changed'],
+      from: ['billing', 'viewer'],
+      to: ['viewer'],
+      roles: ['viewer'],
+      mappedRoles: [],
+    });
   });
 
   it('maps by name, case-insensitively, for SAML groups; removing the mapping removes the role', async () => {
@@ -65,6 +82,7 @@ describe('group to role mapping', () => {
     await deleteGroupRoleMapping(ctx.sql, orgId, mapping.id, admin);
     await reconcile();
     expect((await roles(id)).mapped).toEqual([]);
+    expect(await lastRoleChange(id)).toMatchObject({ cause: 'group mapping', mappingIds: [mapping.id], events: ['mapping.deleted'], from: ['billing', 'member', 'viewer'], to: ['member'] });
   });
 
   it('deleting a mapped group takes its roles away', async () => {
@@ -77,6 +95,40 @@ describe('group to role mapping', () => {
     await deleteGroup(ctx.sql, orgId, group.id, scim);
     await reconcile();
     expect((await roles(id)).mapped).toEqual([]);
+    // The mapping went with its group; the entry names the group.
+    expect(await lastRoleChange(id)).toMatchObject({ cause: 'group mapping', groupIds: [group.id], events: ['group.deleted'], from: ['billing', 'member'], to: ['member'] });
+  });
+
+  it('a group deleted while a name mapping still exists: the entry names that mapping', async () => {
+    const id = await person();
+    const group = await createGroup(ctx.sql, { organizationId: orgId, source: 'scim', displayName: 'Auditors' }, scim);
+    const mapping = await createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupName: 'auditors', roles: ['viewer'] }, admin);
+    await changeGroupMembers(ctx.sql, orgId, group.id, { add: [id] }, scim);
+    await reconcile();
+    await deleteGroup(ctx.sql, orgId, group.id, scim);
+    await reconcile();
+    expect(await lastRoleChange(id)).toMatchObject({ mappingIds: [mapping.id], groupIds: [group.id], from: ['member', 'viewer'], to: ['member'] });
+  });
+
+  it('an admin can neither map a group to owner nor change or delete a mapping that grants it, nor move people in a group mapped to it', async () => {
+    const group = await createGroup(ctx.sql, { organizationId: orgId, source: 'local', displayName: 'Leads' }, admin);
+    const refused = await createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupId: group.id, roles: ['owner'] }, adminRole).catch((e) => e);
+    expect(refused).toMatchObject({ code: 'forbidden', details: { missing: ['billing:manage'] } });
+    const owners = await createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupId: group.id, roles: ['owner'] }, admin);
+    await expect(updateGroupRoleMapping(ctx.sql, orgId, owners.id, ['viewer'], adminRole)).rejects.toMatchObject({ code: 'forbidden' });
+    await expect(deleteGroupRoleMapping(ctx.sql, orgId, owners.id, adminRole)).rejects.toMatchObject({ code: 'forbidden' });
+    const id = await person(['admin']);
+    await expect(changeGroupMembers(ctx.sql, orgId, group.id, { add: [id] }, { ...adminRole, type: 'account', id })).rejects.toMatchObject({
+      code: 'forbidden',
+      message: expect.stringMatching(/through group membership, the role\(s\) owner/),
+    });
+    expect(await ctx.sql`select 1 from group_members where group_id = ${group.id}`).toHaveLength(0);
+    expect((await ctx.sql`select roles from group_role_mappings where id = ${owners.id}`)[0]!.roles).toEqual(['owner']);
+    await deleteGroupRoleMapping(ctx.sql, orgId, owners.id, admin);
+    // Roles the admin holds itself are fine.
+    const viewers = await createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupId: group.id, roles: ['viewer'] }, adminRole);
+    await changeGroupMembers(ctx.sql, orgId, group.id, { add: [id] }, adminRole);
+    await deleteGroupRoleMapping(ctx.sql, orgId, viewers.id, adminRole);
   });
 
   it('refuses bad mappings', async () => {
@@ -105,5 +157,6 @@ describe('group to role mapping', () => {
     const summary = await createReconciler(ctx).runOnce();
     expect(summary.rolesRepaired).toBeGreaterThanOrEqual(1);
     expect((await roles(id)).mapped).toEqual([]);
+    expect(await lastRoleChange(id)).toMatchObject({ cause: 'repair', mappingIds: [], from: ['admin', 'member'], to: ['member'] });
   });
 });

@@ -54,15 +54,9 @@ startPage(async (area, session) => {
   async function load() {
     showStatus('');
     const after = state.cursors.at(-1);
-    const page = await attempt(() =>
-      Promise.all([
-        api('GET', `/members${query({ email: state.email, status: state.status, role: state.role, after, limit: PAGE_SIZE })}`),
-        canManage ? api('GET', '/invitations?status=pending') : { items: [] },
-      ]),
-    );
-    if (!page) return;
-    const [members, invitations] = page;
-    const inviteOf = new Map(invitations.items.map((i) => [i.accountId, i]));
+    // Pending rows carry their invitation (id and expiry), whatever the number of pending invites.
+    const members = await attempt(() => api('GET', `/members${query({ email: state.email, status: state.status, role: state.role, after, limit: PAGE_SIZE })}`));
+    if (!members) return;
     const pageNumber = state.cursors.length;
 
     const selectAll = h('input', { type: 'checkbox', 'aria-label': 'Select every member on this page' });
@@ -75,7 +69,7 @@ startPage(async (area, session) => {
         updateSelection();
       });
       boxes.push(box);
-      const invitation = inviteOf.get(m.accountId);
+      const invitation = m.invitation;
       const name = [m.givenName, m.familyName].filter(Boolean).join(' ');
       return [
         ...(canManage ? [box] : []),
@@ -83,7 +77,7 @@ startPage(async (area, session) => {
         h('span', { class: `badge ${m.status}` }, m.status === 'pending' ? 'pending invite' : m.status),
         roleBadges(m, roles),
         SOURCES[m.source] ?? m.source,
-        m.status === 'pending' && invitation ? `invited ${formatTime(invitation.createdAt)}, expires ${formatTime(invitation.expiresAt)}` : formatTime(m.lastActiveAt),
+        invitation ? `invited ${formatTime(invitation.createdAt)}, expires ${formatTime(invitation.expiresAt)}` : formatTime(m.lastActiveAt),
         ...(canManage ? [rowActions(m, invitation)] : []),
       ];
     });
@@ -111,8 +105,8 @@ startPage(async (area, session) => {
     remove.setAttribute('aria-label', `Remove ${member.email}`);
     if (!invitation) return h('div', { class: 'actions' }, edit, remove);
     // A pending invite is withdrawn rather than removed: the audit log then says so.
-    const resend = h('button', { type: 'button', 'aria-label': `Resend the invitation to ${member.email}`, onclick: () => resendInvite(invitation) }, 'Resend');
-    const withdraw = h('button', { type: 'button', class: 'danger', 'aria-label': `Withdraw the invitation to ${member.email}`, onclick: () => withdrawInvite(invitation) }, 'Withdraw');
+    const resend = h('button', { type: 'button', 'aria-label': `Resend the invitation to ${member.email}`, onclick: () => resendInvite(member) }, 'Resend');
+    const withdraw = h('button', { type: 'button', class: 'danger', 'aria-label': `Withdraw the invitation to ${member.email}`, onclick: () => withdrawInvite(member) }, 'Withdraw');
     return h('div', { class: 'actions' }, edit, resend, withdraw);
   }
 
@@ -172,20 +166,20 @@ startPage(async (area, session) => {
     }
   }
 
-  async function withdrawInvite(invitation) {
-    const ok = await confirmDialog('Withdraw invitation', `Withdraw the invitation to ${invitation.email}? The link in their email stops working.`, 'Withdraw');
+  async function withdrawInvite(member) {
+    const ok = await confirmDialog('Withdraw invitation', `Withdraw the invitation to ${member.email}? The link in their email stops working.`, 'Withdraw');
     if (!ok) return;
-    if ((await attempt(() => api('DELETE', `/invitations/${invitation.id}`))) === undefined) return;
-    state.selected.delete(invitation.accountId);
+    if ((await attempt(() => api('DELETE', `/invitations/${member.invitation.id}`))) === undefined) return;
+    state.selected.delete(member.accountId);
     await load();
-    showStatus(`The invitation to ${invitation.email} was withdrawn.`);
+    showStatus(`The invitation to ${member.email} was withdrawn.`);
   }
 
-  async function resendInvite(invitation) {
-    const sent = await attempt(() => api('POST', `/invitations/${invitation.id}/resend`));
+  async function resendInvite(member) {
+    const sent = await attempt(() => api('POST', `/invitations/${member.invitation.id}/resend`));
     if (!sent) return;
     await load();
-    showStatus(`A new invitation was sent to ${invitation.email}; it expires ${formatTime(sent.expiresAt)}.`);
+    showStatus(`A new invitation was sent to ${member.email}; it expires ${formatTime(sent.expiresAt)}.`);
   }
 
   await load();

@@ -1,0 +1,79 @@
+import type { Db } from '../storage/database.ts';
+import type { Actor } from './actor.ts';
+import { forbidden } from './errors.ts';
+import { BUILT_IN_ROLES, PERMISSIONS, type Permission } from './roles.ts';
+
+/**
+ * The permissions an actor acts with, or null when its changes are not limited by a caller's own
+ * permissions (the IdP through SCIM, a person signing in or accepting their invitation, the
+ * reconciler, the CLI). An admin API key always acts with its roles: one without them holds none.
+ */
+export function heldPermissions(actor: Actor): readonly Permission[] | null {
+  if (actor.permissions) return actor.permissions;
+  return actor.type === 'admin_key' ? [] : null;
+}
+
+/** What a change touches: roles it grants or takes away, or the roles of a member it changes. */
+export interface RoleNeed {
+  roles: Iterable<string>;
+  /** How the change touches them, e.g. "grant or take away the role(s)". */
+  reason: string;
+}
+
+/**
+ * The rule against privilege escalation, for every channel: a caller may grant or take away only
+ * roles whose permissions it holds itself, and may change the roles of or remove only a member
+ * whose permissions it holds itself (an owner holds them all). Refuses (403) naming every missing
+ * permission in `details.missing`; checks nothing for actors that are not limited.
+ */
+export async function assertHoldsPermissionsOf(db: Db, organizationId: string, actor: Actor, needs: readonly RoleNeed[]): Promise<void> {
+  const held = heldPermissions(actor);
+  if (!held) return;
+  const keys = [...new Set(needs.flatMap((n) => [...n.roles]))];
+  if (keys.length === 0) return;
+  const permissions = await permissionsByRole(db, organizationId, keys);
+  const missing = new Set<Permission>();
+  const reasons: string[] = [];
+  for (const need of needs) {
+    // Only the roles the caller falls short of are named.
+    const beyond = [...new Set(need.roles)].sort().filter((role) => {
+      const lacking = (permissions.get(role) ?? []).filter((p) => !held.includes(p));
+      lacking.forEach((p) => missing.add(p));
+      return lacking.length > 0;
+    });
+    if (beyond.length) reasons.push(`${need.reason} ${beyond.join(', ')}`);
+  }
+  if (missing.size === 0) return;
+  const list = PERMISSIONS.filter((p) => missing.has(p));
+  throw forbidden(`missing permission: ${list.join(', ')} (needed to ${reasons.join('; to ')})`, { missing: list });
+}
+
+/** Each role's permissions (built-in or the organization's custom roles; unknown keys have none). */
+async function permissionsByRole(db: Db, organizationId: string, keys: readonly string[]): Promise<Map<string, readonly Permission[]>> {
+  const result = new Map<string, readonly Permission[]>();
+  const custom: string[] = [];
+  for (const key of keys) {
+    const builtIn = BUILT_IN_ROLES[key];
+    if (builtIn) result.set(key, builtIn.permissions);
+    else custom.push(key);
+  }
+  if (custom.length) {
+    const rows = await db<{ key: string; permissions: Permission[] }[]>`
+      select key, permissions from roles where organization_id = ${organizationId} and key = any(${custom}::text[])`;
+    for (const r of rows) result.set(r.key, r.permissions);
+  }
+  return result;
+}
+
+/**
+ * Roles the organization's mappings grant to members of a group: mappings of the group by id, or
+ * by one of `names` (its current name, or a name it had or gets), compared case-insensitively.
+ */
+export async function rolesMappedToGroup(db: Db, organizationId: string, groupId: string | null, names: readonly string[]): Promise<string[]> {
+  const [row] = await db<{ roles: string[] }[]>`
+    select coalesce(array_agg(distinct r.role), '{}') as roles
+    from group_role_mappings m cross join lateral unnest(m.roles) as r(role)
+    where m.organization_id = ${organizationId}
+      and (m.group_id = ${groupId} or lower(m.group_name) = any(${names.map((n) => n.toLowerCase())}::text[]))`;
+  return row?.roles ?? [];
+}

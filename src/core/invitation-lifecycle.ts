@@ -1,0 +1,71 @@
+import type { Tx } from '../storage/database.ts';
+import type { Actor } from './actor.ts';
+import { recordAudit } from './audit.ts';
+import { emitEvent } from './events.ts';
+import { changeGroupMembers } from './groups.ts';
+
+/**
+ * How a pending invitation ends, whichever path ends it: one function per outcome, so the email
+ * link, SCIM, SSO and the reconciler change, audit and announce it alike.
+ */
+export interface PendingInvitation {
+  organizationId: string;
+  id: string;
+  accountId: string;
+  email: string;
+  groupIds: string[];
+}
+
+/**
+ * The person's pending invitation in the organization, locked; null when there is none.
+ */
+export async function lockPendingInvitation(tx: Tx, organizationId: string, accountId: string): Promise<(PendingInvitation & { live: boolean }) | null> {
+  const [row] = await tx<(PendingInvitation & { live: boolean })[]>`
+    select organization_id, id, account_id, email, group_ids, expires_at > now() as live from invitations
+    where organization_id = ${organizationId} and account_id = ${accountId} and status = 'pending'
+    for update`;
+  return row ?? null;
+}
+
+/**
+ * Marks a pending invitation accepted (its membership is already active or being activated in
+ * the same transaction), joins the local groups chosen when inviting (those that still exist)
+ * and records `invite.accepted`. `via` says how the person arrived (invite, scim, sso, reconciler).
+ */
+export async function completeInvitation(tx: Tx, invitation: PendingInvitation, actor: Actor, via: string): Promise<{ groupIds: string[] }> {
+  const { organizationId, id, accountId, email } = invitation;
+  await tx`
+    update invitations set status = 'accepted', accepted_at = now(), updated_at = now()
+    where organization_id = ${organizationId} and id = ${id} and status = 'pending'`;
+  const groups = invitation.groupIds.length
+    ? await tx<{ id: string }[]>`
+        select id from groups where organization_id = ${organizationId} and id = any(${invitation.groupIds}::uuid[]) order by id`
+    : [];
+  for (const g of groups) await changeGroupMembers(tx, organizationId, g.id, { add: [accountId] }, actor);
+  const details = { email, accountId, groupIds: groups.map((g) => g.id), via };
+  await recordAudit(tx, organizationId, actor, 'invite.accepted', { type: 'invitation', id }, details);
+  await emitEvent(tx, organizationId, 'invite.accepted', { invitationId: id, ...details }, actor);
+  return { groupIds: details.groupIds };
+}
+
+/**
+ * Expires pending invitations the caller has locked (past their expiry): the invitation becomes
+ * 'expired', its 'invited' membership ends, and `invite.expired` is audited and announced.
+ */
+export async function expireInvitations(tx: Tx, invitations: readonly Omit<PendingInvitation, 'groupIds'>[], actor: Actor): Promise<void> {
+  if (invitations.length === 0) return;
+  const orgs = invitations.map((i) => i.organizationId);
+  await tx`
+    update invitations set status = 'expired', updated_at = now()
+    where status = 'pending' and (organization_id, id) in (
+      select * from unnest(${orgs}::uuid[], ${invitations.map((i) => i.id)}::uuid[]))`;
+  await tx`
+    update memberships set status = 'removed', updated_at = now()
+    where status = 'invited' and (organization_id, account_id) in (
+      select * from unnest(${orgs}::uuid[], ${invitations.map((i) => i.accountId)}::uuid[]))`;
+  for (const inv of invitations) {
+    const details = { email: inv.email, accountId: inv.accountId };
+    await recordAudit(tx, inv.organizationId, actor, 'invite.expired', { type: 'invitation', id: inv.id }, details);
+    await emitEvent(tx, inv.organizationId, 'invite.expired', { invitationId: inv.id, ...details }, actor);
+  }
+}
