@@ -75,7 +75,7 @@ export interface Config {
   /** Absent: emails are not sent, their links are logged (local use). */
   smtpUrl?: string;
   mailFrom: string;
-  /** A person may belong to one organization at a time (checked when inviting). */
+  /** A person may belong to one organization at a time (checked when inviting and on every join). */
   singleOrganizationPolicy: boolean;
   /** Per SCIM token: sustained requests per second (0: no limit) and the burst allowed above it. */
   scimRateLimit: { perSecond: number; burst: number };

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import type { Config } from './config.ts';
+import { configureMembershipPolicy } from './core/policy.ts';
 import { createLogger, type Logger } from './log.ts';
 import { openDatabase, type Database, type Sql } from './storage/database.ts';
 import { migrate } from './storage/migrate.ts';
@@ -27,6 +28,8 @@ export async function openContext(config: Config, log: Logger = createLogger(con
     await database.close();
     throw error;
   }
+  // The process's membership policy, for every channel that joins people (SCIM, SSO, invitations, the CLI).
+  configureMembershipPolicy({ singleOrganization: config.singleOrganizationPolicy });
   return { config: { ...config, serverSecret }, database, sql: database.sql, log };
 }
 

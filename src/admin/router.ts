@@ -1,7 +1,6 @@
 import express, { Router } from 'express';
 import type { AppContext } from '../context.ts';
 import { samlAdminRouter } from '../saml/admin.ts';
-import { configureMembershipPolicy } from '../core/policy.ts';
 import { authenticate } from './auth.ts';
 import { groupRouter } from './group-routes.ts';
 import { invitationRouter } from './invitation-routes.ts';
@@ -16,9 +15,6 @@ import { syncAdminRouter } from './sync-routes.ts';
  * API key or session belongs to), so no route takes an organization id from the request.
  */
 export function adminRouter(ctx: AppContext): Router {
-  // The membership policy of this process, for every channel that joins people (SCIM, SSO,
-  // invitations): the core reads it there. Set here because every app builds this router.
-  configureMembershipPolicy({ singleOrganization: ctx.config.singleOrganizationPolicy });
   const router = Router();
   router.use(express.json({ limit: ctx.config.bodyLimit }));
   const openApi = openApiDocument(ctx.config.publicUrl);

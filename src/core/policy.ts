@@ -4,7 +4,7 @@ import { conflict } from './errors.ts';
 /**
  * Deployment-wide membership rules from the configuration (SINGLE_ORGANIZATION_POLICY). The core
  * keeps no configuration of its own: the process sets this once it has read its configuration
- * (the admin router does when the app is built, so every channel of the process sees it), and
+ * (openContext does, so every channel of the process sees it), and
  * a caller may pass the policy explicitly instead.
  */
 export interface MembershipPolicy {

@@ -49,6 +49,8 @@ export async function signIn(tx: Tx, organization: Organization, connection: Sam
       ({ membership } = await joinOrganization(tx, { organizationId: organization.id, accountId: account.id, source: 'sso' }, actor));
     } catch (error) {
       if (error instanceof DomainError && error.code === 'rule_violation') throw refusal('membership_suspended', error.message);
+      // The single-organization policy: the person belongs to another organization.
+      if (error instanceof DomainError && error.code === 'conflict' && error.details.policy) throw refusal('not_allowed_to_join', error.message);
       throw error;
     }
   }

@@ -59,7 +59,7 @@ describe('single-organization policy', () => {
     await scimClient(app, x.scimToken).post('/Users', oktaUser('new@single.test')).expect(201);
   });
 
-  it('SSO sign-in joining through a verified domain, and any SSO join, are refused the same way', async () => {
+  it('SSO sign-in joining through a verified domain is refused (a sign-in refusal), and so is any SSO join', async () => {
     const person = await ensureAccount(ctx.sql, { email: 'owner@single-y.test' });
     const sso: Actor = { type: 'account', id: person.id, name: person.email, channel: 'sso' };
     await addDomain(ctx.sql, x.organization.id, 'single-y.test', sso);
@@ -68,7 +68,7 @@ describe('single-organization policy', () => {
     const connection = { id: crypto.randomUUID(), idpEntityId: 'https://idp.single.test' } as SamlConnection;
     const identity: SamlIdentity = { email: person.email, nameId: person.email, givenName: null, familyName: null, groups: [] };
     const viaDomain = await inTransaction(ctx.sql, (tx) => signIn(tx, organization, connection, identity)).catch((e) => e);
-    expect(viaDomain).toMatchObject({ code: 'conflict', message: expect.stringMatching(/one organization per person \(SINGLE_ORGANIZATION_POLICY\)/) });
+    expect(viaDomain).toMatchObject({ reason: 'not_allowed_to_join', message: expect.stringMatching(/one organization per person \(SINGLE_ORGANIZATION_POLICY\)/) });
     const direct = await joinOrganization(ctx.sql, { organizationId: x.organization.id, accountId: person.id, source: 'sso' }, sso).catch((e) => e);
     expect(direct).toMatchObject({ code: 'conflict' });
     expect(await membershipsOf(person.id)).toHaveLength(1);

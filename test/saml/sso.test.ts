@@ -166,6 +166,27 @@ describe('join rules', () => {
     }
   });
 
+  it('refuses, with the refusal page, someone from another organization under the single-organization policy', async () => {
+    const { createOrganization } = await import('../../src/core/organizations.ts');
+    const { configureMembershipPolicy } = await import('../../src/core/policy.ts');
+    await request(f.app).post('/api/domains').set(admin()).send({ domain: 'policy.example' }).expect(201);
+    await request(f.app).post('/api/domains/policy.example/verify').set(admin()).expect(200);
+    await request(f.app).patch('/api/organization').set(admin()).send({ autoJoinVerifiedDomains: true }).expect(200);
+    await createOrganization(f.ctx.sql, { name: 'Elsewhere', slug: 'elsewhere', ownerEmail: 'taken@policy.example' }, testActor);
+    configureMembershipPolicy({ singleOrganization: true });
+    try {
+      const res = await signInAs('taken@policy.example');
+      expect(res.status).toBe(403);
+      expect(res.text).toContain('data-reason="not_allowed_to_join"');
+      expect(res.text).toContain('SINGLE_ORGANIZATION_POLICY');
+      expect(await lastAttempt(f)).toMatchObject({ outcome: 'refused', reason: 'not_allowed_to_join' });
+      expect(await membershipOf('taken@policy.example')).toBeNull();
+    } finally {
+      configureMembershipPolicy({ singleOrganization: false });
+    }
+    expect((await signInAs('taken@policy.example')).status).toBe(303);
+  });
+
   it('refuses suspended and removed members', async () => {
     const { findAccountByEmail } = await import('../../src/core/accounts.ts');
     const { suspendMember, removeMember } = await import('../../src/core/memberships.ts');

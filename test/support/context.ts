@@ -3,6 +3,7 @@ import type { AppContext } from '../../src/context.ts';
 import { systemActor } from '../../src/core/actor.ts';
 import { issueCredential } from '../../src/core/credentials.ts';
 import { createOrganization } from '../../src/core/organizations.ts';
+import { configureMembershipPolicy } from '../../src/core/policy.ts';
 import { createLogger } from '../../src/log.ts';
 import { createTestDatabase } from './db.ts';
 
@@ -20,6 +21,8 @@ export async function createTestContext(env: Record<string, string> = {}): Promi
     PORT: '0',
     ...env,
   });
+  // As openContext does for a real process.
+  configureMembershipPolicy({ singleOrganization: config.singleOrganizationPolicy });
   return {
     config: { ...config, serverSecret: TEST_SERVER_SECRET },
     database,
