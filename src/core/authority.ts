@@ -1,7 +1,7 @@
 import type { Db } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
 import { forbidden } from './errors.ts';
-import { BUILT_IN_ROLES, PERMISSIONS, type Permission } from './roles.ts';
+import { PERMISSIONS, permissionsByRole, type Permission } from './roles.ts';
 
 /**
  * The permissions an actor acts with, or null when its changes are not limited by a caller's own
@@ -46,23 +46,6 @@ export async function assertHoldsPermissionsOf(db: Db, organizationId: string, a
   if (missing.size === 0) return;
   const list = PERMISSIONS.filter((p) => missing.has(p));
   throw forbidden(`missing permission: ${list.join(', ')} (needed to ${reasons.join('; to ')})`, { missing: list });
-}
-
-/** Each role's permissions (built-in or the organization's custom roles; unknown keys have none). */
-async function permissionsByRole(db: Db, organizationId: string, keys: readonly string[]): Promise<Map<string, readonly Permission[]>> {
-  const result = new Map<string, readonly Permission[]>();
-  const custom: string[] = [];
-  for (const key of keys) {
-    const builtIn = BUILT_IN_ROLES[key];
-    if (builtIn) result.set(key, builtIn.permissions);
-    else custom.push(key);
-  }
-  if (custom.length) {
-    const rows = await db<{ key: string; permissions: Permission[] }[]>`
-      select key, permissions from roles where organization_id = ${organizationId} and key = any(${custom}::text[])`;
-    for (const r of rows) result.set(r.key, r.permissions);
-  }
-  return result;
 }
 
 /**

@@ -58,19 +58,25 @@ export async function assertRolesExist(db: Db, organizationId: string, keys: rea
 
 /** The union of the permissions of the given roles. */
 export async function permissionsOf(db: Db, organizationId: string, keys: readonly string[]): Promise<Permission[]> {
-  const granted = new Set<Permission>();
+  const granted = new Set([...(await permissionsByRole(db, organizationId, keys)).values()].flat());
+  return PERMISSIONS.filter((p) => granted.has(p));
+}
+
+/** Each role's permissions (built-in or the organization's custom roles; unknown keys have none). */
+export async function permissionsByRole(db: Db, organizationId: string, keys: readonly string[]): Promise<Map<string, readonly Permission[]>> {
+  const result = new Map<string, readonly Permission[]>();
   const custom: string[] = [];
   for (const key of keys) {
     const builtIn = BUILT_IN_ROLES[key];
-    if (builtIn) builtIn.permissions.forEach((p) => granted.add(p));
+    if (builtIn) result.set(key, builtIn.permissions);
     else custom.push(key);
   }
   if (custom.length > 0) {
-    const rows = await db<{ permissions: Permission[] }[]>`
-      select permissions from roles where organization_id = ${organizationId} and key = any(${custom}::text[])`;
-    rows.forEach((r) => r.permissions.forEach((p) => granted.add(p)));
+    const rows = await db<{ key: string; permissions: Permission[] }[]>`
+      select key, permissions from roles where organization_id = ${organizationId} and key = any(${custom}::text[])`;
+    for (const r of rows) result.set(r.key, r.permissions);
   }
-  return PERMISSIONS.filter((p) => granted.has(p));
+  return result;
 }
 
 export async function createCustomRole(
