@@ -108,6 +108,18 @@ describe('members', () => {
     await expect.poll(() => page.locator('tbody tr').count()).toBe(25);
   });
 
+  it('shows each member’s source and last activity', async () => {
+    await openPage('members');
+    const cell = (email: string, label: string) => page.locator('tbody tr', { hasText: email }).locator(`td[data-label="${label}"]`).textContent();
+    await search('p01@acme.test');
+    expect(await cell('p01@acme.test', 'Source')).toBe('SCIM');
+    await search('p03@acme.test');
+    expect(await cell('p03@acme.test', 'Source')).toBe('SSO');
+    // Joined just now: the last activity is today's date, as the console formats it.
+    const today = new Date().toLocaleDateString('en-US', { month: 'short', day: 'numeric', year: 'numeric' });
+    expect(await cell('p03@acme.test', 'Last activity')).toContain(today);
+  });
+
   it('invites from the dialog, by keyboard, with a role and a group, showing a result per address', async () => {
     await openPage('members');
     const invite = page.getByRole('button', { name: 'Invite people' });
