@@ -61,6 +61,8 @@ const ROUTES: Record<string, Record<string, Op>> = {
   '/webhooks/{id}': { delete: { summary: 'Delete an endpoint', permission: 'org:manage' } },
   '/deliveries': { get: { summary: 'Email and webhook deliveries', permission: 'org:manage', query: ['status', 'after', 'limit'] } },
   '/deliveries/retry': { post: { summary: 'Put dead letters back in the queue', permission: 'org:manage', body: 'DeliveryIds' } },
+  '/events': { get: { summary: 'Events whose dispatch failed (status=failed) or is being retried (status=retrying)', permission: 'org:manage', query: ['status', 'after', 'limit'] } },
+  '/events/retry': { post: { summary: 'Dispatch failed events again', permission: 'org:manage', body: 'EventIds' } },
   '/scim-tokens': {
     get: { summary: 'SCIM base URL and tokens (never their secrets)', permission: 'org:manage' },
     post: { summary: 'Issue a SCIM token (the secret is shown once)', permission: 'org:manage', body: 'ScimToken' },
@@ -98,6 +100,7 @@ const SCHEMAS: Record<string, unknown> = {
   Mapping: obj({ groupId: { type: 'string', format: 'uuid' }, groupName: { type: 'string' }, roles: strings }, ['roles']),
   Webhook: obj({ url: { type: 'string', format: 'uri' }, events: strings }, ['url']),
   DeliveryIds: obj({ ids: strings }),
+  EventIds: obj({ ids: strings }),
   ScimToken: obj({ name: { type: 'string' }, expiresInDays: { type: 'integer', minimum: 1, maximum: 3650 } }, ['name']),
   Rotation: obj({ overlapHours: { type: 'number', minimum: 0, maximum: 720 } }),
   SamlConnection: obj({

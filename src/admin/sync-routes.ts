@@ -11,7 +11,7 @@ import {
   updateGroupRoleMapping,
 } from '../core/role-mapping.ts';
 import { createWebhookEndpoint, deleteWebhookEndpoint, listWebhookEndpoints } from '../core/webhook-endpoints.ts';
-import { retryDeadDeliveries } from '../sync/outbox.ts';
+import { retryDeadDeliveries, retryFailedEvents } from '../sync/outbox.ts';
 import { requirePermission } from './auth.ts';
 import { route } from './handler.ts';
 
@@ -27,9 +27,17 @@ const deliveryQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   after: z.string().regex(/^\d+$/, 'must be a delivery id').optional(),
 });
+const eventQuery = z.object({
+  status: z.enum(['failed', 'retrying']).default('failed'),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  after: z.string().regex(/^\d+$/, 'must be an event id').optional(),
+});
 const retryInput = z.object({ ids: z.array(z.string().regex(/^\d+$/)).max(1000).optional() }).strict();
 
-/** Webhook endpoints, their deliveries (dead letters and retry) and group → role mappings. */
+/**
+ * Webhook endpoints, their deliveries (dead letters and retry), events whose dispatch failed (and
+ * retry) and group → role mappings.
+ */
 export function syncAdminRouter(ctx: AppContext): Router {
   const router = Router();
 
@@ -60,6 +68,26 @@ export function syncAdminRouter(ctx: AppContext): Router {
   router.post('/deliveries/retry', requirePermission('org:manage'), route(async (req, res, p) => {
     const { ids } = retryInput.parse(req.body ?? {});
     res.json({ retried: await retryDeadDeliveries(ctx.sql, p.organizationId, ids ?? null, p.actor) });
+  }));
+
+  // Events whose internal handlers failed: still being retried, or set aside after the last attempt.
+  router.get('/events', requirePermission('org:manage'), route(async (req, res, p) => {
+    const q = eventQuery.parse(req.query);
+    const items = await ctx.sql`
+      select id, type, payload - 'sealed' as data, created_at, dispatch_attempts as attempts, dispatch_error as last_error,
+             dispatch_retry_at as next_attempt_at, dispatch_failed_at as failed_at
+      from outbox
+      where organization_id = ${p.organizationId}
+        and ${q.status === 'failed'
+          ? ctx.sql`dispatch_failed_at is not null`
+          : ctx.sql`dispatched_at is null and dispatch_failed_at is null and dispatch_attempts > 0`}
+        ${q.after ? ctx.sql`and id > ${q.after}` : ctx.sql``}
+      order by id limit ${q.limit}`;
+    res.json({ items, next: items.length === q.limit ? items[items.length - 1]!.id : null });
+  }));
+  router.post('/events/retry', requirePermission('org:manage'), route(async (req, res, p) => {
+    const { ids } = retryInput.parse(req.body ?? {});
+    res.json({ retried: await retryFailedEvents(ctx.sql, p.organizationId, ids ?? null, p.actor) });
   }));
 
   router.get('/group-mappings', requirePermission('members:view'), route(async (_req, res, p) => {

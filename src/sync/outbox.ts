@@ -1,6 +1,8 @@
 import type { Db, Sql, Tx } from '../storage/database.ts';
-import type { Actor } from '../core/actor.ts';
+import { systemActor, type Actor } from '../core/actor.ts';
 import { recordAudit } from '../core/audit.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { backoffMs, type RetryPolicy } from './deliver.ts';
 
 export interface OutboxEvent {
   organizationId: string;
@@ -17,25 +19,107 @@ export type EventHandler = (tx: Tx, events: OutboxEvent[]) => Promise<void>;
 /** Event types an organization's webhooks can receive. */
 export const WEBHOOK_EVENT_PREFIXES = ['member.', 'invite.', 'group.'];
 
+export interface DispatchResult {
+  dispatched: number;
+  /** Events whose handlers failed, to be tried again after a backoff. */
+  retrying: number;
+  /** Events whose handlers failed for the last time: set aside until an admin retries them. */
+  failed: number;
+}
+
+export interface DispatchOptions {
+  /** Attempts and backoff of a failing event: the reconciler passes the delivery policy. */
+  policy?: RetryPolicy;
+  log?: Logger;
+  limit?: number;
+}
+
+const DEFAULT_POLICY: RetryPolicy = { maxAttempts: 10, baseDelayMs: 30_000, maxDelayMs: 6 * 3_600_000 };
+
+const reconciler = systemActor('sync', 'reconciler');
+
 /**
- * Dispatches a batch of new events: runs the internal handlers and creates one delivery per email
+ * Dispatches a batch of due events: runs the internal handlers and creates one delivery per email
  * and per subscribed webhook endpoint, all in one transaction with the events marked dispatched.
  * SKIP LOCKED lets several instances dispatch side by side without taking the same event; a
  * crash rolls the batch back for the next run.
+ *
+ * If the batch fails, one event is probably at fault (a handler bug, a bad payload), and taking the
+ * same batch again would fail forever and block every organization's events. So its events are then
+ * dispatched one at a time, each in its own transaction: the failing one is retried later with
+ * backoff and, after `policy.maxAttempts`, set aside as failed; the others go on.
  */
-export async function dispatchEvents(sql: Sql, handlers: EventHandler[], limit = 200): Promise<number> {
-  return sql.begin(async (tx) => {
-    const events = await tx<OutboxEvent[]>`
-      select organization_id, id, type, payload, created_at from outbox
-      where dispatched_at is null order by id limit ${limit} for update skip locked`;
-    if (events.length === 0) return 0;
-    for (const handle of handlers) await handle(tx, events);
-    await createDeliveries(tx, events);
-    await tx`
-      update outbox set dispatched_at = now()
-      where (organization_id, id) in (
-        select * from unnest(${events.map((e) => e.organizationId)}::uuid[], ${events.map((e) => e.id)}::bigint[]))`;
-    return events.length;
+export async function dispatchEvents(sql: Sql, handlers: EventHandler[], options: DispatchOptions = {}): Promise<DispatchResult> {
+  const { policy = DEFAULT_POLICY, log = createLogger('info') } = options;
+  const result: DispatchResult = { dispatched: 0, retrying: 0, failed: 0 };
+  let claimed: OutboxEvent[] = [];
+  try {
+    result.dispatched = await sql.begin(async (tx) => {
+      claimed = await tx<OutboxEvent[]>`
+        select organization_id, id, type, payload, created_at from outbox
+        where dispatched_at is null and dispatch_failed_at is null and (dispatch_retry_at is null or dispatch_retry_at <= now())
+        order by id limit ${options.limit ?? 200} for update skip locked`;
+      await dispatch(tx, handlers, claimed);
+      return claimed.length;
+    });
+    return result;
+  } catch (error) {
+    if (claimed.length === 0) throw error; // the claim itself failed: no event to blame
+    log.warn({ err: error, events: claimed.length }, 'event batch failed; dispatching its events one at a time');
+  }
+  for (const event of claimed) {
+    const outcome = await dispatchOne(sql, handlers, event, policy, log);
+    if (outcome) result[outcome] += 1;
+  }
+  return result;
+}
+
+async function dispatch(tx: Tx, handlers: EventHandler[], events: OutboxEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  for (const handle of handlers) await handle(tx, events);
+  await createDeliveries(tx, events);
+  await tx`
+    update outbox set dispatched_at = now(), dispatch_retry_at = null
+    where (organization_id, id) in (
+      select * from unnest(${events.map((e) => e.organizationId)}::uuid[], ${events.map((e) => e.id)}::bigint[]))`;
+}
+
+/**
+ * Dispatches one event of a failed batch, if it is still due and no other instance holds it. The
+ * handlers run in a savepoint, so a failure is recorded on the row in the same transaction, under
+ * the same lock: no other instance can try the event in between.
+ */
+async function dispatchOne(sql: Sql, handlers: EventHandler[], key: OutboxEvent, policy: RetryPolicy, log: Logger) {
+  return sql.begin(async (tx): Promise<keyof DispatchResult | null> => {
+    const [row] = await tx<(OutboxEvent & { dispatchAttempts: number })[]>`
+      select organization_id, id, type, payload, created_at, dispatch_attempts from outbox
+      where organization_id = ${key.organizationId} and id = ${key.id}
+        and dispatched_at is null and dispatch_failed_at is null and (dispatch_retry_at is null or dispatch_retry_at <= now())
+      for update skip locked`;
+    if (!row) return null;
+    const { dispatchAttempts, ...event } = row;
+    try {
+      await tx.savepoint((sp) => dispatch(sp, handlers, [event]));
+      return 'dispatched';
+    } catch (error) {
+      const attempts = dispatchAttempts + 1;
+      const failed = attempts >= policy.maxAttempts;
+      const delayMs = failed ? 0 : backoffMs(attempts, policy);
+      const message = String((error as Error)?.message ?? error).slice(0, 1000);
+      await tx`
+        update outbox set dispatch_attempts = ${attempts}, dispatch_error = ${message},
+          dispatch_retry_at = case when ${failed}::boolean then null else now() + make_interval(secs => ${delayMs / 1000}) end,
+          dispatch_failed_at = case when ${failed}::boolean then now() end
+        where organization_id = ${event.organizationId} and id = ${event.id}`;
+      const context = { organizationId: event.organizationId, eventId: event.id, eventType: event.type, attempts, err: error };
+      if (failed) {
+        await recordAudit(tx, event.organizationId, reconciler, 'event.dispatch_failed', { type: 'event', id: event.id }, { eventType: event.type, attempts, error: message });
+        log.error(context, 'event dispatch failed for the last time; set aside until retried');
+        return 'failed';
+      }
+      log.warn({ ...context, retryInMs: delayMs }, 'event dispatch failed; will retry');
+      return 'retrying';
+    }
   });
 }
 
@@ -84,4 +168,56 @@ export async function retryDeadDeliveries(db: Db, organizationId: string, ids: s
     await recordAudit(db, organizationId, actor, 'deliveries.retried', null, { ids: rows.map((r) => r.id) });
   }
   return rows.length;
+}
+
+/** Puts failed events back to be dispatched (all of the organization's, or the given ids). */
+export async function retryFailedEvents(db: Db, organizationId: string, ids: string[] | null, actor: Actor): Promise<number> {
+  const rows = await db`
+    update outbox set dispatch_failed_at = null, dispatch_attempts = 0, dispatch_retry_at = null, dispatch_error = null
+    where organization_id = ${organizationId} and dispatch_failed_at is not null
+      ${ids ? db`and id = any(${ids}::bigint[])` : db``}
+    returning id`;
+  if (rows.length > 0) {
+    await recordAudit(db, organizationId, actor, 'events.retried', null, { ids: rows.map((r) => r.id) });
+  }
+  return rows.length;
+}
+
+/** How long dispatched events (and their deliveries) stay, for inspection and support questions. */
+export const OUTBOX_RETENTION_DAYS = 30;
+const PRUNE_BATCH = 1000;
+
+/**
+ * Deletes events dispatched more than `retentionDays` ago whose deliveries were all delivered,
+ * and those deliveries with them (on delete cascade). An event still owing something stays:
+ * undispatched, failed, or with a pending or dead delivery (a dead letter can still be retried).
+ * Walks the outbox in id order, one short statement per batch of events so a run never holds
+ * locks for long, and stops at the first batch reaching events younger than the retention.
+ */
+export async function pruneOutbox(sql: Sql, retentionDays = OUTBOX_RETENTION_DAYS): Promise<{ events: number; deliveries: number }> {
+  const pruned = { events: 0, deliveries: 0 };
+  let after = '0';
+  for (;;) {
+    const [batch] = await sql<{ events: number; deliveries: number; lastId: string | null; more: boolean }[]>`
+      with scanned as (
+        select organization_id, id, created_at, dispatched_at from outbox where id > ${after} order by id limit ${PRUNE_BATCH}
+      ), gone as (
+        delete from outbox o using scanned s
+        where o.organization_id = s.organization_id and o.id = s.id
+          and s.dispatched_at < now() - make_interval(days => ${retentionDays})
+          and not exists (
+            select 1 from deliveries d
+            where d.organization_id = o.organization_id and d.event_id = o.id and d.status <> 'delivered')
+        returning o.organization_id, o.id
+      )
+      select (select count(*) from gone)::int as events,
+             -- The statement's snapshot still sees the deliveries the cascade removes.
+             (select count(*) from deliveries d join gone g on d.organization_id = g.organization_id and d.event_id = g.id)::int as deliveries,
+             (select max(id) from scanned)::text as last_id,
+             (select count(*) = ${PRUNE_BATCH} and max(created_at) < now() - make_interval(days => ${retentionDays}) from scanned) as more`;
+    pruned.events += batch!.events;
+    pruned.deliveries += batch!.deliveries;
+    if (!batch!.more) return pruned;
+    after = batch!.lastId!;
+  }
 }

@@ -3,7 +3,7 @@ import type { AppContext } from '../context.ts';
 import { postgresRunCoordinator, pruneJobRuns } from './coordinator.ts';
 import { deliverDue, type Senders } from './deliver.ts';
 import { acceptArrivedInvitations, expireInvitations } from './invitations.ts';
-import { dispatchEvents, type EventHandler } from './outbox.ts';
+import { dispatchEvents, pruneOutbox, type EventHandler } from './outbox.ts';
 import { pruneSsoAttempts } from '../saml/attempts.ts';
 import { pruneScimRequests } from '../scim/request-log.ts';
 import { repairMappedRoles } from './roles.ts';
@@ -13,12 +13,16 @@ export interface RunSummary {
   invitationsExpired: number;
   invitationsAccepted: number;
   eventsDispatched: number;
+  eventsRetrying: number;
+  eventsFailed: number;
   delivered: number;
   retrying: number;
   dead: number;
   jobRunsPruned: number;
   scimRequestsPruned: number;
   ssoAttemptsPruned: number;
+  eventsPruned: number;
+  deliveriesPruned: number;
   rolesRepaired: number;
   durationMs: number;
 }
@@ -49,15 +53,18 @@ export class Reconciler {
   }
 
   async events(): Promise<Counts> {
-    let eventsDispatched = 0;
-    let batch: number;
-    do {
-      batch = await dispatchEvents(this.ctx.sql, this.handlers);
-      eventsDispatched += batch;
-    } while (batch > 0);
     const { delivery } = this.ctx.config.reconciler;
+    const counts = { eventsDispatched: 0, eventsRetrying: 0, eventsFailed: 0 };
+    for (;;) {
+      // Ends: each batch dispatches its events or pushes the failing ones back (backoff) or aside.
+      const batch = await dispatchEvents(this.ctx.sql, this.handlers, { policy: delivery, log: this.ctx.log });
+      if (batch.dispatched + batch.retrying + batch.failed === 0) break;
+      counts.eventsDispatched += batch.dispatched;
+      counts.eventsRetrying += batch.retrying;
+      counts.eventsFailed += batch.failed;
+    }
     const outcomes = await deliverDue(this.ctx.sql, this.senders, delivery, { concurrency: delivery.concurrency });
-    return { eventsDispatched, ...outcomes };
+    return { ...counts, ...outcomes };
   }
 
   async roles(): Promise<Counts> {
@@ -65,7 +72,10 @@ export class Reconciler {
   }
 
   async housekeeping(): Promise<Counts> {
+    const outbox = await pruneOutbox(this.ctx.sql);
     return {
+      eventsPruned: outbox.events,
+      deliveriesPruned: outbox.deliveries,
       jobRunsPruned: await pruneJobRuns(this.ctx.sql),
       scimRequestsPruned: await pruneScimRequests(this.ctx.sql),
       ssoAttemptsPruned: await pruneSsoAttempts(this.ctx.sql),
@@ -130,5 +140,5 @@ export class Reconciler {
 }
 
 function emptySummary(): Omit<RunSummary, 'durationMs'> {
-  return { invitationsExpired: 0, invitationsAccepted: 0, eventsDispatched: 0, delivered: 0, retrying: 0, dead: 0, jobRunsPruned: 0, scimRequestsPruned: 0, ssoAttemptsPruned: 0, rolesRepaired: 0 };
+  return { invitationsExpired: 0, invitationsAccepted: 0, eventsDispatched: 0, eventsRetrying: 0, eventsFailed: 0, delivered: 0, retrying: 0, dead: 0, jobRunsPruned: 0, scimRequestsPruned: 0, ssoAttemptsPruned: 0, eventsPruned: 0, deliveriesPruned: 0, rolesRepaired: 0 };
 }
