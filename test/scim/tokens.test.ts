@@ -1,7 +1,10 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemActor } from '../../src/core/actor.ts';
+import { issueCredential } from '../../src/core/credentials.ts';
 import { createReconciler } from '../../src/sync/index.ts';
-import { createTestOrganization } from '../support/context.ts';
+import { BUILT_IN_ROLES } from '../../src/core/roles.ts';
+import { TEST_SERVER_SECRET, createTestOrganization } from '../support/context.ts';
 import { oktaUser, scimClient, scimFixture } from '../support/scim.ts';
 
 let f: Awaited<ReturnType<typeof scimFixture>>;
@@ -27,6 +30,26 @@ describe('SCIM tokens through the admin API', () => {
     expect(listed.body.tokens.map((t: { name: string }) => t.name).sort()).toEqual(['entra', 'idp']);
     expect(JSON.stringify(listed.body)).not.toContain(issued.body.secret);
     expect(listed.body.tokens.find((t: { name: string }) => t.name === 'entra').lastUsedAt).toBeTruthy();
+  });
+
+  it('only a caller holding every permission issues or rotates one: a SCIM token can suspend and delete owners', async () => {
+    const adminKey = await issueCredential(f.ctx.sql, TEST_SERVER_SECRET, { organizationId: f.org.organization.id, kind: 'admin', name: 'an admin', roles: ['admin'] }, systemActor('cli'));
+    const asAdmin = { authorization: `Bearer ${adminKey.secret}` };
+    const before = await f.ctx.sql`select count(*)::int as n from credentials where kind = 'scim'`;
+    const refused = await request(f.app).post('/api/scim-tokens').set(asAdmin).send({ name: 'my own idp' }).expect(403);
+    expect(refused.body.details.missing).toEqual(['billing:manage']);
+    expect(refused.body.message).toContain('issue a SCIM token');
+    const existing = (await request(f.app).get('/api/scim-tokens').set(asAdmin).expect(200)).body.tokens[0];
+    await request(f.app).post(`/api/scim-tokens/${existing.id}/rotate`).set(asAdmin).send({ overlapHours: 1 }).expect(403);
+    // Nothing changed: no new token, and the rotation's shortened expiry was rolled back.
+    expect(await f.ctx.sql`select count(*)::int as n from credentials where kind = 'scim'`).toEqual(before);
+    expect((await f.ctx.sql`select expires_at from credentials where id = ${existing.id}`)[0]!.expiresAt).toEqual(existing.expiresAt ? new Date(existing.expiresAt) : null);
+    // Nor can it issue an admin key above itself through the core.
+    await expect(
+      issueCredential(f.ctx.sql, TEST_SERVER_SECRET, { organizationId: f.org.organization.id, kind: 'admin', name: 'owner key', roles: ['owner'] }, {
+        type: 'admin_key', id: adminKey.id, name: 'an admin', channel: 'admin', permissions: [...BUILT_IN_ROLES.admin!.permissions],
+      }),
+    ).rejects.toMatchObject({ code: 'forbidden', details: { missing: ['billing:manage'] } });
   });
 
   it('rotates with an overlap: both secrets work until the old one expires; revoke stops a token at once', async () => {
