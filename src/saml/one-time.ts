@@ -5,26 +5,30 @@ export const REQUEST_TTL_SECONDS = 15 * 60;
 
 export async function rememberRequest(
   db: Db,
-  input: { organizationId: string; id: string; connectionId: string; returnTo: string },
+  input: { organizationId: string; id: string; connectionId: string; returnTo: string; browserBindingHash: string },
 ): Promise<void> {
   await db`delete from saml_requests where organization_id = ${input.organizationId} and expires_at < now()`;
   await db`
-    insert into saml_requests (organization_id, id, connection_id, return_to, expires_at)
-    values (${input.organizationId}, ${input.id}, ${input.connectionId}, ${input.returnTo},
+    insert into saml_requests (organization_id, id, connection_id, return_to, browser_binding_hash, expires_at)
+    values (${input.organizationId}, ${input.id}, ${input.connectionId}, ${input.returnTo}, ${input.browserBindingHash},
             now() + make_interval(secs => ${REQUEST_TTL_SECONDS}))`;
 }
 
-/** Consumes a request this SP sent to that connection; null when unknown, expired or already answered. */
+/**
+ * Consumes a request this SP sent to that connection; null when unknown, expired or already
+ * answered. Answers the hash of the browser binding it was started with (null for a request from
+ * before the binding existed): the caller checks it, and a refusal rolls the consumption back.
+ */
 export async function consumeRequest(
   db: Db,
   organizationId: string,
   connectionId: string,
   id: string,
-): Promise<{ returnTo: string } | null> {
-  const [row] = await db<{ returnTo: string }[]>`
+): Promise<{ returnTo: string; browserBindingHash: string | null } | null> {
+  const [row] = await db<{ returnTo: string; browserBindingHash: string | null }[]>`
     delete from saml_requests
     where organization_id = ${organizationId} and id = ${id} and connection_id = ${connectionId} and expires_at > now()
-    returning return_to`;
+    returning return_to, browser_binding_hash`;
   return row ?? null;
 }
 

@@ -21,6 +21,7 @@ export type RefusalReason =
   | 'not_yet_valid'
   | 'expired'
   | 'in_response_to_mismatch'
+  | 'request_not_from_this_browser'
   | 'unsolicited_response'
   | 'replayed_assertion'
   | 'relay_state_not_allowed'

@@ -9,6 +9,7 @@ import { DEFAULT_SESSION_TTL_SECONDS, createSession, endSession, resolveSession 
 import { clearSessionCookie, readSessionCookie, setSessionCookie } from '../http/session-cookie.ts';
 import { inTransaction, type Tx } from '../storage/database.ts';
 import { recordAttempt } from './attempts.ts';
+import { bindRequestToBrowser, clearRequestBinding, isBoundToThisBrowser, presentedBindings } from './browser-binding.ts';
 import { findConnectionByIssuer, getConnection, listConnections, type SamlConnection } from './connections.ts';
 import { identityOf } from './identity.ts';
 import { consumeRequest, markAssertionUsed, rememberRequest } from './one-time.ts';
@@ -103,7 +104,9 @@ export function samlRouter(ctx: AppContext, bodyLimit: number): Router {
       }
       const entity = await serviceProvider(ctx, organization);
       const request = authnRequest(entity, connection, '');
-      await rememberRequest(ctx.sql, { organizationId: organization.id, id: request.id, connectionId: connection.id, returnTo });
+      // The answer will be accepted only from this browser (login CSRF): see browser-binding.ts.
+      const browserBindingHash = bindRequestToBrowser(res, request.id, entity.urls.acsUrl, ctx.config.serverSecret);
+      await rememberRequest(ctx.sql, { organizationId: organization.id, id: request.id, connectionId: connection.id, returnTo, browserBindingHash });
       res.setHeader('cache-control', 'no-store');
       res.redirect(302, request.url);
     } catch (error) {
@@ -161,6 +164,12 @@ function acsForm(limit: number): RequestHandler {
 /** The ACS: verify, apply the join rules, start a session; every outcome goes to the attempt log. */
 async function assertionConsumer(ctx: AppContext, organization: Organization, req: Request, res: Response, secureCookie: boolean): Promise<void> {
   const seen: { connection?: SamlConnection; idpEntityId?: string; nameId?: string; email?: string } = {};
+  // The browser's cookie for the request answered: dropped once it has matched, whatever the
+  // outcome then (signing in again starts a new request).
+  const binding: BrowserBinding = { presented: [], used: false };
+  const clearUsedBinding = () => {
+    if (binding.used) clearRequestBinding(res, binding.requestId!, binding.acsUrl!);
+  };
   try {
     const xml = decodeSamlResponse(req.body?.SAMLResponse);
     const { doc, claimedIssuer } = readResponse(xml);
@@ -173,6 +182,9 @@ async function assertionConsumer(ctx: AppContext, organization: Organization, re
     const entity = await serviceProvider(ctx, organization);
     const assertion = await verifyResponse(xml, doc, connection, entity);
     seen.nameId = assertion.nameId;
+    if (assertion.inResponseTo) {
+      Object.assign(binding, { requestId: assertion.inResponseTo, acsUrl: entity.urls.acsUrl, presented: presentedBindings(req, assertion.inResponseTo) });
+    }
     // Consumed for good before anything else can refuse it: an assertion refused because its
     // request expired or its person may not join cannot be replayed once an invitation exists.
     if (!(await markAssertionUsed(ctx.sql, organization.id, assertion.assertionId, assertion.usableUntil))) {
@@ -183,7 +195,7 @@ async function assertionConsumer(ctx: AppContext, organization: Organization, re
 
     // One transaction: a refusal from here on leaves no trace but the attempt log (and the used assertion id).
     const { signedIn, session, returnTo } = await inTransaction(ctx.sql, async (tx) => {
-      const returnTo = await returnToOf(ctx, tx, organization, connection, assertion.inResponseTo, req.body?.RelayState);
+      const returnTo = await returnToOf(ctx, tx, organization, connection, assertion.inResponseTo, binding, req.body?.RelayState);
       const signedIn = await signIn(tx, organization, connection, identity);
       const session = await createSession(tx, ctx.config.serverSecret, {
         organizationId: organization.id,
@@ -203,14 +215,24 @@ async function assertionConsumer(ctx: AppContext, organization: Organization, re
       reason: signedIn.path,
     });
     setSessionCookie(res, session.secret, session.session.expiresAt, secureCookie);
+    clearUsedBinding();
     res.setHeader('cache-control', 'no-store');
     res.redirect(303, returnTo);
   } catch (error) {
     if (!(error instanceof SamlRefusal)) throw error;
     const signed = error.signedAssertion;
     if (signed && signed.usableUntil.getTime() > Date.now()) await markAssertionUsed(ctx.sql, organization.id, signed.assertionId, signed.usableUntil);
+    clearUsedBinding();
     await refused(ctx, organization, res, error, seen);
   }
+}
+
+/** The browser's binding secrets for the request a response answers, and whether they matched it. */
+interface BrowserBinding {
+  requestId?: string;
+  acsUrl?: string;
+  presented: string[];
+  used: boolean;
 }
 
 /** 413 for a message too large to read, else 403. */
@@ -254,8 +276,9 @@ async function refused(
 }
 
 /**
- * Where the browser goes after signing in. An answer to our AuthnRequest consumes it and uses
- * the returnTo given at login; an IdP-initiated one (when allowed) uses an allowed RelayState.
+ * Where the browser goes after signing in. An answer to our AuthnRequest consumes it, if this
+ * browser started it, and uses the returnTo given at login; an IdP-initiated one (when allowed)
+ * uses an allowed RelayState.
  */
 async function returnToOf(
   ctx: AppContext,
@@ -263,11 +286,19 @@ async function returnToOf(
   organization: Organization,
   connection: SamlConnection,
   inResponseTo: string | null,
+  binding: BrowserBinding,
   relayState: unknown,
 ): Promise<string> {
   if (inResponseTo) {
     const request = await consumeRequest(tx, organization.id, connection.id, inResponseTo);
     if (!request) refuse('in_response_to_mismatch', 'the response answers no pending sign-in request of this connection (unknown, expired or already used)');
+    if (!isBoundToThisBrowser(request.browserBindingHash, binding.presented, ctx.config.serverSecret)) {
+      refuse(
+        'request_not_from_this_browser',
+        `the response answers a sign-in that was not started in this browser (${binding.presented.length === 0 ? 'it holds no sign-in cookie for that request' : 'its sign-in cookie for that request does not match'}); start the sign-in again here`,
+      );
+    }
+    binding.used = true;
     return request.returnTo;
   }
   if (!connection.allowIdpInitiated) refuse('unsolicited_response', 'IdP-initiated sign-in is turned off for this connection');

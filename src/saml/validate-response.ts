@@ -24,6 +24,15 @@ const STRONG_DIGEST_METHODS = new Set([
   'http://www.w3.org/2001/04/xmlenc#sha512',
 ]);
 const WEAK_ENCRYPTION_METHODS = new Set(['http://www.w3.org/2001/04/xmlenc#rsa-1_5']);
+/** Content encryption (EncryptedData) accepted: AES, in the sizes and modes the decryptor implements. */
+const CONTENT_ENCRYPTION_METHODS = new Set([
+  'http://www.w3.org/2001/04/xmlenc#aes128-cbc',
+  'http://www.w3.org/2001/04/xmlenc#aes256-cbc',
+  'http://www.w3.org/2009/xmlenc11#aes128-gcm',
+  'http://www.w3.org/2009/xmlenc11#aes256-gcm',
+]);
+const WEAK_CONTENT_ENCRYPTION_METHODS = new Set(['http://www.w3.org/2001/04/xmlenc#tripledes-cbc']);
+const USE_AES = 'use AES-128 or AES-256, CBC or GCM';
 
 /** The parts of a response the signature covers, once every check has passed. */
 export interface VerifiedAssertion {
@@ -126,7 +135,10 @@ function checkStatus(root: Element): void {
  * or stronger. A DigestMethod elsewhere is not a signature's: inside a key transport
  * EncryptionMethod it is RSA-OAEP's own hash (SHA-1 for rsa-oaep-mgf1p, as ADFS, Okta and
  * Shibboleth write it), which is fine. Key transport is judged by its EncryptionMethod: RSA 1.5
- * is refused. Elements are matched by local name alone, as xml-crypto and xml-encryption find them.
+ * is refused. Content encryption (the EncryptedData's EncryptionMethod) must be AES that the
+ * decryptor implements: 3DES is refused as weak, before anything is decrypted; AES-192 and
+ * anything unknown cannot be decrypted. Elements are matched by local name alone, as xml-crypto
+ * and xml-encryption find them.
  */
 function checkAlgorithms(root: Element): void {
   for (const element of allElements(root)) {
@@ -138,7 +150,10 @@ function checkAlgorithms(root: Element): void {
     if (element.localName === 'DigestMethod' && parent?.localName === 'Reference' && !STRONG_DIGEST_METHODS.has(algorithm)) {
       refuse('weak_algorithm', `signature digest algorithm not accepted: ${algorithm} (use SHA-256 or stronger)`);
     }
-    if (element.localName === 'EncryptionMethod' && WEAK_ENCRYPTION_METHODS.has(algorithm)) {
+    if (element.localName === 'EncryptionMethod' && parent?.localName === 'EncryptedData') {
+      if (WEAK_CONTENT_ENCRYPTION_METHODS.has(algorithm)) refuse('weak_algorithm', `content encryption algorithm not accepted: ${algorithm} (${USE_AES})`);
+      if (!CONTENT_ENCRYPTION_METHODS.has(algorithm)) refuse('decryption_failed', `content encryption algorithm not supported: ${algorithm} (${USE_AES})`);
+    } else if (element.localName === 'EncryptionMethod' && WEAK_ENCRYPTION_METHODS.has(algorithm)) {
       refuse('weak_algorithm', `key transport algorithm not accepted: ${algorithm} (use RSA-OAEP)`);
     }
   }

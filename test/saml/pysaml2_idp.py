@@ -5,8 +5,9 @@ Usage: pysaml2_idp.py <workdir> <sp-metadata-file> <key.pem> <cert.pem> <user-js
 Listens on 127.0.0.1 (a free port), then prints one JSON line: {"port", "entityId", "metadata"}.
 GET /sso takes an HTTP-Redirect AuthnRequest, checks its signature against the SP metadata, and
 answers the HTML form that HTTP-POSTs a signed Response (signed assertion, RSA-SHA256) to the ACS;
-with the extra query parameter encrypt=1 the signed assertion is encrypted for the SP's key, and
-with signResponse=1 the Response is signed too.
+with the extra query parameter encrypt=1 the signed assertion is encrypted for the SP's key
+(AES-256-CBC content, RSA-OAEP key transport), with encrypt=3des it is encrypted as pysaml2 does
+by default (3DES content), and with signResponse=1 the Response is signed too.
 Runs until its stdin closes or it receives SIGTERM.
 """
 
@@ -26,6 +27,26 @@ from saml2.authn_context import PASSWORDPROTECTEDTRANSPORT
 
 SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 DIGEST_SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+AES256_CBC = "http://www.w3.org/2001/04/xmlenc#aes256-cbc"
+
+
+class ContentEncryption:
+    """pysaml2 encrypts assertions with 3DES: its template (sigver.pre_encryption_part) names
+    tripledes-cbc and xmlsec1 gets a des-192 session key, and create_authn_response offers no
+    option to change either. This wraps the security context's encrypt_assertion to write
+    AES-256-CBC into the template and ask xmlsec1 for an aes-256 session key, unless told to
+    keep pysaml2's default."""
+
+    def __init__(self, sec):
+        self.encrypt = sec.encrypt_assertion
+        self.aes = True
+        sec.encrypt_assertion = self.encrypt_assertion
+
+    def encrypt_assertion(self, statement, enc_key, template, key_type="des-192", node_xpath=None):
+        if self.aes:
+            template.encryption_method.algorithm = AES256_CBC
+            key_type = "aes-256"
+        return self.encrypt(statement, enc_key, template, key_type, node_xpath)
 
 
 def main():
@@ -55,6 +76,7 @@ def main():
         "accepted_time_diff": 60,
     })
     idp = Server(config=config)
+    content_encryption = ContentEncryption(idp.sec)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -67,7 +89,7 @@ def main():
                 return
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             try:
-                body = sso(idp, query, user)
+                body = sso(idp, content_encryption, query, user)
             except Exception as error:  # the test reads the reason
                 self.send_response(400)
                 self.end_headers()
@@ -87,14 +109,15 @@ def main():
     httpd.shutdown()
 
 
-def sso(idp, query, user):
+def sso(idp, content_encryption, query, user):
     request = idp.parse_authn_request(query["SAMLRequest"], BINDING_HTTP_REDIRECT)
     sp_entity_id = request.message.issuer.text
     certs = idp.metadata.certs(sp_entity_id, "spsso", "signing")
     certs = [c[1] if isinstance(c, tuple) else c for c in certs]
     if "Signature" not in query or not any(verify_redirect_signature(query, idp.sec.sec_backend, cert) for cert in certs):
         raise ValueError("the AuthnRequest signature does not verify with the SP metadata certificate")
-    encrypt = query.get("encrypt") == "1"
+    encrypt = query.get("encrypt") in ("1", "3des")
+    content_encryption.aes = query.get("encrypt") != "3des"
     sign_response = query.get("signResponse") == "1"
     acs = request.message.assertion_consumer_service_url or idp.config.metadata.assertion_consumer_service(
         sp_entity_id, binding=BINDING_HTTP_POST)[0]["location"]

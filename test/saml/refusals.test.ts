@@ -1,15 +1,16 @@
 import fs from 'node:fs';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
-  IDP_ENTITY_ID, authnRequestOf, encode, encryptAssertion, makeIdpKeys, newId, responseXml, signAssertion, signResponse, type ResponseOptions,
+  CONTENT_ENCRYPTION, IDP_ENTITY_ID, encode, encryptAssertion, makeIdpKeys, newId, responseXml, signAssertion, signResponse, type ResponseOptions,
 } from './support/idp.ts';
-import { lastAttempt, postResponse, samlFixture, startLogin, type SamlFixture } from './support/setup.ts';
+import { lastAttempt, postResponse, samlFixture, sessionCookieOf, startLogin, type SamlFixture } from './support/setup.ts';
 
 /**
  * Every refusal the SP owes, each with a crafted response signed (and encrypted) by xmlsec1. A
  * test asserts the refusal, its reason in the SSO attempt log, the audit entry and on the error
- * page, and that no session was set.
+ * page, and that no session was set. Sign-ins go through one browser (f.browser), whose cookies
+ * the helpers carry.
  */
 let f: SamlFixture;
 beforeAll(async () => {
@@ -28,7 +29,7 @@ async function expectRefused(xml: string, reason: string, relayState?: string) {
   const res = await postResponse(f, xml, relayState);
   const status = reason === 'oversized' ? 413 : 403;
   expect(res.status, `expected a refusal (${reason}), got ${res.status}: ${res.text.slice(0, 300)}`).toBe(status);
-  expect(res.headers['set-cookie']).toBeUndefined();
+  expect(sessionCookieOf(res)).toBeUndefined();
   expect(res.text).toContain(`data-reason="${reason}"`);
   const attempt = await lastAttempt(f);
   expect(attempt).toMatchObject({ outcome: 'refused', reason });
@@ -108,6 +109,32 @@ describe('encrypted assertions (encrypted by xmlsec1 for the SP certificate)', (
     expect(xml).toContain(`<xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p">${SHA1_DIGEST}</xenc:EncryptionMethod>`);
     expect(xml).not.toContain('owner@acme.test');
     await expectAccepted(xml);
+  });
+
+  it.each(['aes128-cbc', 'aes256-cbc', 'aes128-gcm', 'aes256-gcm'] as const)('accepts %s content encryption', async (content) => {
+    const xml = encryptAssertion(signAssertion(responseXml(base()), f.idp), spCertificate, { content });
+    expect(xml).toContain(`<xenc:EncryptionMethod Algorithm="${CONTENT_ENCRYPTION[content].uri}"/>`);
+    await expectAccepted(xml);
+  });
+
+  it('refuses 3DES (tripledes-cbc) content encryption as weak, before decrypting', async () => {
+    const warn = vi.spyOn(console, 'warn');
+    try {
+      const xml = encryptAssertion(signAssertion(responseXml(base()), f.idp), spCertificate, { content: 'tripledes-cbc' });
+      expect(xml).toContain('<xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#tripledes-cbc"/>');
+      const { attempt } = await expectRefused(xml, 'weak_algorithm');
+      expect(attempt.message).toBe('content encryption algorithm not accepted: http://www.w3.org/2001/04/xmlenc#tripledes-cbc (use AES-128 or AES-256, CBC or GCM)');
+      // xml-encryption warns when it decrypts 3DES: it never got that far.
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it('refuses AES-192 content encryption, which the decryptor does not implement, saying so', async () => {
+    const xml = encryptAssertion(signAssertion(responseXml(base()), f.idp), spCertificate, { content: 'aes192-cbc' });
+    const { attempt } = await expectRefused(xml, 'decryption_failed');
+    expect(attempt.message).toBe('content encryption algorithm not supported: http://www.w3.org/2001/04/xmlenc#aes192-cbc (use AES-128 or AES-256, CBC or GCM)');
   });
 
   it('refuses RSA 1.5 key transport', async () => {
@@ -304,8 +331,7 @@ describe('InResponseTo and replay', () => {
       .send({ name: 'Second', idpEntityId: secondIssuer, ssoUrl: 'https://second.example/sso', certificates: [f.idp.certificate] })
       .expect(201);
     try {
-      const login = await request(f.app).get('/saml/acme/login').query({ connection: second.body.id }).expect(302);
-      const requestId = authnRequestOf(login.headers.location!).id;
+      const requestId = await startLogin(f, '/app', f.browser, { connection: second.body.id });
       const { attempt } = await expectRefused(signAssertion(responseXml(base({ inResponseTo: requestId })), f.idp), 'in_response_to_mismatch');
       expect(attempt.message).toMatch(/no pending sign-in request of this connection/);
       // The request is still pending for the connection it was sent through.

@@ -4,7 +4,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createReconciler } from '../../src/sync/index.ts';
 import { makeIdpKeys, responseXml, signAssertion, signResponse } from './support/idp.ts';
-import { idpMetadataXml, lastAttempt, postResponse, samlFixture, startLogin, type SamlFixture } from './support/setup.ts';
+import { idpMetadataXml, lastAttempt, postResponse, samlFixture, sessionCookieOf, startLogin, type SamlFixture } from './support/setup.ts';
 
 let f: SamlFixture;
 beforeAll(async () => {
@@ -101,7 +101,7 @@ describe('join rules', () => {
     expect(res.status).toBe(403);
     expect(res.text).toContain('data-reason="not_allowed_to_join"');
     expect(res.text).toContain('owner@acme.test');
-    expect(res.headers['set-cookie']).toBeUndefined();
+    expect(sessionCookieOf(res)).toBeUndefined();
     expect(await lastAttempt(f)).toMatchObject({ outcome: 'refused', reason: 'not_allowed_to_join', email: 'stranger@acme-corp.example' });
     const [audit] = await f.ctx.sql`select action, details from audit_log where organization_id = ${f.organization.id} order by id desc limit 1`;
     expect(audit).toMatchObject({ action: 'sso.refused', details: { reason: 'not_allowed_to_join', email: 'stranger@acme-corp.example' } });

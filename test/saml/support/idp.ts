@@ -142,7 +142,20 @@ export function signResponse(xml: string, keys: IdpKeys, algorithm: Algorithm = 
   return signElement(xml, 'samlp:Response', keys, algorithm);
 }
 
+/** Content encryption algorithms xmlsec1 writes, with the session key each needs. */
+export const CONTENT_ENCRYPTION = {
+  'aes128-cbc': { uri: 'http://www.w3.org/2001/04/xmlenc#aes128-cbc', sessionKey: 'aes-128' },
+  'aes192-cbc': { uri: 'http://www.w3.org/2001/04/xmlenc#aes192-cbc', sessionKey: 'aes-192' },
+  'aes256-cbc': { uri: 'http://www.w3.org/2001/04/xmlenc#aes256-cbc', sessionKey: 'aes-256' },
+  'aes128-gcm': { uri: 'http://www.w3.org/2009/xmlenc11#aes128-gcm', sessionKey: 'aes-128' },
+  'aes256-gcm': { uri: 'http://www.w3.org/2009/xmlenc11#aes256-gcm', sessionKey: 'aes-256' },
+  'tripledes-cbc': { uri: 'http://www.w3.org/2001/04/xmlenc#tripledes-cbc', sessionKey: 'des-192' },
+} as const;
+export type ContentEncryption = keyof typeof CONTENT_ENCRYPTION;
+
 export interface EncryptionOptions {
+  /** Content (EncryptedData) encryption; `aes256-cbc` by default. */
+  content?: ContentEncryption;
   /** Key transport; `rsa-oaep-mgf1p` by default. */
   keyTransport?: 'rsa-oaep-mgf1p' | 'rsa-1_5';
   /**
@@ -154,14 +167,16 @@ export interface EncryptionOptions {
 
 /**
  * Encrypts the (usually already signed) assertion of a response for the SP certificate with
- * xmlsec1 and a template: AES-256-CBC content, the session key sent with RSA-OAEP (or RSA 1.5).
+ * xmlsec1 and a template: AES-256-CBC content (or another), the session key sent with RSA-OAEP
+ * (or RSA 1.5).
  */
 export function encryptAssertion(xml: string, certificatePem: string, o: EncryptionOptions = {}): string {
   const keyTransport = `http://www.w3.org/2001/04/xmlenc#${o.keyTransport ?? 'rsa-oaep-mgf1p'}`;
+  const content = CONTENT_ENCRYPTION[o.content ?? 'aes256-cbc'];
   const digest = o.oaepDigest === 'sha1' ? '<ds:DigestMethod Algorithm="http://www.w3.org/2000/09/xmldsig#sha1"/>' : '';
   const template =
     `<xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" Type="http://www.w3.org/2001/04/xmlenc#Element">` +
-    `<xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes256-cbc"/>` +
+    `<xenc:EncryptionMethod Algorithm="${content.uri}"/>` +
     `<ds:KeyInfo><xenc:EncryptedKey><xenc:EncryptionMethod Algorithm="${keyTransport}">${digest}</xenc:EncryptionMethod>` +
     `<xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo>` +
     `<xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedData>`;
@@ -181,7 +196,7 @@ export function encryptAssertion(xml: string, certificatePem: string, o: Encrypt
     return execFileSync('xmlsec1', [
       '--encrypt',
       '--pubkey-cert-pem', files.cert,
-      '--session-key', 'aes-256',
+      '--session-key', content.sessionKey,
       '--xml-data', files.data,
       '--node-xpath', "/*[local-name()='Response']/*[local-name()='EncryptedAssertion']/*[local-name()='Assertion']",
       '--output', '-',
