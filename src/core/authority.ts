@@ -1,7 +1,7 @@
 import type { Db } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
 import { forbidden } from './errors.ts';
-import { PERMISSIONS, permissionsByRole, type Permission } from './roles.ts';
+import { OWNER_ROLE, PERMISSIONS, permissionsByRole, type Permission } from './roles.ts';
 
 /**
  * The permissions an actor acts with, or null when its changes are not limited by a caller's own
@@ -46,6 +46,15 @@ export async function assertHoldsPermissionsOf(db: Db, organizationId: string, a
   if (missing.size === 0) return;
   const list = PERMISSIONS.filter((p) => missing.has(p));
   throw forbidden(`missing permission: ${list.join(', ')} (needed to ${reasons.join('; to ')})`, { missing: list });
+}
+
+/**
+ * Whoever configures how people arrive (an IdP's SCIM token, an SSO connection) can act on every
+ * member, owners included: the IdP provisions, suspends and deletes anyone, and asserts anyone's
+ * email. So only a caller holding every permission (an owner's) may.
+ */
+export function assertMayConfigureIdentity(db: Db, organizationId: string, actor: Actor, what: string): Promise<void> {
+  return assertHoldsPermissionsOf(db, organizationId, actor, [{ roles: [OWNER_ROLE], reason: `${what}, which acts on every member like the role` }]);
 }
 
 /**

@@ -3,8 +3,8 @@ import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
 import { invalid, notFound } from './errors.ts';
 import { isUuid } from './ids.ts';
-import { assertHoldsPermissionsOf } from './authority.ts';
-import { assertRolesExist, OWNER_ROLE } from './roles.ts';
+import { assertHoldsPermissionsOf, assertMayConfigureIdentity } from './authority.ts';
+import { assertRolesExist } from './roles.ts';
 import { generateSecret, hashSecret, secretHint } from './secrets.ts';
 
 /** SCIM bearer tokens ('scim') and admin API keys ('admin') share one table and one life cycle. */
@@ -42,14 +42,9 @@ export async function issueCredential(
   const roles = input.kind === 'admin' ? (input.roles ?? ['admin']) : [];
   if (input.kind === 'admin' && roles.length === 0) throw invalid('an admin API key needs at least one role');
   await assertRolesExist(db, input.organizationId, roles);
-  // A credential acts with power of its own: an admin key with its roles, a SCIM token over every
-  // member (the IdP provisions, suspends and deletes anyone, owners too). Only a caller holding
-  // all of that may issue one.
-  await assertHoldsPermissionsOf(db, input.organizationId, actor, [
-    input.kind === 'scim'
-      ? { roles: [OWNER_ROLE], reason: 'issue a SCIM token, which acts on every member like the role' }
-      : { roles, reason: 'issue an admin API key with the role(s)' },
-  ]);
+  // A credential acts with power of its own: only a caller holding all of it may issue one.
+  if (input.kind === 'scim') await assertMayConfigureIdentity(db, input.organizationId, actor, 'issue a SCIM token');
+  else await assertHoldsPermissionsOf(db, input.organizationId, actor, [{ roles, reason: 'issue an admin API key with the role(s)' }]);
   const secret = generateSecret(input.kind);
   const [row] = await db<Credential[]>`
     insert into credentials (organization_id, kind, name, secret_hash, secret_hint, roles, expires_at)

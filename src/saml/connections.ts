@@ -1,5 +1,6 @@
 import type { Actor } from '../core/actor.ts';
 import { recordAudit } from '../core/audit.ts';
+import { assertMayConfigureIdentity } from '../core/authority.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from '../core/errors.ts';
 import { isUuid } from '../core/ids.ts';
 import type { Db } from '../storage/database.ts';
@@ -61,6 +62,7 @@ export async function findConnectionByIssuer(db: Db, organizationId: string, iss
 
 export async function createConnection(db: Db, organizationId: string, input: ConnectionInput, actor: Actor): Promise<SamlConnection> {
   const checked = checkInput(input);
+  await assertMayConfigureIdentity(db, organizationId, actor, 'connect an identity provider');
   try {
     const row = firstRow(await db<SamlConnection[]>`
       insert into saml_connections (organization_id, name, idp_entity_id, sso_url, certificates, attribute_mapping,
@@ -86,6 +88,9 @@ export async function updateConnection(
 ): Promise<SamlConnection> {
   const current = await getConnection(db, organizationId, id);
   if (!current) throw notFound('SAML connection', { id });
+  // Renaming or disabling a connection gives nobody a way in; anything else may.
+  const opensNothing = Object.entries(change).every(([key, value]) => key === 'name' || (key === 'enabled' && value === false));
+  if (!opensNothing) await assertMayConfigureIdentity(db, organizationId, actor, 'change an identity provider connection');
   const next = checkInput({ ...current, ...change });
   try {
     const row = firstRow(await db<SamlConnection[]>`

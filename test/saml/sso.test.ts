@@ -281,6 +281,28 @@ describe('SP metadata and the admin API', () => {
     await request(f.app).get(`/api/saml/connections/${created.body.id}`).set(admin()).expect(404);
   });
 
+  it('lets only a caller holding every permission connect or change an IdP (it can assert anyone); an admin may rename or disable one', async () => {
+    const { issueCredential } = await import('../../src/core/credentials.ts');
+    const { TEST_SERVER_SECRET } = await import('../support/context.ts');
+    const key = await issueCredential(f.ctx.sql, TEST_SERVER_SECRET, { organizationId: f.organization.id, kind: 'admin', name: 'an admin', roles: ['admin'] }, testActor);
+    const asAdmin = { authorization: `Bearer ${key.secret}` };
+    const own = makeIdpKeys('attacker');
+    const refused = await request(f.app)
+      .post('/api/saml/connections')
+      .set(asAdmin)
+      .send({ name: 'Mine', idpEntityId: 'https://idp.attacker.example', ssoUrl: 'https://idp.attacker.example/sso', certificates: [own.certificate] })
+      .expect(403);
+    expect(refused.body.details.missing).toEqual(['billing:manage']);
+    expect(refused.body.message).toContain('connect an identity provider');
+    const [connection] = (await request(f.app).get('/api/saml/connections').set(asAdmin).expect(200)).body.items;
+    await request(f.app).patch(`/api/saml/connections/${connection.id}`).set(asAdmin).send({ certificates: [own.certificate] }).expect(403);
+    const renamed = await request(f.app).patch(`/api/saml/connections/${connection.id}`).set(asAdmin).send({ name: 'Renamed', enabled: false }).expect(200);
+    expect(renamed.body).toMatchObject({ name: 'Renamed', enabled: false, certificates: connection.certificates });
+    await request(f.app).patch(`/api/saml/connections/${connection.id}`).set(asAdmin).send({ enabled: true }).expect(403);
+    await request(f.app).patch(`/api/saml/connections/${connection.id}`).set(admin()).send({ name: connection.name, enabled: true }).expect(200);
+    expect((await request(f.app).get('/api/saml/connections').set(admin()).expect(200)).body.items).toHaveLength(1);
+  });
+
   it('refuses bad connection input clearly and creates nothing', async () => {
     const bad = async (body: object, message: RegExp) => {
       const res = await request(f.app).post('/api/saml/connections').set(admin()).send(body);
