@@ -66,7 +66,16 @@ function validated(document: JsonObject): JsonObject {
   return plain;
 }
 
+const catalogs = new WeakMap<Sql, Catalog>();
+
+/** The filterable User attributes, made once per pool (a lookup would otherwise rebuild them all). */
 export function userCatalog(sql: Sql): Catalog {
+  let catalog = catalogs.get(sql);
+  if (!catalog) catalogs.set(sql, (catalog = buildUserCatalog(sql)));
+  return catalog;
+}
+
+function buildUserCatalog(sql: Sql): Catalog {
   const json = (...path: string[]) => sql`(u.resource #>> ${`{${path.map((p) => `"${p}"`).join(',')}}`}::text[])`;
   const text = (expr: Fragment, caseExact = false): Attribute => ({ kind: 'text', expr, caseExact });
   const enterprise = (name: string) => text(json(ENTERPRISE_USER, name));
