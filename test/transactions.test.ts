@@ -15,13 +15,31 @@ const notes = async () => (await db.sql<{ id: number; note: string }[]>`select i
 describe('inTransaction', () => {
   it('commits every statement together, pipelined ones too', async () => {
     const answer = await inTransaction(db.sql, async (tx) => {
-      await Promise.all([tx`insert into tx_probe values (1, 'a')`, tx`insert into tx_probe values (2, 'b')`]);
-      // Inside one transaction: the same transaction id for both reads.
-      const [[first], [second]] = await Promise.all([tx`select txid_current() as id`, tx`select txid_current() as id`]);
-      expect(first!.id).toBe(second!.id);
+      // The first statement travels with BEGIN: it already runs inside the transaction.
+      const [[first], [second]] = await Promise.all([
+        tx`insert into tx_probe values (1, 'a') returning txid_current() as xid`,
+        tx`insert into tx_probe values (2, 'b') returning txid_current() as xid`,
+      ]);
+      expect(first!.xid).toBe(second!.xid);
       return 'done';
     });
     expect(answer).toBe('done');
+    expect(await notes()).toEqual(['1:a', '2:b']);
+  });
+
+  it('fails, committing nothing, when a statement failed although the work caught its error or left it pending', async () => {
+    await expect(
+      inTransaction(db.sql, async (tx) => {
+        await tx`insert into tx_probe values (7, 'g')`;
+        await tx`insert into tx_probe values (1, 'dup')`.catch(() => 'ignored');
+      }),
+    ).rejects.toThrow('rolled back');
+    await expect(
+      inTransaction(db.sql, async (tx) => {
+        await tx`insert into tx_probe values (8, 'h')`;
+        void tx`insert into tx_probe values (1, 'dup')`.catch(() => {});
+      }),
+    ).rejects.toThrow('rolled back');
     expect(await notes()).toEqual(['1:a', '2:b']);
   });
 

@@ -65,7 +65,10 @@ async function pipelinedTransaction<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Pr
     begun.catch(() => {}); // awaited below; a failure also fails the statements behind it
     const result = await fn(tx);
     await begun;
-    await connection`commit`;
+    // A statement that failed but whose error `fn` caught (or never awaited) aborted the
+    // transaction: PostgreSQL then answers COMMIT with ROLLBACK, which must not pass for success.
+    const committed = await connection`commit`;
+    if (committed.command === 'ROLLBACK') throw new Error('the transaction was rolled back: one of its statements failed');
     return result;
   } catch (error) {
     await connection`rollback`.catch(() => {});
