@@ -1,6 +1,7 @@
 import type { Db } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
 import { forbidden } from './errors.ts';
+import { isUuid } from './ids.ts';
 import { OWNER_ROLE, PERMISSIONS, permissionsByRole, type Permission } from './roles.ts';
 
 /**
@@ -67,5 +68,17 @@ export async function rolesMappedToGroup(db: Db, organizationId: string, groupId
     from group_role_mappings m cross join lateral unnest(m.roles) as r(role)
     where m.organization_id = ${organizationId}
       and (m.group_id = ${groupId} or lower(m.group_name) = any(${names.map((n) => n.toLowerCase())}::text[]))`;
+  return row?.roles ?? [];
+}
+
+/** Roles the organization's mappings grant to members of any of the groups (by id or by name). */
+export async function rolesMappedToGroups(db: Db, organizationId: string, groupIds: readonly string[]): Promise<string[]> {
+  if (groupIds.length === 0) return [];
+  const [row] = await db<{ roles: string[] }[]>`
+    select coalesce(array_agg(distinct r.role), '{}') as roles
+    from groups g
+    join group_role_mappings m on m.organization_id = g.organization_id and (m.group_id = g.id or lower(m.group_name) = lower(g.display_name))
+    cross join lateral unnest(m.roles) as r(role)
+    where g.organization_id = ${organizationId} and g.id = any(${groupIds.filter(isUuid)}::uuid[])`;
   return row?.roles ?? [];
 }

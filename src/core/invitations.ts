@@ -3,7 +3,7 @@ import { firstRow, inTransaction } from '../storage/database.ts';
 import { ensureAccount, getAccount, isValidEmail, normalizeEmail } from './accounts.ts';
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
-import { assertHoldsPermissionsOf, heldPermissions } from './authority.ts';
+import { assertHoldsPermissionsOf, heldPermissions, rolesMappedToGroups } from './authority.ts';
 import { conflict, DomainError, invalid, notFound } from './errors.ts';
 import { emitEvent } from './events.ts';
 import { isUuid } from './ids.ts';
@@ -58,7 +58,12 @@ export async function inviteMembers(
     const needsDefault = requests.some((r) => !r.roles?.length);
     const [org] = needsDefault ? await db<{ defaultRole: string }[]>`select default_role from organizations where id = ${organizationId}` : [];
     const roles = requests.flatMap((r) => (r.roles?.length ? r.roles : org ? [org.defaultRole] : []));
-    await assertHoldsPermissionsOf(db, organizationId, actor, [{ roles, reason: 'invite with the role(s)' }]);
+    // Joining a local group on acceptance grants what the group's mappings grant.
+    const mapped = await rolesMappedToGroups(db, organizationId, [...new Set(requests.flatMap((r) => r.groupIds ?? []))]);
+    await assertHoldsPermissionsOf(db, organizationId, actor, [
+      { roles, reason: 'invite with the role(s)' },
+      { roles: mapped, reason: 'invite into a group mapped to the role(s)' },
+    ]);
   }
   const singleOrganization = policy.singleOrganization ?? membershipPolicy().singleOrganization;
   const results: InviteResult[] = [];
@@ -148,6 +153,8 @@ export async function resendInvitation(db: Db, serverSecret: string, organizatio
       select * from memberships where organization_id = ${organizationId} and account_id = ${current.accountId} for update`;
     if (membership?.status === 'active' || membership?.status === 'suspended') throw conflict(`${current.email} is already a member`);
     if (membership) await assertMayManageMember(tx, membership, actor, 'invite again with the role(s)');
+    const mapped = heldPermissions(actor) ? await rolesMappedToGroups(tx, organizationId, current.groupIds) : [];
+    await assertHoldsPermissionsOf(tx, organizationId, actor, [{ roles: mapped, reason: 'invite again into a group mapped to the role(s)' }]);
     await tx`update memberships set status = 'invited', updated_at = now()
              where organization_id = ${organizationId} and account_id = ${current.accountId}`;
     const token = generateSecret('invite');

@@ -5,6 +5,7 @@ import type { AppContext } from '../../src/context.ts';
 import { systemActor } from '../../src/core/actor.ts';
 import { issueCredential } from '../../src/core/credentials.ts';
 import { createGroup } from '../../src/core/groups.ts';
+import { createGroupRoleMapping } from '../../src/core/role-mapping.ts';
 import { createSession } from '../../src/core/sessions.ts';
 import { createApp } from '../../src/http/app.ts';
 import { SESSION_COOKIE } from '../../src/http/session-cookie.ts';
@@ -177,6 +178,23 @@ describe('invitations', () => {
     expect(res.body).toMatchObject({ error: 'forbidden', details: { missing: ['billing:manage'] }, message: expect.stringMatching(/^missing permission: billing:manage \(needed to invite with the role\(s\) owner\)/) });
     expect(await ctx.sql`select 1 from invitations where email in ('max@x.test', 'ned@x.test')`).toHaveLength(0);
     await invite({ emails: 'max@x.test', roles: ['admin'] }, adminKey).expect(201);
+  });
+
+  it('an admin cannot invite into, nor resend an invitation into, a group mapped to a role beyond its own', async () => {
+    const adminKey = (await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: a.organization.id, kind: 'admin', name: 'admin 2', roles: ['admin'] }, systemActor('cli'))).secret;
+    const owners = await createGroup(ctx.sql, { organizationId: a.organization.id, source: 'local', displayName: 'Owners club' }, systemActor('admin'));
+    // By the owner, before the mapping exists: an invitation into the group, pending.
+    const pending = (await invite({ emails: 'early@x.test', groupIds: [owners.id] }).expect(201)).body.results[0].invitation;
+    await createGroupRoleMapping(ctx.sql, { organizationId: a.organization.id, groupName: 'owners CLUB', roles: ['owner'] }, systemActor('cli'));
+
+    const res = await invite({ emails: 'sneaky@x.test', roles: ['member'], groupIds: [owners.id] }, adminKey).expect(403);
+    expect(res.body).toMatchObject({ details: { missing: ['billing:manage'] }, message: expect.stringContaining('invite into a group mapped to the role(s) owner') });
+    expect(await ctx.sql`select 1 from invitations where email = 'sneaky@x.test'`).toHaveLength(0);
+    const resent = await request(app).post(`/api/invitations/${pending.id}/resend`).set('authorization', `Bearer ${adminKey}`).expect(403);
+    expect(resent.body.details.missing).toEqual(['billing:manage']);
+    expect((await ctx.sql`select expires_at from invitations where id = ${pending.id}`)[0]!.expiresAt).toEqual(new Date(pending.expiresAt));
+    // The owner may.
+    await invite({ emails: 'sneaky@x.test', groupIds: [owners.id] }).expect(201);
   });
 
   it('the default expiry is 72 hours', async () => {
