@@ -17,6 +17,7 @@ import { changeGroupMembers, createGroup } from '../src/core/groups.ts';
 import { inviteMembers } from '../src/core/invitations.ts';
 import { createOrganization } from '../src/core/organizations.ts';
 import { BUILT_IN_ROLES, createCustomRole, PERMISSIONS } from '../src/core/roles.ts';
+import { configureMembershipPolicy } from '../src/core/policy.ts';
 import { createTestContext } from './support/context.ts';
 
 /** An owner-level admin key: holds every permission. */
@@ -288,10 +289,15 @@ describe('joining with a pending invitation (SCIM, SSO): the one acceptance', ()
   it('under the single-organization policy, a person who belongs elsewhere cannot join (SSO, verified domain, SCIM); nothing changes', async () => {
     const { org } = await newOrg();
     const { owner: elsewhere } = await newOrg();
-    for (const source of ['sso', 'scim'] as const) {
-      const error = await refusal(joinOrganization(ctx.sql, { organizationId: org.id, accountId: elsewhere.id, source, singleOrganization: true }, sso(elsewhere)));
-      expect(error.code).toBe('conflict');
-      expect(error.message).toMatch(/already belongs to another organization \(a member there\).*SINGLE_ORGANIZATION_POLICY/);
+    configureMembershipPolicy({ singleOrganization: true });
+    try {
+      for (const source of ['sso', 'scim'] as const) {
+        const error = await refusal(joinOrganization(ctx.sql, { organizationId: org.id, accountId: elsewhere.id, source }, sso(elsewhere)));
+        expect(error.code).toBe('conflict');
+        expect(error.message).toMatch(/already belongs to another organization \(a member there\).*SINGLE_ORGANIZATION_POLICY/);
+      }
+    } finally {
+      configureMembershipPolicy({ singleOrganization: false });
     }
     expect(await getMembership(ctx.sql, org.id, elsewhere.id)).toBeNull();
     // Off (the default), the same join works.

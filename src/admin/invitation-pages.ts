@@ -71,9 +71,7 @@ ${needsName ? `<label>First name<input name="givenName" autocomplete="given-name
     try {
       const body = req.body as Record<string, string | undefined>;
       const names = { givenName: body.givenName?.trim().slice(0, 200) || undefined, familyName: body.familyName?.trim().slice(0, 200) || undefined };
-      const { invitation, membership } = await acceptInvitation(ctx.sql, ctx.config.serverSecret, String(body.token ?? ''), names, await signedInAccount(req), {
-        singleOrganization: ctx.config.singleOrganizationPolicy,
-      });
+      const { invitation, membership } = await acceptInvitation(ctx.sql, ctx.config.serverSecret, String(body.token ?? ''), names, await signedInAccount(req));
       const { session, secret } = await createSession(ctx.sql, ctx.config.serverSecret, {
         organizationId: membership.organizationId,
         accountId: membership.accountId,

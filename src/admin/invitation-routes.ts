@@ -51,7 +51,6 @@ export function invitationRouter(ctx: AppContext): Router {
       p.organizationId,
       emails.map((email) => ({ email, roles: input.roles, groupIds: input.groupIds, ...names })),
       p.actor,
-      { singleOrganization: ctx.config.singleOrganizationPolicy },
     );
     const invited = results.filter((r) => r.invited).length;
     res.status(invited > 0 ? 201 : 400).json({ invited, failed: results.length - invited, results });
@@ -68,7 +67,7 @@ export function invitationRouter(ctx: AppContext): Router {
         return;
       }
       const roles = importQuery.parse(req.query).roles?.split(',').map((r) => r.trim()).filter(Boolean);
-      res.json(await importInvitations(ctx.sql, ctx.config.serverSecret, p.organizationId, req.body, { roles, singleOrganization: ctx.config.singleOrganizationPolicy }, p.actor));
+      res.json(await importInvitations(ctx.sql, ctx.config.serverSecret, p.organizationId, req.body, { roles }, p.actor));
     }),
   );
 

@@ -26,7 +26,7 @@ export async function importInvitations(
   serverSecret: string,
   organizationId: string,
   csv: string,
-  options: { roles?: string[]; singleOrganization?: boolean },
+  options: { roles?: string[] },
   actor: Actor,
 ): Promise<{ total: number; invited: number; skipped: number; rows: ImportRow[] }> {
   let records: Record<string, string>[];
@@ -63,7 +63,7 @@ export async function importInvitations(
   });
 
   const valid = rows.filter((r) => r.errors.length === 0);
-  const results = await inviteMembers(db, serverSecret, organizationId, valid.map((r) => ({ email: r.email, roles: options.roles, groupIds: r.groupIds })), actor, options);
+  const results = await inviteMembers(db, serverSecret, organizationId, valid.map((r) => ({ email: r.email, roles: options.roles, groupIds: r.groupIds })), actor);
   results.forEach((result, i) => {
     if (result.invited) return;
     const row = valid[i]!;

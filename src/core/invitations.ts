@@ -50,7 +50,6 @@ export async function inviteMembers(
   organizationId: string,
   requests: InviteRequest[],
   actor: Actor,
-  policy: { singleOrganization?: boolean } = {},
 ): Promise<InviteResult[]> {
   // The roles every invitation grants (the default role when none is chosen), checked once for the
   // whole request: a caller lacking their permissions invites nobody (403).
@@ -65,7 +64,7 @@ export async function inviteMembers(
       { roles: mapped, reason: 'invite into a group mapped to the role(s)' },
     ]);
   }
-  const singleOrganization = policy.singleOrganization ?? membershipPolicy().singleOrganization;
+  const { singleOrganization } = membershipPolicy();
   const results: InviteResult[] = [];
   for (const request of requests) {
     try {
@@ -236,7 +235,6 @@ export async function acceptInvitation(
   token: string,
   names: { givenName?: string; familyName?: string },
   signedInAccountId: string | null,
-  policy: { singleOrganization?: boolean } = {},
 ): Promise<{ invitation: Invitation & { organizationName: string }; membership: Membership }> {
   return inTransaction(db, async (tx) => {
     const { invitation, account } = await findInvitationByToken(tx, serverSecret, token);
@@ -252,7 +250,7 @@ export async function acceptInvitation(
     const actor: Actor = { type: 'account', id: account.id, name: account.email, channel: 'admin' };
     const joined = await joinOrganization(
       tx,
-      { organizationId: invitation.organizationId, accountId: account.id, source: 'invite', singleOrganization: policy.singleOrganization },
+      { organizationId: invitation.organizationId, accountId: account.id, source: 'invite' },
       actor,
     );
     // The membership was already active (the invitation was left pending): nothing to accept.

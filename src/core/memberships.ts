@@ -64,8 +64,6 @@ export async function joinOrganization(
     source: MembershipSource;
     roles?: string[];
     liftSuspension?: boolean;
-    /** Overrides the process's membership policy (see policy.ts). */
-    singleOrganization?: boolean;
   },
   actor: Actor,
 ): Promise<{ membership: Membership; joined: boolean; invitation?: { id: string; groupIds: string[] } }> {
@@ -81,7 +79,7 @@ export async function joinOrganization(
       if (!input.liftSuspension) throw ruleViolation('the membership is suspended', { accountId: input.accountId });
       return { membership: await reactivateMember(tx, input.organizationId, input.accountId, actor), joined: false };
     }
-    if (input.singleOrganization ?? membershipPolicy().singleOrganization) {
+    if (membershipPolicy().singleOrganization) {
       const [account] = await tx<{ email: string }[]>`select email from accounts where id = ${input.accountId}`;
       await assertSingleOrganization(tx, input.organizationId, input.accountId, account?.email ?? input.accountId);
     }

@@ -4,8 +4,7 @@ import { conflict } from './errors.ts';
 /**
  * Deployment-wide membership rules from the configuration (SINGLE_ORGANIZATION_POLICY). The core
  * keeps no configuration of its own: the process sets this once it has read its configuration
- * (openContext does, so every channel of the process sees it), and
- * a caller may pass the policy explicitly instead.
+ * (openContext does, so every channel of the process sees it).
  */
 export interface MembershipPolicy {
   /** A person belongs to one organization at a time (an invitation elsewhere counts). */
