@@ -32,6 +32,13 @@ export function backoffMs(attempts: number, policy: RetryPolicy): number {
   return Math.round(delay * (0.8 + Math.random() * 0.4));
 }
 
+/** What a failed attempt (a delivery's, or an event's dispatch) leads to under the retry policy. */
+export function afterFailure(previousAttempts: number, error: unknown, policy: RetryPolicy): { attempts: number; final: boolean; delayMs: number; message: string } {
+  const attempts = previousAttempts + 1;
+  const final = attempts >= policy.maxAttempts;
+  return { attempts, final, delayMs: final ? 0 : backoffMs(attempts, policy), message: String((error as Error)?.message ?? error).slice(0, 1000) };
+}
+
 /**
  * Claims one due delivery and sends it while holding its row lock, so no other instance can send
  * it at the same time; the outcome is written in the same transaction. If the process dies
@@ -59,13 +66,11 @@ export async function deliverNext(sql: Sql, senders: Senders, policy: RetryPolic
         where organization_id = ${delivery.organizationId} and id = ${delivery.id}`;
       return 'delivered';
     } catch (error) {
-      const attempts = delivery.attempts + 1;
-      const dead = attempts >= policy.maxAttempts;
-      const message = String((error as Error)?.message ?? error).slice(0, 1000);
+      const { attempts, final: dead, delayMs, message } = afterFailure(delivery.attempts, error, policy);
       await tx`
         update deliveries set attempts = ${attempts}, last_error = ${message},
           status = ${dead ? 'dead' : 'pending'},
-          next_attempt_at = now() + make_interval(secs => ${dead ? 0 : backoffMs(attempts, policy) / 1000})
+          next_attempt_at = now() + make_interval(secs => ${delayMs / 1000})
         where organization_id = ${delivery.organizationId} and id = ${delivery.id}`;
       return dead ? 'dead' : 'retrying';
     }

@@ -2,7 +2,7 @@ import type { Db, Sql, Tx } from '../storage/database.ts';
 import { systemActor, type Actor } from '../core/actor.ts';
 import { recordAudit } from '../core/audit.ts';
 import { createLogger, type Logger } from '../log.ts';
-import { backoffMs, type RetryPolicy } from './deliver.ts';
+import { afterFailure, type RetryPolicy } from './deliver.ts';
 
 export interface OutboxEvent {
   organizationId: string;
@@ -102,10 +102,7 @@ async function dispatchOne(sql: Sql, handlers: EventHandler[], key: OutboxEvent,
       await tx.savepoint((sp) => dispatch(sp, handlers, [event]));
       return 'dispatched';
     } catch (error) {
-      const attempts = dispatchAttempts + 1;
-      const failed = attempts >= policy.maxAttempts;
-      const delayMs = failed ? 0 : backoffMs(attempts, policy);
-      const message = String((error as Error)?.message ?? error).slice(0, 1000);
+      const { attempts, final: failed, delayMs, message } = afterFailure(dispatchAttempts, error, policy);
       await tx`
         update outbox set dispatch_attempts = ${attempts}, dispatch_error = ${message},
           dispatch_retry_at = case when ${failed}::boolean then null else now() + make_interval(secs => ${delayMs / 1000}) end,
