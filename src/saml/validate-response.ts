@@ -104,7 +104,7 @@ export async function verifyResponse(
   const usableUntil = usableUntilOf(assertion, connection.clockSkewSeconds * 1000);
   try {
     if (containsComment(assertion)) refuse('comment_in_assertion', 'the signed assertion contains an XML comment (it could truncate the NameID)');
-    return readAssertion(assertion, root, connection, entity, now);
+    return readAssertion(assertion, root, connection, entity, now, usableUntil);
   } catch (error) {
     if (error instanceof SamlRefusal && assertionId && usableUntil) error.signedAssertion ??= { assertionId, usableUntil };
     throw error;
@@ -265,6 +265,7 @@ function readAssertion(
   connection: SamlConnection,
   entity: ServiceProviderEntity,
   now: Date,
+  usableUntil: Date | null,
 ): VerifiedAssertion {
   const skewMs = connection.clockSkewSeconds * 1000;
   const issuer = textOf(childElement(assertion, NS.assertion, 'Issuer'));
@@ -327,7 +328,8 @@ function readAssertion(
     nameId,
     attributes: readAttributes(assertion),
     inResponseTo,
-    usableUntil: usableUntilOf(assertion, skewMs)!,
+    // Set whenever the bearer NotOnOrAfter is, and the checks above refused its absence.
+    usableUntil: usableUntil!,
     sessionEndsAt: sessionNotOnOrAfter,
   };
 }
