@@ -60,14 +60,19 @@ export async function createUser(sql: Sql, organizationId: string, document: Jso
   const email = accountEmail(document, fields);
   const name = (document.name ?? {}) as { givenName?: string; familyName?: string };
   return inTransaction(sql, async (tx) => {
-    const account = await ensureAccount(tx, { email, givenName: name.givenName ?? null, familyName: name.familyName ?? null });
-    // No savepoint needed: a clash inserts nothing, and then the existing row says which one.
-    const [row] = await tx<ScimUserRow[]>`
-      insert into scim_users (organization_id, account_id, user_name, external_id, active, display_name, emails, resource)
-      values (${organizationId}, ${account.id}, ${fields.userName}, ${fields.externalId}, ${fields.active},
-              ${fields.displayName}, ${fields.emails}::text[], ${tx.json(fields.resource as never)})
-      on conflict do nothing
-      returning *`;
+    // The insert finds the account the upsert before it wrote (statements on one connection run
+    // in order), so both travel in one round trip. No savepoint needed: a clash inserts nothing,
+    // and then the existing row says which one.
+    const [account, [row]] = await Promise.all([
+      ensureAccount(tx, { email, givenName: name.givenName ?? null, familyName: name.familyName ?? null }),
+      tx<ScimUserRow[]>`
+        insert into scim_users (organization_id, account_id, user_name, external_id, active, display_name, emails, resource)
+        select ${organizationId}, a.id, ${fields.userName}, ${fields.externalId}, ${fields.active},
+               ${fields.displayName}, ${fields.emails}::text[], ${tx.json(fields.resource as never)}
+        from accounts a where lower(a.email) = lower(${email})
+        on conflict do nothing
+        returning *`,
+    ]);
     if (!row) throw await clash(tx, organizationId, fields.userName);
     // The announcement does not depend on the join: sent alongside it (pipelined).
     await Promise.all([
