@@ -17,8 +17,8 @@ import { createTestContext, createTestOrganization } from '../support/context.ts
 import { oktaUser, scimClient } from '../support/scim.ts';
 import { startSmtpServer } from '../support/smtp.ts';
 
-// One context with SINGLE_ORGANIZATION_POLICY on: building the app sets the policy the core
-// applies to every join of this process (SCIM, SSO, verified domains, invitation links).
+// One context with SINGLE_ORGANIZATION_POLICY on: building it sets the policy the core applies
+// to every join of this process (SCIM, SSO, verified domains, invitation links), as openContext does.
 let ctx: AppContext;
 let app: Express;
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
