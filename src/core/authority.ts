@@ -58,16 +58,12 @@ export function assertMayConfigureIdentity(db: Db, organizationId: string, actor
   return assertHoldsPermissionsOf(db, organizationId, actor, [{ roles: [OWNER_ROLE], reason: `${what}, which acts on every member like the role` }]);
 }
 
-/**
- * Roles the organization's mappings grant to members of a group: mappings of the group by id, or
- * by one of `names` (its current name, or a name it had or gets), compared case-insensitively.
- */
-export async function rolesMappedToGroup(db: Db, organizationId: string, groupId: string | null, names: readonly string[]): Promise<string[]> {
+/** Roles the organization's mappings by group name grant to a group with one of `names` (case-insensitively). */
+export async function rolesMappedToNames(db: Db, organizationId: string, names: readonly string[]): Promise<string[]> {
   const [row] = await db<{ roles: string[] }[]>`
     select coalesce(array_agg(distinct r.role), '{}') as roles
     from group_role_mappings m cross join lateral unnest(m.roles) as r(role)
-    where m.organization_id = ${organizationId}
-      and (m.group_id = ${groupId} or lower(m.group_name) = any(${names.map((n) => n.toLowerCase())}::text[]))`;
+    where m.organization_id = ${organizationId} and lower(m.group_name) = any(${names.map((n) => n.toLowerCase())}::text[])`;
   return row?.roles ?? [];
 }
 

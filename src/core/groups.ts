@@ -1,7 +1,7 @@
 import type { Db, Tx } from '../storage/database.ts';
 import { firstRow, inTransaction } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
-import { assertHoldsPermissionsOf, heldPermissions, rolesMappedToGroup } from './authority.ts';
+import { assertHoldsPermissionsOf, heldPermissions, rolesMappedToGroups, rolesMappedToNames } from './authority.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { recordChange } from './events.ts';
 import { isUuid } from './ids.ts';
@@ -90,7 +90,7 @@ export async function updateGroup(
     if (displayName !== undefined && displayName.toLowerCase() !== before.displayName.toLowerCase() && heldPermissions(actor)) {
       // A new name leaves the mappings of the old name and meets those of the new one.
       const [member] = await tx`select 1 from group_members where organization_id = ${organizationId} and group_id = ${id} limit 1`;
-      const roles = member ? await rolesMappedToGroup(tx, organizationId, null, [before.displayName, displayName]) : [];
+      const roles = member ? await rolesMappedToNames(tx, organizationId, [before.displayName, displayName]) : [];
       await assertHoldsPermissionsOf(tx, organizationId, actor, [{ roles, reason: 'rename a group whose members this gives or takes, through a mapping, the role(s)' }]);
     }
     let group: Group;
@@ -123,7 +123,7 @@ export async function deleteGroup(db: Db, organizationId: string, id: string, ac
     const members = await tx<{ accountId: string }[]>`
       select account_id from group_members where organization_id = ${organizationId} and group_id = ${id}`;
     if (members.length && heldPermissions(actor)) {
-      const roles = await rolesMappedToGroup(tx, organizationId, id, [group.displayName]);
+      const roles = await rolesMappedToGroups(tx, organizationId, [id]);
       await assertHoldsPermissionsOf(tx, organizationId, actor, [{ roles, reason: 'delete a group whose members this takes, through a mapping, the role(s)' }]);
     }
     await tx`delete from groups where organization_id = ${organizationId} and id = ${id}`;
@@ -172,7 +172,7 @@ export async function changeGroupMembers(
  * its own permissions needs those of the roles, and those of the members it moves.
  */
 async function assertMayChangeMembersOf(tx: Tx, group: Group, accountIds: string[], actor: Actor): Promise<void> {
-  const roles = await rolesMappedToGroup(tx, group.organizationId, group.id, [group.displayName]);
+  const roles = await rolesMappedToGroups(tx, group.organizationId, [group.id]);
   if (roles.length === 0) return;
   const [members] = await tx<{ roles: string[] }[]>`
     select coalesce(array_agg(distinct r.role), '{}') as roles
