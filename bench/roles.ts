@@ -1,5 +1,7 @@
+import { loadConfig } from '../src/config.ts';
 import { systemActor } from '../src/core/actor.ts';
 import { changeGroupMembers } from '../src/core/groups.ts';
+import { createLogger } from '../src/log.ts';
 import { dispatchEvents } from '../src/sync/outbox.ts';
 import { recomputeRolesOnEvents, repairMappedRoles } from '../src/sync/roles.ts';
 import { benchDatabase, measure } from './support.ts';
@@ -50,7 +52,7 @@ export async function benchRoles(): Promise<string[]> {
     const actor = systemActor('system', 'bench');
     const one = await measure(async () => {
       await changeGroupMembers(sql, orgId, big!.groupId, { add: [outsider!.accountId] }, actor);
-      return dispatchEvents(sql, [recomputeRolesOnEvents]);
+      return dispatchEvents(sql, [recomputeRolesOnEvents], { policy: loadConfig({}).reconciler.delivery, log: createLogger('silent') });
     });
 
     return [

@@ -1,7 +1,7 @@
 import type { Db, Sql, Tx } from '../storage/database.ts';
 import { systemActor, type Actor } from '../core/actor.ts';
 import { recordAudit } from '../core/audit.ts';
-import { createLogger, type Logger } from '../log.ts';
+import type { Logger } from '../log.ts';
 import { afterFailure, type RetryPolicy } from './deliver.ts';
 
 export interface OutboxEvent {
@@ -29,12 +29,13 @@ export interface DispatchResult {
 
 export interface DispatchOptions {
   /** Attempts and backoff of a failing event: the reconciler passes the delivery policy. */
-  policy?: RetryPolicy;
-  log?: Logger;
+  policy: RetryPolicy;
+  log: Logger;
   limit?: number;
 }
 
-const DEFAULT_POLICY: RetryPolicy = { maxAttempts: 10, baseDelayMs: 30_000, maxDelayMs: 6 * 3_600_000 };
+/** Events due for dispatch: not yet dispatched, not set aside, not backing off. */
+const due = (db: Db) => db`dispatched_at is null and dispatch_failed_at is null and (dispatch_retry_at is null or dispatch_retry_at <= now())`;
 
 const reconciler = systemActor('sync', 'reconciler');
 
@@ -49,15 +50,15 @@ const reconciler = systemActor('sync', 'reconciler');
  * dispatched one at a time, each in its own transaction: the failing one is retried later with
  * backoff and, after `policy.maxAttempts`, set aside as failed; the others go on.
  */
-export async function dispatchEvents(sql: Sql, handlers: EventHandler[], options: DispatchOptions = {}): Promise<DispatchResult> {
-  const { policy = DEFAULT_POLICY, log = createLogger('info') } = options;
+export async function dispatchEvents(sql: Sql, handlers: EventHandler[], options: DispatchOptions): Promise<DispatchResult> {
+  const { policy, log } = options;
   const result: DispatchResult = { dispatched: 0, retrying: 0, failed: 0 };
   let claimed: OutboxEvent[] = [];
   try {
     result.dispatched = await sql.begin(async (tx) => {
       claimed = await tx<OutboxEvent[]>`
         select organization_id, id, type, payload, created_at from outbox
-        where dispatched_at is null and dispatch_failed_at is null and (dispatch_retry_at is null or dispatch_retry_at <= now())
+        where ${due(tx)}
         order by id limit ${options.limit ?? 200} for update skip locked`;
       await dispatch(tx, handlers, claimed);
       return claimed.length;
@@ -94,7 +95,7 @@ async function dispatchOne(sql: Sql, handlers: EventHandler[], key: OutboxEvent,
     const [row] = await tx<(OutboxEvent & { dispatchAttempts: number })[]>`
       select organization_id, id, type, payload, created_at, dispatch_attempts from outbox
       where organization_id = ${key.organizationId} and id = ${key.id}
-        and dispatched_at is null and dispatch_failed_at is null and (dispatch_retry_at is null or dispatch_retry_at <= now())
+        and ${due(tx)}
       for update skip locked`;
     if (!row) return null;
     const { dispatchAttempts, ...event } = row;
