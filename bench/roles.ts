@@ -44,7 +44,8 @@ export async function benchRoles(): Promise<string[]> {
     const second = await measure(() => repairMappedRoles(sql));
 
     // One membership change in a large mapped group: cost of the event-driven recompute.
-    const [big] = await sql`select group_id, count(*)::int as n from group_members group by group_id order by n desc limit 1`;
+    const [big] =
+      await sql`select group_id, count(*)::int as n from group_members group by group_id order by n desc limit 1`;
     const [outsider] = await sql`
       select m.account_id from memberships m
       where not exists (select 1 from group_members gm where gm.account_id = m.account_id and gm.group_id = ${big!.groupId}) limit 1`;
@@ -52,7 +53,10 @@ export async function benchRoles(): Promise<string[]> {
     const actor = systemActor('system', 'bench');
     const one = await measure(async () => {
       await changeGroupMembers(sql, orgId, big!.groupId, { add: [outsider!.accountId] }, actor);
-      return dispatchEvents(sql, [recomputeRolesOnEvents], { policy: loadConfig({}).reconciler.delivery, log: createLogger('silent') });
+      return dispatchEvents(sql, [recomputeRolesOnEvents], {
+        policy: loadConfig({}).reconciler.delivery,
+        log: createLogger('silent'),
+      });
     });
 
     return [

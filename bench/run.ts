@@ -8,11 +8,16 @@ import { benchScim } from './scim.ts';
  */
 const benches: Record<string, { header: string; run: () => Promise<string[]> }> = {
   roles: { header: '| benchmark | time | memory |\n| --- | --- | --- |', run: benchRoles },
-  scim: { header: '| workload | operations | rate | of the raw PostgreSQL ceiling |\n| --- | --- | --- | --- |', run: benchScim },
+  scim: {
+    header: '| workload | operations | rate | of the raw PostgreSQL ceiling |\n| --- | --- | --- | --- |',
+    run: benchScim,
+  },
 };
 const only = process.argv[2];
 
-console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`);
+console.log(
+  `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+);
 for (const [name, bench] of Object.entries(benches)) {
   if (only && only !== name) continue;
   console.log(`\n${bench.header}`);

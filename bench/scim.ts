@@ -30,8 +30,17 @@ export async function benchScim(): Promise<string[]> {
   const rows: string[] = [];
   let server: ChildProcess | undefined;
   try {
-    const { organization } = await createOrganization(db.sql, { name: 'Bench', slug: 'bench', ownerEmail: 'owner@bench.test' }, systemActor('cli'));
-    const token = await issueCredential(db.sql, SECRET, { organizationId: organization.id, kind: 'scim', name: 'bench' }, systemActor('cli'));
+    const { organization } = await createOrganization(
+      db.sql,
+      { name: 'Bench', slug: 'bench', ownerEmail: 'owner@bench.test' },
+      systemActor('cli'),
+    );
+    const token = await issueCredential(
+      db.sql,
+      SECRET,
+      { organizationId: organization.id, kind: 'scim', name: 'bench' },
+      systemActor('cli'),
+    );
     const started = await startServer(db.url);
     server = started.child;
     const scim = client(started.port, token.secret);
@@ -45,23 +54,40 @@ export async function benchScim(): Promise<string[]> {
 
     await bulkUsers(db.sql, organization.id, CREATES, USERS);
     const lookups = await run(LOOKUPS, (i) =>
-      scim('GET', `/Users?filter=${encodeURIComponent(`userName eq "user${(i * 7919) % USERS}@bench.test"`)}`, undefined, 200),
+      scim(
+        'GET',
+        `/Users?filter=${encodeURIComponent(`userName eq "user${(i * 7919) % USERS}@bench.test"`)}`,
+        undefined,
+        200,
+      ),
     );
     rows.push(row(`userName eq lookup at ${USERS} users`, lookups, ceilings.select));
 
-    const pages = await run(PAGES, (i) => scim('GET', `/Users?startIndex=${(i % 100) * 100 + 1}&count=100`, undefined, 200));
+    const pages = await run(PAGES, (i) =>
+      scim('GET', `/Users?startIndex=${(i % 100) * 100 + 1}&count=100`, undefined, 200),
+    );
     rows.push(row(`list page of 100 (startIndex 1..9901) at ${USERS} users`, pages, ceilings.select));
 
-    const ids = (await db.sql<{ accountId: string }[]>`select account_id from scim_users order by account_id limit ${Math.max(GROUP_SIZE, DEACTIVATIONS)}`).map((r) => r.accountId);
+    const ids = (
+      await db.sql<
+        { accountId: string }[]
+      >`select account_id from scim_users order by account_id limit ${Math.max(GROUP_SIZE, DEACTIVATIONS)}`
+    ).map((r) => r.accountId);
     const group = (await scim('POST', '/Groups', { displayName: 'Everyone' }, 201)) as { id: string };
-    const adds = await runTimed(GROUP_SIZE, (i) => scim('PATCH', `/Groups/${group.id}`, patch([{ op: 'add', path: 'members', value: [{ value: ids[i] }] }]), 204));
+    const adds = await runTimed(GROUP_SIZE, (i) =>
+      scim('PATCH', `/Groups/${group.id}`, patch([{ op: 'add', path: 'members', value: [{ value: ids[i] }] }]), 204),
+    );
     const first = rate(adds.slice(0, 1000));
     const last = rate(adds.slice(-1000));
     rows.push(row(`group member add (PATCH), first 1000 of ${GROUP_SIZE}`, first, ceilings.update));
-    rows.push(row(`group member add (PATCH), last 1000 (group at ${GROUP_SIZE - 1000}+ members)`, last, ceilings.update));
+    rows.push(
+      row(`group member add (PATCH), last 1000 (group at ${GROUP_SIZE - 1000}+ members)`, last, ceilings.update),
+    );
     rows.push(`| last 1000 adds vs first 1000 | | | ${((100 * last.perSecond) / first.perSecond).toFixed(0)}% |`);
 
-    const deactivations = await run(DEACTIVATIONS, (i) => scim('PATCH', `/Users/${ids[i]}`, patch([{ op: 'replace', value: { active: false } }]), 200));
+    const deactivations = await run(DEACTIVATIONS, (i) =>
+      scim('PATCH', `/Users/${ids[i]}`, patch([{ op: 'replace', value: { active: false } }]), 200),
+    );
     rows.push(row(`deactivate user (PATCH active=false) at ${USERS} users`, deactivations, ceilings.update));
 
     rows.push(row('raw PostgreSQL: one-row INSERT', ceilings.insertRate));
@@ -141,16 +167,33 @@ async function rawCeilings(url: string, organizationId: string) {
   const sql = connect(url, CONCURRENCY);
   try {
     await sql`create table bench_insert (id uuid primary key default gen_random_uuid(), organization_id uuid not null, v text not null)`;
-    const insertRate = await run(CREATES, (i) => sql`insert into bench_insert (organization_id, v) values (${organizationId}, ${`row ${i}`})`);
+    const insertRate = await run(
+      CREATES,
+      (i) => sql`insert into bench_insert (organization_id, v) values (${organizationId}, ${`row ${i}`})`,
+    );
     // The point SELECT and UPDATE run on a table of USERS rows, as the SCIM lookups do.
     await sql`create table bench_rows (organization_id uuid not null, id integer not null, name text not null, active boolean not null default true,
                                         primary key (organization_id, id))`;
     await sql`insert into bench_rows (organization_id, id, name) select ${organizationId}, i, 'user' || i || '@bench.test' from generate_series(0, ${USERS - 1}::int) i`;
     await sql`create unique index on bench_rows (organization_id, lower(name))`;
     await sql`analyze bench_rows`;
-    const selectRate = await run(LOOKUPS, (i) => sql`select * from bench_rows where organization_id = ${organizationId} and lower(name) = lower(${`user${(i * 7919) % USERS}@bench.test`})`);
-    const updateRate = await run(DEACTIVATIONS, (i) => sql`update bench_rows set active = false where organization_id = ${organizationId} and id = ${i}`);
-    return { insertRate, selectRate, updateRate, insert: insertRate.perSecond, select: selectRate.perSecond, update: updateRate.perSecond };
+    const selectRate = await run(
+      LOOKUPS,
+      (i) =>
+        sql`select * from bench_rows where organization_id = ${organizationId} and lower(name) = lower(${`user${(i * 7919) % USERS}@bench.test`})`,
+    );
+    const updateRate = await run(
+      DEACTIVATIONS,
+      (i) => sql`update bench_rows set active = false where organization_id = ${organizationId} and id = ${i}`,
+    );
+    return {
+      insertRate,
+      selectRate,
+      updateRate,
+      insert: insertRate.perSecond,
+      select: selectRate.perSecond,
+      update: updateRate.perSecond,
+    };
   } finally {
     await sql.end();
   }
@@ -159,7 +202,9 @@ async function rawCeilings(url: string, organizationId: string) {
 async function startServer(databaseUrl: string): Promise<{ child: ChildProcess; port: number }> {
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   // BENCH_PROFILE_DIR: the orgsync process writes a CPU profile there when it exits.
-  const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
+  const profile = process.env.BENCH_PROFILE_DIR
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
+    : [];
   const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts'], {
     cwd: root,
     env: {
@@ -200,14 +245,19 @@ function client(port: number, token: string) {
           path: `/scim/v2${urlPath}`,
           method,
           agent,
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json', ...(payload ? { 'content-length': Buffer.byteLength(payload) } : {}) },
+          headers: {
+            authorization: `Bearer ${token}`,
+            'content-type': 'application/scim+json',
+            ...(payload ? { 'content-length': Buffer.byteLength(payload) } : {}),
+          },
         },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString();
-            if (res.statusCode !== expected) reject(new Error(`${method} ${urlPath}: ${res.statusCode} ${text.slice(0, 300)}`));
+            if (res.statusCode !== expected)
+              reject(new Error(`${method} ${urlPath}: ${res.statusCode} ${text.slice(0, 300)}`));
             else resolve(text ? JSON.parse(text) : undefined);
           });
         },

@@ -25,7 +25,9 @@ export async function benchDatabase(): Promise<{ sql: Sql; url: string; drop(): 
 }
 
 /** Runs `fn`, reporting wall time and the peak RSS / heap growth seen while it ran. */
-export async function measure<T>(fn: () => Promise<T>): Promise<{ result: T; ms: number; peakRssMb: number; heapGrowthMb: number }> {
+export async function measure<T>(
+  fn: () => Promise<T>,
+): Promise<{ result: T; ms: number; peakRssMb: number; heapGrowthMb: number }> {
   global.gc?.();
   const heapBefore = process.memoryUsage().heapUsed;
   let peakRss = process.memoryUsage().rss;

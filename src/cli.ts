@@ -3,7 +3,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { openContext, type AppContext } from './context.ts';
 import { systemActor } from './core/actor.ts';
 import { issueCredential, listCredentials, revokeCredential, type CredentialKind } from './core/credentials.ts';
-import { DomainError, invalid, notFound } from './core/errors.ts';
+import { DomainError, notFound } from './core/errors.ts';
 import { createOrganization, findOrganization } from './core/organizations.ts';
 import { createLogger } from './log.ts';
 import { migrate } from './storage/migrate.ts';
@@ -58,7 +58,13 @@ async function run(ctx: AppContext, command: string, o: Options): Promise<Output
       );
       return {
         text: `created organization ${organization.slug} (${organization.id}) owned by ${owner.email}`,
-        json: { id: organization.id, slug: organization.slug, name: organization.name, ownerAccountId: owner.id, ownerEmail: owner.email },
+        json: {
+          id: organization.id,
+          slug: organization.slug,
+          name: organization.name,
+          ownerAccountId: owner.id,
+          ownerEmail: owner.email,
+        },
       };
     }
     case 'scim-token create':
@@ -75,7 +81,14 @@ async function run(ctx: AppContext, command: string, o: Options): Promise<Output
       const extra = kind === 'scim' ? { scimBaseUrl: `${ctx.config.publicUrl}/scim/v2` } : { roles: issued.roles };
       return {
         text: `${what} ${issued.name} (${issued.id}) for ${org.slug}; shown once:\n${issued.secret}`,
-        json: { id: issued.id, organizationId: org.id, name: issued.name, [kind === 'scim' ? 'token' : 'key']: issued.secret, expiresAt: issued.expiresAt, ...extra },
+        json: {
+          id: issued.id,
+          organizationId: org.id,
+          name: issued.name,
+          [kind === 'scim' ? 'token' : 'key']: issued.secret,
+          expiresAt: issued.expiresAt,
+          ...extra,
+        },
       };
     }
     case 'scim-token list':
@@ -83,7 +96,13 @@ async function run(ctx: AppContext, command: string, o: Options): Promise<Output
       const org = await organization(ctx, o);
       const items = await listCredentials(ctx.sql, org.id, command === 'scim-token list' ? 'scim' : 'admin');
       return {
-        text: items.map((c) => `${c.id}  ${c.name}  ${c.secretHint}  ${c.revokedAt ? 'revoked' : 'live'}  last used ${c.lastUsedAt?.toISOString() ?? 'never'}`).join('\n') || '(none)',
+        text:
+          items
+            .map(
+              (c) =>
+                `${c.id}  ${c.name}  ${c.secretHint}  ${c.revokedAt ? 'revoked' : 'live'}  last used ${c.lastUsedAt?.toISOString() ?? 'never'}`,
+            )
+            .join('\n') || '(none)',
         json: { items },
       };
     }
@@ -96,11 +115,18 @@ async function run(ctx: AppContext, command: string, o: Options): Promise<Output
       const revoked = await revokeCredential(ctx.sql, org.id, id, actor, kind).catch((error: unknown) => {
         if (error instanceof DomainError && error.code === 'not_found') {
           const what = kind === 'scim' ? 'SCIM token' : 'admin API key';
-          throw new DomainError('not_found', `no ${what} with id ${id} in ${org.slug}`, { id, kind, organization: org.slug });
+          throw new DomainError('not_found', `no ${what} with id ${id} in ${org.slug}`, {
+            id,
+            kind,
+            organization: org.slug,
+          });
         }
         throw error;
       });
-      return { text: `revoked ${revoked.name} (${revoked.id})`, json: { id: revoked.id, revokedAt: revoked.revokedAt } };
+      return {
+        text: `revoked ${revoked.name} (${revoked.id})`,
+        json: { id: revoked.id, revokedAt: revoked.revokedAt },
+      };
     }
     case 'reconcile': {
       if (!o.once) throw new UsageError('reconcile needs --once (the service runs it on its schedules)');

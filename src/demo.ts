@@ -22,9 +22,23 @@ export async function createDemoOrganizationOnFirstStart(ctx: AppContext): Promi
     await tx`select pg_advisory_xact_lock(7317002)`;
     if ((await countOrganizations(tx)) > 0) return null;
     const actor = systemActor('system', 'first start');
-    const { organization } = await createOrganization(tx, { name: 'Demo', slug: 'demo', ownerEmail: 'owner@demo.example' }, actor);
-    const scim = await issueCredential(tx, ctx.config.serverSecret, { organizationId: organization.id, kind: 'scim', name: 'demo' }, actor);
-    const admin = await issueCredential(tx, ctx.config.serverSecret, { organizationId: organization.id, kind: 'admin', name: 'demo', roles: ['owner'] }, actor);
+    const { organization } = await createOrganization(
+      tx,
+      { name: 'Demo', slug: 'demo', ownerEmail: 'owner@demo.example' },
+      actor,
+    );
+    const scim = await issueCredential(
+      tx,
+      ctx.config.serverSecret,
+      { organizationId: organization.id, kind: 'scim', name: 'demo' },
+      actor,
+    );
+    const admin = await issueCredential(
+      tx,
+      ctx.config.serverSecret,
+      { organizationId: organization.id, kind: 'admin', name: 'demo', roles: ['owner'] },
+      actor,
+    );
     return {
       slug: organization.slug,
       scimBaseUrl: `${ctx.config.publicUrl}/scim/v2`,

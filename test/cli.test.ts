@@ -15,7 +15,12 @@ beforeAll(async () => {
 });
 afterAll(async () => db.close());
 
-const env = () => ({ PATH: process.env.PATH, DATABASE_URL: db.url, SERVER_SECRET: TEST_SERVER_SECRET, PUBLIC_URL: 'https://sso.example.com' });
+const env = () => ({
+  PATH: process.env.PATH,
+  DATABASE_URL: db.url,
+  SERVER_SECRET: TEST_SERVER_SECRET,
+  PUBLIC_URL: 'https://sso.example.com',
+});
 
 /** Runs the CLI as written (no `--json` added); stdout and stderr as they came. */
 async function raw(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -47,8 +52,14 @@ describe.skipIf(!process.env.DATABASE_URL)('cli (--json)', () => {
     expect(org.json).toMatchObject({ slug: 'acme-corp', ownerEmail: 'it@acme.test' });
 
     const token = await cli('scim-token', 'create', '--org', 'acme-corp', '--name', 'okta', '--expires-in-days', '30');
-    expect(token.json).toMatchObject({ organizationId: org.json.id, name: 'okta', scimBaseUrl: 'https://sso.example.com/scim/v2' });
-    expect(await verifyCredential(db.sql, TEST_SERVER_SECRET, 'scim', token.json.token)).toMatchObject({ id: token.json.id });
+    expect(token.json).toMatchObject({
+      organizationId: org.json.id,
+      name: 'okta',
+      scimBaseUrl: 'https://sso.example.com/scim/v2',
+    });
+    expect(await verifyCredential(db.sql, TEST_SERVER_SECRET, 'scim', token.json.token)).toMatchObject({
+      id: token.json.id,
+    });
 
     const key = await cli('api-key', 'create', '--org', org.json.id, '--name', 'deploy', '--role', 'owner');
     expect(key.json).toMatchObject({ roles: ['owner'] });
@@ -66,7 +77,10 @@ describe.skipIf(!process.env.DATABASE_URL)('cli (--json)', () => {
 
   it('reports errors as one JSON object with a non-zero exit code', async () => {
     expect(await cli('org', 'create', '--name', 'X')).toMatchObject({ code: 2, json: { error: 'usage' } });
-    expect(await cli('scim-token', 'create', '--org', 'nope', '--name', 'x')).toMatchObject({ code: 1, json: { error: 'not_found' } });
+    expect(await cli('scim-token', 'create', '--org', 'nope', '--name', 'x')).toMatchObject({
+      code: 1,
+      json: { error: 'not_found' },
+    });
     expect(await cli('frobnicate')).toMatchObject({ code: 2, json: { error: 'usage' } });
   });
 
@@ -82,7 +96,10 @@ describe.skipIf(!process.env.DATABASE_URL)('cli (--json)', () => {
     const help = await cli('--help');
     expect(help.code).toBe(0);
     expect(help.json.usage).toContain('scim-token revoke');
-    expect(await cli('org', 'create', '-h')).toMatchObject({ code: 0, json: { usage: expect.stringContaining('usage: orgsync') } });
+    expect(await cli('org', 'create', '-h')).toMatchObject({
+      code: 0,
+      json: { usage: expect.stringContaining('usage: orgsync') },
+    });
 
     // Without --json they stay text: the parse error on stderr, help on stdout.
     const text = await raw('org', 'create', '--bogus');
@@ -96,29 +113,46 @@ describe.skipIf(!process.env.DATABASE_URL)('cli (--json)', () => {
     const org = await cli('org', 'create', '--name', 'Kinds Inc', '--owner-email', 'it@kinds.test');
     const token = await cli('scim-token', 'create', '--org', 'kinds-inc', '--name', 'okta');
     const key = await cli('api-key', 'create', '--org', 'kinds-inc', '--name', 'deploy', '--role', 'admin');
-    const revokedAt = async (id: string) => (await db.sql`select revoked_at from credentials where id = ${id}`)[0]!.revokedAt;
+    const revokedAt = async (id: string) =>
+      (await db.sql`select revoked_at from credentials where id = ${id}`)[0]!.revokedAt;
 
     const wrongKey = await cli('scim-token', 'revoke', '--org', 'kinds-inc', '--id', key.json.id);
     expect(wrongKey).toMatchObject({ code: 1, json: { error: 'not_found' } });
     expect(wrongKey.json.message).toBe(`no SCIM token with id ${key.json.id} in kinds-inc`);
     expect(await revokedAt(key.json.id)).toBeNull();
-    expect(await verifyCredential(db.sql, TEST_SERVER_SECRET, 'admin', key.json.key)).toMatchObject({ id: key.json.id });
+    expect(await verifyCredential(db.sql, TEST_SERVER_SECRET, 'admin', key.json.key)).toMatchObject({
+      id: key.json.id,
+    });
 
     const wrongToken = await cli('api-key', 'revoke', '--org', 'kinds-inc', '--id', token.json.id);
     expect(wrongToken).toMatchObject({ code: 1, json: { error: 'not_found' } });
     expect(wrongToken.json.message).toBe(`no admin API key with id ${token.json.id} in kinds-inc`);
     expect(await revokedAt(token.json.id)).toBeNull();
-    expect(await verifyCredential(db.sql, TEST_SERVER_SECRET, 'scim', token.json.token)).toMatchObject({ id: token.json.id });
+    expect(await verifyCredential(db.sql, TEST_SERVER_SECRET, 'scim', token.json.token)).toMatchObject({
+      id: token.json.id,
+    });
 
     // Nothing was audited as revoked by the refused attempts.
-    const audited = await db.sql`select action from audit_log where organization_id = ${org.json.id} and action like '%revoked'`;
+    const audited =
+      await db.sql`select action from audit_log where organization_id = ${org.json.id} and action like '%revoked'`;
     expect(audited).toEqual([]);
   });
 
   it('lists and revokes admin API keys', async () => {
     await cli('org', 'create', '--name', 'Keys Ltd', '--owner-email', 'it@keys.test');
     const deploy = await cli('api-key', 'create', '--org', 'keys-ltd', '--name', 'deploy', '--role', 'owner');
-    const ci = await cli('api-key', 'create', '--org', 'keys-ltd', '--name', 'ci', '--role', 'viewer', '--expires-in-days', '7');
+    const ci = await cli(
+      'api-key',
+      'create',
+      '--org',
+      'keys-ltd',
+      '--name',
+      'ci',
+      '--role',
+      'viewer',
+      '--expires-in-days',
+      '7',
+    );
     await cli('scim-token', 'create', '--org', 'keys-ltd', '--name', 'okta');
 
     const listed = await cli('api-key', 'list', '--org', 'keys-ltd');
@@ -144,7 +178,13 @@ describe.skipIf(!process.env.DATABASE_URL)('cli (--json)', () => {
 
   it('reconcile --once prints what it changed', async () => {
     const org = await cli('org', 'create', '--name', 'Recon Co', '--owner-email', 'it@recon.test');
-    const [result] = await inviteMembers(db.sql, TEST_SERVER_SECRET, org.json.id, [{ email: 'late@recon.test' }], systemActor('system', 'test'));
+    const [result] = await inviteMembers(
+      db.sql,
+      TEST_SERVER_SECRET,
+      org.json.id,
+      [{ email: 'late@recon.test' }],
+      systemActor('system', 'test'),
+    );
     expect(result).toMatchObject({ invited: true });
     const invitationId = (result as { invitation: { id: string } }).invitation.id;
     await db.sql`update invitations set expires_at = now() - interval '1 minute' where id = ${invitationId}`;

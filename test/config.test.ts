@@ -5,11 +5,21 @@ import { ConfigError, loadConfig } from '../src/config.ts';
 describe('configuration', () => {
   it('runs with no configuration at all: embedded database, port 3000, demo organization', () => {
     const config = loadConfig({});
-    expect(config).toMatchObject({ port: 3000, publicUrl: 'http://localhost:3000', databaseUrl: undefined, demoOrganization: true });
+    expect(config).toMatchObject({
+      port: 3000,
+      publicUrl: 'http://localhost:3000',
+      databaseUrl: undefined,
+      demoOrganization: true,
+    });
   });
 
   it('strips the trailing slash of PUBLIC_URL and coerces numbers', () => {
-    const config = loadConfig({ PORT: '8080', PUBLIC_URL: 'https://sso.example.com/', DATABASE_URL: 'postgres://db/x', SERVER_SECRET: 'x'.repeat(32) });
+    const config = loadConfig({
+      PORT: '8080',
+      PUBLIC_URL: 'https://sso.example.com/',
+      DATABASE_URL: 'postgres://db/x',
+      SERVER_SECRET: 'x'.repeat(32),
+    });
     expect(config.publicUrl).toBe('https://sso.example.com');
     expect(config.port).toBe(8080);
     expect(config.demoOrganization).toBe(false);

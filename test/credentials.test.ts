@@ -17,7 +17,12 @@ afterAll(async () => ctx.database.close());
 
 describe('secrets at rest', () => {
   it('are shown once and stored only as a keyed hash', async () => {
-    const issued = await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: orgId, kind: 'scim', name: 'okta' }, actor);
+    const issued = await issueCredential(
+      ctx.sql,
+      ctx.config.serverSecret,
+      { organizationId: orgId, kind: 'scim', name: 'okta' },
+      actor,
+    );
     expect(issued.secret).toMatch(/^osscim_[A-Za-z0-9_-]{43}$/);
     const dump = JSON.stringify(await ctx.sql`select * from credentials`);
     expect(dump).not.toContain(issued.secret);
@@ -27,20 +32,37 @@ describe('secrets at rest', () => {
   });
 
   it('verify only with the right secret, kind and server secret; record last use', async () => {
-    const issued = await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: orgId, kind: 'admin', name: 'ci' }, actor);
+    const issued = await issueCredential(
+      ctx.sql,
+      ctx.config.serverSecret,
+      { organizationId: orgId, kind: 'admin', name: 'ci' },
+      actor,
+    );
     const found = await verifyCredential(ctx.sql, ctx.config.serverSecret, 'admin', issued.secret);
     expect(found).toMatchObject({ id: issued.id, organizationId: orgId, roles: ['admin'] });
     const [row] = await ctx.sql`select last_used_at from credentials where id = ${issued.id}`;
     expect(row!.lastUsedAt).toBeInstanceOf(Date);
     expect(await verifyCredential(ctx.sql, ctx.config.serverSecret, 'scim', issued.secret)).toBeNull();
-    expect(await verifyCredential(ctx.sql, 'another-server-secret-0123456789abcdef', 'admin', issued.secret)).toBeNull();
+    expect(
+      await verifyCredential(ctx.sql, 'another-server-secret-0123456789abcdef', 'admin', issued.secret),
+    ).toBeNull();
     expect(await verifyCredential(ctx.sql, ctx.config.serverSecret, 'admin', issued.secret + 'x')).toBeNull();
   });
 
   it('revoked and expired credentials stop working; several live ones overlap', async () => {
-    const a = await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: orgId, kind: 'scim', name: 'a' }, actor);
+    const a = await issueCredential(
+      ctx.sql,
+      ctx.config.serverSecret,
+      { organizationId: orgId, kind: 'scim', name: 'a' },
+      actor,
+    );
     const expiresAt = new Date(Date.now() + 300);
-    const b = await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: orgId, kind: 'scim', name: 'b', expiresAt }, actor);
+    const b = await issueCredential(
+      ctx.sql,
+      ctx.config.serverSecret,
+      { organizationId: orgId, kind: 'scim', name: 'b', expiresAt },
+      actor,
+    );
     expect(await verifyCredential(ctx.sql, ctx.config.serverSecret, 'scim', a.secret)).not.toBeNull();
     await revokeCredential(ctx.sql, orgId, a.id, actor);
     expect(await verifyCredential(ctx.sql, ctx.config.serverSecret, 'scim', a.secret)).toBeNull();
@@ -50,15 +72,31 @@ describe('secrets at rest', () => {
     expect(await verifyCredential(ctx.sql, ctx.config.serverSecret, 'scim', b.secret)).toBeNull();
   });
 
-  it('refuse bad input: past expiry, unknown role, another organization\'s credential', async () => {
+  it("refuse bad input: past expiry, unknown role, another organization's credential", async () => {
     await expect(
-      issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: orgId, kind: 'scim', name: 'x', expiresAt: new Date(Date.now() - 1000) }, actor),
+      issueCredential(
+        ctx.sql,
+        ctx.config.serverSecret,
+        { organizationId: orgId, kind: 'scim', name: 'x', expiresAt: new Date(Date.now() - 1000) },
+        actor,
+      ),
     ).rejects.toThrow(/expiry/);
     await expect(
-      issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: orgId, kind: 'admin', name: 'x', roles: ['wizard'] }, actor),
+      issueCredential(
+        ctx.sql,
+        ctx.config.serverSecret,
+        { organizationId: orgId, kind: 'admin', name: 'x', roles: ['wizard'] },
+        actor,
+      ),
     ).rejects.toThrow(/unknown role/);
-    const other = (await createOrganization(ctx.sql, { name: 'Other', ownerEmail: 'o@other.test' }, actor)).organization.id;
-    const theirs = await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: other, kind: 'scim', name: 'x' }, actor);
+    const other = (await createOrganization(ctx.sql, { name: 'Other', ownerEmail: 'o@other.test' }, actor)).organization
+      .id;
+    const theirs = await issueCredential(
+      ctx.sql,
+      ctx.config.serverSecret,
+      { organizationId: other, kind: 'scim', name: 'x' },
+      actor,
+    );
     await expect(revokeCredential(ctx.sql, orgId, theirs.id, actor)).rejects.toThrow(/not found/);
     await expect(revokeCredential(ctx.sql, orgId, 'not-a-uuid', actor)).rejects.toThrow(/not found/);
   });

@@ -12,7 +12,8 @@ import { createLogger } from '../src/log.ts';
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'orgsync-embedded-'));
 afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
-const start = (): Promise<AppContext> => openContext(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent' }), createLogger('silent'));
+const start = (): Promise<AppContext> =>
+  openContext(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent' }), createLogger('silent'));
 
 describe('the embedded database', () => {
   it('keeps its data and server secret across a restart; the demo organization and its secrets come only on the first start', async () => {
@@ -23,7 +24,9 @@ describe('the embedded database', () => {
       const demo = await createDemoOrganizationOnFirstStart(first);
       expect(demo).toMatchObject({ slug: 'demo', scimBaseUrl: 'http://localhost:3000/scim/v2' });
       scimToken = demo!.scimToken;
-      expect(await verifyCredential(first.sql, first.config.serverSecret, 'scim', scimToken)).toMatchObject({ name: 'demo' });
+      expect(await verifyCredential(first.sql, first.config.serverSecret, 'scim', scimToken)).toMatchObject({
+        name: 'demo',
+      });
     } finally {
       await first.database.close();
     }
@@ -34,7 +37,9 @@ describe('the embedded database', () => {
       expect(second.config.serverSecret).toBe(first.config.serverSecret);
       expect(await createDemoOrganizationOnFirstStart(second)).toBeNull();
       expect(await second.sql`select slug from organizations`).toEqual([{ slug: 'demo' }]);
-      expect(await verifyCredential(second.sql, second.config.serverSecret, 'scim', scimToken)).toMatchObject({ name: 'demo' });
+      expect(await verifyCredential(second.sql, second.config.serverSecret, 'scim', scimToken)).toMatchObject({
+        name: 'demo',
+      });
     } finally {
       await second.database.close();
     }

@@ -35,7 +35,9 @@ afterAll(async () => ctx.database.close());
 describe('groups', () => {
   it('create, rename, find by name case-insensitively, refuse duplicates', async () => {
     const g = await createGroup(ctx.sql, { organizationId: orgId, source: 'scim', displayName: 'Engineering' }, actor);
-    await expect(createGroup(ctx.sql, { organizationId: orgId, source: 'scim', displayName: 'engineering' }, actor)).rejects.toThrow(/already exists/);
+    await expect(
+      createGroup(ctx.sql, { organizationId: orgId, source: 'scim', displayName: 'engineering' }, actor),
+    ).rejects.toThrow(/already exists/);
     // The same name is fine for another source or another organization.
     await createGroup(ctx.sql, { organizationId: orgId, source: 'local', displayName: 'Engineering' }, actor);
     await createGroup(ctx.sql, { organizationId: otherOrgId, source: 'scim', displayName: 'Engineering' }, actor);
@@ -51,20 +53,28 @@ describe('groups', () => {
       added: expect.arrayContaining([people[0], people[1]]),
       removed: [],
     });
-    expect(await changeGroupMembers(ctx.sql, orgId, g.id, { add: [people[0]!], remove: [people[1]!] }, actor)).toEqual({ added: [], removed: [people[1]] });
+    expect(await changeGroupMembers(ctx.sql, orgId, g.id, { add: [people[0]!], remove: [people[1]!] }, actor)).toEqual({
+      added: [],
+      removed: [people[1]],
+    });
     expect(await replaceGroupMembers(ctx.sql, orgId, g.id, [people[2]!, people[3]!], actor)).toEqual({
       added: expect.arrayContaining([people[2], people[3]]),
       removed: [people[0]],
     });
-    expect((await listGroupMemberIds(ctx.sql, orgId, g.id, { limit: 10 })).sort()).toEqual([people[2], people[3]].sort());
-    const events = await ctx.sql`select payload from outbox where organization_id = ${orgId} and type = 'group.members_changed' and payload->>'groupId' = ${g.id}`;
+    expect((await listGroupMemberIds(ctx.sql, orgId, g.id, { limit: 10 })).sort()).toEqual(
+      [people[2], people[3]].sort(),
+    );
+    const events =
+      await ctx.sql`select payload from outbox where organization_id = ${orgId} and type = 'group.members_changed' and payload->>'groupId' = ${g.id}`;
     expect(events).toHaveLength(3);
   });
 
   it('refuses strangers as a whole and changes nothing', async () => {
     const g = await createGroup(ctx.sql, { organizationId: orgId, source: 'local', displayName: 'Ops' }, actor);
     const stranger = await ensureAccount(ctx.sql, { email: 'stranger@groups.test' });
-    await expect(changeGroupMembers(ctx.sql, orgId, g.id, { add: [people[0]!, stranger.id] }, actor)).rejects.toThrow(/not members/);
+    await expect(changeGroupMembers(ctx.sql, orgId, g.id, { add: [people[0]!, stranger.id] }, actor)).rejects.toThrow(
+      /not members/,
+    );
     await expect(changeGroupMembers(ctx.sql, orgId, g.id, { add: ['nope'] }, actor)).rejects.toThrow(/not members/);
     expect(await listGroupMemberIds(ctx.sql, orgId, g.id, { limit: 10 })).toEqual([]);
   });
@@ -74,7 +84,8 @@ describe('groups', () => {
     await Promise.all(people.map((p) => changeGroupMembers(ctx.sql, orgId, g.id, { add: [p] }, actor)));
     expect(await listGroupMemberIds(ctx.sql, orgId, g.id, { limit: 10 })).toHaveLength(people.length);
     // Every change is audited and announced once.
-    const [row] = await ctx.sql`select count(*)::int as n from outbox where type = 'group.members_changed' and payload->>'groupId' = ${g.id}`;
+    const [row] =
+      await ctx.sql`select count(*)::int as n from outbox where type = 'group.members_changed' and payload->>'groupId' = ${g.id}`;
     expect(row!.n).toBe(people.length);
   });
 
@@ -82,7 +93,8 @@ describe('groups', () => {
     const g = await createGroup(ctx.sql, { organizationId: orgId, source: 'scim', displayName: 'Doomed' }, actor);
     await changeGroupMembers(ctx.sql, orgId, g.id, { add: [people[4]!] }, actor);
     await deleteGroup(ctx.sql, orgId, g.id, actor);
-    const [event] = await ctx.sql`select payload from outbox where organization_id = ${orgId} and type = 'group.deleted' and payload->>'groupId' = ${g.id}`;
+    const [event] =
+      await ctx.sql`select payload from outbox where organization_id = ${orgId} and type = 'group.deleted' and payload->>'groupId' = ${g.id}`;
     expect(event!.payload.removed).toEqual([people[4]]);
     await expect(deleteGroup(ctx.sql, orgId, g.id, actor)).rejects.toThrow(/not found/);
   });

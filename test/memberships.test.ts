@@ -13,7 +13,7 @@ import {
   setRoles,
   suspendMember,
 } from '../src/core/memberships.ts';
-import { changeGroupMembers, createGroup } from '../src/core/groups.ts';
+import { createGroup } from '../src/core/groups.ts';
 import { inviteMembers } from '../src/core/invitations.ts';
 import { createOrganization } from '../src/core/organizations.ts';
 import { BUILT_IN_ROLES, createCustomRole, PERMISSIONS } from '../src/core/roles.ts';
@@ -23,7 +23,13 @@ import { createTestContext } from './support/context.ts';
 /** An owner-level admin key: holds every permission. */
 const admin: Actor = { type: 'admin_key', id: 'k1', name: 'setup key', channel: 'admin', permissions: PERMISSIONS };
 /** A key with the built-in admin role: members:manage, but not billing:manage. */
-const adminRole: Actor = { type: 'admin_key', id: 'k2', name: 'admin key', channel: 'admin', permissions: BUILT_IN_ROLES.admin!.permissions };
+const adminRole: Actor = {
+  type: 'admin_key',
+  id: 'k2',
+  name: 'admin key',
+  channel: 'admin',
+  permissions: BUILT_IN_ROLES.admin!.permissions,
+};
 const scim: Actor = { type: 'scim_token', id: 't1', name: 'okta', channel: 'scim' };
 
 let ctx: AppContext;
@@ -50,7 +56,10 @@ async function newMember(orgId: string, email: string, roles?: string[]) {
 }
 
 async function refusal(promise: Promise<unknown>): Promise<DomainError> {
-  const error = await promise.then(() => null, (e: unknown) => e);
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(DomainError);
   return error as DomainError;
 }
@@ -65,9 +74,22 @@ describe('organizations and accounts', () => {
 
   it('refuses a taken slug and an invalid one, creating nothing', async () => {
     const { org } = await newOrg();
-    expect((await refusal(createOrganization(ctx.sql, { name: 'x', slug: org.slug, ownerEmail: 'dup-slug@example.com' }, admin))).code).toBe('conflict');
-    expect((await refusal(createOrganization(ctx.sql, { name: 'x', slug: 'Bad Slug', ownerEmail: 'bad-slug@example.com' }, admin))).code).toBe('invalid');
-    const [row] = await ctx.sql`select count(*)::int as n from accounts where email in ('dup-slug@example.com', 'bad-slug@example.com')`;
+    expect(
+      (
+        await refusal(
+          createOrganization(ctx.sql, { name: 'x', slug: org.slug, ownerEmail: 'dup-slug@example.com' }, admin),
+        )
+      ).code,
+    ).toBe('conflict');
+    expect(
+      (
+        await refusal(
+          createOrganization(ctx.sql, { name: 'x', slug: 'Bad Slug', ownerEmail: 'bad-slug@example.com' }, admin),
+        )
+      ).code,
+    ).toBe('invalid');
+    const [row] =
+      await ctx.sql`select count(*)::int as n from accounts where email in ('dup-slug@example.com', 'bad-slug@example.com')`;
     expect(row!.n).toBe(0);
   });
 
@@ -85,14 +107,24 @@ describe('membership life cycle', () => {
   it('joins with the default role, is idempotent, audited and announced', async () => {
     const { org } = await newOrg();
     const account = await ensureAccount(ctx.sql, { email: `joiner${seq}@example.com` });
-    const first = await joinOrganization(ctx.sql, { organizationId: org.id, accountId: account.id, source: 'scim' }, scim);
-    const again = await joinOrganization(ctx.sql, { organizationId: org.id, accountId: account.id, source: 'sso' }, scim);
+    const first = await joinOrganization(
+      ctx.sql,
+      { organizationId: org.id, accountId: account.id, source: 'scim' },
+      scim,
+    );
+    const again = await joinOrganization(
+      ctx.sql,
+      { organizationId: org.id, accountId: account.id, source: 'sso' },
+      scim,
+    );
     expect(first).toMatchObject({ joined: true, membership: { status: 'active', source: 'scim', roles: ['member'] } });
     expect(again).toMatchObject({ joined: false, membership: { source: 'scim' } });
-    const audit = await ctx.sql`select * from audit_log where organization_id = ${org.id} and target_id = ${account.id}`;
+    const audit =
+      await ctx.sql`select * from audit_log where organization_id = ${org.id} and target_id = ${account.id}`;
     expect(audit).toHaveLength(1);
     expect(audit[0]).toMatchObject({ action: 'member.joined', actorName: 'okta', channel: 'scim' });
-    const events = await ctx.sql`select type, payload from outbox where organization_id = ${org.id} and payload->>'accountId' = ${account.id}`;
+    const events =
+      await ctx.sql`select type, payload from outbox where organization_id = ${org.id} and payload->>'accountId' = ${account.id}`;
     expect(events.map((e) => e.type)).toEqual(['member.joined']);
   });
 
@@ -102,7 +134,13 @@ describe('membership life cycle', () => {
     const suspended = await suspendMember(ctx.sql, org.id, account.id, scim);
     expect(suspended.status).toBe('suspended');
     expect(await effectivePermissions(ctx.sql, suspended)).toEqual([]);
-    expect((await refusal(joinOrganization(ctx.sql, { organizationId: org.id, accountId: account.id, source: 'sso' }, admin))).code).toBe('rule_violation');
+    expect(
+      (
+        await refusal(
+          joinOrganization(ctx.sql, { organizationId: org.id, accountId: account.id, source: 'sso' }, admin),
+        )
+      ).code,
+    ).toBe('rule_violation');
     const back = await reactivateMember(ctx.sql, org.id, account.id, scim);
     expect(back.status).toBe('active');
     expect(await effectivePermissions(ctx.sql, back)).toEqual(['members:view', 'workspaces:create']);
@@ -111,13 +149,18 @@ describe('membership life cycle', () => {
   it('removal ends the membership and its group memberships; the account stays; a later join starts fresh', async () => {
     const { org } = await newOrg();
     const account = await newMember(org.id, `rm${seq}@example.com`, ['admin']);
-    const [group] = await ctx.sql`insert into groups (organization_id, source, display_name) values (${org.id}, 'local', 'eng') returning id`;
+    const [group] =
+      await ctx.sql`insert into groups (organization_id, source, display_name) values (${org.id}, 'local', 'eng') returning id`;
     await ctx.sql`insert into group_members (organization_id, group_id, account_id) values (${org.id}, ${group!.id}, ${account.id})`;
     expect((await removeMember(ctx.sql, org.id, account.id, admin)).status).toBe('removed');
     expect(await ctx.sql`select 1 from group_members where account_id = ${account.id}`).toHaveLength(0);
     expect(await ctx.sql`select 1 from accounts where id = ${account.id}`).toHaveLength(1);
     expect((await refusal(removeMember(ctx.sql, org.id, account.id, admin))).code).toBe('not_found');
-    const rejoined = await joinOrganization(ctx.sql, { organizationId: org.id, accountId: account.id, source: 'sso' }, admin);
+    const rejoined = await joinOrganization(
+      ctx.sql,
+      { organizationId: org.id, accountId: account.id, source: 'sso' },
+      admin,
+    );
     expect(rejoined.membership).toMatchObject({ status: 'active', source: 'sso', roles: ['member'] });
   });
 
@@ -161,7 +204,8 @@ describe('roles and the last owner', () => {
       setRoles(ctx.sql, org.id, second.id, ['member'], admin),
     ]);
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-    const [row] = await ctx.sql`select count(*)::int as n from memberships where organization_id = ${org.id} and 'owner' = any(roles)`;
+    const [row] =
+      await ctx.sql`select count(*)::int as n from memberships where organization_id = ${org.id} and 'owner' = any(roles)`;
     expect(row!.n).toBe(1);
   });
 
@@ -179,26 +223,43 @@ describe('roles and the last owner', () => {
     const account = await newMember(org.id, `roles${seq}@example.com`);
     expect((await refusal(setRoles(ctx.sql, org.id, account.id, ['wizard'], admin))).message).toMatch(/unknown role/);
     expect((await refusal(setRoles(ctx.sql, org.id, account.id, [], admin))).code).toBe('invalid');
-    await createCustomRole(ctx.sql, org.id, { key: 'auditor', name: 'Auditor', permissions: ['billing:manage'] }, admin);
-    expect((await refusal(createCustomRole(ctx.sql, org.id, { key: 'x', name: 'X', permissions: ['root'] }, admin))).code).toBe('invalid');
+    await createCustomRole(
+      ctx.sql,
+      org.id,
+      { key: 'auditor', name: 'Auditor', permissions: ['billing:manage'] },
+      admin,
+    );
+    expect(
+      (await refusal(createCustomRole(ctx.sql, org.id, { key: 'x', name: 'X', permissions: ['root'] }, admin))).code,
+    ).toBe('invalid');
     const m = await setRoles(ctx.sql, org.id, account.id, ['viewer', 'auditor'], admin);
     expect(await effectivePermissions(ctx.sql, m)).toEqual(['members:view', 'billing:manage', 'workspaces:view_all']);
-    const [event] = await ctx.sql`select payload from outbox where organization_id = ${org.id} and type = 'member.role_changed'`;
+    const [event] =
+      await ctx.sql`select payload from outbox where organization_id = ${org.id} and type = 'member.role_changed'`;
     expect(event!.payload).toMatchObject({ accountId: account.id, from: ['member'], to: ['auditor', 'viewer'] });
   });
 });
 
 describe('privilege escalation: a caller grants, takes away and manages only what it holds', () => {
-  it('an admin cannot grant owner (to itself or others), change an owner\'s roles or remove an owner; nothing changes', async () => {
+  it("an admin cannot grant owner (to itself or others), change an owner's roles or remove an owner; nothing changes", async () => {
     const { org, owner } = await newOrg();
     const self = await newMember(org.id, `self-admin${seq}@example.com`, ['admin']);
     const other = await newMember(org.id, `other${seq}@example.com`);
-    const asSelf: Actor = { type: 'account', id: self.id, name: self.email, channel: 'admin', permissions: BUILT_IN_ROLES.admin!.permissions };
+    const asSelf: Actor = {
+      type: 'account',
+      id: self.id,
+      name: self.email,
+      channel: 'admin',
+      permissions: BUILT_IN_ROLES.admin!.permissions,
+    };
     for (const [attempt, text] of [
       [() => setRoles(ctx.sql, org.id, self.id, ['admin', 'owner'], asSelf), /grant or take away the role\(s\) owner/],
       [() => setRoles(ctx.sql, org.id, other.id, ['owner'], adminRole), /grant or take away the role\(s\) owner/],
       [() => setRoles(ctx.sql, org.id, other.id, ['billing'], adminRole), /billing/],
-      [() => setRoles(ctx.sql, org.id, owner.id, ['owner', 'viewer'], adminRole), /change the roles of a member with the role\(s\) owner/],
+      [
+        () => setRoles(ctx.sql, org.id, owner.id, ['owner', 'viewer'], adminRole),
+        /change the roles of a member with the role\(s\) owner/,
+      ],
       [() => removeMember(ctx.sql, org.id, owner.id, adminRole), /remove a member with the role\(s\) owner/],
     ] as const) {
       const error = await refusal(attempt());
@@ -210,14 +271,18 @@ describe('privilege escalation: a caller grants, takes away and manages only wha
     expect(await getMembership(ctx.sql, org.id, self.id)).toMatchObject({ roles: ['admin'] });
     expect(await getMembership(ctx.sql, org.id, other.id)).toMatchObject({ roles: ['member'] });
     expect(await getMembership(ctx.sql, org.id, owner.id)).toMatchObject({ status: 'active', roles: ['owner'] });
-    const [changes] = await ctx.sql`select count(*)::int as n from audit_log where organization_id = ${org.id} and action in ('member.role_changed', 'member.removed')`;
+    const [changes] =
+      await ctx.sql`select count(*)::int as n from audit_log where organization_id = ${org.id} and action in ('member.role_changed', 'member.removed')`;
     expect(changes!.n).toBe(0);
   });
 
   it('an admin may grant and take away the roles it holds, and manage members below it', async () => {
     const { org } = await newOrg();
     const other = await newMember(org.id, `below${seq}@example.com`);
-    expect((await setRoles(ctx.sql, org.id, other.id, ['admin', 'viewer'], adminRole)).roles).toEqual(['admin', 'viewer']);
+    expect((await setRoles(ctx.sql, org.id, other.id, ['admin', 'viewer'], adminRole)).roles).toEqual([
+      'admin',
+      'viewer',
+    ]);
     expect((await setRoles(ctx.sql, org.id, other.id, ['member'], adminRole)).roles).toEqual(['member']);
     expect((await removeMember(ctx.sql, org.id, other.id, adminRole)).status).toBe('removed');
   });
@@ -226,7 +291,9 @@ describe('privilege escalation: a caller grants, takes away and manages only wha
     const { org } = await newOrg();
     const mapped = await newMember(org.id, `mapped-owner${seq}@example.com`);
     await ctx.sql`update memberships set mapped_roles = '{owner}' where organization_id = ${org.id} and account_id = ${mapped.id}`;
-    expect((await refusal(removeMember(ctx.sql, org.id, mapped.id, adminRole))).details).toEqual({ missing: ['billing:manage'] });
+    expect((await refusal(removeMember(ctx.sql, org.id, mapped.id, adminRole))).details).toEqual({
+      missing: ['billing:manage'],
+    });
     const bare: Actor = { type: 'admin_key', id: 'k3', name: 'bare', channel: 'admin' };
     const plain = await newMember(org.id, `plain${seq}@example.com`);
     expect((await refusal(setRoles(ctx.sql, org.id, plain.id, ['viewer'], bare))).code).toBe('forbidden');
@@ -240,50 +307,112 @@ describe('privilege escalation: a caller grants, takes away and manages only wha
 
   it('invitations: an admin cannot invite with owner, nor with a default role beyond it', async () => {
     const { org } = await newOrg();
-    const error = await refusal(inviteMembers(ctx.sql, ctx.config.serverSecret, org.id, [{ email: `a${seq}@x.test` }, { email: `b${seq}@x.test`, roles: ['owner'] }], adminRole));
+    const error = await refusal(
+      inviteMembers(
+        ctx.sql,
+        ctx.config.serverSecret,
+        org.id,
+        [{ email: `a${seq}@x.test` }, { email: `b${seq}@x.test`, roles: ['owner'] }],
+        adminRole,
+      ),
+    );
     expect(error).toMatchObject({ code: 'forbidden', details: { missing: ['billing:manage'] } });
     await ctx.sql`update organizations set default_role = 'billing' where id = ${org.id}`;
-    expect((await refusal(inviteMembers(ctx.sql, ctx.config.serverSecret, org.id, [{ email: `c${seq}@x.test` }], adminRole))).code).toBe('forbidden');
+    expect(
+      (await refusal(inviteMembers(ctx.sql, ctx.config.serverSecret, org.id, [{ email: `c${seq}@x.test` }], adminRole)))
+        .code,
+    ).toBe('forbidden');
     expect(await ctx.sql`select 1 from invitations where organization_id = ${org.id}`).toHaveLength(0);
   });
 });
 
 describe('joining with a pending invitation (SCIM, SSO): the one acceptance', () => {
-  const sso = (account: { id: string; email: string }): Actor => ({ type: 'account', id: account.id, name: account.email, channel: 'sso' });
+  const sso = (account: { id: string; email: string }): Actor => ({
+    type: 'account',
+    id: account.id,
+    name: account.email,
+    channel: 'sso',
+  });
 
   it('accepts it with the invited roles and local groups, audited and announced as invite.accepted', async () => {
     const { org } = await newOrg();
     const group = await createGroup(ctx.sql, { organizationId: org.id, source: 'local', displayName: 'Design' }, admin);
-    const [result] = await inviteMembers(ctx.sql, ctx.config.serverSecret, org.id, [{ email: `sso-invitee${seq}@x.test`, roles: ['viewer'], groupIds: [group.id] }], admin);
+    const [result] = await inviteMembers(
+      ctx.sql,
+      ctx.config.serverSecret,
+      org.id,
+      [{ email: `sso-invitee${seq}@x.test`, roles: ['viewer'], groupIds: [group.id] }],
+      admin,
+    );
     if (!result!.invited) throw new Error(result!.message);
     const account = await ensureAccount(ctx.sql, { email: result!.email });
-    const joined = await joinOrganization(ctx.sql, { organizationId: org.id, accountId: account.id, source: 'sso' }, sso(account));
-    expect(joined).toMatchObject({ joined: true, membership: { status: 'active', roles: ['viewer'] }, invitation: { id: result!.invitation.id, groupIds: [group.id] } });
-    expect(await ctx.sql`select 1 from group_members where group_id = ${group.id} and account_id = ${account.id}`).toHaveLength(1);
+    const joined = await joinOrganization(
+      ctx.sql,
+      { organizationId: org.id, accountId: account.id, source: 'sso' },
+      sso(account),
+    );
+    expect(joined).toMatchObject({
+      joined: true,
+      membership: { status: 'active', roles: ['viewer'] },
+      invitation: { id: result!.invitation.id, groupIds: [group.id] },
+    });
+    expect(
+      await ctx.sql`select 1 from group_members where group_id = ${group.id} and account_id = ${account.id}`,
+    ).toHaveLength(1);
     const [inv] = await ctx.sql`select status, accepted_at from invitations where id = ${result!.invitation.id}`;
     expect(inv!.status).toBe('accepted');
-    const [audit] = await ctx.sql`select channel, actor_name, details from audit_log where action = 'invite.accepted' and target_id = ${result!.invitation.id}`;
-    expect(audit).toMatchObject({ channel: 'sso', actorName: account.email, details: { email: account.email, accountId: account.id, groupIds: [group.id], via: 'sso' } });
+    const [audit] =
+      await ctx.sql`select channel, actor_name, details from audit_log where action = 'invite.accepted' and target_id = ${result!.invitation.id}`;
+    expect(audit).toMatchObject({
+      channel: 'sso',
+      actorName: account.email,
+      details: { email: account.email, accountId: account.id, groupIds: [group.id], via: 'sso' },
+    });
     const events = await ctx.sql`
       select type from outbox where organization_id = ${org.id} and (payload->>'accountId' = ${account.id} or payload->'added' ? ${account.id}) order by id`;
-    expect(events.map((e) => e.type)).toEqual(['invite.created', 'member.joined', 'group.members_changed', 'invite.accepted']);
+    expect(events.map((e) => e.type)).toEqual([
+      'invite.created',
+      'member.joined',
+      'group.members_changed',
+      'invite.accepted',
+    ]);
   });
 
   it('one past its expiry (not swept yet) is expired as the reconciler would, with audit and event; the person joins as if never invited', async () => {
     const { org } = await newOrg();
-    const [result] = await inviteMembers(ctx.sql, ctx.config.serverSecret, org.id, [{ email: `late${seq}@x.test`, roles: ['viewer'] }], admin);
+    const [result] = await inviteMembers(
+      ctx.sql,
+      ctx.config.serverSecret,
+      org.id,
+      [{ email: `late${seq}@x.test`, roles: ['viewer'] }],
+      admin,
+    );
     if (!result!.invited) throw new Error(result!.message);
     await ctx.sql`update invitations set expires_at = now() - interval '1 minute' where id = ${result!.invitation.id}`;
     const account = await ensureAccount(ctx.sql, { email: result!.email });
-    const joined = await joinOrganization(ctx.sql, { organizationId: org.id, accountId: account.id, source: 'scim' }, scim);
+    const joined = await joinOrganization(
+      ctx.sql,
+      { organizationId: org.id, accountId: account.id, source: 'scim' },
+      scim,
+    );
     expect(joined).toMatchObject({ joined: true, membership: { status: 'active', roles: ['member'], source: 'scim' } });
     expect(joined.invitation).toBeUndefined();
-    expect((await ctx.sql`select status from invitations where id = ${result!.invitation.id}`)[0]!.status).toBe('expired');
-    const audit = await ctx.sql`select channel, details from audit_log where action = 'invite.expired' and target_id = ${result!.invitation.id}`;
+    expect((await ctx.sql`select status from invitations where id = ${result!.invitation.id}`)[0]!.status).toBe(
+      'expired',
+    );
+    const audit =
+      await ctx.sql`select channel, details from audit_log where action = 'invite.expired' and target_id = ${result!.invitation.id}`;
     expect(audit).toEqual([{ channel: 'scim', details: { email: account.email, accountId: account.id } }]);
-    const [event] = await ctx.sql`select payload from outbox where type = 'invite.expired' and payload->>'invitationId' = ${result!.invitation.id}`;
-    expect(event!.payload).toMatchObject({ invitationId: result!.invitation.id, email: account.email, accountId: account.id });
-    expect(await ctx.sql`select 1 from audit_log where action = 'invite.accepted' and target_id = ${result!.invitation.id}`).toHaveLength(0);
+    const [event] =
+      await ctx.sql`select payload from outbox where type = 'invite.expired' and payload->>'invitationId' = ${result!.invitation.id}`;
+    expect(event!.payload).toMatchObject({
+      invitationId: result!.invitation.id,
+      email: account.email,
+      accountId: account.id,
+    });
+    expect(
+      await ctx.sql`select 1 from audit_log where action = 'invite.accepted' and target_id = ${result!.invitation.id}`,
+    ).toHaveLength(0);
   });
 
   it('under the single-organization policy, a person who belongs elsewhere cannot join (SSO, verified domain, SCIM); nothing changes', async () => {
@@ -292,15 +421,27 @@ describe('joining with a pending invitation (SCIM, SSO): the one acceptance', ()
     configureMembershipPolicy({ singleOrganization: true });
     try {
       for (const source of ['sso', 'scim'] as const) {
-        const error = await refusal(joinOrganization(ctx.sql, { organizationId: org.id, accountId: elsewhere.id, source }, sso(elsewhere)));
+        const error = await refusal(
+          joinOrganization(ctx.sql, { organizationId: org.id, accountId: elsewhere.id, source }, sso(elsewhere)),
+        );
         expect(error.code).toBe('conflict');
-        expect(error.message).toMatch(/already belongs to another organization \(a member there\).*SINGLE_ORGANIZATION_POLICY/);
+        expect(error.message).toMatch(
+          /already belongs to another organization \(a member there\).*SINGLE_ORGANIZATION_POLICY/,
+        );
       }
     } finally {
       configureMembershipPolicy({ singleOrganization: false });
     }
     expect(await getMembership(ctx.sql, org.id, elsewhere.id)).toBeNull();
     // Off (the default), the same join works.
-    expect((await joinOrganization(ctx.sql, { organizationId: org.id, accountId: elsewhere.id, source: 'sso' }, sso(elsewhere))).joined).toBe(true);
+    expect(
+      (
+        await joinOrganization(
+          ctx.sql,
+          { organizationId: org.id, accountId: elsewhere.id, source: 'sso' },
+          sso(elsewhere),
+        )
+      ).joined,
+    ).toBe(true);
   });
 });

@@ -30,7 +30,10 @@ describe('http basics', () => {
   });
 
   it('refuses bodies above the limit with 413', async () => {
-    const res = await request(createApp(ctx)).post('/api/anything').set('content-type', 'application/json').send({ big: 'x'.repeat(2048) });
+    const res = await request(createApp(ctx))
+      .post('/api/anything')
+      .set('content-type', 'application/json')
+      .send({ big: 'x'.repeat(2048) });
     expect(res.status).toBe(413);
     expect(res.body.error).toBe('payload_too_large');
   });
@@ -49,7 +52,7 @@ describe('graceful shutdown', () => {
     const started = new Promise<void>((resolve) => {
       outer.get('/slow', (_req, res) => {
         resolve();
-        new Promise<void>((r) => (release = r)).then(() => res.json({ finished: true }));
+        void new Promise<void>((r) => (release = r)).then(() => res.json({ finished: true }));
       });
     });
     outer.use(createApp(ctx));
@@ -69,13 +72,23 @@ describe('graceful shutdown', () => {
     const db = await createTestDatabase();
     try {
       const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-        env: { PATH: process.env.PATH, DATABASE_URL: db.url, SERVER_SECRET: TEST_SERVER_SECRET, PORT: '0', LOG_LEVEL: 'info' },
+        env: {
+          PATH: process.env.PATH,
+          DATABASE_URL: db.url,
+          SERVER_SECRET: TEST_SERVER_SECRET,
+          PORT: '0',
+          LOG_LEVEL: 'info',
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
       child.stdout.on('data', (d) => (out += d));
       child.stderr.on('data', (d) => (out += d));
-      await waitFor(() => out.includes('orgsync listening'), 20_000, () => out);
+      await waitFor(
+        () => out.includes('orgsync listening'),
+        20_000,
+        () => out,
+      );
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
       expect(await exited).toBe(0);

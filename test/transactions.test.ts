@@ -10,7 +10,10 @@ beforeAll(async () => {
 });
 afterAll(() => db.close());
 
-const notes = async () => (await db.sql<{ id: number; note: string }[]>`select id, note from tx_probe order by id`).map((r) => `${r.id}:${r.note}`);
+const notes = async () =>
+  (await db.sql<{ id: number; note: string }[]>`select id, note from tx_probe order by id`).map(
+    (r) => `${r.id}:${r.note}`,
+  );
 
 describe('inTransaction', () => {
   it('commits every statement together, pipelined ones too', async () => {
@@ -50,7 +53,9 @@ describe('inTransaction', () => {
         throw new Error('changed my mind');
       }),
     ).rejects.toThrow('changed my mind');
-    await expect(inTransaction(db.sql, (tx) => tx`insert into tx_probe values (1, 'dup')`)).rejects.toMatchObject({ code: '23505' });
+    await expect(inTransaction(db.sql, (tx) => tx`insert into tx_probe values (1, 'dup')`)).rejects.toMatchObject({
+      code: '23505',
+    });
     expect(await notes()).toEqual(['1:a', '2:b']);
     // Both pool connections were released: two transactions can still run side by side.
     await Promise.all([inTransaction(db.sql, (tx) => tx`select 1`), inTransaction(db.sql, (tx) => tx`select 1`)]);
@@ -58,7 +63,9 @@ describe('inTransaction', () => {
 
   it('undoes only a failed savepoint, leaving the transaction usable', async () => {
     await inTransaction(db.sql, async (tx) => {
-      await expect(tx.savepoint((sp) => sp`insert into tx_probe values (1, 'clash')`)).rejects.toMatchObject({ code: '23505' });
+      await expect(tx.savepoint((sp) => sp`insert into tx_probe values (1, 'clash')`)).rejects.toMatchObject({
+        code: '23505',
+      });
       await tx.savepoint((sp) => sp`insert into tx_probe values (4, 'd')`);
       await tx`insert into tx_probe values (5, 'e')`;
     });

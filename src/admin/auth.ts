@@ -1,3 +1,4 @@
+import { asyncHandler } from '../http/async-handler.ts';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { AppContext } from '../context.ts';
 import type { Actor } from '../core/actor.ts';
@@ -31,12 +32,14 @@ declare module 'express-serve-static-core' {
  * on that organization only.
  */
 export function authenticate(ctx: AppContext): RequestHandler {
-  return async (req, res, next) => {
+  return asyncHandler(async (req, res, next) => {
     try {
       const principal = await principalOf(ctx, req);
       if (!principal) {
         res.setHeader('www-authenticate', 'Bearer realm="orgsync"');
-        res.status(401).json({ error: 'unauthenticated', message: 'send an admin API key as a Bearer token, or sign in' });
+        res
+          .status(401)
+          .json({ error: 'unauthenticated', message: 'send an admin API key as a Bearer token, or sign in' });
         return;
       }
       req.principal = principal;
@@ -44,7 +47,7 @@ export function authenticate(ctx: AppContext): RequestHandler {
     } catch (error) {
       next(error);
     }
-  };
+  });
 }
 
 async function principalOf(ctx: AppContext, req: Request): Promise<Principal | null> {
@@ -71,7 +74,13 @@ async function principalOf(ctx: AppContext, req: Request): Promise<Principal | n
   return {
     organizationId: session.organizationId,
     accountId: session.accountId,
-    actor: { type: 'account', id: session.accountId, name: account?.email ?? session.accountId, channel: 'admin', permissions },
+    actor: {
+      type: 'account',
+      id: session.accountId,
+      name: account?.email ?? session.accountId,
+      channel: 'admin',
+      permissions,
+    },
     permissions,
   };
 }
@@ -81,7 +90,9 @@ export function requirePermission(...needed: Permission[]): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     const missing = needed.filter((p) => !req.principal?.permissions.includes(p));
     if (missing.length > 0) {
-      res.status(403).json({ error: 'forbidden', message: `missing permission: ${missing.join(', ')}`, details: { missing } });
+      res
+        .status(403)
+        .json({ error: 'forbidden', message: `missing permission: ${missing.join(', ')}`, details: { missing } });
       return;
     }
     next();

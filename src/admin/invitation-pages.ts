@@ -1,3 +1,4 @@
+import { asyncHandler } from '../http/async-handler.ts';
 import express, { Router, type Response } from 'express';
 import type { AppContext } from '../context.ts';
 import { DomainError } from '../core/errors.ts';
@@ -11,7 +12,11 @@ const escape = (text: string) =>
 function page(res: Response, status: number, title: string, body: string): void {
   res
     .status(status)
-    .set({ 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'" })
+    .set({
+      'cache-control': 'no-store',
+      'referrer-policy': 'no-referrer',
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    })
     .type('html')
     .send(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escape(title)}</title><style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}label{display:block;margin:.75rem 0}input{display:block;width:100%;padding:.4rem}button{margin-top:1rem;padding:.5rem 1rem}</style>
@@ -22,7 +27,12 @@ function refusal(res: Response, error: unknown): void {
   if (!(error instanceof DomainError)) throw error;
   // A policy refusal (one organization per person) leaves the invitation pending: not gone.
   const status = error.code === 'not_found' ? 404 : error.code === 'forbidden' ? 403 : error.details.policy ? 409 : 410;
-  page(res, status, status === 403 ? 'Signed in as someone else' : 'Invitation not available', `<p>${escape(error.message)}</p>`);
+  page(
+    res,
+    status,
+    status === 403 ? 'Signed in as someone else' : 'Invitation not available',
+    `<p>${escape(error.message)}</p>`,
+  );
 }
 
 /**
@@ -34,58 +44,84 @@ export function invitationPages(ctx: AppContext): Router {
   const router = Router();
   const signedInAccount = async (req: express.Request) => {
     const cookie = readSessionCookie(req);
-    return cookie ? ((await resolveSession(ctx.sql, ctx.config.serverSecret, cookie))?.session.accountId ?? null) : null;
+    return cookie
+      ? ((await resolveSession(ctx.sql, ctx.config.serverSecret, cookie))?.session.accountId ?? null)
+      : null;
   };
   router.use(express.urlencoded({ extended: false, limit: '8kb' }));
 
-  router.get('/accept', async (req, res, next) => {
-    try {
-      const token = String(req.query.token ?? '');
-      const { invitation, account } = await findInvitationByToken(ctx.sql, ctx.config.serverSecret, token);
-      const signedIn = await signedInAccount(req);
-      if (signedIn !== null && signedIn !== account.id) {
-        page(res, 403, 'Signed in as someone else', `<p>${escape(SIGNED_IN_AS_SOMEONE_ELSE)}</p>`);
-        return;
-      }
-      const needsName = !account.givenName || !account.familyName;
-      page(
-        res,
-        200,
-        `Join ${invitation.organizationName}`,
-        `<p>You were invited as <strong>${escape(account.email)}</strong>.</p>
+  router.get(
+    '/accept',
+    asyncHandler(async (req, res, next) => {
+      try {
+        const token = typeof req.query.token === 'string' ? req.query.token : '';
+        const { invitation, account } = await findInvitationByToken(ctx.sql, ctx.config.serverSecret, token);
+        const signedIn = await signedInAccount(req);
+        if (signedIn !== null && signedIn !== account.id) {
+          page(res, 403, 'Signed in as someone else', `<p>${escape(SIGNED_IN_AS_SOMEONE_ELSE)}</p>`);
+          return;
+        }
+        const needsName = !account.givenName || !account.familyName;
+        page(
+          res,
+          200,
+          `Join ${invitation.organizationName}`,
+          `<p>You were invited as <strong>${escape(account.email)}</strong>.</p>
 <form method="post" action="accept"><input type="hidden" name="token" value="${escape(token)}">
-${needsName ? `<label>First name<input name="givenName" autocomplete="given-name" required maxlength="200" value="${escape(account.givenName ?? '')}"></label>
-<label>Last name<input name="familyName" autocomplete="family-name" required maxlength="200" value="${escape(account.familyName ?? '')}"></label>` : ''}
+${
+  needsName
+    ? `<label>First name<input name="givenName" autocomplete="given-name" required maxlength="200" value="${escape(account.givenName ?? '')}"></label>
+<label>Last name<input name="familyName" autocomplete="family-name" required maxlength="200" value="${escape(account.familyName ?? '')}"></label>`
+    : ''
+}
 <button type="submit">Accept and join</button></form>`,
-      );
-    } catch (error) {
-      try {
-        refusal(res, error);
-      } catch (other) {
-        next(other);
+        );
+      } catch (error) {
+        try {
+          refusal(res, error);
+        } catch (other) {
+          next(other);
+        }
       }
-    }
-  });
+    }),
+  );
 
-  router.post('/accept', async (req, res, next) => {
-    try {
-      const body = req.body as Record<string, string | undefined>;
-      const names = { givenName: body.givenName?.trim().slice(0, 200) || undefined, familyName: body.familyName?.trim().slice(0, 200) || undefined };
-      const { invitation, membership } = await acceptInvitation(ctx.sql, ctx.config.serverSecret, String(body.token ?? ''), names, await signedInAccount(req));
-      const { session, secret } = await createSession(ctx.sql, ctx.config.serverSecret, {
-        organizationId: membership.organizationId,
-        accountId: membership.accountId,
-        via: 'invite',
-      });
-      setSessionCookie(res, secret, session.expiresAt, ctx.config.publicUrl.startsWith('https:'));
-      page(res, 200, 'Welcome', `<p>You joined <strong>${escape(invitation.organizationName)}</strong> as ${escape(invitation.email)}. You are signed in.</p>`);
-    } catch (error) {
+  router.post(
+    '/accept',
+    asyncHandler(async (req, res, next) => {
       try {
-        refusal(res, error);
-      } catch (other) {
-        next(other);
+        const body = req.body as Record<string, string | undefined>;
+        const names = {
+          givenName: body.givenName?.trim().slice(0, 200) || undefined,
+          familyName: body.familyName?.trim().slice(0, 200) || undefined,
+        };
+        const { invitation, membership } = await acceptInvitation(
+          ctx.sql,
+          ctx.config.serverSecret,
+          String(body.token ?? ''),
+          names,
+          await signedInAccount(req),
+        );
+        const { session, secret } = await createSession(ctx.sql, ctx.config.serverSecret, {
+          organizationId: membership.organizationId,
+          accountId: membership.accountId,
+          via: 'invite',
+        });
+        setSessionCookie(res, secret, session.expiresAt, ctx.config.publicUrl.startsWith('https:'));
+        page(
+          res,
+          200,
+          'Welcome',
+          `<p>You joined <strong>${escape(invitation.organizationName)}</strong> as ${escape(invitation.email)}. You are signed in.</p>`,
+        );
+      } catch (error) {
+        try {
+          refusal(res, error);
+        } catch (other) {
+          next(other);
+        }
       }
-    }
-  });
+    }),
+  );
   return router;
 }

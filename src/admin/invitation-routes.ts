@@ -30,31 +30,35 @@ export function splitAddresses(emails: string | string[]): string[] {
 export function invitationRouter(ctx: AppContext): Router {
   const router = Router();
 
-  router.post('/invitations', requirePermission('members:manage'), route(async (req, res, p) => {
-    const input = inviteInput.parse(req.body);
-    const emails = splitAddresses(input.emails);
-    if (emails.length === 0) {
-      res.status(400).json({ error: 'invalid', message: 'emails: give at least one address' });
-      return;
-    }
-    if (emails.length > MAX_INVITES_PER_REQUEST) {
-      res.status(400).json({
-        error: 'invalid',
-        message: `at most ${MAX_INVITES_PER_REQUEST} addresses per request (got ${emails.length}); use the CSV import for more`,
-      });
-      return;
-    }
-    const names = emails.length === 1 ? { givenName: input.givenName, familyName: input.familyName } : {};
-    const results = await inviteMembers(
-      ctx.sql,
-      ctx.config.serverSecret,
-      p.organizationId,
-      emails.map((email) => ({ email, roles: input.roles, groupIds: input.groupIds, ...names })),
-      p.actor,
-    );
-    const invited = results.filter((r) => r.invited).length;
-    res.status(invited > 0 ? 201 : 400).json({ invited, failed: results.length - invited, results });
-  }));
+  router.post(
+    '/invitations',
+    requirePermission('members:manage'),
+    route(async (req, res, p) => {
+      const input = inviteInput.parse(req.body);
+      const emails = splitAddresses(input.emails);
+      if (emails.length === 0) {
+        res.status(400).json({ error: 'invalid', message: 'emails: give at least one address' });
+        return;
+      }
+      if (emails.length > MAX_INVITES_PER_REQUEST) {
+        res.status(400).json({
+          error: 'invalid',
+          message: `at most ${MAX_INVITES_PER_REQUEST} addresses per request (got ${emails.length}); use the CSV import for more`,
+        });
+        return;
+      }
+      const names = emails.length === 1 ? { givenName: input.givenName, familyName: input.familyName } : {};
+      const results = await inviteMembers(
+        ctx.sql,
+        ctx.config.serverSecret,
+        p.organizationId,
+        emails.map((email) => ({ email, roles: input.roles, groupIds: input.groupIds, ...names })),
+        p.actor,
+      );
+      const invited = results.filter((r) => r.invited).length;
+      res.status(invited > 0 ? 201 : 400).json({ invited, failed: results.length - invited, results });
+    }),
+  );
 
   // The file is the body (text/csv); roles for everyone in it come as ?roles=a,b.
   router.post(
@@ -66,23 +70,43 @@ export function invitationRouter(ctx: AppContext): Router {
         res.status(415).json({ error: 'invalid', message: 'send the CSV file as the body with content-type text/csv' });
         return;
       }
-      const roles = importQuery.parse(req.query).roles?.split(',').map((r) => r.trim()).filter(Boolean);
-      res.json(await importInvitations(ctx.sql, ctx.config.serverSecret, p.organizationId, req.body, { roles }, p.actor));
+      const roles = importQuery
+        .parse(req.query)
+        .roles?.split(',')
+        .map((r) => r.trim())
+        .filter(Boolean);
+      res.json(
+        await importInvitations(ctx.sql, ctx.config.serverSecret, p.organizationId, req.body, { roles }, p.actor),
+      );
     }),
   );
 
-  router.get('/invitations', requirePermission('members:view'), route(async (req, res, p) => {
-    res.json({ items: await listInvitations(ctx.sql, p.organizationId, listQuery.parse(req.query).status) });
-  }));
+  router.get(
+    '/invitations',
+    requirePermission('members:view'),
+    route(async (req, res, p) => {
+      res.json({ items: await listInvitations(ctx.sql, p.organizationId, listQuery.parse(req.query).status) });
+    }),
+  );
 
-  router.post('/invitations/:id/resend', requirePermission('members:manage'), route(async (req, res, p) => {
-    res.json(await resendInvitation(ctx.sql, ctx.config.serverSecret, p.organizationId, String(req.params.id), p.actor));
-  }));
+  router.post(
+    '/invitations/:id/resend',
+    requirePermission('members:manage'),
+    route(async (req, res, p) => {
+      res.json(
+        await resendInvitation(ctx.sql, ctx.config.serverSecret, p.organizationId, String(req.params.id), p.actor),
+      );
+    }),
+  );
 
-  router.delete('/invitations/:id', requirePermission('members:manage'), route(async (req, res, p) => {
-    await revokeInvitation(ctx.sql, p.organizationId, String(req.params.id), p.actor);
-    res.status(204).end();
-  }));
+  router.delete(
+    '/invitations/:id',
+    requirePermission('members:manage'),
+    route(async (req, res, p) => {
+      await revokeInvitation(ctx.sql, p.organizationId, String(req.params.id), p.actor);
+      res.status(204).end();
+    }),
+  );
 
   return router;
 }

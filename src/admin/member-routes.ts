@@ -29,46 +29,71 @@ function accountIdParam(raw: unknown): string {
 export function memberRouter(ctx: AppContext): Router {
   const router = Router();
 
-  router.get('/members', requirePermission('members:view'), route(async (req, res, p) => {
-    const { group, ...query } = listQuery.parse(req.query);
-    res.json(await listMembers(ctx.sql, p.organizationId, { ...query, groupId: group }));
-  }));
+  router.get(
+    '/members',
+    requirePermission('members:view'),
+    route(async (req, res, p) => {
+      const { group, ...query } = listQuery.parse(req.query);
+      res.json(await listMembers(ctx.sql, p.organizationId, { ...query, groupId: group }));
+    }),
+  );
 
-  router.put('/members/:accountId/roles', requirePermission('members:manage'), route(async (req, res, p) => {
-    const { roles } = rolesInput.parse(req.body);
-    const m = await setRoles(ctx.sql, p.organizationId, accountIdParam(req.params.accountId), roles, p.actor);
-    res.json({ accountId: m.accountId, roles: m.roles, mappedRoles: m.mappedRoles });
-  }));
+  router.put(
+    '/members/:accountId/roles',
+    requirePermission('members:manage'),
+    route(async (req, res, p) => {
+      const { roles } = rolesInput.parse(req.body);
+      const m = await setRoles(ctx.sql, p.organizationId, accountIdParam(req.params.accountId), roles, p.actor);
+      res.json({ accountId: m.accountId, roles: m.roles, mappedRoles: m.mappedRoles });
+    }),
+  );
 
-  router.delete('/members/:accountId', requirePermission('members:manage'), route(async (req, res, p) => {
-    await removeMember(ctx.sql, p.organizationId, accountIdParam(req.params.accountId), p.actor);
-    res.status(204).end();
-  }));
+  router.delete(
+    '/members/:accountId',
+    requirePermission('members:manage'),
+    route(async (req, res, p) => {
+      await removeMember(ctx.sql, p.organizationId, accountIdParam(req.params.accountId), p.actor);
+      res.status(204).end();
+    }),
+  );
 
   // Each removal is its own transaction: one refusal (the last owner, oneself) does not undo the others.
-  router.post('/members/remove', requirePermission('members:manage'), route(async (req, res, p) => {
-    const { accountIds } = bulkRemoveInput.parse(req.body);
-    const results = [];
-    for (const accountId of [...new Set(accountIds)]) {
-      try {
-        await removeMember(ctx.sql, p.organizationId, accountIdParam(accountId), p.actor);
-        results.push({ accountId, removed: true });
-      } catch (error) {
-        if (!(error instanceof DomainError)) throw error;
-        results.push({ accountId, removed: false, error: error.code, message: error.message });
+  router.post(
+    '/members/remove',
+    requirePermission('members:manage'),
+    route(async (req, res, p) => {
+      const { accountIds } = bulkRemoveInput.parse(req.body);
+      const results = [];
+      for (const accountId of [...new Set(accountIds)]) {
+        try {
+          await removeMember(ctx.sql, p.organizationId, accountIdParam(accountId), p.actor);
+          results.push({ accountId, removed: true });
+        } catch (error) {
+          if (!(error instanceof DomainError)) throw error;
+          results.push({ accountId, removed: false, error: error.code, message: error.message });
+        }
       }
-    }
-    res.json({ removed: results.filter((r) => r.removed).length, failed: results.filter((r) => !r.removed).length, results });
-  }));
+      res.json({
+        removed: results.filter((r) => r.removed).length,
+        failed: results.filter((r) => !r.removed).length,
+        results,
+      });
+    }),
+  );
 
-  router.post('/leave', route(async (_req, res, p) => {
-    if (!p.accountId) {
-      res.status(400).json({ error: 'invalid', message: 'only a signed-in member can leave; an API key has no membership' });
-      return;
-    }
-    await leaveOrganization(ctx.sql, p.organizationId, p.accountId, p.actor);
-    res.status(204).end();
-  }));
+  router.post(
+    '/leave',
+    route(async (_req, res, p) => {
+      if (!p.accountId) {
+        res
+          .status(400)
+          .json({ error: 'invalid', message: 'only a signed-in member can leave; an API key has no membership' });
+        return;
+      }
+      await leaveOrganization(ctx.sql, p.organizationId, p.accountId, p.actor);
+      res.status(204).end();
+    }),
+  );
 
   return router;
 }

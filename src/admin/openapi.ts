@@ -15,20 +15,41 @@ const ROUTES: Record<string, Record<string, Op>> = {
   },
   '/domains': {
     get: { summary: 'Email domains and their verification', permission: 'org:manage' },
-    post: { summary: 'Add a domain (answers its DNS TXT verification token)', permission: 'org:manage', body: 'Domain' },
+    post: {
+      summary: 'Add a domain (answers its DNS TXT verification token)',
+      permission: 'org:manage',
+      body: 'Domain',
+    },
   },
   '/domains/{domain}/verify': { post: { summary: 'Mark a domain verified', permission: 'org:manage' } },
   '/domains/{domain}': { delete: { summary: 'Remove a domain', permission: 'org:manage' } },
-  '/members': { get: { summary: 'List members', permission: 'members:view', query: ['status', 'role', 'email', 'group', 'after', 'limit'] } },
-  '/members/{accountId}/roles': { put: { summary: "Replace a member's direct roles", permission: 'members:manage', body: 'Roles' } },
+  '/members': {
+    get: {
+      summary: 'List members',
+      permission: 'members:view',
+      query: ['status', 'role', 'email', 'group', 'after', 'limit'],
+    },
+  },
+  '/members/{accountId}/roles': {
+    put: { summary: "Replace a member's direct roles", permission: 'members:manage', body: 'Roles' },
+  },
   '/members/{accountId}': { delete: { summary: 'Remove a member (the account stays)', permission: 'members:manage' } },
-  '/members/remove': { post: { summary: 'Remove up to 100 members, a result each', permission: 'members:manage', body: 'AccountIds' } },
+  '/members/remove': {
+    post: { summary: 'Remove up to 100 members, a result each', permission: 'members:manage', body: 'AccountIds' },
+  },
   '/leave': { post: { summary: 'The signed-in member leaves the organization' } },
   '/invitations': {
     get: { summary: 'List invitations', permission: 'members:view', query: ['status'] },
     post: { summary: 'Invite up to 20 addresses', permission: 'members:manage', body: 'Invite' },
   },
-  '/invitations/import': { post: { summary: 'Invite from a CSV file of up to 1,000 rows', permission: 'members:manage', body: 'Csv', query: ['roles'] } },
+  '/invitations/import': {
+    post: {
+      summary: 'Invite from a CSV file of up to 1,000 rows',
+      permission: 'members:manage',
+      body: 'Csv',
+      query: ['roles'],
+    },
+  },
   '/invitations/{id}/resend': { post: { summary: 'New token and expiry', permission: 'members:manage' } },
   '/invitations/{id}': { delete: { summary: 'Withdraw a pending invitation', permission: 'members:manage' } },
   '/groups': {
@@ -48,7 +69,11 @@ const ROUTES: Record<string, Record<string, Op>> = {
     post: { summary: 'Map a group (by id or name) to roles', permission: 'members:manage', body: 'Mapping' },
   },
   '/group-mappings/preview': {
-    get: { summary: 'How many members a mapping of this group (by id or name) would affect', permission: 'members:view', query: ['groupId', 'groupName'] },
+    get: {
+      summary: 'How many members a mapping of this group (by id or name) would affect',
+      permission: 'members:view',
+      query: ['groupId', 'groupName'],
+    },
   },
   '/group-mappings/{id}': {
     patch: { summary: 'Change the roles a mapping grants', permission: 'members:manage', body: 'Roles' },
@@ -59,45 +84,117 @@ const ROUTES: Record<string, Record<string, Op>> = {
     post: { summary: 'Add an endpoint (the signing secret is shown once)', permission: 'org:manage', body: 'Webhook' },
   },
   '/webhooks/{id}': { delete: { summary: 'Delete an endpoint', permission: 'org:manage' } },
-  '/deliveries': { get: { summary: 'Email and webhook deliveries', permission: 'org:manage', query: ['status', 'after', 'limit'] } },
-  '/deliveries/retry': { post: { summary: 'Put dead letters back in the queue', permission: 'org:manage', body: 'DeliveryIds' } },
-  '/events': { get: { summary: 'Events whose dispatch failed (status=failed) or is being retried (status=retrying)', permission: 'org:manage', query: ['status', 'after', 'limit'] } },
+  '/deliveries': {
+    get: { summary: 'Email and webhook deliveries', permission: 'org:manage', query: ['status', 'after', 'limit'] },
+  },
+  '/deliveries/retry': {
+    post: { summary: 'Put dead letters back in the queue', permission: 'org:manage', body: 'DeliveryIds' },
+  },
+  '/events': {
+    get: {
+      summary: 'Events whose dispatch failed (status=failed) or is being retried (status=retrying)',
+      permission: 'org:manage',
+      query: ['status', 'after', 'limit'],
+    },
+  },
   '/events/retry': { post: { summary: 'Dispatch failed events again', permission: 'org:manage', body: 'EventIds' } },
   '/scim-tokens': {
     get: { summary: 'SCIM base URL and tokens (never their secrets)', permission: 'org:manage' },
     post: { summary: 'Issue a SCIM token (the secret is shown once)', permission: 'org:manage', body: 'ScimToken' },
   },
-  '/scim-tokens/{id}/rotate': { post: { summary: 'New secret; the old one keeps working for the overlap', permission: 'org:manage', body: 'Rotation' } },
+  '/scim-tokens/{id}/rotate': {
+    post: {
+      summary: 'New secret; the old one keeps working for the overlap',
+      permission: 'org:manage',
+      body: 'Rotation',
+    },
+  },
   '/scim-tokens/{id}': { delete: { summary: 'Revoke a SCIM token now', permission: 'org:manage' } },
-  '/scim-tokens/{id}/requests': { get: { summary: 'What the IdP did with this token, newest first', permission: 'org:manage', query: ['before', 'limit'] } },
-  '/audit': { get: { summary: 'The audit log, newest first', permission: 'members:manage', query: ['actor', 'target', 'action', 'since', 'until', 'before', 'limit'] } },
-  '/saml/service-provider': { get: { summary: 'SP entity id, ACS, metadata and login URLs and certificate to paste into the IdP', permission: 'org:manage' } },
+  '/scim-tokens/{id}/requests': {
+    get: {
+      summary: 'What the IdP did with this token, newest first',
+      permission: 'org:manage',
+      query: ['before', 'limit'],
+    },
+  },
+  '/audit': {
+    get: {
+      summary: 'The audit log, newest first',
+      permission: 'members:manage',
+      query: ['actor', 'target', 'action', 'since', 'until', 'before', 'limit'],
+    },
+  },
+  '/saml/service-provider': {
+    get: {
+      summary: 'SP entity id, ACS, metadata and login URLs and certificate to paste into the IdP',
+      permission: 'org:manage',
+    },
+  },
   '/saml/connections': {
     get: { summary: 'SAML connections', permission: 'org:manage' },
-    post: { summary: 'Add a SAML connection from IdP metadata XML or from fields', permission: 'org:manage', body: 'SamlConnection' },
+    post: {
+      summary: 'Add a SAML connection from IdP metadata XML or from fields',
+      permission: 'org:manage',
+      body: 'SamlConnection',
+    },
   },
   '/saml/connections/{id}': {
     get: { summary: 'A SAML connection with its certificates and their expiry', permission: 'org:manage' },
-    patch: { summary: 'Change, disable or re-read metadata of a SAML connection', permission: 'org:manage', body: 'SamlConnection' },
+    patch: {
+      summary: 'Change, disable or re-read metadata of a SAML connection',
+      permission: 'org:manage',
+      body: 'SamlConnection',
+    },
     delete: { summary: 'Delete a SAML connection', permission: 'org:manage' },
   },
-  '/saml/attempts': { get: { summary: 'SSO attempt log, newest first', permission: 'org:manage', query: ['outcome', 'connectionId', 'before', 'limit'] } },
+  '/saml/attempts': {
+    get: {
+      summary: 'SSO attempt log, newest first',
+      permission: 'org:manage',
+      query: ['outcome', 'connectionId', 'before', 'limit'],
+    },
+  },
 };
 
-const obj = (properties: Record<string, unknown>, required: string[] = []) => ({ type: 'object', properties, required, additionalProperties: false });
+const obj = (properties: Record<string, unknown>, required: string[] = []) => ({
+  type: 'object',
+  properties,
+  required,
+  additionalProperties: false,
+});
 const strings = { type: 'array', items: { type: 'string' } };
 
 const SCHEMAS: Record<string, unknown> = {
-  OrganizationSettings: obj({ name: { type: 'string' }, inviteTtlHours: { type: 'integer', minimum: 1, maximum: 8760 }, defaultRole: { type: 'string' }, autoJoinVerifiedDomains: { type: 'boolean' } }),
-  Role: obj({ key: { type: 'string' }, name: { type: 'string' }, permissions: strings }, ['key', 'name', 'permissions']),
+  OrganizationSettings: obj({
+    name: { type: 'string' },
+    inviteTtlHours: { type: 'integer', minimum: 1, maximum: 8760 },
+    defaultRole: { type: 'string' },
+    autoJoinVerifiedDomains: { type: 'boolean' },
+  }),
+  Role: obj({ key: { type: 'string' }, name: { type: 'string' }, permissions: strings }, [
+    'key',
+    'name',
+    'permissions',
+  ]),
   Domain: obj({ domain: { type: 'string' } }, ['domain']),
   Roles: obj({ roles: strings }, ['roles']),
   AccountIds: obj({ accountIds: strings }, ['accountIds']),
-  Invite: obj({ emails: { oneOf: [{ type: 'string' }, strings] }, roles: strings, groupIds: strings, givenName: { type: 'string' }, familyName: { type: 'string' } }, ['emails']),
+  Invite: obj(
+    {
+      emails: { oneOf: [{ type: 'string' }, strings] },
+      roles: strings,
+      groupIds: strings,
+      givenName: { type: 'string' },
+      familyName: { type: 'string' },
+    },
+    ['emails'],
+  ),
   Csv: { type: 'string', description: 'CSV with columns email and "group membership"' },
   GroupName: obj({ displayName: { type: 'string' } }, ['displayName']),
   MemberChange: obj({ add: strings, remove: strings }),
-  Mapping: obj({ groupId: { type: 'string', format: 'uuid' }, groupName: { type: 'string' }, roles: strings }, ['roles']),
+  Mapping: obj({ groupId: { type: 'string', format: 'uuid' }, groupName: { type: 'string' }, roles: strings }, [
+    'roles',
+  ]),
   Webhook: obj({ url: { type: 'string', format: 'uri' }, events: strings }, ['url']),
   DeliveryIds: obj({ ids: strings }),
   EventIds: obj({ ids: strings }),
@@ -105,40 +202,85 @@ const SCHEMAS: Record<string, unknown> = {
   Rotation: obj({ overlapHours: { type: 'number', minimum: 0, maximum: 720 } }),
   SamlConnection: obj({
     name: { type: 'string' },
-    metadataXml: { type: 'string', description: "The IdP's SAML metadata XML; fills idpEntityId, ssoUrl and certificates" },
+    metadataXml: {
+      type: 'string',
+      description: "The IdP's SAML metadata XML; fills idpEntityId, ssoUrl and certificates",
+    },
     idpEntityId: { type: 'string' },
     ssoUrl: { type: 'string', format: 'uri', description: 'HTTP-Redirect SingleSignOnService URL' },
-    certificates: { ...strings, description: 'IdP signing certificates (PEM or base64 DER); several during a rotation' },
-    attributeMapping: obj({ email: { type: 'string' }, firstName: { type: 'string' }, lastName: { type: 'string' }, groups: { type: 'string' } }),
+    certificates: {
+      ...strings,
+      description: 'IdP signing certificates (PEM or base64 DER); several during a rotation',
+    },
+    attributeMapping: obj({
+      email: { type: 'string' },
+      firstName: { type: 'string' },
+      lastName: { type: 'string' },
+      groups: { type: 'string' },
+    }),
     allowIdpInitiated: { type: 'boolean' },
     enabled: { type: 'boolean' },
     allowedReturnUrls: { ...strings, description: 'URL prefixes (besides PUBLIC_URL) a sign-in may return to' },
     clockSkewSeconds: { type: 'integer', minimum: 0, maximum: 600 },
   }),
-  Error: obj({ error: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } }, ['error', 'message']),
+  Error: obj({ error: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } }, [
+    'error',
+    'message',
+  ]),
 };
 
 export function openApiDocument(publicUrl: string) {
-  const error = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
+  const error = (description: string) => ({
+    description,
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+  });
   const paths: Record<string, Record<string, unknown>> = {};
   for (const [path, ops] of Object.entries(ROUTES)) {
     paths[path] = {};
     for (const [method, op] of Object.entries(ops)) {
-      const params = [...path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
-      paths[path]![method] = {
+      const params = [...path.matchAll(/\{(\w+)\}/g)].map((m) => ({
+        name: m[1],
+        in: 'path',
+        required: true,
+        schema: { type: 'string' },
+      }));
+      paths[path][method] = {
         summary: op.summary,
         ...(op.permission ? { description: `Needs the permission \`${op.permission}\`.` } : {}),
-        parameters: [...params, ...(op.query ?? []).map((name) => ({ name, in: 'query', required: false, schema: { type: 'string' } }))],
+        parameters: [
+          ...params,
+          ...(op.query ?? []).map((name) => ({ name, in: 'query', required: false, schema: { type: 'string' } })),
+        ],
         ...(op.body
-          ? { requestBody: { required: true, content: { [op.body === 'Csv' ? 'text/csv' : 'application/json']: { schema: { $ref: `#/components/schemas/${op.body}` } } } } }
+          ? {
+              requestBody: {
+                required: true,
+                content: {
+                  [op.body === 'Csv' ? 'text/csv' : 'application/json']: {
+                    schema: { $ref: `#/components/schemas/${op.body}` },
+                  },
+                },
+              },
+            }
           : {}),
-        responses: { '2XX': { description: 'Success' }, '400': error('Invalid input'), '401': error('Not authenticated'), '403': error('A permission is missing'), '404': error('Not found'), '409': error('Conflict or a membership rule') },
+        responses: {
+          '2XX': { description: 'Success' },
+          '400': error('Invalid input'),
+          '401': error('Not authenticated'),
+          '403': error('A permission is missing'),
+          '404': error('Not found'),
+          '409': error('Conflict or a membership rule'),
+        },
       };
     }
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'orgsync admin API', version: '1', description: "Every route acts on the caller's own organization." },
+    info: {
+      title: 'orgsync admin API',
+      version: '1',
+      description: "Every route acts on the caller's own organization.",
+    },
     servers: [{ url: `${publicUrl}/api` }],
     security: [{ apiKey: [] }, { session: [] }],
     components: {

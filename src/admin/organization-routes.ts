@@ -27,35 +27,69 @@ const roleInput = z
 export function organizationRouter(ctx: AppContext): Router {
   const router = Router();
 
-  router.get('/organization', route(async (_req, res, p) => {
-    const org = await findOrganization(ctx.sql, p.organizationId);
-    res.json({ ...org, you: { actor: p.actor.name, permissions: p.permissions } });
-  }));
-  router.patch('/organization', requirePermission('org:manage'), route(async (req, res, p) => {
-    res.json(await updateOrganizationSettings(ctx.sql, p.organizationId, settingsInput.parse(req.body), p.actor));
-  }));
+  router.get(
+    '/organization',
+    route(async (_req, res, p) => {
+      const org = await findOrganization(ctx.sql, p.organizationId);
+      res.json({ ...org, you: { actor: p.actor.name, permissions: p.permissions } });
+    }),
+  );
+  router.patch(
+    '/organization',
+    requirePermission('org:manage'),
+    route(async (req, res, p) => {
+      res.json(await updateOrganizationSettings(ctx.sql, p.organizationId, settingsInput.parse(req.body), p.actor));
+    }),
+  );
 
-  router.get('/roles', requirePermission('members:view'), route(async (_req, res, p) => {
-    res.json({ items: await listRoles(ctx.sql, p.organizationId), permissions: PERMISSIONS });
-  }));
-  router.post('/roles', requirePermission('org:manage'), route(async (req, res, p) => {
-    res.status(201).json(await createCustomRole(ctx.sql, p.organizationId, roleInput.parse(req.body), p.actor));
-  }));
+  router.get(
+    '/roles',
+    requirePermission('members:view'),
+    route(async (_req, res, p) => {
+      res.json({ items: await listRoles(ctx.sql, p.organizationId), permissions: PERMISSIONS });
+    }),
+  );
+  router.post(
+    '/roles',
+    requirePermission('org:manage'),
+    route(async (req, res, p) => {
+      res.status(201).json(await createCustomRole(ctx.sql, p.organizationId, roleInput.parse(req.body), p.actor));
+    }),
+  );
 
-  router.get('/domains', requirePermission('org:manage'), route(async (_req, res, p) => {
-    res.json({ items: await listDomains(ctx.sql, p.organizationId) });
-  }));
-  router.post('/domains', requirePermission('org:manage'), route(async (req, res, p) => {
-    const { domain } = z.object({ domain: z.string().min(1).max(253) }).strict().parse(req.body);
-    res.status(201).json(await addDomain(ctx.sql, p.organizationId, domain, p.actor));
-  }));
-  router.post('/domains/:domain/verify', requirePermission('org:manage'), route(async (req, res, p) => {
-    res.json(await markDomainVerified(ctx.sql, p.organizationId, String(req.params.domain), p.actor));
-  }));
-  router.delete('/domains/:domain', requirePermission('org:manage'), route(async (req, res, p) => {
-    await removeDomain(ctx.sql, p.organizationId, String(req.params.domain), p.actor);
-    res.status(204).end();
-  }));
+  router.get(
+    '/domains',
+    requirePermission('org:manage'),
+    route(async (_req, res, p) => {
+      res.json({ items: await listDomains(ctx.sql, p.organizationId) });
+    }),
+  );
+  router.post(
+    '/domains',
+    requirePermission('org:manage'),
+    route(async (req, res, p) => {
+      const { domain } = z
+        .object({ domain: z.string().min(1).max(253) })
+        .strict()
+        .parse(req.body);
+      res.status(201).json(await addDomain(ctx.sql, p.organizationId, domain, p.actor));
+    }),
+  );
+  router.post(
+    '/domains/:domain/verify',
+    requirePermission('org:manage'),
+    route(async (req, res, p) => {
+      res.json(await markDomainVerified(ctx.sql, p.organizationId, String(req.params.domain), p.actor));
+    }),
+  );
+  router.delete(
+    '/domains/:domain',
+    requirePermission('org:manage'),
+    route(async (req, res, p) => {
+      await removeDomain(ctx.sql, p.organizationId, String(req.params.domain), p.actor);
+      res.status(204).end();
+    }),
+  );
 
   return router;
 }

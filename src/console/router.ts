@@ -38,10 +38,7 @@ export function consoleRouter(_ctx: AppContext): Router {
     res.set(SECURITY_HEADERS);
     next();
   });
-  router.use(
-    '/assets',
-    express.static(PUBLIC_DIR, { index: false, redirect: false, dotfiles: 'ignore', maxAge: 0 }),
-  );
+  router.use('/assets', express.static(PUBLIC_DIR, { index: false, redirect: false, dotfiles: 'ignore', maxAge: 0 }));
   router.get('/', (req, res) => res.redirect(302, `${req.baseUrl}/members`));
   router.get('/:page', (req, res, next) => {
     const name = req.params.page as PageName;
@@ -58,17 +55,16 @@ function sendPage(res: Response, base: string, name: PageName): void {
   const page = PAGES[name];
   const nav = (Object.keys(PAGES) as PageName[])
     .filter((n) => PAGES[n].nav)
-    .map((n) => `<li><a href="${base}/${n}"${n === name ? ' aria-current="page"' : ''}>${escape(PAGES[n].title)}</a></li>`)
+    .map(
+      (n) => `<li><a href="${base}/${n}"${n === name ? ' aria-current="page"' : ''}>${escape(PAGES[n].title)}</a></li>`,
+    )
     .join('');
   const header = page.nav
     ? `<header class="top"><div class="brand"><a href="${base}/members">orgsync</a> <span id="org-name" class="org"></span></div>
 <nav aria-label="Console"><ul>${nav}</ul></nav>
 <div class="who"><span id="who"></span> <button type="button" id="sign-out" class="link">Sign out</button></div></header>`
     : `<header class="top"><div class="brand">orgsync</div></header>`;
-  res
-    .set('cache-control', 'no-store')
-    .type('html')
-    .send(`<!doctype html>
+  res.set('cache-control', 'no-store').type('html').send(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escape(page.title)} · orgsync console</title>
 <link rel="stylesheet" href="${base}/assets/console.css">

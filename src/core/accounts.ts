@@ -16,7 +16,8 @@ const emailSchema = z.email();
 /** Trims an address and checks its form; identity comparisons are case-insensitive in SQL. */
 export function normalizeEmail(raw: string): string {
   const email = raw.trim();
-  if (email.length > 320 || !emailSchema.safeParse(email).success) throw invalid(`invalid email address: ${JSON.stringify(raw)}`, { email: raw });
+  if (email.length > 320 || !emailSchema.safeParse(email).success)
+    throw invalid(`invalid email address: ${JSON.stringify(raw)}`, { email: raw });
   return email;
 }
 

@@ -27,7 +27,12 @@ export interface RoleNeed {
  * whose permissions it holds itself (an owner holds them all). Refuses (403) naming every missing
  * permission in `details.missing`; checks nothing for actors that are not limited.
  */
-export async function assertHoldsPermissionsOf(db: Db, organizationId: string, actor: Actor, needs: readonly RoleNeed[]): Promise<void> {
+export async function assertHoldsPermissionsOf(
+  db: Db,
+  organizationId: string,
+  actor: Actor,
+  needs: readonly RoleNeed[],
+): Promise<void> {
   const held = heldPermissions(actor);
   if (!held) return;
   const keys = [...new Set(needs.flatMap((n) => [...n.roles]))];
@@ -55,7 +60,9 @@ export async function assertHoldsPermissionsOf(db: Db, organizationId: string, a
  * email. So only a caller holding every permission (an owner's) may.
  */
 export function assertMayConfigureIdentity(db: Db, organizationId: string, actor: Actor, what: string): Promise<void> {
-  return assertHoldsPermissionsOf(db, organizationId, actor, [{ roles: [OWNER_ROLE], reason: `${what}, which acts on every member like the role` }]);
+  return assertHoldsPermissionsOf(db, organizationId, actor, [
+    { roles: [OWNER_ROLE], reason: `${what}, which acts on every member like the role` },
+  ]);
 }
 
 /** Roles the organization's mappings by group name grant to a group with one of `names` (case-insensitively). */
@@ -68,7 +75,11 @@ export async function rolesMappedToNames(db: Db, organizationId: string, names: 
 }
 
 /** Roles the organization's mappings grant to members of any of the groups (by id or by name). */
-export async function rolesMappedToGroups(db: Db, organizationId: string, groupIds: readonly string[]): Promise<string[]> {
+export async function rolesMappedToGroups(
+  db: Db,
+  organizationId: string,
+  groupIds: readonly string[],
+): Promise<string[]> {
   if (groupIds.length === 0) return [];
   const [row] = await db<{ roles: string[] }[]>`
     select coalesce(array_agg(distinct r.role), '{}') as roles

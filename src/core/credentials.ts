@@ -44,17 +44,27 @@ export async function issueCredential(
   await assertRolesExist(db, input.organizationId, roles);
   // A credential acts with power of its own: only a caller holding all of it may issue one.
   if (input.kind === 'scim') await assertMayConfigureIdentity(db, input.organizationId, actor, 'issue a SCIM token');
-  else await assertHoldsPermissionsOf(db, input.organizationId, actor, [{ roles, reason: 'issue an admin API key with the role(s)' }]);
+  else
+    await assertHoldsPermissionsOf(db, input.organizationId, actor, [
+      { roles, reason: 'issue an admin API key with the role(s)' },
+    ]);
   const secret = generateSecret(input.kind);
   const [row] = await db<Credential[]>`
     insert into credentials (organization_id, kind, name, secret_hash, secret_hint, roles, expires_at)
     values (${input.organizationId}, ${input.kind}, ${name}, ${hashSecret(secret, serverSecret)}, ${secretHint(secret)},
             ${roles}::text[], ${input.expiresAt ?? null})
     returning ${db.unsafe(COLUMNS)}`;
-  await recordAudit(db, input.organizationId, actor, `${input.kind}_credential.issued`, { type: 'credential', id: row!.id }, {
-    name,
-    expiresAt: input.expiresAt ?? null,
-  });
+  await recordAudit(
+    db,
+    input.organizationId,
+    actor,
+    `${input.kind}_credential.issued`,
+    { type: 'credential', id: row!.id },
+    {
+      name,
+      expiresAt: input.expiresAt ?? null,
+    },
+  );
   return { ...row!, secret };
 }
 
@@ -75,7 +85,11 @@ export async function verifyCredential(
 ): Promise<Credential | null> {
   const hash = hashSecret(secret, serverSecret);
   const cached = kind === 'scim' ? recentlyVerified.get(hash) : undefined;
-  if (cached && cached.until > Date.now() && (!cached.credential.expiresAt || cached.credential.expiresAt.getTime() > Date.now())) {
+  if (
+    cached &&
+    cached.until > Date.now() &&
+    (!cached.credential.expiresAt || cached.credential.expiresAt.getTime() > Date.now())
+  ) {
     return cached.credential;
   }
   const [row] = await db<Credential[]>`
@@ -107,7 +121,13 @@ export async function listCredentials(db: Db, organizationId: string, kind: Cred
     where organization_id = ${organizationId} and kind = ${kind} order by created_at, id`;
 }
 
-export async function revokeCredential(db: Db, organizationId: string, id: string, actor: Actor, kind?: CredentialKind): Promise<Credential> {
+export async function revokeCredential(
+  db: Db,
+  organizationId: string,
+  id: string,
+  actor: Actor,
+  kind?: CredentialKind,
+): Promise<Credential> {
   if (!isUuid(id)) throw notFound('credential', { id });
   const [row] = await db<Credential[]>`
     update credentials set revoked_at = coalesce(revoked_at, now())
@@ -115,7 +135,14 @@ export async function revokeCredential(db: Db, organizationId: string, id: strin
     returning ${db.unsafe(COLUMNS)}`;
   if (!row) throw notFound('credential', { id });
   forgetVerified(id);
-  await recordAudit(db, organizationId, actor, `${row.kind}_credential.revoked`, { type: 'credential', id }, { name: row.name });
+  await recordAudit(
+    db,
+    organizationId,
+    actor,
+    `${row.kind}_credential.revoked`,
+    { type: 'credential', id },
+    { name: row.name },
+  );
   return row;
 }
 
@@ -140,12 +167,24 @@ export async function rotateCredential(
       returning ${tx.unsafe(COLUMNS)}`;
     if (!previous) throw notFound('live credential', { id });
     forgetVerified(id);
-    const issued = await issueCredential(tx, serverSecret, { organizationId, kind: previous.kind, name: previous.name, roles: previous.roles }, actor);
-    await recordAudit(tx, organizationId, actor, `${previous.kind}_credential.rotated`, { type: 'credential', id }, {
-      name: previous.name,
-      replacedBy: issued.id,
-      oldExpiresAt: previous.expiresAt,
-    });
+    const issued = await issueCredential(
+      tx,
+      serverSecret,
+      { organizationId, kind: previous.kind, name: previous.name, roles: previous.roles },
+      actor,
+    );
+    await recordAudit(
+      tx,
+      organizationId,
+      actor,
+      `${previous.kind}_credential.rotated`,
+      { type: 'credential', id },
+      {
+        name: previous.name,
+        replacedBy: issued.id,
+        oldExpiresAt: previous.expiresAt,
+      },
+    );
     return { issued, previous };
   });
 }

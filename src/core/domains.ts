@@ -23,7 +23,12 @@ export interface OrganizationDomain {
 const DOMAIN = /^(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 
 /** Claims an email domain; proving it (a DNS TXT record with the token) makes it verified. */
-export async function addDomain(db: Db, organizationId: string, raw: string, actor: Actor): Promise<OrganizationDomain> {
+export async function addDomain(
+  db: Db,
+  organizationId: string,
+  raw: string,
+  actor: Actor,
+): Promise<OrganizationDomain> {
   const domain = raw.trim().toLowerCase().replace(/\.$/, '');
   if (!DOMAIN.test(domain)) throw invalid(`not a domain name: ${JSON.stringify(raw)}`);
   const token = `orgsync-verification=${crypto.randomBytes(16).toString('hex')}`;
@@ -48,7 +53,12 @@ export async function listDomains(db: Db, organizationId: string): Promise<Organ
  * TXT record automatically needs network access this deployment may not have; an admin with
  * org:manage confirms it instead.)
  */
-export async function markDomainVerified(db: Db, organizationId: string, domain: string, actor: Actor): Promise<OrganizationDomain> {
+export async function markDomainVerified(
+  db: Db,
+  organizationId: string,
+  domain: string,
+  actor: Actor,
+): Promise<OrganizationDomain> {
   let row: OrganizationDomain | undefined;
   try {
     [row] = await db<OrganizationDomain[]>`
@@ -65,7 +75,8 @@ export async function markDomainVerified(db: Db, organizationId: string, domain:
 }
 
 export async function removeDomain(db: Db, organizationId: string, domain: string, actor: Actor): Promise<void> {
-  const rows = await db`delete from organization_domains where organization_id = ${organizationId} and domain = ${domain.toLowerCase()} returning domain`;
+  const rows =
+    await db`delete from organization_domains where organization_id = ${organizationId} and domain = ${domain.toLowerCase()} returning domain`;
   if (rows.length === 0) throw notFound('domain', { domain });
   await recordAudit(db, organizationId, actor, 'domain.removed', { type: 'domain', id: domain.toLowerCase() });
 }

@@ -12,12 +12,17 @@ export class DomainError extends Error {
   }
 }
 
-export const notFound = (what: string, details?: Record<string, unknown>) => new DomainError('not_found', `${what} not found`, details);
-export const conflict = (message: string, details?: Record<string, unknown>) => new DomainError('conflict', message, details);
-export const invalid = (message: string, details?: Record<string, unknown>) => new DomainError('invalid', message, details);
-export const forbidden = (message: string, details?: Record<string, unknown>) => new DomainError('forbidden', message, details);
+export const notFound = (what: string, details?: Record<string, unknown>) =>
+  new DomainError('not_found', `${what} not found`, details);
+export const conflict = (message: string, details?: Record<string, unknown>) =>
+  new DomainError('conflict', message, details);
+export const invalid = (message: string, details?: Record<string, unknown>) =>
+  new DomainError('invalid', message, details);
+export const forbidden = (message: string, details?: Record<string, unknown>) =>
+  new DomainError('forbidden', message, details);
 /** A membership rule (last owner, removing oneself) refuses the change. */
-export const ruleViolation = (message: string, details?: Record<string, unknown>) => new DomainError('rule_violation', message, details);
+export const ruleViolation = (message: string, details?: Record<string, unknown>) =>
+  new DomainError('rule_violation', message, details);
 
 /** PostgreSQL unique_violation, for turning a lost race into a conflict. */
 export function isUniqueViolation(error: unknown, constraint?: string): boolean {

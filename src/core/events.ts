@@ -35,7 +35,13 @@ export async function recordChange(
   db: Db,
   organizationId: string,
   actor: Actor,
-  change: { action: string; target: { type: string; id: string }; details: Record<string, unknown>; event: DomainEventType; payload: Record<string, unknown> },
+  change: {
+    action: string;
+    target: { type: string; id: string };
+    details: Record<string, unknown>;
+    event: DomainEventType;
+    payload: Record<string, unknown>;
+  },
 ): Promise<void> {
   await db`
     with audit as (
@@ -48,5 +54,8 @@ export async function recordChange(
 
 /** An event's payload carries who caused it. */
 function eventBody(payload: Record<string, unknown>, actor: Actor): never {
-  return { ...payload, actor: { type: actor.type, id: actor.id ?? null, name: actor.name, channel: actor.channel } } as never;
+  return {
+    ...payload,
+    actor: { type: actor.type, id: actor.id ?? null, name: actor.name, channel: actor.channel },
+  } as never;
 }

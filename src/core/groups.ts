@@ -33,7 +33,13 @@ export interface MemberChange {
 const target = (id: string) => ({ type: 'group', id });
 
 /** The group, or null; `only` hides groups of other sources, `lock` is a locking clause. */
-export async function getGroup(db: Db, organizationId: string, id: string, only?: SourceGuard, lock = db``): Promise<Group | null> {
+export async function getGroup(
+  db: Db,
+  organizationId: string,
+  id: string,
+  only?: SourceGuard,
+  lock = db``,
+): Promise<Group | null> {
   if (!isUuid(id)) return null;
   const [group] = await db<Group[]>`
     select * from groups where organization_id = ${organizationId} and id = ${id}
@@ -42,7 +48,12 @@ export async function getGroup(db: Db, organizationId: string, id: string, only?
   return group ?? null;
 }
 
-export async function findGroupByName(db: Db, organizationId: string, source: GroupSource, displayName: string): Promise<Group | null> {
+export async function findGroupByName(
+  db: Db,
+  organizationId: string,
+  source: GroupSource,
+  displayName: string,
+): Promise<Group | null> {
   const [row] = await db<Group[]>`
     select * from groups
     where organization_id = ${organizationId} and source = ${source} and lower(display_name) = lower(${displayName})`;
@@ -60,17 +71,26 @@ export async function createGroup(
     try {
       // A savepoint, so a lost race on the name leaves the caller's transaction usable.
       group = firstRow(
-        await tx.savepoint((sp) => sp<Group[]>`
+        await tx.savepoint(
+          (sp) => sp<Group[]>`
           insert into groups (organization_id, source, display_name, external_id)
           values (${input.organizationId}, ${input.source}, ${displayName}, ${input.externalId ?? null})
-          returning *`),
+          returning *`,
+        ),
       );
     } catch (error) {
-      if (isUniqueViolation(error)) throw conflict(`a group named ${JSON.stringify(displayName)} already exists`, { displayName });
+      if (isUniqueViolation(error))
+        throw conflict(`a group named ${JSON.stringify(displayName)} already exists`, { displayName });
       throw error;
     }
     const details = { displayName, source: input.source };
-    await recordChange(tx, input.organizationId, actor, { action: 'group.created', target: target(group.id), details, event: 'group.created', payload: { groupId: group.id, ...details } });
+    await recordChange(tx, input.organizationId, actor, {
+      action: 'group.created',
+      target: target(group.id),
+      details,
+      event: 'group.created',
+      payload: { groupId: group.id, ...details },
+    });
     return group;
   });
 }
@@ -87,36 +107,58 @@ export async function updateGroup(
   const displayName = changes.displayName === undefined ? undefined : checkName(changes.displayName);
   return inTransaction(db, async (tx) => {
     const before = await lockGroup(tx, organizationId, id, only);
-    if (displayName !== undefined && displayName.toLowerCase() !== before.displayName.toLowerCase() && heldPermissions(actor)) {
+    if (
+      displayName !== undefined &&
+      displayName.toLowerCase() !== before.displayName.toLowerCase() &&
+      heldPermissions(actor)
+    ) {
       // A new name leaves the mappings of the old name and meets those of the new one.
-      const [member] = await tx`select 1 from group_members where organization_id = ${organizationId} and group_id = ${id} limit 1`;
+      const [member] =
+        await tx`select 1 from group_members where organization_id = ${organizationId} and group_id = ${id} limit 1`;
       const roles = member ? await rolesMappedToNames(tx, organizationId, [before.displayName, displayName]) : [];
-      await assertHoldsPermissionsOf(tx, organizationId, actor, [{ roles, reason: 'rename a group whose members this gives or takes, through a mapping, the role(s)' }]);
+      await assertHoldsPermissionsOf(tx, organizationId, actor, [
+        { roles, reason: 'rename a group whose members this gives or takes, through a mapping, the role(s)' },
+      ]);
     }
     let group: Group;
     try {
       group = firstRow(
-        await tx.savepoint((sp) => sp<Group[]>`
+        await tx.savepoint(
+          (sp) => sp<Group[]>`
           update groups set
             display_name = ${displayName ?? before.displayName},
             external_id = ${changes.externalId === undefined ? before.externalId : changes.externalId},
             version = version + 1, updated_at = now()
           where organization_id = ${organizationId} and id = ${id}
-          returning *`),
+          returning *`,
+        ),
       );
     } catch (error) {
-      if (isUniqueViolation(error)) throw conflict(`a group named ${JSON.stringify(displayName)} already exists`, { displayName });
+      if (isUniqueViolation(error))
+        throw conflict(`a group named ${JSON.stringify(displayName)} already exists`, { displayName });
       throw error;
     }
     if (group.displayName !== before.displayName || group.externalId !== before.externalId) {
       const details = { from: before.displayName, to: group.displayName, externalId: group.externalId };
-      await recordChange(tx, organizationId, actor, { action: 'group.updated', target: target(id), details, event: 'group.updated', payload: { groupId: id, ...details } });
+      await recordChange(tx, organizationId, actor, {
+        action: 'group.updated',
+        target: target(id),
+        details,
+        event: 'group.updated',
+        payload: { groupId: id, ...details },
+      });
     }
     return group;
   });
 }
 
-export async function deleteGroup(db: Db, organizationId: string, id: string, actor: Actor, only?: SourceGuard): Promise<void> {
+export async function deleteGroup(
+  db: Db,
+  organizationId: string,
+  id: string,
+  actor: Actor,
+  only?: SourceGuard,
+): Promise<void> {
   await inTransaction(db, async (tx) => {
     const group = await lockGroup(tx, organizationId, id, only);
     // Who lost the group matters to role mapping; collect before the cascade removes them.
@@ -124,12 +166,20 @@ export async function deleteGroup(db: Db, organizationId: string, id: string, ac
       select account_id from group_members where organization_id = ${organizationId} and group_id = ${id}`;
     if (members.length && heldPermissions(actor)) {
       const roles = await rolesMappedToGroups(tx, organizationId, [id]);
-      await assertHoldsPermissionsOf(tx, organizationId, actor, [{ roles, reason: 'delete a group whose members this takes, through a mapping, the role(s)' }]);
+      await assertHoldsPermissionsOf(tx, organizationId, actor, [
+        { roles, reason: 'delete a group whose members this takes, through a mapping, the role(s)' },
+      ]);
     }
     await tx`delete from groups where organization_id = ${organizationId} and id = ${id}`;
     const details = { displayName: group.displayName, source: group.source };
     const payload = { groupId: id, ...details, removed: members.map((m) => m.accountId) };
-    await recordChange(tx, organizationId, actor, { action: 'group.deleted', target: target(id), details, event: 'group.deleted', payload });
+    await recordChange(tx, organizationId, actor, {
+      action: 'group.deleted',
+      target: target(id),
+      details,
+      event: 'group.deleted',
+      payload,
+    });
   });
 }
 
@@ -157,10 +207,12 @@ export async function changeGroupMembers(
     if (!group) throw notFound('group', { id: groupId });
     if (heldPermissions(actor)) await assertMayChangeMembersOf(tx, group, [...add, ...remove], actor);
     const removed = remove.length
-      ? (await tx<{ accountId: string }[]>`
+      ? (
+          await tx<{ accountId: string }[]>`
           delete from group_members
           where organization_id = ${organizationId} and group_id = ${groupId} and account_id = any(${remove}::uuid[])
-          returning account_id`).map((r) => r.accountId)
+          returning account_id`
+        ).map((r) => r.accountId)
       : [];
     const added = add.length ? await insertMembers(tx, organizationId, groupId, add) : [];
     return recordMemberChange(tx, organizationId, groupId, { added, removed }, actor);
@@ -242,7 +294,8 @@ async function insertMembers(tx: Tx, organizationId: string, groupId: string, ac
            coalesce((select array_agg(account_id) from added), '{}') as added`;
   const known = new Set(result!.known);
   const strangers = accountIds.filter((id) => !known.has(id));
-  if (strangers.length) throw invalid(`not members of this organization: ${strangers.join(', ')}`, { accountIds: strangers });
+  if (strangers.length)
+    throw invalid(`not members of this organization: ${strangers.join(', ')}`, { accountIds: strangers });
   return result!.added;
 }
 
@@ -252,7 +305,13 @@ async function insertMembers(tx: Tx, organizationId: string, groupId: string, ac
  * quarter of the throughput of adds to one group). A group's version and lastModified follow
  * its own attributes; its members are the audit log's and the events' business.
  */
-async function recordMemberChange(tx: Tx, organizationId: string, groupId: string, change: MemberChange, actor: Actor): Promise<MemberChange> {
+async function recordMemberChange(
+  tx: Tx,
+  organizationId: string,
+  groupId: string,
+  change: MemberChange,
+  actor: Actor,
+): Promise<MemberChange> {
   if (change.added.length === 0 && change.removed.length === 0) return change;
   await recordChange(tx, organizationId, actor, {
     action: 'group.members_changed',

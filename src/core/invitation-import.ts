@@ -43,7 +43,8 @@ export async function importInvitations(
   }
   if (records.length > 0 && !('email' in records[0]!)) throw invalid('the file needs an "email" column');
   if (records.length === 0) throw invalid('the file has no rows');
-  if (records.length > MAX_IMPORT_ROWS) throw invalid(`at most ${MAX_IMPORT_ROWS} rows per file (got ${records.length})`);
+  if (records.length > MAX_IMPORT_ROWS)
+    throw invalid(`at most ${MAX_IMPORT_ROWS} rows per file (got ${records.length})`);
 
   const groups = await db<{ id: string; name: string }[]>`
     select id, lower(display_name) as name from groups where organization_id = ${organizationId} and source = 'local'`;
@@ -55,7 +56,10 @@ export async function importInvitations(
     if (!isValidEmail(email)) errors.push('invalid email format');
     else if (seen.has(email.toLowerCase())) errors.push('duplicate in file');
     seen.add(email.toLowerCase());
-    const names = (record['group membership'] ?? '').split(',').map((g) => g.trim()).filter(Boolean);
+    const names = (record['group membership'] ?? '')
+      .split(',')
+      .map((g) => g.trim())
+      .filter(Boolean);
     const unknown = names.filter((n) => !groupByName.has(n.toLowerCase()));
     if (unknown.length) errors.push(`unknown group(s): ${unknown.join(', ')}`);
     const groupIds = names.map((n) => groupByName.get(n.toLowerCase())).filter((id): id is string => Boolean(id));
@@ -63,12 +67,24 @@ export async function importInvitations(
   });
 
   const valid = rows.filter((r) => r.errors.length === 0);
-  const results = await inviteMembers(db, serverSecret, organizationId, valid.map((r) => ({ email: r.email, roles: options.roles, groupIds: r.groupIds })), actor);
+  const results = await inviteMembers(
+    db,
+    serverSecret,
+    organizationId,
+    valid.map((r) => ({ email: r.email, roles: options.roles, groupIds: r.groupIds })),
+    actor,
+  );
   results.forEach((result, i) => {
     if (result.invited) return;
     const row = valid[i]!;
     row.status = 'skipped';
-    row.errors.push(/already a member/.test(result.message) ? 'already a member' : /pending invitation/.test(result.message) ? 'already invited' : result.message);
+    row.errors.push(
+      /already a member/.test(result.message)
+        ? 'already a member'
+        : /pending invitation/.test(result.message)
+          ? 'already invited'
+          : result.message,
+    );
   });
   const out = rows.map(({ groupIds: _g, ...r }) => r);
   const invited = out.filter((r) => r.status === 'invited').length;

@@ -19,7 +19,11 @@ export interface PendingInvitation {
 /**
  * The person's pending invitation in the organization, locked; null when there is none.
  */
-export async function lockPendingInvitation(tx: Tx, organizationId: string, accountId: string): Promise<(PendingInvitation & { live: boolean }) | null> {
+export async function lockPendingInvitation(
+  tx: Tx,
+  organizationId: string,
+  accountId: string,
+): Promise<(PendingInvitation & { live: boolean }) | null> {
   const [row] = await tx<(PendingInvitation & { live: boolean })[]>`
     select organization_id, id, account_id, email, group_ids, expires_at > now() as live from invitations
     where organization_id = ${organizationId} and account_id = ${accountId} and status = 'pending'
@@ -32,7 +36,12 @@ export async function lockPendingInvitation(tx: Tx, organizationId: string, acco
  * the same transaction), joins the local groups chosen when inviting (those that still exist)
  * and records `invite.accepted`. `via` says how the person arrived (invite, scim, sso, reconciler).
  */
-export async function completeInvitation(tx: Tx, invitation: PendingInvitation, actor: Actor, via: string): Promise<{ groupIds: string[] }> {
+export async function completeInvitation(
+  tx: Tx,
+  invitation: PendingInvitation,
+  actor: Actor,
+  via: string,
+): Promise<{ groupIds: string[] }> {
   const { organizationId, id, accountId, email } = invitation;
   await tx`
     update invitations set status = 'accepted', accepted_at = now(), updated_at = now()
@@ -52,7 +61,11 @@ export async function completeInvitation(tx: Tx, invitation: PendingInvitation, 
  * Expires pending invitations the caller has locked (past their expiry): the invitation becomes
  * 'expired', its 'invited' membership ends, and `invite.expired` is audited and announced.
  */
-export async function expireInvitations(tx: Tx, invitations: readonly Omit<PendingInvitation, 'groupIds'>[], actor: Actor): Promise<void> {
+export async function expireInvitations(
+  tx: Tx,
+  invitations: readonly Omit<PendingInvitation, 'groupIds'>[],
+  actor: Actor,
+): Promise<void> {
   if (invitations.length === 0) return;
   const orgs = invitations.map((i) => i.organizationId);
   await tx`

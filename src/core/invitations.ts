@@ -37,7 +37,8 @@ export type InviteResult =
   | { email: string; invited: true; invitation: Invitation }
   | { email: string; invited: false; error: string; message: string };
 
-const COLUMNS = 'organization_id, id, account_id, email, group_ids, status, invited_by, expires_at, accepted_at, created_at';
+const COLUMNS =
+  'organization_id, id, account_id, email, group_ids, status, invited_by, expires_at, accepted_at, created_at';
 
 /**
  * Invites each address on its own: a bad address, an existing member or a pending invitation
@@ -55,10 +56,14 @@ export async function inviteMembers(
   // whole request: a caller lacking their permissions invites nobody (403).
   if (heldPermissions(actor)) {
     const needsDefault = requests.some((r) => !r.roles?.length);
-    const [org] = needsDefault ? await db<{ defaultRole: string }[]>`select default_role from organizations where id = ${organizationId}` : [];
+    const [org] = needsDefault
+      ? await db<{ defaultRole: string }[]>`select default_role from organizations where id = ${organizationId}`
+      : [];
     const roles = requests.flatMap((r) => (r.roles?.length ? r.roles : org ? [org.defaultRole] : []));
     // Joining a local group on acceptance grants what the group's mappings grant.
-    const mapped = await rolesMappedToGroups(db, organizationId, [...new Set(requests.flatMap((r) => r.groupIds ?? []))]);
+    const mapped = await rolesMappedToGroups(db, organizationId, [
+      ...new Set(requests.flatMap((r) => r.groupIds ?? [])),
+    ]);
     await assertHoldsPermissionsOf(db, organizationId, actor, [
       { roles, reason: 'invite with the role(s)' },
       { roles: mapped, reason: 'invite into a group mapped to the role(s)' },
@@ -68,7 +73,9 @@ export async function inviteMembers(
   const results: InviteResult[] = [];
   for (const request of requests) {
     try {
-      const invitation = await inTransaction(db, (tx) => tx.savepoint((sp) => inviteOne(sp, serverSecret, organizationId, request, actor, singleOrganization)));
+      const invitation = await inTransaction(db, (tx) =>
+        tx.savepoint((sp) => inviteOne(sp, serverSecret, organizationId, request, actor, singleOrganization)),
+      );
       results.push({ email: request.email, invited: true, invitation });
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
@@ -107,7 +114,8 @@ async function inviteOne(
   if (existing?.status === 'active' || existing?.status === 'suspended') throw conflict(`${email} is already a member`);
   if (singleOrganization) await assertSingleOrganization(tx, organizationId, account.id, email);
   if (existing?.status === 'invited') {
-    const [pending] = await tx`select 1 from invitations where organization_id = ${organizationId} and account_id = ${account.id} and status = 'pending'`;
+    const [pending] =
+      await tx`select 1 from invitations where organization_id = ${organizationId} and account_id = ${account.id} and status = 'pending'`;
     if (pending) throw conflict(`${email} already has a pending invitation; resend it instead`);
   }
   await tx`
@@ -127,13 +135,30 @@ async function inviteOne(
   return invitation;
 }
 
-async function announce(tx: Tx, serverSecret: string, inv: Invitation, token: string, roles: string[], actor: Actor): Promise<void> {
+async function announce(
+  tx: Tx,
+  serverSecret: string,
+  inv: Invitation,
+  token: string,
+  roles: string[],
+  actor: Actor,
+): Promise<void> {
   const details = { invitationId: inv.id, email: inv.email, accountId: inv.accountId, roles, expiresAt: inv.expiresAt };
   await recordAudit(tx, inv.organizationId, actor, 'invite.created', { type: 'invitation', id: inv.id }, details);
-  await emitEvent(tx, inv.organizationId, 'invite.created', { ...details, invitedBy: actor.name, sealed: { token: sealSecret(token, serverSecret) } }, actor);
+  await emitEvent(
+    tx,
+    inv.organizationId,
+    'invite.created',
+    { ...details, invitedBy: actor.name, sealed: { token: sealSecret(token, serverSecret) } },
+    actor,
+  );
 }
 
-export async function listInvitations(db: Db, organizationId: string, status?: Invitation['status']): Promise<Invitation[]> {
+export async function listInvitations(
+  db: Db,
+  organizationId: string,
+  status?: Invitation['status'],
+): Promise<Invitation[]> {
   return db<Invitation[]>`
     select ${db.unsafe(COLUMNS)} from invitations
     where organization_id = ${organizationId} ${status ? db`and status = ${status}` : db``}
@@ -141,19 +166,29 @@ export async function listInvitations(db: Db, organizationId: string, status?: I
 }
 
 /** A new token and a new expiry for a pending (or expired) invitation; the old link stops working. */
-export async function resendInvitation(db: Db, serverSecret: string, organizationId: string, id: string, actor: Actor): Promise<Invitation> {
+export async function resendInvitation(
+  db: Db,
+  serverSecret: string,
+  organizationId: string,
+  id: string,
+  actor: Actor,
+): Promise<Invitation> {
   if (!isUuid(id)) throw notFound('invitation', { id });
   return inTransaction(db, async (tx) => {
     const [current] = await tx<Invitation[]>`
       select ${tx.unsafe(COLUMNS)} from invitations where organization_id = ${organizationId} and id = ${id} for update`;
     if (!current) throw notFound('invitation', { id });
-    if (current.status === 'accepted' || current.status === 'revoked') throw conflict(`the invitation was ${current.status}; invite again instead`);
+    if (current.status === 'accepted' || current.status === 'revoked')
+      throw conflict(`the invitation was ${current.status}; invite again instead`);
     const [membership] = await tx<Membership[]>`
       select * from memberships where organization_id = ${organizationId} and account_id = ${current.accountId} for update`;
-    if (membership?.status === 'active' || membership?.status === 'suspended') throw conflict(`${current.email} is already a member`);
+    if (membership?.status === 'active' || membership?.status === 'suspended')
+      throw conflict(`${current.email} is already a member`);
     if (membership) await assertMayManageMember(tx, membership, actor, 'invite again with the role(s)');
     const mapped = heldPermissions(actor) ? await rolesMappedToGroups(tx, organizationId, current.groupIds) : [];
-    await assertHoldsPermissionsOf(tx, organizationId, actor, [{ roles: mapped, reason: 'invite again into a group mapped to the role(s)' }]);
+    await assertHoldsPermissionsOf(tx, organizationId, actor, [
+      { roles: mapped, reason: 'invite again into a group mapped to the role(s)' },
+    ]);
     await tx`update memberships set status = 'invited', updated_at = now()
              where organization_id = ${organizationId} and account_id = ${current.accountId}`;
     const token = generateSecret('invite');
@@ -163,7 +198,11 @@ export async function resendInvitation(db: Db, serverSecret: string, organizatio
           expires_at = now() + make_interval(hours => o.invite_ttl_hours)
         from organizations o
         where o.id = i.organization_id and i.organization_id = ${organizationId} and i.id = ${id}
-        returning ${tx.unsafe(COLUMNS.split(', ').map((c) => `i.${c}`).join(', '))}`,
+        returning ${tx.unsafe(
+          COLUMNS.split(', ')
+            .map((c) => `i.${c}`)
+            .join(', '),
+        )}`,
     );
     await announce(tx, serverSecret, invitation, token, membership?.roles ?? [], actor);
     return invitation;
@@ -197,8 +236,8 @@ export function invitationRefusal(status: Invitation['status'] | 'unknown' | 'pa
   return {
     unknown: 'This invitation link is not valid. It may have been replaced by a newer one.',
     accepted: 'This invitation has already been accepted.',
-    expired: 'This invitation has expired. Ask the organization\'s administrator to send a new one.',
-    past_expiry: 'This invitation has expired. Ask the organization\'s administrator to send a new one.',
+    expired: "This invitation has expired. Ask the organization's administrator to send a new one.",
+    past_expiry: "This invitation has expired. Ask the organization's administrator to send a new one.",
     revoked: 'This invitation was withdrawn by the organization.',
     pending: '',
   }[status];
@@ -211,7 +250,11 @@ export function invitationRefusal(status: Invitation['status'] | 'unknown' | 'pa
  */
 export async function findInvitationByToken(db: Db, serverSecret: string, token: string) {
   const [inv] = await db<(Invitation & { organizationName: string })[]>`
-    select ${db.unsafe(COLUMNS.split(', ').map((c) => `i.${c}`).join(', '))}, o.name as organization_name
+    select ${db.unsafe(
+      COLUMNS.split(', ')
+        .map((c) => `i.${c}`)
+        .join(', '),
+    )}, o.name as organization_name
     from invitations i join organizations o on o.id = i.organization_id
     where i.token_hash = ${hashSecret(token, serverSecret)}`;
   if (!inv) throw new DomainError('not_found', invitationRefusal('unknown'));
@@ -238,7 +281,8 @@ export async function acceptInvitation(
 ): Promise<{ invitation: Invitation & { organizationName: string }; membership: Membership }> {
   return inTransaction(db, async (tx) => {
     const { invitation, account } = await findInvitationByToken(tx, serverSecret, token);
-    if (signedInAccountId !== null && signedInAccountId !== account.id) throw new DomainError('forbidden', SIGNED_IN_AS_SOMEONE_ELSE);
+    if (signedInAccountId !== null && signedInAccountId !== account.id)
+      throw new DomainError('forbidden', SIGNED_IN_AS_SOMEONE_ELSE);
     // A second use of the same link waits here and then finds the invitation no longer pending.
     const [locked] = await tx<{ status: Invitation['status'] }[]>`
       select status from invitations where organization_id = ${invitation.organizationId} and id = ${invitation.id} for update`;
@@ -254,7 +298,8 @@ export async function acceptInvitation(
       actor,
     );
     // The membership was already active (the invitation was left pending): nothing to accept.
-    if (joined.invitation?.id !== invitation.id) throw conflict(`${account.email} is already a member of ${invitation.organizationName}`);
+    if (joined.invitation?.id !== invitation.id)
+      throw conflict(`${account.email} is already a member of ${invitation.organizationName}`);
     return { invitation, membership: joined.membership };
   });
 }

@@ -94,12 +94,15 @@ export async function joinOrganization(
         payload: { accountId: input.accountId, ...details },
       });
     };
-    const pending = existing?.status === 'invited' ? await lockPendingInvitation(tx, input.organizationId, input.accountId) : null;
+    const pending =
+      existing?.status === 'invited' ? await lockPendingInvitation(tx, input.organizationId, input.accountId) : null;
     if (pending?.live) {
-      const membership = firstRow(await tx<Membership[]>`
+      const membership = firstRow(
+        await tx<Membership[]>`
         update memberships set status = 'active', updated_at = now(), last_active_at = now()
         where organization_id = ${input.organizationId} and account_id = ${input.accountId}
-        returning *`);
+        returning *`,
+      );
       await announce(membership);
       const { groupIds } = await completeInvitation(tx, pending, actor, input.source);
       return { membership, joined: true, invitation: { id: pending.id, groupIds } };
@@ -123,7 +126,9 @@ export async function joinOrganization(
 }
 
 async function defaultRole(db: Db, organizationId: string): Promise<string> {
-  const [org] = await db<{ defaultRole: string }[]>`select default_role from organizations where id = ${organizationId}`;
+  const [org] = await db<
+    { defaultRole: string }[]
+  >`select default_role from organizations where id = ${organizationId}`;
   if (!org) throw notFound('organization', { organizationId });
   return org.defaultRole;
 }
@@ -141,12 +146,25 @@ export function reactivateMember(db: Db, organizationId: string, accountId: stri
  * Ends a membership; the account stays. Through the admin API nobody removes themselves (they
  * leave instead) and the last owner stays; the IdP (SCIM) is authoritative and skips those rules.
  */
-export async function removeMember(db: Db, organizationId: string, accountId: string, actor: Actor): Promise<Membership> {
+export async function removeMember(
+  db: Db,
+  organizationId: string,
+  accountId: string,
+  actor: Actor,
+): Promise<Membership> {
   if (actor.channel !== 'scim' && actor.type === 'account' && actor.id === accountId) {
     throw ruleViolation('you cannot remove yourself; leave the organization instead', { accountId });
   }
-  return changeStatus(db, organizationId, accountId, ['invited', 'active', 'suspended'], 'removed', 'member.removed', actor, (tx, current) =>
-    assertMayManageMember(tx, current, actor, 'remove a member with the role(s)'));
+  return changeStatus(
+    db,
+    organizationId,
+    accountId,
+    ['invited', 'active', 'suspended'],
+    'removed',
+    'member.removed',
+    actor,
+    (tx, current) => assertMayManageMember(tx, current, actor, 'remove a member with the role(s)'),
+  );
 }
 
 /**
@@ -159,7 +177,12 @@ export function assertMayManageMember(db: Db, member: Membership, actor: Actor, 
 }
 
 /** The member ends their own membership; the last owner cannot. */
-export function leaveOrganization(db: Db, organizationId: string, accountId: string, actor: Actor): Promise<Membership> {
+export function leaveOrganization(
+  db: Db,
+  organizationId: string,
+  accountId: string,
+  actor: Actor,
+): Promise<Membership> {
   return changeStatus(db, organizationId, accountId, ['active', 'suspended'], 'removed', 'member.left', actor);
 }
 
@@ -190,12 +213,19 @@ async function changeStatus(
         update memberships set status = ${to}, updated_at = now()
         where organization_id = ${organizationId} and account_id = ${accountId}
         returning *`,
-      to === 'removed' && tx`delete from group_members where organization_id = ${organizationId} and account_id = ${accountId}`,
+      to === 'removed' &&
+        tx`delete from group_members where organization_id = ${organizationId} and account_id = ${accountId}`,
       to === 'removed' &&
         tx`update invitations set status = 'revoked', updated_at = now()
            where organization_id = ${organizationId} and account_id = ${accountId} and status = 'pending'`,
       to !== 'active' && endSessionsOf(tx, organizationId, accountId),
-      recordChange(tx, organizationId, actor, { action, target: target(accountId), details, event, payload: { accountId, ...details } }),
+      recordChange(tx, organizationId, actor, {
+        action,
+        target: target(accountId),
+        details,
+        event,
+        payload: { accountId, ...details },
+      }),
     ]);
     return updated!;
   });
@@ -270,5 +300,8 @@ export async function assertAnotherOwnerRemains(tx: Tx, member: Membership): Pro
     where organization_id = ${member.organizationId} and account_id <> ${member.accountId}
       and status = 'active' and ('owner' = any (roles) or 'owner' = any (mapped_roles))
     limit 1`;
-  if (!other) throw ruleViolation('the last owner of an organization cannot be removed or demoted', { accountId: member.accountId });
+  if (!other)
+    throw ruleViolation('the last owner of an organization cannot be removed or demoted', {
+      accountId: member.accountId,
+    });
 }

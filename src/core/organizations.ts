@@ -42,12 +42,15 @@ export async function createOrganization(
   const name = input.name.trim();
   if (name.length < 1 || name.length > 200) throw invalid('name must be 1 to 200 characters');
   const slug = input.slug ?? slugify(name);
-  if (!SLUG.test(slug)) throw invalid(`slug must be 1 to 63 lowercase letters, digits or inner hyphens (got ${JSON.stringify(slug)})`);
+  if (!SLUG.test(slug))
+    throw invalid(`slug must be 1 to 63 lowercase letters, digits or inner hyphens (got ${JSON.stringify(slug)})`);
   return inTransaction(db, async (tx) => {
     let organization: Organization;
     try {
-      organization = firstRow(await tx<Organization[]>`
-        insert into organizations (name, slug) values (${name}, ${slug}) returning *`);
+      organization = firstRow(
+        await tx<Organization[]>`
+        insert into organizations (name, slug) values (${name}, ${slug}) returning *`,
+      );
     } catch (error) {
       if (isUniqueViolation(error)) throw conflict(`an organization with slug ${slug} already exists`, { slug });
       throw error;
@@ -57,7 +60,14 @@ export async function createOrganization(
       givenName: input.ownerGivenName,
       familyName: input.ownerFamilyName,
     });
-    await recordAudit(tx, organization.id, actor, 'organization.created', { type: 'organization', id: organization.id }, { name, slug });
+    await recordAudit(
+      tx,
+      organization.id,
+      actor,
+      'organization.created',
+      { type: 'organization', id: organization.id },
+      { name, slug },
+    );
     const { membership } = await joinOrganization(
       tx,
       { organizationId: organization.id, accountId: owner.id, source: 'admin', roles: [OWNER_ROLE] },
@@ -98,9 +108,14 @@ export async function updateOrganizationSettings(
     if (changes.defaultRole !== undefined) {
       await assertRolesExist(tx, organizationId, [changes.defaultRole]);
       // Everyone who joins from now on gets it: the caller must hold its permissions.
-      await assertHoldsPermissionsOf(tx, organizationId, actor, [{ roles: [changes.defaultRole], reason: 'make the default role' }]);
+      await assertHoldsPermissionsOf(tx, organizationId, actor, [
+        { roles: [changes.defaultRole], reason: 'make the default role' },
+      ]);
     }
-    if (changes.inviteTtlHours !== undefined && !(Number.isInteger(changes.inviteTtlHours) && changes.inviteTtlHours >= 1 && changes.inviteTtlHours <= 8760)) {
+    if (
+      changes.inviteTtlHours !== undefined &&
+      !(Number.isInteger(changes.inviteTtlHours) && changes.inviteTtlHours >= 1 && changes.inviteTtlHours <= 8760)
+    ) {
       throw invalid('inviteTtlHours must be a whole number of hours from 1 to 8760');
     }
     const [org] = await tx<Organization[]>`
@@ -113,7 +128,14 @@ export async function updateOrganizationSettings(
       where id = ${organizationId}
       returning *`;
     if (!org) throw notFound('organization');
-    await recordAudit(tx, organizationId, actor, 'organization.updated', { type: 'organization', id: organizationId }, { ...changes });
+    await recordAudit(
+      tx,
+      organizationId,
+      actor,
+      'organization.updated',
+      { type: 'organization', id: organizationId },
+      { ...changes },
+    );
     return org;
   });
 }

@@ -26,7 +26,12 @@ export function membershipPolicy(): MembershipPolicy {
  * suspended) or invited to another organization: the one check for inviting and for every join.
  * The other organization is not named (this organization's admins need not learn it).
  */
-export async function assertSingleOrganization(db: Db, organizationId: string, accountId: string, email: string): Promise<void> {
+export async function assertSingleOrganization(
+  db: Db,
+  organizationId: string,
+  accountId: string,
+  email: string,
+): Promise<void> {
   // The account row lock makes two organizations taking the same person at once queue here.
   await db`select 1 from accounts where id = ${accountId} for update`;
   const [elsewhere] = await db<{ status: string }[]>`

@@ -27,14 +27,16 @@ export async function createGroupRoleMapping(
   if (byId === (input.groupName !== undefined)) throw invalid('a mapping names either groupId or groupName');
   if (byId && !isUuid(input.groupId!)) throw notFound('group', { id: input.groupId });
   const groupName = input.groupName?.trim();
-  if (groupName !== undefined && (groupName.length < 1 || groupName.length > 256)) throw invalid('groupName must be 1 to 256 characters');
+  if (groupName !== undefined && (groupName.length < 1 || groupName.length > 256))
+    throw invalid('groupName must be 1 to 256 characters');
   const roles = [...new Set(input.roles)];
   if (roles.length === 0) throw invalid('a mapping needs at least one role');
   return inTransaction(db, async (tx) => {
     await assertRolesExist(tx, input.organizationId, roles);
     await assertHoldsPermissionsOf(tx, input.organizationId, actor, [{ roles, reason: 'map a group to the role(s)' }]);
     if (byId) {
-      const [group] = await tx`select 1 from groups where organization_id = ${input.organizationId} and id = ${input.groupId!}`;
+      const [group] =
+        await tx`select 1 from groups where organization_id = ${input.organizationId} and id = ${input.groupId!}`;
       if (!group) throw notFound('group', { id: input.groupId });
     }
     const [mapping] = await tx<GroupRoleMapping[]>`
@@ -47,7 +49,13 @@ export async function createGroupRoleMapping(
 }
 
 /** Changes the roles a mapping grants; members follow when the reconciler handles the event. */
-export async function updateGroupRoleMapping(db: Db, organizationId: string, id: string, roles: string[], actor: Actor): Promise<GroupRoleMapping> {
+export async function updateGroupRoleMapping(
+  db: Db,
+  organizationId: string,
+  id: string,
+  roles: string[],
+  actor: Actor,
+): Promise<GroupRoleMapping> {
   if (!isUuid(id)) throw notFound('mapping', { id });
   const wanted = [...new Set(roles)];
   if (wanted.length === 0) throw invalid('a mapping needs at least one role');
@@ -58,7 +66,10 @@ export async function updateGroupRoleMapping(db: Db, organizationId: string, id:
       where organization_id = ${organizationId} and id = ${id} for update`;
     if (!before) throw notFound('mapping', { id });
     await assertHoldsPermissionsOf(tx, organizationId, actor, [
-      { roles: symmetricDifference(before.roles, wanted), reason: 'grant or take away, through a mapping, the role(s)' },
+      {
+        roles: symmetricDifference(before.roles, wanted),
+        reason: 'grant or take away, through a mapping, the role(s)',
+      },
     ]);
     const [mapping] = await tx<GroupRoleMapping[]>`
       update group_role_mappings set roles = ${wanted}::text[], updated_at = now()
@@ -77,19 +88,32 @@ export async function deleteGroupRoleMapping(db: Db, organizationId: string, id:
       returning organization_id, id, group_id, group_name, roles`;
     if (!mapping) throw notFound('mapping', { id });
     // Refused after the delete: the transaction rolls it back.
-    await assertHoldsPermissionsOf(tx, organizationId, actor, [{ roles: mapping.roles, reason: 'take away, through a mapping, the role(s)' }]);
+    await assertHoldsPermissionsOf(tx, organizationId, actor, [
+      { roles: mapping.roles, reason: 'take away, through a mapping, the role(s)' },
+    ]);
     await announce(tx, mapping, 'mapping.deleted', actor);
   });
 }
 
-async function announce(tx: Tx, m: GroupRoleMapping, type: string, actor: Actor, extra: Record<string, unknown> = {}): Promise<void> {
+async function announce(
+  tx: Tx,
+  m: GroupRoleMapping,
+  type: string,
+  actor: Actor,
+  extra: Record<string, unknown> = {},
+): Promise<void> {
   const details = { mappingId: m.id, groupId: m.groupId, groupName: m.groupName, roles: m.roles, ...extra };
   await recordAudit(tx, m.organizationId, actor, type, { type: 'mapping', id: m.id }, details);
   await emitEvent(tx, m.organizationId, type, details, actor);
 }
 
 /** Members of the groups a mapping names (what a change of that mapping affects). */
-export async function membersOfMappedGroups(db: Db, organizationId: string, groupId: string | null, groupName: string | null): Promise<string[]> {
+export async function membersOfMappedGroups(
+  db: Db,
+  organizationId: string,
+  groupId: string | null,
+  groupName: string | null,
+): Promise<string[]> {
   const rows = await db<{ accountId: string }[]>`
     select distinct gm.account_id from group_members gm
     join groups g on g.organization_id = gm.organization_id and g.id = gm.group_id
@@ -112,7 +136,8 @@ export interface RoleChangeTrigger {
   groupId?: string;
   groupNames?: string[];
 }
-export type RoleChangeCause = { kind: 'repair' } | { kind: 'event'; triggers: ReadonlyMap<string, readonly RoleChangeTrigger[]> };
+export type RoleChangeCause =
+  { kind: 'repair' } | { kind: 'event'; triggers: ReadonlyMap<string, readonly RoleChangeTrigger[]> };
 
 /**
  * Recomputes `mapped_roles` of the given members from their groups and the organization's
@@ -171,11 +196,14 @@ export async function recomputeMappedRoles(
     for (const t of triggers) {
       if (t.groupId) groupIds.add(t.groupId);
       if (removed.length === 0) continue;
-      if (t.mappingId && (!t.mappingRoles || t.mappingRoles.some((r) => removed.includes(r)))) mappingIds.add(t.mappingId);
+      if (t.mappingId && (!t.mappingRoles || t.mappingRoles.some((r) => removed.includes(r))))
+        mappingIds.add(t.mappingId);
       if (t.groupId || t.groupNames?.length) {
         groupMappings ??= mappingsOfTriggerGroups(tx, organizationId, cause);
         for (const m of await groupMappings) {
-          const concerns = (t.groupId !== undefined && m.groupId === t.groupId) || (m.name !== null && (t.groupNames ?? []).some((n) => n.toLowerCase() === m.name));
+          const concerns =
+            (t.groupId !== undefined && m.groupId === t.groupId) ||
+            (m.name !== null && (t.groupNames ?? []).some((n) => n.toLowerCase() === m.name));
           if (concerns && m.roles.some((r) => removed.includes(r))) mappingIds.add(m.id);
         }
       }
@@ -205,7 +233,11 @@ interface GroupMappingRow {
 }
 
 /** The mappings of the groups the triggers name: by id, by their current name, or by a name they had. */
-async function mappingsOfTriggerGroups(tx: Tx, organizationId: string, cause: RoleChangeCause): Promise<GroupMappingRow[]> {
+async function mappingsOfTriggerGroups(
+  tx: Tx,
+  organizationId: string,
+  cause: RoleChangeCause,
+): Promise<GroupMappingRow[]> {
   if (cause.kind !== 'event') return [];
   const all = [...cause.triggers.values()].flat();
   const ids = [...new Set(all.flatMap((t) => (t.groupId ? [t.groupId] : [])))];

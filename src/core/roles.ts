@@ -41,7 +41,12 @@ export async function listRoles(db: Db, organizationId: string): Promise<Role[]>
   const custom = await db<{ key: string; name: string; permissions: Permission[] }[]>`
     select key, name, permissions from roles where organization_id = ${organizationId} order by key`;
   return [
-    ...Object.entries(BUILT_IN_ROLES).map(([key, r]) => ({ key, name: r.name, permissions: [...r.permissions], builtIn: true })),
+    ...Object.entries(BUILT_IN_ROLES).map(([key, r]) => ({
+      key,
+      name: r.name,
+      permissions: [...r.permissions],
+      builtIn: true,
+    })),
     ...custom.map((r) => ({ ...r, builtIn: false })),
   ];
 }
@@ -63,7 +68,11 @@ export async function permissionsOf(db: Db, organizationId: string, keys: readon
 }
 
 /** Each role's permissions (built-in or the organization's custom roles; unknown keys have none). */
-export async function permissionsByRole(db: Db, organizationId: string, keys: readonly string[]): Promise<Map<string, readonly Permission[]>> {
+export async function permissionsByRole(
+  db: Db,
+  organizationId: string,
+  keys: readonly string[],
+): Promise<Map<string, readonly Permission[]>> {
   const result = new Map<string, readonly Permission[]>();
   const custom: string[] = [];
   for (const key of keys) {
@@ -93,6 +102,13 @@ export async function createCustomRole(
     values (${organizationId}, ${input.key}, ${input.name}, ${input.permissions}::text[])
     on conflict do nothing returning key`;
   if (!row) throw conflict(`role ${input.key} already exists`);
-  await recordAudit(db, organizationId, actor, 'role.created', { type: 'role', id: input.key }, { permissions: input.permissions });
+  await recordAudit(
+    db,
+    organizationId,
+    actor,
+    'role.created',
+    { type: 'role', id: input.key },
+    { permissions: input.permissions },
+  );
   return { key: input.key, name: input.name, permissions: input.permissions as Permission[], builtIn: false };
 }

@@ -40,7 +40,14 @@ export async function createWebhookEndpoint(
       values (${input.organizationId}, ${url.toString()}, ${sealSecret(secret, serverSecret)}, ${events}::text[])
       returning ${db.unsafe(COLUMNS)}`,
   );
-  await recordAudit(db, input.organizationId, actor, 'webhook.created', { type: 'webhook', id: endpoint.id }, { url: endpoint.url, events });
+  await recordAudit(
+    db,
+    input.organizationId,
+    actor,
+    'webhook.created',
+    { type: 'webhook', id: endpoint.id },
+    { url: endpoint.url, events },
+  );
   return { ...endpoint, secret };
 }
 
@@ -51,7 +58,8 @@ export async function listWebhookEndpoints(db: Db, organizationId: string): Prom
 
 export async function deleteWebhookEndpoint(db: Db, organizationId: string, id: string, actor: Actor): Promise<void> {
   if (!isUuid(id)) throw notFound('webhook endpoint', { id });
-  const rows = await db`delete from webhook_endpoints where organization_id = ${organizationId} and id = ${id} returning url`;
+  const rows =
+    await db`delete from webhook_endpoints where organization_id = ${organizationId} and id = ${id} returning url`;
   if (rows.length === 0) throw notFound('webhook endpoint', { id });
   await recordAudit(db, organizationId, actor, 'webhook.deleted', { type: 'webhook', id }, { url: rows[0]!.url });
 }

@@ -1,3 +1,4 @@
+import { asyncHandler } from './async-handler.ts';
 import crypto from 'node:crypto';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import type { AppContext } from '../context.ts';
@@ -34,15 +35,18 @@ export function createApp(ctx: AppContext): express.Express {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  app.get('/readyz', async (_req, res) => {
-    try {
-      await withTimeout(ctx.sql`select 1`, 2_000);
-      res.json({ status: 'ok', database: ctx.database.kind });
-    } catch (error) {
-      ctx.log.warn({ err: error }, 'readiness check failed');
-      res.status(503).json({ status: 'unavailable', reason: 'database unreachable' });
-    }
-  });
+  app.get(
+    '/readyz',
+    asyncHandler(async (_req, res) => {
+      try {
+        await withTimeout(ctx.sql`select 1`, 2_000);
+        res.json({ status: 'ok', database: ctx.database.kind });
+      } catch (error) {
+        ctx.log.warn({ err: error }, 'readiness check failed');
+        res.status(503).json({ status: 'unavailable', reason: 'database unreachable' });
+      }
+    }),
+  );
 
   app.use('/scim/v2', scimRouter(ctx));
   app.use('/saml', samlRouter(ctx, bodyLimit));
@@ -90,12 +94,21 @@ export function parseByteSize(size: string): number {
 }
 
 function lastResortErrorHandler(ctx: AppContext): ErrorRequestHandler {
-  return (error, req, res, next) => {
+  return (error: unknown, req, res, next) => {
     if (res.headersSent) return next(error);
     if (sendDomainError(res, error)) return;
-    const status = typeof error?.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 500;
+    // body-parser's errors carry their HTTP status; anything else is a bug.
+    const { status: claimed, message: detail } = (error ?? {}) as { status?: unknown; message?: unknown };
+    const status = typeof claimed === 'number' && claimed >= 400 && claimed < 500 ? claimed : 500;
     if (status === 500) ctx.log.error({ err: error, reqId: req.id }, 'unhandled error');
-    const message = status === 413 ? 'request body too large' : status === 500 ? 'internal error' : String(error.message ?? 'bad request');
+    const message =
+      status === 413
+        ? 'request body too large'
+        : status === 500
+          ? 'internal error'
+          : typeof detail === 'string'
+            ? detail
+            : 'bad request';
     res.status(status).json({ error: status === 500 ? 'internal' : 'bad_request', message });
   };
 }

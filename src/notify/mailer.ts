@@ -14,8 +14,12 @@ export type Mailer = (email: Email) => Promise<void>;
 /** Sends over SMTP_URL with nodemailer; without one, logs the message (and its link) for local use. */
 export function createMailer(options: { smtpUrl?: string; from: string; log: Logger }): Mailer {
   if (!options.smtpUrl) {
-    return async (email) => {
-      options.log.warn({ to: email.to, subject: email.subject, link: email.link }, 'no SMTP_URL configured: email not sent, link logged');
+    return (email) => {
+      options.log.warn(
+        { to: email.to, subject: email.subject, link: email.link },
+        'no SMTP_URL configured: email not sent, link logged',
+      );
+      return Promise.resolve();
     };
   }
   const transport = nodemailer.createTransport(options.smtpUrl);

@@ -22,7 +22,10 @@ import { serviceProvider } from './service-provider.ts';
 const attributeName = z.string().min(1).max(512);
 const settings = {
   name: z.string().trim().min(1).max(100),
-  metadataXml: z.string().min(1).max(512 * 1024),
+  metadataXml: z
+    .string()
+    .min(1)
+    .max(512 * 1024),
   idpEntityId: z.string().trim().min(1).max(1024),
   ssoUrl: z.url({ protocol: /^https?$/ }),
   certificates: z.array(z.string().min(1).max(16_384)).min(1).max(10),
@@ -56,45 +59,66 @@ export function samlAdminRouter(ctx: AppContext): Router {
   const router = Router();
   router.use(requirePermission('org:manage'));
 
-  router.get('/service-provider', route(async (_req, res, p) => {
-    const organization = (await findOrganization(ctx.sql, p.organizationId))!;
-    const entity = await serviceProvider(ctx, organization);
-    res.json({
-      ...entity.urls,
-      certificate: entity.keys.certificate,
-      nameIdFormat: 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
-      defaultAttributes: DEFAULT_ATTRIBUTES,
-    });
-  }));
+  router.get(
+    '/service-provider',
+    route(async (_req, res, p) => {
+      const organization = (await findOrganization(ctx.sql, p.organizationId))!;
+      const entity = await serviceProvider(ctx, organization);
+      res.json({
+        ...entity.urls,
+        certificate: entity.keys.certificate,
+        nameIdFormat: 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
+        defaultAttributes: DEFAULT_ATTRIBUTES,
+      });
+    }),
+  );
 
-  router.get('/connections', route(async (_req, res, p) => {
-    res.json({ items: (await listConnections(ctx.sql, p.organizationId)).map(present) });
-  }));
-  router.post('/connections', route(async (req, res, p) => {
-    const { metadataXml, ...fields } = createInput.parse(req.body);
-    const input = { ...fromMetadata(metadataXml), ...definedOnly(fields) } as ConnectionInput;
-    res.status(201).json(present(await createConnection(ctx.sql, p.organizationId, input, p.actor)));
-  }));
-  router.get('/connections/:id', route(async (req, res, p) => {
-    const connection = await getConnection(ctx.sql, p.organizationId, String(req.params.id));
-    if (!connection) throw notFound('SAML connection', { id: req.params.id });
-    res.json(present(connection));
-  }));
-  router.patch('/connections/:id', route(async (req, res, p) => {
-    const { metadataXml, ...fields } = updateInput.parse(req.body);
-    const change = { ...fromMetadata(metadataXml), ...definedOnly(fields) };
-    res.json(present(await updateConnection(ctx.sql, p.organizationId, String(req.params.id), change, p.actor)));
-  }));
-  router.delete('/connections/:id', route(async (req, res, p) => {
-    await deleteConnection(ctx.sql, p.organizationId, String(req.params.id), p.actor);
-    res.status(204).end();
-  }));
+  router.get(
+    '/connections',
+    route(async (_req, res, p) => {
+      res.json({ items: (await listConnections(ctx.sql, p.organizationId)).map(present) });
+    }),
+  );
+  router.post(
+    '/connections',
+    route(async (req, res, p) => {
+      const { metadataXml, ...fields } = createInput.parse(req.body);
+      const input = { ...fromMetadata(metadataXml), ...definedOnly(fields) } as ConnectionInput;
+      res.status(201).json(present(await createConnection(ctx.sql, p.organizationId, input, p.actor)));
+    }),
+  );
+  router.get(
+    '/connections/:id',
+    route(async (req, res, p) => {
+      const connection = await getConnection(ctx.sql, p.organizationId, String(req.params.id));
+      if (!connection) throw notFound('SAML connection', { id: req.params.id });
+      res.json(present(connection));
+    }),
+  );
+  router.patch(
+    '/connections/:id',
+    route(async (req, res, p) => {
+      const { metadataXml, ...fields } = updateInput.parse(req.body);
+      const change = { ...fromMetadata(metadataXml), ...definedOnly(fields) };
+      res.json(present(await updateConnection(ctx.sql, p.organizationId, String(req.params.id), change, p.actor)));
+    }),
+  );
+  router.delete(
+    '/connections/:id',
+    route(async (req, res, p) => {
+      await deleteConnection(ctx.sql, p.organizationId, String(req.params.id), p.actor);
+      res.status(204).end();
+    }),
+  );
 
-  router.get('/attempts', route(async (req, res, p) => {
-    const query = attemptsQuery.parse(req.query);
-    const items = await listAttempts(ctx.sql, p.organizationId, query);
-    res.json({ items, next: items.length === query.limit ? items.at(-1)!.id : null });
-  }));
+  router.get(
+    '/attempts',
+    route(async (req, res, p) => {
+      const query = attemptsQuery.parse(req.query);
+      const items = await listAttempts(ctx.sql, p.organizationId, query);
+      res.json({ items, next: items.length === query.limit ? items.at(-1)!.id : null });
+    }),
+  );
   return router;
 }
 

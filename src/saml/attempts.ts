@@ -13,7 +13,10 @@ export interface SsoAttempt {
   message: string | null;
 }
 
-export type AttemptInput = Omit<SsoAttempt, 'id' | 'at' | 'connectionId' | 'idpEntityId' | 'nameId' | 'email' | 'accountId' | 'message'> &
+export type AttemptInput = Omit<
+  SsoAttempt,
+  'id' | 'at' | 'connectionId' | 'idpEntityId' | 'nameId' | 'email' | 'accountId' | 'message'
+> &
   Partial<Pick<SsoAttempt, 'connectionId' | 'idpEntityId' | 'nameId' | 'email' | 'accountId' | 'message'>>;
 
 /** How long attempts are kept: long enough to debug a connection, short enough to bound the table. */
@@ -46,7 +49,8 @@ export async function listAttempts(
 
 /** Run by the reconciler's daily housekeeping. */
 export async function pruneSsoAttempts(db: Db): Promise<number> {
-  const rows = await db`delete from saml_attempts where at < now() - make_interval(days => ${ATTEMPT_RETENTION_DAYS}) returning 1`;
+  const rows =
+    await db`delete from saml_attempts where at < now() - make_interval(days => ${ATTEMPT_RETENTION_DAYS}) returning 1`;
   return rows.length;
 }
 

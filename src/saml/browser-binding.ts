@@ -32,14 +32,18 @@ interface BindingCookie {
 function bindingCookies(requestId: string, acsUrl: string): BindingCookie[] {
   const acs = new URL(acsUrl);
   const base = { httpOnly: true, path: acs.pathname };
-  const cookies: BindingCookie[] = [{ name: COOKIE_PREFIX + requestId, options: { ...base, secure: true, sameSite: 'none' } }];
-  if (acs.protocol !== 'https:') cookies.push({ name: LAX_COOKIE_PREFIX + requestId, options: { ...base, secure: false, sameSite: 'lax' } });
+  const cookies: BindingCookie[] = [
+    { name: COOKIE_PREFIX + requestId, options: { ...base, secure: true, sameSite: 'none' } },
+  ];
+  if (acs.protocol !== 'https:')
+    cookies.push({ name: LAX_COOKIE_PREFIX + requestId, options: { ...base, secure: false, sameSite: 'lax' } });
   return cookies;
 }
 
 /** At login: a new binding secret for the request, set as its cookie(s); answers the hash to store. */
 export function bindRequestToBrowser(res: Response, requestId: string, acsUrl: string, serverSecret: string): string {
-  if (!COOKIE_SAFE_ID.test(requestId)) throw new Error(`AuthnRequest id ${JSON.stringify(requestId)} cannot name a cookie`);
+  if (!COOKIE_SAFE_ID.test(requestId))
+    throw new Error(`AuthnRequest id ${JSON.stringify(requestId)} cannot name a cookie`);
   const secret = crypto.randomBytes(32).toString('base64url');
   for (const cookie of bindingCookies(requestId, acsUrl)) {
     res.cookie(cookie.name, secret, { ...cookie.options, maxAge: REQUEST_TTL_SECONDS * 1000 });

@@ -45,33 +45,50 @@ export interface ConnectionInput {
 const target = (id: string) => ({ type: 'saml_connection', id });
 
 export async function listConnections(db: Db, organizationId: string): Promise<SamlConnection[]> {
-  return db<SamlConnection[]>`select * from saml_connections where organization_id = ${organizationId} order by created_at, id`;
+  return db<
+    SamlConnection[]
+  >`select * from saml_connections where organization_id = ${organizationId} order by created_at, id`;
 }
 
 export async function getConnection(db: Db, organizationId: string, id: string): Promise<SamlConnection | null> {
   if (!isUuid(id)) return null;
-  const [row] = await db<SamlConnection[]>`select * from saml_connections where organization_id = ${organizationId} and id = ${id}`;
+  const [row] = await db<
+    SamlConnection[]
+  >`select * from saml_connections where organization_id = ${organizationId} and id = ${id}`;
   return row ?? null;
 }
 
-export async function findConnectionByIssuer(db: Db, organizationId: string, issuer: string): Promise<SamlConnection | null> {
+export async function findConnectionByIssuer(
+  db: Db,
+  organizationId: string,
+  issuer: string,
+): Promise<SamlConnection | null> {
   const [row] = await db<SamlConnection[]>`
     select * from saml_connections where organization_id = ${organizationId} and idp_entity_id = ${issuer}`;
   return row ?? null;
 }
 
-export async function createConnection(db: Db, organizationId: string, input: ConnectionInput, actor: Actor): Promise<SamlConnection> {
+export async function createConnection(
+  db: Db,
+  organizationId: string,
+  input: ConnectionInput,
+  actor: Actor,
+): Promise<SamlConnection> {
   const checked = checkInput(input);
   await assertMayConfigureIdentity(db, organizationId, actor, 'connect an identity provider');
   try {
-    const row = firstRow(await db<SamlConnection[]>`
+    const row = firstRow(
+      await db<SamlConnection[]>`
       insert into saml_connections (organization_id, name, idp_entity_id, sso_url, certificates, attribute_mapping,
                                     allow_idp_initiated, enabled, allowed_return_urls, clock_skew_seconds)
       values (${organizationId}, ${checked.name}, ${checked.idpEntityId}, ${checked.ssoUrl}, ${checked.certificates}::text[],
               ${db.json((checked.attributeMapping ?? {}) as never)}, ${checked.allowIdpInitiated ?? true}, ${checked.enabled ?? true},
               ${checked.allowedReturnUrls ?? []}::text[], ${checked.clockSkewSeconds ?? 120})
-      returning *`);
-    await recordAudit(db, organizationId, actor, 'saml_connection.created', target(row.id), { idpEntityId: row.idpEntityId });
+      returning *`,
+    );
+    await recordAudit(db, organizationId, actor, 'saml_connection.created', target(row.id), {
+      idpEntityId: row.idpEntityId,
+    });
     return row;
   } catch (error) {
     if (isUniqueViolation(error)) throw conflict(`a connection for IdP ${checked.idpEntityId} already exists`);
@@ -89,11 +106,15 @@ export async function updateConnection(
   const current = await getConnection(db, organizationId, id);
   if (!current) throw notFound('SAML connection', { id });
   // Renaming or disabling a connection gives nobody a way in; anything else may.
-  const opensNothing = Object.entries(change).every(([key, value]) => key === 'name' || (key === 'enabled' && value === false));
-  if (!opensNothing) await assertMayConfigureIdentity(db, organizationId, actor, 'change an identity provider connection');
+  const opensNothing = Object.entries(change).every(
+    ([key, value]) => key === 'name' || (key === 'enabled' && value === false),
+  );
+  if (!opensNothing)
+    await assertMayConfigureIdentity(db, organizationId, actor, 'change an identity provider connection');
   const next = checkInput({ ...current, ...change });
   try {
-    const row = firstRow(await db<SamlConnection[]>`
+    const row = firstRow(
+      await db<SamlConnection[]>`
       update saml_connections set
         name = ${next.name}, idp_entity_id = ${next.idpEntityId}, sso_url = ${next.ssoUrl},
         certificates = ${next.certificates}::text[], attribute_mapping = ${db.json((next.attributeMapping ?? {}) as never)},
@@ -101,8 +122,11 @@ export async function updateConnection(
         allowed_return_urls = ${next.allowedReturnUrls ?? []}::text[], clock_skew_seconds = ${next.clockSkewSeconds ?? 120},
         updated_at = now()
       where organization_id = ${organizationId} and id = ${current.id}
-      returning *`);
-    await recordAudit(db, organizationId, actor, 'saml_connection.updated', target(row.id), { changed: Object.keys(change) });
+      returning *`,
+    );
+    await recordAudit(db, organizationId, actor, 'saml_connection.updated', target(row.id), {
+      changed: Object.keys(change),
+    });
     return row;
   } catch (error) {
     if (isUniqueViolation(error)) throw conflict(`a connection for IdP ${next.idpEntityId} already exists`);
@@ -112,7 +136,8 @@ export async function updateConnection(
 
 export async function deleteConnection(db: Db, organizationId: string, id: string, actor: Actor): Promise<void> {
   if (!isUuid(id)) throw notFound('SAML connection', { id });
-  const rows = await db`delete from saml_connections where organization_id = ${organizationId} and id = ${id} returning id`;
+  const rows =
+    await db`delete from saml_connections where organization_id = ${organizationId} and id = ${id} returning id`;
   if (rows.length === 0) throw notFound('SAML connection', { id });
   await recordAudit(db, organizationId, actor, 'saml_connection.deleted', target(id));
 }
@@ -134,7 +159,8 @@ function checkInput<T extends ConnectionInput>(input: T): T {
     } catch {
       throw invalid(`allowedReturnUrls: not an absolute URL: ${url}`);
     }
-    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw invalid(`allowedReturnUrls: only http(s) URLs: ${url}`);
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
+      throw invalid(`allowedReturnUrls: only http(s) URLs: ${url}`);
   }
   return { ...input, certificates: [...new Set(input.certificates.map(normalizeCertificate))] };
 }

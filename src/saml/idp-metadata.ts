@@ -20,11 +20,16 @@ export function parseIdpMetadata(xml: string): IdpSettings {
     throw error;
   }
   const entity = [...allElements(doc.documentElement)].find(
-    (e) => e.namespaceURI === NS.metadata && e.localName === 'EntityDescriptor' && childElement(e, NS.metadata, 'IDPSSODescriptor'),
+    (e) =>
+      e.namespaceURI === NS.metadata &&
+      e.localName === 'EntityDescriptor' &&
+      childElement(e, NS.metadata, 'IDPSSODescriptor'),
   );
   if (!entity) throw invalid('metadata: no EntityDescriptor with an IDPSSODescriptor');
   const descriptor = childElement(entity, NS.metadata, 'IDPSSODescriptor')!;
-  const sso = childElements(descriptor, NS.metadata, 'SingleSignOnService').find((e) => e.getAttribute('Binding') === REDIRECT_BINDING);
+  const sso = childElements(descriptor, NS.metadata, 'SingleSignOnService').find(
+    (e) => e.getAttribute('Binding') === REDIRECT_BINDING,
+  );
   if (!sso) throw invalid('metadata: the IdP offers no SingleSignOnService with the HTTP-Redirect binding');
   const certificates = childElements(descriptor, NS.metadata, 'KeyDescriptor')
     .filter((k) => (k.getAttribute('use') ?? 'signing') === 'signing')
@@ -52,5 +57,9 @@ export function normalizeCertificate(raw: string): string {
 /** Expiry of each certificate, shown to admins so a rotation is not missed. */
 export function certificateInfo(body: string): { subject: string; notAfter: string; fingerprintSha256: string } {
   const cert = new crypto.X509Certificate(Buffer.from(body, 'base64'));
-  return { subject: cert.subject, notAfter: new Date(cert.validTo).toISOString(), fingerprintSha256: cert.fingerprint256 };
+  return {
+    subject: cert.subject,
+    notAfter: new Date(cert.validTo).toISOString(),
+    fingerprintSha256: cert.fingerprint256,
+  };
 }

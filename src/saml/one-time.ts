@@ -36,7 +36,12 @@ export async function consumeRequest(
  * Records an assertion id as used; false when it was used before. The primary key makes this
  * atomic across instances sharing the database.
  */
-export async function markAssertionUsed(db: Db, organizationId: string, assertionId: string, usableUntil: Date): Promise<boolean> {
+export async function markAssertionUsed(
+  db: Db,
+  organizationId: string,
+  assertionId: string,
+  usableUntil: Date,
+): Promise<boolean> {
   await db`delete from saml_replay_cache where organization_id = ${organizationId} and expires_at < now()`;
   const rows = await db`
     insert into saml_replay_cache (organization_id, assertion_id, expires_at)

@@ -19,8 +19,7 @@ export function sendSsoErrorPage(
     .status(status)
     .type('html')
     .setHeader('cache-control', 'no-store')
-    .setHeader('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'")
-    .send(`<!doctype html>
+    .setHeader('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'").send(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(page.title)}</title></head>
 <body style="font-family:sans-serif;max-width:40em;margin:3em auto">
 <h1>${escapeHtml(page.title)}</h1>

@@ -4,7 +4,7 @@
  * answers null, so a crafted link cannot turn sign-in into an open redirect.
  */
 export function allowedReturnTo(raw: string, publicUrl: string, allowedPrefixes: readonly string[]): string | null {
-  if (raw.length === 0 || raw.length > 2048 || /[\u0000-\u001f\u007f\\]/.test(raw)) return null;
+  if (raw.length === 0 || raw.length > 2048 || hasControlOrBackslash(raw)) return null;
   const isRelative = raw.startsWith('/') && !raw.startsWith('//');
   let url: URL;
   try {
@@ -27,4 +27,13 @@ function isUnder(url: URL, prefix: string): boolean {
   if (url.origin !== base.origin) return false;
   const path = base.pathname.endsWith('/') ? base.pathname : `${base.pathname}/`;
   return url.pathname === base.pathname || url.pathname.startsWith(path);
+}
+
+/** Control characters (which browsers strip, changing the URL) or a backslash (read as a slash). */
+function hasControlOrBackslash(raw: string): boolean {
+  for (let i = 0; i < raw.length; i++) {
+    const code = raw.charCodeAt(i);
+    if (code <= 0x1f || code === 0x7f || code === 0x5c) return true;
+  }
+  return false;
 }

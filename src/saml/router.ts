@@ -1,3 +1,4 @@
+import { asyncHandler } from '../http/async-handler.ts';
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { AppContext } from '../context.ts';
 import { getAccount } from '../core/accounts.ts';
@@ -9,7 +10,12 @@ import { DEFAULT_SESSION_TTL_SECONDS, createSession, endSession, resolveSession 
 import { clearSessionCookie, readSessionCookie, setSessionCookie } from '../http/session-cookie.ts';
 import { inTransaction, type Tx } from '../storage/database.ts';
 import { recordAttempt } from './attempts.ts';
-import { bindRequestToBrowser, clearRequestBinding, isBoundToThisBrowser, presentedBindings } from './browser-binding.ts';
+import {
+  bindRequestToBrowser,
+  clearRequestBinding,
+  isBoundToThisBrowser,
+  presentedBindings,
+} from './browser-binding.ts';
 import { findConnectionByIssuer, getConnection, listConnections, type SamlConnection } from './connections.ts';
 import { identityOf } from './identity.ts';
 import { consumeRequest, markAssertionUsed, rememberRequest } from './one-time.ts';
@@ -35,102 +41,136 @@ export function samlRouter(ctx: AppContext, bodyLimit: number): Router {
   const router = Router();
   const secureCookie = ctx.config.publicUrl.startsWith('https://');
 
-  router.get('/me', async (req, res, next) => {
-    try {
-      const cookie = readSessionCookie(req);
-      const resolved = cookie ? await resolveSession(ctx.sql, ctx.config.serverSecret, cookie) : null;
-      if (!resolved) {
-        res.status(401).json({ error: 'unauthenticated', message: 'nobody is signed in' });
-        return;
-      }
-      const { session, membership } = resolved;
-      const [account, organization] = await Promise.all([
-        getAccount(ctx.sql, session.accountId),
-        findOrganization(ctx.sql, session.organizationId),
-      ]);
-      res.setHeader('cache-control', 'no-store');
-      res.json({
-        account: { id: account!.id, email: account!.email, givenName: account!.givenName, familyName: account!.familyName },
-        organization: { id: organization!.id, slug: organization!.slug, name: organization!.name },
-        roles: effectiveRoles(membership),
-        permissions: await effectivePermissions(ctx.sql, membership),
-        session: { via: session.via, expiresAt: session.expiresAt },
-      });
-    } catch (error) {
-      next(error);
-    }
-  });
-
-  router.post('/logout', async (req, res, next) => {
-    try {
-      const cookie = readSessionCookie(req);
-      if (cookie) await endSession(ctx.sql, ctx.config.serverSecret, cookie);
-      clearSessionCookie(res, secureCookie);
-      res.status(204).end();
-    } catch (error) {
-      next(error);
-    }
-  });
-
-  router.get('/:org/metadata', async (req, res, next) => {
-    try {
-      const organization = await findOrganization(ctx.sql, String(req.params.org));
-      if (!organization) return notFoundPage(res);
-      const entity = await serviceProvider(ctx, organization);
-      res.type('application/samlmetadata+xml').send(entity.sp.getMetadata());
-    } catch (error) {
-      next(error);
-    }
-  });
-
-  router.get('/:org/login', async (req, res, next) => {
-    try {
-      const organization = await findOrganization(ctx.sql, String(req.params.org));
-      if (!organization) return notFoundPage(res);
-      const connection = await chooseConnection(ctx, organization, req.query.connection);
-      if (typeof connection === 'string') {
-        sendSsoErrorPage(res, 400, { title: 'Single sign-on is not available', message: connection });
-        return;
-      }
-      const requested = typeof req.query.returnTo === 'string' ? req.query.returnTo : '/';
-      const returnTo = allowedReturnTo(requested, ctx.config.publicUrl, connection.allowedReturnUrls);
-      if (!returnTo) {
-        sendSsoErrorPage(res, 400, {
-          title: 'Sign-in link not allowed',
-          message: 'The page to return to after signing in is not one this organization allows.',
-          reason: 'relay_state_not_allowed',
+  router.get(
+    '/me',
+    asyncHandler(async (req, res, next) => {
+      try {
+        const cookie = readSessionCookie(req);
+        const resolved = cookie ? await resolveSession(ctx.sql, ctx.config.serverSecret, cookie) : null;
+        if (!resolved) {
+          res.status(401).json({ error: 'unauthenticated', message: 'nobody is signed in' });
+          return;
+        }
+        const { session, membership } = resolved;
+        const [account, organization] = await Promise.all([
+          getAccount(ctx.sql, session.accountId),
+          findOrganization(ctx.sql, session.organizationId),
+        ]);
+        res.setHeader('cache-control', 'no-store');
+        res.json({
+          account: {
+            id: account!.id,
+            email: account!.email,
+            givenName: account!.givenName,
+            familyName: account!.familyName,
+          },
+          organization: { id: organization!.id, slug: organization!.slug, name: organization!.name },
+          roles: effectiveRoles(membership),
+          permissions: await effectivePermissions(ctx.sql, membership),
+          session: { via: session.via, expiresAt: session.expiresAt },
         });
-        return;
+      } catch (error) {
+        next(error);
       }
-      const entity = await serviceProvider(ctx, organization);
-      const request = authnRequest(entity, connection, '');
-      // The answer will be accepted only from this browser (login CSRF): see browser-binding.ts.
-      const browserBindingHash = bindRequestToBrowser(res, request.id, entity.urls.acsUrl, ctx.config.serverSecret);
-      await rememberRequest(ctx.sql, { organizationId: organization.id, id: request.id, connectionId: connection.id, returnTo, browserBindingHash });
-      res.setHeader('cache-control', 'no-store');
-      res.redirect(302, request.url);
-    } catch (error) {
-      next(error);
-    }
-  });
+    }),
+  );
 
-  router.post('/:org/acs', acsForm(bodyLimit), async (req, res, next) => {
-    try {
-      const organization = await findOrganization(ctx.sql, String(req.params.org));
-      const unreadable = res.locals.formRefusal as SamlRefusal | undefined;
-      if (unreadable) {
-        // The body may be left unread: the connection cannot be reused.
-        res.setHeader('connection', 'close');
-        if (organization) return await refused(ctx, organization, res, unreadable, {});
-        ctx.log.warn({ organization: String(req.params.org), reason: unreadable.reason, message: unreadable.message }, 'SAML sign-in refused');
-        return sendSsoErrorPage(res, refusalStatus(unreadable), { title: 'Single sign-on failed', message: unreadable.message, reason: unreadable.reason });
+  router.post(
+    '/logout',
+    asyncHandler(async (req, res, next) => {
+      try {
+        const cookie = readSessionCookie(req);
+        if (cookie) await endSession(ctx.sql, ctx.config.serverSecret, cookie);
+        clearSessionCookie(res, secureCookie);
+        res.status(204).end();
+      } catch (error) {
+        next(error);
       }
-      if (!organization) return notFoundPage(res);
-      await assertionConsumer(ctx, organization, req, res, secureCookie);
-    } catch (error) {
-      next(error);
-    }
-  });
+    }),
+  );
+
+  router.get(
+    '/:org/metadata',
+    asyncHandler(async (req, res, next) => {
+      try {
+        const organization = await findOrganization(ctx.sql, String(req.params.org));
+        if (!organization) return notFoundPage(res);
+        const entity = await serviceProvider(ctx, organization);
+        res.type('application/samlmetadata+xml').send(entity.sp.getMetadata());
+      } catch (error) {
+        next(error);
+      }
+    }),
+  );
+
+  router.get(
+    '/:org/login',
+    asyncHandler(async (req, res, next) => {
+      try {
+        const organization = await findOrganization(ctx.sql, String(req.params.org));
+        if (!organization) return notFoundPage(res);
+        const connection = await chooseConnection(ctx, organization, req.query.connection);
+        if (typeof connection === 'string') {
+          sendSsoErrorPage(res, 400, { title: 'Single sign-on is not available', message: connection });
+          return;
+        }
+        const requested = typeof req.query.returnTo === 'string' ? req.query.returnTo : '/';
+        const returnTo = allowedReturnTo(requested, ctx.config.publicUrl, connection.allowedReturnUrls);
+        if (!returnTo) {
+          sendSsoErrorPage(res, 400, {
+            title: 'Sign-in link not allowed',
+            message: 'The page to return to after signing in is not one this organization allows.',
+            reason: 'relay_state_not_allowed',
+          });
+          return;
+        }
+        const entity = await serviceProvider(ctx, organization);
+        const request = authnRequest(entity, connection, '');
+        // The answer will be accepted only from this browser (login CSRF): see browser-binding.ts.
+        const browserBindingHash = bindRequestToBrowser(res, request.id, entity.urls.acsUrl, ctx.config.serverSecret);
+        await rememberRequest(ctx.sql, {
+          organizationId: organization.id,
+          id: request.id,
+          connectionId: connection.id,
+          returnTo,
+          browserBindingHash,
+        });
+        res.setHeader('cache-control', 'no-store');
+        res.redirect(302, request.url);
+      } catch (error) {
+        next(error);
+      }
+    }),
+  );
+
+  router.post(
+    '/:org/acs',
+    acsForm(bodyLimit),
+    asyncHandler(async (req, res, next) => {
+      try {
+        const organization = await findOrganization(ctx.sql, String(req.params.org));
+        const unreadable = res.locals.formRefusal as SamlRefusal | undefined;
+        if (unreadable) {
+          // The body may be left unread: the connection cannot be reused.
+          res.setHeader('connection', 'close');
+          if (organization) return await refused(ctx, organization, res, unreadable, {});
+          ctx.log.warn(
+            { organization: String(req.params.org), reason: unreadable.reason, message: unreadable.message },
+            'SAML sign-in refused',
+          );
+          return sendSsoErrorPage(res, refusalStatus(unreadable), {
+            title: 'Single sign-on failed',
+            message: unreadable.message,
+            reason: unreadable.reason,
+          });
+        }
+        if (!organization) return notFoundPage(res);
+        await assertionConsumer(ctx, organization, req, res, secureCookie);
+      } catch (error) {
+        next(error);
+      }
+    }),
+  );
 
   return router;
 }
@@ -154,7 +194,10 @@ function acsForm(limit: number): RequestHandler {
       const { type, status } = error as { type?: string; status?: number };
       if (type === 'entity.too.large') res.locals.formRefusal = tooLarge();
       else if (typeof status === 'number' && status < 500 && type !== 'request.aborted') {
-        res.locals.formRefusal = new SamlRefusal('malformed', `the form cannot be read: ${String((error as Error).message).slice(0, 200)}`);
+        res.locals.formRefusal = new SamlRefusal(
+          'malformed',
+          `the form cannot be read: ${String((error as Error).message).slice(0, 200)}`,
+        );
       } else return next(error);
       next();
     });
@@ -162,7 +205,13 @@ function acsForm(limit: number): RequestHandler {
 }
 
 /** The ACS: verify, apply the join rules, start a session; every outcome goes to the attempt log. */
-async function assertionConsumer(ctx: AppContext, organization: Organization, req: Request, res: Response, secureCookie: boolean): Promise<void> {
+async function assertionConsumer(
+  ctx: AppContext,
+  organization: Organization,
+  req: Request,
+  res: Response,
+  secureCookie: boolean,
+): Promise<void> {
   const seen: { connection?: SamlConnection; idpEntityId?: string; nameId?: string; email?: string } = {};
   // The browser's cookie for the request answered: dropped once it has matched, whatever the
   // outcome then (signing in again starts a new request).
@@ -171,11 +220,15 @@ async function assertionConsumer(ctx: AppContext, organization: Organization, re
     if (binding.used) clearRequestBinding(res, binding.requestId!, binding.acsUrl!);
   };
   try {
-    const xml = decodeSamlResponse(req.body?.SAMLResponse);
+    const xml = decodeSamlResponse(formField(req.body, 'SAMLResponse'));
     const { doc, claimedIssuer } = readResponse(xml);
     seen.idpEntityId = claimedIssuer ?? undefined;
     const connection = claimedIssuer ? await findConnectionByIssuer(ctx.sql, organization.id, claimedIssuer) : null;
-    if (!connection) refuse('unknown_issuer', `no SAML connection of this organization trusts the issuer ${JSON.stringify(claimedIssuer)}`);
+    if (!connection)
+      refuse(
+        'unknown_issuer',
+        `no SAML connection of this organization trusts the issuer ${JSON.stringify(claimedIssuer)}`,
+      );
     seen.connection = connection;
     if (!connection.enabled) refuse('connection_disabled', 'this SAML connection is disabled');
 
@@ -183,7 +236,11 @@ async function assertionConsumer(ctx: AppContext, organization: Organization, re
     const assertion = await verifyResponse(xml, doc, connection, entity);
     seen.nameId = assertion.nameId;
     if (assertion.inResponseTo) {
-      Object.assign(binding, { requestId: assertion.inResponseTo, acsUrl: entity.urls.acsUrl, presented: presentedBindings(req, assertion.inResponseTo) });
+      Object.assign(binding, {
+        requestId: assertion.inResponseTo,
+        acsUrl: entity.urls.acsUrl,
+        presented: presentedBindings(req, assertion.inResponseTo),
+      });
     }
     // Consumed for good before anything else can refuse it: an assertion refused because its
     // request expired or its person may not join cannot be replayed once an invitation exists.
@@ -195,7 +252,15 @@ async function assertionConsumer(ctx: AppContext, organization: Organization, re
 
     // One transaction: a refusal from here on leaves no trace but the attempt log (and the used assertion id).
     const { signedIn, session, returnTo } = await inTransaction(ctx.sql, async (tx) => {
-      const returnTo = await returnToOf(ctx, tx, organization, connection, assertion.inResponseTo, binding, req.body?.RelayState);
+      const returnTo = await returnToOf(
+        ctx,
+        tx,
+        organization,
+        connection,
+        assertion.inResponseTo,
+        binding,
+        formField(req.body, 'RelayState'),
+      );
       const signedIn = await signIn(tx, organization, connection, identity);
       const session = await createSession(tx, ctx.config.serverSecret, {
         organizationId: organization.id,
@@ -221,7 +286,8 @@ async function assertionConsumer(ctx: AppContext, organization: Organization, re
   } catch (error) {
     if (!(error instanceof SamlRefusal)) throw error;
     const signed = error.signedAssertion;
-    if (signed && signed.usableUntil.getTime() > Date.now()) await markAssertionUsed(ctx.sql, organization.id, signed.assertionId, signed.usableUntil);
+    if (signed && signed.usableUntil.getTime() > Date.now())
+      await markAssertionUsed(ctx.sql, organization.id, signed.assertionId, signed.usableUntil);
     clearUsedBinding();
     await refused(ctx, organization, res, error, seen);
   }
@@ -265,13 +331,23 @@ async function refused(
     nameId: details.nameId,
     email: details.email,
   });
-  await recordAudit(ctx.sql, organization.id, systemActor('sso', details.idpEntityId ?? 'unknown IdP'), 'sso.refused', null, details);
+  await recordAudit(
+    ctx.sql,
+    organization.id,
+    systemActor('sso', details.idpEntityId ?? 'unknown IdP'),
+    'sso.refused',
+    null,
+    details,
+  );
   const joinRefused = refusal.reason === 'not_allowed_to_join';
   sendSsoErrorPage(res, refusalStatus(refusal), {
     title: joinRefused ? `You are not a member of ${organization.name}` : 'Single sign-on failed',
     message: refusal.message,
     reason: refusal.reason,
-    contacts: joinRefused || refusal.reason.startsWith('membership_') ? await administratorsOf(ctx.sql, organization.id) : undefined,
+    contacts:
+      joinRefused || refusal.reason.startsWith('membership_')
+        ? await administratorsOf(ctx.sql, organization.id)
+        : undefined,
   });
 }
 
@@ -291,7 +367,11 @@ async function returnToOf(
 ): Promise<string> {
   if (inResponseTo) {
     const request = await consumeRequest(tx, organization.id, connection.id, inResponseTo);
-    if (!request) refuse('in_response_to_mismatch', 'the response answers no pending sign-in request of this connection (unknown, expired or already used)');
+    if (!request)
+      refuse(
+        'in_response_to_mismatch',
+        'the response answers no pending sign-in request of this connection (unknown, expired or already used)',
+      );
     if (!isBoundToThisBrowser(request.browserBindingHash, binding.presented, ctx.config.serverSecret)) {
       refuse(
         'request_not_from_this_browser',
@@ -301,19 +381,30 @@ async function returnToOf(
     binding.used = true;
     return request.returnTo;
   }
-  if (!connection.allowIdpInitiated) refuse('unsolicited_response', 'IdP-initiated sign-in is turned off for this connection');
+  if (!connection.allowIdpInitiated)
+    refuse('unsolicited_response', 'IdP-initiated sign-in is turned off for this connection');
   const wanted = typeof relayState === 'string' && relayState !== '' ? relayState : '/';
-  return allowedReturnTo(wanted, ctx.config.publicUrl, connection.allowedReturnUrls) ?? refuse('relay_state_not_allowed', 'the RelayState is not an allowed return URL');
+  return (
+    allowedReturnTo(wanted, ctx.config.publicUrl, connection.allowedReturnUrls) ??
+    refuse('relay_state_not_allowed', 'the RelayState is not an allowed return URL')
+  );
 }
 
 /** Our usual session length, shortened when the IdP says its own session ends sooner. */
 function sessionTtlSeconds(idpSessionEndsAt: Date | null): number {
   if (!idpSessionEndsAt) return DEFAULT_SESSION_TTL_SECONDS;
-  return Math.max(60, Math.min(DEFAULT_SESSION_TTL_SECONDS, Math.floor((idpSessionEndsAt.getTime() - Date.now()) / 1000)));
+  return Math.max(
+    60,
+    Math.min(DEFAULT_SESSION_TTL_SECONDS, Math.floor((idpSessionEndsAt.getTime() - Date.now()) / 1000)),
+  );
 }
 
 /** The connection a login uses: the one named, or the organization's only enabled one. */
-async function chooseConnection(ctx: AppContext, organization: Organization, requested: unknown): Promise<SamlConnection | string> {
+async function chooseConnection(
+  ctx: AppContext,
+  organization: Organization,
+  requested: unknown,
+): Promise<SamlConnection | string> {
   if (typeof requested === 'string' && requested !== '') {
     const connection = await getConnection(ctx.sql, organization.id, requested);
     if (!connection) return 'No such single sign-on connection.';
@@ -321,10 +412,16 @@ async function chooseConnection(ctx: AppContext, organization: Organization, req
   }
   const enabled = (await listConnections(ctx.sql, organization.id)).filter((c) => c.enabled);
   if (enabled.length === 0) return `${organization.name} has no single sign-on set up.`;
-  if (enabled.length > 1) return 'This organization has several single sign-on connections: the link must name one (?connection=…).';
+  if (enabled.length > 1)
+    return 'This organization has several single sign-on connections: the link must name one (?connection=…).';
   return enabled[0]!;
 }
 
 function notFoundPage(res: Response): void {
   sendSsoErrorPage(res, 404, { title: 'Unknown organization', message: 'There is no organization at this address.' });
+}
+
+/** A field of the urlencoded form the IdP posted (absent when the body is not a form). */
+function formField(body: unknown, name: string): unknown {
+  return typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[name] : undefined;
 }

@@ -12,7 +12,13 @@ import { validateXML } from 'xmllint-wasm';
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'schemas');
 const file = (fileName: string) => ({ fileName, contents: fs.readFileSync(path.join(dir, fileName), 'utf8') });
 const schema = file('saml-schema-protocol-2.0.xsd');
-const preload = ['saml-schema-assertion-2.0.xsd', 'xmldsig-core-schema.xsd', 'xenc-schema.xsd', 'XMLSchema.dtd', 'datatypes.dtd'].map(file);
+const preload = [
+  'saml-schema-assertion-2.0.xsd',
+  'xmldsig-core-schema.xsd',
+  'xenc-schema.xsd',
+  'XMLSchema.dtd',
+  'datatypes.dtd',
+].map(file);
 
 /** Resolves when the XML is a schema-valid SAML protocol message; rejects naming the first problem. */
 export async function validateSamlSchema(xml: string): Promise<string> {

@@ -15,7 +15,12 @@ const RSA_SHA256 = 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256';
 /** The SP URLs of an organization, to paste into the IdP. */
 export function spUrls(publicUrl: string, organization: Pick<Organization, 'slug'>) {
   const base = `${publicUrl}/saml/${organization.slug}`;
-  return { entityId: `${base}/metadata`, metadataUrl: `${base}/metadata`, acsUrl: `${base}/acs`, loginUrl: `${base}/login` };
+  return {
+    entityId: `${base}/metadata`,
+    metadataUrl: `${base}/metadata`,
+    acsUrl: `${base}/acs`,
+    loginUrl: `${base}/login`,
+  };
 }
 
 export interface ServiceProviderEntity {
@@ -62,7 +67,15 @@ const escapeXml = (text: string) =>
   text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
 
 /** A signed AuthnRequest for the HTTP-Redirect binding: its id and the URL to send the browser to. */
-export function authnRequest(entity: ServiceProviderEntity, connection: SamlConnection, relayState: string): { id: string; url: string } {
-  const { id, context } = entity.sp.createLoginRequest(identityProvider(connection, connection.certificates[0]!), 'redirect', { relayState });
+export function authnRequest(
+  entity: ServiceProviderEntity,
+  connection: SamlConnection,
+  relayState: string,
+): { id: string; url: string } {
+  const { id, context } = entity.sp.createLoginRequest(
+    identityProvider(connection, connection.certificates[0]!),
+    'redirect',
+    { relayState },
+  );
   return { id, url: context };
 }

@@ -26,42 +26,81 @@ export interface SignedIn {
  * domain joins with the default role when auto-join is on; anyone else is refused. Suspended
  * and removed members are refused. Then the person's saml groups become those of the assertion.
  */
-export async function signIn(tx: Tx, organization: Organization, connection: SamlConnection, identity: SamlIdentity): Promise<SignedIn> {
+export async function signIn(
+  tx: Tx,
+  organization: Organization,
+  connection: SamlConnection,
+  identity: SamlIdentity,
+): Promise<SignedIn> {
   const refusal = (reason: 'not_allowed_to_join' | 'membership_suspended' | 'membership_removed', message: string) =>
-    new SamlRefusal(reason, message, { connectionId: connection.id, idpEntityId: connection.idpEntityId, nameId: identity.nameId, email: identity.email });
+    new SamlRefusal(reason, message, {
+      connectionId: connection.id,
+      idpEntityId: connection.idpEntityId,
+      nameId: identity.nameId,
+      email: identity.email,
+    });
 
   const known = await findAccountByEmail(tx, identity.email);
   const existing = known ? await getMembership(tx, organization.id, known.id) : null;
-  if (existing?.status === 'suspended') throw refusal('membership_suspended', `${identity.email} is suspended in ${organization.name}`);
-  if (existing?.status === 'removed') throw refusal('membership_removed', `${identity.email} was removed from ${organization.name}`);
+  if (existing?.status === 'suspended')
+    throw refusal('membership_suspended', `${identity.email} is suspended in ${organization.name}`);
+  if (existing?.status === 'removed')
+    throw refusal('membership_removed', `${identity.email} was removed from ${organization.name}`);
 
   let path: SignInPath | null = null;
   if (existing?.status === 'active') path = existing.source === 'scim' ? 'scim' : 'member';
-  else if (existing?.status === 'invited' && (await hasLiveInvitation(tx, organization.id, existing.accountId))) path = 'invitation';
-  else if (organization.autoJoinVerifiedDomains && (await isInVerifiedDomain(tx, organization.id, identity.email))) path = 'verified_domain';
-  if (!path) throw refusal('not_allowed_to_join', `${identity.email} is not a member of ${organization.name} and cannot join by itself`);
+  else if (existing?.status === 'invited' && (await hasLiveInvitation(tx, organization.id, existing.accountId)))
+    path = 'invitation';
+  else if (organization.autoJoinVerifiedDomains && (await isInVerifiedDomain(tx, organization.id, identity.email)))
+    path = 'verified_domain';
+  if (!path)
+    throw refusal(
+      'not_allowed_to_join',
+      `${identity.email} is not a member of ${organization.name} and cannot join by itself`,
+    );
 
-  const account = await ensureAccount(tx, { email: identity.email, givenName: identity.givenName, familyName: identity.familyName });
+  const account = await ensureAccount(tx, {
+    email: identity.email,
+    givenName: identity.givenName,
+    familyName: identity.familyName,
+  });
   const actor: Actor = { type: 'account', id: account.id, name: account.email, channel: 'sso' };
   let membership = existing!;
   if (path === 'invitation' || path === 'verified_domain') {
     try {
-      ({ membership } = await joinOrganization(tx, { organizationId: organization.id, accountId: account.id, source: 'sso' }, actor));
+      ({ membership } = await joinOrganization(
+        tx,
+        { organizationId: organization.id, accountId: account.id, source: 'sso' },
+        actor,
+      ));
     } catch (error) {
-      if (error instanceof DomainError && error.code === 'rule_violation') throw refusal('membership_suspended', error.message);
+      if (error instanceof DomainError && error.code === 'rule_violation')
+        throw refusal('membership_suspended', error.message);
       // The single-organization policy: the person belongs to another organization.
-      if (error instanceof DomainError && error.code === 'conflict' && error.details.policy) throw refusal('not_allowed_to_join', error.message);
+      if (error instanceof DomainError && error.code === 'conflict' && error.details.policy)
+        throw refusal('not_allowed_to_join', error.message);
       throw error;
     }
   }
   await syncSamlGroups(tx, organization.id, account.id, identity.groups, actor);
-  await recordAudit(tx, organization.id, actor, 'sso.login', { type: 'account', id: account.id }, {
-    connectionId: connection.id,
-    idpEntityId: connection.idpEntityId,
-    nameId: identity.nameId,
+  await recordAudit(
+    tx,
+    organization.id,
+    actor,
+    'sso.login',
+    { type: 'account', id: account.id },
+    {
+      connectionId: connection.id,
+      idpEntityId: connection.idpEntityId,
+      nameId: identity.nameId,
+      path,
+    },
+  );
+  return {
+    accountId: account.id,
+    membership: (await getMembership(tx, organization.id, account.id)) ?? membership,
     path,
-  });
-  return { accountId: account.id, membership: (await getMembership(tx, organization.id, account.id)) ?? membership, path };
+  };
 }
 
 async function hasLiveInvitation(tx: Tx, organizationId: string, accountId: string): Promise<boolean> {
@@ -77,14 +116,21 @@ const SAML_GROUPS = { source: 'saml' } as const;
  * Makes the person's membership in saml-source groups equal the assertion's groups, creating
  * groups seen for the first time. Role mapping follows from the group events.
  */
-async function syncSamlGroups(tx: Tx, organizationId: string, accountId: string, names: string[], actor: Actor): Promise<void> {
+async function syncSamlGroups(
+  tx: Tx,
+  organizationId: string,
+  accountId: string,
+  names: string[],
+  actor: Actor,
+): Promise<void> {
   const current = await tx<{ id: string; displayName: string }[]>`
     select g.id, g.display_name from groups g
     join group_members gm on gm.organization_id = g.organization_id and gm.group_id = g.id
     where g.organization_id = ${organizationId} and g.source = 'saml' and gm.account_id = ${accountId}`;
   const wanted = new Set(names.map((n) => n.toLowerCase()));
   for (const group of current) {
-    if (!wanted.has(group.displayName.toLowerCase())) await changeGroupMembers(tx, organizationId, group.id, { remove: [accountId] }, actor, SAML_GROUPS);
+    if (!wanted.has(group.displayName.toLowerCase()))
+      await changeGroupMembers(tx, organizationId, group.id, { remove: [accountId] }, actor, SAML_GROUPS);
   }
   const have = new Set(current.map((g) => g.displayName.toLowerCase()));
   for (const name of names) {
@@ -101,7 +147,8 @@ async function samlGroup(tx: Tx, organizationId: string, displayName: string, ac
     return await createGroup(tx, { organizationId, source: 'saml', displayName }, actor);
   } catch (error) {
     // Another sign-in created it meanwhile.
-    if (error instanceof DomainError && error.code === 'conflict') return (await findGroupByName(tx, organizationId, 'saml', displayName))!;
+    if (error instanceof DomainError && error.code === 'conflict')
+      return (await findGroupByName(tx, organizationId, 'saml', displayName))!;
     throw error;
   }
 }

@@ -11,10 +11,16 @@ export interface SpKeyPair {
 }
 
 /** The organization's SP key pair, made on first use (a self-signed certificate valid 10 years). */
-export async function spKeyPair(db: Db, serverSecret: string, organizationId: string, commonName: string): Promise<SpKeyPair> {
+export async function spKeyPair(
+  db: Db,
+  serverSecret: string,
+  organizationId: string,
+  commonName: string,
+): Promise<SpKeyPair> {
   const [existing] = await db<{ certificate: string; privateKeySealed: string }[]>`
     select certificate, private_key_sealed from saml_sp_keys where organization_id = ${organizationId}`;
-  if (existing) return { certificate: existing.certificate, privateKey: openSealedSecret(existing.privateKeySealed, serverSecret) };
+  if (existing)
+    return { certificate: existing.certificate, privateKey: openSealedSecret(existing.privateKeySealed, serverSecret) };
   const made = makeSelfSignedPair(commonName);
   // Two instances may race on the first use: the first insert wins and both read it back.
   await db`
@@ -33,9 +39,15 @@ function makeSelfSignedPair(commonName: string): SpKeyPair {
   cert.serialNumber = `01${crypto.randomBytes(15).toString('hex')}`;
   cert.validity.notBefore = new Date(Date.now() - 60_000);
   cert.validity.notAfter = new Date(Date.now() + 10 * 365 * 86_400_000);
-  const subject = [{ name: 'commonName', value: commonName.slice(0, 64) }, { name: 'organizationName', value: 'orgsync' }];
+  const subject = [
+    { name: 'commonName', value: commonName.slice(0, 64) },
+    { name: 'organizationName', value: 'orgsync' },
+  ];
   cert.setSubject(subject);
   cert.setIssuer(subject);
-  cert.sign(forge.pki.privateKeyFromPem(privateKey.export({ type: 'pkcs1', format: 'pem' }).toString()), forge.md.sha256.create());
+  cert.sign(
+    forge.pki.privateKeyFromPem(privateKey.export({ type: 'pkcs1', format: 'pem' }).toString()),
+    forge.md.sha256.create(),
+  );
   return { certificate: forge.pki.certificateToPem(cert), privateKey: privatePem };
 }

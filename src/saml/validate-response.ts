@@ -4,7 +4,16 @@ import { SamlRefusal, refuse } from './refusal.ts';
 import { validateSamlSchema } from './schema.ts';
 import type { ServiceProviderEntity } from './service-provider.ts';
 import { identityProvider } from './service-provider.ts';
-import { NS, UnsafeXmlError, allElements, childElement, childElements, containsComment, parseUntrustedXml, textOf } from './xml.ts';
+import {
+  NS,
+  UnsafeXmlError,
+  allElements,
+  childElement,
+  childElements,
+  containsComment,
+  parseUntrustedXml,
+  textOf,
+} from './xml.ts';
 
 /** Largest SAMLResponse form value accepted (base64); real responses are a few kilobytes. */
 export const MAX_RESPONSE_BASE64_LENGTH = 256 * 1024;
@@ -51,8 +60,9 @@ export interface VerifiedAssertion {
 /** Decodes the SAMLResponse form value, refusing what is too large or not base64. */
 export function decodeSamlResponse(value: unknown): string {
   if (typeof value !== 'string' || value.trim() === '') refuse('malformed', 'the request carries no SAMLResponse');
-  const compact = (value as string).replace(/\s+/g, '');
-  if (compact.length > MAX_RESPONSE_BASE64_LENGTH) refuse('oversized', `the SAMLResponse exceeds ${MAX_RESPONSE_BASE64_LENGTH} bytes`);
+  const compact = value.replace(/\s+/g, '');
+  if (compact.length > MAX_RESPONSE_BASE64_LENGTH)
+    refuse('oversized', `the SAMLResponse exceeds ${MAX_RESPONSE_BASE64_LENGTH} bytes`);
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(compact)) refuse('malformed', 'the SAMLResponse is not base64');
   return Buffer.from(compact, 'base64').toString('utf8');
 }
@@ -67,9 +77,12 @@ export function readResponse(xml: string): { doc: Document; claimedIssuer: strin
     throw error;
   }
   const root = doc.documentElement;
-  if (root.namespaceURI !== NS.protocol || root.localName !== 'Response') refuse('malformed', 'the message is not a SAML Response');
+  if (root.namespaceURI !== NS.protocol || root.localName !== 'Response')
+    refuse('malformed', 'the message is not a SAML Response');
   const assertion = childElement(root, NS.assertion, 'Assertion');
-  const claimedIssuer = textOf(childElement(root, NS.assertion, 'Issuer')) ?? (assertion && textOf(childElement(assertion, NS.assertion, 'Issuer')));
+  const claimedIssuer =
+    textOf(childElement(root, NS.assertion, 'Issuer')) ??
+    (assertion && textOf(childElement(assertion, NS.assertion, 'Issuer')));
   return { doc, claimedIssuer };
 }
 
@@ -97,16 +110,19 @@ export async function verifyResponse(
     : { verifiedXml: verifySignature(xml, doc, connection) };
 
   const assertion = parseUntrustedXml(verifiedXml).documentElement;
-  if (assertion.namespaceURI !== NS.assertion || assertion.localName !== 'Assertion') refuse('signature_missing', 'the signature does not cover an assertion');
+  if (assertion.namespaceURI !== NS.assertion || assertion.localName !== 'Assertion')
+    refuse('signature_missing', 'the signature does not cover an assertion');
   // From here on the assertion is the IdP's: a refusal names it, so the caller keeps its id
   // consumed (a captured assertion refused today cannot be replayed once the reason is gone).
   const assertionId = assertion.getAttribute('ID');
   const usableUntil = usableUntilOf(assertion, connection.clockSkewSeconds * 1000);
   try {
-    if (containsComment(assertion)) refuse('comment_in_assertion', 'the signed assertion contains an XML comment (it could truncate the NameID)');
+    if (containsComment(assertion))
+      refuse('comment_in_assertion', 'the signed assertion contains an XML comment (it could truncate the NameID)');
     return readAssertion(assertion, root, connection, entity, now, usableUntil);
   } catch (error) {
-    if (error instanceof SamlRefusal && assertionId && usableUntil) error.signedAssertion ??= { assertionId, usableUntil };
+    if (error instanceof SamlRefusal && assertionId && usableUntil)
+      error.signedAssertion ??= { assertionId, usableUntil };
     throw error;
   }
 }
@@ -126,7 +142,10 @@ function checkStatus(root: Element): void {
   if (value !== SUCCESS) {
     const second = code && childElement(code, NS.protocol, 'StatusCode')?.getAttribute('Value');
     const message = status && textOf(childElement(status, NS.protocol, 'StatusMessage'));
-    refuse('status_not_success', `the IdP answered status ${value ?? '(none)'}${second ? ` / ${second}` : ''}${message ? `: ${message}` : ''}`);
+    refuse(
+      'status_not_success',
+      `the IdP answered status ${value ?? '(none)'}${second ? ` / ${second}` : ''}${message ? `: ${message}` : ''}`,
+    );
   }
 }
 
@@ -147,12 +166,18 @@ function checkAlgorithms(root: Element): void {
       refuse('weak_algorithm', `signature algorithm not accepted: ${algorithm} (use RSA-SHA256 or stronger)`);
     }
     const parent = element.parentNode as Element | null;
-    if (element.localName === 'DigestMethod' && parent?.localName === 'Reference' && !STRONG_DIGEST_METHODS.has(algorithm)) {
+    if (
+      element.localName === 'DigestMethod' &&
+      parent?.localName === 'Reference' &&
+      !STRONG_DIGEST_METHODS.has(algorithm)
+    ) {
       refuse('weak_algorithm', `signature digest algorithm not accepted: ${algorithm} (use SHA-256 or stronger)`);
     }
     if (element.localName === 'EncryptionMethod' && parent?.localName === 'EncryptedData') {
-      if (WEAK_CONTENT_ENCRYPTION_METHODS.has(algorithm)) refuse('weak_algorithm', `content encryption algorithm not accepted: ${algorithm} (${USE_AES})`);
-      if (!CONTENT_ENCRYPTION_METHODS.has(algorithm)) refuse('decryption_failed', `content encryption algorithm not supported: ${algorithm} (${USE_AES})`);
+      if (WEAK_CONTENT_ENCRYPTION_METHODS.has(algorithm))
+        refuse('weak_algorithm', `content encryption algorithm not accepted: ${algorithm} (${USE_AES})`);
+      if (!CONTENT_ENCRYPTION_METHODS.has(algorithm))
+        refuse('decryption_failed', `content encryption algorithm not supported: ${algorithm} (${USE_AES})`);
     } else if (element.localName === 'EncryptionMethod' && WEAK_ENCRYPTION_METHODS.has(algorithm)) {
       refuse('weak_algorithm', `key transport algorithm not accepted: ${algorithm} (use RSA-OAEP)`);
     }
@@ -165,11 +190,16 @@ function checkAlgorithms(root: Element): void {
  */
 function checkStructure(root: Element): void {
   const elements = [...allElements(root)];
-  const assertions = elements.filter((e) => e.namespaceURI === NS.assertion && (e.localName === 'Assertion' || e.localName === 'EncryptedAssertion'));
-  if (assertions.length !== 1) refuse('signature_wrapping', `expected exactly one assertion, found ${assertions.length}`);
-  if (assertions[0]!.parentNode !== root) refuse('signature_wrapping', 'the assertion is not a direct child of the Response');
+  const assertions = elements.filter(
+    (e) => e.namespaceURI === NS.assertion && (e.localName === 'Assertion' || e.localName === 'EncryptedAssertion'),
+  );
+  if (assertions.length !== 1)
+    refuse('signature_wrapping', `expected exactly one assertion, found ${assertions.length}`);
+  if (assertions[0]!.parentNode !== root)
+    refuse('signature_wrapping', 'the assertion is not a direct child of the Response');
   // Canonicalization drops comments, so a comment can split a signed NameID into a shorter identity.
-  if (containsComment(assertions[0]!)) refuse('comment_in_assertion', 'the assertion contains an XML comment (it could truncate the NameID)');
+  if (containsComment(assertions[0]!))
+    refuse('comment_in_assertion', 'the assertion contains an XML comment (it could truncate the NameID)');
 
   const ids = new Set<string>();
   for (const element of elements) {
@@ -183,7 +213,8 @@ function checkStructure(root: Element): void {
 
   for (const signature of elements.filter((e) => e.namespaceURI === NS.dsig && e.localName === 'Signature')) {
     const parent = signature.parentNode as Element;
-    if (parent !== root && parent !== assertions[0]) refuse('signature_wrapping', `a signature sits inside ${parent.localName}, not the Response or the assertion`);
+    if (parent !== root && parent !== assertions[0])
+      refuse('signature_wrapping', `a signature sits inside ${parent.localName}, not the Response or the assertion`);
     const signedInfo = childElement(signature, NS.dsig, 'SignedInfo');
     const references = signedInfo ? childElements(signedInfo, NS.dsig, 'Reference') : [];
     const expected = `#${parent.getAttribute('ID') ?? ''}`;
@@ -198,7 +229,9 @@ function checkStructure(root: Element): void {
  * it covers; we try each configured certificate in turn, so a rotation needs no downtime.
  */
 function verifySignature(xml: string, doc: Document, connection: SamlConnection): string {
-  const signatures = [...allElements(doc.documentElement)].filter((e) => e.namespaceURI === NS.dsig && e.localName === 'Signature');
+  const signatures = [...allElements(doc.documentElement)].filter(
+    (e) => e.namespaceURI === NS.dsig && e.localName === 'Signature',
+  );
   if (signatures.length === 0) refuse('signature_missing', 'neither the response nor the assertion is signed');
   let unknownCertificate = false;
   let failure = '';
@@ -212,14 +245,19 @@ function verifySignature(xml: string, doc: Document, connection: SamlConnection)
     } catch (error) {
       if (error instanceof SamlRefusal) throw error;
       const message = String((error as Error).message ?? error);
-      if (message.includes('ERR_POTENTIAL_WRAPPING_ATTACK')) refuse('signature_wrapping', 'an assertion or signature is hidden inside SubjectConfirmationData');
+      if (message.includes('ERR_POTENTIAL_WRAPPING_ATTACK'))
+        refuse('signature_wrapping', 'an assertion or signature is hidden inside SubjectConfirmationData');
       if (message.includes('UNMATCH_CERTIFICATE')) unknownCertificate = true;
       else failure = message.slice(0, 200);
     }
   }
-  if (unknownCertificate) refuse('unknown_certificate', 'the response is signed with a certificate not configured for this connection');
+  if (unknownCertificate)
+    refuse('unknown_certificate', 'the response is signed with a certificate not configured for this connection');
   // The verifier's own words, when it threw, so an admin reading the attempt log can tell why.
-  return refuse('signature_invalid', `the signature does not verify with any configured certificate${failure ? ` (${failure})` : ''}`);
+  return refuse(
+    'signature_invalid',
+    `the signature does not verify with any configured certificate${failure ? ` (${failure})` : ''}`,
+  );
 }
 
 /**
@@ -236,7 +274,7 @@ async function decryptAndVerify(
     try {
       return await samlify.SamlLib.decryptAssertion(entity.sp, source);
     } catch {
-      return refuse('decryption_failed', 'the encrypted assertion cannot be decrypted with this organization\'s SP key');
+      return refuse('decryption_failed', "the encrypted assertion cannot be decrypted with this organization's SP key");
     }
   };
   // The decrypted document gets the same structure, algorithm and schema checks as a plain one.
@@ -269,16 +307,25 @@ function readAssertion(
 ): VerifiedAssertion {
   const skewMs = connection.clockSkewSeconds * 1000;
   const issuer = textOf(childElement(assertion, NS.assertion, 'Issuer'));
-  if (issuer !== connection.idpEntityId) refuse('wrong_issuer', `the assertion is issued by ${JSON.stringify(issuer)}, expected ${JSON.stringify(connection.idpEntityId)}`);
+  if (issuer !== connection.idpEntityId)
+    refuse(
+      'wrong_issuer',
+      `the assertion is issued by ${JSON.stringify(issuer)}, expected ${JSON.stringify(connection.idpEntityId)}`,
+    );
   const responseIssuer = textOf(childElement(response, NS.assertion, 'Issuer'));
-  if (responseIssuer !== null && responseIssuer !== connection.idpEntityId) refuse('wrong_issuer', `the response is issued by ${JSON.stringify(responseIssuer)}`);
+  if (responseIssuer !== null && responseIssuer !== connection.idpEntityId)
+    refuse('wrong_issuer', `the response is issued by ${JSON.stringify(responseIssuer)}`);
 
   // SAML bindings 3.5.5.2: a signed HTTP-POST message must name where it is meant to be delivered.
   const destination = response.getAttribute('Destination');
   if (!destination && childElement(response, NS.dsig, 'Signature')) {
-    refuse('wrong_destination', `the signed Response has no Destination (a signed HTTP-POST message must name ${entity.urls.acsUrl})`);
+    refuse(
+      'wrong_destination',
+      `the signed Response has no Destination (a signed HTTP-POST message must name ${entity.urls.acsUrl})`,
+    );
   }
-  if (destination && destination !== entity.urls.acsUrl) refuse('wrong_destination', `the response is addressed to ${destination}, not ${entity.urls.acsUrl}`);
+  if (destination && destination !== entity.urls.acsUrl)
+    refuse('wrong_destination', `the response is addressed to ${destination}, not ${entity.urls.acsUrl}`);
 
   const subject = childElement(assertion, NS.assertion, 'Subject');
   const nameIdElement = subject && childElement(subject, NS.assertion, 'NameID');
@@ -289,26 +336,32 @@ function readAssertion(
   const confirmations = (subject ? childElements(subject, NS.assertion, 'SubjectConfirmation') : [])
     .filter((c) => c.getAttribute('Method') === BEARER)
     .map((c) => childElement(c, NS.assertion, 'SubjectConfirmationData'));
-  if (confirmations.length === 0 || confirmations.some((d) => !d)) refuse('malformed', 'the assertion has no bearer SubjectConfirmationData');
+  if (confirmations.length === 0 || confirmations.some((d) => !d))
+    refuse('malformed', 'the assertion has no bearer SubjectConfirmationData');
   const data = confirmations[0]!;
   const recipient = data.getAttribute('Recipient');
-  if (recipient !== entity.urls.acsUrl) refuse('wrong_recipient', `the assertion is for recipient ${JSON.stringify(recipient)}, not ${entity.urls.acsUrl}`);
+  if (recipient !== entity.urls.acsUrl)
+    refuse('wrong_recipient', `the assertion is for recipient ${JSON.stringify(recipient)}, not ${entity.urls.acsUrl}`);
   const confirmationNotOnOrAfter = parseTime(data.getAttribute('NotOnOrAfter'));
   if (!confirmationNotOnOrAfter) refuse('malformed', 'SubjectConfirmationData has no NotOnOrAfter');
-  if (now.getTime() >= confirmationNotOnOrAfter.getTime() + skewMs) refuse('expired', `the assertion expired at ${confirmationNotOnOrAfter.toISOString()}`);
+  if (now.getTime() >= confirmationNotOnOrAfter.getTime() + skewMs)
+    refuse('expired', `the assertion expired at ${confirmationNotOnOrAfter.toISOString()}`);
 
   const conditions = childElement(assertion, NS.assertion, 'Conditions');
   if (!conditions) refuse('wrong_audience', 'the assertion has no Conditions (and so no audience restriction)');
   const notBefore = parseTime(conditions.getAttribute('NotBefore'));
   const notOnOrAfter = parseTime(conditions.getAttribute('NotOnOrAfter'));
-  if (notBefore && now.getTime() < notBefore.getTime() - skewMs) refuse('not_yet_valid', `the assertion is valid only from ${notBefore.toISOString()}`);
-  if (notOnOrAfter && now.getTime() >= notOnOrAfter.getTime() + skewMs) refuse('expired', `the assertion expired at ${notOnOrAfter.toISOString()}`);
+  if (notBefore && now.getTime() < notBefore.getTime() - skewMs)
+    refuse('not_yet_valid', `the assertion is valid only from ${notBefore.toISOString()}`);
+  if (notOnOrAfter && now.getTime() >= notOnOrAfter.getTime() + skewMs)
+    refuse('expired', `the assertion expired at ${notOnOrAfter.toISOString()}`);
 
   const restrictions = childElements(conditions, NS.assertion, 'AudienceRestriction');
   if (restrictions.length === 0) refuse('wrong_audience', 'the assertion has no AudienceRestriction');
   for (const restriction of restrictions) {
     const audiences = childElements(restriction, NS.assertion, 'Audience').map((a) => textOf(a));
-    if (!audiences.includes(entity.urls.entityId)) refuse('wrong_audience', `the assertion is meant for ${audiences.join(', ')}, not ${entity.urls.entityId}`);
+    if (!audiences.includes(entity.urls.entityId))
+      refuse('wrong_audience', `the assertion is meant for ${audiences.join(', ')}, not ${entity.urls.entityId}`);
   }
 
   // InResponseTo: the signed one in SubjectConfirmationData (SAML profiles 4.1.4.2); the Response's must agree.
@@ -320,7 +373,8 @@ function readAssertion(
 
   const authn = childElement(assertion, NS.assertion, 'AuthnStatement');
   const sessionNotOnOrAfter = parseTime(authn?.getAttribute('SessionNotOnOrAfter') ?? null);
-  if (sessionNotOnOrAfter && now.getTime() >= sessionNotOnOrAfter.getTime() + skewMs) refuse('expired', 'the IdP session has ended (SessionNotOnOrAfter)');
+  if (sessionNotOnOrAfter && now.getTime() >= sessionNotOnOrAfter.getTime() + skewMs)
+    refuse('expired', 'the IdP session has ended (SessionNotOnOrAfter)');
 
   return {
     assertionId: assertion.getAttribute('ID') ?? refuse('malformed', 'the assertion has no ID'),
@@ -339,7 +393,9 @@ function readAttributes(assertion: Element): Map<string, string[]> {
   for (const statement of childElements(assertion, NS.assertion, 'AttributeStatement')) {
     for (const attribute of childElements(statement, NS.assertion, 'Attribute')) {
       const name = attribute.getAttribute('Name') ?? '';
-      const values = childElements(attribute, NS.assertion, 'AttributeValue').map((v) => textOf(v)).filter((v): v is string => v !== null);
+      const values = childElements(attribute, NS.assertion, 'AttributeValue')
+        .map((v) => textOf(v))
+        .filter((v): v is string => v !== null);
       attributes.set(name, [...(attributes.get(name) ?? []), ...values]);
     }
   }
@@ -353,7 +409,9 @@ function readAttributes(assertion: Element): Map<string, string[]> {
 function usableUntilOf(assertion: Element, skewMs: number): Date | null {
   const time = (value: string | null | undefined) => (value ? new Date(value).getTime() : Number.NaN);
   const subject = childElement(assertion, NS.assertion, 'Subject');
-  const bearer = (subject ? childElements(subject, NS.assertion, 'SubjectConfirmation') : []).find((c) => c.getAttribute('Method') === BEARER);
+  const bearer = (subject ? childElements(subject, NS.assertion, 'SubjectConfirmation') : []).find(
+    (c) => c.getAttribute('Method') === BEARER,
+  );
   const data = bearer && childElement(bearer, NS.assertion, 'SubjectConfirmationData');
   const confirmation = time(data?.getAttribute('NotOnOrAfter'));
   if (Number.isNaN(confirmation)) return null;

@@ -9,20 +9,27 @@ export const NS = {
 
 /** Thrown for XML orgsync will not read: not well-formed, or with a DOCTYPE (entity expansion, XXE). */
 export class UnsafeXmlError extends Error {
-  constructor(readonly kind: 'doctype' | 'malformed', message: string) {
+  constructor(
+    readonly kind: 'doctype' | 'malformed',
+    message: string,
+  ) {
     super(message);
   }
 }
 
 /** Parses untrusted XML: any DOCTYPE is refused and any parser warning or error is fatal. */
 export function parseUntrustedXml(xml: string): Document {
-  if (/<!DOCTYPE|<!ENTITY/i.test(xml)) throw new UnsafeXmlError('doctype', 'the XML contains a DOCTYPE or entity declaration');
+  if (/<!DOCTYPE|<!ENTITY/i.test(xml))
+    throw new UnsafeXmlError('doctype', 'the XML contains a DOCTYPE or entity declaration');
   const fail = (message: string) => {
     throw new UnsafeXmlError('malformed', `the XML is not well-formed: ${message.split('\n')[0]}`);
   };
   let doc: Document;
   try {
-    doc = new DOMParser({ errorHandler: { warning: fail, error: fail, fatalError: fail } }).parseFromString(xml, 'text/xml') as unknown as Document;
+    doc = new DOMParser({ errorHandler: { warning: fail, error: fail, fatalError: fail } }).parseFromString(
+      xml,
+      'text/xml',
+    );
   } catch (error) {
     if (error instanceof UnsafeXmlError) throw error;
     throw new UnsafeXmlError('malformed', `the XML is not well-formed: ${(error as Error).message.split('\n')[0]}`);
@@ -34,7 +41,8 @@ export function parseUntrustedXml(xml: string): Document {
 export function childElements(parent: Node, ns: string, localName: string): Element[] {
   const found: Element[] = [];
   for (let node = parent.firstChild; node; node = node.nextSibling) {
-    if (node.nodeType === 1 && (node as Element).namespaceURI === ns && (node as Element).localName === localName) found.push(node as Element);
+    if (node.nodeType === 1 && (node as Element).namespaceURI === ns && (node as Element).localName === localName)
+      found.push(node as Element);
   }
   return found;
 }

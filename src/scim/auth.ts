@@ -1,3 +1,4 @@
+import { asyncHandler } from '../http/async-handler.ts';
 import type { RequestHandler } from 'express';
 import type { AppContext } from '../context.ts';
 import type { Actor } from '../core/actor.ts';
@@ -35,14 +36,19 @@ declare module 'express-serve-static-core' {
  * URL or body can point a request at another organization's data.
  */
 export function authenticateScim(app: AppContext): RequestHandler {
-  return async (req, res, next) => {
+  return asyncHandler(async (req, res, next) => {
     try {
       const match = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
       const token = match ? await verifyCredential(app.sql, app.config.serverSecret, 'scim', match[1]!) : null;
       if (!token) {
         res.setHeader('www-authenticate', 'Bearer realm="orgsync SCIM"');
         res.status(401).type('application/scim+json');
-        res.send(errorBody({ status: 401, message: match ? 'the SCIM token is unknown, revoked or expired' : 'send a SCIM token as a Bearer token' }));
+        res.send(
+          errorBody({
+            status: 401,
+            message: match ? 'the SCIM token is unknown, revoked or expired' : 'send a SCIM token as a Bearer token',
+          }),
+        );
         return;
       }
       req.scim = {
@@ -55,5 +61,5 @@ export function authenticateScim(app: AppContext): RequestHandler {
     } catch (error) {
       next(error);
     }
-  };
+  });
 }

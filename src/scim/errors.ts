@@ -2,7 +2,15 @@ import SCIMMY from 'scimmy';
 import { DomainError } from '../core/errors.ts';
 
 /** The scimType keywords of RFC 7644 §3.12 that orgsync answers with. */
-export type ScimType = 'invalidFilter' | 'tooMany' | 'uniqueness' | 'mutability' | 'invalidSyntax' | 'invalidPath' | 'noTarget' | 'invalidValue';
+export type ScimType =
+  | 'invalidFilter'
+  | 'tooMany'
+  | 'uniqueness'
+  | 'mutability'
+  | 'invalidSyntax'
+  | 'invalidPath'
+  | 'noTarget'
+  | 'invalidValue';
 
 export type ScimError = InstanceType<typeof SCIMMY.Types.Error>;
 

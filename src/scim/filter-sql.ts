@@ -50,7 +50,8 @@ export function compileFilter(sql: Sql, filter: Filter, catalog: Catalog): Fragm
       const attribute = catalog(attributeKey(filter.attr));
       // `emails co "x"`: a multi-valued attribute compared without a sub-attribute means its
       // `value` (RFC 7644 §3.4.2.2), through the catalog's own entry for it when there is one.
-      const value = filter.op === 'compare' && isMultiValued(attribute) ? catalog(`${attributeKey(filter.attr)}.value`) : undefined;
+      const value =
+        filter.op === 'compare' && isMultiValued(attribute) ? catalog(`${attributeKey(filter.attr)}.value`) : undefined;
       if (value) return condition(sql, value, filter);
       if (attribute) return condition(sql, attribute, filter);
       // `emails.type eq "work"`: a sub-attribute of a multi-valued attribute.
@@ -84,13 +85,17 @@ function elementFilter(sql: Sql, attribute: Attribute, attr: string, inner: Filt
     const elementCatalog: Catalog = (name) => {
       if (name === 'primary') return { kind: 'boolean', expr: sql`(${element} ->> 'primary')` };
       // Element keys are the lower-case sub-attributes of RFC 7643 (value, type, display).
-      return ELEMENT_KEYS.has(name) ? { kind: 'text', expr: sql`(${element} ->> ${name}::text)`, caseExact: false } : undefined;
+      return ELEMENT_KEYS.has(name)
+        ? { kind: 'text', expr: sql`(${element} ->> ${name}::text)`, caseExact: false }
+        : undefined;
     };
     return sql`exists (select 1 from jsonb_array_elements(coalesce(${attribute.expr}, '[]'::jsonb)) e
                        where ${compileFilter(sql, inner, elementCatalog)})`;
   }
   if (attribute.kind === 'members') {
-    return attribute.exists(compileFilter(sql, inner, (name) => (name === 'value' ? { kind: 'uuid', expr: sql`gm.account_id` } : undefined)));
+    return attribute.exists(
+      compileFilter(sql, inner, (name) => (name === 'value' ? { kind: 'uuid', expr: sql`gm.account_id` } : undefined)),
+    );
   }
   throw invalidFilter(`'${attr}' is not a multi-valued attribute that can be filtered with [...]`);
 }
@@ -131,7 +136,14 @@ function present(sql: Sql, attribute: Attribute): Fragment {
   }
 }
 
-function textCondition(sql: Sql, expr: Fragment, caseExact: boolean, compare: CompareOp, value: Value, attr: string): Fragment {
+function textCondition(
+  sql: Sql,
+  expr: Fragment,
+  caseExact: boolean,
+  compare: CompareOp,
+  value: Value,
+  attr: string,
+): Fragment {
   if (value === null) return nullCondition(sql, expr, compare, attr);
   if (typeof value === 'boolean') throw invalidFilter(`'${attr}' is a string, not a boolean`);
   const text = caseExact ? String(value) : String(value).toLowerCase();
@@ -172,8 +184,10 @@ function booleanCondition(sql: Sql, expr: Fragment, compare: CompareOp, value: V
 
 function dateCondition(sql: Sql, expr: Fragment, compare: CompareOp, value: Value, attr: string): Fragment {
   if (value === null) return nullCondition(sql, expr, compare, attr);
-  if (typeof value !== 'string' || Number.isNaN(Date.parse(value))) throw invalidFilter(`'${attr}' is a date: give an RFC 3339 date-time`);
-  if (compare === 'co' || compare === 'sw' || compare === 'ew') throw invalidFilter(`'${attr}' is a date: '${compare}' does not apply`);
+  if (typeof value !== 'string' || Number.isNaN(Date.parse(value)))
+    throw invalidFilter(`'${attr}' is a date: give an RFC 3339 date-time`);
+  if (compare === 'co' || compare === 'sw' || compare === 'ew')
+    throw invalidFilter(`'${attr}' is a date: '${compare}' does not apply`);
   // Compared at the millisecond precision clients see (the columns keep microseconds), as
   // ranges on the column itself so its indexes still apply: `eq T` is [T, T + 1 ms).
   const at = new Date(value);

@@ -57,7 +57,11 @@ function tokenize(text: string): Token[] {
     } else {
       const match = /^[^\s()[\]"]+/.exec(text.slice(i))!;
       const word = match[0];
-      tokens.push(/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(word) ? { kind: 'number', value: Number(word) } : { kind: 'word', text: word });
+      tokens.push(
+        /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(word)
+          ? { kind: 'number', value: Number(word) }
+          : { kind: 'word', text: word },
+      );
       i += word.length;
     }
   }

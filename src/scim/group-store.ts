@@ -27,20 +27,32 @@ export function findScimGroup(db: Db, organizationId: string, id: string): Promi
   return getGroup(db, organizationId, id, SCIM_GROUPS);
 }
 
-export async function listScimGroups(sql: Sql, organizationId: string, query: ListQuery): Promise<{ rows: Group[]; total: number }> {
+export async function listScimGroups(
+  sql: Sql,
+  organizationId: string,
+  query: ListQuery,
+): Promise<{ rows: Group[]; total: number }> {
   const rows = await sql<Group[]>`
     select * from groups g
     where g.organization_id = ${organizationId} and g.source = 'scim' and ${query.where}
     order by ${query.orderBy}
     offset ${query.offset} limit ${query.limit}`;
-  const total = totalFromPage(query, rows.length) ?? (await sql<{ total: number }[]>`
+  const total =
+    totalFromPage(query, rows.length) ??
+    (
+      await sql<{ total: number }[]>`
     select count(*)::int as total from groups g
-    where g.organization_id = ${organizationId} and g.source = 'scim' and ${query.where}`)[0]!.total;
+    where g.organization_id = ${organizationId} and g.source = 'scim' and ${query.where}`
+    )[0]!.total;
   return { rows, total };
 }
 
 /** Members of the given groups, each with the userName as its display. */
-export async function membersOf(db: Db, organizationId: string, groupIds: string[]): Promise<Map<string, GroupMember[]>> {
+export async function membersOf(
+  db: Db,
+  organizationId: string,
+  groupIds: string[],
+): Promise<Map<string, GroupMember[]>> {
   const members = new Map<string, GroupMember[]>(groupIds.map((id) => [id, []]));
   if (groupIds.length === 0) return members;
   const rows = await db<{ groupId: string; accountId: string; userName: string | null }[]>`
@@ -50,7 +62,9 @@ export async function membersOf(db: Db, organizationId: string, groupIds: string
     where gm.organization_id = ${organizationId} and gm.group_id = any(${groupIds}::uuid[])
     order by gm.group_id, gm.account_id`;
   for (const row of rows) {
-    members.get(row.groupId)!.push(row.userName ? { value: row.accountId, display: row.userName } : { value: row.accountId });
+    members
+      .get(row.groupId)!
+      .push(row.userName ? { value: row.accountId, display: row.userName } : { value: row.accountId });
   }
   return members;
 }
@@ -62,7 +76,11 @@ export async function createScimGroup(
   actor: Actor,
 ): Promise<Group> {
   return inTransaction(sql, async (tx) => {
-    const group = await createGroup(tx, { organizationId, source: 'scim', displayName: input.displayName, externalId: input.externalId }, actor);
+    const group = await createGroup(
+      tx,
+      { organizationId, source: 'scim', displayName: input.displayName, externalId: input.externalId },
+      actor,
+    );
     // Member changes leave the group row as it is, so `group` stays current.
     if (input.members?.length) await changeGroupMembers(tx, organizationId, group.id, { add: input.members }, actor);
     return group;
@@ -78,7 +96,14 @@ export async function replaceScimGroup(
   actor: Actor,
 ): Promise<Group> {
   return inTransaction(sql, async (tx) => {
-    const group = await updateGroup(tx, organizationId, id, { displayName: input.displayName, externalId: input.externalId }, actor, SCIM_GROUPS);
+    const group = await updateGroup(
+      tx,
+      organizationId,
+      id,
+      { displayName: input.displayName, externalId: input.externalId },
+      actor,
+      SCIM_GROUPS,
+    );
     await replaceGroupMembers(tx, organizationId, id, input.members, actor, SCIM_GROUPS);
     return group;
   });

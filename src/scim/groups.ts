@@ -67,9 +67,21 @@ export async function listGroupsResponse(ctx: ScimRequest, params: Record<string
   const list = readListRequest(sql, params, groupCatalog(sql, ctx.organizationId), sql`g.id`);
   const { rows, total } = await listScimGroups(sql, ctx.organizationId, list.query);
   // Members are read only when asked for: Entra lists groups with excludedAttributes=members.
-  const members = list.wants('members') ? await membersOf(sql, ctx.organizationId, rows.map((g) => g.id)) : null;
+  const members = list.wants('members')
+    ? await membersOf(
+        sql,
+        ctx.organizationId,
+        rows.map((g) => g.id),
+      )
+    : null;
   const resources = rows.map(
-    (group) => new SCIMMY.Schemas.Group(toScimGroup(group, members?.get(group.id)), 'out', groupsLocation(ctx.app), list.attributes as never),
+    (group) =>
+      new SCIMMY.Schemas.Group(
+        toScimGroup(group, members?.get(group.id)),
+        'out',
+        groupsLocation(ctx.app),
+        list.attributes as never,
+      ),
   );
   return listResponse(resources, total, list.startIndex);
 }
@@ -81,13 +93,23 @@ export async function patchGroup(ctx: ScimRequest, id: string, body: unknown): P
   const changes = operations.map(groupChange);
   await inTransaction(ctx.app.sql, async (tx) => {
     // Each core call locks the group (a SCIM group only), so concurrent PATCHes serialise.
-    const nothingToDo = changes.every((c) => !c.rename && !c.replaceMembers && c.add.length === 0 && c.remove.length === 0);
+    const nothingToDo = changes.every(
+      (c) => !c.rename && !c.replaceMembers && c.add.length === 0 && c.remove.length === 0,
+    );
     if (nothingToDo && !(await findScimGroup(tx, organizationId, id))) throw notFoundError('group', id);
     for (const change of changes) {
       if (change.rename) await updateGroup(tx, organizationId, id, change.rename, actor, SCIM_GROUPS);
-      if (change.replaceMembers) await replaceGroupMembers(tx, organizationId, id, change.replaceMembers, actor, SCIM_GROUPS);
+      if (change.replaceMembers)
+        await replaceGroupMembers(tx, organizationId, id, change.replaceMembers, actor, SCIM_GROUPS);
       if (change.add.length || change.remove.length) {
-        await changeGroupMembers(tx, organizationId, id, { add: change.add, remove: change.remove }, actor, SCIM_GROUPS);
+        await changeGroupMembers(
+          tx,
+          organizationId,
+          id,
+          { add: change.add, remove: change.remove },
+          actor,
+          SCIM_GROUPS,
+        );
       }
     }
   });
@@ -107,7 +129,8 @@ function groupChange(operation: PatchOperation): GroupChange {
   const value = operation.value === undefined ? undefined : normalizeValue(operation.value);
   const path = operation.path?.replace(/^urn:ietf:params:scim:schemas:core:2\.0:Group:/i, '');
   if (path === undefined) {
-    if (!isObject(value)) throw scimError(400, 'invalidValue', `a ${operation.op} without a path needs an object value`);
+    if (!isObject(value))
+      throw scimError(400, 'invalidValue', `a ${operation.op} without a path needs an object value`);
     for (const [key, inner] of Object.entries(value)) {
       if (key === 'id' || key === 'schemas' || key === 'meta') continue;
       mergeInto(change, groupChange({ op: operation.op, path: key, value: inner }));
@@ -147,7 +170,12 @@ function groupChange(operation: PatchOperation): GroupChange {
 /** `members[value eq "id"]`: the one account the filter names. */
 function memberFromFilter(text: string): string {
   const filter = parseFilter(text);
-  if (filter.op !== 'compare' || filter.compare !== 'eq' || filter.attr.toLowerCase() !== 'value' || typeof filter.value !== 'string') {
+  if (
+    filter.op !== 'compare' ||
+    filter.compare !== 'eq' ||
+    filter.attr.toLowerCase() !== 'value' ||
+    typeof filter.value !== 'string'
+  ) {
     throw scimError(400, 'invalidFilter', 'members can be selected only by value eq "<id>"');
   }
   return filter.value;
@@ -158,7 +186,8 @@ function memberIds(value: Json | undefined): string[] {
   const list = Array.isArray(value) ? value : [value];
   return list.map((member) => {
     const id = isObject(member) ? member.value : member;
-    if (typeof id !== 'string' || id === '') throw scimError(400, 'invalidValue', 'each member needs a value (the user id)');
+    if (typeof id !== 'string' || id === '')
+      throw scimError(400, 'invalidValue', 'each member needs a value (the user id)');
     return id;
   });
 }
@@ -176,7 +205,9 @@ export const groupHandlers: ScimmyHandlers = {
     const group = resource.id ? await findScimGroup(ctx.app.sql, ctx.organizationId, resource.id) : null;
     if (!group) throw notFoundError('group', resource.id ?? '');
     ctx.touched = { type: 'Group', id: group.id };
-    const members = excludesMembers(resource.attributes) ? undefined : (await membersOf(ctx.app.sql, ctx.organizationId, [group.id])).get(group.id);
+    const members = excludesMembers(resource.attributes)
+      ? undefined
+      : (await membersOf(ctx.app.sql, ctx.organizationId, [group.id])).get(group.id);
     return toScimGroup(group, members);
   },
   async ingress(resource, instance, context) {
@@ -202,5 +233,7 @@ export const groupHandlers: ScimmyHandlers = {
 /** scimmy's parsed `attributes`/`excludedAttributes` say whether members are wanted. */
 function excludesMembers(attributes: unknown): boolean {
   const text = JSON.stringify(attributes ?? null);
-  return /"members":\["np"\]/.test(text) || (attributes !== undefined && attributes !== null && !text.includes('"members"'));
+  return (
+    /"members":\["np"\]/.test(text) || (attributes !== undefined && attributes !== null && !text.includes('"members"'))
+  );
 }

@@ -38,8 +38,16 @@ export interface ListRequest {
  * Reads list parameters (from the query string or a /.search body) into SQL: the filter, a
  * stable order (sortBy, then id) and the page.
  */
-export function readListRequest(sql: Sql, params: Record<string, unknown>, catalog: Catalog, idColumn: Fragment): ListRequest {
-  const where = typeof params.filter === 'string' && params.filter.trim() !== '' ? compileFilter(sql, parseFilter(params.filter), catalog) : sql`true`;
+export function readListRequest(
+  sql: Sql,
+  params: Record<string, unknown>,
+  catalog: Catalog,
+  idColumn: Fragment,
+): ListRequest {
+  const where =
+    typeof params.filter === 'string' && params.filter.trim() !== ''
+      ? compileFilter(sql, parseFilter(params.filter), catalog)
+      : sql`true`;
   const startIndex = Math.max(1, integer(params.startIndex, 'startIndex') ?? 1);
   const count = Math.min(MAX_PAGE_SIZE, Math.max(0, integer(params.count, 'count') ?? DEFAULT_PAGE_SIZE));
   const descending = typeof params.sortOrder === 'string' && params.sortOrder.toLowerCase() === 'descending';
@@ -54,14 +62,16 @@ export function readListRequest(sql: Sql, params: Record<string, unknown>, catal
     orderBy = sql`${expr} ${direction} nulls last, ${idColumn} ${direction}`;
   }
   const shape = attributeParams(params);
-  const names = (value: unknown) => (typeof value === 'string' ? value.split(',').map((a) => attributeKey(a.trim())) : null);
+  const names = (value: unknown) =>
+    typeof value === 'string' ? value.split(',').map((a) => attributeKey(a.trim())) : null;
   const included = names(shape.attributes);
   const excluded = names(shape.excludedAttributes) ?? [];
   return {
     query: { where, orderBy, offset: startIndex - 1, limit: count },
     startIndex,
     attributes: renderingFilter(shape),
-    wants: (attribute) => (included ? included.some((a) => a === attribute || a.startsWith(`${attribute}.`)) : !excluded.includes(attribute)),
+    wants: (attribute) =>
+      included ? included.some((a) => a === attribute || a.startsWith(`${attribute}.`)) : !excluded.includes(attribute),
   };
 }
 
@@ -72,7 +82,8 @@ export function renderingFilter(shape: { attributes?: string; excludedAttributes
 }
 
 export function attributeParams(params: Record<string, unknown>): { attributes?: string; excludedAttributes?: string } {
-  const pick = (value: unknown) => (Array.isArray(value) ? value.join(',') : typeof value === 'string' && value.trim() !== '' ? value : undefined);
+  const pick = (value: unknown) =>
+    Array.isArray(value) ? value.join(',') : typeof value === 'string' && value.trim() !== '' ? value : undefined;
   const attributes = pick(params.attributes);
   const excludedAttributes = pick(params.excludedAttributes);
   return { ...(attributes ? { attributes } : {}), ...(excludedAttributes ? { excludedAttributes } : {}) };

@@ -33,7 +33,12 @@ export function normalizeUser(body: JsonObject): JsonObject {
   const user = (normalizeValue(body) ?? {}) as JsonObject;
   delete user.password;
   const enterprise = user[ENTERPRISE_USER];
-  if (enterprise && typeof enterprise === 'object' && !Array.isArray(enterprise) && typeof enterprise.manager === 'string') {
+  if (
+    enterprise &&
+    typeof enterprise === 'object' &&
+    !Array.isArray(enterprise) &&
+    typeof enterprise.manager === 'string'
+  ) {
     enterprise.manager = enterprise.manager === '' ? {} : { value: enterprise.manager };
   }
   return user;

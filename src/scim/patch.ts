@@ -22,7 +22,8 @@ export function readPatchOperations(body: unknown): PatchOperation[] {
   const operations = body.Operations ?? body.operations;
   if (!Array.isArray(operations)) throw scimError(400, 'invalidSyntax', 'a PatchOp needs an Operations array');
   return operations.map((raw, index) => {
-    if (!isObject(raw) || typeof raw.op !== 'string') throw scimError(400, 'invalidSyntax', `operation ${index + 1} has no op`);
+    if (!isObject(raw) || typeof raw.op !== 'string')
+      throw scimError(400, 'invalidSyntax', `operation ${index + 1} has no op`);
     const op = raw.op.toLowerCase();
     if (op !== 'add' && op !== 'replace' && op !== 'remove') {
       throw scimError(400, 'invalidSyntax', `operation ${index + 1}: unknown op '${raw.op}'`);
@@ -31,8 +32,10 @@ export function readPatchOperations(body: unknown): PatchOperation[] {
       throw invalidPath(`operation ${index + 1}: path must be a non-empty string`);
     }
     const path = typeof raw.path === 'string' ? raw.path.trim() : undefined;
-    if (op === 'remove' && path === undefined) throw scimError(400, 'noTarget', `operation ${index + 1}: remove needs a path`);
-    if (op !== 'remove' && !('value' in raw)) throw scimError(400, 'invalidValue', `operation ${index + 1}: ${op} needs a value`);
+    if (op === 'remove' && path === undefined)
+      throw scimError(400, 'noTarget', `operation ${index + 1}: remove needs a path`);
+    if (op !== 'remove' && !('value' in raw))
+      throw scimError(400, 'invalidValue', `operation ${index + 1}: ${op} needs a value`);
     return { op, path, value: raw.value as Json };
   });
 }
@@ -43,11 +46,13 @@ export function applyUserPatch(document: JsonObject, operations: PatchOperation[
   for (const operation of operations) {
     const value = operation.value === undefined ? undefined : normalizeValue(operation.value);
     if (operation.path === undefined) {
-      if (!isObject(value)) throw scimError(400, 'invalidValue', `a ${operation.op} without a path needs an object value`);
+      if (!isObject(value))
+        throw scimError(400, 'invalidValue', `a ${operation.op} without a path needs an object value`);
       for (const [key, inner] of Object.entries(value)) {
         if (key === 'schemas' || key === 'meta' || key === 'id') continue;
         if (key.toLowerCase() === ENTERPRISE_USER.toLowerCase() && isObject(inner)) {
-          for (const [sub, subValue] of Object.entries(inner)) applyAt(doc, operation.op, `${ENTERPRISE_USER}:${sub}`, subValue);
+          for (const [sub, subValue] of Object.entries(inner))
+            applyAt(doc, operation.op, `${ENTERPRISE_USER}:${sub}`, subValue);
         } else {
           applyAt(doc, operation.op, key, inner);
         }
@@ -81,7 +86,10 @@ function applyAt(doc: JsonObject, op: PatchOperation['op'], path: string, value:
   }
   if (op === 'add' && Array.isArray(current)) {
     const additions = Array.isArray(value) ? value : [value];
-    target.container[target.attribute] = [...current, ...additions.filter((a) => !current.some((c) => sameValue(c, a)))];
+    target.container[target.attribute] = [
+      ...current,
+      ...additions.filter((a) => !current.some((c) => sameValue(c, a))),
+    ];
   } else if (isObject(current) && isObject(value)) {
     target.container[target.attribute] = { ...current, ...value };
   } else {
@@ -172,11 +180,48 @@ function key(container: JsonObject, name: string): string {
 
 const CANONICAL = new Map(
   [
-    'userName', 'externalId', 'displayName', 'nickName', 'profileUrl', 'title', 'userType', 'preferredLanguage', 'locale',
-    'timezone', 'active', 'name', 'formatted', 'familyName', 'givenName', 'middleName', 'honorificPrefix', 'honorificSuffix',
-    'emails', 'phoneNumbers', 'ims', 'photos', 'addresses', 'groups', 'entitlements', 'roles', 'x509Certificates', 'value',
-    'type', 'primary', 'display', 'streetAddress', 'locality', 'region', 'postalCode', 'country', 'employeeNumber',
-    'costCenter', 'organization', 'division', 'department', 'manager',
+    'userName',
+    'externalId',
+    'displayName',
+    'nickName',
+    'profileUrl',
+    'title',
+    'userType',
+    'preferredLanguage',
+    'locale',
+    'timezone',
+    'active',
+    'name',
+    'formatted',
+    'familyName',
+    'givenName',
+    'middleName',
+    'honorificPrefix',
+    'honorificSuffix',
+    'emails',
+    'phoneNumbers',
+    'ims',
+    'photos',
+    'addresses',
+    'groups',
+    'entitlements',
+    'roles',
+    'x509Certificates',
+    'value',
+    'type',
+    'primary',
+    'display',
+    'streetAddress',
+    'locality',
+    'region',
+    'postalCode',
+    'country',
+    'employeeNumber',
+    'costCenter',
+    'organization',
+    'division',
+    'department',
+    'manager',
   ].map((name) => [name.toLowerCase(), name]),
 );
 
@@ -219,12 +264,14 @@ export function matchesFilter(element: JsonObject, filter: Filter): boolean {
 
 /** `type eq "work"` → `{type: "work"}`: what a new element created by a filtered add must carry. */
 function equalities(filter: Filter): JsonObject {
-  if (filter.op === 'compare' && filter.compare === 'eq' && filter.value !== null) return { [filter.attr]: filter.value };
+  if (filter.op === 'compare' && filter.compare === 'eq' && filter.value !== null)
+    return { [filter.attr]: filter.value };
   if (filter.op === 'and') return { ...equalities(filter.left), ...equalities(filter.right) };
   return {};
 }
 
 function sameValue(a: Json, b: Json): boolean {
-  if (isObject(a) && isObject(b) && 'value' in b) return String(a.value).toLowerCase() === String(b.value).toLowerCase();
+  if (isObject(a) && isObject(b) && 'value' in b)
+    return JSON.stringify(a.value)?.toLowerCase() === JSON.stringify(b.value)?.toLowerCase();
   return JSON.stringify(a) === JSON.stringify(b);
 }

@@ -96,6 +96,7 @@ export async function listScimRequests(
 export const SCIM_REQUEST_RETENTION_DAYS = 30;
 
 export async function pruneScimRequests(sql: Db): Promise<number> {
-  const rows = await sql`delete from scim_requests where at < now() - ${SCIM_REQUEST_RETENTION_DAYS} * interval '1 day' returning 1`;
+  const rows =
+    await sql`delete from scim_requests where at < now() - ${SCIM_REQUEST_RETENTION_DAYS} * interval '1 day' returning 1`;
   return rows.length;
 }

@@ -6,7 +6,7 @@ import { authenticateScim, type ScimRequest } from './auth.ts';
 import { errorBody, scimError, toScimError } from './errors.ts';
 import { groupHandlers, listGroupsResponse, patchGroup } from './groups.ts';
 import { MAX_PAGE_SIZE } from './list.ts';
-import { normalizeUser, isObject, normalizeValue, type Json } from './normalize.ts';
+import { normalizeUser, isObject, normalizeValue } from './normalize.ts';
 import { rateLimitPerToken } from './rate-limit.ts';
 import { requestLog } from './request-log.ts';
 import { createUserResponse, listUsersResponse, patchUser, userHandlers } from './users.ts';
@@ -29,14 +29,37 @@ export function scimRouter(app: AppContext): Router {
   router.use(express.json({ type: ['application/scim+json', 'application/json'], limit: app.config.bodyLimit }));
   router.use(normalizeBodies);
 
-  router.get('/Users', scimRoute(async (ctx, req) => listUsersResponse(ctx, req.query)));
-  router.post('/Users', scimRoute(async (ctx, req) => createUserResponse(ctx, req.body, req.query), 201));
-  router.post('/Users/.search', scimRoute(async (ctx, req) => listUsersResponse(ctx, searchParams(req))));
-  router.patch('/Users/:id', scimRoute(async (ctx, req) => patchUser(ctx, req.params.id!, req.body, req.query)));
-  router.get('/Groups', scimRoute(async (ctx, req) => listGroupsResponse(ctx, req.query)));
-  router.post('/Groups/.search', scimRoute(async (ctx, req) => listGroupsResponse(ctx, searchParams(req))));
-  router.patch('/Groups/:id', scimRoute(async (ctx, req) => patchGroup(ctx, req.params.id!, req.body)));
-  router.all(['/Bulk', '/.search', '/Me'], (_req, _res, next) => next(scimError(501, null, 'not implemented by orgsync')));
+  router.get(
+    '/Users',
+    scimRoute(async (ctx, req) => listUsersResponse(ctx, req.query)),
+  );
+  router.post(
+    '/Users',
+    scimRoute(async (ctx, req) => createUserResponse(ctx, req.body, req.query), 201),
+  );
+  router.post(
+    '/Users/.search',
+    scimRoute(async (ctx, req) => listUsersResponse(ctx, searchParams(req))),
+  );
+  router.patch(
+    '/Users/:id',
+    scimRoute(async (ctx, req) => patchUser(ctx, req.params.id!, req.body, req.query)),
+  );
+  router.get(
+    '/Groups',
+    scimRoute(async (ctx, req) => listGroupsResponse(ctx, req.query)),
+  );
+  router.post(
+    '/Groups/.search',
+    scimRoute(async (ctx, req) => listGroupsResponse(ctx, searchParams(req))),
+  );
+  router.patch(
+    '/Groups/:id',
+    scimRoute(async (ctx, req) => patchGroup(ctx, req.params.id!, req.body)),
+  );
+  router.all(['/Bulk', '/.search', '/Me'], (_req, _res, next) =>
+    next(scimError(501, null, 'not implemented by orgsync')),
+  );
 
   const scimmyRouter = new SCIMMYRouters({
     type: 'bearer',
@@ -82,7 +105,7 @@ function searchParams(req: Request): Record<string, unknown> {
 /** Okta's and Entra's quirks out of POST/PUT bodies before scimmy validates them (see normalize.ts). */
 const normalizeBodies: RequestHandler = (req, _res, next) => {
   if ((req.method === 'POST' || req.method === 'PUT') && isObject(req.body)) {
-    req.body = req.path.startsWith('/Users') ? normalizeUser(req.body) : normalizeValue(req.body as Json);
+    req.body = req.path.startsWith('/Users') ? normalizeUser(req.body) : normalizeValue(req.body);
   }
   next();
 };
@@ -111,14 +134,18 @@ function scimErrors(app: AppContext): ErrorRequestHandler {
       if (!(error instanceof SCIMMY.Types.Error)) app.log.error({ err: error }, 'SCIM request failed');
       return;
     }
-    const parseError = error?.type === 'entity.parse.failed';
-    const tooLarge = error?.type === 'entity.too.large';
+    const bodyErrorType = (error as { type?: unknown } | null)?.type;
+    const parseError = bodyErrorType === 'entity.parse.failed';
+    const tooLarge = bodyErrorType === 'entity.too.large';
     const scim = parseError
       ? scimError(400, 'invalidSyntax', 'the request body is not valid JSON')
       : tooLarge
         ? scimError(413, null, 'the request body is too large')
         : toScimError(error, (e) => app.log.error({ err: e }, 'SCIM request failed'));
-    res.status(Number(scim.status)).type('application/scim+json').send(JSON.stringify(errorBody(scim)));
+    res
+      .status(Number(scim.status))
+      .type('application/scim+json')
+      .send(JSON.stringify(errorBody(scim)));
   };
 }
 

@@ -44,18 +44,31 @@ export async function lockUser(tx: Tx, organizationId: string, id: string): Prom
 }
 
 /** One page in a stable order; the total is counted only when the page alone cannot tell it. */
-export async function listUsers(sql: Sql, organizationId: string, query: ListQuery): Promise<{ rows: ScimUserRow[]; total: number }> {
+export async function listUsers(
+  sql: Sql,
+  organizationId: string,
+  query: ListQuery,
+): Promise<{ rows: ScimUserRow[]; total: number }> {
   const rows = await sql<ScimUserRow[]>`
     select * from scim_users u
     where u.organization_id = ${organizationId} and ${query.where}
     order by ${query.orderBy}
     offset ${query.offset} limit ${query.limit}`;
-  const total = totalFromPage(query, rows.length) ?? (await sql<{ total: number }[]>`
-    select count(*)::int as total from scim_users u where u.organization_id = ${organizationId} and ${query.where}`)[0]!.total;
+  const total =
+    totalFromPage(query, rows.length) ??
+    (
+      await sql<{ total: number }[]>`
+    select count(*)::int as total from scim_users u where u.organization_id = ${organizationId} and ${query.where}`
+    )[0]!.total;
   return { rows, total };
 }
 
-export async function createUser(sql: Sql, organizationId: string, document: JsonObject, actor: Actor): Promise<ScimUserRow> {
+export async function createUser(
+  sql: Sql,
+  organizationId: string,
+  document: JsonObject,
+  actor: Actor,
+): Promise<ScimUserRow> {
   const fields = userFields(document);
   const email = accountEmail(document, fields);
   const name = (document.name ?? {}) as { givenName?: string; familyName?: string };
@@ -77,10 +90,17 @@ export async function createUser(sql: Sql, organizationId: string, document: Jso
     // The announcement does not depend on the join: sent alongside it (pipelined).
     await Promise.all([
       (async () => {
-        await joinOrganization(tx, { organizationId, accountId: account.id, source: 'scim', liftSuspension: true }, actor);
+        await joinOrganization(
+          tx,
+          { organizationId, accountId: account.id, source: 'scim', liftSuspension: true },
+          actor,
+        );
         if (!fields.active) await suspendMember(tx, organizationId, account.id, actor);
       })(),
-      announce(tx, row, 'scim.user_created', 'user.provisioned', actor, { userName: row.userName, externalId: row.externalId }),
+      announce(tx, row, 'scim.user_created', 'user.provisioned', actor, {
+        userName: row.userName,
+        externalId: row.externalId,
+      }),
     ]);
     return row;
   });
@@ -90,19 +110,24 @@ export async function createUser(sql: Sql, organizationId: string, document: Jso
  * Replaces the document of a user locked by the caller (PUT, or the result of a PATCH) and
  * brings the membership in line with `active`.
  */
-export async function replaceUser(tx: Tx, current: ScimUserRow, document: JsonObject, actor: Actor): Promise<ScimUserRow> {
+export async function replaceUser(
+  tx: Tx,
+  current: ScimUserRow,
+  document: JsonObject,
+  actor: Actor,
+): Promise<ScimUserRow> {
   const fields = userFields(document);
   const update = (db: Db) => db<ScimUserRow[]>`
     update scim_users set
       user_name = ${fields.userName}, external_id = ${fields.externalId}, active = ${fields.active},
-      display_name = ${fields.displayName}, emails = ${fields.emails}::text[], resource = ${db.json(fields.resource as never)},
+      display_name = ${fields.displayName}, emails = ${fields.emails}::text[], resource = ${db.json(fields.resource)},
       version = version + 1, updated_at = now()
     where organization_id = ${current.organizationId} and account_id = ${current.accountId}
     returning *`;
   const changed = changedAttributes(current, fields);
-  const followUps = () => [
-    fields.active !== current.active && setActive(tx, current, fields.active, actor),
-    changed.length > 0 && announce(tx, current, 'scim.user_updated', 'user.updated', actor, { changed }),
+  const followUps = (): Promise<unknown>[] => [
+    ...(fields.active !== current.active ? [setActive(tx, current, fields.active, actor)] : []),
+    ...(changed.length > 0 ? [announce(tx, current, 'scim.user_updated', 'user.updated', actor, { changed })] : []),
   ];
   // Only a new userName can clash; only then is a savepoint worth its round trips, and nothing
   // else may run inside it (a rollback to it would undo that too).
@@ -138,8 +163,11 @@ async function setActive(tx: Tx, user: ScimUserRow, active: boolean, actor: Acto
     await ignoring(['not_found', 'rule_violation'], () => suspendMember(tx, organizationId, accountId, actor));
     return;
   }
-  const reactivated = await ignoring(['not_found', 'rule_violation'], () => reactivateMember(tx, organizationId, accountId, actor));
-  if (!reactivated) await joinOrganization(tx, { organizationId, accountId, source: 'scim', liftSuspension: true }, actor);
+  const reactivated = await ignoring(['not_found', 'rule_violation'], () =>
+    reactivateMember(tx, organizationId, accountId, actor),
+  );
+  if (!reactivated)
+    await joinOrganization(tx, { organizationId, accountId, source: 'scim', liftSuspension: true }, actor);
 }
 
 /** Runs a core change; a refusal for one of `codes` (thrown before any write) yields null. */
@@ -152,7 +180,11 @@ async function ignoring<T>(codes: DomainError['code'][], fn: () => Promise<T>): 
   }
 }
 
-async function renameUnique(tx: Tx, userName: string, update: (db: Db) => Promise<ScimUserRow[]>): Promise<ScimUserRow> {
+async function renameUnique(
+  tx: Tx,
+  userName: string,
+  update: (db: Db) => Promise<ScimUserRow[]>,
+): Promise<ScimUserRow> {
   try {
     return firstRow(await tx.savepoint((sp) => update(sp)));
   } catch (error) {
@@ -163,23 +195,55 @@ async function renameUnique(tx: Tx, userName: string, update: (db: Db) => Promis
 
 /** Why an insert clashed: the userName is taken, or the person (by email) is provisioned under another. */
 async function clash(tx: Tx, organizationId: string, userName: string) {
-  const [taken] = await tx`select 1 from scim_users where organization_id = ${organizationId} and lower(user_name) = lower(${userName})`;
+  const [taken] =
+    await tx`select 1 from scim_users where organization_id = ${organizationId} and lower(user_name) = lower(${userName})`;
   if (taken) return userNameTaken(userName);
   return conflict('this person (by email address) is already provisioned under another userName', { userName });
 }
 
-const userNameTaken = (userName: string) => conflict(`a user with userName ${JSON.stringify(userName)} already exists`, { userName });
+const userNameTaken = (userName: string) =>
+  conflict(`a user with userName ${JSON.stringify(userName)} already exists`, { userName });
 
-async function announce(tx: Tx, user: Pick<ScimUserRow, 'organizationId' | 'accountId'>, action: string, event: string, actor: Actor, details: Record<string, unknown>) {
+async function announce(
+  tx: Tx,
+  user: Pick<ScimUserRow, 'organizationId' | 'accountId'>,
+  action: string,
+  event: string,
+  actor: Actor,
+  details: Record<string, unknown>,
+) {
   const target = { type: 'account', id: user.accountId };
-  await recordChange(tx, user.organizationId, actor, { action, target, details, event, payload: { accountId: user.accountId, ...details } });
+  await recordChange(tx, user.organizationId, actor, {
+    action,
+    target,
+    details,
+    event,
+    payload: { accountId: user.accountId, ...details },
+  });
 }
 
 function userFields(document: JsonObject): UserFields {
-  const { id: _id, meta: _meta, schemas: _schemas, password: _password, userName, externalId, active, displayName, ...rest } = document;
+  const {
+    id: _id,
+    meta: _meta,
+    schemas: _schemas,
+    password: _password,
+    userName,
+    externalId,
+    active,
+    displayName,
+    ...rest
+  } = document;
   if (typeof userName !== 'string' || userName.trim() === '') throw invalid('userName is required');
   const emails = Array.isArray(rest.emails)
-    ? [...new Set(rest.emails.map((e) => (e as { value?: unknown }).value).filter((v): v is string => typeof v === 'string').map((v) => v.toLowerCase()))]
+    ? [
+        ...new Set(
+          rest.emails
+            .map((e) => (e as { value?: unknown }).value)
+            .filter((v): v is string => typeof v === 'string')
+            .map((v) => v.toLowerCase()),
+        ),
+      ]
     : [];
   return {
     userName: userName.trim(),
@@ -196,8 +260,17 @@ function userFields(document: JsonObject): UserFields {
  * the first, else the userName when it is an address (Entra's UPN usually is).
  */
 function accountEmail(document: JsonObject, fields: UserFields): string {
-  const emails = (Array.isArray(document.emails) ? document.emails : []) as { value?: string; primary?: boolean; type?: string }[];
-  const candidates = [emails.find((e) => e.primary), emails.find((e) => e.type === 'work'), emails[0], { value: fields.userName }];
+  const emails = (Array.isArray(document.emails) ? document.emails : []) as {
+    value?: string;
+    primary?: boolean;
+    type?: string;
+  }[];
+  const candidates = [
+    emails.find((e) => e.primary),
+    emails.find((e) => e.type === 'work'),
+    emails[0],
+    { value: fields.userName },
+  ];
   for (const candidate of candidates) {
     if (candidate?.value && isValidEmail(candidate.value)) return normalizeEmail(candidate.value);
   }

@@ -114,7 +114,11 @@ export async function listUsersResponse(ctx: ScimRequest, params: Record<string,
   const { sql } = ctx.app;
   const list = readListRequest(sql, params, userCatalog(sql), sql`u.account_id`);
   const { rows, total } = await listUsers(sql, ctx.organizationId, list.query);
-  return listResponse(rows.map((row) => render(ctx, row, list.attributes)), total, list.startIndex);
+  return listResponse(
+    rows.map((row) => render(ctx, row, list.attributes)),
+    total,
+    list.startIndex,
+  );
 }
 
 /**
@@ -163,7 +167,9 @@ export const userHandlers: ScimmyHandlers = {
     const ctx = context as ScimRequest;
     const { meta: _meta, ...document } = JSON.parse(JSON.stringify(instance)) as JsonObject;
     const id = resource.id!;
-    const row = await inTransaction(ctx.app.sql, async (tx) => replaceUser(tx, await lockUser(tx, ctx.organizationId, id), document, ctx.actor));
+    const row = await inTransaction(ctx.app.sql, async (tx) =>
+      replaceUser(tx, await lockUser(tx, ctx.organizationId, id), document, ctx.actor),
+    );
     ctx.touched = { type: 'User', id: row.accountId };
     return toScimUser(row);
   },

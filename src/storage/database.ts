@@ -27,7 +27,9 @@ export function connect(url: string, max: number): Sql {
 }
 
 /** Opens the configured PostgreSQL, or the embedded one in `config.dataDir` when no DATABASE_URL is set. */
-export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'>): Promise<Database> {
+export async function openDatabase(
+  config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'>,
+): Promise<Database> {
   if (config.databaseUrl) {
     const sql = connect(config.databaseUrl, config.databasePoolMax);
     return { sql, kind: 'postgres', close: () => sql.end({ timeout: 5 }) };
@@ -48,8 +50,8 @@ export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'databas
 
 /** Runs `fn` in a transaction, or inside the caller's transaction when `db` already is one. */
 export function inTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  if ('savepoint' in db) return fn(db as Tx);
-  return pipelinedTransaction(db as Sql, fn);
+  if ('savepoint' in db) return fn(db);
+  return pipelinedTransaction(db, fn);
 }
 
 /**
@@ -68,7 +70,8 @@ async function pipelinedTransaction<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Pr
     // A statement that failed but whose error `fn` caught (or never awaited) aborted the
     // transaction: PostgreSQL then answers COMMIT with ROLLBACK, which must not pass for success.
     const committed = await connection`commit`;
-    if (committed.command === 'ROLLBACK') throw new Error('the transaction was rolled back: one of its statements failed');
+    if (committed.command === 'ROLLBACK')
+      throw new Error('the transaction was rolled back: one of its statements failed');
     return result;
   } catch (error) {
     await connection`rollback`.catch(() => {});

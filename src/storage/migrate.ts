@@ -39,7 +39,9 @@ export async function migrate(sql: Sql, migrations = loadMigrations()): Promise<
       applied_at timestamptz not null default now()
     )`;
     const applied = new Map<string, string>();
-    for (const row of await tx<{ version: string; checksum: string }[]>`select version, checksum from schema_migrations`) {
+    for (const row of await tx<
+      { version: string; checksum: string }[]
+    >`select version, checksum from schema_migrations`) {
       applied.set(row.version, row.checksum);
     }
     const done: string[] = [];
@@ -47,7 +49,9 @@ export async function migrate(sql: Sql, migrations = loadMigrations()): Promise<
       const checksum = applied.get(migration.version);
       if (checksum !== undefined) {
         if (checksum !== migration.checksum) {
-          throw new Error(`migration ${migration.version} was changed after it was applied; add a new migration instead`);
+          throw new Error(
+            `migration ${migration.version} was changed after it was applied; add a new migration instead`,
+          );
         }
         continue;
       }

@@ -33,10 +33,19 @@ export function backoffMs(attempts: number, policy: RetryPolicy): number {
 }
 
 /** What a failed attempt (a delivery's, or an event's dispatch) leads to under the retry policy. */
-export function afterFailure(previousAttempts: number, error: unknown, policy: RetryPolicy): { attempts: number; final: boolean; delayMs: number; message: string } {
+export function afterFailure(
+  previousAttempts: number,
+  error: unknown,
+  policy: RetryPolicy,
+): { attempts: number; final: boolean; delayMs: number; message: string } {
   const attempts = previousAttempts + 1;
   const final = attempts >= policy.maxAttempts;
-  return { attempts, final, delayMs: final ? 0 : backoffMs(attempts, policy), message: String((error as Error)?.message ?? error).slice(0, 1000) };
+  return {
+    attempts,
+    final,
+    delayMs: final ? 0 : backoffMs(attempts, policy),
+    message: String((error as Error)?.message ?? error).slice(0, 1000),
+  };
 }
 
 /**
@@ -57,8 +66,21 @@ export async function deliverNext(sql: Sql, senders: Senders, policy: RetryPolic
       limit 1
       for update of d skip locked`;
     if (!row) return null;
-    const delivery: Delivery = { organizationId: row.organizationId, id: row.id, eventId: row.eventId, kind: row.kind, target: row.target, attempts: row.attempts };
-    const event: OutboxEvent = { organizationId: row.organizationId, id: row.eventId, type: row.type, payload: row.payload, createdAt: row.eventCreatedAt };
+    const delivery: Delivery = {
+      organizationId: row.organizationId,
+      id: row.id,
+      eventId: row.eventId,
+      kind: row.kind,
+      target: row.target,
+      attempts: row.attempts,
+    };
+    const event: OutboxEvent = {
+      organizationId: row.organizationId,
+      id: row.eventId,
+      type: row.type,
+      payload: row.payload,
+      createdAt: row.eventCreatedAt,
+    };
     try {
       await senders[delivery.kind](delivery, event, tx);
       await tx`

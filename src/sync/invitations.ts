@@ -1,6 +1,10 @@
 import type { Sql } from '../storage/database.ts';
 import { systemActor } from '../core/actor.ts';
-import { completeInvitation, expireInvitations as expire, type PendingInvitation } from '../core/invitation-lifecycle.ts';
+import {
+  completeInvitation,
+  expireInvitations as expire,
+  type PendingInvitation,
+} from '../core/invitation-lifecycle.ts';
 
 const actor = systemActor('sync', 'reconciler');
 const BATCH = 500;

@@ -35,7 +35,8 @@ export interface DispatchOptions {
 }
 
 /** Events due for dispatch: not yet dispatched, not set aside, not backing off. */
-const due = (db: Db) => db`dispatched_at is null and dispatch_failed_at is null and (dispatch_retry_at is null or dispatch_retry_at <= now())`;
+const due = (db: Db) =>
+  db`dispatched_at is null and dispatch_failed_at is null and (dispatch_retry_at is null or dispatch_retry_at <= now())`;
 
 const reconciler = systemActor('sync', 'reconciler');
 
@@ -50,7 +51,11 @@ const reconciler = systemActor('sync', 'reconciler');
  * dispatched one at a time, each in its own transaction: the failing one is retried later with
  * backoff and, after `policy.maxAttempts`, set aside as failed; the others go on.
  */
-export async function dispatchEvents(sql: Sql, handlers: EventHandler[], options: DispatchOptions): Promise<DispatchResult> {
+export async function dispatchEvents(
+  sql: Sql,
+  handlers: EventHandler[],
+  options: DispatchOptions,
+): Promise<DispatchResult> {
   const { policy, log } = options;
   const result: DispatchResult = { dispatched: 0, retrying: 0, failed: 0 };
   let claimed: OutboxEvent[] = [];
@@ -109,9 +114,22 @@ async function dispatchOne(sql: Sql, handlers: EventHandler[], key: OutboxEvent,
           dispatch_retry_at = case when ${failed}::boolean then null else now() + make_interval(secs => ${delayMs / 1000}) end,
           dispatch_failed_at = case when ${failed}::boolean then now() end
         where organization_id = ${event.organizationId} and id = ${event.id}`;
-      const context = { organizationId: event.organizationId, eventId: event.id, eventType: event.type, attempts, err: error };
+      const context = {
+        organizationId: event.organizationId,
+        eventId: event.id,
+        eventType: event.type,
+        attempts,
+        err: error,
+      };
       if (failed) {
-        await recordAudit(tx, event.organizationId, reconciler, 'event.dispatch_failed', { type: 'event', id: event.id }, { eventType: event.type, attempts, error: message });
+        await recordAudit(
+          tx,
+          event.organizationId,
+          reconciler,
+          'event.dispatch_failed',
+          { type: 'event', id: event.id },
+          { eventType: event.type, attempts, error: message },
+        );
         log.error(context, 'event dispatch failed for the last time; set aside until retried');
         return 'failed';
       }
@@ -152,31 +170,47 @@ async function createDeliveries(tx: Tx, events: OutboxEvent[]): Promise<void> {
 /** What a webhook receiver gets: the event without anything sealed (e.g. an invitation token). */
 export function publicEventBody(event: OutboxEvent): string {
   const { sealed: _sealed, ...data } = event.payload;
-  return JSON.stringify({ id: event.id, type: event.type, organizationId: event.organizationId, createdAt: event.createdAt, data });
+  return JSON.stringify({
+    id: event.id,
+    type: event.type,
+    organizationId: event.organizationId,
+    createdAt: event.createdAt,
+    data,
+  });
 }
 
 /** Puts dead deliveries back in the queue (all of the organization's, or the given ids). */
-export async function retryDeadDeliveries(db: Db, organizationId: string, ids: string[] | null, actor: Actor): Promise<number> {
+export async function retryDeadDeliveries(
+  db: Db,
+  organizationId: string,
+  ids: string[] | null,
+  actor: Actor,
+): Promise<number> {
   const rows = await db`
     update deliveries set status = 'pending', attempts = 0, next_attempt_at = now(), last_error = null
     where organization_id = ${organizationId} and status = 'dead'
       ${ids ? db`and id = any(${ids}::bigint[])` : db``}
     returning id`;
   if (rows.length > 0) {
-    await recordAudit(db, organizationId, actor, 'deliveries.retried', null, { ids: rows.map((r) => r.id) });
+    await recordAudit(db, organizationId, actor, 'deliveries.retried', null, { ids: rows.map((r) => r.id as string) });
   }
   return rows.length;
 }
 
 /** Puts failed events back to be dispatched (all of the organization's, or the given ids). */
-export async function retryFailedEvents(db: Db, organizationId: string, ids: string[] | null, actor: Actor): Promise<number> {
+export async function retryFailedEvents(
+  db: Db,
+  organizationId: string,
+  ids: string[] | null,
+  actor: Actor,
+): Promise<number> {
   const rows = await db`
     update outbox set dispatch_failed_at = null, dispatch_attempts = 0, dispatch_retry_at = null, dispatch_error = null
     where organization_id = ${organizationId} and dispatch_failed_at is not null
       ${ids ? db`and id = any(${ids}::bigint[])` : db``}
     returning id`;
   if (rows.length > 0) {
-    await recordAudit(db, organizationId, actor, 'events.retried', null, { ids: rows.map((r) => r.id) });
+    await recordAudit(db, organizationId, actor, 'events.retried', null, { ids: rows.map((r) => r.id as string) });
   }
   return rows.length;
 }
@@ -192,7 +226,10 @@ const PRUNE_BATCH = 1000;
  * Walks the outbox in id order, one short statement per batch of events so a run never holds
  * locks for long, and stops at the first batch reaching events younger than the retention.
  */
-export async function pruneOutbox(sql: Sql, retentionDays = OUTBOX_RETENTION_DAYS): Promise<{ events: number; deliveries: number }> {
+export async function pruneOutbox(
+  sql: Sql,
+  retentionDays = OUTBOX_RETENTION_DAYS,
+): Promise<{ events: number; deliveries: number }> {
   const pruned = { events: 0, deliveries: 0 };
   let after = '0';
   for (;;) {

@@ -85,7 +85,12 @@ export class Reconciler {
   /** Runs every job now, in order, and reports what changed. */
   async runOnce(): Promise<RunSummary> {
     const started = performance.now();
-    const counts = { ...(await this.invitations()), ...(await this.events()), ...(await this.roles()), ...(await this.housekeeping()) };
+    const counts = {
+      ...(await this.invitations()),
+      ...(await this.events()),
+      ...(await this.roles()),
+      ...(await this.housekeeping()),
+    };
     const summary = { ...emptySummary(), ...counts, durationMs: Math.round(performance.now() - started) };
     this.ctx.log.info({ job: 'all', ...summary }, 'reconciler run');
     return summary;
@@ -103,7 +108,7 @@ export class Reconciler {
 
   /** Stops the schedules and waits for jobs that are running. */
   async stop(): Promise<void> {
-    await Promise.all(this.tasks.map((t) => t.stop()));
+    await Promise.all(this.tasks.map((t) => Promise.resolve(t.stop())));
     this.tasks = [];
     await Promise.allSettled([...this.inFlight]);
   }
@@ -122,7 +127,10 @@ export class Reconciler {
       try {
         const counts = await work;
         const changed = Object.values(counts).some((n) => n);
-        this.ctx.log[changed ? 'info' : 'debug']({ job: name, ...counts, durationMs: Math.round(performance.now() - started) }, 'reconciler job');
+        this.ctx.log[changed ? 'info' : 'debug'](
+          { job: name, ...counts, durationMs: Math.round(performance.now() - started) },
+          'reconciler job',
+        );
       } catch (error) {
         this.ctx.log.error({ job: name, err: error }, 'reconciler job failed');
       } finally {
@@ -140,5 +148,20 @@ export class Reconciler {
 }
 
 function emptySummary(): Omit<RunSummary, 'durationMs'> {
-  return { invitationsExpired: 0, invitationsAccepted: 0, eventsDispatched: 0, eventsRetrying: 0, eventsFailed: 0, delivered: 0, retrying: 0, dead: 0, jobRunsPruned: 0, scimRequestsPruned: 0, ssoAttemptsPruned: 0, eventsPruned: 0, deliveriesPruned: 0, rolesRepaired: 0 };
+  return {
+    invitationsExpired: 0,
+    invitationsAccepted: 0,
+    eventsDispatched: 0,
+    eventsRetrying: 0,
+    eventsFailed: 0,
+    delivered: 0,
+    retrying: 0,
+    dead: 0,
+    jobRunsPruned: 0,
+    scimRequestsPruned: 0,
+    ssoAttemptsPruned: 0,
+    eventsPruned: 0,
+    deliveriesPruned: 0,
+    rolesRepaired: 0,
+  };
 }

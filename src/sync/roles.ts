@@ -25,15 +25,23 @@ export const recomputeRolesOnEvents: EventHandler = async (tx, events) => {
   for (const { organizationId: org, type, payload: p } of events) {
     const event = { event: type };
     if (type === 'group.members_changed') {
-      add(org, [...((p.added as string[]) ?? []), ...((p.removed as string[]) ?? [])], { ...event, groupId: text(p.groupId) });
+      add(org, [...((p.added as string[]) ?? []), ...((p.removed as string[]) ?? [])], {
+        ...event,
+        groupId: text(p.groupId),
+      });
     } else if (type === 'group.deleted') {
       add(org, p.removed, { ...event, groupId: text(p.groupId), groupNames: names(p.displayName) });
     } else if (type === 'member.joined') {
       add(org, p.accountId, event);
     } else if (type === 'group.updated') {
-      add(org, await membersOfMappedGroups(tx, org, p.groupId as string, null), { ...event, groupId: text(p.groupId), groupNames: names(p.from, p.to) });
+      add(org, await membersOfMappedGroups(tx, org, p.groupId as string, null), {
+        ...event,
+        groupId: text(p.groupId),
+        groupNames: names(p.from, p.to),
+      });
     } else if (type.startsWith('mapping.')) {
-      const roles = (type === 'mapping.updated' ? p.previousRoles : type === 'mapping.deleted' ? p.roles : []) as string[] | undefined;
+      const roles = (type === 'mapping.updated' ? p.previousRoles : type === 'mapping.deleted' ? p.roles : []) as
+        string[] | undefined;
       add(org, await membersOfMappedGroups(tx, org, (p.groupId as string) ?? null, (p.groupName as string) ?? null), {
         ...event,
         mappingId: text(p.mappingId),
@@ -64,7 +72,8 @@ export async function repairMappedRoles(sql: Sql): Promise<number> {
     if (page.length === 0) return changed;
     const byOrg = new Map<string, string[]>();
     for (const m of page) byOrg.set(m.organizationId, [...(byOrg.get(m.organizationId) ?? []), m.accountId]);
-    for (const [org, ids] of byOrg) changed += await sql.begin((tx) => recomputeMappedRoles(tx, org, ids, actor, { kind: 'repair' }));
+    for (const [org, ids] of byOrg)
+      changed += await sql.begin((tx) => recomputeMappedRoles(tx, org, ids, actor, { kind: 'repair' }));
     const last = page[page.length - 1]!;
     after = { org: last.organizationId, account: last.accountId };
   }

@@ -14,10 +14,16 @@ export function webhookSender(ctx: AppContext): Sender {
       where organization_id = ${delivery.organizationId} and id = ${delivery.target}::uuid`;
     if (!endpoint) throw new Error('the webhook endpoint was deleted');
     if (!endpoint.enabled) throw new Error('the webhook endpoint is disabled');
-    await postWebhook(endpoint.url, openSealedSecret(endpoint.secretSealed, ctx.config.serverSecret), event.id, publicEventBody(event), {
-      timeoutMs: ctx.config.reconciler.webhookTimeoutMs,
-      allowPrivate: ctx.config.reconciler.webhookAllowPrivateNetworks,
-    });
+    await postWebhook(
+      endpoint.url,
+      openSealedSecret(endpoint.secretSealed, ctx.config.serverSecret),
+      event.id,
+      publicEventBody(event),
+      {
+        timeoutMs: ctx.config.reconciler.webhookTimeoutMs,
+        allowPrivate: ctx.config.reconciler.webhookAllowPrivateNetworks,
+      },
+    );
   };
 }
 

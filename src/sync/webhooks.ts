@@ -23,10 +23,24 @@ export function verifyWebhookSignature(secret: string, header: string, body: str
 
 const PRIVATE = new net.BlockList();
 for (const [prefix, bits] of [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16],
-  ['172.16.0.0', 12], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 3],
-] as const) PRIVATE.addSubnet(prefix, bits, 'ipv4');
-for (const [prefix, bits] of [['::', 127], ['fc00::', 7], ['fe80::', 10], ['::ffff:0:0', 96]] as const) PRIVATE.addSubnet(prefix, bits, 'ipv6');
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['224.0.0.0', 3],
+] as const)
+  PRIVATE.addSubnet(prefix, bits, 'ipv4');
+for (const [prefix, bits] of [
+  ['::', 127],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['::ffff:0:0', 96],
+] as const)
+  PRIVATE.addSubnet(prefix, bits, 'ipv6');
 
 /**
  * Webhook URLs are chosen by organization admins; unless private targets are allowed, refuse
@@ -37,9 +51,12 @@ export async function assertDeliverableUrl(url: string, allowPrivate: boolean): 
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new Error('webhook URLs must be http(s)');
   if (allowPrivate) return;
   const host = parsed.hostname.replace(/^\[|\]$/g, '');
-  const addresses = net.isIP(host) ? [{ address: host, family: net.isIP(host) }] : await dns.lookup(host, { all: true });
+  const addresses = net.isIP(host)
+    ? [{ address: host, family: net.isIP(host) }]
+    : await dns.lookup(host, { all: true });
   for (const { address, family } of addresses) {
-    if (PRIVATE.check(address, family === 6 ? 'ipv6' : 'ipv4')) throw new Error(`webhook target ${host} resolves to a private address`);
+    if (PRIVATE.check(address, family === 6 ? 'ipv6' : 'ipv4'))
+      throw new Error(`webhook target ${host} resolves to a private address`);
   }
 }
 

@@ -16,12 +16,21 @@ beforeAll(async () => {
   ctx = await createTestContext();
   app = createApp(ctx);
   a = await createTestOrganization(ctx, 'csv');
-  for (const name of ['Engineering', 'Sales']) await createGroup(ctx.sql, { organizationId: a.organization.id, source: 'local', displayName: name }, systemActor('admin'));
+  for (const name of ['Engineering', 'Sales'])
+    await createGroup(
+      ctx.sql,
+      { organizationId: a.organization.id, source: 'local', displayName: name },
+      systemActor('admin'),
+    );
 });
 afterAll(async () => ctx.database.close());
 
 const upload = (csv: string, query = '') =>
-  request(app).post(`/api/invitations/import${query}`).set('authorization', `Bearer ${a.adminKey}`).set('content-type', 'text/csv').send(csv);
+  request(app)
+    .post(`/api/invitations/import${query}`)
+    .set('authorization', `Bearer ${a.adminKey}`)
+    .set('content-type', 'text/csv')
+    .send(csv);
 
 /** 1,000 rows: every 50th has a bad address, every 77th repeats row 2, every 91st names an unknown group, row 500 is the owner. */
 function thousandRows(): { csv: string; bad: Map<number, string> } {
@@ -31,10 +40,19 @@ function thousandRows(): { csv: string; bad: Map<number, string> } {
     const row = i + 2;
     let email = `person${i}@csv.test`;
     let groups = i % 2 ? '"engineering, SALES"' : 'Sales';
-    if (i > 0 && i % 50 === 0) (email = `person${i}-at-csv.test`), bad.set(row, 'invalid email format');
-    else if (i > 0 && i % 77 === 0) (email = 'PERSON0@csv.test'), bad.set(row, 'duplicate in file');
-    else if (i > 0 && i % 91 === 0) (groups = 'Marketing'), bad.set(row, 'unknown group(s): Marketing');
-    else if (i === 500) (email = 'owner@csv.test'), bad.set(row, 'already a member');
+    if (i > 0 && i % 50 === 0) {
+      email = `person${i}-at-csv.test`;
+      bad.set(row, 'invalid email format');
+    } else if (i > 0 && i % 77 === 0) {
+      email = 'PERSON0@csv.test';
+      bad.set(row, 'duplicate in file');
+    } else if (i > 0 && i % 91 === 0) {
+      groups = 'Marketing';
+      bad.set(row, 'unknown group(s): Marketing');
+    } else if (i === 500) {
+      email = 'owner@csv.test';
+      bad.set(row, 'already a member');
+    }
     lines.push(`${email},${groups},ignored`);
   }
   return { csv: lines.join('\n'), bad };
@@ -47,40 +65,69 @@ describe('CSV invitation import', () => {
     expect(first.body).toMatchObject({ total: 1000, invited: 1000 - bad.size, skipped: bad.size });
     const skipped = first.body.rows.filter((r: { status: string }) => r.status === 'skipped');
     expect(new Map(skipped.map((r: { row: number; errors: string[] }) => [r.row, r.errors.join('; ')]))).toEqual(bad);
-    const [{ n }] = (await ctx.sql`select count(*)::int as n from invitations where organization_id = ${a.organization.id} and status = 'pending'`) as unknown as [{ n: number }];
+    const [{ n }] =
+      (await ctx.sql`select count(*)::int as n from invitations where organization_id = ${a.organization.id} and status = 'pending'`) as unknown as [
+        { n: number },
+      ];
     expect(n).toBe(1000 - bad.size);
-    const [eng] = await ctx.sql`select roles from memberships m join accounts ac on ac.id = m.account_id where ac.email = 'person1@csv.test'`;
+    const [eng] =
+      await ctx.sql`select roles from memberships m join accounts ac on ac.id = m.account_id where ac.email = 'person1@csv.test'`;
     expect(eng!.roles).toEqual(['viewer']);
-    const [inv] = await ctx.sql`select cardinality(group_ids) as groups from invitations where email = 'person1@csv.test'`;
+    const [inv] =
+      await ctx.sql`select cardinality(group_ids) as groups from invitations where email = 'person1@csv.test'`;
     expect(inv!.groups).toBe(2);
 
     // Every pending row of the members list carries its invitation, also past the 500 that
     // GET /api/invitations lists (what the console used to look them up in).
     const pending: { invitation: { id: string; expiresAt: string } | null }[] = [];
-    for (let after = ''; ; ) {
-      const page = await request(app).get(`/api/members?status=pending&limit=200${after ? `&after=${after}` : ''}`).set('authorization', `Bearer ${a.adminKey}`).expect(200);
+    for (let after = ''; ;) {
+      const page = await request(app)
+        .get(`/api/members?status=pending&limit=200${after ? `&after=${after}` : ''}`)
+        .set('authorization', `Bearer ${a.adminKey}`)
+        .expect(200);
       pending.push(...page.body.items);
       if (!page.body.next) break;
       after = page.body.next;
     }
     expect(pending).toHaveLength(1000 - bad.size);
-    expect(pending.every((m) => m.invitation && m.invitation.id && !Number.isNaN(Date.parse(m.invitation.expiresAt)))).toBe(true);
+    expect(
+      pending.every((m) => m.invitation && m.invitation.id && !Number.isNaN(Date.parse(m.invitation.expiresAt))),
+    ).toBe(true);
     expect(new Set(pending.map((m) => m.invitation!.id)).size).toBe(pending.length);
 
     const second = await upload(csv).expect(200);
     expect(second.body.invited).toBe(0);
     expect(second.body.rows[1]).toMatchObject({ row: 3, status: 'skipped', errors: ['already invited'] });
-    const [{ m }] = (await ctx.sql`select count(*)::int as m from invitations where organization_id = ${a.organization.id}`) as unknown as [{ m: number }];
+    const [{ m }] =
+      (await ctx.sql`select count(*)::int as m from invitations where organization_id = ${a.organization.id}`) as unknown as [
+        { m: number },
+      ];
     expect(m).toBe(1000 - bad.size);
   });
 
   it('a viewer key gets 403 naming the missing permission; an admin key cannot import with a role beyond its own; nothing is invited', async () => {
     const key = async (roles: string[]) =>
-      (await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: a.organization.id, kind: 'admin', name: roles.join(), roles }, systemActor('cli'))).secret;
+      (
+        await issueCredential(
+          ctx.sql,
+          ctx.config.serverSecret,
+          { organizationId: a.organization.id, kind: 'admin', name: roles.join(), roles },
+          systemActor('cli'),
+        )
+      ).secret;
     const csv = 'email\nviewer-import@csv.test';
-    const send = (k: string, query = '') => request(app).post(`/api/invitations/import${query}`).set('authorization', `Bearer ${k}`).set('content-type', 'text/csv').send(csv);
+    const send = (k: string, query = '') =>
+      request(app)
+        .post(`/api/invitations/import${query}`)
+        .set('authorization', `Bearer ${k}`)
+        .set('content-type', 'text/csv')
+        .send(csv);
     const viewer = await send(await key(['viewer'])).expect(403);
-    expect(viewer.body).toEqual({ error: 'forbidden', message: 'missing permission: members:manage', details: { missing: ['members:manage'] } });
+    expect(viewer.body).toEqual({
+      error: 'forbidden',
+      message: 'missing permission: members:manage',
+      details: { missing: ['members:manage'] },
+    });
     const admin = await send(await key(['admin']), '?roles=owner').expect(403);
     expect(admin.body.details).toEqual({ missing: ['billing:manage'] });
     expect(await ctx.sql`select 1 from invitations where email = 'viewer-import@csv.test'`).toHaveLength(0);
@@ -91,6 +138,10 @@ describe('CSV invitation import', () => {
     expect((await upload(long).expect(400)).body.message).toMatch(/at most 1000 rows/);
     expect((await upload('name\nann').expect(400)).body.message).toMatch(/"email" column/);
     expect((await upload('email\n"unterminated').expect(400)).body.message).toMatch(/not valid CSV/);
-    await request(app).post('/api/invitations/import').set('authorization', `Bearer ${a.adminKey}`).send({ csv: 'x' }).expect(415);
+    await request(app)
+      .post('/api/invitations/import')
+      .set('authorization', `Bearer ${a.adminKey}`)
+      .send({ csv: 'x' })
+      .expect(415);
   });
 });

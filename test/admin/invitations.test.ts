@@ -45,22 +45,44 @@ async function tokenMailedTo(to: string): Promise<string> {
 
 describe('invitations', () => {
   it('invite several addresses separated by spaces, commas or new lines, with a per-address result', async () => {
-    const group = await createGroup(ctx.sql, { organizationId: a.organization.id, source: 'local', displayName: 'Design' }, systemActor('admin'));
-    const res = await invite({ emails: 'ann@x.test, bob@x.test\ncid@x.test  not-an-email owner@inv-a.test', roles: ['viewer'], groupIds: [group.id] }).expect(201);
+    const group = await createGroup(
+      ctx.sql,
+      { organizationId: a.organization.id, source: 'local', displayName: 'Design' },
+      systemActor('admin'),
+    );
+    const res = await invite({
+      emails: 'ann@x.test, bob@x.test\ncid@x.test  not-an-email owner@inv-a.test',
+      roles: ['viewer'],
+      groupIds: [group.id],
+    }).expect(201);
     expect(res.body).toMatchObject({ invited: 3, failed: 2 });
-    expect(res.body.results.find((r: { email: string }) => r.email === 'not-an-email')).toMatchObject({ invited: false, error: 'invalid' });
-    expect(res.body.results.find((r: { email: string }) => r.email === 'owner@inv-a.test')).toMatchObject({ invited: false, message: expect.stringMatching(/already a member/) });
+    expect(res.body.results.find((r: { email: string }) => r.email === 'not-an-email')).toMatchObject({
+      invited: false,
+      error: 'invalid',
+    });
+    expect(res.body.results.find((r: { email: string }) => r.email === 'owner@inv-a.test')).toMatchObject({
+      invited: false,
+      message: expect.stringMatching(/already a member/),
+    });
     const again = await invite({ emails: ['ANN@x.test'] }).expect(400);
     expect(again.body.results[0].message).toMatch(/pending invitation/);
     const members = await request(app).get('/api/members?status=pending').set(as(a.adminKey)).expect(200);
-    expect(members.body.items.map((m: { email: string }) => m.email).sort()).toEqual(['ann@x.test', 'bob@x.test', 'cid@x.test']);
+    expect(members.body.items.map((m: { email: string }) => m.email).sort()).toEqual([
+      'ann@x.test',
+      'bob@x.test',
+      'cid@x.test',
+    ]);
   });
 
   it('refuses more than 20 addresses, pointing to the CSV import; unknown roles and groups', async () => {
     const many = Array.from({ length: 21 }, (_, i) => `p${i}@x.test`).join(' ');
     expect((await invite({ emails: many }).expect(400)).body.message).toMatch(/at most 20 .*CSV import/);
-    expect((await invite({ emails: 'r@x.test', roles: ['wizard'] }).expect(400)).body.results[0].message).toMatch(/unknown role/);
-    expect((await invite({ emails: 'g@x.test', groupIds: [crypto.randomUUID()] }).expect(400)).body.results[0].message).toMatch(/unknown group/);
+    expect((await invite({ emails: 'r@x.test', roles: ['wizard'] }).expect(400)).body.results[0].message).toMatch(
+      /unknown role/,
+    );
+    expect(
+      (await invite({ emails: 'g@x.test', groupIds: [crypto.randomUUID()] }).expect(400)).body.results[0].message,
+    ).toMatch(/unknown group/);
     expect(await ctx.sql`select 1 from invitations where email in ('r@x.test', 'g@x.test')`).toHaveLength(0);
   });
 
@@ -70,11 +92,20 @@ describe('invitations', () => {
     const form = await request(app).get(`/invitations/accept?token=${token}`).expect(200);
     expect(form.text).toContain('Join inv-a');
     expect(form.text).toContain('name="givenName"');
-    const accepted = await request(app).post('/invitations/accept').type('form').send({ token, givenName: 'Dee', familyName: 'Doe' }).expect(200);
+    const accepted = await request(app)
+      .post('/invitations/accept')
+      .type('form')
+      .send({ token, givenName: 'Dee', familyName: 'Doe' })
+      .expect(200);
     const cookie = accepted.headers['set-cookie']![0]!;
     expect(cookie).toMatch(new RegExp(`^${SESSION_COOKIE}=.*HttpOnly`));
     const me = await request(app).get('/api/members?email=dee@').set('cookie', cookie.split(';')[0]!).expect(200);
-    expect(me.body.items[0]).toMatchObject({ status: 'active', source: 'invite', roles: ['billing'], givenName: 'Dee' });
+    expect(me.body.items[0]).toMatchObject({
+      status: 'active',
+      source: 'invite',
+      roles: ['billing'],
+      givenName: 'Dee',
+    });
     const reused = await request(app).post('/invitations/accept').type('form').send({ token }).expect(410);
     expect(reused.text).toContain('already been accepted');
     await request(app).get('/invitations/accept?token=osinv_bogus').expect(404);
@@ -83,14 +114,22 @@ describe('invitations', () => {
   it('roles change while pending; resend gives a new link and kills the old one; revoke', async () => {
     const res = await invite({ emails: 'eve@x.test' }).expect(201);
     const { invitation } = res.body.results[0];
-    await request(app).put(`/api/members/${invitation.accountId}/roles`).set(as(a.adminKey)).send({ roles: ['admin'] }).expect(200);
+    await request(app)
+      .put(`/api/members/${invitation.accountId}/roles`)
+      .set(as(a.adminKey))
+      .send({ roles: ['admin'] })
+      .expect(200);
     const old = await tokenMailedTo('eve@x.test');
     await request(app).post(`/api/invitations/${invitation.id}/resend`).set(as(b.adminKey)).expect(404);
     await request(app).post(`/api/invitations/${invitation.id}/resend`).set(as(a.adminKey)).expect(200);
     const fresh = await tokenMailedTo('eve@x.test');
     expect(fresh).not.toBe(old);
     await request(app).get(`/invitations/accept?token=${old}`).expect(404);
-    await request(app).post('/invitations/accept').type('form').send({ token: fresh, givenName: 'Eve', familyName: 'E' }).expect(200);
+    await request(app)
+      .post('/invitations/accept')
+      .type('form')
+      .send({ token: fresh, givenName: 'Eve', familyName: 'E' })
+      .expect(200);
     const [m] = await ctx.sql`select roles, status from memberships where account_id = ${invitation.accountId}`;
     expect(m).toEqual({ roles: ['admin'], status: 'active' });
 
@@ -105,8 +144,12 @@ describe('invitations', () => {
     const inv = (await invite({ emails: 'gus@x.test' }).expect(201)).body.results[0].invitation;
     const token = await tokenMailedTo('gus@x.test');
     await ctx.sql`update invitations set expires_at = now() - interval '1 minute' where id = ${inv.id}`;
-    expect((await request(app).post('/invitations/accept').type('form').send({ token }).expect(410)).text).toContain('expired');
-    expect((await ctx.sql`select status from memberships where account_id = ${inv.accountId}`)[0]!.status).toBe('invited');
+    expect((await request(app).post('/invitations/accept').type('form').send({ token }).expect(410)).text).toContain(
+      'expired',
+    );
+    expect((await ctx.sql`select status from memberships where account_id = ${inv.accountId}`)[0]!.status).toBe(
+      'invited',
+    );
   });
 
   it('a person who already has an account accepts by following the link alone; someone signed in as another person is refused', async () => {
@@ -114,85 +157,201 @@ describe('invitations', () => {
     const accountId = res.body.results[0].invitation.accountId;
     const token = await tokenMailedTo('owner@inv-b.test');
     // Signed in as someone else (a.owner): refused, and nothing changes.
-    const { secret: other } = await createSession(ctx.sql, ctx.config.serverSecret, { organizationId: a.organization.id, accountId: a.owner.id, via: 'saml' });
-    const form = await request(app).get(`/invitations/accept?token=${token}`).set('cookie', `${SESSION_COOKIE}=${other}`).expect(403);
+    const { secret: other } = await createSession(ctx.sql, ctx.config.serverSecret, {
+      organizationId: a.organization.id,
+      accountId: a.owner.id,
+      via: 'saml',
+    });
+    const form = await request(app)
+      .get(`/invitations/accept?token=${token}`)
+      .set('cookie', `${SESSION_COOKIE}=${other}`)
+      .expect(403);
     expect(form.text).toContain('signed in as someone else');
-    const refused = await request(app).post('/invitations/accept').type('form').set('cookie', `${SESSION_COOKIE}=${other}`).send({ token }).expect(403);
+    const refused = await request(app)
+      .post('/invitations/accept')
+      .type('form')
+      .set('cookie', `${SESSION_COOKIE}=${other}`)
+      .send({ token })
+      .expect(403);
     expect(refused.text).toContain('signed in as someone else');
-    expect((await ctx.sql`select status from memberships where organization_id = ${a.organization.id} and account_id = ${accountId}`)[0]!.status).toBe('invited');
+    expect(
+      (
+        await ctx.sql`select status from memberships where organization_id = ${a.organization.id} and account_id = ${accountId}`
+      )[0]!.status,
+    ).toBe('invited');
     // The emailed link proves the address: no sign-in needed (their organization may have no SSO).
     const page = await request(app).get(`/invitations/accept?token=${token}`).expect(200);
     expect(page.text).toContain('Accept and join');
     const accepted = await request(app).post('/invitations/accept').type('form').send({ token }).expect(200);
     expect(accepted.headers['set-cookie']![0]).toMatch(new RegExp(`^${SESSION_COOKIE}=`));
-    const [m] = await ctx.sql`select status, roles from memberships where organization_id = ${a.organization.id} and account_id = ${accountId}`;
+    const [m] =
+      await ctx.sql`select status, roles from memberships where organization_id = ${a.organization.id} and account_id = ${accountId}`;
     expect(m).toEqual({ status: 'active', roles: ['viewer'] });
     // Signed in as themselves works too (checked on another invitation).
-    const second = await request(app).post('/api/invitations').set(as(b.adminKey)).send({ emails: 'owner@inv-a.test' }).expect(201);
+    const second = await request(app)
+      .post('/api/invitations')
+      .set(as(b.adminKey))
+      .send({ emails: 'owner@inv-a.test' })
+      .expect(201);
     const again = await tokenMailedTo('owner@inv-a.test');
-    const { secret: own } = await createSession(ctx.sql, ctx.config.serverSecret, { organizationId: a.organization.id, accountId: a.owner.id, via: 'saml' });
-    await request(app).post('/invitations/accept').type('form').set('cookie', `${SESSION_COOKIE}=${own}`).send({ token: again }).expect(200);
-    expect((await ctx.sql`select status from invitations where id = ${second.body.results[0].invitation.id}`)[0]!.status).toBe('accepted');
+    const { secret: own } = await createSession(ctx.sql, ctx.config.serverSecret, {
+      organizationId: a.organization.id,
+      accountId: a.owner.id,
+      via: 'saml',
+    });
+    await request(app)
+      .post('/invitations/accept')
+      .type('form')
+      .set('cookie', `${SESSION_COOKIE}=${own}`)
+      .send({ token: again })
+      .expect(200);
+    expect(
+      (await ctx.sql`select status from invitations where id = ${second.body.results[0].invitation.id}`)[0]!.status,
+    ).toBe('accepted');
   });
 
   it('names given at invite time are stored on the new account', async () => {
     const res = await invite({ emails: 'ida@x.test', givenName: 'Ida', familyName: 'Ives' }).expect(201);
-    const [account] = await ctx.sql`select given_name, family_name from accounts where id = ${res.body.results[0].invitation.accountId}`;
+    const [account] =
+      await ctx.sql`select given_name, family_name from accounts where id = ${res.body.results[0].invitation.accountId}`;
     expect(account).toEqual({ givenName: 'Ida', familyName: 'Ives' });
     // The accept page then asks for no name.
-    expect((await request(app).get(`/invitations/accept?token=${await tokenMailedTo('ida@x.test')}`).expect(200)).text).not.toContain('name="givenName"');
+    expect(
+      (
+        await request(app)
+          .get(`/invitations/accept?token=${await tokenMailedTo('ida@x.test')}`)
+          .expect(200)
+      ).text,
+    ).not.toContain('name="givenName"');
   });
 
   it('accepting by the link joins the invited groups and records invite.accepted once', async () => {
-    const group = await createGroup(ctx.sql, { organizationId: a.organization.id, source: 'local', displayName: 'Research' }, systemActor('admin'));
+    const group = await createGroup(
+      ctx.sql,
+      { organizationId: a.organization.id, source: 'local', displayName: 'Research' },
+      systemActor('admin'),
+    );
     const inv = (await invite({ emails: 'jo@x.test', groupIds: [group.id] }).expect(201)).body.results[0].invitation;
-    await request(app).post('/invitations/accept').type('form').send({ token: await tokenMailedTo('jo@x.test'), givenName: 'Jo', familyName: 'J' }).expect(200);
-    expect(await ctx.sql`select 1 from group_members where group_id = ${group.id} and account_id = ${inv.accountId}`).toHaveLength(1);
-    const audit = await ctx.sql`select channel, details from audit_log where action = 'invite.accepted' and target_id = ${inv.id}`;
-    expect(audit).toEqual([{ channel: 'admin', details: { email: 'jo@x.test', accountId: inv.accountId, groupIds: [group.id], via: 'invite' } }]);
-    expect(await ctx.sql`select 1 from outbox where type = 'invite.accepted' and payload->>'invitationId' = ${inv.id}`).toHaveLength(1);
+    await request(app)
+      .post('/invitations/accept')
+      .type('form')
+      .send({ token: await tokenMailedTo('jo@x.test'), givenName: 'Jo', familyName: 'J' })
+      .expect(200);
+    expect(
+      await ctx.sql`select 1 from group_members where group_id = ${group.id} and account_id = ${inv.accountId}`,
+    ).toHaveLength(1);
+    const audit =
+      await ctx.sql`select channel, details from audit_log where action = 'invite.accepted' and target_id = ${inv.id}`;
+    expect(audit).toEqual([
+      {
+        channel: 'admin',
+        details: { email: 'jo@x.test', accountId: inv.accountId, groupIds: [group.id], via: 'invite' },
+      },
+    ]);
+    expect(
+      await ctx.sql`select 1 from outbox where type = 'invite.accepted' and payload->>'invitationId' = ${inv.id}`,
+    ).toHaveLength(1);
   });
 
   it('an invitee provisioned through SCIM accepts the invitation: invited roles and groups, invite.accepted', async () => {
-    const group = await createGroup(ctx.sql, { organizationId: a.organization.id, source: 'local', displayName: 'Support' }, systemActor('admin'));
-    const inv = (await invite({ emails: 'kim@x.test', roles: ['billing'], groupIds: [group.id] }).expect(201)).body.results[0].invitation;
+    const group = await createGroup(
+      ctx.sql,
+      { organizationId: a.organization.id, source: 'local', displayName: 'Support' },
+      systemActor('admin'),
+    );
+    const inv = (await invite({ emails: 'kim@x.test', roles: ['billing'], groupIds: [group.id] }).expect(201)).body
+      .results[0].invitation;
     await scimClient(app, a.scimToken).post('/Users', oktaUser('kim@x.test')).expect(201);
-    const [m] = await ctx.sql`select status, roles from memberships where organization_id = ${a.organization.id} and account_id = ${inv.accountId}`;
+    const [m] =
+      await ctx.sql`select status, roles from memberships where organization_id = ${a.organization.id} and account_id = ${inv.accountId}`;
     expect(m).toEqual({ status: 'active', roles: ['billing'] });
-    expect(await ctx.sql`select 1 from group_members where group_id = ${group.id} and account_id = ${inv.accountId}`).toHaveLength(1);
-    const [audit] = await ctx.sql`select channel, actor_name, details from audit_log where action = 'invite.accepted' and target_id = ${inv.id}`;
+    expect(
+      await ctx.sql`select 1 from group_members where group_id = ${group.id} and account_id = ${inv.accountId}`,
+    ).toHaveLength(1);
+    const [audit] =
+      await ctx.sql`select channel, actor_name, details from audit_log where action = 'invite.accepted' and target_id = ${inv.id}`;
     expect(audit).toMatchObject({ channel: 'scim', actorName: 'idp', details: { groupIds: [group.id], via: 'scim' } });
     expect((await ctx.sql`select status from invitations where id = ${inv.id}`)[0]!.status).toBe('accepted');
   });
 
   it('a viewer (session or key) cannot invite: 403 naming the missing permission, nothing invited', async () => {
-    const viewerKey = (await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: a.organization.id, kind: 'admin', name: 'viewer', roles: ['viewer'] }, systemActor('cli'))).secret;
+    const viewerKey = (
+      await issueCredential(
+        ctx.sql,
+        ctx.config.serverSecret,
+        { organizationId: a.organization.id, kind: 'admin', name: 'viewer', roles: ['viewer'] },
+        systemActor('cli'),
+      )
+    ).secret;
     const res = await invite({ emails: 'lee@x.test' }, viewerKey).expect(403);
-    expect(res.body).toEqual({ error: 'forbidden', message: 'missing permission: members:manage', details: { missing: ['members:manage'] } });
+    expect(res.body).toEqual({
+      error: 'forbidden',
+      message: 'missing permission: members:manage',
+      details: { missing: ['members:manage'] },
+    });
     expect(await ctx.sql`select 1 from invitations where email = 'lee@x.test'`).toHaveLength(0);
   });
 
   it('an admin cannot invite with a role beyond its own permissions', async () => {
-    const adminKey = (await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: a.organization.id, kind: 'admin', name: 'admin', roles: ['admin'] }, systemActor('cli'))).secret;
+    const adminKey = (
+      await issueCredential(
+        ctx.sql,
+        ctx.config.serverSecret,
+        { organizationId: a.organization.id, kind: 'admin', name: 'admin', roles: ['admin'] },
+        systemActor('cli'),
+      )
+    ).secret;
     const res = await invite({ emails: 'max@x.test, ned@x.test', roles: ['owner'] }, adminKey).expect(403);
-    expect(res.body).toMatchObject({ error: 'forbidden', details: { missing: ['billing:manage'] }, message: expect.stringMatching(/^missing permission: billing:manage \(needed to invite with the role\(s\) owner\)/) });
+    expect(res.body).toMatchObject({
+      error: 'forbidden',
+      details: { missing: ['billing:manage'] },
+      message: expect.stringMatching(
+        /^missing permission: billing:manage \(needed to invite with the role\(s\) owner\)/,
+      ),
+    });
     expect(await ctx.sql`select 1 from invitations where email in ('max@x.test', 'ned@x.test')`).toHaveLength(0);
     await invite({ emails: 'max@x.test', roles: ['admin'] }, adminKey).expect(201);
   });
 
   it('an admin cannot invite into, nor resend an invitation into, a group mapped to a role beyond its own', async () => {
-    const adminKey = (await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: a.organization.id, kind: 'admin', name: 'admin 2', roles: ['admin'] }, systemActor('cli'))).secret;
-    const owners = await createGroup(ctx.sql, { organizationId: a.organization.id, source: 'local', displayName: 'Owners club' }, systemActor('admin'));
+    const adminKey = (
+      await issueCredential(
+        ctx.sql,
+        ctx.config.serverSecret,
+        { organizationId: a.organization.id, kind: 'admin', name: 'admin 2', roles: ['admin'] },
+        systemActor('cli'),
+      )
+    ).secret;
+    const owners = await createGroup(
+      ctx.sql,
+      { organizationId: a.organization.id, source: 'local', displayName: 'Owners club' },
+      systemActor('admin'),
+    );
     // By the owner, before the mapping exists: an invitation into the group, pending.
-    const pending = (await invite({ emails: 'early@x.test', groupIds: [owners.id] }).expect(201)).body.results[0].invitation;
-    await createGroupRoleMapping(ctx.sql, { organizationId: a.organization.id, groupName: 'owners CLUB', roles: ['owner'] }, systemActor('cli'));
+    const pending = (await invite({ emails: 'early@x.test', groupIds: [owners.id] }).expect(201)).body.results[0]
+      .invitation;
+    await createGroupRoleMapping(
+      ctx.sql,
+      { organizationId: a.organization.id, groupName: 'owners CLUB', roles: ['owner'] },
+      systemActor('cli'),
+    );
 
-    const res = await invite({ emails: 'sneaky@x.test', roles: ['member'], groupIds: [owners.id] }, adminKey).expect(403);
-    expect(res.body).toMatchObject({ details: { missing: ['billing:manage'] }, message: expect.stringContaining('invite into a group mapped to the role(s) owner') });
+    const res = await invite({ emails: 'sneaky@x.test', roles: ['member'], groupIds: [owners.id] }, adminKey).expect(
+      403,
+    );
+    expect(res.body).toMatchObject({
+      details: { missing: ['billing:manage'] },
+      message: expect.stringContaining('invite into a group mapped to the role(s) owner'),
+    });
     expect(await ctx.sql`select 1 from invitations where email = 'sneaky@x.test'`).toHaveLength(0);
-    const resent = await request(app).post(`/api/invitations/${pending.id}/resend`).set('authorization', `Bearer ${adminKey}`).expect(403);
+    const resent = await request(app)
+      .post(`/api/invitations/${pending.id}/resend`)
+      .set('authorization', `Bearer ${adminKey}`)
+      .expect(403);
     expect(resent.body.details.missing).toEqual(['billing:manage']);
-    expect((await ctx.sql`select expires_at from invitations where id = ${pending.id}`)[0]!.expiresAt).toEqual(new Date(pending.expiresAt));
+    expect((await ctx.sql`select expires_at from invitations where id = ${pending.id}`)[0]!.expiresAt).toEqual(
+      new Date(pending.expiresAt),
+    );
     // The owner may.
     await invite({ emails: 'sneaky@x.test', groupIds: [owners.id] }).expect(201);
   });

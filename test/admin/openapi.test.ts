@@ -22,7 +22,9 @@ afterAll(async () => ctx.database.close());
 function routesOf(router: Router): string[] {
   return (router.stack as unknown as { route?: { path: string; methods: Record<string, boolean> } }[])
     .filter((layer) => layer.route)
-    .flatMap((layer) => Object.keys(layer.route!.methods).map((m) => `${m} ${layer.route!.path.replace(/:(\w+)/g, '{$1}')}`));
+    .flatMap((layer) =>
+      Object.keys(layer.route!.methods).map((m) => `${m} ${layer.route!.path.replace(/:(\w+)/g, '{$1}')}`),
+    );
 }
 
 describe('OpenAPI document', () => {
@@ -30,8 +32,17 @@ describe('OpenAPI document', () => {
     const res = await request(createApp(ctx)).get('/api/openapi.json').expect(200);
     expect(res.body.openapi).toBe('3.1.0');
     expect(res.body.servers).toEqual([{ url: 'https://orgsync.test/api' }]);
-    const documented = Object.entries(res.body.paths as Record<string, object>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`));
-    const served = [organizationRouter, memberRouter, invitationRouter, groupRouter, syncAdminRouter, scimTokenRouter].flatMap((make) => routesOf(make(ctx)));
+    const documented = Object.entries(res.body.paths as Record<string, object>).flatMap(([path, ops]) =>
+      Object.keys(ops).map((m) => `${m} ${path}`),
+    );
+    const served = [
+      organizationRouter,
+      memberRouter,
+      invitationRouter,
+      groupRouter,
+      syncAdminRouter,
+      scimTokenRouter,
+    ].flatMap((make) => routesOf(make(ctx)));
     served.push(...routesOf(samlAdminRouter(ctx)).map((route) => route.replace(' ', ' /saml')));
     expect(served.length).toBeGreaterThan(20);
     expect(documented.sort()).toEqual(served.sort());

@@ -26,26 +26,61 @@ const pageErrors: string[] = [];
 const actor = systemActor('system', 'test');
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (see .ci/apt-packages) or set CHROMIUM_PATH`);
+  if (!fs.existsSync(CHROMIUM))
+    throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (see .ci/apt-packages) or set CHROMIUM_PATH`);
   ctx = await createTestContext({ HOST: '127.0.0.1' });
   org = await createTestOrganization(ctx, 'acme');
   for (let i = 1; i <= 30; i++) {
-    const account = await ensureAccount(ctx.sql, { email: `p${String(i).padStart(2, '0')}@acme.test`, givenName: 'Person', familyName: `${i}` });
-    await joinOrganization(ctx.sql, { organizationId: org.organization.id, accountId: account.id, source: i % 3 ? 'scim' : 'sso' }, actor);
+    const account = await ensureAccount(ctx.sql, {
+      email: `p${String(i).padStart(2, '0')}@acme.test`,
+      givenName: 'Person',
+      familyName: `${i}`,
+    });
+    await joinOrganization(
+      ctx.sql,
+      { organizationId: org.organization.id, accountId: account.id, source: i % 3 ? 'scim' : 'sso' },
+      actor,
+    );
   }
-  const person = async (n: number) => (await ctx.sql<{ id: string }[]>`select id from accounts where email = ${`p0${n}@acme.test`}`)[0]!.id;
-  const engineering = await createGroup(ctx.sql, { organizationId: org.organization.id, source: 'scim', displayName: 'Engineering' }, actor);
-  await changeGroupMembers(ctx.sql, org.organization.id, engineering.id, { add: [await person(1), await person(2), await person(3)] }, actor);
-  const samlEngineering = await createGroup(ctx.sql, { organizationId: org.organization.id, source: 'saml', displayName: 'engineering' }, actor);
-  await changeGroupMembers(ctx.sql, org.organization.id, samlEngineering.id, { add: [await person(3), await person(4)] }, actor);
-  sales = await createGroup(ctx.sql, { organizationId: org.organization.id, source: 'local', displayName: 'Sales' }, actor);
+  const person = async (n: number) =>
+    (await ctx.sql<{ id: string }[]>`select id from accounts where email = ${`p0${n}@acme.test`}`)[0]!.id;
+  const engineering = await createGroup(
+    ctx.sql,
+    { organizationId: org.organization.id, source: 'scim', displayName: 'Engineering' },
+    actor,
+  );
+  await changeGroupMembers(
+    ctx.sql,
+    org.organization.id,
+    engineering.id,
+    { add: [await person(1), await person(2), await person(3)] },
+    actor,
+  );
+  const samlEngineering = await createGroup(
+    ctx.sql,
+    { organizationId: org.organization.id, source: 'saml', displayName: 'engineering' },
+    actor,
+  );
+  await changeGroupMembers(
+    ctx.sql,
+    org.organization.id,
+    samlEngineering.id,
+    { add: [await person(3), await person(4)] },
+    actor,
+  );
+  sales = await createGroup(
+    ctx.sql,
+    { organizationId: org.organization.id, source: 'local', displayName: 'Sales' },
+    actor,
+  );
   server = await startServer(ctx);
   chromium = await launchChromium();
   page = await chromium.context.newPage();
   page.on('pageerror', (error) => pageErrors.push(error.message));
   // Console errors other than the API's expected refusals (a CSP violation, say) fail the run.
   page.on('console', (message) => {
-    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) pageErrors.push(message.text());
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource'))
+      pageErrors.push(message.text());
   });
   fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
 });
@@ -79,9 +114,11 @@ describe('sign-in', () => {
 
 /** Rows of the database, for checking what the pages really changed. */
 const membership = async (email: string) =>
-  (await ctx.sql<{ status: string; roles: string[] }[]>`
+  (
+    await ctx.sql<{ status: string; roles: string[] }[]>`
     select m.status, m.roles from memberships m join accounts a on a.id = m.account_id
-    where m.organization_id = ${org.organization.id} and a.email = ${email}`)[0];
+    where m.organization_id = ${org.organization.id} and a.email = ${email}`
+  )[0];
 
 async function openPage(name: string) {
   await page.goto(`${server.url}/console/${name}`);
@@ -110,7 +147,8 @@ describe('members', () => {
 
   it('shows each member’s source and last activity', async () => {
     await openPage('members');
-    const cell = (email: string, label: string) => page.locator('tbody tr', { hasText: email }).locator(`td[data-label="${label}"]`).textContent();
+    const cell = (email: string, label: string) =>
+      page.locator('tbody tr', { hasText: email }).locator(`td[data-label="${label}"]`).textContent();
     await search('p01@acme.test');
     expect(await cell('p01@acme.test', 'Source')).toBe('SCIM');
     await search('p03@acme.test');
@@ -127,9 +165,14 @@ describe('members', () => {
     await page.keyboard.press('Enter');
     const dialog = page.getByRole('dialog', { name: 'Invite people' });
     await dialog.waitFor();
-    expect(await page.evaluate(() => (document.activeElement as HTMLTextAreaElement).labels?.[0]?.textContent)).toBe('Email addresses');
+    expect(await page.evaluate(() => (document.activeElement as HTMLTextAreaElement).labels?.[0]?.textContent)).toBe(
+      'Email addresses',
+    );
     for (let i = 0; i < 15; i++) await page.keyboard.press('Tab');
-    expect(await page.evaluate(() => document.activeElement?.closest('dialog') !== null), 'focus stays in the dialog').toBe(true);
+    expect(
+      await page.evaluate(() => document.activeElement?.closest('dialog') !== null),
+      'focus stays in the dialog',
+    ).toBe(true);
     await dialog.getByLabel('Email addresses').focus();
 
     await page.keyboard.type(Array.from({ length: 21 }, (_, i) => `many${i}@acme.test`).join(' '));
@@ -150,8 +193,12 @@ describe('members', () => {
     // The dialog's close event (which removes it and gives focus back) comes a task after it hides.
     await expect.poll(() => page.evaluate(() => document.activeElement?.textContent)).toBe('Invite people');
     expect(await membership('new1@acme.test')).toEqual({ status: 'invited', roles: ['admin'] });
-    const invitations = await ctx.sql`select email, group_ids from invitations where organization_id = ${org.organization.id} order by email`;
-    expect(invitations.map((i) => [i.email, i.groupIds])).toEqual([['new1@acme.test', [sales.id]], ['new2@acme.test', [sales.id]]]);
+    const invitations =
+      await ctx.sql`select email, group_ids from invitations where organization_id = ${org.organization.id} order by email`;
+    expect(invitations.map((i) => [i.email, i.groupIds])).toEqual([
+      ['new1@acme.test', [sales.id]],
+      ['new2@acme.test', [sales.id]],
+    ]);
     expect(await ctx.sql`select 1 from accounts where email like 'many%'`).toHaveLength(0);
 
     await page.getByLabel('Status').selectOption('pending');
@@ -160,7 +207,10 @@ describe('members', () => {
     expect(await page.locator('tbody').textContent()).toContain('pending invite');
 
     await page.getByRole('button', { name: 'Withdraw the invitation to new2@acme.test' }).click();
-    await page.getByRole('alertdialog', { name: 'Withdraw invitation' }).getByRole('button', { name: 'Withdraw' }).click();
+    await page
+      .getByRole('alertdialog', { name: 'Withdraw invitation' })
+      .getByRole('button', { name: 'Withdraw' })
+      .click();
     await expect.poll(statusText).toBe('The invitation to new2@acme.test was withdrawn.');
     await expect.poll(() => page.locator('tbody tr').count()).toBe(1);
     expect((await ctx.sql`select status from invitations where email = 'new2@acme.test'`)[0]!.status).toBe('revoked');
@@ -186,7 +236,9 @@ describe('members', () => {
     await dialog.getByLabel('Owner', { exact: true }).uncheck();
     await dialog.getByLabel('Admin', { exact: true }).check();
     await dialog.getByRole('button', { name: 'Save roles' }).click();
-    await expect.poll(() => dialog.getByRole('alert').textContent()).toBe('The last owner of an organization cannot be removed or demoted.');
+    await expect
+      .poll(() => dialog.getByRole('alert').textContent())
+      .toBe('The last owner of an organization cannot be removed or demoted.');
     await dialog.getByRole('button', { name: 'Cancel' }).click();
     expect(await membership('owner@acme.test')).toEqual({ status: 'active', roles: ['owner'] });
   });
@@ -222,10 +274,16 @@ describe('members', () => {
     await page.getByLabel('Select owner@acme.test').check();
     await page.getByRole('button', { name: 'Remove selected (3)' }).click();
     const confirm = page.getByRole('alertdialog', { name: 'Remove 3 members' });
-    expect(await confirm.getByRole('listitem').allTextContents()).toEqual(['p10@acme.test', 'p11@acme.test', 'owner@acme.test']);
+    expect(await confirm.getByRole('listitem').allTextContents()).toEqual([
+      'p10@acme.test',
+      'p11@acme.test',
+      'owner@acme.test',
+    ]);
     await confirm.getByRole('button', { name: 'Remove them' }).click();
     await expect.poll(statusText).toBe('2 removed, 1 not removed.');
-    expect(await errorText()).toBe('Not removed:\nowner@acme.test: the last owner of an organization cannot be removed or demoted');
+    expect(await errorText()).toBe(
+      'Not removed:\nowner@acme.test: the last owner of an organization cannot be removed or demoted',
+    );
     expect((await membership('p10@acme.test'))!.status).toBe('removed');
     expect((await membership('p11@acme.test'))!.status).toBe('removed');
     expect((await membership('owner@acme.test'))!.status).toBe('active');
@@ -250,21 +308,33 @@ describe('CSV import', () => {
     await page.getByRole('button', { name: 'Upload and invite' }).click();
     await expect.poll(() => page.getByRole('alert').filter({ hasText: 'Choose a CSV file first.' }).count()).toBe(1);
 
-    await page.getByLabel('CSV file').setInputFiles({ name: 'no-email.csv', mimeType: 'text/csv', buffer: Buffer.from('name\nx\n') });
+    await page
+      .getByLabel('CSV file')
+      .setInputFiles({ name: 'no-email.csv', mimeType: 'text/csv', buffer: Buffer.from('name\nx\n') });
     await page.getByRole('button', { name: 'Upload and invite' }).click();
-    await expect.poll(() => page.getByRole('alert').filter({ hasText: 'The file needs an "email" column.' }).count()).toBe(1);
+    await expect
+      .poll(() => page.getByRole('alert').filter({ hasText: 'The file needs an "email" column.' }).count())
+      .toBe(1);
 
     const tooMany = ['email', ...Array.from({ length: 1001 }, (_, i) => `bulk${i}@acme.test`)].join('\n');
-    await page.getByLabel('CSV file').setInputFiles({ name: 'too-many.csv', mimeType: 'text/csv', buffer: Buffer.from(tooMany) });
+    await page
+      .getByLabel('CSV file')
+      .setInputFiles({ name: 'too-many.csv', mimeType: 'text/csv', buffer: Buffer.from(tooMany) });
     await page.getByRole('button', { name: 'Upload and invite' }).click();
-    await expect.poll(() => page.getByRole('alert').filter({ hasText: 'At most 1000 rows per file (got 1001).' }).count()).toBe(1);
+    await expect
+      .poll(() => page.getByRole('alert').filter({ hasText: 'At most 1000 rows per file (got 1001).' }).count())
+      .toBe(1);
     expect(await ctx.sql`select 1 from accounts where email like 'bulk%'`).toHaveLength(0);
 
-    await page.getByLabel('CSV file').setInputFiles({ name: 'people.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+    await page
+      .getByLabel('CSV file')
+      .setInputFiles({ name: 'people.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
     await page.getByLabel('Viewer', { exact: true }).check();
     await page.getByRole('button', { name: 'Upload and invite' }).click();
     await expect.poll(statusText).toBe('people.csv: 2 invited, 5 skipped of 7 rows.');
-    const rows = await page.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+    const rows = await page
+      .locator('tbody tr')
+      .evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
     expect(rows).toEqual([
       ['2', 'csv1@acme.test', 'invited', '—'],
       ['3', 'csv2@acme.test', 'invited', '—'],
@@ -278,9 +348,12 @@ describe('CSV import', () => {
     await page.getByLabel('Show skipped rows only').check();
     await expect.poll(() => page.locator('tbody tr').count()).toBe(5);
 
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download the result (CSV)' }).click()]);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: 'Download the result (CSV)' }).click(),
+    ]);
     expect(download.suggestedFilename()).toBe('people-import-result.csv');
-    const summary = fs.readFileSync((await download.path())!, 'utf8');
+    const summary = fs.readFileSync(await download.path(), 'utf8');
     expect(summary.split('\r\n')).toEqual([
       'row,email,status,reasons',
       '2,csv1@acme.test,invited,',
@@ -293,7 +366,9 @@ describe('CSV import', () => {
       '',
     ]);
     expect(await membership('csv1@acme.test')).toEqual({ status: 'invited', roles: ['viewer'] });
-    expect((await ctx.sql`select group_ids from invitations where email = 'csv1@acme.test'`)[0]!.groupIds).toEqual([sales.id]);
+    expect((await ctx.sql`select group_ids from invitations where email = 'csv1@acme.test'`)[0]!.groupIds).toEqual([
+      sales.id,
+    ]);
     expect(await membership('csv4@acme.test')).toBeUndefined();
   });
 });
@@ -301,11 +376,15 @@ describe('CSV import', () => {
 describe('groups and role mapping', () => {
   it('previews how many members a mapping affects, then saves it', async () => {
     await openPage('groups');
-    await expect.poll(() => page.getByRole('region', { name: 'Groups from the identity provider' }).textContent()).toContain('Engineering');
+    await expect
+      .poll(() => page.getByRole('region', { name: 'Groups from the identity provider' }).textContent())
+      .toContain('Engineering');
     await page.getByRole('button', { name: 'Map a group to roles' }).click();
     const dialog = page.getByRole('dialog', { name: 'Map a group to roles' });
     const effect = dialog.getByRole('status');
-    expect(await dialog.getByLabel('Group name').isVisible(), 'only the chosen way of naming the group shows').toBe(false);
+    expect(await dialog.getByLabel('Group name').isVisible(), 'only the chosen way of naming the group shows').toBe(
+      false,
+    );
     await dialog.getByLabel('Group', { exact: true }).selectOption({ label: 'Engineering (SCIM)' });
     await expect.poll(() => effect.textContent()).toContain('This mapping affects 3 members');
     await dialog.getByLabel('Admin', { exact: true }).check();
@@ -324,9 +403,15 @@ describe('groups and role mapping', () => {
     await expect.poll(() => effect.textContent()).toBe('This mapping affects 4 members: they will have Viewer.');
     await dialog.getByRole('button', { name: 'Save mapping' }).click();
     await expect.poll(() => table.locator('tbody tr').count()).toBe(2);
-    expect(await table.locator('tbody tr').nth(1).textContent()).toContain('Every group named “ENGINEERING”Viewer4 members');
-    const mappings = await ctx.sql`select group_name, roles from group_role_mappings where organization_id = ${org.organization.id} order by created_at`;
-    expect(mappings.map((m) => [m.groupName, m.roles])).toEqual([[null, ['admin']], ['ENGINEERING', ['viewer']]]);
+    expect(await table.locator('tbody tr').nth(1).textContent()).toContain(
+      'Every group named “ENGINEERING”Viewer4 members',
+    );
+    const mappings =
+      await ctx.sql`select group_name, roles from group_role_mappings where organization_id = ${org.organization.id} order by created_at`;
+    expect(mappings.map((m) => [m.groupName, m.roles])).toEqual([
+      [null, ['admin']],
+      ['ENGINEERING', ['viewer']],
+    ]);
     await shot('groups');
   });
 
@@ -335,16 +420,21 @@ describe('groups and role mapping', () => {
     await page.getByRole('button', { name: 'Change the roles of the mapping of Engineering (SCIM)' }).click();
     const dialog = page.getByRole('dialog', { name: 'Change the roles of a mapping' });
     await dialog.getByLabel('Billing', { exact: true }).check();
-    await expect.poll(() => dialog.getByRole('status').textContent()).toBe('This mapping affects 3 members: they will have Admin, Billing.');
+    await expect
+      .poll(() => dialog.getByRole('status').textContent())
+      .toBe('This mapping affects 3 members: they will have Admin, Billing.');
     await dialog.getByRole('button', { name: 'Save roles' }).click();
     await expect.poll(statusText).toContain('Mapping saved: Engineering (SCIM) → Admin, Billing.');
 
     await page.getByRole('button', { name: 'Delete the mapping of Every group named “ENGINEERING”' }).click();
     const confirm = page.getByRole('alertdialog', { name: 'Delete mapping' });
-    expect(await confirm.textContent()).toContain('4 members of Every group named “ENGINEERING” lose Viewer from this mapping');
+    expect(await confirm.textContent()).toContain(
+      '4 members of Every group named “ENGINEERING” lose Viewer from this mapping',
+    );
     await confirm.getByRole('button', { name: 'Delete mapping' }).click();
     await expect.poll(statusText).toBe('Mapping deleted.');
-    const mappings = await ctx.sql`select group_name, roles from group_role_mappings where organization_id = ${org.organization.id}`;
+    const mappings =
+      await ctx.sql`select group_name, roles from group_role_mappings where organization_id = ${org.organization.id}`;
     expect(mappings.map((m) => [m.groupName, m.roles])).toEqual([[null, ['admin', 'billing']]]);
   });
 
@@ -355,12 +445,17 @@ describe('groups and role mapping', () => {
     await expect.poll(() => dialog.locator('tbody').textContent()).toBe('Nobody is in this group.');
     await dialog.getByLabel('Member’s email').fill('stranger@elsewhere.test');
     await dialog.getByRole('button', { name: 'Add to group' }).click();
-    await expect.poll(() => dialog.getByRole('alert').textContent()).toBe('Nobody with the address stranger@elsewhere.test is in the organization; invite them first.');
+    await expect
+      .poll(() => dialog.getByRole('alert').textContent())
+      .toBe('Nobody with the address stranger@elsewhere.test is in the organization; invite them first.');
     await dialog.getByLabel('Member’s email').fill('P12@acme.test');
     await dialog.getByRole('button', { name: 'Add to group' }).click();
     await expect.poll(() => dialog.getByRole('status').textContent()).toBe('p12@acme.test added.');
     await expect.poll(() => dialog.locator('tbody tr').count()).toBe(1);
-    const members = async () => (await ctx.sql`select a.email from group_members gm join accounts a on a.id = gm.account_id where gm.group_id = ${sales.id}`).map((r) => r.email);
+    const members = async () =>
+      (
+        await ctx.sql`select a.email from group_members gm join accounts a on a.id = gm.account_id where gm.group_id = ${sales.id}`
+      ).map((r) => r.email);
     expect(await members()).toEqual(['p12@acme.test']);
     await shot('group-members-dialog');
     await dialog.getByRole('button', { name: 'Remove p12@acme.test from Sales' }).click();
@@ -402,13 +497,18 @@ describe('identity provider', () => {
     await panel.getByRole('button', { name: 'Add domain' }).click();
     await expect.poll(statusText).toMatch(/^Publish the TXT record orgsync-verification=\S+ on acme.test/);
     await panel.getByRole('button', { name: 'Mark acme.test verified' }).click();
-    await page.getByRole('alertdialog', { name: 'Mark domain verified' }).getByRole('button', { name: 'Mark verified' }).click();
+    await page
+      .getByRole('alertdialog', { name: 'Mark domain verified' })
+      .getByRole('button', { name: 'Mark verified' })
+      .click();
     await expect.poll(statusText).toBe('acme.test is verified.');
     await panel.getByLabel('People from a verified domain join on their first SSO sign-in').check();
     await expect.poll(statusText).toContain('Auto-join is on');
-    const [settings] = await ctx.sql`select auto_join_verified_domains from organizations where id = ${org.organization.id}`;
+    const [settings] =
+      await ctx.sql`select auto_join_verified_domains from organizations where id = ${org.organization.id}`;
     expect(settings!.autoJoinVerifiedDomains).toBe(true);
-    const [domain] = await ctx.sql`select verified_at from organization_domains where organization_id = ${org.organization.id} and domain = 'acme.test'`;
+    const [domain] =
+      await ctx.sql`select verified_at from organization_domains where organization_id = ${org.organization.id} and domain = 'acme.test'`;
     expect(domain!.verifiedAt).toBeInstanceOf(Date);
     await shot('identity-domains');
   });
@@ -423,7 +523,9 @@ describe('identity provider: SCIM tokens', () => {
     await openPage('identity?tab=scim');
     const panel = page.getByRole('tabpanel', { name: 'SCIM provisioning' });
     await panel.getByRole('button', { name: 'Create token' }).waitFor();
-    const listed = await (await fetch(`${server.url}/api/scim-tokens`, { headers: { authorization: `Bearer ${org.adminKey}` } })).json();
+    const listed = await (
+      await fetch(`${server.url}/api/scim-tokens`, { headers: { authorization: `Bearer ${org.adminKey}` } })
+    ).json();
     expect(await panel.textContent()).toContain(listed.scimBaseUrl);
 
     const create = async (name: string, title = 'SCIM token created') => {
@@ -467,10 +569,26 @@ const SAML_API = '/saml/service-provider' in openApiDocument(TEST_PUBLIC_URL).pa
 
 /** IdP metadata with a fresh self-signed certificate (made by openssl, as an IdP would have one). */
 function idpMetadata(entityId: string, ssoUrl: string): string {
-  const pem = execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', '/dev/null', '-subj', '/CN=idp.example.test', '-days', '30'], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
+  const pem = execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      '/dev/null',
+      '-subj',
+      '/CN=idp.example.test',
+      '-days',
+      '30',
+    ],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
   const body = pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s+/g, '');
   return `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="${entityId}">
   <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
@@ -481,37 +599,54 @@ function idpMetadata(entityId: string, ssoUrl: string): string {
 }
 
 describe('identity provider: SAML', () => {
-  it.skipIf(!SAML_API)('shows what to paste into the IdP, adds a connection from its metadata, test-logs in, disables and deletes it', async () => {
-    await openPage('identity?tab=saml');
-    const panel = page.getByRole('tabpanel', { name: 'SAML single sign-on' });
-    await panel.getByRole('button', { name: 'Add connection' }).waitFor();
-    for (const url of ['/saml/acme/acs', '/saml/acme/metadata']) expect(await panel.textContent()).toContain(`${TEST_PUBLIC_URL}${url}`);
+  it.skipIf(!SAML_API)(
+    'shows what to paste into the IdP, adds a connection from its metadata, test-logs in, disables and deletes it',
+    async () => {
+      await openPage('identity?tab=saml');
+      const panel = page.getByRole('tabpanel', { name: 'SAML single sign-on' });
+      await panel.getByRole('button', { name: 'Add connection' }).waitFor();
+      for (const url of ['/saml/acme/acs', '/saml/acme/metadata'])
+        expect(await panel.textContent()).toContain(`${TEST_PUBLIC_URL}${url}`);
 
-    await panel.getByLabel('Connection name').fill('Okta');
-    await panel.getByLabel('IdP metadata XML', { exact: true }).fill('<EntityDescriptor/>');
-    await panel.getByRole('button', { name: 'Add connection' }).click();
-    await expect.poll(() => panel.getByRole('alert').first().textContent()).toMatch(/metadata/i);
-    await panel.getByLabel('IdP metadata XML', { exact: true }).fill(idpMetadata('http://www.okta.com/exk-test', 'https://idp.example.test/sso'));
-    await panel.getByRole('button', { name: 'Add connection' }).click();
-    await expect.poll(statusText).toBe('Okta added. Try it with “Test login”.');
-    await expect.poll(() => panel.getByRole('region', { name: 'SAML connections' }).textContent()).toContain('http://www.okta.com/exk-test');
-    await shot('identity-saml-connection');
+      await panel.getByLabel('Connection name').fill('Okta');
+      await panel.getByLabel('IdP metadata XML', { exact: true }).fill('<EntityDescriptor/>');
+      await panel.getByRole('button', { name: 'Add connection' }).click();
+      await expect.poll(() => panel.getByRole('alert').first().textContent()).toMatch(/metadata/i);
+      await panel
+        .getByLabel('IdP metadata XML', { exact: true })
+        .fill(idpMetadata('http://www.okta.com/exk-test', 'https://idp.example.test/sso'));
+      await panel.getByRole('button', { name: 'Add connection' }).click();
+      await expect.poll(statusText).toBe('Okta added. Try it with “Test login”.');
+      await expect
+        .poll(() => panel.getByRole('region', { name: 'SAML connections' }).textContent())
+        .toContain('http://www.okta.com/exk-test');
+      await shot('identity-saml-connection');
 
-    // The test login starts an SP-initiated login: the browser goes to the IdP with a SAMLRequest.
-    await page.route('https://idp.example.test/**', (route) => route.fulfill({ contentType: 'text/html', body: '<title>IdP</title>' }));
-    await panel.getByRole('link', { name: 'Test login with Okta' }).click();
-    await page.waitForURL(/^https:\/\/idp\.example\.test\/sso\?SAMLRequest=/);
-    await page.unroute('https://idp.example.test/**');
+      // The test login starts an SP-initiated login: the browser goes to the IdP with a SAMLRequest.
+      await page.route('https://idp.example.test/**', (route) =>
+        route.fulfill({ contentType: 'text/html', body: '<title>IdP</title>' }),
+      );
+      await panel.getByRole('link', { name: 'Test login with Okta' }).click();
+      await page.waitForURL(/^https:\/\/idp\.example\.test\/sso\?SAMLRequest=/);
+      await page.unroute('https://idp.example.test/**');
 
-    await openPage('identity?tab=saml');
-    await panel.getByRole('button', { name: 'Disable Okta' }).click();
-    await expect.poll(statusText).toBe('Okta is disabled.');
-    const listed = await (await fetch(`${server.url}/api/saml/connections`, { headers: { authorization: `Bearer ${org.adminKey}` } })).json();
-    expect(listed.items.map((c: { name: string; enabled: boolean }) => [c.name, c.enabled])).toEqual([['Okta', false]]);
-    await panel.getByRole('button', { name: 'Delete Okta' }).click();
-    await page.getByRole('alertdialog', { name: 'Delete SAML connection' }).getByRole('button', { name: 'Delete connection' }).click();
-    await expect.poll(statusText).toBe('Okta deleted.');
-  });
+      await openPage('identity?tab=saml');
+      await panel.getByRole('button', { name: 'Disable Okta' }).click();
+      await expect.poll(statusText).toBe('Okta is disabled.');
+      const listed = await (
+        await fetch(`${server.url}/api/saml/connections`, { headers: { authorization: `Bearer ${org.adminKey}` } })
+      ).json();
+      expect(listed.items.map((c: { name: string; enabled: boolean }) => [c.name, c.enabled])).toEqual([
+        ['Okta', false],
+      ]);
+      await panel.getByRole('button', { name: 'Delete Okta' }).click();
+      await page
+        .getByRole('alertdialog', { name: 'Delete SAML connection' })
+        .getByRole('button', { name: 'Delete connection' })
+        .click();
+      await expect.poll(statusText).toBe('Okta deleted.');
+    },
+  );
 });
 
 describe('audit log', () => {
@@ -531,8 +666,16 @@ describe('audit log', () => {
 describe('signed in through SSO (the session cookie)', () => {
   it('needs no key, offers only what the member may do, and signs out', async () => {
     const viewer = await ensureAccount(ctx.sql, { email: 'viewer@acme.test' });
-    await joinOrganization(ctx.sql, { organizationId: org.organization.id, accountId: viewer.id, source: 'sso', roles: ['viewer'] }, actor);
-    const { secret } = await createSession(ctx.sql, ctx.config.serverSecret, { organizationId: org.organization.id, accountId: viewer.id, via: 'saml' });
+    await joinOrganization(
+      ctx.sql,
+      { organizationId: org.organization.id, accountId: viewer.id, source: 'sso', roles: ['viewer'] },
+      actor,
+    );
+    const { secret } = await createSession(ctx.sql, ctx.config.serverSecret, {
+      organizationId: org.organization.id,
+      accountId: viewer.id,
+      via: 'saml',
+    });
     const member = await chromium.context.newPage(); // a new tab: no admin key in its sessionStorage
     try {
       await chromium.context.addCookies([{ name: SESSION_COOKIE, value: secret, url: server.url }]);
@@ -546,7 +689,9 @@ describe('signed in through SSO (the session cookie)', () => {
 
       await member.getByRole('button', { name: 'Sign out' }).click();
       await member.waitForURL(/\/console\/sign-in\?signedOut=1$/);
-      await expect.poll(() => member.locator('#status').textContent()).toBe('You are signed out of the console in this tab.');
+      await expect
+        .poll(() => member.locator('#status').textContent())
+        .toBe('You are signed out of the console in this tab.');
       // Where the SAML sign-in is built, signing out also ends the SSO session.
       if (SAML_API) expect(await resolveSession(ctx.sql, ctx.config.serverSecret, secret)).toBeNull();
     } finally {
@@ -565,7 +710,12 @@ describe('every page', () => {
       await openPage(name);
       const unlabelled = await page.evaluate(() =>
         [...document.querySelectorAll('input, select, textarea')]
-          .filter((el) => !(el as HTMLInputElement).labels?.length && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
+          .filter(
+            (el) =>
+              !(el as HTMLInputElement).labels?.length &&
+              !el.getAttribute('aria-label') &&
+              !el.getAttribute('aria-labelledby'),
+          )
           .map((el) => el.outerHTML),
       );
       expect(unlabelled, name).toEqual([]);
@@ -579,7 +729,9 @@ describe('every page', () => {
     }
     await openPage('members');
     await page.getByRole('button', { name: 'Invite people' }).click();
-    expect(await page.evaluate(() => document.querySelector('dialog')!.getBoundingClientRect().right)).toBeLessThanOrEqual(390);
+    expect(
+      await page.evaluate(() => document.querySelector('dialog')!.getBoundingClientRect().right),
+    ).toBeLessThanOrEqual(390);
     await shot('narrow-invite-dialog', false);
     await page.keyboard.press('Escape');
 

@@ -42,7 +42,15 @@ describe('console pages and assets', () => {
   });
 
   it('answers 404 for unknown pages and assets, and never serves files outside its folder', async () => {
-    for (const path of ['/console/nope', '/console/assets/nope.js', '/console/assets', '/console/assets/../router.ts', '/console/assets/%2e%2e/router.ts', '/console/assets/..%2frouter.ts', '/console/constructor']) {
+    for (const path of [
+      '/console/nope',
+      '/console/assets/nope.js',
+      '/console/assets',
+      '/console/assets/../router.ts',
+      '/console/assets/%2e%2e/router.ts',
+      '/console/assets/..%2frouter.ts',
+      '/console/constructor',
+    ]) {
       const res = await request(app).get(path);
       expect([403, 404], path).toContain(res.status);
       expect(res.text, path).not.toContain('consoleRouter');
@@ -50,7 +58,10 @@ describe('console pages and assets', () => {
   });
 
   it('serves the assets the pages load', async () => {
-    await request(app).get('/console/assets/console.css').expect(200).expect('content-type', /text\/css/);
+    await request(app)
+      .get('/console/assets/console.css')
+      .expect(200)
+      .expect('content-type', /text\/css/);
     for (const lib of ['api', 'dom', 'shell']) await request(app).get(`/console/assets/lib/${lib}.js`).expect(200);
   });
 });

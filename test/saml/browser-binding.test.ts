@@ -1,7 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hashSecret } from '../../src/core/secrets.ts';
 import { responseXml, signAssertion, type ResponseOptions } from './support/idp.ts';
-import { CookieJar, lastAttempt, postResponse, samlFixture, sessionCookieOf, startLogin, type SamlFixture } from './support/setup.ts';
+import {
+  CookieJar,
+  lastAttempt,
+  postResponse,
+  samlFixture,
+  sessionCookieOf,
+  startLogin,
+  type SamlFixture,
+} from './support/setup.ts';
 
 /**
  * Login CSRF: an answer to an SP-initiated AuthnRequest is accepted only from the browser that
@@ -28,11 +36,18 @@ async function expectNotFromThisBrowser(res: Awaited<ReturnType<typeof postRespo
   expect(res.text).toMatch(/not started in this browser/);
   expect(sessionCookieOf(res)).toBeUndefined();
   const attempt = await lastAttempt(f);
-  expect(attempt).toMatchObject({ outcome: 'refused', reason: 'request_not_from_this_browser', nameId: 'owner@acme.test' });
+  expect(attempt).toMatchObject({
+    outcome: 'refused',
+    reason: 'request_not_from_this_browser',
+    nameId: 'owner@acme.test',
+  });
   expect(attempt!.message).toMatch(detail);
   const [audit] = await f.ctx.sql<{ action: string; details: { reason: string; message: string } }[]>`
     select action, details from audit_log where organization_id = ${f.organization.id} order by id desc limit 1`;
-  expect(audit).toMatchObject({ action: 'sso.refused', details: { reason: 'request_not_from_this_browser', message: attempt!.message } });
+  expect(audit).toMatchObject({
+    action: 'sso.refused',
+    details: { reason: 'request_not_from_this_browser', message: attempt!.message },
+  });
 }
 
 describe('the cookie /saml/{org}/login sets', () => {
@@ -64,11 +79,15 @@ describe('an answer to an SP-initiated request', () => {
     expect(sessionCookieOf(res)).toBeDefined();
     const [cleared, ...more] = bindingHeaders(res, requestId);
     expect(more).toEqual([]);
-    expect(cleared).toMatch(new RegExp(`^orgsync_saml-${requestId}=; Path=/saml/acme/acs; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=None$`));
+    expect(cleared).toMatch(
+      new RegExp(
+        `^orgsync_saml-${requestId}=; Path=/saml/acme/acs; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=None$`,
+      ),
+    );
     expect(bindingCookies(f.browser).filter((c) => c.name.endsWith(requestId))).toEqual([]);
   });
 
-  it('is refused in another browser (a login started by an attacker, posted into the victim\'s browser)', async () => {
+  it("is refused in another browser (a login started by an attacker, posted into the victim's browser)", async () => {
     const attacker = new CookieJar();
     const victim = new CookieJar();
     const requestId = await startLogin(f, '/app', attacker);
@@ -76,21 +95,29 @@ describe('an answer to an SP-initiated request', () => {
     try {
       const res = await postResponse(f, signed({ inResponseTo: requestId }), undefined, victim);
       await expectNotFromThisBrowser(res, /holds no sign-in cookie for that request/);
-      expect(warn).toHaveBeenCalledWith(expect.objectContaining({ reason: 'request_not_from_this_browser' }), 'SAML sign-in refused');
+      expect(warn).toHaveBeenCalledWith(
+        expect.objectContaining({ reason: 'request_not_from_this_browser' }),
+        'SAML sign-in refused',
+      );
     } finally {
       warn.mockRestore();
     }
     expect(victim.named('orgsync_session')).toEqual([]);
     // Refused before it was consumed: the attacker's own request is still theirs alone.
     expect(bindingCookies(attacker)).toHaveLength(1);
-    const [pending] = await f.ctx.sql`select 1 from saml_requests where organization_id = ${f.organization.id} and id = ${requestId}`;
+    const [pending] = await f.ctx
+      .sql`select 1 from saml_requests where organization_id = ${f.organization.id} and id = ${requestId}`;
     expect(pending).toBeDefined();
   });
 
-  it('is refused when the browser\'s cookie for the request does not match', async () => {
+  it("is refused when the browser's cookie for the request does not match", async () => {
     const requestId = await startLogin(f);
     const planted = new CookieJar();
-    planted.cookies.set(`orgsync_saml-${requestId} /saml/acme/acs`, { value: 'A'.repeat(43), path: '/saml/acme/acs', attributes: '' });
+    planted.cookies.set(`orgsync_saml-${requestId} /saml/acme/acs`, {
+      value: 'A'.repeat(43),
+      path: '/saml/acme/acs',
+      attributes: '',
+    });
     const res = await postResponse(f, signed({ inResponseTo: requestId }), undefined, planted);
     await expectNotFromThisBrowser(res, /its sign-in cookie for that request does not match/);
     expect(bindingHeaders(res, requestId)).toEqual([]); // not used: not cleared
@@ -100,14 +127,17 @@ describe('an answer to an SP-initiated request', () => {
 
   it('is refused for a request pending from before requests were bound to browsers', async () => {
     const requestId = await startLogin(f);
-    await f.ctx.sql`update saml_requests set browser_binding_hash = null where organization_id = ${f.organization.id} and id = ${requestId}`;
+    await f.ctx
+      .sql`update saml_requests set browser_binding_hash = null where organization_id = ${f.organization.id} and id = ${requestId}`;
     await expectNotFromThisBrowser(await postResponse(f, signed({ inResponseTo: requestId })), /does not match/);
   });
 
   it('keeps logins started in parallel tabs apart, each answered in any order', async () => {
     const first = await startLogin(f, '/tab-one');
     const second = await startLogin(f, '/tab-two');
-    expect(bindingCookies(f.browser).map((c) => c.name)).toEqual(expect.arrayContaining([`orgsync_saml-${first}`, `orgsync_saml-${second}`]));
+    expect(bindingCookies(f.browser).map((c) => c.name)).toEqual(
+      expect.arrayContaining([`orgsync_saml-${first}`, `orgsync_saml-${second}`]),
+    );
     const two = await postResponse(f, signed({ inResponseTo: second }));
     expect(two.status, two.text).toBe(303);
     expect(two.headers.location).toBe('https://orgsync.test/tab-two');
@@ -119,7 +149,14 @@ describe('an answer to an SP-initiated request', () => {
 
   it('drops the cookie once used even when the sign-in is then refused', async () => {
     const requestId = await startLogin(f);
-    const res = await postResponse(f, signed({ inResponseTo: requestId, nameId: 'stranger@elsewhere.example', attributes: { email: ['stranger@elsewhere.example'] } }));
+    const res = await postResponse(
+      f,
+      signed({
+        inResponseTo: requestId,
+        nameId: 'stranger@elsewhere.example',
+        attributes: { email: ['stranger@elsewhere.example'] },
+      }),
+    );
     expect(res.status).toBe(403);
     expect(res.text).toContain('data-reason="not_allowed_to_join"');
     expect(bindingHeaders(res, requestId)).toHaveLength(1);
@@ -153,7 +190,10 @@ describe('over plain http (the local demo)', () => {
     expect(lax.value).toBe(none.value);
 
     const signedFor = (id: string) =>
-      signAssertion(responseXml({ acsUrl: local.acsUrl, audience: local.audience, nameId: 'owner@demo.test', inResponseTo: id }), local.idp);
+      signAssertion(
+        responseXml({ acsUrl: local.acsUrl, audience: local.audience, nameId: 'owner@demo.test', inResponseTo: id }),
+        local.idp,
+      );
     // A cross-site IdP's POST carries only the SameSite=None one (Chromium, Firefox on localhost) ...
     local.browser.cookies.delete(`${lax.name} ${lax.path}`);
     const crossSite = await postResponse(local, signedFor(requestId));

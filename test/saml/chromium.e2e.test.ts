@@ -40,7 +40,8 @@ const postForm = (acsUrl: string, samlResponse: string, submit: boolean) =>
   (submit ? '<script>document.forms[0].submit()</script>' : '');
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (see .ci/apt-packages) or set CHROMIUM_PATH`);
+  if (!fs.existsSync(CHROMIUM))
+    throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (see .ci/apt-packages) or set CHROMIUM_PATH`);
   const port = await freePort();
   publicUrl = `http://localhost:${port}`;
   ctx = await createTestContext({ PUBLIC_URL: publicUrl, PORT: String(port), HOST: '127.0.0.1' });
@@ -55,7 +56,13 @@ beforeAll(async () => {
     res.setHeader('content-type', 'text/html');
     if (url.pathname === '/sso') {
       const { id } = authnRequestOf(`http://idp${req.url}`);
-      const xml = responseXml({ acsUrl, audience: `${publicUrl}/saml/demo/metadata`, nameId: 'owner@demo.test', inResponseTo: id, issuer: `${idpUrl}/metadata` });
+      const xml = responseXml({
+        acsUrl,
+        audience: `${publicUrl}/saml/demo/metadata`,
+        nameId: 'owner@demo.test',
+        inResponseTo: id,
+        issuer: `${idpUrl}/metadata`,
+      });
       lastAnswer = encode(signAssertion(xml, keys));
       res.end(postForm(acsUrl, lastAnswer, autoPost));
     } else if (url.pathname === '/csrf') {
@@ -83,7 +90,10 @@ afterAll(async () => {
   await server?.shutdown('test done');
 });
 
-const attempts = () => ctx.sql<{ outcome: string; reason: string | null }[]>`select outcome, reason from saml_attempts order by id desc limit 1`;
+const attempts = () =>
+  ctx.sql<
+    { outcome: string; reason: string | null }[]
+  >`select outcome, reason from saml_attempts order by id desc limit 1`;
 
 describe('SP-initiated sign-in in Chromium over http://localhost with a cross-site IdP', () => {
   it('carries the request cookie through the IdP, signs in, and drops it', async () => {

@@ -18,7 +18,15 @@ beforeAll(async () => {
   ctx = await createTestContext();
   const url = (ctx.database as unknown as { url: string }).url;
   child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { PATH: process.env.PATH, DATABASE_URL: url, SERVER_SECRET: TEST_SERVER_SECRET, PORT: '0', PUBLIC_URL: 'https://orgsync.test', RECONCILER: 'false', LOG_LEVEL: 'info' },
+    env: {
+      PATH: process.env.PATH,
+      DATABASE_URL: url,
+      SERVER_SECRET: TEST_SERVER_SECRET,
+      PORT: '0',
+      PUBLIC_URL: 'https://orgsync.test',
+      RECONCILER: 'false',
+      LOG_LEVEL: 'info',
+    },
   });
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
@@ -53,7 +61,11 @@ describe('the orgsync process', () => {
     expect(created.status, await created.clone().text()).toBe(201);
 
     const xml = signAssertion(
-      responseXml({ acsUrl: 'https://orgsync.test/saml/hooli/acs', audience: 'https://orgsync.test/saml/hooli/metadata', nameId: 'owner@hooli.test' }),
+      responseXml({
+        acsUrl: 'https://orgsync.test/saml/hooli/acs',
+        audience: 'https://orgsync.test/saml/hooli/metadata',
+        nameId: 'owner@hooli.test',
+      }),
       idp,
     );
     const acs = await fetch(`${base}/saml/hooli/acs`, {

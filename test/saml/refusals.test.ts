@@ -2,9 +2,25 @@ import fs from 'node:fs';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
-  CONTENT_ENCRYPTION, IDP_ENTITY_ID, encode, encryptAssertion, makeIdpKeys, newId, responseXml, signAssertion, signResponse, type ResponseOptions,
+  CONTENT_ENCRYPTION,
+  IDP_ENTITY_ID,
+  encode,
+  encryptAssertion,
+  makeIdpKeys,
+  newId,
+  responseXml,
+  signAssertion,
+  signResponse,
+  type ResponseOptions,
 } from './support/idp.ts';
-import { lastAttempt, postResponse, samlFixture, sessionCookieOf, startLogin, type SamlFixture } from './support/setup.ts';
+import {
+  lastAttempt,
+  postResponse,
+  samlFixture,
+  sessionCookieOf,
+  startLogin,
+  type SamlFixture,
+} from './support/setup.ts';
 
 /**
  * Every refusal the SP owes, each with a crafted response signed (and encrypted) by xmlsec1. A
@@ -40,7 +56,8 @@ async function expectRefused(xml: string, reason: string, relayState?: string) {
 }
 
 const admin = () => ({ authorization: `Bearer ${f.adminKey}` });
-const changeConnection = (change: object) => request(f.app).patch(`/api/saml/connections/${f.connectionId}`).set(admin()).send(change).expect(200);
+const changeConnection = (change: object) =>
+  request(f.app).patch(`/api/saml/connections/${f.connectionId}`).set(admin()).send(change).expect(200);
 
 async function expectAccepted(xml: string, relayState?: string) {
   const res = await postResponse(f, xml, relayState);
@@ -70,7 +87,10 @@ describe('signatures', () => {
   });
 
   it('refuses a signed assertion changed after signing', async () => {
-    const signed = signAssertion(responseXml(base({ nameId: 'someone@acme.test', attributes: { email: ['someone@acme.test'] } })), f.idp);
+    const signed = signAssertion(
+      responseXml(base({ nameId: 'someone@acme.test', attributes: { email: ['someone@acme.test'] } })),
+      f.idp,
+    );
     await expectRefused(signed.replaceAll('someone@acme.test', 'owner@acme.test'), 'signature_invalid');
   });
 
@@ -89,7 +109,9 @@ describe('signatures', () => {
     const xml = signAssertion(responseXml(base()), f.idp, 'sha1-digest');
     expect(xml).toContain('<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>');
     const { attempt } = await expectRefused(xml, 'weak_algorithm');
-    expect(attempt.message).toContain('signature digest algorithm not accepted: http://www.w3.org/2000/09/xmldsig#sha1');
+    expect(attempt.message).toContain(
+      'signature digest algorithm not accepted: http://www.w3.org/2000/09/xmldsig#sha1',
+    );
   });
 });
 
@@ -103,27 +125,41 @@ describe('encrypted assertions (encrypted by xmlsec1 for the SP certificate)', (
   it.each([
     ['a signed assertion', false],
     ['a signed assertion in a signed Response', true],
-  ])('accepts %s sent with RSA-OAEP and its SHA-1 digest written out (ADFS, Okta, Shibboleth)', async (_name, signTheResponse) => {
-    const encrypted = encryptAssertion(signAssertion(responseXml(base()), f.idp), spCertificate, { oaepDigest: 'sha1' });
-    const xml = signTheResponse ? signResponse(encrypted, f.idp) : encrypted;
-    expect(xml).toContain(`<xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p">${SHA1_DIGEST}</xenc:EncryptionMethod>`);
-    expect(xml).not.toContain('owner@acme.test');
-    await expectAccepted(xml);
-  });
+  ])(
+    'accepts %s sent with RSA-OAEP and its SHA-1 digest written out (ADFS, Okta, Shibboleth)',
+    async (_name, signTheResponse) => {
+      const encrypted = encryptAssertion(signAssertion(responseXml(base()), f.idp), spCertificate, {
+        oaepDigest: 'sha1',
+      });
+      const xml = signTheResponse ? signResponse(encrypted, f.idp) : encrypted;
+      expect(xml).toContain(
+        `<xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p">${SHA1_DIGEST}</xenc:EncryptionMethod>`,
+      );
+      expect(xml).not.toContain('owner@acme.test');
+      await expectAccepted(xml);
+    },
+  );
 
-  it.each(['aes128-cbc', 'aes256-cbc', 'aes128-gcm', 'aes256-gcm'] as const)('accepts %s content encryption', async (content) => {
-    const xml = encryptAssertion(signAssertion(responseXml(base()), f.idp), spCertificate, { content });
-    expect(xml).toContain(`<xenc:EncryptionMethod Algorithm="${CONTENT_ENCRYPTION[content].uri}"/>`);
-    await expectAccepted(xml);
-  });
+  it.each(['aes128-cbc', 'aes256-cbc', 'aes128-gcm', 'aes256-gcm'] as const)(
+    'accepts %s content encryption',
+    async (content) => {
+      const xml = encryptAssertion(signAssertion(responseXml(base()), f.idp), spCertificate, { content });
+      expect(xml).toContain(`<xenc:EncryptionMethod Algorithm="${CONTENT_ENCRYPTION[content].uri}"/>`);
+      await expectAccepted(xml);
+    },
+  );
 
   it('refuses 3DES (tripledes-cbc) content encryption as weak, before decrypting', async () => {
     const warn = vi.spyOn(console, 'warn');
     try {
-      const xml = encryptAssertion(signAssertion(responseXml(base()), f.idp), spCertificate, { content: 'tripledes-cbc' });
+      const xml = encryptAssertion(signAssertion(responseXml(base()), f.idp), spCertificate, {
+        content: 'tripledes-cbc',
+      });
       expect(xml).toContain('<xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#tripledes-cbc"/>');
       const { attempt } = await expectRefused(xml, 'weak_algorithm');
-      expect(attempt.message).toBe('content encryption algorithm not accepted: http://www.w3.org/2001/04/xmlenc#tripledes-cbc (use AES-128 or AES-256, CBC or GCM)');
+      expect(attempt.message).toBe(
+        'content encryption algorithm not accepted: http://www.w3.org/2001/04/xmlenc#tripledes-cbc (use AES-128 or AES-256, CBC or GCM)',
+      );
       // xml-encryption warns when it decrypts 3DES: it never got that far.
       expect(warn).not.toHaveBeenCalled();
     } finally {
@@ -134,7 +170,9 @@ describe('encrypted assertions (encrypted by xmlsec1 for the SP certificate)', (
   it('refuses AES-192 content encryption, which the decryptor does not implement, saying so', async () => {
     const xml = encryptAssertion(signAssertion(responseXml(base()), f.idp), spCertificate, { content: 'aes192-cbc' });
     const { attempt } = await expectRefused(xml, 'decryption_failed');
-    expect(attempt.message).toBe('content encryption algorithm not supported: http://www.w3.org/2001/04/xmlenc#aes192-cbc (use AES-128 or AES-256, CBC or GCM)');
+    expect(attempt.message).toBe(
+      'content encryption algorithm not supported: http://www.w3.org/2001/04/xmlenc#aes192-cbc (use AES-128 or AES-256, CBC or GCM)',
+    );
   });
 
   it('refuses RSA 1.5 key transport', async () => {
@@ -144,7 +182,9 @@ describe('encrypted assertions (encrypted by xmlsec1 for the SP certificate)', (
   });
 
   it('still refuses a SHA-1 signature digest inside the encrypted assertion (not the OAEP one)', async () => {
-    const xml = encryptAssertion(signAssertion(responseXml(base()), f.idp, 'sha1-digest'), spCertificate, { oaepDigest: 'sha1' });
+    const xml = encryptAssertion(signAssertion(responseXml(base()), f.idp, 'sha1-digest'), spCertificate, {
+      oaepDigest: 'sha1',
+    });
     const { attempt } = await expectRefused(xml, 'weak_algorithm');
     expect(attempt.message).toContain('signature digest algorithm not accepted');
   });
@@ -180,8 +220,9 @@ describe('encrypted assertions (encrypted by xmlsec1 for the SP certificate)', (
 
 describe('XML signature wrapping', () => {
   const evilAssertion = (id: string) =>
-    responseXml(base({ nameId: 'evil@attacker.example', attributes: { email: ['evil@attacker.example'] }, assertionId: id }))
-      .match(/<saml:Assertion [\s\S]*<\/saml:Assertion>/)![0];
+    responseXml(
+      base({ nameId: 'evil@attacker.example', attributes: { email: ['evil@attacker.example'] }, assertionId: id }),
+    ).match(/<saml:Assertion [\s\S]*<\/saml:Assertion>/)![0];
   const signedAssertionOf = (xml: string) => xml.match(/<saml:Assertion [\s\S]*<\/saml:Assertion>/)![0];
 
   it('refuses an unsigned evil assertion placed before the signed one', async () => {
@@ -204,7 +245,10 @@ describe('XML signature wrapping', () => {
     const signed = signAssertion(responseXml(base()), f.idp);
     const original = signedAssertionOf(signed);
     const id = /ID="([^"]+)"/.exec(original)![1]!;
-    const evil = evilAssertion(id).replace('</saml:Conditions>', `</saml:Conditions><saml:Advice>${original}</saml:Advice>`);
+    const evil = evilAssertion(id).replace(
+      '</saml:Conditions>',
+      `</saml:Conditions><saml:Advice>${original}</saml:Advice>`,
+    );
     const wrapped = signed.replace(original, evil);
     await expectRefused(wrapped, 'signature_wrapping');
   });
@@ -212,7 +256,9 @@ describe('XML signature wrapping', () => {
   it('refuses a new Response wrapping the signed original Response inside its signature (XSW1)', async () => {
     const signed = signResponse(responseXml(base()), f.idp);
     const signature = signed.match(/<ds:Signature [\s\S]*?<\/ds:Signature>/)![0];
-    const evil = responseXml(base({ nameId: 'evil@attacker.example', attributes: { email: ['evil@attacker.example'] } }));
+    const evil = responseXml(
+      base({ nameId: 'evil@attacker.example', attributes: { email: ['evil@attacker.example'] } }),
+    );
     const evilWithSignature = evil.replace(
       /(<samlp:Response [^>]*><saml:Issuer>[^<]*<\/saml:Issuer>)/,
       `$1${signature.replace('</ds:Signature>', `<ds:Object>${signed}</ds:Object></ds:Signature>`)}`,
@@ -225,7 +271,9 @@ describe('XML signature wrapping', () => {
     const assertionId = /<saml:Assertion ID="([^"]+)"/.exec(signed)![1]!;
     // Move the assertion's signature up to the Response, still pointing at the assertion.
     const signature = signed.match(/<ds:Signature [\s\S]*?<\/ds:Signature>/)![0];
-    const moved = signed.replace(signature, '').replace(/(<samlp:Response [^>]*><saml:Issuer>[^<]*<\/saml:Issuer>)/, `$1${signature}`);
+    const moved = signed
+      .replace(signature, '')
+      .replace(/(<samlp:Response [^>]*><saml:Issuer>[^<]*<\/saml:Issuer>)/, `$1${signature}`);
     expect(moved).toContain(`URI="#${assertionId}"`);
     await expectRefused(moved, 'signature_wrapping');
   });
@@ -241,28 +289,46 @@ describe('XML signature wrapping', () => {
 
 describe('issuer, audience, recipient, destination', () => {
   it('refuses an issuer no connection trusts', async () => {
-    const { attempt } = await expectRefused(signAssertion(responseXml(base({ issuer: 'https://evil.example/idp' })), f.idp), 'unknown_issuer');
+    const { attempt } = await expectRefused(
+      signAssertion(responseXml(base({ issuer: 'https://evil.example/idp' })), f.idp),
+      'unknown_issuer',
+    );
     expect(attempt.message).toContain('https://evil.example/idp');
   });
 
   it('refuses a signed assertion from another issuer inside a response claiming ours', async () => {
-    await expectRefused(signAssertion(responseXml(base({ assertionIssuer: 'https://other.example/idp' })), f.idp), 'wrong_issuer');
+    await expectRefused(
+      signAssertion(responseXml(base({ assertionIssuer: 'https://other.example/idp' })), f.idp),
+      'wrong_issuer',
+    );
   });
 
   it('refuses an assertion meant for another SP (audience)', async () => {
-    await expectRefused(signAssertion(responseXml(base({ audience: 'https://other-sp.example/metadata' })), f.idp), 'wrong_audience');
+    await expectRefused(
+      signAssertion(responseXml(base({ audience: 'https://other-sp.example/metadata' })), f.idp),
+      'wrong_audience',
+    );
   });
 
   it('refuses an assertion for another recipient', async () => {
-    await expectRefused(signAssertion(responseXml(base({ recipient: 'https://other-sp.example/acs' })), f.idp), 'wrong_recipient');
+    await expectRefused(
+      signAssertion(responseXml(base({ recipient: 'https://other-sp.example/acs' })), f.idp),
+      'wrong_recipient',
+    );
   });
 
   it('refuses a response sent to another destination', async () => {
-    await expectRefused(signAssertion(responseXml(base({ destination: 'https://other-sp.example/acs' })), f.idp), 'wrong_destination');
+    await expectRefused(
+      signAssertion(responseXml(base({ destination: 'https://other-sp.example/acs' })), f.idp),
+      'wrong_destination',
+    );
   });
 
   it('refuses a signed Response without a Destination (SAML bindings 3.5.5.2)', async () => {
-    const { attempt } = await expectRefused(signResponse(responseXml(base({ destination: null })), f.idp), 'wrong_destination');
+    const { attempt } = await expectRefused(
+      signResponse(responseXml(base({ destination: null })), f.idp),
+      'wrong_destination',
+    );
     expect(attempt.message).toMatch(/^the signed Response has no Destination/);
   });
 
@@ -272,22 +338,34 @@ describe('issuer, audience, recipient, destination', () => {
 
   it("refuses an assertion for another organization's ACS on this organization", async () => {
     const other = 'https://orgsync.test/saml/globex/acs';
-    await expectRefused(signAssertion(responseXml(base({ destination: other, recipient: other })), f.idp), 'wrong_destination');
+    await expectRefused(
+      signAssertion(responseXml(base({ destination: other, recipient: other })), f.idp),
+      'wrong_destination',
+    );
   });
 });
 
 describe('time window', () => {
   it('refuses an expired assertion', async () => {
     const past = new Date(Date.now() - 10 * 60_000);
-    await expectRefused(signAssertion(responseXml(base({ notOnOrAfter: past, confirmationNotOnOrAfter: past })), f.idp), 'expired');
+    await expectRefused(
+      signAssertion(responseXml(base({ notOnOrAfter: past, confirmationNotOnOrAfter: past })), f.idp),
+      'expired',
+    );
   });
 
   it('refuses an assertion whose bearer confirmation has expired', async () => {
-    await expectRefused(signAssertion(responseXml(base({ confirmationNotOnOrAfter: new Date(Date.now() - 10 * 60_000) })), f.idp), 'expired');
+    await expectRefused(
+      signAssertion(responseXml(base({ confirmationNotOnOrAfter: new Date(Date.now() - 10 * 60_000) })), f.idp),
+      'expired',
+    );
   });
 
   it('refuses an assertion not yet valid (beyond the clock skew)', async () => {
-    await expectRefused(signAssertion(responseXml(base({ notBefore: new Date(Date.now() + 10 * 60_000) })), f.idp), 'not_yet_valid');
+    await expectRefused(
+      signAssertion(responseXml(base({ notBefore: new Date(Date.now() + 10 * 60_000) })), f.idp),
+      'not_yet_valid',
+    );
   });
 
   it('refuses an assertion whose IdP session has ended (SessionNotOnOrAfter)', async () => {
@@ -318,8 +396,12 @@ describe('InResponseTo and replay', () => {
 
   it('refuses an answer to a request that has expired', async () => {
     const requestId = await startLogin(f);
-    await f.ctx.sql`update saml_requests set expires_at = now() - interval '1 second' where organization_id = ${f.organization.id} and id = ${requestId}`;
-    const { attempt } = await expectRefused(signAssertion(responseXml(base({ inResponseTo: requestId })), f.idp), 'in_response_to_mismatch');
+    await f.ctx
+      .sql`update saml_requests set expires_at = now() - interval '1 second' where organization_id = ${f.organization.id} and id = ${requestId}`;
+    const { attempt } = await expectRefused(
+      signAssertion(responseXml(base({ inResponseTo: requestId })), f.idp),
+      'in_response_to_mismatch',
+    );
     expect(attempt.message).toMatch(/no pending sign-in request of this connection/);
   });
 
@@ -328,11 +410,19 @@ describe('InResponseTo and replay', () => {
     const second = await request(f.app)
       .post('/api/saml/connections')
       .set(admin())
-      .send({ name: 'Second', idpEntityId: secondIssuer, ssoUrl: 'https://second.example/sso', certificates: [f.idp.certificate] })
+      .send({
+        name: 'Second',
+        idpEntityId: secondIssuer,
+        ssoUrl: 'https://second.example/sso',
+        certificates: [f.idp.certificate],
+      })
       .expect(201);
     try {
       const requestId = await startLogin(f, '/app', f.browser, { connection: second.body.id });
-      const { attempt } = await expectRefused(signAssertion(responseXml(base({ inResponseTo: requestId })), f.idp), 'in_response_to_mismatch');
+      const { attempt } = await expectRefused(
+        signAssertion(responseXml(base({ inResponseTo: requestId })), f.idp),
+        'in_response_to_mismatch',
+      );
       expect(attempt.message).toMatch(/no pending sign-in request of this connection/);
       // The request is still pending for the connection it was sent through.
       await expectAccepted(signAssertion(responseXml(base({ inResponseTo: requestId, issuer: secondIssuer })), f.idp));
@@ -344,7 +434,10 @@ describe('InResponseTo and replay', () => {
   it('refuses a second answer to the same request', async () => {
     const requestId = await startLogin(f);
     await expectAccepted(signAssertion(responseXml(base({ inResponseTo: requestId })), f.idp));
-    await expectRefused(signAssertion(responseXml(base({ inResponseTo: requestId })), f.idp), 'in_response_to_mismatch');
+    await expectRefused(
+      signAssertion(responseXml(base({ inResponseTo: requestId })), f.idp),
+      'in_response_to_mismatch',
+    );
   });
 
   it('refuses an InResponseTo only in the unsigned Response that differs from the signed one', async () => {
@@ -363,13 +456,21 @@ describe('InResponseTo and replay', () => {
   });
 
   it('refuses an unsolicited response when IdP-initiated sign-in is off', async () => {
-    await request(f.app).patch(`/api/saml/connections/${f.connectionId}`).set('authorization', `Bearer ${f.adminKey}`).send({ allowIdpInitiated: false }).expect(200);
+    await request(f.app)
+      .patch(`/api/saml/connections/${f.connectionId}`)
+      .set('authorization', `Bearer ${f.adminKey}`)
+      .send({ allowIdpInitiated: false })
+      .expect(200);
     try {
       await expectRefused(signAssertion(responseXml(base()), f.idp), 'unsolicited_response');
       const requestId = await startLogin(f);
       await expectAccepted(signAssertion(responseXml(base({ inResponseTo: requestId })), f.idp));
     } finally {
-      await request(f.app).patch(`/api/saml/connections/${f.connectionId}`).set('authorization', `Bearer ${f.adminKey}`).send({ allowIdpInitiated: true }).expect(200);
+      await request(f.app)
+        .patch(`/api/saml/connections/${f.connectionId}`)
+        .set('authorization', `Bearer ${f.adminKey}`)
+        .send({ allowIdpInitiated: true })
+        .expect(200);
     }
   });
 });
@@ -388,7 +489,10 @@ describe('status, XML hazards, size, schema', () => {
   });
 
   it('refuses an oversized message', async () => {
-    const xml = signAssertion(responseXml(base({ attributes: { email: ['owner@acme.test'], padding: ['x'.repeat(300 * 1024)] } })), f.idp);
+    const xml = signAssertion(
+      responseXml(base({ attributes: { email: ['owner@acme.test'], padding: ['x'.repeat(300 * 1024)] } })),
+      f.idp,
+    );
     await expectRefused(xml, 'oversized');
   });
 
@@ -407,7 +511,11 @@ describe('status, XML hazards, size, schema', () => {
 
 describe('where the browser goes afterwards', () => {
   it('refuses a RelayState outside the allowed return URLs', async () => {
-    await expectRefused(signAssertion(responseXml(base()), f.idp), 'relay_state_not_allowed', 'https://evil.example/phish');
+    await expectRefused(
+      signAssertion(responseXml(base()), f.idp),
+      'relay_state_not_allowed',
+      'https://evil.example/phish',
+    );
     await expectRefused(signAssertion(responseXml(base()), f.idp), 'relay_state_not_allowed', '//evil.example/phish');
   });
 
@@ -427,17 +535,29 @@ describe('where the browser goes afterwards', () => {
       .expect(200);
     const res = await expectAccepted(signAssertion(responseXml(base()), f.idp), 'https://app.acme.example/projects');
     expect(res.headers.location).toBe('https://app.acme.example/projects');
-    await expectRefused(signAssertion(responseXml(base()), f.idp), 'relay_state_not_allowed', 'https://app.acme.example.evil.example/');
+    await expectRefused(
+      signAssertion(responseXml(base()), f.idp),
+      'relay_state_not_allowed',
+      'https://app.acme.example.evil.example/',
+    );
   });
 });
 
 describe('connection state', () => {
   it('refuses sign-in through a disabled connection', async () => {
-    await request(f.app).patch(`/api/saml/connections/${f.connectionId}`).set('authorization', `Bearer ${f.adminKey}`).send({ enabled: false }).expect(200);
+    await request(f.app)
+      .patch(`/api/saml/connections/${f.connectionId}`)
+      .set('authorization', `Bearer ${f.adminKey}`)
+      .send({ enabled: false })
+      .expect(200);
     try {
       await expectRefused(signAssertion(responseXml(base()), f.idp), 'connection_disabled');
     } finally {
-      await request(f.app).patch(`/api/saml/connections/${f.connectionId}`).set('authorization', `Bearer ${f.adminKey}`).send({ enabled: true }).expect(200);
+      await request(f.app)
+        .patch(`/api/saml/connections/${f.connectionId}`)
+        .set('authorization', `Bearer ${f.adminKey}`)
+        .send({ enabled: true })
+        .expect(200);
     }
   });
 
@@ -454,29 +574,35 @@ describe('connection state', () => {
   });
 
   it('answers an error page for an unknown organization', async () => {
-    const res = await request(f.app).post('/saml/nope/acs').type('form').send({ SAMLResponse: encode('<x/>') });
+    const res = await request(f.app)
+      .post('/saml/nope/acs')
+      .type('form')
+      .send({ SAMLResponse: encode('<x/>') });
     expect(res.status).toBe(404);
   });
 });
 
 describe('several instances on one database', () => {
-  it.skipIf(!process.env.DATABASE_URL)('accepts an assertion once when it reaches two instances at the same time', async () => {
-    const { connect } = await import('../../src/storage/database.ts');
-    const { createApp } = await import('../../src/http/app.ts');
-    const url = (f.ctx.database as unknown as { url: string }).url;
-    const otherSql = connect(url, 2);
-    try {
-      const other = createApp({ ...f.ctx, sql: otherSql, database: { ...f.ctx.database, sql: otherSql } });
-      const xml = signAssertion(responseXml(base()), f.idp);
-      const form = { SAMLResponse: encode(xml) };
-      const answers = await Promise.all([
-        request(f.app).post('/saml/acme/acs').type('form').send(form),
-        request(other).post('/saml/acme/acs').type('form').send(form),
-      ]);
-      expect(answers.map((a) => a.status).sort()).toEqual([303, 403]);
-      expect(answers.find((a) => a.status === 403)!.text).toContain('data-reason="replayed_assertion"');
-    } finally {
-      await otherSql.end({ timeout: 5 });
-    }
-  });
+  it.skipIf(!process.env.DATABASE_URL)(
+    'accepts an assertion once when it reaches two instances at the same time',
+    async () => {
+      const { connect } = await import('../../src/storage/database.ts');
+      const { createApp } = await import('../../src/http/app.ts');
+      const url = (f.ctx.database as unknown as { url: string }).url;
+      const otherSql = connect(url, 2);
+      try {
+        const other = createApp({ ...f.ctx, sql: otherSql, database: { ...f.ctx.database, sql: otherSql } });
+        const xml = signAssertion(responseXml(base()), f.idp);
+        const form = { SAMLResponse: encode(xml) };
+        const answers = await Promise.all([
+          request(f.app).post('/saml/acme/acs').type('form').send(form),
+          request(other).post('/saml/acme/acs').type('form').send(form),
+        ]);
+        expect(answers.map((a) => a.status).sort()).toEqual([303, 403]);
+        expect(answers.find((a) => a.status === 403)!.text).toContain('data-reason="replayed_assertion"');
+      } finally {
+        await otherSql.end({ timeout: 5 });
+      }
+    },
+  );
 });

@@ -35,7 +35,14 @@ beforeAll(async () => {
     email: 'owner@initech.test',
     attributes: { mail: ['owner@initech.test'], givenName: ['Olive'], sn: ['Owner'], groups: ['Ops'] },
   };
-  idp = spawn('/usr/bin/python3', [path.join(import.meta.dirname, 'pysaml2_idp.py'), keys.dir, spMetadataFile, keys.keyFile, keys.certFile, JSON.stringify(user)]);
+  idp = spawn('/usr/bin/python3', [
+    path.join(import.meta.dirname, 'pysaml2_idp.py'),
+    keys.dir,
+    spMetadataFile,
+    keys.keyFile,
+    keys.certFile,
+    JSON.stringify(user),
+  ]);
   let stderr = '';
   idp.stderr.on('data', (chunk) => (stderr += chunk));
   const firstLine = await new Promise<string>((resolve, reject) => {
@@ -65,7 +72,11 @@ async function startLogin(browser: CookieJar, returnTo: string): Promise<URL> {
 /** The browser submits the IdP's form to the ACS, with its cookies for the ACS. */
 async function postToAcs(browser: CookieJar, action: string, samlResponse: string) {
   const path = new URL(action).pathname;
-  const res = await request(app).post(path).set('cookie', browser.header(path)).type('form').send({ SAMLResponse: samlResponse });
+  const res = await request(app)
+    .post(path)
+    .set('cookie', browser.header(path))
+    .type('form')
+    .send({ SAMLResponse: samlResponse });
   browser.store(res);
   return res;
 }
@@ -74,7 +85,10 @@ async function idpForm(location: URL) {
   const atIdp = await fetch(location);
   const form = await atIdp.text();
   expect(atIdp.status, form).toBe(200);
-  return { action: /action="([^"]+)"/.exec(form)![1]!, samlResponse: /name="SAMLResponse" value="([^"]+)"/.exec(form)![1]! };
+  return {
+    action: /action="([^"]+)"/.exec(form)![1]!,
+    samlResponse: /name="SAMLResponse" value="([^"]+)"/.exec(form)![1]!,
+  };
 }
 
 describe('SP-initiated sign-in through pysaml2', () => {
@@ -84,7 +98,10 @@ describe('SP-initiated sign-in through pysaml2', () => {
       .set('authorization', `Bearer ${adminKey}`)
       .send({ name: 'pysaml2', metadataXml: idpInfo.metadata })
       .expect(201);
-    expect(connection.body).toMatchObject({ idpEntityId: idpInfo.entityId, ssoUrl: `http://127.0.0.1:${idpInfo.port}/sso` });
+    expect(connection.body).toMatchObject({
+      idpEntityId: idpInfo.entityId,
+      ssoUrl: `http://127.0.0.1:${idpInfo.port}/sso`,
+    });
 
     // 1. The product sends the browser to orgsync's login URL; orgsync redirects to the IdP.
     const browser = new CookieJar();
@@ -118,8 +135,15 @@ describe('SP-initiated sign-in through pysaml2', () => {
     });
     const groups = await ctx.sql`select display_name from groups where source = 'saml'`;
     expect(groups.map((g) => g.displayName)).toEqual(['Ops']);
-    const attempts = await request(app).get('/api/saml/attempts').set('authorization', `Bearer ${adminKey}`).expect(200);
-    expect(attempts.body.items[0]).toMatchObject({ outcome: 'success', nameId: 'owner@initech.test', idpEntityId: idpInfo.entityId });
+    const attempts = await request(app)
+      .get('/api/saml/attempts')
+      .set('authorization', `Bearer ${adminKey}`)
+      .expect(200);
+    expect(attempts.body.items[0]).toMatchObject({
+      outcome: 'success',
+      nameId: 'owner@initech.test',
+      idpEntityId: idpInfo.entityId,
+    });
 
     // 4. The same IdP answer cannot be used twice.
     const again = await postToAcs(browser, action, samlResponse);
@@ -135,8 +159,15 @@ describe('SP-initiated sign-in through pysaml2', () => {
     expect(acs.status).toBe(403);
     expect(acs.text).toContain('data-reason="request_not_from_this_browser"');
     expect(victim.named('orgsync_session')).toEqual([]);
-    const attempts = await request(app).get('/api/saml/attempts').set('authorization', `Bearer ${adminKey}`).expect(200);
-    expect(attempts.body.items[0]).toMatchObject({ outcome: 'refused', reason: 'request_not_from_this_browser', nameId: 'owner@initech.test' });
+    const attempts = await request(app)
+      .get('/api/saml/attempts')
+      .set('authorization', `Bearer ${adminKey}`)
+      .expect(200);
+    expect(attempts.body.items[0]).toMatchObject({
+      outcome: 'refused',
+      reason: 'request_not_from_this_browser',
+      nameId: 'owner@initech.test',
+    });
   });
 
   it.each([
@@ -154,13 +185,17 @@ describe('SP-initiated sign-in through pysaml2', () => {
     expect(xml).not.toContain('tripledes-cbc');
     expect(xml).not.toContain('owner@initech.test');
     // A Signature before the EncryptedAssertion is the Response's own (the assertion's is encrypted).
-    const responseSignature = xml.indexOf('Signature') !== -1 && xml.indexOf('Signature') < xml.indexOf('EncryptedAssertion');
+    const responseSignature =
+      xml.indexOf('Signature') !== -1 && xml.indexOf('Signature') < xml.indexOf('EncryptedAssertion');
     expect(responseSignature).toBe(signResponse);
 
     const acs = await postToAcs(browser, action, samlResponse);
     expect(acs.status, acs.text).toBe(303);
     expect(acs.headers.location).toBe('https://orgsync.test/secret');
-    const attempts = await request(app).get('/api/saml/attempts').set('authorization', `Bearer ${adminKey}`).expect(200);
+    const attempts = await request(app)
+      .get('/api/saml/attempts')
+      .set('authorization', `Bearer ${adminKey}`)
+      .expect(200);
     expect(attempts.body.items[0]).toMatchObject({ outcome: 'success', email: 'owner@initech.test' });
   });
 
@@ -169,12 +204,19 @@ describe('SP-initiated sign-in through pysaml2', () => {
     const location = await startLogin(browser, '/secret');
     location.searchParams.set('encrypt', '3des');
     const { action, samlResponse } = await idpForm(location);
-    expect(Buffer.from(samlResponse, 'base64').toString()).toContain('Algorithm="http://www.w3.org/2001/04/xmlenc#tripledes-cbc"');
+    expect(Buffer.from(samlResponse, 'base64').toString()).toContain(
+      'Algorithm="http://www.w3.org/2001/04/xmlenc#tripledes-cbc"',
+    );
     const acs = await postToAcs(browser, action, samlResponse);
     expect(acs.status).toBe(403);
     expect(acs.text).toContain('data-reason="weak_algorithm"');
-    const attempts = await request(app).get('/api/saml/attempts').set('authorization', `Bearer ${adminKey}`).expect(200);
+    const attempts = await request(app)
+      .get('/api/saml/attempts')
+      .set('authorization', `Bearer ${adminKey}`)
+      .expect(200);
     expect(attempts.body.items[0]).toMatchObject({ outcome: 'refused', reason: 'weak_algorithm' });
-    expect(attempts.body.items[0].message).toContain('content encryption algorithm not accepted: http://www.w3.org/2001/04/xmlenc#tripledes-cbc');
+    expect(attempts.body.items[0].message).toContain(
+      'content encryption algorithm not accepted: http://www.w3.org/2001/04/xmlenc#tripledes-cbc',
+    );
   });
 });

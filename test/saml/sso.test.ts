@@ -4,7 +4,15 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createReconciler } from '../../src/sync/index.ts';
 import { makeIdpKeys, responseXml, signAssertion, signResponse } from './support/idp.ts';
-import { idpMetadataXml, lastAttempt, postResponse, samlFixture, sessionCookieOf, startLogin, type SamlFixture } from './support/setup.ts';
+import {
+  idpMetadataXml,
+  lastAttempt,
+  postResponse,
+  samlFixture,
+  sessionCookieOf,
+  startLogin,
+  type SamlFixture,
+} from './support/setup.ts';
 
 let f: SamlFixture;
 beforeAll(async () => {
@@ -15,7 +23,10 @@ afterAll(async () => f.ctx.database.close());
 describe('SAML sign-in', () => {
   it('an owner signs in SP-initiated and /saml/me tells who they are', async () => {
     const requestId = await startLogin(f, '/app/home');
-    const xml = signAssertion(responseXml({ acsUrl: f.acsUrl, audience: f.audience, nameId: 'owner@acme.test', inResponseTo: requestId }), f.idp);
+    const xml = signAssertion(
+      responseXml({ acsUrl: f.acsUrl, audience: f.audience, nameId: 'owner@acme.test', inResponseTo: requestId }),
+      f.idp,
+    );
     const res = await postResponse(f, xml);
     expect(res.status, res.text).toBe(303);
     expect(res.headers.location).toBe('https://orgsync.test/app/home');
@@ -52,7 +63,10 @@ const admin = () => ({ authorization: `Bearer ${f.adminKey}` });
 const testActor = { type: 'system' as const, name: 'test', channel: 'system' as const };
 
 async function signInAs(email: string, extra: Partial<Parameters<typeof responseXml>[0]> = {}) {
-  return postResponse(f, signAssertion(responseXml({ acsUrl: f.acsUrl, audience: f.audience, nameId: email, ...extra }), f.idp));
+  return postResponse(
+    f,
+    signAssertion(responseXml({ acsUrl: f.acsUrl, audience: f.audience, nameId: email, ...extra }), f.idp),
+  );
 }
 
 async function membershipOf(email: string) {
@@ -76,12 +90,17 @@ describe('sessions', () => {
 
 describe('join rules', () => {
   it('accepts a pending invitation on first sign-in', async () => {
-    await request(f.app).post('/api/invitations').set(admin()).send({ emails: 'invitee@partner.example', roles: ['viewer'] }).expect(201);
+    await request(f.app)
+      .post('/api/invitations')
+      .set(admin())
+      .send({ emails: 'invitee@partner.example', roles: ['viewer'] })
+      .expect(201);
     const res = await signInAs('invitee@partner.example');
     expect(res.status, res.text).toBe(303);
     expect(await lastAttempt(f)).toMatchObject({ outcome: 'success', reason: 'invitation' });
     expect(await membershipOf('invitee@partner.example')).toMatchObject({ status: 'active', roles: ['viewer'] });
-    const [invitation] = await f.ctx.sql`select status from invitations where organization_id = ${f.organization.id} and lower(email) = 'invitee@partner.example'`;
+    const [invitation] = await f.ctx
+      .sql`select status from invitations where organization_id = ${f.organization.id} and lower(email) = 'invitee@partner.example'`;
     expect(invitation!.status).toBe('accepted');
   });
 
@@ -89,7 +108,11 @@ describe('join rules', () => {
     const { ensureAccount } = await import('../../src/core/accounts.ts');
     const { joinOrganization } = await import('../../src/core/memberships.ts');
     const account = await ensureAccount(f.ctx.sql, { email: 'Provisioned@Acme.test' });
-    await joinOrganization(f.ctx.sql, { organizationId: f.organization.id, accountId: account.id, source: 'scim' }, { ...testActor, channel: 'scim' });
+    await joinOrganization(
+      f.ctx.sql,
+      { organizationId: f.organization.id, accountId: account.id, source: 'scim' },
+      { ...testActor, channel: 'scim' },
+    );
     const res = await signInAs('provisioned@acme.test');
     expect(res.status, res.text).toBe(303);
     expect(await lastAttempt(f)).toMatchObject({ outcome: 'success', reason: 'scim' });
@@ -97,14 +120,25 @@ describe('join rules', () => {
 
   it('refuses someone unknown, naming whom to ask, and changes nothing', async () => {
     const requestId = await startLogin(f);
-    const res = await signInAs('stranger@acme-corp.example', { assertionId: '_stranger-assertion', inResponseTo: requestId });
+    const res = await signInAs('stranger@acme-corp.example', {
+      assertionId: '_stranger-assertion',
+      inResponseTo: requestId,
+    });
     expect(res.status).toBe(403);
     expect(res.text).toContain('data-reason="not_allowed_to_join"');
     expect(res.text).toContain('owner@acme.test');
     expect(sessionCookieOf(res)).toBeUndefined();
-    expect(await lastAttempt(f)).toMatchObject({ outcome: 'refused', reason: 'not_allowed_to_join', email: 'stranger@acme-corp.example' });
-    const [audit] = await f.ctx.sql`select action, details from audit_log where organization_id = ${f.organization.id} order by id desc limit 1`;
-    expect(audit).toMatchObject({ action: 'sso.refused', details: { reason: 'not_allowed_to_join', email: 'stranger@acme-corp.example' } });
+    expect(await lastAttempt(f)).toMatchObject({
+      outcome: 'refused',
+      reason: 'not_allowed_to_join',
+      email: 'stranger@acme-corp.example',
+    });
+    const [audit] = await f.ctx
+      .sql`select action, details from audit_log where organization_id = ${f.organization.id} order by id desc limit 1`;
+    expect(audit).toMatchObject({
+      action: 'sso.refused',
+      details: { reason: 'not_allowed_to_join', email: 'stranger@acme-corp.example' },
+    });
     expect(audit!.details.message).toContain('cannot join by itself');
     const [account] = await f.ctx.sql`select 1 from accounts where lower(email) = 'stranger@acme-corp.example'`;
     expect(account).toBeUndefined();
@@ -116,10 +150,17 @@ describe('join rules', () => {
   });
 
   it('keeps a refused assertion consumed: it cannot be replayed once an invitation exists', async () => {
-    const captured = signAssertion(responseXml({ acsUrl: f.acsUrl, audience: f.audience, nameId: 'latecomer@partner.example' }), f.idp);
+    const captured = signAssertion(
+      responseXml({ acsUrl: f.acsUrl, audience: f.audience, nameId: 'latecomer@partner.example' }),
+      f.idp,
+    );
     expect((await postResponse(f, captured)).status).toBe(403);
     expect(await lastAttempt(f)).toMatchObject({ outcome: 'refused', reason: 'not_allowed_to_join' });
-    await request(f.app).post('/api/invitations').set(admin()).send({ emails: 'latecomer@partner.example', roles: ['viewer'] }).expect(201);
+    await request(f.app)
+      .post('/api/invitations')
+      .set(admin())
+      .send({ emails: 'latecomer@partner.example', roles: ['viewer'] })
+      .expect(201);
     const replayed = await postResponse(f, captured);
     expect(replayed.status).toBe(403);
     expect(replayed.text).toContain('data-reason="replayed_assertion"');
@@ -138,29 +179,49 @@ describe('join rules', () => {
     expect(await lastAttempt(f)).toMatchObject({ reason: 'not_allowed_to_join' });
 
     await request(f.app).patch('/api/organization').set(admin()).send({ autoJoinVerifiedDomains: true }).expect(200);
-    const on = await signInAs('newcomer@acme-corp.example', { attributes: { email: ['newcomer@acme-corp.example'], firstName: ['New'], lastName: ['Comer'] } });
+    const on = await signInAs('newcomer@acme-corp.example', {
+      attributes: { email: ['newcomer@acme-corp.example'], firstName: ['New'], lastName: ['Comer'] },
+    });
     expect(on.status, on.text).toBe(303);
     expect(await lastAttempt(f)).toMatchObject({ outcome: 'success', reason: 'verified_domain' });
-    expect(await membershipOf('newcomer@acme-corp.example')).toEqual({ status: 'active', source: 'sso', roles: ['member'] });
-    const [account] = await f.ctx.sql`select given_name, family_name from accounts where lower(email) = 'newcomer@acme-corp.example'`;
+    expect(await membershipOf('newcomer@acme-corp.example')).toEqual({
+      status: 'active',
+      source: 'sso',
+      roles: ['member'],
+    });
+    const [account] = await f.ctx
+      .sql`select given_name, family_name from accounts where lower(email) = 'newcomer@acme-corp.example'`;
     expect(account).toEqual({ givenName: 'New', familyName: 'Comer' });
-    const audit = await f.ctx.sql`select action, channel from audit_log where organization_id = ${f.organization.id} and channel = 'sso' order by id`;
+    const audit = await f.ctx
+      .sql`select action, channel from audit_log where organization_id = ${f.organization.id} and channel = 'sso' order by id`;
     expect(audit.map((a) => a.action)).toEqual(expect.arrayContaining(['member.joined', 'sso.login', 'sso.refused']));
   });
 
   it('prefers a pending invitation to verified-domain auto-join, and auto-joins with the organization default role', async () => {
     await request(f.app).post('/api/domains').set(admin()).send({ domain: 'order.example' }).expect(201);
     await request(f.app).post('/api/domains/order.example/verify').set(admin()).expect(200);
-    await request(f.app).patch('/api/organization').set(admin()).send({ autoJoinVerifiedDomains: true, defaultRole: 'viewer' }).expect(200);
+    await request(f.app)
+      .patch('/api/organization')
+      .set(admin())
+      .send({ autoJoinVerifiedDomains: true, defaultRole: 'viewer' })
+      .expect(200);
     try {
-      await request(f.app).post('/api/invitations').set(admin()).send({ emails: 'invited@order.example', roles: ['billing'] }).expect(201);
+      await request(f.app)
+        .post('/api/invitations')
+        .set(admin())
+        .send({ emails: 'invited@order.example', roles: ['billing'] })
+        .expect(201);
       expect((await signInAs('invited@order.example')).status).toBe(303);
       expect(await lastAttempt(f)).toMatchObject({ outcome: 'success', reason: 'invitation' });
       expect(await membershipOf('invited@order.example')).toMatchObject({ status: 'active', roles: ['billing'] });
 
       expect((await signInAs('walk-in@order.example')).status).toBe(303);
       expect(await lastAttempt(f)).toMatchObject({ outcome: 'success', reason: 'verified_domain' });
-      expect(await membershipOf('walk-in@order.example')).toEqual({ status: 'active', source: 'sso', roles: ['viewer'] });
+      expect(await membershipOf('walk-in@order.example')).toEqual({
+        status: 'active',
+        source: 'sso',
+        roles: ['viewer'],
+      });
     } finally {
       await request(f.app).patch('/api/organization').set(admin()).send({ defaultRole: 'member' }).expect(200);
     }
@@ -172,7 +233,11 @@ describe('join rules', () => {
     await request(f.app).post('/api/domains').set(admin()).send({ domain: 'policy.example' }).expect(201);
     await request(f.app).post('/api/domains/policy.example/verify').set(admin()).expect(200);
     await request(f.app).patch('/api/organization').set(admin()).send({ autoJoinVerifiedDomains: true }).expect(200);
-    await createOrganization(f.ctx.sql, { name: 'Elsewhere', slug: 'elsewhere', ownerEmail: 'taken@policy.example' }, testActor);
+    await createOrganization(
+      f.ctx.sql,
+      { name: 'Elsewhere', slug: 'elsewhere', ownerEmail: 'taken@policy.example' },
+      testActor,
+    );
     configureMembershipPolicy({ singleOrganization: true });
     try {
       const res = await signInAs('taken@policy.example');
@@ -206,12 +271,15 @@ describe('join rules', () => {
     };
     expect((await signInAs('00u1abcd-persistent-id', { attributes: claims })).status).toBe(303);
     const groupsOf = async () =>
-      (await f.ctx.sql<{ displayName: string }[]>`
+      (
+        await f.ctx.sql<{ displayName: string }[]>`
         select g.display_name from groups g join group_members gm on gm.organization_id = g.organization_id and gm.group_id = g.id
         join accounts a on a.id = gm.account_id
-        where g.organization_id = ${f.organization.id} and g.source = 'saml' and a.email = 'owner@acme.test' order by 1`).map((g) => g.displayName);
+        where g.organization_id = ${f.organization.id} and g.source = 'saml' and a.email = 'owner@acme.test' order by 1`
+      ).map((g) => g.displayName);
     expect(await groupsOf()).toEqual(['Admins', 'Engineering']);
-    const [event] = await f.ctx.sql`select type from outbox where organization_id = ${f.organization.id} and type like 'group.%' order by id desc limit 1`;
+    const [event] = await f.ctx
+      .sql`select type from outbox where organization_id = ${f.organization.id} and type like 'group.%' order by id desc limit 1`;
     expect(event).toBeDefined();
 
     claims['http://schemas.microsoft.com/ws/2008/06/identity/claims/groups'] = ['Engineering'];
@@ -220,16 +288,30 @@ describe('join rules', () => {
   });
 
   it('uses a per-connection attribute mapping', async () => {
-    await request(f.app).patch(`/api/saml/connections/${f.connectionId}`).set(admin()).send({ attributeMapping: { email: 'workEmail' } }).expect(200);
+    await request(f.app)
+      .patch(`/api/saml/connections/${f.connectionId}`)
+      .set(admin())
+      .send({ attributeMapping: { email: 'workEmail' } })
+      .expect(200);
     try {
-      const res = await signInAs('opaque-id-123', { attributes: { workEmail: ['owner@acme.test'], email: ['someone-else@acme.test'] } });
+      const res = await signInAs('opaque-id-123', {
+        attributes: { workEmail: ['owner@acme.test'], email: ['someone-else@acme.test'] },
+      });
       expect(res.status, res.text).toBe(303);
-      expect(await lastAttempt(f)).toMatchObject({ outcome: 'success', email: 'owner@acme.test', nameId: 'opaque-id-123' });
+      expect(await lastAttempt(f)).toMatchObject({
+        outcome: 'success',
+        email: 'owner@acme.test',
+        nameId: 'opaque-id-123',
+      });
       const none = await signInAs('opaque-id-123', { attributes: { email: ['owner@acme.test'] } });
       expect(none.status).toBe(403);
       expect(await lastAttempt(f)).toMatchObject({ outcome: 'refused', reason: 'no_email' });
     } finally {
-      await request(f.app).patch(`/api/saml/connections/${f.connectionId}`).set(admin()).send({ attributeMapping: {} }).expect(200);
+      await request(f.app)
+        .patch(`/api/saml/connections/${f.connectionId}`)
+        .set(admin())
+        .send({ attributeMapping: {} })
+        .expect(200);
     }
   });
 });
@@ -261,22 +343,40 @@ describe('SP metadata and the admin API', () => {
     const created = await request(f.app)
       .post('/api/saml/connections')
       .set(admin())
-      .send({ name: 'Entra', idpEntityId: 'https://sts.windows.net/tenant/', ssoUrl: 'https://login.microsoftonline.com/tenant/saml2', certificates: [other.certificate] })
+      .send({
+        name: 'Entra',
+        idpEntityId: 'https://sts.windows.net/tenant/',
+        ssoUrl: 'https://login.microsoftonline.com/tenant/saml2',
+        certificates: [other.certificate],
+      })
       .expect(201);
     expect(created.body).toMatchObject({ name: 'Entra', enabled: true, allowIdpInitiated: true });
     expect(created.body.certificateInfo[0].subject).toContain('CN=second');
     const list = await request(f.app).get('/api/saml/connections').set(admin()).expect(200);
     expect(list.body.items).toHaveLength(2);
-    await request(f.app).patch(`/api/saml/connections/${created.body.id}`).set(admin()).send({ enabled: false, clockSkewSeconds: 30 }).expect(200);
+    await request(f.app)
+      .patch(`/api/saml/connections/${created.body.id}`)
+      .set(admin())
+      .send({ enabled: false, clockSkewSeconds: 30 })
+      .expect(200);
     const got = await request(f.app).get(`/api/saml/connections/${created.body.id}`).set(admin()).expect(200);
     expect(got.body).toMatchObject({ enabled: false, clockSkewSeconds: 30 });
     const rotated = makeIdpKeys('rotated');
     const reread = await request(f.app)
       .patch(`/api/saml/connections/${created.body.id}`)
       .set(admin())
-      .send({ metadataXml: idpMetadataXml([other.certificate, rotated.certificate], 'https://sts.windows.net/tenant/', 'https://login.example/new-sso') })
+      .send({
+        metadataXml: idpMetadataXml(
+          [other.certificate, rotated.certificate],
+          'https://sts.windows.net/tenant/',
+          'https://login.example/new-sso',
+        ),
+      })
       .expect(200);
-    expect(reread.body).toMatchObject({ ssoUrl: 'https://login.example/new-sso', certificates: [other.certificate, rotated.certificate] });
+    expect(reread.body).toMatchObject({
+      ssoUrl: 'https://login.example/new-sso',
+      certificates: [other.certificate, rotated.certificate],
+    });
     await request(f.app).delete(`/api/saml/connections/${created.body.id}`).set(admin()).expect(204);
     await request(f.app).get(`/api/saml/connections/${created.body.id}`).set(admin()).expect(404);
   });
@@ -284,22 +384,48 @@ describe('SP metadata and the admin API', () => {
   it('lets only a caller holding every permission connect or change an IdP (it can assert anyone); an admin may rename or disable one', async () => {
     const { issueCredential } = await import('../../src/core/credentials.ts');
     const { TEST_SERVER_SECRET } = await import('../support/context.ts');
-    const key = await issueCredential(f.ctx.sql, TEST_SERVER_SECRET, { organizationId: f.organization.id, kind: 'admin', name: 'an admin', roles: ['admin'] }, testActor);
+    const key = await issueCredential(
+      f.ctx.sql,
+      TEST_SERVER_SECRET,
+      { organizationId: f.organization.id, kind: 'admin', name: 'an admin', roles: ['admin'] },
+      testActor,
+    );
     const asAdmin = { authorization: `Bearer ${key.secret}` };
     const own = makeIdpKeys('attacker');
     const refused = await request(f.app)
       .post('/api/saml/connections')
       .set(asAdmin)
-      .send({ name: 'Mine', idpEntityId: 'https://idp.attacker.example', ssoUrl: 'https://idp.attacker.example/sso', certificates: [own.certificate] })
+      .send({
+        name: 'Mine',
+        idpEntityId: 'https://idp.attacker.example',
+        ssoUrl: 'https://idp.attacker.example/sso',
+        certificates: [own.certificate],
+      })
       .expect(403);
     expect(refused.body.details.missing).toEqual(['billing:manage']);
     expect(refused.body.message).toContain('connect an identity provider');
     const [connection] = (await request(f.app).get('/api/saml/connections').set(asAdmin).expect(200)).body.items;
-    await request(f.app).patch(`/api/saml/connections/${connection.id}`).set(asAdmin).send({ certificates: [own.certificate] }).expect(403);
-    const renamed = await request(f.app).patch(`/api/saml/connections/${connection.id}`).set(asAdmin).send({ name: 'Renamed', enabled: false }).expect(200);
+    await request(f.app)
+      .patch(`/api/saml/connections/${connection.id}`)
+      .set(asAdmin)
+      .send({ certificates: [own.certificate] })
+      .expect(403);
+    const renamed = await request(f.app)
+      .patch(`/api/saml/connections/${connection.id}`)
+      .set(asAdmin)
+      .send({ name: 'Renamed', enabled: false })
+      .expect(200);
     expect(renamed.body).toMatchObject({ name: 'Renamed', enabled: false, certificates: connection.certificates });
-    await request(f.app).patch(`/api/saml/connections/${connection.id}`).set(asAdmin).send({ enabled: true }).expect(403);
-    await request(f.app).patch(`/api/saml/connections/${connection.id}`).set(admin()).send({ name: connection.name, enabled: true }).expect(200);
+    await request(f.app)
+      .patch(`/api/saml/connections/${connection.id}`)
+      .set(asAdmin)
+      .send({ enabled: true })
+      .expect(403);
+    await request(f.app)
+      .patch(`/api/saml/connections/${connection.id}`)
+      .set(admin())
+      .send({ name: connection.name, enabled: true })
+      .expect(200);
     expect((await request(f.app).get('/api/saml/connections').set(admin()).expect(200)).body.items).toHaveLength(1);
   });
 
@@ -312,9 +438,18 @@ describe('SP metadata and the admin API', () => {
     await bad({ name: 'x' }, /metadataXml/);
     await bad({ name: 'x', metadataXml: '<nope' }, /metadata/);
     await bad({ name: 'x', metadataXml: '<!DOCTYPE x [<!ENTITY a "b">]><x/>' }, /DOCTYPE/);
-    await bad({ name: 'x', idpEntityId: 'e', ssoUrl: 'https://idp.example/sso', certificates: ['not a cert'] }, /certificate/);
-    await bad({ name: 'x', idpEntityId: 'e', ssoUrl: 'ftp://idp.example/sso', certificates: [f.idp.certificate] }, /ssoUrl/);
-    const dup = await request(f.app).post('/api/saml/connections').set(admin()).send({ name: 'again', metadataXml: idpMetadataXml([f.idp.certificate]) });
+    await bad(
+      { name: 'x', idpEntityId: 'e', ssoUrl: 'https://idp.example/sso', certificates: ['not a cert'] },
+      /certificate/,
+    );
+    await bad(
+      { name: 'x', idpEntityId: 'e', ssoUrl: 'ftp://idp.example/sso', certificates: [f.idp.certificate] },
+      /ssoUrl/,
+    );
+    const dup = await request(f.app)
+      .post('/api/saml/connections')
+      .set(admin())
+      .send({ name: 'again', metadataXml: idpMetadataXml([f.idp.certificate]) });
     expect(dup.status).toBe(409);
     const list = await request(f.app).get('/api/saml/connections').set(admin()).expect(200);
     expect(list.body.items).toHaveLength(1);
@@ -323,17 +458,31 @@ describe('SP metadata and the admin API', () => {
   it('pages through the SSO attempt log', async () => {
     const first = await request(f.app).get('/api/saml/attempts').query({ limit: 2 }).set(admin()).expect(200);
     expect(first.body.items).toHaveLength(2);
-    expect(first.body.items[0]).toMatchObject({ outcome: expect.any(String), idpEntityId: 'https://idp.example.test/metadata' });
-    const second = await request(f.app).get('/api/saml/attempts').query({ limit: 2, before: first.body.next }).set(admin()).expect(200);
+    expect(first.body.items[0]).toMatchObject({
+      outcome: expect.any(String),
+      idpEntityId: 'https://idp.example.test/metadata',
+    });
+    const second = await request(f.app)
+      .get('/api/saml/attempts')
+      .query({ limit: 2, before: first.body.next })
+      .set(admin())
+      .expect(200);
     expect(Number(second.body.items[0].id)).toBeLessThan(Number(first.body.items[1].id));
-    const refused = await request(f.app).get('/api/saml/attempts').query({ outcome: 'refused' }).set(admin()).expect(200);
+    const refused = await request(f.app)
+      .get('/api/saml/attempts')
+      .query({ outcome: 'refused' })
+      .set(admin())
+      .expect(200);
     expect(refused.body.items.every((a: { outcome: string }) => a.outcome === 'refused')).toBe(true);
     await request(f.app).get('/api/saml/attempts').query({ limit: 0 }).set(admin()).expect(400);
   });
 
   it('requires org:manage', async () => {
     const requestId = await startLogin(f);
-    const res = await request(f.app).post('/api/invitations').set(admin()).send({ emails: 'plain@partner.example', roles: ['member'] });
+    const res = await request(f.app)
+      .post('/api/invitations')
+      .set(admin())
+      .send({ emails: 'plain@partner.example', roles: ['member'] });
     expect(res.status).toBe(201);
     const login = await signInAs('plain@partner.example', { inResponseTo: requestId });
     const cookie = login.headers['set-cookie']![0]!.split(';')[0]!;
@@ -357,7 +506,12 @@ describe('starting a sign-in', () => {
     const second = await request(f.app)
       .post('/api/saml/connections')
       .set(admin())
-      .send({ name: 'Second', idpEntityId: 'https://second.example/idp', ssoUrl: 'https://second.example/sso', certificates: [f.idp.certificate] })
+      .send({
+        name: 'Second',
+        idpEntityId: 'https://second.example/idp',
+        ssoUrl: 'https://second.example/sso',
+        certificates: [f.idp.certificate],
+      })
       .expect(201);
     try {
       const ambiguous = await request(f.app).get('/saml/acme/login').expect(400);
@@ -381,8 +535,13 @@ describe('a message over the body limit (1 MB)', () => {
     expect(res.headers['set-cookie']).toBeUndefined();
     expect(res.text).toContain('data-reason="oversized"');
     expect(res.text).toContain('request body limit of 1048576 bytes');
-    expect(await lastAttempt(f)).toMatchObject({ outcome: 'refused', reason: 'oversized', message: expect.stringContaining('body limit') });
-    const [audit] = await f.ctx.sql`select action, details from audit_log where organization_id = ${f.organization.id} order by id desc limit 1`;
+    expect(await lastAttempt(f)).toMatchObject({
+      outcome: 'refused',
+      reason: 'oversized',
+      message: expect.stringContaining('body limit'),
+    });
+    const [audit] = await f.ctx
+      .sql`select action, details from audit_log where organization_id = ${f.organization.id} order by id desc limit 1`;
     expect(audit).toMatchObject({ action: 'sso.refused', details: { reason: 'oversized' } });
   }
 
@@ -391,7 +550,10 @@ describe('a message over the body limit (1 MB)', () => {
     try {
       const res = await request(f.app).post('/saml/acme/acs').type('form').send({ SAMLResponse: overLimit });
       await expectOversizedRefusal(res);
-      expect(warn).toHaveBeenCalledWith(expect.objectContaining({ organizationId: f.organization.id, reason: 'oversized' }), 'SAML sign-in refused');
+      expect(warn).toHaveBeenCalledWith(
+        expect.objectContaining({ organizationId: f.organization.id, reason: 'oversized' }),
+        'SAML sign-in refused',
+      );
     } finally {
       warn.mockRestore();
     }
@@ -401,19 +563,31 @@ describe('a message over the body limit (1 MB)', () => {
     const server = f.app.listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
     try {
-      const res = await new Promise<{ status: number; headers: Record<string, unknown>; text: string }>((resolve, reject) => {
-        const req = http.request(
-          { host: '127.0.0.1', port: (server.address() as AddressInfo).port, method: 'POST', path: '/saml/acme/acs', headers: { 'content-type': 'application/x-www-form-urlencoded' } },
-          (answer) => {
-            let text = '';
-            answer.setEncoding('utf8').on('data', (chunk) => (text += chunk)).on('end', () => resolve({ status: answer.statusCode!, headers: answer.headers, text }));
-          },
-        );
-        req.on('error', reject);
-        req.write('SAMLResponse=');
-        for (let sent = 0; sent < overLimit.length; sent += 64 * 1024) req.write(overLimit.slice(sent, sent + 64 * 1024));
-        req.end();
-      });
+      const res = await new Promise<{ status: number; headers: Record<string, unknown>; text: string }>(
+        (resolve, reject) => {
+          const req = http.request(
+            {
+              host: '127.0.0.1',
+              port: (server.address() as AddressInfo).port,
+              method: 'POST',
+              path: '/saml/acme/acs',
+              headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            },
+            (answer) => {
+              let text = '';
+              answer
+                .setEncoding('utf8')
+                .on('data', (chunk) => (text += chunk))
+                .on('end', () => resolve({ status: answer.statusCode!, headers: answer.headers, text }));
+            },
+          );
+          req.on('error', reject);
+          req.write('SAMLResponse=');
+          for (let sent = 0; sent < overLimit.length; sent += 64 * 1024)
+            req.write(overLimit.slice(sent, sent + 64 * 1024));
+          req.end();
+        },
+      );
       await expectOversizedRefusal(res);
     } finally {
       await new Promise((resolve) => server.close(resolve));
@@ -436,14 +610,21 @@ describe('a message over the body limit (1 MB)', () => {
 });
 
 describe('the SSO attempt log', () => {
-  it('forgets attempts older than 90 days (the reconciler\'s housekeeping)', async () => {
+  it("forgets attempts older than 90 days (the reconciler's housekeeping)", async () => {
     await signInAs('owner@acme.test');
-    await f.ctx.sql`update saml_attempts set at = now() - interval '91 days' where organization_id = ${f.organization.id} and id = (select min(id) from saml_attempts where organization_id = ${f.organization.id})`;
-    const count = async () => (await f.ctx.sql<{ n: number }[]>`select count(*)::int as n from saml_attempts where organization_id = ${f.organization.id}`)[0]!.n;
+    await f.ctx
+      .sql`update saml_attempts set at = now() - interval '91 days' where organization_id = ${f.organization.id} and id = (select min(id) from saml_attempts where organization_id = ${f.organization.id})`;
+    const count = async () =>
+      (
+        await f.ctx.sql<
+          { n: number }[]
+        >`select count(*)::int as n from saml_attempts where organization_id = ${f.organization.id}`
+      )[0]!.n;
     const before = await count();
     expect((await createReconciler(f.ctx).housekeeping()).ssoAttemptsPruned).toBe(1);
     expect(await count()).toBe(before - 1);
-    const [old] = await f.ctx.sql`select 1 from saml_attempts where organization_id = ${f.organization.id} and at < now() - interval '90 days'`;
+    const [old] = await f.ctx
+      .sql`select 1 from saml_attempts where organization_id = ${f.organization.id} and at < now() - interval '90 days'`;
     expect(old).toBeUndefined();
   });
 });

@@ -57,16 +57,30 @@ describe('Entra ID provisioning sequence', () => {
     // `null` unsets the title it had: gone from the answer, a fresh read and the stored row.
     expect(patched.body).not.toHaveProperty('title');
     expect((await f.client.get(`/Users/${id}`).expect(200)).body).not.toHaveProperty('title');
-    expect((await f.ctx.sql`select resource from scim_users where account_id = ${id}`)[0]!.resource).not.toHaveProperty('title');
+    expect((await f.ctx.sql`select resource from scim_users where account_id = ${id}`)[0]!.resource).not.toHaveProperty(
+      'title',
+    );
     expect((await getMembership(f.ctx.sql, f.org.organization.id, id))!.status).toBe('suspended');
 
     // Pathless replace with dotted and URN keys; "True" as a boolean string.
     const pathless = await f.client
       .patch(`/Users/${id}`, [
-        { op: 'replace', value: { 'name.familyName': 'Hopper', [`${ENTERPRISE}:employeeNumber`]: '7', active: 'True', displayName: 'Grace Hopper' } },
+        {
+          op: 'replace',
+          value: {
+            'name.familyName': 'Hopper',
+            [`${ENTERPRISE}:employeeNumber`]: '7',
+            active: 'True',
+            displayName: 'Grace Hopper',
+          },
+        },
       ])
       .expect(200);
-    expect(pathless.body).toMatchObject({ name: { givenName: 'Grace', familyName: 'Hopper' }, displayName: 'Grace Hopper', active: true });
+    expect(pathless.body).toMatchObject({
+      name: { givenName: 'Grace', familyName: 'Hopper' },
+      displayName: 'Grace Hopper',
+      active: true,
+    });
     expect(pathless.body[ENTERPRISE].employeeNumber).toBe('7');
 
     // Removing the manager, and an empty Operations list (a no-op).
@@ -77,7 +91,9 @@ describe('Entra ID provisioning sequence', () => {
     expect(noop.body.meta.version).toBe(before);
 
     // The new work email is searchable at once.
-    const byEmail = await f.client.get(`/Users?filter=${encodeURIComponent('emails.value eq "GRACE@entra.test"')}`).expect(200);
+    const byEmail = await f.client
+      .get(`/Users?filter=${encodeURIComponent('emails.value eq "GRACE@entra.test"')}`)
+      .expect(200);
     expect(byEmail.body.Resources.map((u: { id: string }) => u.id)).toEqual([id]);
   });
 
@@ -91,9 +107,16 @@ describe('Entra ID provisioning sequence', () => {
   });
 
   it('groups: create, add and remove members by filter and by value array, rename, list without members', async () => {
-    const users = await Promise.all(['g1', 'g2', 'g3'].map(async (n) => (await f.client.post('/Users', entraUser(n)).expect(201)).body.id as string));
+    const users = await Promise.all(
+      ['g1', 'g2', 'g3'].map(async (n) => (await f.client.post('/Users', entraUser(n)).expect(201)).body.id as string),
+    );
     const created = await f.client
-      .post('/Groups', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], externalId: 'grp-1', displayName: 'Engineers', members: [] })
+      .post('/Groups', {
+        schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'],
+        externalId: 'grp-1',
+        displayName: 'Engineers',
+        members: [],
+      })
       .expect(201);
     const group = created.body;
     expect(group).toMatchObject({ displayName: 'Engineers', externalId: 'grp-1', meta: { resourceType: 'Group' } });
@@ -101,10 +124,18 @@ describe('Entra ID provisioning sequence', () => {
     expect(group.meta.location).toBe(`https://orgsync.test/scim/v2/Groups/${group.id}`);
     expect(created.headers.location).toBe(group.meta.location);
 
-    await f.client.patch(`/Groups/${group.id}`, [{ op: 'Add', path: 'members', value: users.map((value) => ({ value })) }]).expect(204);
-    await f.client.patch(`/Groups/${group.id}`, [{ op: 'Remove', path: `members[value eq "${users[0]}"]` }]).expect(204);
-    await f.client.patch(`/Groups/${group.id}`, [{ op: 'Remove', path: 'members', value: [{ value: users[1] }] }]).expect(204);
-    await f.client.patch(`/Groups/${group.id}`, [{ op: 'Replace', path: 'displayName', value: 'Engineering' }]).expect(204);
+    await f.client
+      .patch(`/Groups/${group.id}`, [{ op: 'Add', path: 'members', value: users.map((value) => ({ value })) }])
+      .expect(204);
+    await f.client
+      .patch(`/Groups/${group.id}`, [{ op: 'Remove', path: `members[value eq "${users[0]}"]` }])
+      .expect(204);
+    await f.client
+      .patch(`/Groups/${group.id}`, [{ op: 'Remove', path: 'members', value: [{ value: users[1] }] }])
+      .expect(204);
+    await f.client
+      .patch(`/Groups/${group.id}`, [{ op: 'Replace', path: 'displayName', value: 'Engineering' }])
+      .expect(204);
 
     const read = (await f.client.get(`/Groups/${group.id}`).expect(200)).body;
     expect(read.displayName).toBe('Engineering');
@@ -114,10 +145,14 @@ describe('Entra ID provisioning sequence', () => {
     expect(withoutMembers).toMatchObject({ id: group.id, displayName: 'Engineering' });
     expect(withoutMembers).not.toHaveProperty('members');
 
-    const listed = await f.client.get(`/Groups?excludedAttributes=members&filter=${encodeURIComponent('displayName eq "engineering"')}`).expect(200);
+    const listed = await f.client
+      .get(`/Groups?excludedAttributes=members&filter=${encodeURIComponent('displayName eq "engineering"')}`)
+      .expect(200);
     expect(listed.body.totalResults).toBe(1);
     expect(listed.body.Resources[0].members).toBeUndefined();
-    const byMember = await f.client.get(`/Groups?filter=${encodeURIComponent(`members[value eq "${users[2]}"]`)}&excludedAttributes=members`).expect(200);
+    const byMember = await f.client
+      .get(`/Groups?filter=${encodeURIComponent(`members[value eq "${users[2]}"]`)}&excludedAttributes=members`)
+      .expect(200);
     expect(byMember.body.Resources.map((g: { id: string }) => g.id)).toEqual([group.id]);
   });
 });

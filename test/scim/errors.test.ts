@@ -26,7 +26,8 @@ describe('RFC 7644 error responses', () => {
     const [token] = await listCredentials(f.ctx.sql, f.org.organization.id, 'scim');
     await revokeCredential(f.ctx.sql, f.org.organization.id, token!.id, systemActor('admin'));
     await request(f.app).get('/scim/v2/Users').set('authorization', `Bearer ${f.org.scimToken}`).expect(401);
-    await f.ctx.sql`update credentials set revoked_at = null where organization_id = ${f.org.organization.id} and kind = 'scim'`;
+    await f.ctx
+      .sql`update credentials set revoked_at = null where organization_id = ${f.org.organization.id} and kind = 'scim'`;
   });
 
   it('the token is checked before the body is read: a bad token with a malformed body gets 401', async () => {
@@ -42,13 +43,22 @@ describe('RFC 7644 error responses', () => {
   it('malformed JSON → 400 invalidSyntax, and nothing is written', async () => {
     const res = await f.client.raw('post', '/Users', '{"userName": "broken@x.test",').expect(400);
     expect(res.body).toMatchObject({ schemas: [ERROR], status: '400', scimType: 'invalidSyntax' });
-    const patch = await f.client.raw('patch', '/Users/00000000-0000-4000-8000-000000000000', '{"Operations": ').expect(400);
+    const patch = await f.client
+      .raw('patch', '/Users/00000000-0000-4000-8000-000000000000', '{"Operations": ')
+      .expect(400);
     expect(patch.body.scimType).toBe('invalidSyntax');
     expect(await count()).toBe(0);
   });
 
   it('bad filters → 400 invalidFilter', async () => {
-    for (const filter of ['userName eq', 'userName foo "x"', 'nope eq "x"', '(userName eq "x"', 'meta.lastModified gt "yesterday"', 'active gt true']) {
+    for (const filter of [
+      'userName eq',
+      'userName foo "x"',
+      'nope eq "x"',
+      '(userName eq "x"',
+      'meta.lastModified gt "yesterday"',
+      'active gt true',
+    ]) {
       const res = await f.client.get(`/Users?filter=${encodeURIComponent(filter)}`).expect(400);
       expect(res.body, filter).toMatchObject({ status: '400', scimType: 'invalidFilter' });
     }
@@ -79,9 +89,15 @@ describe('RFC 7644 error responses', () => {
   it('wrong content → 400 invalidValue, and a failed request changes nothing', async () => {
     const before = await count();
     expect((await f.client.post('/Users', { userName: 42 }).expect(400)).body.scimType).toBe('invalidValue');
-    expect((await f.client.post('/Users', { name: { givenName: 'No userName' } }).expect(400)).body.scimType).toBe('invalidValue');
-    expect((await f.client.post('/Users', { userName: 'not-an-email', emails: [] }).expect(400)).body.scimType).toBe('invalidValue');
-    expect((await f.client.post('/Users', { userName: 'x@x.test', active: 'maybe' }).expect(400)).body.scimType).toBe('invalidValue');
+    expect((await f.client.post('/Users', { name: { givenName: 'No userName' } }).expect(400)).body.scimType).toBe(
+      'invalidValue',
+    );
+    expect((await f.client.post('/Users', { userName: 'not-an-email', emails: [] }).expect(400)).body.scimType).toBe(
+      'invalidValue',
+    );
+    expect((await f.client.post('/Users', { userName: 'x@x.test', active: 'maybe' }).expect(400)).body.scimType).toBe(
+      'invalidValue',
+    );
     expect(await count()).toBe(before);
 
     const user = (await f.client.post('/Users', oktaUser('valid@x.test')).expect(201)).body;
@@ -92,32 +108,58 @@ describe('RFC 7644 error responses', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.scimType).toBe('invalidValue');
     expect((await f.client.get(`/Users/${user.id}`).expect(200)).body.title).toBeUndefined();
-    expect((await f.client.patch(`/Users/${user.id}`, [{ op: 'jump', path: 'title' }]).expect(400)).body.scimType).toBe('invalidSyntax');
+    expect((await f.client.patch(`/Users/${user.id}`, [{ op: 'jump', path: 'title' }]).expect(400)).body.scimType).toBe(
+      'invalidSyntax',
+    );
     expect((await f.client.patch(`/Users/${user.id}`, [{ op: 'remove' }]).expect(400)).body.scimType).toBe('noTarget');
-    expect((await f.client.patch(`/Users/${user.id}`, [{ op: 'replace', path: 'emails[type eq', value: 'x' }]).expect(400)).body.scimType).toBe('invalidPath');
-    expect((await f.client.patch(`/Users/${user.id}`, [{ op: 'replace', path: 'id', value: 'x' }]).expect(400)).body.scimType).toBe('mutability');
+    expect(
+      (await f.client.patch(`/Users/${user.id}`, [{ op: 'replace', path: 'emails[type eq', value: 'x' }]).expect(400))
+        .body.scimType,
+    ).toBe('invalidPath');
+    expect(
+      (await f.client.patch(`/Users/${user.id}`, [{ op: 'replace', path: 'id', value: 'x' }]).expect(400)).body
+        .scimType,
+    ).toBe('mutability');
 
     // A group member who is not in the organization.
     const group = (await f.client.post('/Groups', { displayName: 'Strict' }).expect(201)).body;
-    const stranger = await f.client.patch(`/Groups/${group.id}`, [{ op: 'add', path: 'members', value: [{ value: '00000000-0000-4000-8000-000000000009' }] }]);
+    const stranger = await f.client.patch(`/Groups/${group.id}`, [
+      { op: 'add', path: 'members', value: [{ value: '00000000-0000-4000-8000-000000000009' }] },
+    ]);
     expect(stranger.status).toBe(400);
     expect(stranger.body.scimType).toBe('invalidValue');
   });
 
   it('group members that are not UUIDs or not in the organization: 400 invalidValue naming them on add, replace and PUT; removing them is a no-op', async () => {
-    const [a, b] = (await Promise.all(['m-a@x.test', 'm-b@x.test'].map(async (e) => (await f.client.post('/Users', oktaUser(e)).expect(201)).body.id as string))) as [string, string];
-    const group = (await f.client.post('/Groups', { displayName: 'Member ids', members: [{ value: a }] }).expect(201)).body;
+    const [a, b] = (await Promise.all(
+      ['m-a@x.test', 'm-b@x.test'].map(
+        async (e) => (await f.client.post('/Users', oktaUser(e)).expect(201)).body.id as string,
+      ),
+    )) as [string, string];
+    const group = (await f.client.post('/Groups', { displayName: 'Member ids', members: [{ value: a }] }).expect(201))
+      .body;
     const stranger = '00000000-0000-4000-8000-00000000beef';
-    const members = async () => ((await f.client.get(`/Groups/${group.id}`).expect(200)).body.members ?? []).map((m: { value: string }) => m.value);
-    const audited = async () => Number((await f.ctx.sql`select count(*)::int as n from audit_log where target_id = ${group.id}`)[0]!.n);
+    const members = async () =>
+      ((await f.client.get(`/Groups/${group.id}`).expect(200)).body.members ?? []).map(
+        (m: { value: string }) => m.value,
+      );
+    const audited = async () =>
+      Number((await f.ctx.sql`select count(*)::int as n from audit_log where target_id = ${group.id}`)[0]!.n);
     const auditBefore = await audited();
 
     // Refused as a whole, naming every offender; the rename in the same request is not applied.
     const refusals = [
       () => f.client.patch(`/Groups/${group.id}`, [{ op: 'replace', path: 'members', value: [{ value: 'abc' }] }]),
-      () => f.client.patch(`/Groups/${group.id}`, [{ op: 'replace', path: 'displayName', value: 'Renamed' }, { op: 'replace', path: 'members', value: [{ value: b }, { value: 'abc' }, { value: stranger }] }]),
+      () =>
+        f.client.patch(`/Groups/${group.id}`, [
+          { op: 'replace', path: 'displayName', value: 'Renamed' },
+          { op: 'replace', path: 'members', value: [{ value: b }, { value: 'abc' }, { value: stranger }] },
+        ]),
       () => f.client.patch(`/Groups/${group.id}`, [{ op: 'replace', value: { members: [{ value: 'abc' }] } }]),
-      () => f.client.patch(`/Groups/${group.id}`, [{ op: 'add', path: 'members', value: [{ value: 'abc' }, { value: stranger }] }]),
+      () =>
+        f.client.patch(`/Groups/${group.id}`, [
+          { op: 'add', path: 'members', value: [{ value: 'abc' }, { value: stranger }] },
+        ]),
       () => f.client.put(`/Groups/${group.id}`, { displayName: 'G', members: [{ value: 'abc' }] }),
       () => f.client.put(`/Groups/${group.id}`, { displayName: 'G', members: [{ value: b }, { value: stranger }] }),
     ];
@@ -125,7 +167,9 @@ describe('RFC 7644 error responses', () => {
       const res = await send();
       expect(res.status, `request ${i}`).toBe(400);
       expect(res.body, `request ${i}`).toMatchObject({ schemas: [ERROR], status: '400', scimType: 'invalidValue' });
-      expect(res.body.detail).toMatch(i === 0 || i === 2 || i === 4 ? /abc/ : i === 5 ? new RegExp(stranger) : /abc.*beef/);
+      expect(res.body.detail).toMatch(
+        i === 0 || i === 2 || i === 4 ? /abc/ : i === 5 ? new RegExp(stranger) : /abc.*beef/,
+      );
     }
     const after = (await f.client.get(`/Groups/${group.id}`).expect(200)).body;
     expect(after.displayName).toBe('Member ids');
@@ -134,17 +178,25 @@ describe('RFC 7644 error responses', () => {
 
     // Removing someone who is not there, whatever the id looks like, changes nothing.
     await f.client.patch(`/Groups/${group.id}`, [{ op: 'remove', path: 'members[value eq "nope"]' }]).expect(204);
-    await f.client.patch(`/Groups/${group.id}`, [{ op: 'remove', path: `members[value eq "${stranger}"]` }]).expect(204);
-    await f.client.patch(`/Groups/${group.id}`, [{ op: 'remove', path: 'members', value: [{ value: 'abc' }, { value: b }] }]).expect(204);
+    await f.client
+      .patch(`/Groups/${group.id}`, [{ op: 'remove', path: `members[value eq "${stranger}"]` }])
+      .expect(204);
+    await f.client
+      .patch(`/Groups/${group.id}`, [{ op: 'remove', path: 'members', value: [{ value: 'abc' }, { value: b }] }])
+      .expect(204);
     expect(await members()).toEqual([a]);
     expect(await audited()).toBe(auditBefore);
     // Not a no-op on a group that does not exist.
     await f.client.patch(`/Groups/${stranger}`, [{ op: 'remove', path: 'members[value eq "nope"]' }]).expect(404);
 
     // The same ids valid: a PUT and a replace work (upper-case UUIDs too).
-    await f.client.put(`/Groups/${group.id}`, { displayName: 'Member ids', members: [{ value: b.toUpperCase() }] }).expect(200);
+    await f.client
+      .put(`/Groups/${group.id}`, { displayName: 'Member ids', members: [{ value: b.toUpperCase() }] })
+      .expect(200);
     expect(await members()).toEqual([b]);
-    await f.client.patch(`/Groups/${group.id}`, [{ op: 'replace', path: 'members', value: [{ value: a }, { value: b }] }]).expect(204);
+    await f.client
+      .patch(`/Groups/${group.id}`, [{ op: 'replace', path: 'members', value: [{ value: a }, { value: b }] }])
+      .expect(204);
     expect((await members()).sort()).toEqual([a, b].sort());
   });
 
@@ -158,7 +210,13 @@ describe('RFC 7644 error responses', () => {
     const get = (path: string) =>
       new Promise<{ status: number; body: string }>((resolve, reject) => {
         const req = http.get(
-          { host: '127.0.0.1', port: (server.address() as AddressInfo).port, path: `/scim/v2${path}`, agent, headers: { authorization: `Bearer ${f.org.scimToken}` } },
+          {
+            host: '127.0.0.1',
+            port: (server.address() as AddressInfo).port,
+            path: `/scim/v2${path}`,
+            agent,
+            headers: { authorization: `Bearer ${f.org.scimToken}` },
+          },
           (res) => {
             let body = '';
             res.on('data', (chunk) => (body += chunk));

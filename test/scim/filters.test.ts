@@ -7,7 +7,20 @@ let between: string;
 
 beforeAll(async () => {
   f = await scimFixture('filters-org');
-  const people = ['ada', 'alan', 'barbara', 'claude', 'donald', 'edsger', 'grace', 'john', 'ken', 'linus', 'margaret', 'niklaus'];
+  const people = [
+    'ada',
+    'alan',
+    'barbara',
+    'claude',
+    'donald',
+    'edsger',
+    'grace',
+    'john',
+    'ken',
+    'linus',
+    'margaret',
+    'niklaus',
+  ];
   for (const [i, name] of people.entries()) {
     const body = oktaUser(`${name}@filters.test`, {
       displayName: name.toUpperCase(),
@@ -50,9 +63,22 @@ describe('filters run in SQL', () => {
     expect(await names('title pr and userName sw "a"')).toEqual(['alan']);
     expect(await names('active eq false')).toEqual(['ada', 'claude', 'grace', 'linus']);
     expect(await names('active eq "True" and userName lt "c"')).toEqual(['alan', 'barbara']);
-    expect(await names(`meta.lastModified gt "${between}"`)).toEqual(['grace', 'john', 'ken', 'linus', 'margaret', 'niklaus']);
-    expect(await names(`meta.created le "${between}" and not (userName sw "a" or userName sw "b")`)).toEqual(['claude', 'donald', 'edsger']);
-    expect(await names('userName eq "ada@filters.test" or (userName eq "ken@filters.test" and active eq true)')).toEqual(['ada', 'ken']);
+    expect(await names(`meta.lastModified gt "${between}"`)).toEqual([
+      'grace',
+      'john',
+      'ken',
+      'linus',
+      'margaret',
+      'niklaus',
+    ]);
+    expect(await names(`meta.created le "${between}" and not (userName sw "a" or userName sw "b")`)).toEqual([
+      'claude',
+      'donald',
+      'edsger',
+    ]);
+    expect(
+      await names('userName eq "ada@filters.test" or (userName eq "ken@filters.test" and active eq true)'),
+    ).toEqual(['ada', 'ken']);
   });
 
   it('pages in SQL with a true total, a stable order, and the advertised maximum', async () => {
@@ -75,9 +101,16 @@ describe('filters run in SQL', () => {
 
   it('sorts by an attribute, ascending or descending', async () => {
     const asc = await f.client.get('/Users?sortBy=userName&count=3').expect(200);
-    expect(asc.body.Resources.map((u: { userName: string }) => u.userName)).toEqual(['ada@filters.test', 'alan@filters.test', 'barbara@filters.test']);
+    expect(asc.body.Resources.map((u: { userName: string }) => u.userName)).toEqual([
+      'ada@filters.test',
+      'alan@filters.test',
+      'barbara@filters.test',
+    ]);
     const desc = await f.client.get('/Users?sortBy=userName&sortOrder=descending&count=2').expect(200);
-    expect(desc.body.Resources.map((u: { userName: string }) => u.userName)).toEqual(['niklaus@filters.test', 'margaret@filters.test']);
+    expect(desc.body.Resources.map((u: { userName: string }) => u.userName)).toEqual([
+      'niklaus@filters.test',
+      'margaret@filters.test',
+    ]);
     expect((await f.client.get('/Users?sortBy=emails').expect(400)).body.scimType).toBe('invalidValue');
   });
 
@@ -85,14 +118,22 @@ describe('filters run in SQL', () => {
     const only = await f.client.get(`/Users/${ids.ada}?attributes=userName`).expect(200);
     expect(only.body.userName).toBe('ada@filters.test');
     expect(only.body.emails).toBeUndefined();
-    const without = await f.client.get(`/Users?filter=${encodeURIComponent('userName eq "ada@filters.test"')}&excludedAttributes=emails,name`).expect(200);
+    const without = await f.client
+      .get(`/Users?filter=${encodeURIComponent('userName eq "ada@filters.test"')}&excludedAttributes=emails,name`)
+      .expect(200);
     expect(without.body.Resources[0].emails).toBeUndefined();
     expect(without.body.Resources[0].name).toBeUndefined();
     expect(without.body.Resources[0].userName).toBe('ada@filters.test');
   });
 
   it('POST /.search takes the same parameters in the body', async () => {
-    const res = await f.client.post('/Users/.search', { schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'], filter: 'userName sw "m"', count: 10 }).expect(200);
+    const res = await f.client
+      .post('/Users/.search', {
+        schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'],
+        filter: 'userName sw "m"',
+        count: 10,
+      })
+      .expect(200);
     expect(res.body.Resources.map((u: { userName: string }) => u.userName)).toEqual(['margaret@filters.test']);
   });
 
@@ -110,14 +151,24 @@ describe('filters run in SQL', () => {
     expect(await names('emails sw "mar" or emails ew "us@filters.test"')).toEqual(['linus', 'margaret', 'niklaus']);
     expect(await names('emails eq "nobody@filters.test"')).toEqual([]);
     expect((await names('emails pr')).length).toBe(12);
-    const phone = (await f.client.patch(`/Users/${ids.ada}`, [{ op: 'add', path: 'phoneNumbers', value: [{ type: 'work', value: '+1 555 0199' }] }]).expect(200)).body;
+    const phone = (
+      await f.client
+        .patch(`/Users/${ids.ada}`, [
+          { op: 'add', path: 'phoneNumbers', value: [{ type: 'work', value: '+1 555 0199' }] },
+        ])
+        .expect(200)
+    ).body;
     expect(phone.phoneNumbers).toEqual([{ type: 'work', value: '+1 555 0199' }]);
     expect(await names('phoneNumbers co "0199"')).toEqual(['ada']);
 
-    const group = (await f.client.post('/Groups', { displayName: 'Filtered', members: [{ value: ids.ken }] }).expect(201)).body;
+    const group = (
+      await f.client.post('/Groups', { displayName: 'Filtered', members: [{ value: ids.ken }] }).expect(201)
+    ).body;
     await f.client.post('/Groups', { displayName: 'Other', members: [{ value: ids.ada }] }).expect(201);
     const groups = async (filter: string) =>
-      (await f.client.get(`/Groups?excludedAttributes=members&filter=${encodeURIComponent(filter)}`).expect(200)).body.Resources.map((g: { id: string }) => g.id);
+      (
+        await f.client.get(`/Groups?excludedAttributes=members&filter=${encodeURIComponent(filter)}`).expect(200)
+      ).body.Resources.map((g: { id: string }) => g.id);
     expect(await groups(`members eq "${ids.ken}"`)).toEqual([group.id]);
     expect(await groups(`members.value eq "${ids.ken}"`)).toEqual([group.id]);
     expect(await groups('members eq "not-a-uuid"')).toEqual([]);
@@ -125,7 +176,8 @@ describe('filters run in SQL', () => {
 
   it('dates compare at the millisecond precision of the values returned', async () => {
     // The columns keep microseconds; make sure these have some, as ~999 in 1000 rows do.
-    await f.ctx.sql`update scim_users set updated_at = date_trunc('milliseconds', updated_at) + interval '456 microseconds',
+    await f.ctx
+      .sql`update scim_users set updated_at = date_trunc('milliseconds', updated_at) + interval '456 microseconds',
                       created_at = date_trunc('milliseconds', created_at) + interval '789 microseconds' where account_id = ${ids.ken!}`;
     const ken = (await f.client.get(`/Users/${ids.ken}`).expect(200)).body;
     expect(ken.meta.lastModified).toMatch(/\.\d{3}Z$/);
@@ -134,17 +186,27 @@ describe('filters run in SQL', () => {
     const later = await names(`meta.lastModified gt "${ken.meta.lastModified}"`);
     expect(later).not.toContain('ken');
     expect(await names(`meta.lastModified ge "${ken.meta.lastModified}"`)).toEqual(['ken', ...later].sort());
-    expect(await names(`meta.lastModified le "${ken.meta.lastModified}" and userName eq "ken@filters.test"`)).toEqual(['ken']);
-    expect(await names(`meta.lastModified lt "${ken.meta.lastModified}" and userName eq "ken@filters.test"`)).toEqual([]);
+    expect(await names(`meta.lastModified le "${ken.meta.lastModified}" and userName eq "ken@filters.test"`)).toEqual([
+      'ken',
+    ]);
+    expect(await names(`meta.lastModified lt "${ken.meta.lastModified}" and userName eq "ken@filters.test"`)).toEqual(
+      [],
+    );
     expect(await names(`meta.lastModified ne "${ken.meta.lastModified}"`)).not.toContain('ken');
 
     const { id: groupId } = (await f.client.post('/Groups', { displayName: 'Dated' }).expect(201)).body;
     await f.ctx.sql`update groups set updated_at = date_trunc('milliseconds', updated_at) + interval '123 microseconds',
                       created_at = date_trunc('milliseconds', created_at) + interval '999 microseconds' where id = ${groupId}`;
     const group = (await f.client.get(`/Groups/${groupId}`).expect(200)).body;
-    const dated = await f.client.get(`/Groups?filter=${encodeURIComponent(`meta.lastModified eq "${group.meta.lastModified}" and displayName eq "Dated"`)}`).expect(200);
+    const dated = await f.client
+      .get(
+        `/Groups?filter=${encodeURIComponent(`meta.lastModified eq "${group.meta.lastModified}" and displayName eq "Dated"`)}`,
+      )
+      .expect(200);
     expect(dated.body.Resources.map((g: { id: string }) => g.id)).toEqual([group.id]);
-    const after = await f.client.get(`/Groups?filter=${encodeURIComponent(`meta.created gt "${group.meta.created}" and displayName eq "Dated"`)}`).expect(200);
+    const after = await f.client
+      .get(`/Groups?filter=${encodeURIComponent(`meta.created gt "${group.meta.created}" and displayName eq "Dated"`)}`)
+      .expect(200);
     expect(after.body.totalResults).toBe(0);
   });
 });

@@ -10,19 +10,31 @@ beforeAll(async () => {
 afterAll(async () => f.ctx.database.close());
 
 const createUsers = (prefix: string, n: number) =>
-  Promise.all(Array.from({ length: n }, async (_, i) => (await f.client.post('/Users', oktaUser(`${prefix}${i}@c.test`)).expect(201)).body.id as string));
+  Promise.all(
+    Array.from(
+      { length: n },
+      async (_, i) => (await f.client.post('/Users', oktaUser(`${prefix}${i}@c.test`)).expect(201)).body.id as string,
+    ),
+  );
 const memberIds = async (groupId: string) =>
-  ((await f.client.get(`/Groups/${groupId}`).expect(200)).body.members ?? []).map((m: { value: string }) => m.value).sort();
+  ((await f.client.get(`/Groups/${groupId}`).expect(200)).body.members ?? [])
+    .map((m: { value: string }) => m.value)
+    .sort();
 
 describe('Okta group pushes', () => {
   it('PUT replaces the member set by difference; a PATCH mixing remove and add applies as one', async () => {
     const [u1, u2, u3, u4] = await createUsers('okta-g', 4);
-    const group = (await f.client.post('/Groups', { displayName: 'Okta Push', members: [{ value: u1 }, { value: u2 }] }).expect(201)).body;
+    const group = (
+      await f.client.post('/Groups', { displayName: 'Okta Push', members: [{ value: u1 }, { value: u2 }] }).expect(201)
+    ).body;
     expect(group.members.map((m: { value: string }) => m.value).sort()).toEqual([u1, u2].sort());
 
-    await f.client.put(`/Groups/${group.id}`, { displayName: 'Okta Push', members: [{ value: u2 }, { value: u3 }] }).expect(200);
+    await f.client
+      .put(`/Groups/${group.id}`, { displayName: 'Okta Push', members: [{ value: u2 }, { value: u3 }] })
+      .expect(200);
     expect(await memberIds(group.id)).toEqual([u2, u3].sort());
-    const audit = await f.ctx.sql`select details from audit_log where target_id = ${group.id} and action = 'group.members_changed' order by id desc limit 1`;
+    const audit = await f.ctx
+      .sql`select details from audit_log where target_id = ${group.id} and action = 'group.members_changed' order by id desc limit 1`;
     expect(audit[0]!.details).toEqual({ added: [u3], removed: [u1] });
 
     await f.client
@@ -42,8 +54,12 @@ describe('Okta group pushes', () => {
     expect(await memberIds(group.id)).toEqual([u3, u4].sort());
 
     // Okta's pathless replace renames.
-    await f.client.patch(`/Groups/${group.id}`, [{ op: 'replace', value: { id: group.id, displayName: 'Okta Renamed' } }]).expect(204);
-    expect((await f.client.get(`/Groups/${group.id}?excludedAttributes=members`).expect(200)).body).toMatchObject({ displayName: 'Okta Renamed' });
+    await f.client
+      .patch(`/Groups/${group.id}`, [{ op: 'replace', value: { id: group.id, displayName: 'Okta Renamed' } }])
+      .expect(204);
+    expect((await f.client.get(`/Groups/${group.id}?excludedAttributes=members`).expect(200)).body).toMatchObject({
+      displayName: 'Okta Renamed',
+    });
 
     await f.client.delete(`/Groups/${group.id}`).expect(204);
     await f.client.get(`/Groups/${group.id}`).expect(404);
@@ -53,8 +69,29 @@ describe('Okta group pushes', () => {
 describe('concurrency', () => {
   it('concurrent PATCHes to one user lose no update', async () => {
     const [id] = await createUsers('patchy', 1);
-    const attributes = ['title', 'nickName', 'userType', 'preferredLanguage', 'locale', 'profileUrl', 'displayName', 'timezone'];
-    await Promise.all(attributes.map((a, i) => f.client.patch(`/Users/${id}`, [{ op: 'replace', path: a, value: a === 'locale' ? 'en-GB' : a === 'profileUrl' ? 'https://p.test/x' : `${a}-${i}` }]).expect(200)));
+    const attributes = [
+      'title',
+      'nickName',
+      'userType',
+      'preferredLanguage',
+      'locale',
+      'profileUrl',
+      'displayName',
+      'timezone',
+    ];
+    await Promise.all(
+      attributes.map((a, i) =>
+        f.client
+          .patch(`/Users/${id}`, [
+            {
+              op: 'replace',
+              path: a,
+              value: a === 'locale' ? 'en-GB' : a === 'profileUrl' ? 'https://p.test/x' : `${a}-${i}`,
+            },
+          ])
+          .expect(200),
+      ),
+    );
     const user = (await f.client.get(`/Users/${id}`).expect(200)).body;
     for (const a of attributes) expect(user[a], a).toBeDefined();
     expect(user.meta.version).toBe(`W/"${1 + attributes.length}"`);
@@ -63,7 +100,11 @@ describe('concurrency', () => {
   it('concurrent member adds to one group lose none', async () => {
     const users = await createUsers('member', 20);
     const group = (await f.client.post('/Groups', { displayName: 'Concurrent' }).expect(201)).body;
-    await Promise.all(users.map((value) => f.client.patch(`/Groups/${group.id}`, [{ op: 'add', path: 'members', value: [{ value }] }]).expect(204)));
+    await Promise.all(
+      users.map((value) =>
+        f.client.patch(`/Groups/${group.id}`, [{ op: 'add', path: 'members', value: [{ value }] }]).expect(204),
+      ),
+    );
     expect(await memberIds(group.id)).toEqual([...users].sort());
   });
 
@@ -79,10 +120,15 @@ describe('tenant isolation', () => {
     const b = await createTestOrganization(f.ctx, 'concurrency-other');
     const clientB = scimClient(f.app, b.scimToken);
     const userB = (await clientB.post('/Users', oktaUser('private@b.test')).expect(201)).body;
-    const groupB = (await clientB.post('/Groups', { displayName: 'B only', members: [{ value: userB.id }] }).expect(201)).body;
+    const groupB = (
+      await clientB.post('/Groups', { displayName: 'B only', members: [{ value: userB.id }] }).expect(201)
+    ).body;
 
     await f.client.get(`/Users/${userB.id}`).expect(404);
-    expect((await f.client.get(`/Users?filter=${encodeURIComponent('userName eq "private@b.test"')}`).expect(200)).body.totalResults).toBe(0);
+    expect(
+      (await f.client.get(`/Users?filter=${encodeURIComponent('userName eq "private@b.test"')}`).expect(200)).body
+        .totalResults,
+    ).toBe(0);
     await f.client.patch(`/Users/${userB.id}`, [{ op: 'replace', value: { active: false } }]).expect(404);
     await f.client.put(`/Users/${userB.id}`, oktaUser('private@b.test')).expect(404);
     await f.client.delete(`/Users/${userB.id}`).expect(404);
@@ -91,7 +137,9 @@ describe('tenant isolation', () => {
     await f.client.delete(`/Groups/${groupB.id}`).expect(404);
     // Nor can A put B's user into its own group.
     const groupA = (await f.client.post('/Groups', { displayName: 'A group' }).expect(201)).body;
-    await f.client.patch(`/Groups/${groupA.id}`, [{ op: 'add', path: 'members', value: [{ value: userB.id }] }]).expect(400);
+    await f.client
+      .patch(`/Groups/${groupA.id}`, [{ op: 'add', path: 'members', value: [{ value: userB.id }] }])
+      .expect(400);
 
     const stillB = (await clientB.get(`/Groups/${groupB.id}`).expect(200)).body;
     expect(stillB.members.map((m: { value: string }) => m.value)).toEqual([userB.id]);

@@ -27,13 +27,27 @@ let probes: string[];
 beforeAll(async () => {
   f = await scimFixture('scale-org');
   const organizationId = f.org.organization.id;
-  const [token] = await f.ctx.sql`select id from credentials where organization_id = ${organizationId} and kind = 'scim'`;
-  scim = { app: f.ctx, organizationId, credentialId: token!.id, actor: { type: 'scim_token', id: token!.id, name: 'idp', channel: 'scim' } };
+  const [token] = await f.ctx
+    .sql`select id from credentials where organization_id = ${organizationId} and kind = 'scim'`;
+  scim = {
+    app: f.ctx,
+    organizationId,
+    credentialId: token!.id,
+    actor: { type: 'scim_token', id: token!.id, name: 'idp', channel: 'scim' },
+  };
 
-  const ids = await Promise.all(['s1', 's2', 'new', 'p1', 'p2', 'p3'].map(async (n) => (await f.client.post('/Users', oktaUser(`${n}@scale.test`)).expect(201)).body.id as string));
+  const ids = await Promise.all(
+    ['s1', 's2', 'new', 'p1', 'p2', 'p3'].map(
+      async (n) => (await f.client.post('/Users', oktaUser(`${n}@scale.test`)).expect(201)).body.id as string,
+    ),
+  );
   newcomer = ids[2]!;
   probes = ids.slice(3);
-  small = (await f.client.post('/Groups', { displayName: 'Small', members: [{ value: ids[0] }, { value: ids[1] }] }).expect(201)).body.id;
+  small = (
+    await f.client
+      .post('/Groups', { displayName: 'Small', members: [{ value: ids[0] }, { value: ids[1] }] })
+      .expect(201)
+  ).body.id;
   large = (await f.client.post('/Groups', { displayName: 'Large' }).expect(201)).body.id;
   await f.ctx.sql.begin(async (tx) => {
     await tx`
@@ -69,7 +83,10 @@ async function patchReads(groupId: string, operations: unknown[]): Promise<Reads
           from pg_stat_xact_user_tables where relname = 'group_members'`
       )[0]!;
     const before = await stats();
-    await patchGroup({ ...scim, app: { ...f.ctx, sql: tx as unknown as Sql } }, groupId, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: operations });
+    await patchGroup({ ...scim, app: { ...f.ctx, sql: tx as unknown as Sql } }, groupId, {
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
+      Operations: operations,
+    });
     const after = await stats();
     const delta = (key: keyof typeof before) => Number(after[key]) - Number(before[key]);
     return {
@@ -78,15 +95,19 @@ async function patchReads(groupId: string, operations: unknown[]): Promise<Reads
       inserted: delta('nTupIns'),
       deleted: delta('nTupDel'),
     };
-  }) as Promise<Reads>;
+  });
 }
 
 describe('member changes of a large group', () => {
   it('answer 204 with no members in the body', async () => {
-    const added = await f.client.patch(`/Groups/${large}`, [{ op: 'add', path: 'members', value: [{ value: newcomer }] }]).expect(204);
+    const added = await f.client
+      .patch(`/Groups/${large}`, [{ op: 'add', path: 'members', value: [{ value: newcomer }] }])
+      .expect(204);
     expect(added.text).toBe('');
     expect(await memberCount(large)).toBe(LARGE + 1);
-    const removed = await f.client.patch(`/Groups/${large}`, [{ op: 'remove', path: `members[value eq "${newcomer}"]` }]).expect(204);
+    const removed = await f.client
+      .patch(`/Groups/${large}`, [{ op: 'remove', path: `members[value eq "${newcomer}"]` }])
+      .expect(204);
     expect(removed.text).toBe('');
     expect(await memberCount(large)).toBe(LARGE);
   });
@@ -110,7 +131,12 @@ describe('member changes of a large group', () => {
     // By a value array, and a PATCH doing both.
     expect(await patchReads(large, add(p3))).toEqual(addLarge);
     expect(await patchReads(large, [{ op: 'remove', path: 'members', value: [{ value: p3 }] }])).toEqual(removeLarge);
-    expect(await patchReads(large, [...add(newcomer), ...remove(p1)])).toEqual({ seqScans: 0, rowsRead: 0, inserted: 1, deleted: 0 });
+    expect(await patchReads(large, [...add(newcomer), ...remove(p1)])).toEqual({
+      seqScans: 0,
+      rowsRead: 0,
+      inserted: 1,
+      deleted: 0,
+    });
     expect(await memberCount(large)).toBe(LARGE + 1);
     expect(await memberCount(small)).toBe(2);
   });

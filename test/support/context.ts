@@ -35,8 +35,17 @@ const testActor = systemActor('system', 'test');
 
 /** A new organization with an owner, a SCIM token and an owner-level admin API key. */
 export async function createTestOrganization(ctx: AppContext, slug: string) {
-  const { organization, owner } = await createOrganization(ctx.sql, { name: slug, slug, ownerEmail: `owner@${slug}.test` }, testActor);
-  const scim = await issueCredential(ctx.sql, ctx.config.serverSecret, { organizationId: organization.id, kind: 'scim', name: 'idp' }, testActor);
+  const { organization, owner } = await createOrganization(
+    ctx.sql,
+    { name: slug, slug, ownerEmail: `owner@${slug}.test` },
+    testActor,
+  );
+  const scim = await issueCredential(
+    ctx.sql,
+    ctx.config.serverSecret,
+    { organizationId: organization.id, kind: 'scim', name: 'idp' },
+    testActor,
+  );
   const admin = await issueCredential(
     ctx.sql,
     ctx.config.serverSecret,

@@ -24,7 +24,8 @@ export function scimClient(app: Express, token: string) {
     delete: (path: string) => request(app).delete(`/scim/v2${path}`).set(auth),
     post: (path: string, body: unknown) => send('post', path, body),
     put: (path: string, body: unknown) => send('put', path, body),
-    patch: (path: string, operations: unknown[]) => send('patch', path, { schemas: [PATCH_OP], Operations: operations }),
+    patch: (path: string, operations: unknown[]) =>
+      send('patch', path, { schemas: [PATCH_OP], Operations: operations }),
     raw: (method: 'post' | 'put' | 'patch', path: string, body: string) =>
       request(app)[method](`/scim/v2${path}`).set(auth).set('content-type', SCIM_JSON).send(body),
   };

@@ -20,7 +20,12 @@ export async function startWebhookReceiver() {
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', () => {
-      const entry = { eventId: String(req.headers['orgsync-event-id']), signature: String(req.headers['orgsync-signature']), body, status: 0 };
+      const entry = {
+        eventId: String(req.headers['orgsync-event-id']),
+        signature: String(req.headers['orgsync-signature']),
+        body,
+        status: 0,
+      };
       received.push(entry);
       if (mode === 'hang') {
         hanging.add(res);

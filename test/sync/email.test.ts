@@ -14,8 +14,14 @@ beforeAll(async () => {
 afterAll(async () => smtp.close());
 
 async function queueInvitation(ctx: AppContext, orgId: string, email: string, token: string) {
-  const payload = { invitationId: crypto.randomUUID(), email, invitedBy: 'Ada Admin', sealed: { token: sealSecret(token, ctx.config.serverSecret) } };
-  const [row] = await ctx.sql`insert into outbox (organization_id, type, payload) values (${orgId}, 'invite.created', ${ctx.sql.json(payload)}) returning id`;
+  const payload = {
+    invitationId: crypto.randomUUID(),
+    email,
+    invitedBy: 'Ada Admin',
+    sealed: { token: sealSecret(token, ctx.config.serverSecret) },
+  };
+  const [row] =
+    await ctx.sql`insert into outbox (organization_id, type, payload) values (${orgId}, 'invite.created', ${ctx.sql.json(payload)}) returning id`;
   return row!.id as string;
 }
 
@@ -36,10 +42,13 @@ describe('invitation emails from the outbox', () => {
     expect(mails).toHaveLength(1);
     expect(mails[0]!.from).toBe('no-reply@acme.test');
     expect(mails[0]!.raw).toContain('Subject: You are invited to join mail');
-    expect(mails[0]!.raw.replace(/=\r?\n/g, '')).toContain('https://orgsync.test/invitations/accept?token=3Dosinv_TOKEN123');
+    expect(mails[0]!.raw.replace(/=\r?\n/g, '')).toContain(
+      'https://orgsync.test/invitations/accept?token=3Dosinv_TOKEN123',
+    );
     const [event] = await ctx.sql`select payload from outbox where organization_id = ${orgId} and id = ${eventId}`;
     expect(event!.payload.sealed).toBeUndefined();
-    const [d] = await ctx.sql`select status, kind, target from deliveries where organization_id = ${orgId} and event_id = ${eventId}`;
+    const [d] =
+      await ctx.sql`select status, kind, target from deliveries where organization_id = ${orgId} and event_id = ${eventId}`;
     expect(d).toEqual({ status: 'delivered', kind: 'email', target: 'new.person@mail.test' });
   });
 });
@@ -48,12 +57,20 @@ describe('without SMTP configured', () => {
   it('logs the accept link instead, so a local user can follow it', async () => {
     const logs: Record<string, unknown>[] = [];
     const base = await createTestContext();
-    const ctx = { ...base, log: pino({ level: 'info' }, new Writable({ write: (c, _e, done) => (logs.push(JSON.parse(String(c))), done()) })) };
+    const ctx = {
+      ...base,
+      log: pino(
+        { level: 'info' },
+        new Writable({ write: (c, _e, done) => (logs.push(JSON.parse(String(c))), done()) }),
+      ),
+    };
     try {
       const orgId = (await createTestOrganization(ctx, 'nosmtp')).organization.id;
       await queueInvitation(ctx, orgId, 'local@nosmtp.test', 'osinv_LOCAL');
       await createReconciler(ctx).events();
-      expect(logs.find((l) => l.to === 'local@nosmtp.test')).toMatchObject({ link: 'https://orgsync.test/invitations/accept?token=osinv_LOCAL' });
+      expect(logs.find((l) => l.to === 'local@nosmtp.test')).toMatchObject({
+        link: 'https://orgsync.test/invitations/accept?token=osinv_LOCAL',
+      });
     } finally {
       await base.database.close();
     }

@@ -23,7 +23,12 @@ function instance() {
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({ write: (chunk, _enc, done) => (logs.push(JSON.parse(String(chunk))), done()) });
   const sql = connect((base.database as unknown as { url: string }).url, 4);
-  const ctx: AppContext = { ...base, sql, database: { ...base.database, sql, close: () => sql.end() }, log: pino({ level: 'debug' }, sink) };
+  const ctx: AppContext = {
+    ...base,
+    sql,
+    database: { ...base.database, sql, close: () => sql.end() },
+    log: pino({ level: 'debug' }, sink),
+  };
   instances.push({ ctx, logs });
   return { ctx, logs };
 }
@@ -52,7 +57,10 @@ describe.skipIf(!process.env.DATABASE_URL)('three instances on one database', ()
   it('deliver every event exactly once between them', async () => {
     const three = [instance(), instance(), instance()].map((i) => createReconciler(i.ctx));
     await joinPeople(60, 'once');
-    const [{ n: expected }] = (await base.sql`select count(*)::int as n from outbox where organization_id = ${orgId}`) as unknown as [{ n: number }];
+    const [{ n: expected }] =
+      (await base.sql`select count(*)::int as n from outbox where organization_id = ${orgId}`) as unknown as [
+        { n: number },
+      ];
     for (let round = 0; round < 3; round++) await Promise.all(three.map((r) => r.events()));
     const delivered = receiver.delivered();
     expect(delivered).toHaveLength(expected);
@@ -80,7 +88,8 @@ describe.skipIf(!process.env.DATABASE_URL)('three instances on one database', ()
     receiver.received.length = 0;
     receiver.setMode('hang');
     await joinPeople(1, 'killed');
-    const [event] = await base.sql`select id from outbox where organization_id = ${orgId} and type = 'member.joined' order by id desc limit 1`;
+    const [event] =
+      await base.sql`select id from outbox where organization_id = ${orgId} and type = 'member.joined' order by id desc limit 1`;
     const child = spawn(process.execPath, ['bin/orgsync.js', 'reconcile', '--once', '--json'], {
       env: {
         PATH: process.env.PATH,
@@ -99,12 +108,14 @@ describe.skipIf(!process.env.DATABASE_URL)('three instances on one database', ()
     const exited = new Promise((r) => child.on('exit', r));
     child.kill('SIGKILL');
     await exited;
-    const [mid] = await base.sql`select status from deliveries where organization_id = ${orgId} and event_id = ${event!.id}`;
+    const [mid] =
+      await base.sql`select status from deliveries where organization_id = ${orgId} and event_id = ${event!.id}`;
     expect(mid!.status).toBe('pending');
 
     receiver.setMode('ok');
     await createReconciler(instance().ctx).events();
-    const [after] = await base.sql`select status, attempts from deliveries where organization_id = ${orgId} and event_id = ${event!.id}`;
+    const [after] =
+      await base.sql`select status, attempts from deliveries where organization_id = ${orgId} and event_id = ${event!.id}`;
     expect(after).toMatchObject({ status: 'delivered', attempts: 1 });
     expect(receiver.delivered()).toEqual([String(event!.id)]);
   });

@@ -26,22 +26,34 @@ const pools: AppContext['sql'][] = [];
 // A handler with a deterministic bug: it throws on any batch holding a "poison" event while the
 // cause is there (as a real bug would until it is fixed).
 let causePresent = true;
-const poisonHandler: EventHandler = async (_tx, events) => {
-  if (causePresent && events.some((e) => e.payload.poison === true)) throw new Error('handler bug: cannot read poison');
+const poisonHandler: EventHandler = (_tx, events) => {
+  if (causePresent && events.some((e) => e.payload.poison === true))
+    return Promise.reject(new Error('handler bug: cannot read poison'));
+  return Promise.resolve();
 };
 
 const reconcilerOn = (c: AppContext) => new Reconciler(c, [recomputeRolesOnEvents, poisonHandler]);
 
 beforeAll(async () => {
   // Backoff is long here so a retry never comes due by itself; tests make it due by hand.
-  ctx = await createTestContext({ WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true', DELIVERY_BACKOFF_MS: '60000', DELIVERY_MAX_ATTEMPTS: '3' });
+  ctx = await createTestContext({
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+    DELIVERY_BACKOFF_MS: '60000',
+    DELIVERY_MAX_ATTEMPTS: '3',
+  });
   const sink = new Writable({ write: (chunk, _enc, done) => (logs.push(JSON.parse(String(chunk))), done()) });
   ctx = { ...ctx, log: pino({ level: 'warn' }, sink) };
   app = createApp(ctx);
   receiver = await startWebhookReceiver();
   a = await createTestOrganization(ctx, 'poison-a');
   b = await createTestOrganization(ctx, 'poison-b');
-  for (const org of [a, b]) await createWebhookEndpoint(ctx.sql, ctx.config.serverSecret, { organizationId: org.organization.id, url: receiver.url }, admin);
+  for (const org of [a, b])
+    await createWebhookEndpoint(
+      ctx.sql,
+      ctx.config.serverSecret,
+      { organizationId: org.organization.id, url: receiver.url },
+      admin,
+    );
   await reconcilerOn(ctx).events(); // the organizations' own events
 });
 afterAll(async () => {
@@ -54,7 +66,8 @@ beforeEach(() => {
 });
 
 async function addEvent(orgId: string, payload: Record<string, unknown> = {}): Promise<string> {
-  const [row] = await ctx.sql`insert into outbox (organization_id, type, payload) values (${orgId}, 'group.created', ${ctx.sql.json(payload as never)}) returning id`;
+  const [row] =
+    await ctx.sql`insert into outbox (organization_id, type, payload) values (${orgId}, 'group.created', ${ctx.sql.json(payload as never)}) returning id`;
   return String(row!.id);
 }
 async function outboxRow(id: string) {
@@ -78,10 +91,20 @@ describe('an event whose handler fails', () => {
     const b1 = await addEvent(b.organization.id);
     const reconciler = reconcilerOn(ctx);
 
-    expect(await reconciler.events()).toMatchObject({ eventsDispatched: 3, eventsRetrying: 1, eventsFailed: 0, delivered: 3 });
+    expect(await reconciler.events()).toMatchObject({
+      eventsDispatched: 3,
+      eventsRetrying: 1,
+      eventsFailed: 0,
+      delivered: 3,
+    });
     expect(receiver.delivered().sort()).toEqual([a1, a2, b1].sort());
     const first = await outboxRow(poison);
-    expect(first).toMatchObject({ dispatchedAt: null, dispatchAttempts: 1, dispatchError: 'handler bug: cannot read poison', dispatchFailedAt: null });
+    expect(first).toMatchObject({
+      dispatchedAt: null,
+      dispatchAttempts: 1,
+      dispatchError: 'handler bug: cannot read poison',
+      dispatchFailedAt: null,
+    });
     expect(Number(first.retryInS)).toBeGreaterThan(45); // 60 s ± 20 %
     expect(logs.some((l) => l.level === 40 && l.eventId === poison)).toBe(true);
     const retrying = await request(app).get('/api/events?status=retrying').set(as(a.adminKey)).expect(200);
@@ -101,11 +124,24 @@ describe('an event whose handler fails', () => {
 
     await makeDue(poison);
     expect(await reconciler.events()).toMatchObject({ eventsRetrying: 0, eventsFailed: 1 });
-    expect(await outboxRow(poison)).toMatchObject({ dispatchedAt: null, dispatchAttempts: 3, dispatchFailedAt: expect.any(Date), retryInS: null });
-    expect(logs.some((l) => l.level === 50 && l.eventId === poison && l.organizationId === a.organization.id)).toBe(true);
-    const audit = await ctx.sql`select organization_id, actor_name, target_id, details from audit_log where action = 'event.dispatch_failed'`;
+    expect(await outboxRow(poison)).toMatchObject({
+      dispatchedAt: null,
+      dispatchAttempts: 3,
+      dispatchFailedAt: expect.any(Date),
+      retryInS: null,
+    });
+    expect(logs.some((l) => l.level === 50 && l.eventId === poison && l.organizationId === a.organization.id)).toBe(
+      true,
+    );
+    const audit =
+      await ctx.sql`select organization_id, actor_name, target_id, details from audit_log where action = 'event.dispatch_failed'`;
     expect(audit).toEqual([
-      { organizationId: a.organization.id, actorName: 'reconciler', targetId: poison, details: { eventType: 'group.created', attempts: 3, error: 'handler bug: cannot read poison' } },
+      {
+        organizationId: a.organization.id,
+        actorName: 'reconciler',
+        targetId: poison,
+        details: { eventType: 'group.created', attempts: 3, error: 'handler bug: cannot read poison' },
+      },
     ]);
 
     // Failed: no longer tried, and nothing was ever delivered for it.
@@ -119,17 +155,35 @@ describe('an event whose handler fails', () => {
   it('is listed for its organization only and, once the cause is gone, a retry dispatches and delivers it', async () => {
     const list = await request(app).get('/api/events?status=failed').set(as(a.adminKey)).expect(200);
     expect(list.body.items).toEqual([
-      expect.objectContaining({ id: poison, type: 'group.created', attempts: 3, lastError: 'handler bug: cannot read poison', data: { poison: true } }),
+      expect.objectContaining({
+        id: poison,
+        type: 'group.created',
+        attempts: 3,
+        lastError: 'handler bug: cannot read poison',
+        data: { poison: true },
+      }),
     ]);
     expect(JSON.stringify(list.body)).not.toContain('SECRET');
     expect((await request(app).get('/api/events').set(as(b.adminKey)).expect(200)).body.items).toEqual([]);
-    expect((await request(app).post('/api/events/retry').set(as(b.adminKey)).send({}).expect(200)).body.retried).toBe(0);
+    expect((await request(app).post('/api/events/retry').set(as(b.adminKey)).send({}).expect(200)).body.retried).toBe(
+      0,
+    );
     await request(app).get('/api/events?status=dispatched').set(as(a.adminKey)).expect(400);
 
     causePresent = false;
     try {
-      expect((await request(app).post('/api/events/retry').set(as(a.adminKey)).send({ ids: [poison] }).expect(200)).body.retried).toBe(1);
-      expect(await ctx.sql`select 1 from audit_log where action = 'events.retried' and organization_id = ${a.organization.id}`).toHaveLength(1);
+      expect(
+        (
+          await request(app)
+            .post('/api/events/retry')
+            .set(as(a.adminKey))
+            .send({ ids: [poison] })
+            .expect(200)
+        ).body.retried,
+      ).toBe(1);
+      expect(
+        await ctx.sql`select 1 from audit_log where action = 'events.retried' and organization_id = ${a.organization.id}`,
+      ).toHaveLength(1);
       expect(await reconcilerOn(ctx).events()).toMatchObject({ eventsDispatched: 1, delivered: 1 });
     } finally {
       causePresent = true;
@@ -162,7 +216,8 @@ describe.skipIf(!process.env.DATABASE_URL)('two instances with failing events am
     const delivered = receiver.delivered();
     expect(delivered.sort()).toEqual([...good].sort());
     expect(receiver.received).toHaveLength(good.length);
-    for (const p of poisons) expect(await outboxRow(p)).toMatchObject({ dispatchAttempts: 3, dispatchFailedAt: expect.any(Date) });
+    for (const p of poisons)
+      expect(await outboxRow(p)).toMatchObject({ dispatchAttempts: 3, dispatchFailedAt: expect.any(Date) });
   });
 });
 
@@ -189,8 +244,13 @@ describe('housekeeping', () => {
   it('prunes dispatched events past 30 days whose deliveries were all delivered, in batches, and nothing else', async () => {
     const org = (await createTestOrganization(house, 'prune')).organization.id;
     // The organization's own events, made old and dispatched: prunable.
-    const setup = await house.sql`update outbox set created_at = now() - interval '50 days', dispatched_at = now() - interval '50 days' returning id`;
-    const event = async (ageDays: number, state: 'dispatched' | 'undispatched' | 'failed', deliveries: string[] = []) => {
+    const setup =
+      await house.sql`update outbox set created_at = now() - interval '50 days', dispatched_at = now() - interval '50 days' returning id`;
+    const event = async (
+      ageDays: number,
+      state: 'dispatched' | 'undispatched' | 'failed',
+      deliveries: string[] = [],
+    ) => {
       const [row] = await house.sql`
         insert into outbox (organization_id, type, payload, created_at, dispatched_at, dispatch_failed_at)
         values (${org}, 'member.joined', '{}', now() - make_interval(days => ${ageDays}),
@@ -223,7 +283,11 @@ describe('housekeeping', () => {
     expect(left.map((r) => String(r.id))).toEqual(kept);
     const deliveries = await house.sql`select event_id, status from deliveries order by id`;
     expect(deliveries.map((d) => [String(d.eventId), d.status])).toEqual([
-      [kept[0], 'pending'], [kept[1], 'dead'], [kept[2], 'delivered'], [kept[2], 'dead'], [kept[5], 'delivered'],
+      [kept[0], 'pending'],
+      [kept[1], 'dead'],
+      [kept[2], 'delivered'],
+      [kept[2], 'dead'],
+      [kept[5], 'delivered'],
     ]);
     expect((await new Reconciler(house).housekeeping()).eventsPruned).toBe(0);
   });

@@ -5,7 +5,7 @@ import type { Actor } from '../../src/core/actor.ts';
 import { joinOrganization } from '../../src/core/memberships.ts';
 import { createWebhookEndpoint } from '../../src/core/webhook-endpoints.ts';
 import { retryDeadDeliveries } from '../../src/sync/outbox.ts';
-import { Reconciler } from '../../src/sync/reconciler.ts';
+import { type Reconciler } from '../../src/sync/reconciler.ts';
 import { createReconciler } from '../../src/sync/index.ts';
 import { verifyWebhookSignature } from '../../src/sync/webhooks.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
@@ -20,10 +20,16 @@ let reconciler: Reconciler;
 let n = 0;
 
 beforeAll(async () => {
-  ctx = await createTestContext({ WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true', DELIVERY_BACKOFF_MS: '10', DELIVERY_MAX_ATTEMPTS: '3' });
+  ctx = await createTestContext({
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+    DELIVERY_BACKOFF_MS: '10',
+    DELIVERY_MAX_ATTEMPTS: '3',
+  });
   receiver = await startWebhookReceiver();
   orgId = (await createTestOrganization(ctx, 'recon')).organization.id;
-  secret = (await createWebhookEndpoint(ctx.sql, ctx.config.serverSecret, { organizationId: orgId, url: receiver.url }, admin)).secret;
+  secret = (
+    await createWebhookEndpoint(ctx.sql, ctx.config.serverSecret, { organizationId: orgId, url: receiver.url }, admin)
+  ).secret;
   reconciler = createReconciler(ctx);
   await reconciler.runOnce();
 });
@@ -63,9 +69,12 @@ describe('invitations', () => {
     expect(summary.invitationsExpired).toBe(1);
     const [inv] = await ctx.sql`select status from invitations where id = ${late.invitationId}`;
     expect(inv).toEqual({ status: 'expired' });
-    expect((await ctx.sql`select status from memberships where account_id = ${late.accountId}`)[0]!.status).toBe('removed');
+    expect((await ctx.sql`select status from memberships where account_id = ${late.accountId}`)[0]!.status).toBe(
+      'removed',
+    );
     expect((await ctx.sql`select status from invitations where id = ${live.invitationId}`)[0]!.status).toBe('pending');
-    const audit = await ctx.sql`select actor_name, channel from audit_log where action = 'invite.expired' and target_id = ${late.invitationId}`;
+    const audit =
+      await ctx.sql`select actor_name, channel from audit_log where action = 'invite.expired' and target_id = ${late.invitationId}`;
     expect(audit).toEqual([{ actorName: 'reconciler', channel: 'sync' }]);
     const hooks = receiver.delivered().length;
     expect(hooks).toBeGreaterThanOrEqual(1);
@@ -91,7 +100,11 @@ describe('webhooks', () => {
     expect(verifyWebhookSignature(secret, joined.signature, joined.body)).toBe(true);
     expect(verifyWebhookSignature('wrong', joined.signature, joined.body)).toBe(false);
     expect(verifyWebhookSignature(secret, joined.signature, joined.body + ' ')).toBe(false);
-    expect(JSON.parse(joined.body)).toMatchObject({ type: 'member.joined', organizationId: orgId, data: { accountId: a.id } });
+    expect(JSON.parse(joined.body)).toMatchObject({
+      type: 'member.joined',
+      organizationId: orgId,
+      data: { accountId: a.id },
+    });
     const created = receiver.received.find((r) => JSON.parse(r.body).type === 'invite.created')!;
     expect(created.body).not.toContain('SECRET');
     expect(created.body).not.toContain('sealed');
@@ -120,7 +133,12 @@ describe('webhooks', () => {
     const strict = await createTestContext({ DELIVERY_MAX_ATTEMPTS: '1' });
     try {
       const org = (await createTestOrganization(strict, 'strict')).organization.id;
-      await createWebhookEndpoint(strict.sql, strict.config.serverSecret, { organizationId: org, url: receiver.url }, admin);
+      await createWebhookEndpoint(
+        strict.sql,
+        strict.config.serverSecret,
+        { organizationId: org, url: receiver.url },
+        admin,
+      );
       await createReconciler(strict).runOnce();
       const [d] = await strict.sql`select status, last_error from deliveries where organization_id = ${org} limit 1`;
       expect(d).toMatchObject({ status: 'dead', lastError: expect.stringMatching(/private address/) });

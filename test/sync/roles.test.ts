@@ -11,7 +11,13 @@ import { createTestContext, createTestOrganization } from '../support/context.ts
 
 const scim: Actor = { type: 'scim_token', id: 't', name: 'okta', channel: 'scim' };
 const admin: Actor = { type: 'admin_key', id: 'k', name: 'key', channel: 'admin', permissions: PERMISSIONS };
-const adminRole: Actor = { type: 'admin_key', id: 'k2', name: 'admin key', channel: 'admin', permissions: BUILT_IN_ROLES.admin!.permissions };
+const adminRole: Actor = {
+  type: 'admin_key',
+  id: 'k2',
+  name: 'admin key',
+  channel: 'admin',
+  permissions: BUILT_IN_ROLES.admin!.permissions,
+};
 let ctx: AppContext;
 let orgId: string;
 let ownerId: string;
@@ -34,7 +40,9 @@ async function person(roles?: string[]) {
 const reconcile = () => createReconciler(ctx).events();
 /** The member's latest role change entry. */
 const lastRoleChange = async (id: string) =>
-  (await ctx.sql`select details from audit_log where action = 'member.role_changed' and target_id = ${id} order by id desc limit 1`)[0]!.details;
+  (
+    await ctx.sql`select details from audit_log where action = 'member.role_changed' and target_id = ${id} order by id desc limit 1`
+  )[0]!.details;
 const roles = async (id: string) => {
   const m = await getMembership(ctx.sql, orgId, id);
   return { roles: m!.roles, mapped: m!.mappedRoles };
@@ -42,19 +50,34 @@ const roles = async (id: string) => {
 
 describe('group to role mapping', () => {
   it('grants mapped roles when a member joins a mapped group and takes them away again; direct roles stay', async () => {
-    const group = await createGroup(ctx.sql, { organizationId: orgId, source: 'scim', displayName: 'Org Admins' }, scim);
-    const mapping = await createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupId: group.id, roles: ['admin'] }, admin);
+    const group = await createGroup(
+      ctx.sql,
+      { organizationId: orgId, source: 'scim', displayName: 'Org Admins' },
+      scim,
+    );
+    const mapping = await createGroupRoleMapping(
+      ctx.sql,
+      { organizationId: orgId, groupId: group.id, roles: ['admin'] },
+      admin,
+    );
     const id = await person(['viewer']);
     await changeGroupMembers(ctx.sql, orgId, group.id, { add: [id] }, scim);
     await reconcile();
     expect(await roles(id)).toEqual({ roles: ['viewer'], mapped: ['admin'] });
-    const [audit] = await ctx.sql`select details from audit_log where action = 'member.role_changed' and target_id = ${id}`;
+    const [audit] =
+      await ctx.sql`select details from audit_log where action = 'member.role_changed' and target_id = ${id}`;
     expect(audit!.details).toMatchObject({ cause: 'group mapping', mappingIds: [mapping.id], to: ['admin', 'viewer'] });
 
     await updateGroupRoleMapping(ctx.sql, orgId, mapping.id, ['billing'], admin);
     await reconcile();
     expect(await roles(id)).toEqual({ roles: ['viewer'], mapped: ['billing'] });
-    expect(await lastRoleChange(id)).toMatchObject({ cause: 'group mapping', mappingIds: [mapping.id], from: ['admin', 'viewer'], to: ['billing', 'viewer'], events: ['mapping.updated'] });
+    expect(await lastRoleChange(id)).toMatchObject({
+      cause: 'group mapping',
+      mappingIds: [mapping.id],
+      from: ['admin', 'viewer'],
+      to: ['billing', 'viewer'],
+      events: ['mapping.updated'],
+    });
 
     // Leaving the group: the entry names the mapping that granted the removed role, and the group.
     await changeGroupMembers(ctx.sql, orgId, group.id, { remove: [id] }, scim);
@@ -76,13 +99,23 @@ describe('group to role mapping', () => {
     const id = await person();
     const group = await createGroup(ctx.sql, { organizationId: orgId, source: 'saml', displayName: 'FINANCE' }, scim);
     await changeGroupMembers(ctx.sql, orgId, group.id, { add: [id] }, scim);
-    const mapping = await createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupName: 'finance', roles: ['billing', 'viewer'] }, admin);
+    const mapping = await createGroupRoleMapping(
+      ctx.sql,
+      { organizationId: orgId, groupName: 'finance', roles: ['billing', 'viewer'] },
+      admin,
+    );
     await reconcile();
     expect((await roles(id)).mapped).toEqual(['billing', 'viewer']);
     await deleteGroupRoleMapping(ctx.sql, orgId, mapping.id, admin);
     await reconcile();
     expect((await roles(id)).mapped).toEqual([]);
-    expect(await lastRoleChange(id)).toMatchObject({ cause: 'group mapping', mappingIds: [mapping.id], events: ['mapping.deleted'], from: ['billing', 'member', 'viewer'], to: ['member'] });
+    expect(await lastRoleChange(id)).toMatchObject({
+      cause: 'group mapping',
+      mappingIds: [mapping.id],
+      events: ['mapping.deleted'],
+      from: ['billing', 'member', 'viewer'],
+      to: ['member'],
+    });
   });
 
   it('deleting a mapped group takes its roles away', async () => {
@@ -96,29 +129,58 @@ describe('group to role mapping', () => {
     await reconcile();
     expect((await roles(id)).mapped).toEqual([]);
     // The mapping went with its group; the entry names the group.
-    expect(await lastRoleChange(id)).toMatchObject({ cause: 'group mapping', groupIds: [group.id], events: ['group.deleted'], from: ['billing', 'member'], to: ['member'] });
+    expect(await lastRoleChange(id)).toMatchObject({
+      cause: 'group mapping',
+      groupIds: [group.id],
+      events: ['group.deleted'],
+      from: ['billing', 'member'],
+      to: ['member'],
+    });
   });
 
   it('a group deleted while a name mapping still exists: the entry names that mapping', async () => {
     const id = await person();
     const group = await createGroup(ctx.sql, { organizationId: orgId, source: 'scim', displayName: 'Auditors' }, scim);
-    const mapping = await createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupName: 'auditors', roles: ['viewer'] }, admin);
+    const mapping = await createGroupRoleMapping(
+      ctx.sql,
+      { organizationId: orgId, groupName: 'auditors', roles: ['viewer'] },
+      admin,
+    );
     await changeGroupMembers(ctx.sql, orgId, group.id, { add: [id] }, scim);
     await reconcile();
     await deleteGroup(ctx.sql, orgId, group.id, scim);
     await reconcile();
-    expect(await lastRoleChange(id)).toMatchObject({ mappingIds: [mapping.id], groupIds: [group.id], from: ['member', 'viewer'], to: ['member'] });
+    expect(await lastRoleChange(id)).toMatchObject({
+      mappingIds: [mapping.id],
+      groupIds: [group.id],
+      from: ['member', 'viewer'],
+      to: ['member'],
+    });
   });
 
   it('an admin can neither map a group to owner nor change or delete a mapping that grants it, nor move people in a group mapped to it', async () => {
     const group = await createGroup(ctx.sql, { organizationId: orgId, source: 'local', displayName: 'Leads' }, admin);
-    const refused = await createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupId: group.id, roles: ['owner'] }, adminRole).catch((e) => e);
+    const refused = await createGroupRoleMapping(
+      ctx.sql,
+      { organizationId: orgId, groupId: group.id, roles: ['owner'] },
+      adminRole,
+    ).catch((e) => e);
     expect(refused).toMatchObject({ code: 'forbidden', details: { missing: ['billing:manage'] } });
-    const owners = await createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupId: group.id, roles: ['owner'] }, admin);
-    await expect(updateGroupRoleMapping(ctx.sql, orgId, owners.id, ['viewer'], adminRole)).rejects.toMatchObject({ code: 'forbidden' });
-    await expect(deleteGroupRoleMapping(ctx.sql, orgId, owners.id, adminRole)).rejects.toMatchObject({ code: 'forbidden' });
+    const owners = await createGroupRoleMapping(
+      ctx.sql,
+      { organizationId: orgId, groupId: group.id, roles: ['owner'] },
+      admin,
+    );
+    await expect(updateGroupRoleMapping(ctx.sql, orgId, owners.id, ['viewer'], adminRole)).rejects.toMatchObject({
+      code: 'forbidden',
+    });
+    await expect(deleteGroupRoleMapping(ctx.sql, orgId, owners.id, adminRole)).rejects.toMatchObject({
+      code: 'forbidden',
+    });
     const id = await person(['admin']);
-    await expect(changeGroupMembers(ctx.sql, orgId, group.id, { add: [id] }, { ...adminRole, type: 'account', id })).rejects.toMatchObject({
+    await expect(
+      changeGroupMembers(ctx.sql, orgId, group.id, { add: [id] }, { ...adminRole, type: 'account', id }),
+    ).rejects.toMatchObject({
       code: 'forbidden',
       message: expect.stringMatching(/through group membership, the role\(s\) owner/),
     });
@@ -126,16 +188,28 @@ describe('group to role mapping', () => {
     expect((await ctx.sql`select roles from group_role_mappings where id = ${owners.id}`)[0]!.roles).toEqual(['owner']);
     await deleteGroupRoleMapping(ctx.sql, orgId, owners.id, admin);
     // Roles the admin holds itself are fine.
-    const viewers = await createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupId: group.id, roles: ['viewer'] }, adminRole);
+    const viewers = await createGroupRoleMapping(
+      ctx.sql,
+      { organizationId: orgId, groupId: group.id, roles: ['viewer'] },
+      adminRole,
+    );
     await changeGroupMembers(ctx.sql, orgId, group.id, { add: [id] }, adminRole);
     await deleteGroupRoleMapping(ctx.sql, orgId, viewers.id, adminRole);
   });
 
   it('refuses bad mappings', async () => {
-    await expect(createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupName: 'x', roles: ['wizard'] }, admin)).rejects.toThrow(/unknown role/);
-    await expect(createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupName: 'x', roles: [] }, admin)).rejects.toThrow(/at least one role/);
-    await expect(createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupId: crypto.randomUUID(), roles: ['admin'] }, admin)).rejects.toThrow(/not found/);
-    await expect(createGroupRoleMapping(ctx.sql, { organizationId: orgId, roles: ['admin'] }, admin)).rejects.toThrow(/either groupId or groupName/);
+    await expect(
+      createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupName: 'x', roles: ['wizard'] }, admin),
+    ).rejects.toThrow(/unknown role/);
+    await expect(
+      createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupName: 'x', roles: [] }, admin),
+    ).rejects.toThrow(/at least one role/);
+    await expect(
+      createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupId: crypto.randomUUID(), roles: ['admin'] }, admin),
+    ).rejects.toThrow(/not found/);
+    await expect(createGroupRoleMapping(ctx.sql, { organizationId: orgId, roles: ['admin'] }, admin)).rejects.toThrow(
+      /either groupId or groupName/,
+    );
   });
 
   it('never demotes the last owner', async () => {
@@ -157,6 +231,11 @@ describe('group to role mapping', () => {
     const summary = await createReconciler(ctx).runOnce();
     expect(summary.rolesRepaired).toBeGreaterThanOrEqual(1);
     expect((await roles(id)).mapped).toEqual([]);
-    expect(await lastRoleChange(id)).toMatchObject({ cause: 'repair', mappingIds: [], from: ['admin', 'member'], to: ['member'] });
+    expect(await lastRoleChange(id)).toMatchObject({
+      cause: 'repair',
+      mappingIds: [],
+      from: ['admin', 'member'],
+      to: ['member'],
+    });
   });
 });

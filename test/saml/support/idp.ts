@@ -24,9 +24,28 @@ export function makeIdpKeys(name = 'test-idp'): IdpKeys {
   process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   const keyFile = path.join(dir, 'key.pem');
   const certFile = path.join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '30', '-subj', `/CN=${name}`, '-keyout', keyFile, '-out', certFile], {
-    stdio: 'ignore',
-  });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-sha256',
+      '-days',
+      '30',
+      '-subj',
+      `/CN=${name}`,
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ],
+    {
+      stdio: 'ignore',
+    },
+  );
   const pem = fs.readFileSync(certFile, 'utf8');
   return { dir, keyFile, certFile, certificate: pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s+/g, '') };
 }
@@ -68,10 +87,15 @@ export function responseXml(o: ResponseOptions): string {
   const inResponseTo = o.inResponseTo ? ` InResponseTo="${esc(o.inResponseTo)}"` : '';
   const destination = o.destination === null ? '' : ` Destination="${esc(o.destination ?? o.acsUrl)}"`;
   const attributes = Object.entries(o.attributes ?? { email: [o.nameId ?? 'alice@example.com'] })
-    .map(([name, values]) =>
-      `<saml:Attribute Name="${esc(name)}" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:basic">${values
-        .map((v) => `<saml:AttributeValue xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="xs:string">${esc(v)}</saml:AttributeValue>`)
-        .join('')}</saml:Attribute>`)
+    .map(
+      ([name, values]) =>
+        `<saml:Attribute Name="${esc(name)}" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:basic">${values
+          .map(
+            (v) =>
+              `<saml:AttributeValue xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="xs:string">${esc(v)}</saml:AttributeValue>`,
+          )
+          .join('')}</saml:Attribute>`,
+    )
     .join('');
   return (
     `<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="${responseId}" Version="2.0" IssueInstant="${iso(new Date(now))}"${destination}${inResponseTo}>` +
@@ -92,8 +116,12 @@ export function responseXml(o: ResponseOptions): string {
 export type Algorithm = 'sha256' | 'sha1' | 'sha1-digest';
 
 function signatureTemplate(referenceId: string, algorithm: Algorithm): string {
-  const method = algorithm === 'sha1' ? 'http://www.w3.org/2000/09/xmldsig#rsa-sha1' : 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256';
-  const digest = algorithm === 'sha256' ? 'http://www.w3.org/2001/04/xmlenc#sha256' : 'http://www.w3.org/2000/09/xmldsig#sha1';
+  const method =
+    algorithm === 'sha1'
+      ? 'http://www.w3.org/2000/09/xmldsig#rsa-sha1'
+      : 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256';
+  const digest =
+    algorithm === 'sha256' ? 'http://www.w3.org/2001/04/xmlenc#sha256' : 'http://www.w3.org/2000/09/xmldsig#sha1';
   return (
     `<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo>` +
     `<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>` +
@@ -111,21 +139,34 @@ function xmlsecSign(xml: string, keys: IdpKeys): string {
   const input = path.join(keys.dir, `${crypto.randomUUID()}.xml`);
   fs.writeFileSync(input, xml);
   try {
-    return execFileSync('xmlsec1', [
-      '--sign',
-      '--privkey-pem', `${keys.keyFile},${keys.certFile}`,
-      '--id-attr:ID', 'urn:oasis:names:tc:SAML:2.0:assertion:Assertion',
-      '--id-attr:ID', 'urn:oasis:names:tc:SAML:2.0:protocol:Response',
-      '--output', '-',
-      input,
-    ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return execFileSync(
+      'xmlsec1',
+      [
+        '--sign',
+        '--privkey-pem',
+        `${keys.keyFile},${keys.certFile}`,
+        '--id-attr:ID',
+        'urn:oasis:names:tc:SAML:2.0:assertion:Assertion',
+        '--id-attr:ID',
+        'urn:oasis:names:tc:SAML:2.0:protocol:Response',
+        '--output',
+        '-',
+        input,
+      ],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    );
   } finally {
     fs.rmSync(input, { force: true });
   }
 }
 
 /** Puts a signature template right after the Issuer of the element with that ID, then signs. */
-function signElement(xml: string, elementTag: 'samlp:Response' | 'saml:Assertion', keys: IdpKeys, algorithm: Algorithm): string {
+function signElement(
+  xml: string,
+  elementTag: 'samlp:Response' | 'saml:Assertion',
+  keys: IdpKeys,
+  algorithm: Algorithm,
+): string {
   const open = new RegExp(`<${elementTag} [^>]*ID="([^"]+)"[^>]*>\\s*<saml:Issuer>[^<]*</saml:Issuer>`);
   const match = open.exec(xml);
   if (!match) throw new Error(`no ${elementTag} with an Issuer to sign`);
@@ -183,25 +224,41 @@ export function encryptAssertion(xml: string, certificatePem: string, o: Encrypt
   // The plaintext is the Assertion element alone: it declares the saml prefix itself (a redundant
   // declaration exclusive canonicalization ignores, so the signature still verifies).
   const wrapped = xml
-    .replace(/<saml:Assertion /, '<saml:EncryptedAssertion><saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ')
+    .replace(
+      /<saml:Assertion /,
+      '<saml:EncryptedAssertion><saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ',
+    )
     .replace('</saml:Assertion>', '</saml:Assertion></saml:EncryptedAssertion>');
   if (wrapped === xml) throw new Error('no assertion to encrypt');
   const id = crypto.randomUUID();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orgsync-saml-enc-'));
-  const files = { data: path.join(dir, `${id}.xml`), template: path.join(dir, `${id}.tmpl.xml`), cert: path.join(dir, `${id}.pem`) };
+  const files = {
+    data: path.join(dir, `${id}.xml`),
+    template: path.join(dir, `${id}.tmpl.xml`),
+    cert: path.join(dir, `${id}.pem`),
+  };
   fs.writeFileSync(files.data, wrapped);
   fs.writeFileSync(files.template, template);
   fs.writeFileSync(files.cert, certificatePem);
   try {
-    return execFileSync('xmlsec1', [
-      '--encrypt',
-      '--pubkey-cert-pem', files.cert,
-      '--session-key', content.sessionKey,
-      '--xml-data', files.data,
-      '--node-xpath', "/*[local-name()='Response']/*[local-name()='EncryptedAssertion']/*[local-name()='Assertion']",
-      '--output', '-',
-      files.template,
-    ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).replace(/^<\?xml[^>]*\?>\s*/, '');
+    return execFileSync(
+      'xmlsec1',
+      [
+        '--encrypt',
+        '--pubkey-cert-pem',
+        files.cert,
+        '--session-key',
+        content.sessionKey,
+        '--xml-data',
+        files.data,
+        '--node-xpath',
+        "/*[local-name()='Response']/*[local-name()='EncryptedAssertion']/*[local-name()='Assertion']",
+        '--output',
+        '-',
+        files.template,
+      ],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    ).replace(/^<\?xml[^>]*\?>\s*/, '');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -21,7 +21,11 @@ export class CookieJar {
       const path = /^path=(.*)$/i.exec(attributes.find((a) => /^path=/i.test(a)) ?? '')?.[1] ?? '/';
       const maxAge = attributes.find((a) => /^max-age=/i.test(a));
       const expires = attributes.find((a) => /^expires=/i.test(a));
-      const expired = maxAge ? Number(maxAge.split('=')[1]) <= 0 : expires ? new Date(expires.slice(8)).getTime() <= Date.now() : false;
+      const expired = maxAge
+        ? Number(maxAge.split('=')[1]) <= 0
+        : expires
+          ? new Date(expires.slice(8)).getTime() <= Date.now()
+          : false;
       const key = `${name} ${path}`;
       if (expired) this.cookies.delete(key);
       else this.cookies.set(key, { value: pair!.slice(at + 1), path, attributes: attributes.join('; ') });
@@ -38,7 +42,9 @@ export class CookieJar {
 
   /** The cookies whose name starts so, as `name: {value, path, attributes}`. */
   named(prefix: string) {
-    return [...this.cookies.entries()].filter(([key]) => key.startsWith(prefix)).map(([key, c]) => ({ name: key.split(' ')[0]!, ...c }));
+    return [...this.cookies.entries()]
+      .filter(([key]) => key.startsWith(prefix))
+      .map(([key, c]) => ({ name: key.split(' ')[0]!, ...c }));
   }
 }
 
@@ -58,7 +64,10 @@ export interface SamlFixture {
 /** IdP metadata as an admin would paste it (written by hand, not by samlify). */
 export function idpMetadataXml(certificates: string[], entityId = IDP_ENTITY_ID, ssoUrl = IDP_SSO_URL): string {
   const keys = certificates
-    .map((c) => `<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>${c}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>`)
+    .map(
+      (c) =>
+        `<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>${c}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>`,
+    )
     .join('');
   return `<?xml version="1.0"?>
 <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="${entityId}">
@@ -71,7 +80,11 @@ export function idpMetadataXml(certificates: string[], entityId = IDP_ENTITY_ID,
 }
 
 /** A context, an organization "acme" and a SAML connection created through the admin API from metadata. */
-export async function samlFixture(slug = 'acme', connection: Record<string, unknown> = {}, env: Record<string, string> = {}): Promise<SamlFixture> {
+export async function samlFixture(
+  slug = 'acme',
+  connection: Record<string, unknown> = {},
+  env: Record<string, string> = {},
+): Promise<SamlFixture> {
   const ctx = await createTestContext(env);
   const publicUrl = ctx.config.publicUrl;
   const { organization, adminKey } = await createTestOrganization(ctx, slug);
@@ -111,7 +124,9 @@ export function sessionCookieOf(res: { headers: Record<string, unknown> }): stri
 }
 
 export async function lastAttempt(f: SamlFixture) {
-  const [row] = await f.ctx.sql<{ outcome: string; reason: string | null; message: string | null; nameId: string | null; email: string | null }[]>`
+  const [row] = await f.ctx.sql<
+    { outcome: string; reason: string | null; message: string | null; nameId: string | null; email: string | null }[]
+  >`
     select outcome, reason, message, name_id, email from saml_attempts where organization_id = ${f.organization.id} order by id desc limit 1`;
   return row;
 }
@@ -120,8 +135,16 @@ export async function lastAttempt(f: SamlFixture) {
  * Starts an SP-initiated login in the browser (which keeps the request's cookie) and answers the
  * AuthnRequest id the IdP would echo.
  */
-export async function startLogin(f: SamlFixture, returnTo = '/app', browser = f.browser, query: Record<string, string> = {}): Promise<string> {
-  const res = await request(f.app).get(`/saml/${f.organization.slug}/login`).query({ returnTo, ...query }).expect(302);
+export async function startLogin(
+  f: SamlFixture,
+  returnTo = '/app',
+  browser = f.browser,
+  query: Record<string, string> = {},
+): Promise<string> {
+  const res = await request(f.app)
+    .get(`/saml/${f.organization.slug}/login`)
+    .query({ returnTo, ...query })
+    .expect(302);
   browser.store(res);
   return authnRequestOf(res.headers.location!).id;
 }

@@ -32,8 +32,10 @@ export class ApiError extends Error {
 
 function describe(status, body) {
   const message = body?.message || `the server answered ${status}`;
-  if (status === 403 && body?.details?.missing) return `Not allowed: you lack the permission ${body.details.missing.join(', ')}.`;
-  if (status === 404 && body?.error === 'not_found' && body?.message === 'no such endpoint') return 'This server does not offer that feature yet.';
+  if (status === 403 && body?.details?.missing)
+    return `Not allowed: you lack the permission ${body.details.missing.join(', ')}.`;
+  if (status === 404 && body?.error === 'not_found' && body?.message === 'no such endpoint')
+    return 'This server does not offer that feature yet.';
   if (status === 413) return 'That is too large for the server.';
   if (status >= 500) return `The server failed (${status}). Try again; if it keeps failing, tell whoever runs orgsync.`;
   return message.charAt(0).toUpperCase() + message.slice(1) + (/[.!?]$/.test(message) ? '' : '.');
@@ -42,6 +44,10 @@ function describe(status, body) {
 /**
  * Calls the admin API. `body` is sent as JSON, or as is when it is a string (give `contentType`).
  * Answers the parsed JSON (null for 204); throws ApiError. A 401 sends the browser to sign in.
+ * @param {string} method
+ * @param {string} path
+ * @param {unknown} [body]
+ * @param {{ contentType?: string }} [options]
  */
 export async function api(method, path, body, { contentType } = {}) {
   const headers = { accept: 'application/json' };

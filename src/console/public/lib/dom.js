@@ -1,7 +1,16 @@
 // Small DOM helpers. Text always goes in as text nodes, never as HTML, so data from the API
 // cannot inject markup.
 
-const PROPERTIES = new Set(['checked', 'value', 'disabled', 'indeterminate', 'selected', 'hidden', 'multiple', 'required']);
+const PROPERTIES = new Set([
+  'checked',
+  'value',
+  'disabled',
+  'indeterminate',
+  'selected',
+  'hidden',
+  'multiple',
+  'required',
+]);
 
 /** h('button', {type: 'button', onclick}, 'Save') → an element. Children may be strings, nodes, arrays, null. */
 export function h(tag, attrs = {}, ...children) {
@@ -50,7 +59,9 @@ export function field(labelText, control, hint) {
 
 /** A group of checkboxes with a legend; `selected()` answers the checked values. */
 export function checkboxGroup(legend, options, checked = [], name = nextId('cb')) {
-  const boxes = options.map((o) => h('input', { type: 'checkbox', name, value: o.value, checked: checked.includes(o.value), id: nextId() }));
+  const boxes = options.map((o) =>
+    h('input', { type: 'checkbox', name, value: o.value, checked: checked.includes(o.value), id: nextId() }),
+  );
   const fieldset = h(
     'fieldset',
     { class: 'checks' },
@@ -110,9 +121,12 @@ export function setMessage(box, error) {
 /**
  * A modal dialog (native <dialog>: focus stays inside, Escape closes). Focus goes to the first
  * field (or the element given) and returns to whatever had it when the dialog closes.
+ * @param {string} title
+ * @param {Node | Node[]} content
+ * @param {{ initialFocus?: HTMLElement, onClose?: () => void, wide?: boolean }} [options]
  */
 export function openDialog(title, content, { initialFocus, onClose, wide } = {}) {
-  const opener = document.activeElement;
+  const opener = /** @type {HTMLElement | null} */ (document.activeElement);
   const titleId = nextId('dlg');
   const closeButton = h('button', { type: 'button', class: 'close', 'aria-label': 'Close' }, '×');
   const dialog = h(
@@ -140,7 +154,12 @@ export function confirmDialog(title, message, confirmLabel, { danger = true } = 
     let confirmed = false;
     const cancel = h('button', { type: 'button' }, 'Cancel');
     const ok = h('button', { type: 'button', class: danger ? 'danger' : 'primary' }, confirmLabel);
-    const body = h('div', {}, typeof message === 'string' ? h('p', {}, message) : message, h('div', { class: 'actions' }, cancel, ok));
+    const body = h(
+      'div',
+      {},
+      typeof message === 'string' ? h('p', {}, message) : message,
+      h('div', { class: 'actions' }, cancel, ok),
+    );
     const dialog = openDialog(title, body, { initialFocus: cancel, onClose: () => resolve(confirmed) });
     dialog.setAttribute('role', 'alertdialog');
     cancel.addEventListener('click', () => dialog.close());
@@ -154,7 +173,9 @@ export function confirmDialog(title, message, confirmLabel, { danger = true } = 
 export function formatTime(value) {
   if (!value) return '—';
   const date = new Date(value);
-  return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  return Number.isNaN(date.getTime())
+    ? String(value)
+    : date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
 
 /** A button that shows it is busy and cannot be pressed twice while `action` runs. */
@@ -185,7 +206,12 @@ export function copyRow(label, value) {
     'div',
     { class: 'field' },
     h('span', { class: 'label' }, label),
-    h('div', { class: 'copy-row' }, h('code', {}, value), h('button', { type: 'button', 'aria-label': `Copy the ${label}`, onclick: () => copyText(value, label) }, 'Copy')),
+    h(
+      'div',
+      { class: 'copy-row' },
+      h('code', {}, value),
+      h('button', { type: 'button', 'aria-label': `Copy the ${label}`, onclick: () => copyText(value, label) }, 'Copy'),
+    ),
   );
 }
 
@@ -198,8 +224,30 @@ export function table(caption, headers, rows, { empty = 'Nothing here yet.' } = 
       'table',
       {},
       h('caption', { class: 'visually-hidden' }, caption),
-      h('thead', {}, h('tr', {}, headers.map((text) => h('th', { scope: 'col' }, text)))),
-      h('tbody', {}, rows.length ? rows.map((cells) => h('tr', {}, cells.map((c, i) => h('td', { 'data-label': typeof headers[i] === 'string' ? headers[i] : undefined }, c)))) : h('tr', {}, h('td', { colspan: headers.length, class: 'empty' }, empty))),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          headers.map((text) => h('th', { scope: 'col' }, text)),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        rows.length
+          ? rows.map((cells) =>
+              h(
+                'tr',
+                {},
+                cells.map((c, i) =>
+                  h('td', { 'data-label': typeof headers[i] === 'string' ? headers[i] : undefined }, c),
+                ),
+              ),
+            )
+          : h('tr', {}, h('td', { colspan: headers.length, class: 'empty' }, empty)),
+      ),
     ),
   );
 }

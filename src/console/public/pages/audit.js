@@ -6,7 +6,19 @@ import { startPage } from '../lib/shell.js';
 
 const PAGE_SIZE = 50;
 // `action=member` matches every member.* entry (the API matches a prefix before the dot).
-const ACTIONS = ['member', 'invite', 'group', 'mapping', 'domain', 'organization', 'role', 'webhook', 'scim_credential', 'admin_credential', 'sso'];
+const ACTIONS = [
+  'member',
+  'invite',
+  'group',
+  'mapping',
+  'domain',
+  'organization',
+  'role',
+  'webhook',
+  'scim_credential',
+  'admin_credential',
+  'sso',
+];
 
 startPage(async (area, session) => {
   if (!session.can('members:manage')) {
@@ -14,7 +26,11 @@ startPage(async (area, session) => {
     return;
   }
   const action = h('input', { name: 'action', list: 'audit-actions', autocomplete: 'off', spellcheck: 'false' });
-  const actions = h('datalist', { id: 'audit-actions' }, ACTIONS.map((a) => h('option', { value: a })));
+  const actions = h(
+    'datalist',
+    { id: 'audit-actions' },
+    ACTIONS.map((a) => h('option', { value: a })),
+  );
   const actor = h('input', { name: 'actor', autocomplete: 'off', spellcheck: 'false' });
   const target = h('input', { name: 'target', autocomplete: 'off', spellcheck: 'false' });
   const since = h('input', { name: 'since', type: 'datetime-local' });
@@ -50,29 +66,69 @@ startPage(async (area, session) => {
 
   /** A value in the table that, chosen, becomes a filter. */
   function filterButton(input, value, label) {
-    return h('button', { type: 'button', class: 'link', 'aria-label': label, onclick: () => {
-      input.value = value;
-      pages = [undefined];
-      load();
-    } }, value);
+    return h(
+      'button',
+      {
+        type: 'button',
+        class: 'link',
+        'aria-label': label,
+        onclick: () => {
+          input.value = value;
+          pages = [undefined];
+          load();
+        },
+      },
+      value,
+    );
   }
 
   async function load() {
-    const answer = await attempt(() => api('GET', `/audit${query({ ...filterValues(), before: pages.at(-1), limit: PAGE_SIZE })}`));
+    const answer = await attempt(() =>
+      api('GET', `/audit${query({ ...filterValues(), before: pages.at(-1), limit: PAGE_SIZE })}`),
+    );
     if (!answer) return;
     const rows = answer.items.map((e) => [
       formatTime(e.at),
-      h('span', {}, filterButton(actor, e.actorName, `Show only entries by ${e.actorName}`), h('br'), h('span', { class: 'hint' }, `${e.actorType} via ${e.channel}`)),
+      h(
+        'span',
+        {},
+        filterButton(actor, e.actorName, `Show only entries by ${e.actorName}`),
+        h('br'),
+        h('span', { class: 'hint' }, `${e.actorType} via ${e.channel}`),
+      ),
       h('code', {}, e.action),
-      e.targetId ? h('span', {}, e.targetType ? `${e.targetType} ` : '', filterButton(target, e.targetId, `Show only entries about ${e.targetType ?? ''} ${e.targetId}`)) : '—',
+      e.targetId
+        ? h(
+            'span',
+            {},
+            e.targetType ? `${e.targetType} ` : '',
+            filterButton(target, e.targetId, `Show only entries about ${e.targetType ?? ''} ${e.targetId}`),
+          )
+        : '—',
       summarize(e.details),
     ]);
-    const previous = h('button', { type: 'button', disabled: pages.length === 1, onclick: () => (pages.pop(), load()) }, '← Newer');
-    const next = h('button', { type: 'button', disabled: !answer.next, onclick: () => (pages.push(answer.next), load()) }, 'Older →');
+    const previous = h(
+      'button',
+      { type: 'button', disabled: pages.length === 1, onclick: () => (pages.pop(), load()) },
+      '← Newer',
+    );
+    const next = h(
+      'button',
+      { type: 'button', disabled: !answer.next, onclick: () => (pages.push(answer.next), load()) },
+      'Older →',
+    );
     replace(
       results,
-      table('Audit log entries', ['When', 'Actor', 'Action', 'Target', 'Details'], rows, { empty: 'No entries match.' }),
-      h('nav', { class: 'actions', 'aria-label': 'Pages of the audit log' }, previous, h('span', {}, `Page ${pages.length}`), next),
+      table('Audit log entries', ['When', 'Actor', 'Action', 'Target', 'Details'], rows, {
+        empty: 'No entries match.',
+      }),
+      h(
+        'nav',
+        { class: 'actions', 'aria-label': 'Pages of the audit log' },
+        previous,
+        h('span', {}, `Page ${pages.length}`),
+        next,
+      ),
     );
   }
   await load();
@@ -85,6 +141,8 @@ function summarize(details) {
   return h(
     'span',
     { class: 'details' },
-    entries.slice(0, 8).map(([k, v], i) => [i ? h('br') : null, `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`]),
+    entries
+      .slice(0, 8)
+      .map(([k, v], i) => [i ? h('br') : null, `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`]),
   );
 }

@@ -2,7 +2,20 @@
 // from a group to roles, each showing how many members it affects (also before saving).
 
 import { api, query } from '../lib/api.js';
-import { attempt, busy, checkboxGroup, confirmDialog, field, h, messageBox, openDialog, replace, setMessage, showStatus, table } from '../lib/dom.js';
+import {
+  attempt,
+  busy,
+  checkboxGroup,
+  confirmDialog,
+  field,
+  h,
+  messageBox,
+  openDialog,
+  replace,
+  setMessage,
+  showStatus,
+  table,
+} from '../lib/dom.js';
 import { startPage } from '../lib/shell.js';
 
 const SOURCE = { local: 'Local', scim: 'SCIM', saml: 'SAML' };
@@ -21,9 +34,31 @@ startPage(async (area, session) => {
   const mappingArea = h('div', {});
   replace(
     area,
-    h('section', {}, h('h2', {}, 'Local groups'), h('p', { class: 'hint' }, 'Groups you manage here; invitations can add people to them.'), localArea),
-    h('section', {}, h('h2', {}, 'Groups from the identity provider'), h('p', { class: 'hint' }, 'Sent by the IdP through SCIM or in SAML logins; they change only there.'), idpArea),
-    h('section', {}, h('h2', {}, 'Role mapping'), h('p', { class: 'hint' }, 'Members of a mapped group get its roles on top of their own; removing them from the group takes the roles away.'), mappingArea),
+    h(
+      'section',
+      {},
+      h('h2', {}, 'Local groups'),
+      h('p', { class: 'hint' }, 'Groups you manage here; invitations can add people to them.'),
+      localArea,
+    ),
+    h(
+      'section',
+      {},
+      h('h2', {}, 'Groups from the identity provider'),
+      h('p', { class: 'hint' }, 'Sent by the IdP through SCIM or in SAML logins; they change only there.'),
+      idpArea,
+    ),
+    h(
+      'section',
+      {},
+      h('h2', {}, 'Role mapping'),
+      h(
+        'p',
+        { class: 'hint' },
+        'Members of a mapped group get its roles on top of their own; removing them from the group takes the roles away.',
+      ),
+      mappingArea,
+    ),
   );
 
   let groups = [];
@@ -34,7 +69,9 @@ startPage(async (area, session) => {
     groups = groupList.items;
     drawLocal(groups.filter((g) => g.source === 'local'));
     drawIdp(groups.filter((g) => g.source !== 'local'));
-    const counts = await attempt(() => Promise.all(mappings.items.map((m) => preview(m.groupId ? { groupId: m.groupId } : { groupName: m.groupName }))));
+    const counts = await attempt(() =>
+      Promise.all(mappings.items.map((m) => preview(m.groupId ? { groupId: m.groupId } : { groupName: m.groupName }))),
+    );
     drawMappings(mappings.items, counts ?? []);
   }
 
@@ -46,23 +83,51 @@ startPage(async (area, session) => {
         ? h(
             'div',
             { class: 'actions' },
-            h('button', { type: 'button', 'aria-label': `Members of ${g.displayName}`, onclick: () => membersDialog(g) }, 'Members'),
-            h('button', { type: 'button', 'aria-label': `Rename ${g.displayName}`, onclick: () => renameGroup(g) }, 'Rename'),
-            h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${g.displayName}`, onclick: () => deleteGroup(g) }, 'Delete'),
+            h(
+              'button',
+              { type: 'button', 'aria-label': `Members of ${g.displayName}`, onclick: () => membersDialog(g) },
+              'Members',
+            ),
+            h(
+              'button',
+              { type: 'button', 'aria-label': `Rename ${g.displayName}`, onclick: () => renameGroup(g) },
+              'Rename',
+            ),
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'danger',
+                'aria-label': `Delete ${g.displayName}`,
+                onclick: () => deleteGroup(g),
+              },
+              'Delete',
+            ),
           )
         : '',
     ]);
     const name = h('input', { name: 'displayName', required: true, maxlength: 256, autocomplete: 'off' });
     const create = h('button', { type: 'submit' }, 'Create group');
-    const form = h('form', { class: 'toolbar', 'aria-label': 'New local group' }, field('New group name', name), create);
+    const form = h(
+      'form',
+      { class: 'toolbar', 'aria-label': 'New local group' },
+      field('New group name', name),
+      create,
+    );
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
-      const created = await busy(create, () => attempt(() => api('POST', '/groups', { displayName: name.value.trim() })));
+      const created = await busy(create, () =>
+        attempt(() => api('POST', '/groups', { displayName: name.value.trim() })),
+      );
       if (!created) return;
       await load();
       showStatus(`Group ${created.displayName} created.`);
     });
-    replace(localArea, table('Local groups', ['Name', 'Members', canManage ? 'Actions' : ''], rows, { empty: 'No local groups yet.' }), canManage ? form : null);
+    replace(
+      localArea,
+      table('Local groups', ['Name', 'Members', canManage ? 'Actions' : ''], rows, { empty: 'No local groups yet.' }),
+      canManage ? form : null,
+    );
   }
 
   function drawIdp(idp) {
@@ -70,9 +135,22 @@ startPage(async (area, session) => {
       g.displayName,
       SOURCE[g.source],
       String(g.memberCount),
-      h('button', { type: 'button', 'aria-label': `Members of ${g.displayName} (${SOURCE[g.source]})`, onclick: () => membersDialog(g) }, 'Members'),
+      h(
+        'button',
+        {
+          type: 'button',
+          'aria-label': `Members of ${g.displayName} (${SOURCE[g.source]})`,
+          onclick: () => membersDialog(g),
+        },
+        'Members',
+      ),
     ]);
-    replace(idpArea, table('Groups from the identity provider', ['Name', 'Source', 'Members', 'Actions'], rows, { empty: 'The identity provider has not sent any groups yet.' }));
+    replace(
+      idpArea,
+      table('Groups from the identity provider', ['Name', 'Source', 'Members', 'Actions'], rows, {
+        empty: 'The identity provider has not sent any groups yet.',
+      }),
+    );
   }
 
   function describeTarget(m) {
@@ -90,13 +168,42 @@ startPage(async (area, session) => {
         ? h(
             'div',
             { class: 'actions' },
-            h('button', { type: 'button', 'aria-label': `Change the roles of the mapping of ${describeTarget(m)}`, onclick: () => mappingDialog(m) }, 'Change roles'),
-            h('button', { type: 'button', class: 'danger', 'aria-label': `Delete the mapping of ${describeTarget(m)}`, onclick: () => deleteMapping(m, counts[i]?.affectedMembers) }, 'Delete'),
+            h(
+              'button',
+              {
+                type: 'button',
+                'aria-label': `Change the roles of the mapping of ${describeTarget(m)}`,
+                onclick: () => mappingDialog(m),
+              },
+              'Change roles',
+            ),
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'danger',
+                'aria-label': `Delete the mapping of ${describeTarget(m)}`,
+                onclick: () => deleteMapping(m, counts[i]?.affectedMembers),
+              },
+              'Delete',
+            ),
           )
         : '',
     ]);
-    const add = canManage ? h('div', { class: 'actions' }, h('button', { type: 'button', class: 'primary', onclick: () => mappingDialog(null) }, 'Map a group to roles')) : null;
-    replace(mappingArea, table('Role mappings', ['Group', 'Roles', 'Affects', canManage ? 'Actions' : ''], rows, { empty: 'No mappings yet.' }), add);
+    const add = canManage
+      ? h(
+          'div',
+          { class: 'actions' },
+          h('button', { type: 'button', class: 'primary', onclick: () => mappingDialog(null) }, 'Map a group to roles'),
+        )
+      : null;
+    replace(
+      mappingArea,
+      table('Role mappings', ['Group', 'Roles', 'Affects', canManage ? 'Actions' : ''], rows, {
+        empty: 'No mappings yet.',
+      }),
+      add,
+    );
   }
 
   function preview(target) {
@@ -105,17 +212,47 @@ startPage(async (area, session) => {
 
   /** New mapping (mapping null) or change of an existing one's roles; the preview updates as you choose. */
   function mappingDialog(mapping) {
-    const byId = h('input', { type: 'radio', name: 'target', value: 'id', checked: !mapping || Boolean(mapping.groupId), id: 'target-id', disabled: Boolean(mapping) });
-    const byName = h('input', { type: 'radio', name: 'target', value: 'name', checked: Boolean(mapping && !mapping.groupId), id: 'target-name', disabled: Boolean(mapping) });
+    const byId = h('input', {
+      type: 'radio',
+      name: 'target',
+      value: 'id',
+      checked: !mapping || Boolean(mapping.groupId),
+      id: 'target-id',
+      disabled: Boolean(mapping),
+    });
+    const byName = h('input', {
+      type: 'radio',
+      name: 'target',
+      value: 'name',
+      checked: Boolean(mapping && !mapping.groupId),
+      id: 'target-name',
+      disabled: Boolean(mapping),
+    });
     const groupSelect = h(
       'select',
       { name: 'groupId', disabled: Boolean(mapping) },
       h('option', { value: '' }, 'Choose a group…'),
-      groups.map((g) => h('option', { value: g.id, selected: mapping?.groupId === g.id }, `${g.displayName} (${SOURCE[g.source]})`)),
+      groups.map((g) =>
+        h('option', { value: g.id, selected: mapping?.groupId === g.id }, `${g.displayName} (${SOURCE[g.source]})`),
+      ),
     );
-    const groupName = h('input', { name: 'groupName', maxlength: 256, autocomplete: 'off', value: mapping?.groupName ?? '', disabled: Boolean(mapping) });
-    const roleChoice = checkboxGroup('Roles the members get', roles.map((r) => ({ value: r.key, label: r.name })), mapping?.roles ?? []);
-    const effect = h('p', { class: 'notice', role: 'status', 'aria-live': 'polite' }, 'Choose a group to see how many members this affects.');
+    const groupName = h('input', {
+      name: 'groupName',
+      maxlength: 256,
+      autocomplete: 'off',
+      value: mapping?.groupName ?? '',
+      disabled: Boolean(mapping),
+    });
+    const roleChoice = checkboxGroup(
+      'Roles the members get',
+      roles.map((r) => ({ value: r.key, label: r.name })),
+      mapping?.roles ?? [],
+    );
+    const effect = h(
+      'p',
+      { class: 'notice', role: 'status', 'aria-live': 'polite' },
+      'Choose a group to see how many members this affects.',
+    );
     const message = messageBox();
     const save = h('button', { type: 'submit', class: 'primary' }, mapping ? 'Save roles' : 'Save mapping');
     const form = h(
@@ -135,7 +272,14 @@ startPage(async (area, session) => {
       effect,
       h('div', { class: 'actions' }, save, h('button', { type: 'button', onclick: () => dialog.close() }, 'Cancel')),
     );
-    const target = () => (byId.checked ? (groupSelect.value ? { groupId: groupSelect.value } : null) : groupName.value.trim() ? { groupName: groupName.value.trim() } : null);
+    const target = () =>
+      byId.checked
+        ? groupSelect.value
+          ? { groupId: groupSelect.value }
+          : null
+        : groupName.value.trim()
+          ? { groupName: groupName.value.trim() }
+          : null;
     let latest = 0;
     const refresh = async () => {
       const wanted = target();
@@ -164,7 +308,9 @@ startPage(async (area, session) => {
       typing = setTimeout(refresh, 250);
     });
     roleChoice.addEventListener('change', refresh);
-    const dialog = openDialog(mapping ? 'Change the roles of a mapping' : 'Map a group to roles', form, { initialFocus: mapping ? roleChoice.querySelector('input') : byId });
+    const dialog = openDialog(mapping ? 'Change the roles of a mapping' : 'Map a group to roles', form, {
+      initialFocus: mapping ? roleChoice.querySelector('input') : byId,
+    });
     showChoice();
 
     form.addEventListener('submit', async (event) => {
@@ -174,18 +320,30 @@ startPage(async (area, session) => {
       if (!wanted) return setMessage(message, new Error(byId.checked ? 'Choose a group.' : 'Enter a group name.'));
       if (chosenRoles.length === 0) return setMessage(message, new Error('Choose at least one role.'));
       const saved = await busy(save, () =>
-        attempt(() => (mapping ? api('PATCH', `/group-mappings/${mapping.id}`, { roles: chosenRoles }) : api('POST', '/group-mappings', { ...wanted, roles: chosenRoles })), message),
+        attempt(
+          () =>
+            mapping
+              ? api('PATCH', `/group-mappings/${mapping.id}`, { roles: chosenRoles })
+              : api('POST', '/group-mappings', { ...wanted, roles: chosenRoles }),
+          message,
+        ),
       );
       if (!saved) return;
       dialog.close();
       await load();
-      showStatus(`Mapping saved: ${describeTarget(saved)} → ${saved.roles.map(roleName).join(', ')}. Members’ roles follow within seconds.`);
+      showStatus(
+        `Mapping saved: ${describeTarget(saved)} → ${saved.roles.map(roleName).join(', ')}. Members’ roles follow within seconds.`,
+      );
     });
   }
 
   async function deleteMapping(mapping, affected) {
     const who = affected === undefined ? 'Its members' : `${plural(affected, 'member')}`;
-    const ok = await confirmDialog('Delete mapping', `${who} of ${describeTarget(mapping)} lose ${mapping.roles.map(roleName).join(', ')} from this mapping (roles given to them directly stay).`, 'Delete mapping');
+    const ok = await confirmDialog(
+      'Delete mapping',
+      `${who} of ${describeTarget(mapping)} lose ${mapping.roles.map(roleName).join(', ')} from this mapping (roles given to them directly stay).`,
+      'Delete mapping',
+    );
     if (!ok) return;
     if ((await attempt(() => api('DELETE', `/group-mappings/${mapping.id}`))) === undefined) return;
     await load();
@@ -199,9 +357,20 @@ startPage(async (area, session) => {
     const outcome = h('p', { role: 'status', 'aria-live': 'polite' });
     const listArea = h('div', {});
     let changed = false;
-    const email = h('input', { type: 'email', name: 'email', required: true, autocomplete: 'off', spellcheck: 'false' });
+    const email = h('input', {
+      type: 'email',
+      name: 'email',
+      required: true,
+      autocomplete: 'off',
+      spellcheck: 'false',
+    });
     const addButton = h('button', { type: 'submit' }, 'Add to group');
-    const addForm = h('form', { class: 'toolbar', 'aria-label': `Add a member to ${group.displayName}` }, field('Member’s email', email, 'Only people already in the organization.'), addButton);
+    const addForm = h(
+      'form',
+      { class: 'toolbar', 'aria-label': `Add a member to ${group.displayName}` },
+      field('Member’s email', email, 'Only people already in the organization.'),
+      addButton,
+    );
 
     const change = async (body, done) => {
       const result = await attempt(() => api('POST', `/groups/${group.id}/members`, body), message);
@@ -217,7 +386,11 @@ startPage(async (area, session) => {
         const found = await attempt(() => api('GET', `/members${query({ email: wanted, limit: 50 })}`), message);
         if (!found) return;
         const member = found.items.find((m) => m.email.toLowerCase() === wanted);
-        if (!member) return setMessage(message, new Error(`Nobody with the address ${wanted} is in the organization; invite them first.`));
+        if (!member)
+          return setMessage(
+            message,
+            new Error(`Nobody with the address ${wanted} is in the organization; invite them first.`),
+          );
         await change({ add: [member.accountId] }, `${member.email} added.`);
         email.value = '';
       });
@@ -231,29 +404,74 @@ startPage(async (area, session) => {
       const rows = members.map((m) => [
         m.email,
         h('span', { class: `badge ${m.status}` }, m.status),
-        ...(editable ? [h('button', { type: 'button', 'aria-label': `Remove ${m.email} from ${group.displayName}`, onclick: () => change({ remove: [m.accountId] }, `${m.email} removed from the group.`) }, 'Remove from group')] : []),
+        ...(editable
+          ? [
+              h(
+                'button',
+                {
+                  type: 'button',
+                  'aria-label': `Remove ${m.email} from ${group.displayName}`,
+                  onclick: () => change({ remove: [m.accountId] }, `${m.email} removed from the group.`),
+                },
+                'Remove from group',
+              ),
+            ]
+          : []),
       ]);
-      const more = page.next ? h('button', { type: 'button', onclick: () => list(page.next, members) }, 'Show more') : null;
-      replace(listArea, table(`Members of ${group.displayName}`, ['Member', 'Status', ...(editable ? ['Actions'] : [])], rows, { empty: 'Nobody is in this group.' }), more);
+      const more = page.next
+        ? h('button', { type: 'button', onclick: () => list(page.next, members) }, 'Show more')
+        : null;
+      replace(
+        listArea,
+        table(`Members of ${group.displayName}`, ['Member', 'Status', ...(editable ? ['Actions'] : [])], rows, {
+          empty: 'Nobody is in this group.',
+        }),
+        more,
+      );
     }
 
-    const dialog = openDialog(`Members of ${group.displayName}`, h('div', {}, message, editable ? addForm : h('p', { class: 'hint' }, 'The identity provider manages this group.'), outcome, listArea), {
-      wide: true,
-      onClose: () => changed && load(),
-    });
+    const dialog = openDialog(
+      `Members of ${group.displayName}`,
+      h(
+        'div',
+        {},
+        message,
+        editable ? addForm : h('p', { class: 'hint' }, 'The identity provider manages this group.'),
+        outcome,
+        listArea,
+      ),
+      {
+        wide: true,
+        onClose: () => changed && load(),
+      },
+    );
     list();
     return dialog;
   }
 
   function renameGroup(group) {
-    const name = h('input', { name: 'displayName', required: true, maxlength: 256, value: group.displayName, autocomplete: 'off' });
+    const name = h('input', {
+      name: 'displayName',
+      required: true,
+      maxlength: 256,
+      value: group.displayName,
+      autocomplete: 'off',
+    });
     const message = messageBox();
     const save = h('button', { type: 'submit', class: 'primary' }, 'Rename');
-    const form = h('form', {}, message, field('Group name', name), h('div', { class: 'actions' }, save, h('button', { type: 'button', onclick: () => dialog.close() }, 'Cancel')));
+    const form = h(
+      'form',
+      {},
+      message,
+      field('Group name', name),
+      h('div', { class: 'actions' }, save, h('button', { type: 'button', onclick: () => dialog.close() }, 'Cancel')),
+    );
     const dialog = openDialog(`Rename ${group.displayName}`, form);
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
-      const saved = await busy(save, () => attempt(() => api('PATCH', `/groups/${group.id}`, { displayName: name.value.trim() }), message));
+      const saved = await busy(save, () =>
+        attempt(() => api('PATCH', `/groups/${group.id}`, { displayName: name.value.trim() }), message),
+      );
       if (!saved) return;
       dialog.close();
       await load();
@@ -262,7 +480,11 @@ startPage(async (area, session) => {
   }
 
   async function deleteGroup(group) {
-    const ok = await confirmDialog('Delete group', `Delete ${group.displayName} (${plural(group.memberCount, 'member')})? The people stay in the organization.`, 'Delete group');
+    const ok = await confirmDialog(
+      'Delete group',
+      `Delete ${group.displayName} (${plural(group.memberCount, 'member')})? The people stay in the organization.`,
+      'Delete group',
+    );
     if (!ok) return;
     if ((await attempt(() => api('DELETE', `/groups/${group.id}`))) === undefined) return;
     await load();

@@ -3,7 +3,20 @@
 // login) and the recent sign-in attempts, to debug a connection.
 
 import { api, base } from '../lib/api.js';
-import { attempt, busy, confirmDialog, copyRow, field, formatTime, h, messageBox, openDialog, replace, showStatus, table } from '../lib/dom.js';
+import {
+  attempt,
+  busy,
+  confirmDialog,
+  copyRow,
+  field,
+  formatTime,
+  h,
+  messageBox,
+  openDialog,
+  replace,
+  showStatus,
+  table,
+} from '../lib/dom.js';
 
 export async function samlPanel(panel, session) {
   let sp;
@@ -14,7 +27,11 @@ export async function samlPanel(panel, session) {
     replace(
       panel,
       h('h2', {}, 'SAML single sign-on'),
-      h('p', { class: 'notice' }, 'This server does not offer SAML connection management yet. Once it does, this tab shows the SP entity id, ACS URL and metadata link to copy into the IdP, takes the IdP’s metadata, and has a test-login button.'),
+      h(
+        'p',
+        { class: 'notice' },
+        'This server does not offer SAML connection management yet. Once it does, this tab shows the SP entity id, ACS URL and metadata link to copy into the IdP, takes the IdP’s metadata, and has a test-login button.',
+      ),
     );
     return;
   }
@@ -23,7 +40,9 @@ export async function samlPanel(panel, session) {
   const attemptsArea = h('div', {});
 
   async function reload() {
-    const answer = await attempt(() => Promise.all([api('GET', '/saml/connections'), api('GET', '/saml/attempts?limit=20')]));
+    const answer = await attempt(() =>
+      Promise.all([api('GET', '/saml/connections'), api('GET', '/saml/attempts?limit=20')]),
+    );
     if (!answer) return;
     drawConnections(answer[0].items);
     drawAttempts(answer[1].items, answer[0].items);
@@ -38,15 +57,38 @@ export async function samlPanel(panel, session) {
       h(
         'div',
         { class: 'actions' },
-        c.enabled ? h('a', { class: 'button', href: testLoginUrl(c), 'aria-label': `Test login with ${c.name}` }, 'Test login') : null,
-        h('button', { type: 'button', 'aria-label': `Update the metadata of ${c.name}`, onclick: () => metadataDialog(c) }, 'Update metadata'),
-        h('button', { type: 'button', 'aria-label': `${c.enabled ? 'Disable' : 'Enable'} ${c.name}`, onclick: () => setEnabled(c, !c.enabled) }, c.enabled ? 'Disable' : 'Enable'),
-        h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${c.name}`, onclick: () => remove(c) }, 'Delete'),
+        c.enabled
+          ? h('a', { class: 'button', href: testLoginUrl(c), 'aria-label': `Test login with ${c.name}` }, 'Test login')
+          : null,
+        h(
+          'button',
+          { type: 'button', 'aria-label': `Update the metadata of ${c.name}`, onclick: () => metadataDialog(c) },
+          'Update metadata',
+        ),
+        h(
+          'button',
+          {
+            type: 'button',
+            'aria-label': `${c.enabled ? 'Disable' : 'Enable'} ${c.name}`,
+            onclick: () => setEnabled(c, !c.enabled),
+          },
+          c.enabled ? 'Disable' : 'Enable',
+        ),
+        h(
+          'button',
+          { type: 'button', class: 'danger', 'aria-label': `Delete ${c.name}`, onclick: () => remove(c) },
+          'Delete',
+        ),
       ),
     ]);
     replace(
       connectionsArea,
-      table('SAML connections', ['Identity provider', 'Status', 'Certificates', 'IdP-initiated login', 'Actions'], rows, { empty: 'No connection yet: add one below with the IdP’s metadata.' }),
+      table(
+        'SAML connections',
+        ['Identity provider', 'Status', 'Certificates', 'IdP-initiated login', 'Actions'],
+        rows,
+        { empty: 'No connection yet: add one below with the IdP’s metadata.' },
+      ),
     );
   }
 
@@ -54,12 +96,17 @@ export async function samlPanel(panel, session) {
     const nameOf = (id) => connections.find((c) => c.id === id)?.name ?? '—';
     const rows = attempts.map((a) => [
       formatTime(a.at),
-      a.connectionId ? nameOf(a.connectionId) : a.idpEntityId ?? '—',
+      a.connectionId ? nameOf(a.connectionId) : (a.idpEntityId ?? '—'),
       a.nameId ?? a.email ?? '—',
       h('span', { class: `badge ${a.outcome === 'success' ? 'active' : 'skipped'}` }, a.outcome),
       [a.reason, a.message].filter(Boolean).join(': ') || '—',
     ]);
-    replace(attemptsArea, table('Recent sign-in attempts', ['When', 'Connection', 'NameID', 'Outcome', 'Reason'], rows, { empty: 'Nobody has tried to sign in yet.' }));
+    replace(
+      attemptsArea,
+      table('Recent sign-in attempts', ['When', 'Connection', 'NameID', 'Outcome', 'Reason'], rows, {
+        empty: 'Nobody has tried to sign in yet.',
+      }),
+    );
   }
 
   function testLoginUrl(connection) {
@@ -70,11 +117,23 @@ export async function samlPanel(panel, session) {
     const xml = h('textarea', { name: 'metadataXml', required: true, rows: 10, spellcheck: 'false' });
     const message = messageBox();
     const save = h('button', { type: 'submit', class: 'primary' }, 'Save metadata');
-    const form = h('form', {}, message, field('IdP metadata XML', xml, 'The new certificates replace the old ones; add the new one before the IdP switches.'), h('div', { class: 'actions' }, save, h('button', { type: 'button', onclick: () => dialog.close() }, 'Cancel')));
+    const form = h(
+      'form',
+      {},
+      message,
+      field(
+        'IdP metadata XML',
+        xml,
+        'The new certificates replace the old ones; add the new one before the IdP switches.',
+      ),
+      h('div', { class: 'actions' }, save, h('button', { type: 'button', onclick: () => dialog.close() }, 'Cancel')),
+    );
     const dialog = openDialog(`Update ${connection.name}`, form);
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
-      const saved = await busy(save, () => attempt(() => api('PATCH', `/saml/connections/${connection.id}`, { metadataXml: xml.value }), message));
+      const saved = await busy(save, () =>
+        attempt(() => api('PATCH', `/saml/connections/${connection.id}`, { metadataXml: xml.value }), message),
+      );
       if (!saved) return;
       dialog.close();
       await reload();
@@ -90,7 +149,11 @@ export async function samlPanel(panel, session) {
   }
 
   async function remove(connection) {
-    const ok = await confirmDialog('Delete SAML connection', `Delete ${connection.name}? Nobody can sign in through it any more.`, 'Delete connection');
+    const ok = await confirmDialog(
+      'Delete SAML connection',
+      `Delete ${connection.name}? Nobody can sign in through it any more.`,
+      'Delete connection',
+    );
     if (!ok) return;
     if ((await attempt(() => api('DELETE', `/saml/connections/${connection.id}`))) === undefined) return;
     await reload();
@@ -107,12 +170,18 @@ export async function samlPanel(panel, session) {
     h('h3', { id: 'saml-add-title' }, 'Add a connection'),
     addMessage,
     field('Connection name', name),
-    field('IdP metadata XML', xml, 'In Okta: Sign On tab → “Identity Provider metadata”. In Entra ID: “Federation Metadata XML”.'),
+    field(
+      'IdP metadata XML',
+      xml,
+      'In Okta: Sign On tab → “Identity Provider metadata”. In Entra ID: “Federation Metadata XML”.',
+    ),
     h('div', { class: 'actions' }, add),
   );
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    const saved = await busy(add, () => attempt(() => api('POST', '/saml/connections', { name: name.value.trim(), metadataXml: xml.value }), addMessage));
+    const saved = await busy(add, () =>
+      attempt(() => api('POST', '/saml/connections', { name: name.value.trim(), metadataXml: xml.value }), addMessage),
+    );
     if (!saved) return;
     form.reset();
     await reload();
@@ -122,12 +191,25 @@ export async function samlPanel(panel, session) {
   replace(
     panel,
     h('h2', {}, 'SAML single sign-on'),
-    h('p', {}, 'In the IdP, create a SAML app with these values. Okta: “Single sign-on URL” is the ACS URL, “Audience URI (SP Entity ID)” the entity id. Entra ID: “Identifier (Entity ID)” and “Reply URL (Assertion Consumer Service URL)”. Or give the IdP the metadata link.'),
+    h(
+      'p',
+      {},
+      'In the IdP, create a SAML app with these values. Okta: “Single sign-on URL” is the ACS URL, “Audience URI (SP Entity ID)” the entity id. Entra ID: “Identifier (Entity ID)” and “Reply URL (Assertion Consumer Service URL)”. Or give the IdP the metadata link.',
+    ),
     copyRow('SP entity id', sp.entityId),
     copyRow('ACS URL', sp.acsUrl),
     copyRow('SP metadata link', sp.metadataUrl),
-    copyRow('Sign-in link for members', sp.loginUrl ? `${sp.loginUrl}?returnTo=${encodeURIComponent(`${base}/members`)}` : `${location.origin}/saml/${slug}/login`),
-    h('p', { class: 'hint' }, 'Send the email address as NameID or as an email attribute; first name, last name and groups attributes are optional.'),
+    copyRow(
+      'Sign-in link for members',
+      sp.loginUrl
+        ? `${sp.loginUrl}?returnTo=${encodeURIComponent(`${base}/members`)}`
+        : `${location.origin}/saml/${slug}/login`,
+    ),
+    h(
+      'p',
+      { class: 'hint' },
+      'Send the email address as NameID or as an email attribute; first name, last name and groups attributes are optional.',
+    ),
     h('h3', {}, 'Connections'),
     connectionsArea,
     form,

@@ -15,14 +15,25 @@ startPage(async (area, session) => {
   }
   const { items: roles } = await api('GET', '/roles');
   const file = h('input', { type: 'file', name: 'file', accept: '.csv,text/csv' });
-  const roleChoice = checkboxGroup('Roles for everyone in the file', roles.map((r) => ({ value: r.key, label: r.name })));
+  const roleChoice = checkboxGroup(
+    'Roles for everyone in the file',
+    roles.map((r) => ({ value: r.key, label: r.name })),
+  );
   const message = messageBox();
   const upload = h('button', { type: 'submit', class: 'primary' }, 'Upload and invite');
   const result = h('section', { 'aria-labelledby': 'result-title', hidden: true });
   const form = h(
     'form',
     {},
-    h('p', {}, 'A CSV file with a header row and the columns ', h('code', {}, 'email'), ' and ', h('code', {}, 'group membership'), ` (local group names, comma-separated in the cell). Up to ${MAX_ROWS.toLocaleString('en')} rows; other columns are ignored. Uploading the same file again invites nobody twice.`),
+    h(
+      'p',
+      {},
+      'A CSV file with a header row and the columns ',
+      h('code', {}, 'email'),
+      ' and ',
+      h('code', {}, 'group membership'),
+      ` (local group names, comma-separated in the cell). Up to ${MAX_ROWS.toLocaleString('en')} rows; other columns are ignored. Uploading the same file again invites nobody twice.`,
+    ),
     message,
     field('CSV file', file),
     roleChoice,
@@ -35,13 +46,19 @@ startPage(async (area, session) => {
     event.preventDefault();
     const chosen = file.files?.[0];
     if (!chosen) return setMessage(message, new Error('Choose a CSV file first.'));
-    if (chosen.size > MAX_BYTES) return setMessage(message, new Error(`The file is ${(chosen.size / 1048576).toFixed(1)} MB; at most 2 MB.`));
+    if (chosen.size > MAX_BYTES)
+      return setMessage(message, new Error(`The file is ${(chosen.size / 1048576).toFixed(1)} MB; at most 2 MB.`));
     setMessage(message, null);
     const picked = roleChoice.selected();
     await busy(upload, async () => {
       showStatus(`Importing ${chosen.name}…`);
       try {
-        const answer = await api('POST', `/invitations/import${query({ roles: picked.join(',') })}`, await chosen.text(), { contentType: 'text/csv' });
+        const answer = await api(
+          'POST',
+          `/invitations/import${query({ roles: picked.join(',') })}`,
+          await chosen.text(),
+          { contentType: 'text/csv' },
+        );
         showStatus(`${chosen.name}: ${answer.invited} invited, ${answer.skipped} skipped of ${answer.total} rows.`);
         showResult(result, chosen.name, answer);
       } catch (error) {
@@ -56,21 +73,40 @@ startPage(async (area, session) => {
 function showResult(section, fileName, answer) {
   const onlySkipped = h('input', { type: 'checkbox', id: 'only-skipped' });
   const rowsOf = (rows) =>
-    rows.map((r) => [String(r.row), r.email || '(empty)', h('span', { class: `badge ${r.status}` }, r.status), r.errors.join('; ') || '—']);
+    rows.map((r) => [
+      String(r.row),
+      r.email || '(empty)',
+      h('span', { class: `badge ${r.status}` }, r.status),
+      r.errors.join('; ') || '—',
+    ]);
   const tableArea = h('div', {});
   const draw = () => {
     const rows = onlySkipped.checked ? answer.rows.filter((r) => r.status === 'skipped') : answer.rows;
-    replace(tableArea, table('Import result, row by row', ['Row', 'Email', 'Result', 'Why skipped'], rowsOf(rows), { empty: 'No skipped rows.' }));
+    replace(
+      tableArea,
+      table('Import result, row by row', ['Row', 'Email', 'Result', 'Why skipped'], rowsOf(rows), {
+        empty: 'No skipped rows.',
+      }),
+    );
   };
   onlySkipped.addEventListener('change', draw);
-  const download = h('a', { class: 'button', download: `${fileName.replace(/\.csv$/i, '')}-import-result.csv` }, 'Download the result (CSV)');
+  const download = h(
+    'a',
+    { class: 'button', download: `${fileName.replace(/\.csv$/i, '')}-import-result.csv` },
+    'Download the result (CSV)',
+  );
   download.href = URL.createObjectURL(new Blob([resultCsv(answer.rows)], { type: 'text/csv' }));
   draw();
   replace(
     section,
     h('h2', { id: 'result-title' }, 'Result'),
     h('p', {}, `${answer.total} rows: ${answer.invited} invited, ${answer.skipped} skipped.`),
-    h('div', { class: 'actions' }, download, h('label', { for: onlySkipped.id, class: 'check' }, onlySkipped, ' Show skipped rows only')),
+    h(
+      'div',
+      { class: 'actions' },
+      download,
+      h('label', { for: onlySkipped.id, class: 'check' }, onlySkipped, ' Show skipped rows only'),
+    ),
     tableArea,
   );
   section.hidden = false;
@@ -81,6 +117,9 @@ export function resultCsv(rows) {
   // A leading ' keeps spreadsheets from running a cell that starts like a formula.
   const safe = (value) => (/^[=+\-@\t\r]/.test(value) ? `'${value}` : value);
   const cell = (value) => (/[",\n\r]/.test(safe(value)) ? `"${safe(value).replace(/"/g, '""')}"` : safe(value));
-  const lines = [['row', 'email', 'status', 'reasons'], ...rows.map((r) => [String(r.row), r.email, r.status, r.errors.join('; ')])];
+  const lines = [
+    ['row', 'email', 'status', 'reasons'],
+    ...rows.map((r) => [String(r.row), r.email, r.status, r.errors.join('; ')]),
+  ];
   return lines.map((line) => line.map(cell).join(',')).join('\r\n') + '\r\n';
 }

@@ -2,7 +2,22 @@
 // invite (up to 20 addresses at once).
 
 import { api, base, query } from '../lib/api.js';
-import { attempt, busy, checkboxGroup, confirmDialog, field, formatTime, h, messageBox, openDialog, replace, setMessage, showError, showStatus, table } from '../lib/dom.js';
+import {
+  attempt,
+  busy,
+  checkboxGroup,
+  confirmDialog,
+  field,
+  formatTime,
+  h,
+  messageBox,
+  openDialog,
+  replace,
+  setMessage,
+  showError,
+  showStatus,
+  table,
+} from '../lib/dom.js';
 import { startPage } from '../lib/shell.js';
 
 const PAGE_SIZE = 25;
@@ -23,8 +38,22 @@ startPage(async (area, session) => {
   const state = { email: '', status: '', role: '', cursors: [undefined], selected: new Map() };
 
   const email = h('input', { type: 'search', name: 'email', autocomplete: 'off' });
-  const status = h('select', { name: 'status' }, [['', 'All'], ['active', 'Active'], ['pending', 'Pending invite'], ['suspended', 'Suspended']].map(([v, t]) => h('option', { value: v }, t)));
-  const role = h('select', { name: 'role' }, h('option', { value: '' }, 'Any role'), roles.map((r) => h('option', { value: r.key }, r.name)));
+  const status = h(
+    'select',
+    { name: 'status' },
+    [
+      ['', 'All'],
+      ['active', 'Active'],
+      ['pending', 'Pending invite'],
+      ['suspended', 'Suspended'],
+    ].map(([v, t]) => h('option', { value: v }, t)),
+  );
+  const role = h(
+    'select',
+    { name: 'role' },
+    h('option', { value: '' }, 'Any role'),
+    roles.map((r) => h('option', { value: r.key }, r.name)),
+  );
   const filters = h(
     'form',
     { class: 'toolbar', role: 'search', 'aria-label': 'Find members' },
@@ -40,9 +69,25 @@ startPage(async (area, session) => {
     load();
   });
 
-  const inviteButton = h('button', { type: 'button', class: 'primary', onclick: () => inviteDialog(roles, groups, session.organization, load) }, 'Invite people');
-  const removeSelected = h('button', { type: 'button', class: 'danger', disabled: true, onclick: () => removeMany() }, 'Remove selected');
-  const actions = canManage ? h('div', { class: 'actions' }, inviteButton, removeSelected, h('a', { href: `${base}/import` }, 'Import a CSV file…')) : null;
+  const inviteButton = h(
+    'button',
+    { type: 'button', class: 'primary', onclick: () => inviteDialog(roles, groups, session.organization, load) },
+    'Invite people',
+  );
+  const removeSelected = h(
+    'button',
+    { type: 'button', class: 'danger', disabled: true, onclick: () => removeMany() },
+    'Remove selected',
+  );
+  const actions = canManage
+    ? h(
+        'div',
+        { class: 'actions' },
+        inviteButton,
+        removeSelected,
+        h('a', { href: `${base}/import` }, 'Import a CSV file…'),
+      )
+    : null;
   const results = h('div', { id: 'members' });
   replace(area, actions, filters, results);
 
@@ -55,14 +100,23 @@ startPage(async (area, session) => {
     showStatus('');
     const after = state.cursors.at(-1);
     // Pending rows carry their invitation (id and expiry), whatever the number of pending invites.
-    const members = await attempt(() => api('GET', `/members${query({ email: state.email, status: state.status, role: state.role, after, limit: PAGE_SIZE })}`));
+    const members = await attempt(() =>
+      api(
+        'GET',
+        `/members${query({ email: state.email, status: state.status, role: state.role, after, limit: PAGE_SIZE })}`,
+      ),
+    );
     if (!members) return;
     const pageNumber = state.cursors.length;
 
     const selectAll = h('input', { type: 'checkbox', 'aria-label': 'Select every member on this page' });
     const boxes = [];
     const rows = members.items.map((m) => {
-      const box = h('input', { type: 'checkbox', 'aria-label': `Select ${m.email}`, checked: state.selected.has(m.accountId) });
+      const box = h('input', {
+        type: 'checkbox',
+        'aria-label': `Select ${m.email}`,
+        checked: state.selected.has(m.accountId),
+      });
       box.addEventListener('change', () => {
         if (box.checked) state.selected.set(m.accountId, m.email);
         else state.selected.delete(m.accountId);
@@ -77,7 +131,9 @@ startPage(async (area, session) => {
         h('span', { class: `badge ${m.status}` }, m.status === 'pending' ? 'pending invite' : m.status),
         roleBadges(m, roles),
         SOURCES[m.source] ?? m.source,
-        invitation ? `invited ${formatTime(invitation.createdAt)}, expires ${formatTime(invitation.expiresAt)}` : formatTime(m.lastActiveAt),
+        invitation
+          ? `invited ${formatTime(invitation.createdAt)}, expires ${formatTime(invitation.expiresAt)}`
+          : formatTime(m.lastActiveAt),
         ...(canManage ? [rowActions(m, invitation)] : []),
       ];
     });
@@ -87,13 +143,35 @@ startPage(async (area, session) => {
         box.dispatchEvent(new Event('change'));
       }
     });
-    const headers = [...(canManage ? [selectAll] : []), 'Member', 'Status', 'Roles', 'Source', 'Last activity', ...(canManage ? ['Actions'] : [])];
-    const previous = h('button', { type: 'button', disabled: pageNumber === 1, onclick: () => (state.cursors.pop(), load()) }, '← Previous page');
-    const next = h('button', { type: 'button', disabled: !members.next, onclick: () => (state.cursors.push(members.next), load()) }, 'Next page →');
+    const headers = [
+      ...(canManage ? [selectAll] : []),
+      'Member',
+      'Status',
+      'Roles',
+      'Source',
+      'Last activity',
+      ...(canManage ? ['Actions'] : []),
+    ];
+    const previous = h(
+      'button',
+      { type: 'button', disabled: pageNumber === 1, onclick: () => (state.cursors.pop(), load()) },
+      '← Previous page',
+    );
+    const next = h(
+      'button',
+      { type: 'button', disabled: !members.next, onclick: () => (state.cursors.push(members.next), load()) },
+      'Next page →',
+    );
     replace(
       results,
       table(`Members, page ${pageNumber}`, headers, rows, { empty: 'No members match.' }),
-      h('nav', { class: 'actions', 'aria-label': 'Pages of members' }, previous, h('span', {}, `Page ${pageNumber}`), next),
+      h(
+        'nav',
+        { class: 'actions', 'aria-label': 'Pages of members' },
+        previous,
+        h('span', {}, `Page ${pageNumber}`),
+        next,
+      ),
     );
     updateSelection();
   }
@@ -105,13 +183,30 @@ startPage(async (area, session) => {
     remove.setAttribute('aria-label', `Remove ${member.email}`);
     if (!invitation) return h('div', { class: 'actions' }, edit, remove);
     // A pending invite is withdrawn rather than removed: the audit log then says so.
-    const resend = h('button', { type: 'button', 'aria-label': `Resend the invitation to ${member.email}`, onclick: () => resendInvite(member) }, 'Resend');
-    const withdraw = h('button', { type: 'button', class: 'danger', 'aria-label': `Withdraw the invitation to ${member.email}`, onclick: () => withdrawInvite(member) }, 'Withdraw');
+    const resend = h(
+      'button',
+      { type: 'button', 'aria-label': `Resend the invitation to ${member.email}`, onclick: () => resendInvite(member) },
+      'Resend',
+    );
+    const withdraw = h(
+      'button',
+      {
+        type: 'button',
+        class: 'danger',
+        'aria-label': `Withdraw the invitation to ${member.email}`,
+        onclick: () => withdrawInvite(member),
+      },
+      'Withdraw',
+    );
     return h('div', { class: 'actions' }, edit, resend, withdraw);
   }
 
   function editRoles(member) {
-    const choice = checkboxGroup('Directly assigned roles', roles.map((r) => ({ value: r.key, label: r.name })), member.roles);
+    const choice = checkboxGroup(
+      'Directly assigned roles',
+      roles.map((r) => ({ value: r.key, label: r.name })),
+      member.roles,
+    );
     const message = messageBox();
     const save = h('button', { type: 'submit', class: 'primary' }, 'Save roles');
     const form = h(
@@ -121,7 +216,11 @@ startPage(async (area, session) => {
       message,
       choice,
       member.mappedRoles.length
-        ? h('p', { class: 'hint' }, `Also from group mappings: ${member.mappedRoles.join(', ')}. Change those under Groups and role mapping.`)
+        ? h(
+            'p',
+            { class: 'hint' },
+            `Also from group mappings: ${member.mappedRoles.join(', ')}. Change those under Groups and role mapping.`,
+          )
         : null,
       h('div', { class: 'actions' }, save, h('button', { type: 'button', onclick: () => dialog.close() }, 'Cancel')),
     );
@@ -130,7 +229,9 @@ startPage(async (area, session) => {
       event.preventDefault();
       const chosen = choice.selected();
       if (chosen.length === 0) return setMessage(message, new Error('Choose at least one role.'));
-      const saved = await busy(save, () => attempt(() => api('PUT', `/members/${member.accountId}/roles`, { roles: chosen }), message));
+      const saved = await busy(save, () =>
+        attempt(() => api('PUT', `/members/${member.accountId}/roles`, { roles: chosen }), message),
+      );
       if (!saved) return;
       dialog.close();
       await load();
@@ -139,7 +240,11 @@ startPage(async (area, session) => {
   }
 
   async function removeOne(member) {
-    const ok = await confirmDialog('Remove member', `Remove ${member.email} from ${session.organization.name}? Their account stays; they lose access to this organization.`, 'Remove');
+    const ok = await confirmDialog(
+      'Remove member',
+      `Remove ${member.email} from ${session.organization.name}? Their account stays; they lose access to this organization.`,
+      'Remove',
+    );
     if (!ok) return;
     const done = await attempt(() => api('DELETE', `/members/${member.accountId}`));
     if (done === undefined) return;
@@ -150,8 +255,16 @@ startPage(async (area, session) => {
 
   async function removeMany() {
     const chosen = [...state.selected];
-    const list = h('ul', {}, chosen.map(([, email]) => h('li', {}, email)));
-    const ok = await confirmDialog(`Remove ${chosen.length} member${chosen.length === 1 ? '' : 's'}`, h('div', {}, h('p', {}, 'Remove these people from the organization? Their accounts stay.'), list), 'Remove them');
+    const list = h(
+      'ul',
+      {},
+      chosen.map(([, email]) => h('li', {}, email)),
+    );
+    const ok = await confirmDialog(
+      `Remove ${chosen.length} member${chosen.length === 1 ? '' : 's'}`,
+      h('div', {}, h('p', {}, 'Remove these people from the organization? Their accounts stay.'), list),
+      'Remove them',
+    );
     if (!ok) return;
     const answer = await attempt(() => api('POST', '/members/remove', { accountIds: chosen.map(([id]) => id) }));
     if (!answer) return;
@@ -167,7 +280,11 @@ startPage(async (area, session) => {
   }
 
   async function withdrawInvite(member) {
-    const ok = await confirmDialog('Withdraw invitation', `Withdraw the invitation to ${member.email}? The link in their email stops working.`, 'Withdraw');
+    const ok = await confirmDialog(
+      'Withdraw invitation',
+      `Withdraw the invitation to ${member.email}? The link in their email stops working.`,
+      'Withdraw',
+    );
     if (!ok) return;
     if ((await attempt(() => api('DELETE', `/invitations/${member.invitation.id}`))) === undefined) return;
     state.selected.delete(member.accountId);
@@ -200,8 +317,14 @@ function roleBadges(member, roles) {
 function inviteDialog(roles, groups, organization, reload) {
   const MAX = 20;
   const emails = h('textarea', { name: 'emails', required: true, rows: 4, spellcheck: 'false' });
-  const roleChoice = checkboxGroup('Roles', roles.map((r) => ({ value: r.key, label: r.name })));
-  const groupChoice = checkboxGroup('Groups', groups.map((g) => ({ value: g.id, label: g.displayName })));
+  const roleChoice = checkboxGroup(
+    'Roles',
+    roles.map((r) => ({ value: r.key, label: r.name })),
+  );
+  const groupChoice = checkboxGroup(
+    'Groups',
+    groups.map((g) => ({ value: g.id, label: g.displayName })),
+  );
   const message = messageBox();
   const outcome = h('div', { role: 'status', 'aria-live': 'polite' });
   const send = h('button', { type: 'submit', class: 'primary' }, 'Send invitations');
@@ -223,7 +346,10 @@ function inviteDialog(roles, groups, organization, reload) {
     const addresses = [...new Set(emails.value.split(/[\s,;]+/).filter(Boolean))];
     if (addresses.length === 0) return setMessage(message, new Error('Enter at least one email address.'));
     if (addresses.length > MAX) {
-      return setMessage(message, new Error(`That is ${addresses.length} addresses; at most ${MAX} at once. Use the CSV import for more.`));
+      return setMessage(
+        message,
+        new Error(`That is ${addresses.length} addresses; at most ${MAX} at once. Use the CSV import for more.`),
+      );
     }
     setMessage(message, null);
     const body = { emails: addresses, roles: roleChoice.selected(), groupIds: groupChoice.selected() };
@@ -243,9 +369,25 @@ function inviteDialog(roles, groups, organization, reload) {
     replace(
       outcome,
       h('p', {}, `${answer.invited} invited, ${answer.failed} not invited.`),
-      h('ul', { class: 'results' }, answer.results.map((r) => h('li', {}, h('span', { class: `badge ${r.invited ? 'invited' : 'skipped'}` }, r.invited ? 'invited' : 'not invited'), ' ', r.email, r.invited ? '' : ` — ${r.message}`))),
+      h(
+        'ul',
+        { class: 'results' },
+        answer.results.map((r) =>
+          h(
+            'li',
+            {},
+            h('span', { class: `badge ${r.invited ? 'invited' : 'skipped'}` }, r.invited ? 'invited' : 'not invited'),
+            ' ',
+            r.email,
+            r.invited ? '' : ` — ${r.message}`,
+          ),
+        ),
+      ),
     );
     // Keep only the refused addresses in the box, to fix and send again.
-    emails.value = answer.results.filter((r) => !r.invited).map((r) => r.email).join('\n');
+    emails.value = answer.results
+      .filter((r) => !r.invited)
+      .map((r) => r.email)
+      .join('\n');
   });
 }

@@ -6,11 +6,21 @@ import { $, busy, field, h, messageBox, replace, setMessage, showStatus } from '
 const params = new URLSearchParams(location.search);
 // Only console pages are allowed as a return address (no open redirect).
 const wanted = params.get('returnTo') ?? '';
-const returnTo = wanted.startsWith(`${base}/`) && !wanted.startsWith(`${base}/sign-in`) && !wanted.includes('//') ? wanted : `${base}/members`;
+const returnTo =
+  wanted.startsWith(`${base}/`) && !wanted.startsWith(`${base}/sign-in`) && !wanted.includes('//')
+    ? wanted
+    : `${base}/members`;
 
 function ssoForm() {
   // ?org=acme-corp fills it in, so an organization can hand out a ready sign-in link.
-  const slug = h('input', { name: 'organization', autocomplete: 'organization', required: true, pattern: '[a-z0-9-]+', spellcheck: 'false', value: params.get('org') ?? '' });
+  const slug = h('input', {
+    name: 'organization',
+    autocomplete: 'organization',
+    required: true,
+    pattern: '[a-z0-9-]+',
+    spellcheck: 'false',
+    value: params.get('org') ?? '',
+  });
   const form = h(
     'form',
     { class: 'card', 'aria-labelledby': 'sso-title' },
@@ -28,14 +38,26 @@ function ssoForm() {
 }
 
 function keyForm() {
-  const key = h('input', { type: 'password', name: 'adminKey', autocomplete: 'off', required: true, spellcheck: 'false' });
+  const key = h('input', {
+    type: 'password',
+    name: 'adminKey',
+    autocomplete: 'off',
+    required: true,
+    spellcheck: 'false',
+  });
   const message = messageBox();
   const submit = h('button', { type: 'submit', class: 'primary' }, 'Sign in with the key');
   const form = h(
     'form',
     { class: 'card', 'aria-labelledby': 'key-title' },
     h('h2', { id: 'key-title' }, 'Admin API key (first setup)'),
-    h('p', {}, 'Before SSO is set up, use an admin API key made with ', h('code', {}, 'npx orgsync api-key create'), '. It is kept in this browser tab only and forgotten when the tab closes.'),
+    h(
+      'p',
+      {},
+      'Before SSO is set up, use an admin API key made with ',
+      h('code', {}, 'npx orgsync api-key create'),
+      '. It is kept in this browser tab only and forgotten when the tab closes.',
+    ),
     message,
     field('Admin API key', key, 'Starts with oskey_.'),
     h('div', { class: 'actions' }, submit),
@@ -49,7 +71,12 @@ function keyForm() {
         location.assign(returnTo);
       } catch (error) {
         forgetAdminKey();
-        setMessage(message, error.status === 401 ? new Error('That admin API key is not valid: it may be mistyped, revoked or expired.') : error);
+        setMessage(
+          message,
+          error.status === 401
+            ? new Error('That admin API key is not valid: it may be mistyped, revoked or expired.')
+            : error,
+        );
         key.focus();
       }
     });
@@ -64,7 +91,15 @@ replace(area, signedIn, h('div', { class: 'cards' }, ssoForm(), keyForm()));
 // Someone already signed in (through SSO, or with a key in this tab) can go straight on.
 api('GET', '/organization').then(
   (organization) =>
-    replace(signedIn, h('p', { class: 'notice' }, `You are signed in as ${organization.you.actor} (${organization.name}). `, h('a', { href: returnTo }, 'Open the console'))),
+    replace(
+      signedIn,
+      h(
+        'p',
+        { class: 'notice' },
+        `You are signed in as ${organization.you.actor} (${organization.name}). `,
+        h('a', { href: returnTo }, 'Open the console'),
+      ),
+    ),
   () => {},
 );
 if (params.get('signedOut')) showStatus('You are signed out of the console in this tab.');
