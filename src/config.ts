@@ -45,6 +45,10 @@ const schema = z
     WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool.default(false),
     SCIM_RATE_LIMIT: z.coerce.number().min(0).max(100_000).default(100),
     SCIM_RATE_BURST: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+    DNS_SERVERS: z
+      .string()
+      .regex(/^[0-9a-f.:\[\]]+(,[0-9a-f.:\[\]]+)*$/i, 'must be a comma-separated list of ip or ip:port')
+      .optional(),
   })
   .superRefine((env, ctx) => {
     if (env.DATABASE_URL && !env.SERVER_SECRET) {
@@ -82,6 +86,8 @@ export interface Config {
   singleOrganizationPolicy: boolean;
   /** Per SCIM token: sustained requests per second (0: no limit) and the burst allowed above it. */
   scimRateLimit: { perSecond: number; burst: number };
+  /** DNS servers for domain verification (`ip` or `ip:port`); absent: the system's resolvers. */
+  dnsServers?: string[];
 }
 
 export interface ReconcilerConfig {
@@ -130,6 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     singleOrganizationPolicy: e.SINGLE_ORGANIZATION_POLICY,
     mailFrom: e.MAIL_FROM,
     scimRateLimit: { perSecond: e.SCIM_RATE_LIMIT, burst: e.SCIM_RATE_BURST },
+    dnsServers: e.DNS_SERVERS?.split(','),
     reconciler: {
       enabled: e.RECONCILER,
       eventsSchedule: e.RECONCILE_EVENTS_SCHEDULE,
