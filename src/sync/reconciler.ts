@@ -56,6 +56,7 @@ export class Reconciler {
   private tasks: ScheduledTask[] = [];
   private unlisten: (() => Promise<void>) | null = null;
   private listening: Promise<void> = Promise.resolve();
+  private readonly claims = new Set<Promise<boolean>>();
 
   constructor(
     private readonly ctx: AppContext,
@@ -176,7 +177,16 @@ export class Reconciler {
 
   start(): void {
     const { eventsSchedule, invitesSchedule, rolesSchedule } = this.ctx.config.reconciler;
-    const coordinator = postgresRunCoordinator(this.ctx.sql);
+    // Claims in flight are awaited by stop(), so a tick claimed while stopping still runs.
+    const claims = postgresRunCoordinator(this.ctx.sql);
+    const coordinator: RunCoordinator = {
+      shouldRun: (key, ttl) => {
+        const claim = Promise.resolve(claims.shouldRun(key, ttl));
+        this.claims.add(claim);
+        void claim.finally(() => this.claims.delete(claim)).catch(() => {});
+        return claim;
+      },
+    };
     const { dispatch, email, webhook, invitations, roles, housekeeping } = this.lanes;
     // Every instance polls events and deliveries: the work is shared out row by row. The callbacks
     // only wake lanes and return at once, so node-cron never sees a tick still running.
@@ -197,6 +207,8 @@ export class Reconciler {
   async stop(): Promise<void> {
     await Promise.all(this.tasks.map((t) => Promise.resolve(t.stop())));
     this.tasks = [];
+    await Promise.allSettled([...this.claims]);
+    await new Promise((resolve) => setImmediate(resolve)); // node-cron calls back right after a claim
     await this.listening;
     await this.unlisten?.().catch(() => {});
     this.unlisten = null;

@@ -109,8 +109,11 @@ describe.skipIf(!process.env.DATABASE_URL)('three instances on one database', ()
     child.kill('SIGKILL');
     await exited;
     const [mid] =
-      await base.sql`select status from deliveries where organization_id = ${orgId} and event_id = ${event!.id}`;
-    expect(mid!.status).toBe('pending');
+      await base.sql`select status, claimed_by, locked_until > now() as leased from deliveries where organization_id = ${orgId} and event_id = ${event!.id}`;
+    expect(mid).toMatchObject({ status: 'pending', claimedBy: expect.stringMatching(/:\d+:/), leased: true });
+
+    // The dead instance's lease runs out (its length is WEBHOOK_TIMEOUT_MS plus a margin).
+    await base.sql`update deliveries set locked_until = now() where organization_id = ${orgId} and event_id = ${event!.id}`;
 
     receiver.setMode('ok');
     await createReconciler(instance().ctx).events();
