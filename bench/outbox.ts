@@ -42,7 +42,9 @@ export async function benchOutbox(): Promise<string[]> {
     const createMs = Math.round(performance.now() - started);
     for (let waited = 0; ; waited += 100) {
       const [{ left }] = (await db.sql`
-        select count(*)::int as left from outbox where id > ${from} and dispatched_at is null`) as unknown as [{ left: number }];
+        select count(*)::int as left from outbox where id > ${from} and dispatched_at is null`) as unknown as [
+        { left: number },
+      ];
       if (left === 0) break;
       if (waited > 120_000) throw new Error(`${left} events still undispatched after 2 minutes`);
       await new Promise((r) => setTimeout(r, 100));

@@ -225,8 +225,8 @@ export class Reconciler {
     if (this.ctx.database.kind === 'embedded') return;
     const wake = () => this.lanes.dispatch.wake();
     try {
-      const { unlisten } = await this.ctx.sql.listen(OUTBOX_CHANNEL, wake, wake);
-      this.unlisten = unlisten;
+      const listener = await this.ctx.sql.listen(OUTBOX_CHANNEL, wake, wake);
+      this.unlisten = () => listener.unlisten();
     } catch (error) {
       this.ctx.log.warn({ err: error }, 'cannot LISTEN for new events; dispatch runs on its schedule only');
     }

@@ -94,7 +94,8 @@ describe.skipIf(!process.env.DATABASE_URL)('a webhook endpoint that hangs, with 
     calm = (await createTestOrganization(ctx, 'calm')).organization.id;
     await webhook(ctx, flood, hanging);
     await webhook(ctx, calm, healthy);
-    mappedGroup = (await createGroup(ctx.sql, { organizationId: flood, source: 'scim', displayName: 'Admins' }, scim)).id;
+    mappedGroup = (await createGroup(ctx.sql, { organizationId: flood, source: 'scim', displayName: 'Admins' }, scim))
+      .id;
     await createGroupRoleMapping(ctx.sql, { organizationId: flood, groupId: mappedGroup, roles: ['admin'] }, admin);
 
     reconciler = createReconciler(ctx);
