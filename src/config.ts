@@ -43,6 +43,9 @@ const schema = z
     DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
     WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
     WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool.default(false),
+    WEBHOOK_ENDPOINT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+    WEBHOOK_BREAKER_FAILURES: z.coerce.number().int().min(1).max(1000).default(5),
+    WEBHOOK_BREAKER_COOLDOWN_MS: z.coerce.number().int().min(100).max(86_400_000).default(60_000),
     SCIM_RATE_LIMIT: z.coerce.number().min(0).max(100_000).default(100),
     SCIM_RATE_BURST: z.coerce.number().int().min(1).max(1_000_000).default(1000),
     DNS_SERVERS: z
@@ -93,7 +96,7 @@ export interface Config {
 export interface ReconcilerConfig {
   /** Run the reconciler's schedules in this process. */
   enabled: boolean;
-  /** Dispatch new events and send due deliveries (every instance polls; work is shared). */
+  /** Dispatch new events and send due deliveries (every instance polls; work is shared; NOTIFY wakes dispatch too). */
   eventsSchedule: string;
   /** Expire and match invitations (one instance per tick). */
   invitesSchedule: string;
@@ -102,6 +105,10 @@ export interface ReconcilerConfig {
   delivery: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number; concurrency: number };
   webhookTimeoutMs: number;
   webhookAllowPrivateNetworks: boolean;
+  /** Webhook sends in flight at once per endpoint, per instance. */
+  webhookEndpointConcurrency: number;
+  /** An endpoint failing `failures` times in a row is paused for `cooldownMs`. */
+  breaker: { failures: number; cooldownMs: number };
 }
 
 /** Reads the configuration from an environment; throws ConfigError naming every bad variable. */
@@ -148,6 +155,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         maxDelayMs: Math.max(e.DELIVERY_BACKOFF_MS, 6 * 3_600_000),
         concurrency: e.DELIVERY_CONCURRENCY,
       },
+      webhookEndpointConcurrency: e.WEBHOOK_ENDPOINT_CONCURRENCY,
+      breaker: { failures: e.WEBHOOK_BREAKER_FAILURES, cooldownMs: e.WEBHOOK_BREAKER_COOLDOWN_MS },
       webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
       webhookAllowPrivateNetworks: e.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
     },
