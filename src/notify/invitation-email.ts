@@ -15,7 +15,6 @@ export function invitationEmailSender(ctx: AppContext, mailer: Mailer): Sender {
   return {
     timeoutMs: SEND_TIMEOUT_MS,
     async send(delivery, event) {
-      if (event.type !== 'invite.created') throw new Error(`no email for ${event.type} events`);
       const sealed = (event.payload.sealed as { token?: string } | undefined)?.token;
       if (!sealed) throw new Error('the invitation token is no longer in the event');
       const token = openSealedSecret(sealed, ctx.config.serverSecret);

@@ -1,6 +1,7 @@
 import type { Db, Sql, Tx } from '../storage/database.ts';
 import { systemActor, type Actor } from '../core/actor.ts';
 import { recordAudit } from '../core/audit.ts';
+import { activeOwnerEmails } from '../core/member-directory.ts';
 import type { Logger } from '../log.ts';
 import { afterFailure, type RetryPolicy } from './deliver.ts';
 
@@ -174,6 +175,11 @@ async function createDeliveries(tx: Tx, events: OutboxEvent[]): Promise<void> {
   for (const e of events) {
     if (e.type === 'invite.created' && typeof e.payload.email === 'string') {
       rows.push({ organizationId: e.organizationId, eventId: e.id, kind: 'email', target: e.payload.email });
+    }
+    if (e.type === 'domain.verification_lost') {
+      for (const owner of await activeOwnerEmails(tx, e.organizationId)) {
+        rows.push({ organizationId: e.organizationId, eventId: e.id, kind: 'email', target: owner });
+      }
     }
   }
   const webhookEvents = events.filter((e) => WEBHOOK_EVENT_PREFIXES.some((p) => e.type.startsWith(p)));

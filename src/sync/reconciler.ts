@@ -10,6 +10,8 @@ import { acceptArrivedInvitations, expireInvitations } from './invitations.ts';
 import { dispatchEvents, pruneOutbox, type EventHandler } from './outbox.ts';
 import { pruneSsoAttempts } from '../saml/attempts.ts';
 import { pruneScimRequests } from '../scim/request-log.ts';
+import { createTxtLookup } from '../core/domain-dns.ts';
+import { recheckVerifiedDomains } from '../core/domains.ts';
 import { repairMappedRoles } from './roles.ts';
 import { defaultSenders } from './senders.ts';
 
@@ -51,7 +53,7 @@ export const OUTBOX_CHANNEL = 'orgsync_outbox';
  */
 export class Reconciler {
   readonly instanceId = `${os.hostname()}:${process.pid}:${crypto.randomBytes(3).toString('hex')}`;
-  readonly lanes: Record<'dispatch' | Delivery['kind'] | 'invitations' | 'roles' | 'housekeeping', Lane>;
+  readonly lanes: Record<'dispatch' | Delivery['kind'] | 'invitations' | 'roles' | 'housekeeping' | 'domains', Lane>;
   private readonly sending: Record<Delivery['kind'], Sending>;
   private tasks: ScheduledTask[] = [];
   private unlisten: (() => Promise<void>) | null = null;
@@ -87,6 +89,7 @@ export class Reconciler {
       invitations: lane('invitations', () => this.invitations()),
       roles: lane('roles', () => this.roles()),
       housekeeping: lane('housekeeping', () => this.housekeeping()),
+      domains: lane('domains', () => this.domains()),
     };
   }
 
@@ -150,6 +153,18 @@ export class Reconciler {
     return { rolesRepaired: await repairMappedRoles(this.ctx.sql) };
   }
 
+  /**
+   * Re-checks verified domains' DNS records. Not part of runOnce: it asks DNS servers, which a
+   * one-off run (the CLI, tests) should not depend on; it runs daily on one instance.
+   */
+  async domains(): Promise<LaneResult> {
+    const { checked, lost, unavailable } = await recheckVerifiedDomains(
+      this.ctx.sql,
+      createTxtLookup(this.ctx.config.dnsServers),
+    );
+    return { domainsChecked: checked, domainsLost: lost, domainsUnavailable: unavailable };
+  }
+
   async housekeeping(): Promise<Counts> {
     const outbox = await pruneOutbox(this.ctx.sql);
     return {
@@ -187,13 +202,14 @@ export class Reconciler {
         return claim;
       },
     };
-    const { dispatch, email, webhook, invitations, roles, housekeeping } = this.lanes;
+    const { dispatch, email, webhook, invitations, roles, housekeeping, domains } = this.lanes;
     // Every instance polls events and deliveries: the work is shared out row by row. The callbacks
     // only wake lanes and return at once, so node-cron never sees a tick still running.
     this.schedule('events', eventsSchedule, () => [dispatch, email, webhook].forEach((l) => l.wake()));
     this.schedule('invitations', invitesSchedule, () => invitations.tick(), coordinator);
     this.schedule('roles', rolesSchedule, () => roles.tick(), coordinator);
     this.schedule('housekeeping', '17 3 * * *', () => housekeeping.tick(), coordinator);
+    this.schedule('domains', '43 4 * * *', () => domains.tick(), coordinator);
     this.listening = this.listen();
     [dispatch, email, webhook].forEach((l) => l.wake());
   }

@@ -1,5 +1,6 @@
 import type { AppContext } from '../context.ts';
 import { openSealedSecret } from '../core/secrets.ts';
+import { domainLostEmailSender } from '../notify/domain-email.ts';
 import { invitationEmailSender } from '../notify/invitation-email.ts';
 import { createMailer } from '../notify/mailer.ts';
 import type { Sender, Senders } from './deliver.ts';
@@ -28,7 +29,27 @@ export function webhookSender(ctx: AppContext): Sender {
   };
 }
 
+/** One email delivery lane, several kinds of email: each event type has its own sender. */
+function byEventType(senders: Record<string, Sender>): Sender {
+  const pick = (type: string) => {
+    const sender = senders[type];
+    if (!sender) throw new Error(`no email for ${type} events`);
+    return sender;
+  };
+  return {
+    timeoutMs: Math.max(...Object.values(senders).map((s) => s.timeoutMs)),
+    send: (delivery, event) => pick(event.type).send(delivery, event),
+    delivered: async (tx, delivery, event) => pick(event.type).delivered?.(tx, delivery, event),
+  };
+}
+
 export function defaultSenders(ctx: AppContext): Senders {
   const mailer = createMailer({ smtpUrl: ctx.config.smtpUrl, from: ctx.config.mailFrom, log: ctx.log });
-  return { webhook: webhookSender(ctx), email: invitationEmailSender(ctx, mailer) };
+  return {
+    webhook: webhookSender(ctx),
+    email: byEventType({
+      'invite.created': invitationEmailSender(ctx, mailer),
+      'domain.verification_lost': domainLostEmailSender(ctx, mailer),
+    }),
+  };
 }
