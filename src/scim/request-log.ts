@@ -78,7 +78,11 @@ export function requestLog(app: AppContext): RequestHandler {
   };
 }
 
-/** Newest first; pass the last id back as `before` for the next page. */
+/**
+ * Newest first by the numeric id; pass the last id back as `before` for the next page. The id is
+ * answered as text (a bigint), so the order names the table's column: a bare `id` would be the
+ * text and sort "9" after "25".
+ */
 export async function listScimRequests(
   db: Db,
   organizationId: string,
@@ -89,7 +93,7 @@ export async function listScimRequests(
     select id::text, at, method, path, status, duration_ms, resource_type, resource_id from scim_requests
     where organization_id = ${organizationId} and credential_id = ${credentialId}
       ${page.before ? db`and id < ${page.before}` : db``}
-    order by id desc limit ${page.limit}`;
+    order by scim_requests.id desc limit ${page.limit}`;
 }
 
 /** How long the per-token request log is kept. */
