@@ -107,6 +107,8 @@ describe('NUL bytes', () => {
     }
     expectScimError(await f.client.get('/Users?sortBy=userName%00'), 400);
     expectScimError(await f.client.get('/Users?attributes=userName%00'), 400);
+    // A path express cannot percent-decode.
+    expectScimError(await f.client.get('/Users/%zz'), 400, 'invalidValue');
   });
 
   it('in admin API fields, queries and paths: 400, and nothing changes', async () => {

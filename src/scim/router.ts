@@ -151,14 +151,20 @@ function scimErrors(app: AppContext): ErrorRequestHandler {
       if (!(error instanceof SCIMMY.Types.Error)) app.log.error({ err: error }, 'SCIM request failed');
       return;
     }
-    const bodyErrorType = (error as { type?: unknown } | null)?.type;
+    const { type: bodyErrorType, status } = (error ?? {}) as { type?: unknown; status?: unknown };
     const parseError = bodyErrorType === 'entity.parse.failed';
     const tooLarge = bodyErrorType === 'entity.too.large';
+    // Other errors express and body-parser raise carry a 4xx status (say, a path that does not
+    // percent-decode, or an unsupported charset).
+    const clientError =
+      typeof status === 'number' && status >= 400 && status < 500 && !(error instanceof SCIMMY.Types.Error);
     const scim = parseError
       ? scimError(400, 'invalidSyntax', 'the request body is not valid JSON')
       : tooLarge
         ? scimError(413, null, 'the request body is too large')
-        : toScimError(error, (e) => app.log.error({ err: e }, 'SCIM request failed'));
+        : clientError
+          ? scimError(status, status === 400 ? 'invalidValue' : null, String((error as Error).message))
+          : toScimError(error, (e) => app.log.error({ err: e }, 'SCIM request failed'));
     res
       .status(Number(scim.status))
       .type('application/scim+json')
