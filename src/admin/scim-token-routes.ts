@@ -69,8 +69,9 @@ export function scimTokenRouter(ctx: AppContext): Router {
     '/scim-tokens/:id/requests',
     route(async (req, res, p) => {
       const token = await scimToken(p.organizationId, String(req.params.id));
-      const items = await listScimRequests(ctx.sql, p.organizationId, token.id, requestsQuery.parse(req.query));
-      res.json({ items, next: items.length ? items[items.length - 1]!.id : null });
+      const query = requestsQuery.parse(req.query);
+      const items = await listScimRequests(ctx.sql, p.organizationId, token.id, query);
+      res.json({ items, next: items.length === query.limit ? items[items.length - 1]!.id : null });
     }),
   );
 

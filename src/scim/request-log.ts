@@ -28,8 +28,12 @@ type Entry = Omit<ScimRequestEntry, 'id'> & { organizationId: string; credential
 export function requestLog(app: AppContext): RequestHandler {
   const pending: Entry[] = [];
   let timer: NodeJS.Timeout | undefined;
+  let flushing = Promise.resolve();
 
-  const flush = async () => {
+  // One write at a time, so ids follow the order of the requests (the log reads newest first by
+  // id), and a flush returns once everything pending when it was called is written.
+  const flush = () => (flushing = flushing.then(writePending));
+  const writePending = async () => {
     timer = undefined;
     while (pending.length) {
       const batch = pending.splice(0, MAX_BATCH);
