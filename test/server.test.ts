@@ -31,7 +31,7 @@ describe('http basics', () => {
 
   it('refuses bodies above the limit with 413', async () => {
     const res = await request(createApp(ctx))
-      .post('/api/anything')
+      .post('/anything')
       .set('content-type', 'application/json')
       .send({ big: 'x'.repeat(2048) });
     expect(res.status).toBe(413);

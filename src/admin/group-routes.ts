@@ -12,7 +12,7 @@ import {
   updateGroup,
 } from '../core/groups.ts';
 import { requirePermission } from './auth.ts';
-import { route } from './handler.ts';
+import { route, rowId, storableDate } from './handler.ts';
 
 const nameInput = z.object({ displayName: z.string().min(1).max(256) }).strict();
 const membersInput = z
@@ -23,9 +23,9 @@ const auditQuery = z.object({
   actor: z.string().max(320).optional(),
   target: z.string().max(100).optional(),
   action: z.string().max(100).optional(),
-  since: z.coerce.date().optional(),
-  until: z.coerce.date().optional(),
-  before: z.string().regex(/^\d+$/).optional(),
+  since: storableDate.optional(),
+  until: storableDate.optional(),
+  before: rowId('an audit entry').optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
 

@@ -1,5 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { z } from 'zod';
+import { isBigintId, isStorableDate } from '../core/limits.ts';
 import type { Principal } from './auth.ts';
 
 /**
@@ -21,3 +22,9 @@ export function route(fn: (req: Request, res: Response, principal: Principal) =>
     });
   };
 }
+
+/** The id of a row in a bigint identity column (a delivery, an event, a log entry), as a cursor or in a list. */
+export const rowId = (what: string) => z.string().refine(isBigintId, `must be ${what} id (at most 2^63 - 1)`);
+
+/** A date PostgreSQL can hold (core/limits.ts). */
+export const storableDate = z.coerce.date().refine(isStorableDate, 'must be in the years 1 to 9999');

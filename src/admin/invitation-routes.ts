@@ -1,4 +1,4 @@
-import express, { Router } from 'express';
+import { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
 import { importInvitations } from '../core/invitation-import.ts';
@@ -60,11 +60,10 @@ export function invitationRouter(ctx: AppContext): Router {
     }),
   );
 
-  // The file is the body (text/csv); roles for everyone in it come as ?roles=a,b.
+  // The file is the body (text/csv, read by the admin router); roles for everyone in it come as ?roles=a,b.
   router.post(
     '/invitations/import',
     requirePermission('members:manage'),
-    express.text({ type: ['text/csv', 'text/plain'], limit: '2mb' }),
     route(async (req, res, p) => {
       if (typeof req.body !== 'string') {
         res.status(415).json({ error: 'invalid', message: 'send the CSV file as the body with content-type text/csv' });

@@ -5,14 +5,14 @@ import { issueCredential, listCredentials, revokeCredential, rotateCredential } 
 import { notFound } from '../core/errors.ts';
 import { listScimRequests } from '../scim/request-log.ts';
 import { requirePermission } from './auth.ts';
-import { route } from './handler.ts';
+import { route, rowId } from './handler.ts';
 
 const tokenInput = z
   .object({ name: z.string().min(1).max(100), expiresInDays: z.number().int().min(1).max(3650).optional() })
   .strict();
 const rotateInput = z.object({ overlapHours: z.number().min(0).max(720).default(24) }).strict();
 const requestsQuery = z.object({
-  before: z.string().regex(/^\d+$/, 'must be a request id').optional(),
+  before: rowId('a request').optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
 
@@ -69,8 +69,9 @@ export function scimTokenRouter(ctx: AppContext): Router {
     '/scim-tokens/:id/requests',
     route(async (req, res, p) => {
       const token = await scimToken(p.organizationId, String(req.params.id));
-      const items = await listScimRequests(ctx.sql, p.organizationId, token.id, requestsQuery.parse(req.query));
-      res.json({ items, next: items.length ? items[items.length - 1]!.id : null });
+      const query = requestsQuery.parse(req.query);
+      const items = await listScimRequests(ctx.sql, p.organizationId, token.id, query);
+      res.json({ items, next: items.length === query.limit ? items[items.length - 1]!.id : null });
     }),
   );
 

@@ -13,7 +13,7 @@ import {
 import { createWebhookEndpoint, deleteWebhookEndpoint, listWebhookEndpoints } from '../core/webhook-endpoints.ts';
 import { retryDeadDeliveries, retryFailedEvents } from '../sync/outbox.ts';
 import { requirePermission } from './auth.ts';
-import { route } from './handler.ts';
+import { route, rowId } from './handler.ts';
 
 const webhookInput = z
   .object({ url: z.string().min(1).max(2000), events: z.array(z.string().min(1).max(100)).max(50).optional() })
@@ -31,14 +31,14 @@ const previewQuery = z
 const deliveryQuery = z.object({
   status: z.enum(['pending', 'delivered', 'dead']).default('dead'),
   limit: z.coerce.number().int().min(1).max(200).default(50),
-  after: z.string().regex(/^\d+$/, 'must be a delivery id').optional(),
+  after: rowId('a delivery').optional(),
 });
 const eventQuery = z.object({
   status: z.enum(['failed', 'retrying']).default('failed'),
   limit: z.coerce.number().int().min(1).max(200).default(50),
-  after: z.string().regex(/^\d+$/, 'must be an event id').optional(),
+  after: rowId('an event').optional(),
 });
-const retryInput = z.object({ ids: z.array(z.string().regex(/^\d+$/)).max(1000).optional() }).strict();
+const retryInput = z.object({ ids: z.array(rowId('a delivery or event')).max(1000).optional() }).strict();
 
 /**
  * Webhook endpoints, their deliveries (dead letters and retry), events whose dispatch failed (and

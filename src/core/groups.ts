@@ -5,6 +5,7 @@ import { assertHoldsPermissionsOf, heldPermissions, rolesMappedToGroups, rolesMa
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { recordChange } from './events.ts';
 import { isUuid } from './ids.ts';
+import { MAX_EXTERNAL_ID } from './limits.ts';
 
 /** local: made by admins; scim: pushed by the IdP; saml: a name seen in an assertion's groups attribute. */
 export type GroupSource = 'local' | 'scim' | 'saml';
@@ -66,6 +67,7 @@ export async function createGroup(
   actor: Actor,
 ): Promise<Group> {
   const displayName = checkName(input.displayName);
+  checkExternalId(input.externalId);
   return inTransaction(db, async (tx) => {
     let group: Group;
     try {
@@ -105,6 +107,7 @@ export async function updateGroup(
   only?: SourceGuard,
 ): Promise<Group> {
   const displayName = changes.displayName === undefined ? undefined : checkName(changes.displayName);
+  checkExternalId(changes.externalId);
   return inTransaction(db, async (tx) => {
     const before = await lockGroup(tx, organizationId, id, only);
     if (
@@ -337,6 +340,11 @@ function checkName(name: string): string {
   const trimmed = name.trim();
   if (trimmed.length < 1 || trimmed.length > 256) throw invalid('a group name must be 1 to 256 characters');
   return trimmed;
+}
+
+function checkExternalId(externalId: string | null | undefined): void {
+  if (externalId && externalId.length > MAX_EXTERNAL_ID)
+    throw invalid(`a group's externalId must be at most ${MAX_EXTERNAL_ID} characters`);
 }
 
 /** Distinct ids; UUIDs in PostgreSQL's lower-case form, so they compare with what it returns. */

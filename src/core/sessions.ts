@@ -22,14 +22,17 @@ export async function createSession(
 ): Promise<{ session: Session; secret: string }> {
   const secret = generateSecret('session');
   const ttl = input.ttlSeconds ?? DEFAULT_SESSION_TTL_SECONDS;
-  const session = firstRow(
-    await db<Session[]>`
+  const [rows] = await Promise.all([
+    db<Session[]>`
       insert into sessions (organization_id, account_id, secret_hash, via, expires_at)
       values (${input.organizationId}, ${input.accountId}, ${hashSecret(secret, serverSecret)}, ${input.via},
               now() + make_interval(secs => ${ttl}))
       returning organization_id, id, account_id, via, created_at, expires_at`,
-  );
-  return { session, secret };
+    // Signing in (SSO, an accepted invitation) is activity, as using a session is (resolveSession).
+    db`update memberships set last_active_at = now()
+       where organization_id = ${input.organizationId} and account_id = ${input.accountId}`,
+  ]);
+  return { session: firstRow(rows), secret };
 }
 
 /**

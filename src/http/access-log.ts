@@ -5,7 +5,8 @@ import type { Logger } from '../log.ts';
 /**
  * One structured line per request, with its request id: errors at `error`, client errors at
  * `warn`, the rest at `info`. Costs nothing beyond a timer when that level is off (pino-http
- * made a child logger per request, a tenth of a SCIM lookup's CPU).
+ * made a child logger per request, a tenth of a SCIM lookup's CPU). The path is logged without
+ * its query string: SCIM filters name people, and an invitation link carries its token.
  */
 export function accessLog(log: Logger): RequestHandler {
   return (req, res, next) => {
@@ -18,7 +19,7 @@ export function accessLog(log: Logger): RequestHandler {
         {
           reqId: req.id,
           method: req.method,
-          url: req.originalUrl,
+          path: req.originalUrl.split('?', 1)[0],
           status: res.statusCode,
           ms: Math.round(performance.now() - started),
         },

@@ -1,6 +1,6 @@
 import { asyncHandler } from './async-handler.ts';
 import crypto from 'node:crypto';
-import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
+import express, { type ErrorRequestHandler, type Request, type RequestHandler } from 'express';
 import type { AppContext } from '../context.ts';
 import { invitationPages } from '../admin/invitation-pages.ts';
 import { adminRouter } from '../admin/router.ts';
@@ -29,7 +29,7 @@ export function createApp(ctx: AppContext): express.Express {
 
   app.use(requestId);
   const bodyLimit = parseByteSize(ctx.config.bodyLimit);
-  app.use(rejectOversizedBodies(bodyLimit, ACS_PATH));
+  app.use(rejectOversizedBodies(bodyLimit, readsItsOwnBody));
   app.use(accessLog(ctx.log));
 
   app.get('/healthz', (_req, res) => {
@@ -72,19 +72,26 @@ const requestId: RequestHandler = (req, res, next) => {
 };
 
 /**
- * Refuses a declared body above the limit before any router reads it; parsers bound chunked ones.
- * POSTs to `except` (the SAML ACS) are left to their own parser, with the same limit: an oversized
- * SAML message is a sign-in refusal, logged and explained on the SSO error page.
+ * Routers that bound their bodies themselves, with the same limit, and answer in their own shape:
+ * the SCIM server and the admin API authenticate first (an unknown caller gets 401 whatever it
+ * sends) and answer 413 in their error shape; an oversized SAML message to the ACS is a sign-in
+ * refusal, logged and explained on the SSO error page.
  */
-function rejectOversizedBodies(limit: number, except: RegExp): RequestHandler {
+function readsItsOwnBody(req: Request): boolean {
+  return /^\/(scim\/v2|api)(\/|$)/i.test(req.path) || (req.method === 'POST' && ACS_PATH.test(req.path));
+}
+
+/**
+ * Refuses a declared body above the limit before any router reads it; parsers bound chunked ones.
+ * Either way the connection closes after the answer rather than reading the body to its end.
+ */
+function rejectOversizedBodies(limit: number, readsOwnBody: (req: Request) => boolean): RequestHandler {
   return (req, res, next) => {
     const length = Number(req.get('content-length') ?? 0);
-    if (length > limit && !(req.method === 'POST' && except.test(req.path))) {
-      res.setHeader('connection', 'close');
-      res.status(413).json({ error: 'payload_too_large', message: `request body exceeds ${limit} bytes` });
-      return;
-    }
-    next();
+    if (length <= limit) return next();
+    res.setHeader('connection', 'close');
+    if (readsOwnBody(req)) return next();
+    res.status(413).json({ error: 'payload_too_large', message: `request body exceeds ${limit} bytes` });
   };
 }
 
@@ -111,7 +118,9 @@ function lastResortErrorHandler(ctx: AppContext): ErrorRequestHandler {
           : typeof detail === 'string'
             ? detail
             : 'bad request';
-    res.status(status).json({ error: status === 500 ? 'internal' : 'bad_request', message });
+    res
+      .status(status)
+      .json({ error: status === 500 ? 'internal' : status === 413 ? 'payload_too_large' : 'bad_request', message });
   };
 }
 

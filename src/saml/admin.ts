@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
 import { requirePermission } from '../admin/auth.ts';
-import { route } from '../admin/handler.ts';
+import { route, rowId } from '../admin/handler.ts';
 import { notFound } from '../core/errors.ts';
 import { findOrganization } from '../core/organizations.ts';
 import { listAttempts } from './attempts.ts';
@@ -48,7 +48,7 @@ const createInput = z
   });
 const updateInput = z.object(settings).partial().strict();
 const attemptsQuery = z.object({
-  before: z.string().regex(/^\d+$/).optional(),
+  before: rowId('an attempt').optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   connectionId: z.uuid().optional(),
   outcome: z.enum(['success', 'refused']).optional(),

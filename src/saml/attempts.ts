@@ -30,7 +30,11 @@ export async function recordAttempt(db: Db, organizationId: string, attempt: Att
             ${clip(attempt.email)}, ${attempt.accountId ?? null}, ${attempt.outcome}, ${attempt.reason ?? null}, ${clip(attempt.message)})`;
 }
 
-/** Newest first; pass the last id back as `before` for the next page. */
+/**
+ * Newest first by the numeric id; pass the last id back as `before` for the next page. The id is
+ * answered as text (a bigint), so the order names the table's column: a bare `id` would be the
+ * text and sort "9" after "25".
+ */
 export async function listAttempts(
   db: Db,
   organizationId: string,
@@ -43,7 +47,7 @@ export async function listAttempts(
       ${page.before ? db`and id < ${page.before}` : db``}
       ${page.connectionId ? db`and connection_id = ${page.connectionId}` : db``}
       ${page.outcome ? db`and outcome = ${page.outcome}` : db``}
-    order by id desc
+    order by saml_attempts.id desc
     limit ${page.limit}`;
 }
 

@@ -321,7 +321,10 @@ async function refused(
     nameId: refusal.context.nameId ?? seen.nameId ?? null,
     email: refusal.context.email ?? seen.email ?? null,
   };
-  ctx.log.warn({ organizationId: organization.id, ...details }, 'SAML sign-in refused');
+  // The person (NameID, email; the message may name them too) goes to the attempt log and the
+  // audit, which the organization's admins read; the process log carries no personal data.
+  const { reason, connectionId, idpEntityId } = details;
+  ctx.log.warn({ organizationId: organization.id, reason, connectionId, idpEntityId }, 'SAML sign-in refused');
   await recordAttempt(ctx.sql, organization.id, {
     outcome: 'refused',
     reason: refusal.reason,

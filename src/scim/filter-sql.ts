@@ -1,5 +1,6 @@
 import type { PendingQuery, Row } from 'postgres';
 import { isUuid } from '../core/ids.ts';
+import { isStorableDate } from '../core/limits.ts';
 import type { Sql } from '../storage/database.ts';
 import { scimError } from './errors.ts';
 import type { CompareOp, Filter, Value } from './filter.ts';
@@ -186,12 +187,14 @@ function dateCondition(sql: Sql, expr: Fragment, compare: CompareOp, value: Valu
   if (value === null) return nullCondition(sql, expr, compare, attr);
   if (typeof value !== 'string' || Number.isNaN(Date.parse(value)))
     throw invalidFilter(`'${attr}' is a date: give an RFC 3339 date-time`);
+  const at = new Date(value);
+  if (!isStorableDate(at)) throw invalidFilter(`'${attr}': dates must be in the years 1 to 9999`);
   if (compare === 'co' || compare === 'sw' || compare === 'ew')
     throw invalidFilter(`'${attr}' is a date: '${compare}' does not apply`);
   // Compared at the millisecond precision clients see (the columns keep microseconds), as
-  // ranges on the column itself so its indexes still apply: `eq T` is [T, T + 1 ms).
-  const at = new Date(value);
-  const next = new Date(at.getTime() + 1);
+  // ranges on the column itself so its indexes still apply: `eq T` is [T, T + 1 ms). The end
+  // is computed by PostgreSQL: 9999-12-31T23:59:59.999Z + 1 ms has no ISO text form it reads.
+  const next = sql`(${at}::timestamptz + interval '1 millisecond')`;
   switch (compare) {
     case 'eq':
       return sql`(${expr} >= ${at} and ${expr} < ${next})`;

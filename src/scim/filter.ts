@@ -1,3 +1,4 @@
+import { isStorableText } from '../core/limits.ts';
 import { scimError } from './errors.ts';
 
 /**
@@ -48,11 +49,7 @@ function tokenize(text: string): Token[] {
       i++;
     } else if (c === '"') {
       const end = closingQuote(text, i);
-      try {
-        tokens.push({ kind: 'string', value: JSON.parse(text.slice(i, end + 1)) as string });
-      } catch {
-        throw invalidFilter(`bad string literal ${text.slice(i, end + 1)}`);
-      }
+      tokens.push({ kind: 'string', value: stringLiteral(text.slice(i, end + 1)) });
       i = end + 1;
     } else {
       const match = /^[^\s()[\]"]+/.exec(text.slice(i))!;
@@ -66,6 +63,18 @@ function tokenize(text: string): Token[] {
     }
   }
   return tokens;
+}
+
+function stringLiteral(literal: string): string {
+  let value: string;
+  try {
+    value = JSON.parse(literal) as string;
+  } catch {
+    throw invalidFilter(`bad string literal ${literal}`);
+  }
+  // `\u0000` escapes decode to text no column can hold.
+  if (!isStorableText(value)) throw invalidFilter('a string in the filter contains a NUL character or invalid Unicode');
+  return value;
 }
 
 function closingQuote(text: string, start: number): number {

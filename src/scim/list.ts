@@ -48,7 +48,9 @@ export function readListRequest(
     typeof params.filter === 'string' && params.filter.trim() !== ''
       ? compileFilter(sql, parseFilter(params.filter), catalog)
       : sql`true`;
-  const startIndex = Math.max(1, integer(params.startIndex, 'startIndex') ?? 1);
+  // RFC 7644 §3.4.2.4: below 1 means 1. Past 2^53 a number is no longer exact, and no list is
+  // that long: any larger startIndex (2^63, 1e400) is past the end and answers an empty page.
+  const startIndex = Math.min(Number.MAX_SAFE_INTEGER, Math.max(1, integer(params.startIndex, 'startIndex') ?? 1));
   const count = Math.min(MAX_PAGE_SIZE, Math.max(0, integer(params.count, 'count') ?? DEFAULT_PAGE_SIZE));
   const descending = typeof params.sortOrder === 'string' && params.sortOrder.toLowerCase() === 'descending';
   const direction = sql.unsafe(descending ? 'desc' : 'asc');
@@ -92,7 +94,9 @@ export function attributeParams(params: Record<string, unknown>): { attributes?:
 function integer(value: unknown, name: string): number | undefined {
   if (value === undefined || value === '') return undefined;
   const n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isInteger(n)) throw scimError(400, 'invalidValue', `${name} must be an integer`);
+  // Infinity is what a number too large for a double reads as ("1e400"): clamped like any other.
+  if (!Number.isInteger(n) && Math.abs(n) !== Infinity)
+    throw scimError(400, 'invalidValue', `${name} must be an integer`);
   return n;
 }
 

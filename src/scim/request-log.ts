@@ -28,8 +28,12 @@ type Entry = Omit<ScimRequestEntry, 'id'> & { organizationId: string; credential
 export function requestLog(app: AppContext): RequestHandler {
   const pending: Entry[] = [];
   let timer: NodeJS.Timeout | undefined;
+  let flushing = Promise.resolve();
 
-  const flush = async () => {
+  // One write at a time, so ids follow the order of the requests (the log reads newest first by
+  // id), and a flush returns once everything pending when it was called is written.
+  const flush = () => (flushing = flushing.then(writePending));
+  const writePending = async () => {
     timer = undefined;
     while (pending.length) {
       const batch = pending.splice(0, MAX_BATCH);
@@ -78,7 +82,11 @@ export function requestLog(app: AppContext): RequestHandler {
   };
 }
 
-/** Newest first; pass the last id back as `before` for the next page. */
+/**
+ * Newest first by the numeric id; pass the last id back as `before` for the next page. The id is
+ * answered as text (a bigint), so the order names the table's column: a bare `id` would be the
+ * text and sort "9" after "25".
+ */
 export async function listScimRequests(
   db: Db,
   organizationId: string,
@@ -89,7 +97,7 @@ export async function listScimRequests(
     select id::text, at, method, path, status, duration_ms, resource_type, resource_id from scim_requests
     where organization_id = ${organizationId} and credential_id = ${credentialId}
       ${page.before ? db`and id < ${page.before}` : db``}
-    order by id desc limit ${page.limit}`;
+    order by scim_requests.id desc limit ${page.limit}`;
 }
 
 /** How long the per-token request log is kept. */

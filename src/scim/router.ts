@@ -2,11 +2,13 @@ import express, { Router, type ErrorRequestHandler, type Request, type RequestHa
 import SCIMMY from 'scimmy';
 import SCIMMYRouters from 'scimmy-routers';
 import type { AppContext } from '../context.ts';
+import { inputProblem } from '../http/request-input.ts';
 import { authenticateScim, type ScimRequest } from './auth.ts';
 import { errorBody, scimError, toScimError } from './errors.ts';
 import { groupHandlers, listGroupsResponse, patchGroup } from './groups.ts';
 import { MAX_PAGE_SIZE } from './list.ts';
-import { normalizeUser, isObject, normalizeValue } from './normalize.ts';
+import { checkUserLimits } from './limits.ts';
+import { normalizeUser, isObject, normalizeValue, type JsonObject } from './normalize.ts';
 import { rateLimitPerToken } from './rate-limit.ts';
 import { requestLog } from './request-log.ts';
 import { createUserResponse, listUsersResponse, patchUser, userHandlers } from './users.ts';
@@ -27,6 +29,7 @@ export function scimRouter(app: AppContext): Router {
   router.use(authenticateScim(app));
   router.use(rateLimitPerToken(app.config.scimRateLimit));
   router.use(express.json({ type: ['application/scim+json', 'application/json'], limit: app.config.bodyLimit }));
+  router.use(refuseUnusableInput);
   router.use(normalizeBodies);
 
   router.get(
@@ -102,10 +105,24 @@ function searchParams(req: Request): Record<string, unknown> {
   return req.body;
 }
 
+/** A body nested too deep, or text PostgreSQL cannot hold, anywhere in the request (request-input.ts). */
+const refuseUnusableInput: RequestHandler = (req, _res, next) => {
+  const problem = inputProblem(req);
+  if (!problem) return next();
+  const scimType =
+    problem.kind === 'too_deep' ? 'invalidSyntax' : problem.parameter === 'filter' ? 'invalidFilter' : 'invalidValue';
+  next(scimError(400, scimType, problem.message));
+};
+
 /** Okta's and Entra's quirks out of POST/PUT bodies before scimmy validates them (see normalize.ts). */
 const normalizeBodies: RequestHandler = (req, _res, next) => {
   if ((req.method === 'POST' || req.method === 'PUT') && isObject(req.body)) {
-    req.body = req.path.startsWith('/Users') ? normalizeUser(req.body) : normalizeValue(req.body);
+    if (req.path.startsWith('/Users')) {
+      req.body = normalizeUser(req.body);
+      checkUserLimits(req.body as JsonObject);
+    } else {
+      req.body = normalizeValue(req.body);
+    }
   }
   next();
 };
@@ -134,14 +151,20 @@ function scimErrors(app: AppContext): ErrorRequestHandler {
       if (!(error instanceof SCIMMY.Types.Error)) app.log.error({ err: error }, 'SCIM request failed');
       return;
     }
-    const bodyErrorType = (error as { type?: unknown } | null)?.type;
+    const { type: bodyErrorType, status } = (error ?? {}) as { type?: unknown; status?: unknown };
     const parseError = bodyErrorType === 'entity.parse.failed';
     const tooLarge = bodyErrorType === 'entity.too.large';
+    // Other errors express and body-parser raise carry a 4xx status (say, a path that does not
+    // percent-decode, or an unsupported charset).
+    const clientError =
+      typeof status === 'number' && status >= 400 && status < 500 && !(error instanceof SCIMMY.Types.Error);
     const scim = parseError
       ? scimError(400, 'invalidSyntax', 'the request body is not valid JSON')
       : tooLarge
         ? scimError(413, null, 'the request body is too large')
-        : toScimError(error, (e) => app.log.error({ err: e }, 'SCIM request failed'));
+        : clientError
+          ? scimError(status, status === 400 ? 'invalidValue' : null, String((error as Error).message))
+          : toScimError(error, (e) => app.log.error({ err: e }, 'SCIM request failed'));
     res
       .status(Number(scim.status))
       .type('application/scim+json')

@@ -4,6 +4,7 @@ import { inTransaction, type Sql } from '../storage/database.ts';
 import type { ScimmyHandlers, ScimRequest } from './auth.ts';
 import { notFoundError, scimError } from './errors.ts';
 import type { Attribute, Catalog, Fragment } from './filter-sql.ts';
+import { checkUserLimits } from './limits.ts';
 import { attributeParams, listResponse, readListRequest, renderingFilter } from './list.ts';
 import { ENTERPRISE_USER, isObject, normalizeUser, type JsonObject } from './normalize.ts';
 import { applyUserPatch, readPatchOperations } from './patch.ts';
@@ -141,6 +142,7 @@ export async function patchUser(ctx: ScimRequest, id: string, body: unknown, que
     if (operations.length === 0) return current;
     const { id: _id, meta: _meta, ...document } = toScimUser(current);
     const patched = normalizeUser(applyUserPatch(document, operations));
+    checkUserLimits(patched);
     // Deactivation and reactivation, the IdPs' commonest PATCH, change only a boolean the
     // normalisation has checked: the whole-schema pass is needed only when more changed.
     const onlyActive = typeof patched.active === 'boolean' && sameApartFrom(document, patched, 'active');

@@ -86,21 +86,27 @@ describe('a lost domain', () => {
 });
 
 describe('without SMTP configured', () => {
-  it('logs the accept link instead, so a local user can follow it', async () => {
-    const logs: Record<string, unknown>[] = [];
+  it('says an email was not sent, and logs its recipient and link at debug level only', async () => {
     const base = await createTestContext();
-    const ctx = {
-      ...base,
-      log: pino(
-        { level: 'info' },
-        new Writable({ write: (c, _e, done) => (logs.push(JSON.parse(String(c))), done()) }),
-      ),
+    const logged = (level: string) => {
+      const logs: Record<string, unknown>[] = [];
+      const sink = new Writable({ write: (c, _e, done) => (logs.push(JSON.parse(String(c))), done()) });
+      return { ctx: { ...base, log: pino({ level }, sink) }, logs };
     };
     try {
-      const orgId = (await createTestOrganization(ctx, 'nosmtp')).organization.id;
-      await queueInvitation(ctx, orgId, 'local@nosmtp.test', 'osinv_LOCAL');
-      await createReconciler(ctx).events();
-      expect(logs.find((l) => l.to === 'local@nosmtp.test')).toMatchObject({
+      const orgId = (await createTestOrganization(base, 'nosmtp')).organization.id;
+      const info = logged('info');
+      await queueInvitation(info.ctx, orgId, 'quiet@nosmtp.test', 'osinv_QUIET');
+      await createReconciler(info.ctx).events();
+      expect(info.logs).toContainEqual(
+        expect.objectContaining({ level: 40, msg: expect.stringMatching(/no SMTP_URL configured: email not sent/) }),
+      );
+      expect(JSON.stringify(info.logs)).not.toMatch(/quiet@nosmtp\.test|osinv_QUIET/);
+
+      const debug = logged('debug');
+      await queueInvitation(debug.ctx, orgId, 'local@nosmtp.test', 'osinv_LOCAL');
+      await createReconciler(debug.ctx).events();
+      expect(debug.logs.find((l) => l.to === 'local@nosmtp.test')).toMatchObject({
         link: 'https://orgsync.test/invitations/accept?token=osinv_LOCAL',
       });
     } finally {
