@@ -21,6 +21,7 @@ export interface IdpKeys {
   certFile: string;
   /** Base64 DER, as it appears in metadata. */
   certificate: string;
+  certificatePem: string;
   privateKey: crypto.KeyObject;
 }
 
@@ -44,7 +45,7 @@ export function makeIdpKeys(name = 'test-idp'): IdpKeys {
   const certFile = path.join(dir, 'cert.pem');
   fs.writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
   fs.writeFileSync(certFile, certPem);
-  return { dir, keyFile, certFile, certificate: pemBody(certPem), privateKey };
+  return { dir, keyFile, certFile, certificate: pemBody(certPem), certificatePem: certPem, privateKey };
 }
 
 /** The base64 body of a PEM certificate (as metadata and KeyInfo carry it). */
