@@ -9,6 +9,9 @@ export default defineConfig({
     exclude: [...configDefaults.exclude, 'test/interop/**'],
     globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 30_000,
+    // expect.poll waits for a condition (a page's status message, a delivery) up to this deadline;
+    // vitest's 1 s is short for a browser on a loaded 2-core machine.
+    expect: { poll: { timeout: 10_000 } },
     hookTimeout: 60_000,
     // Each test file gets its own database, so files may run side by side.
     pool: 'forks',

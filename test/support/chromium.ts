@@ -24,10 +24,11 @@ const isExecutableFile = (file: string) => {
 };
 
 /**
- * @sparticuz/chromium's flags that would change what the tests check (same-origin policy, mixed
- * content); the rest make its headless shell run as root without a sandbox.
+ * @sparticuz/chromium's flags left out: two would change what the tests check (same-origin
+ * policy, mixed content), and the single-process model is for AWS Lambda (slower here, where
+ * Chromium's usual process model works). The rest let its headless shell run as root.
  */
-const WEAKENING_FLAGS = new Set(['--disable-web-security', '--allow-running-insecure-content']);
+const LEFT_OUT_FLAGS = new Set(['--disable-web-security', '--allow-running-insecure-content', '--single-process']);
 
 /**
  * The system Chromium (CHROMIUM_PATH, else /usr/bin/chromium) when there is one, else the headless
@@ -40,7 +41,7 @@ export async function findChromium(): Promise<ChromiumBinary> {
   const { default: packaged } = await import('@sparticuz/chromium');
   return {
     executablePath: await packaged.executablePath(),
-    args: packaged.args.filter((flag) => !WEAKENING_FLAGS.has(flag)),
+    args: packaged.args.filter((flag) => !LEFT_OUT_FLAGS.has(flag)),
     source: '@sparticuz/chromium',
   };
 }

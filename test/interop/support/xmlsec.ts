@@ -48,8 +48,8 @@ const TEMPLATE = (referenceId: string) =>
   `<ds:SignatureValue></ds:SignatureValue><ds:KeyInfo><ds:X509Data/></ds:KeyInfo></ds:Signature>`;
 
 /** xmlsec1 signs the element (RSA-SHA256, SHA-256 digest) from a template right after its Issuer. */
-export function xmlsecSign(xml: string, elementTag: 'samlp:Response' | 'saml:Assertion', keys: IdpKeys): string {
-  const { id, at } = signaturePlace(xml, elementTag);
+export function xmlsecSign(xml: string, element: 'Response' | 'Assertion', keys: IdpKeys): string {
+  const { id, at } = signaturePlace(xml, element);
   return xmlsec1(
     ['--sign', '--privkey-pem', `${keys.keyFile},${keys.certFile}`, ...ID_ATTRIBUTES, '--output', '-'],
     xml.slice(0, at) + TEMPLATE(id) + xml.slice(at),

@@ -125,6 +125,7 @@ export function responseXml(o: ResponseOptions): string {
 export type Algorithm = 'sha256' | 'sha1' | 'sha1-digest';
 
 const DSIG = 'http://www.w3.org/2000/09/xmldsig#';
+const SAML_ASSERTION = 'urn:oasis:names:tc:SAML:2.0:assertion';
 const EXC_C14N = 'http://www.w3.org/2001/10/xml-exc-c14n#';
 const SIGNATURE_METHODS = {
   sha256: { uri: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256', hash: 'sha256' },
@@ -135,14 +136,16 @@ const DIGEST_METHODS = {
   sha1: { uri: 'http://www.w3.org/2000/09/xmldsig#sha1', hash: 'sha1' },
 } as const;
 
-/** The element to sign and where its signature goes: right after its Issuer (as the schema wants). */
-export function signaturePlace(
-  xml: string,
-  elementTag: 'samlp:Response' | 'saml:Assertion',
-): { id: string; at: number } {
-  const open = new RegExp(`<${elementTag} [^>]*ID="([^"]+)"[^>]*>\\s*<saml:Issuer>[^<]*</saml:Issuer>`);
+/**
+ * The element to sign (a Response or an Assertion, whatever its namespace prefix) and where its
+ * signature goes: right after its Issuer, as the schema wants.
+ */
+export function signaturePlace(xml: string, element: 'Response' | 'Assertion'): { id: string; at: number } {
+  const open = new RegExp(
+    `<(?:[\\w-]+:)?${element}\\s[^>]*?\\bID="([^"]+)"[^>]*>\\s*<(?:[\\w-]+:)?Issuer\\b[^>]*>[^<]*</(?:[\\w-]+:)?Issuer>`,
+  );
   const match = open.exec(xml);
-  if (!match) throw new Error(`no ${elementTag} with an Issuer to sign`);
+  if (!match) throw new Error(`no ${element} with an Issuer to sign`);
   return { id: match[1]!, at: match.index + match[0].length };
 }
 
@@ -197,22 +200,17 @@ function signatureOf(xml: string, id: string, keys: IdpKeys, algorithm: Algorith
   );
 }
 
-function signElement(
-  xml: string,
-  elementTag: 'samlp:Response' | 'saml:Assertion',
-  keys: IdpKeys,
-  algorithm: Algorithm,
-): string {
-  const { id, at } = signaturePlace(xml, elementTag);
+function signElement(xml: string, element: 'Response' | 'Assertion', keys: IdpKeys, algorithm: Algorithm): string {
+  const { id, at } = signaturePlace(xml, element);
   return xml.slice(0, at) + signatureOf(xml, id, keys, algorithm) + xml.slice(at);
 }
 
 export function signAssertion(xml: string, keys: IdpKeys, algorithm: Algorithm = 'sha256'): string {
-  return signElement(xml, 'saml:Assertion', keys, algorithm);
+  return signElement(xml, 'Assertion', keys, algorithm);
 }
 
 export function signResponse(xml: string, keys: IdpKeys, algorithm: Algorithm = 'sha256'): string {
-  return signElement(xml, 'samlp:Response', keys, algorithm);
+  return signElement(xml, 'Response', keys, algorithm);
 }
 
 /**
@@ -272,21 +270,30 @@ export interface EncryptionOptions {
 }
 
 /**
- * The assertion to encrypt: the Assertion element alone, declaring the saml prefix itself (a
+ * The assertion to encrypt: the Assertion element alone, declaring its namespace itself (a
  * redundant declaration exclusive canonicalization ignores, so its signature still verifies), and
- * a function that puts the EncryptedData in its place inside a saml:EncryptedAssertion.
+ * a function that puts the EncryptedData in its place inside an EncryptedAssertion.
  */
 export function assertionToEncrypt(xml: string): { plaintext: string; replace: (encryptedData: string) => string } {
-  const start = xml.indexOf('<saml:Assertion ');
-  const end = xml.indexOf('</saml:Assertion>') + '</saml:Assertion>'.length;
-  if (start < 0 || end < start) throw new Error('no assertion to encrypt');
-  const plaintext = xml
-    .slice(start, end)
-    .replace('<saml:Assertion ', '<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ');
+  const open = /<(?:([\w-]+):)?Assertion[\s>]/.exec(xml);
+  if (!open) throw new Error('no assertion to encrypt');
+  const prefix = open[1] ?? '';
+  const tag = prefix ? `${prefix}:` : '';
+  const declaration = `xmlns${prefix ? `:${prefix}` : ''}="${SAML_ASSERTION}"`;
+  const close = `</${tag}Assertion>`;
+  const start = open.index;
+  const end = xml.indexOf(close, start) + close.length;
+  const startTag = xml.slice(start, xml.indexOf('>', start));
+  const element = xml.slice(start, end);
+  const plaintext = startTag.includes(declaration)
+    ? element
+    : element.replace(`<${tag}Assertion`, `<${tag}Assertion ${declaration}`);
+  // The EncryptedAssertion needs its prefix in scope: declared on the Response, or here.
+  const inScope = xml.slice(0, xml.indexOf('>')).includes(declaration);
   return {
     plaintext,
     replace: (encryptedData) =>
-      `${xml.slice(0, start)}<saml:EncryptedAssertion>${encryptedData}</saml:EncryptedAssertion>${xml.slice(end)}`,
+      `${xml.slice(0, start)}<${tag}EncryptedAssertion${inScope ? '' : ` ${declaration}`}>${encryptedData}</${tag}EncryptedAssertion>${xml.slice(end)}`,
   };
 }
 
