@@ -161,7 +161,7 @@ function excC14n(element: Element, enveloped = false): string {
   }
   const c14n = new XmlDsigExcC14NTransform();
   c14n.LoadInnerXml(node);
-  return c14n.GetOutput() as string;
+  return c14n.GetOutput();
 }
 
 function elementById(doc: Document, id: string): Element {
@@ -191,7 +191,7 @@ function signatureOf(xml: string, id: string, keys: IdpKeys, algorithm: Algorith
     `<ds:Transform Algorithm="${EXC_C14N}"/></ds:Transforms>` +
     `<ds:DigestMethod Algorithm="${digestMethod.uri}"/><ds:DigestValue>${digest}</ds:DigestValue></ds:Reference></ds:SignedInfo>`;
   const canonicalSignedInfo = excC14n(
-    parse(`<ds:Signature xmlns:ds="${DSIG}">${signedInfo}</ds:Signature>`).documentElement!.firstChild as Element,
+    parse(`<ds:Signature xmlns:ds="${DSIG}">${signedInfo}</ds:Signature>`).documentElement.firstChild as Element,
   );
   const value = crypto.sign(signatureMethod.hash, Buffer.from(canonicalSignedInfo, 'utf8'), keys.privateKey);
   return (
