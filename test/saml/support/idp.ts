@@ -10,8 +10,11 @@ import { XmlDsigEnvelopedSignatureTransform, XmlDsigExcC14NTransform } from 'xml
 /**
  * A test IdP in TypeScript that shares no code with what orgsync verifies with (samlify,
  * xml-crypto, xml-encryption): responses written by hand, canonicalized by xmldsigjs, signed and
- * encrypted with node:crypto, keys certified by node-forge. Crafted (and deliberately broken or
- * weak) responses come from here; `test/interop/` checks it against xmlsec1 and pysaml2.
+ * encrypted with node:crypto, keys certified by node-forge. (xmldsigjs's own SignedXml signs
+ * through WebCrypto, asynchronously; the tests build responses synchronously, and need signatures
+ * placed and bent as no signing API offers.) Crafted (and deliberately broken or weak) responses
+ * come from here; test/saml/test-idp.test.ts verifies its signatures with xmldsigjs, and
+ * `test/interop/` checks it against xmlsec1.
  */
 
 export interface IdpKeys {
@@ -177,8 +180,9 @@ function elementById(doc: Document, id: string): Element {
 function signatureOf(xml: string, id: string, keys: IdpKeys, algorithm: Algorithm): string {
   const signatureMethod = SIGNATURE_METHODS[algorithm === 'sha1' ? 'sha1' : 'sha256'];
   const digestMethod = DIGEST_METHODS[algorithm === 'sha256' ? 'sha256' : 'sha1'];
-  // The element as it is in the document: its namespace context comes along, and a signature
-  // already inside it (not yet this one) is what the enveloped-signature transform removes.
+  // The element as it is in the document, so its namespace context comes along. This signature
+  // is not in it yet: the digest is of what a verifier sees once the enveloped-signature
+  // transform has taken it out again (a signature deeper inside, the assertion's, stays).
   const digest = crypto
     .createHash(digestMethod.hash)
     .update(excC14n(elementById(parse(xml), id), true))
