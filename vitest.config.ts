@@ -1,9 +1,17 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // test/interop/ checks orgsync against other SAML implementations that need Debian packages
+    // (xmlsec1, pysaml2): `npm run test:interop` runs it (vitest.interop.config.ts), `npm test`
+    // runs everything else and needs only Node.js.
+    exclude: [...configDefaults.exclude, 'test/interop/**'],
+    globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 30_000,
+    // expect.poll waits for a condition (a page's status message, a delivery) up to this deadline;
+    // vitest's 1 s is short for a browser on a loaded 2-core machine.
+    expect: { poll: { timeout: 10_000 } },
     hookTimeout: 60_000,
     // Each test file gets its own database, so files may run side by side.
     pool: 'forks',

@@ -23,7 +23,7 @@ import {
 } from './support/setup.ts';
 
 /**
- * Every refusal the SP owes, each with a crafted response signed (and encrypted) by xmlsec1. A
+ * Every refusal the SP owes, each with a crafted response signed (and encrypted) by the test IdP. A
  * test asserts the refusal, its reason in the SSO attempt log, the audit entry and on the error
  * page, and that no session was set. Sign-ins go through one browser (f.browser), whose cookies
  * the helpers carry.
@@ -115,7 +115,7 @@ describe('signatures', () => {
   });
 });
 
-describe('encrypted assertions (encrypted by xmlsec1 for the SP certificate)', () => {
+describe('encrypted assertions (encrypted for the SP certificate)', () => {
   let spCertificate: string;
   beforeAll(async () => {
     spCertificate = (await request(f.app).get('/api/saml/service-provider').set(admin()).expect(200)).body.certificate;

@@ -2,9 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
+import { inject } from 'vitest';
 
-/** Debian's chromium package (`.ci/apt-packages`); playwright-core drives it, it downloads nothing. */
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/** The Chromium the global setup found (test/support/chromium.ts); playwright-core drives it. */
+export const CHROMIUM = inject('chromium');
 
 export const SCREENSHOT_DIR = path.resolve('test-artifacts/screenshots');
 
@@ -17,11 +18,12 @@ export interface HeadlessChromium {
 export async function launchChromium(): Promise<HeadlessChromium> {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'orgsync-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
+    executablePath: CHROMIUM.executablePath,
     headless: true,
     acceptDownloads: true,
     viewport: { width: 1280, height: 900 },
     args: [
+      ...CHROMIUM.args,
       '--no-sandbox',
       '--disable-gpu',
       '--disable-quic',
