@@ -79,7 +79,8 @@ export function identityOf(assertion: VerifiedAssertion, mapping: AttributeMappi
       'ambiguous_identity',
       `the assertion carries ${emails.length} different email addresses: ${emails.join(', ')}`,
     );
-  const nameIdIsEmail = assertion.nameIdFormat === EMAIL_NAME_ID;
+  // An emailAddress NameID names an address (one that is not an address names nothing to compare).
+  const nameIdIsEmail = assertion.nameIdFormat === EMAIL_NAME_ID && isValidEmail(assertion.nameId);
   if (nameIdIsEmail && emails.length === 1 && emails[0]!.toLowerCase() !== assertion.nameId.trim().toLowerCase())
     refuse(
       'ambiguous_identity',
