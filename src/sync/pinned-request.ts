@@ -27,10 +27,10 @@ export function postToAddress(
       lookup,
       signal: AbortSignal.timeout(request.timeoutMs),
     });
+    // The status is the answer; the body is not read (the connection is not reused).
     req.once('response', (res) => {
-      res.resume();
-      res.once('end', () => resolve(res.statusCode ?? 0));
-      res.once('error', reject);
+      resolve(res.statusCode ?? 0);
+      res.destroy();
     });
     req.once('error', reject);
     req.end(request.body);
