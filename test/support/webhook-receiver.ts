@@ -18,7 +18,11 @@ export async function startWebhookReceiver() {
   const hanging = new Set<http.ServerResponse>();
   const hosts: string[] = [];
   let mode: 'ok' | 'fail' | 'redirect' | 'hang' = 'ok';
+  const concurrency = { open: 0, max: 0 };
   const server = http.createServer((req, res) => {
+    concurrency.open += 1;
+    concurrency.max = Math.max(concurrency.max, concurrency.open);
+    res.on('close', () => (concurrency.open -= 1));
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', () => {
@@ -45,6 +49,8 @@ export async function startWebhookReceiver() {
     port,
     received,
     hosts,
+    /** Requests not answered yet, now and at most. */
+    concurrency,
     /** Event ids answered with 2xx. */
     delivered: () => received.filter((r) => r.status === 204).map((r) => r.eventId),
     setMode: (m: typeof mode) => (mode = m),
