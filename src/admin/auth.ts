@@ -6,6 +6,7 @@ import { verifyCredential } from '../core/credentials.ts';
 import { effectivePermissions } from '../core/memberships.ts';
 import { permissionsOf, type Permission } from '../core/roles.ts';
 import { resolveSession } from '../core/sessions.ts';
+import { crossSiteReason } from '../http/csrf.ts';
 import { readSessionCookie } from '../http/session-cookie.ts';
 
 /**
@@ -29,11 +30,17 @@ declare module 'express-serve-static-core' {
 /**
  * Authenticates an admin API call: `Authorization: Bearer <admin API key>` or the session cookie
  * of a signed-in member. Either way the caller is bound to one organization; every route works
- * on that organization only.
+ * on that organization only. A state-changing call on the cookie must come from orgsync's own
+ * pages (see crossSiteReason); a Bearer key is not sent by the browser by itself and needs no check.
  */
 export function authenticate(ctx: AppContext): RequestHandler {
   return asyncHandler(async (req, res, next) => {
     try {
+      const crossSite = req.get('authorization') ? null : crossSiteReason(req, ctx.config.publicUrl);
+      if (crossSite && readSessionCookie(req)) {
+        res.status(403).json({ error: 'cross_site_request', message: `request refused: ${crossSite}` });
+        return;
+      }
       const principal = await principalOf(ctx, req);
       if (!principal) {
         res.setHeader('www-authenticate', 'Bearer realm="orgsync"');

@@ -4,6 +4,7 @@ import type { AppContext } from '../context.ts';
 import { DomainError } from '../core/errors.ts';
 import { acceptInvitation, findInvitationByToken, SIGNED_IN_AS_SOMEONE_ELSE } from '../core/invitations.ts';
 import { createSession, resolveSession } from '../core/sessions.ts';
+import { crossSiteReason } from '../http/csrf.ts';
 import { readSessionCookie, setSessionCookie } from '../http/session-cookie.ts';
 
 const escape = (text: string) =>
@@ -14,7 +15,9 @@ function page(res: Response, status: number, title: string, body: string): void 
     .status(status)
     .set({
       'cache-control': 'no-store',
-      'referrer-policy': 'no-referrer',
+      // Not no-referrer: that makes the form's POST carry `Origin: null`; same-origin sends the
+      // Origin (and the token-bearing Referer) to orgsync only.
+      'referrer-policy': 'same-origin',
       'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
     })
     .type('html')
@@ -90,6 +93,12 @@ ${
     '/accept',
     asyncHandler(async (req, res, next) => {
       try {
+        // Against login CSRF: another site posting its own invitation's token signs the browser in.
+        const crossSite = crossSiteReason(req, ctx.config.publicUrl);
+        if (crossSite) {
+          page(res, 403, 'Request refused', `<p>This form was not sent from orgsync: ${escape(crossSite)}.</p>`);
+          return;
+        }
         const body = req.body as Record<string, string | undefined>;
         const names = {
           givenName: body.givenName?.trim().slice(0, 200) || undefined,

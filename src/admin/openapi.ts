@@ -235,6 +235,10 @@ const SCHEMAS: Record<string, unknown> = {
     enabled: { type: 'boolean' },
     allowedReturnUrls: { ...strings, description: 'URL prefixes (besides PUBLIC_URL) a sign-in may return to' },
     clockSkewSeconds: { type: 'integer', minimum: 0, maximum: 600 },
+    updateProfile: {
+      type: 'boolean',
+      description: "sign-ins replace an existing account's name with the assertion's (default false)",
+    },
   }),
   Error: obj({ error: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } }, [
     'error',

@@ -64,6 +64,7 @@ export function syncAdminRouter(ctx: AppContext): Router {
         ctx.config.serverSecret,
         { organizationId: p.organizationId, ...input },
         p.actor,
+        { allowPrivateNetworks: ctx.config.reconciler.webhookAllowPrivateNetworks },
       );
       res.status(201).json(created);
     }),

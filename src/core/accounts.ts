@@ -37,6 +37,25 @@ export async function getAccount(db: Db, id: string): Promise<Account | null> {
 }
 
 /**
+ * Replaces a person's name with what an authoritative source says (a SAML connection set to
+ * update profiles); a missing part is left as it is. Answers the account as it now is.
+ */
+export async function updateAccountName(
+  db: Db,
+  id: string,
+  names: { givenName: string | null; familyName: string | null },
+): Promise<Account> {
+  const [row] = await db<Account[]>`
+    update accounts set
+      given_name = coalesce(${names.givenName}, given_name),
+      family_name = coalesce(${names.familyName}, family_name),
+      updated_at = now()
+    where id = ${id}
+    returning *`;
+  return row!;
+}
+
+/**
  * The account for an email, created if new. Names fill in only what the account lacks: the
  * account is shared across organizations, and one organization's IdP must not rename a person
  * for every other organization.

@@ -2,9 +2,10 @@ import type { Db } from '../storage/database.ts';
 import { firstRow } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
-import { invalid, notFound } from './errors.ts';
+import { notFound } from './errors.ts';
 import { isUuid } from './ids.ts';
 import { generateSecret, sealSecret } from './secrets.ts';
+import { checkWebhookUrlOnSave, type WebhookUrlPolicy } from './webhook-url.ts';
 
 export interface WebhookEndpoint {
   organizationId: string;
@@ -17,21 +18,18 @@ export interface WebhookEndpoint {
 
 const COLUMNS = 'organization_id, id, url, events, enabled, created_at';
 
-/** Registers a webhook URL; the signing secret is returned once and kept sealed. */
+/**
+ * Registers a webhook URL (refused now when it names a private address: see webhook-url.ts); the
+ * signing secret is returned once and kept sealed.
+ */
 export async function createWebhookEndpoint(
   db: Db,
   serverSecret: string,
   input: { organizationId: string; url: string; events?: string[] },
   actor: Actor,
+  policy: WebhookUrlPolicy,
 ): Promise<WebhookEndpoint & { secret: string }> {
-  let url: URL;
-  try {
-    url = new URL(input.url);
-  } catch {
-    throw invalid(`not a URL: ${JSON.stringify(input.url)}`);
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw invalid('a webhook URL must be http(s)');
-  if (url.username || url.password) throw invalid('a webhook URL must not carry credentials');
+  const url = await checkWebhookUrlOnSave(input.url, policy);
   const events = input.events?.length ? [...new Set(input.events)] : ['*'];
   const secret = generateSecret('webhook');
   const endpoint = firstRow(

@@ -37,6 +37,7 @@ const settings = {
   enabled: z.boolean(),
   allowedReturnUrls: z.array(z.url({ protocol: /^https?$/ })).max(20),
   clockSkewSeconds: z.number().int().min(0).max(600),
+  updateProfile: z.boolean(),
 };
 const createInput = z
   .object(settings)

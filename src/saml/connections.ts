@@ -26,6 +26,8 @@ export interface SamlConnection {
   enabled: boolean;
   allowedReturnUrls: string[];
   clockSkewSeconds: number;
+  /** Sign-ins replace an existing account's name with the assertion's (off: names only fill a new account). */
+  updateProfile: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -40,6 +42,7 @@ export interface ConnectionInput {
   enabled?: boolean;
   allowedReturnUrls?: string[];
   clockSkewSeconds?: number;
+  updateProfile?: boolean;
 }
 
 const target = (id: string) => ({ type: 'saml_connection', id });
@@ -80,10 +83,10 @@ export async function createConnection(
     const row = firstRow(
       await db<SamlConnection[]>`
       insert into saml_connections (organization_id, name, idp_entity_id, sso_url, certificates, attribute_mapping,
-                                    allow_idp_initiated, enabled, allowed_return_urls, clock_skew_seconds)
+                                    allow_idp_initiated, enabled, allowed_return_urls, clock_skew_seconds, update_profile)
       values (${organizationId}, ${checked.name}, ${checked.idpEntityId}, ${checked.ssoUrl}, ${checked.certificates}::text[],
               ${db.json((checked.attributeMapping ?? {}) as never)}, ${checked.allowIdpInitiated ?? true}, ${checked.enabled ?? true},
-              ${checked.allowedReturnUrls ?? []}::text[], ${checked.clockSkewSeconds ?? 120})
+              ${checked.allowedReturnUrls ?? []}::text[], ${checked.clockSkewSeconds ?? 120}, ${checked.updateProfile ?? false})
       returning *`,
     );
     await recordAudit(db, organizationId, actor, 'saml_connection.created', target(row.id), {
@@ -120,7 +123,7 @@ export async function updateConnection(
         certificates = ${next.certificates}::text[], attribute_mapping = ${db.json((next.attributeMapping ?? {}) as never)},
         allow_idp_initiated = ${next.allowIdpInitiated ?? true}, enabled = ${next.enabled ?? true},
         allowed_return_urls = ${next.allowedReturnUrls ?? []}::text[], clock_skew_seconds = ${next.clockSkewSeconds ?? 120},
-        updated_at = now()
+        update_profile = ${next.updateProfile ?? false}, updated_at = now()
       where organization_id = ${organizationId} and id = ${current.id}
       returning *`,
     );

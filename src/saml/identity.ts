@@ -54,18 +54,39 @@ export interface SamlIdentity {
 }
 
 const MAX_GROUPS = 500;
+const EMAIL_NAME_ID = 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress';
 
-/** Who signed in, read through the connection's mapping (or the defaults) from the signed assertion. */
+/**
+ * Who signed in, read through the connection's mapping (or the defaults) from the signed assertion.
+ * The email is the identity an account is matched on, so it must be unambiguous: every value of
+ * every email attribute tried (not just the first found) must be the same address, and agree with
+ * an emailAddress-format NameID; otherwise the sign-in is refused (`ambiguous_identity`) rather
+ * than letting the order of values pick the account. Names and groups are not identities: the
+ * first value is used.
+ */
 export function identityOf(assertion: VerifiedAssertion, mapping: AttributeMapping): SamlIdentity {
+  const namesOf = (key: keyof AttributeMapping) => (mapping[key] ? [mapping[key]] : DEFAULT_ATTRIBUTES[key]);
   const values = (key: keyof AttributeMapping): string[] => {
-    const names = mapping[key] ? [mapping[key]] : DEFAULT_ATTRIBUTES[key];
-    for (const name of names) {
+    for (const name of namesOf(key)) {
       const found = assertion.attributes.get(name);
       if (found && found.length > 0) return found;
     }
     return [];
   };
-  const email = values('email')[0] ?? (isValidEmail(assertion.nameId) ? assertion.nameId : null);
+  const emails = distinctAddresses(namesOf('email').flatMap((name) => assertion.attributes.get(name) ?? []));
+  if (emails.length > 1)
+    refuse(
+      'ambiguous_identity',
+      `the assertion carries ${emails.length} different email addresses: ${emails.join(', ')}`,
+    );
+  // An emailAddress NameID names an address (one that is not an address names nothing to compare).
+  const nameIdIsEmail = assertion.nameIdFormat === EMAIL_NAME_ID && isValidEmail(assertion.nameId);
+  if (nameIdIsEmail && emails.length === 1 && emails[0]!.toLowerCase() !== assertion.nameId.trim().toLowerCase())
+    refuse(
+      'ambiguous_identity',
+      `the email attribute ${emails[0]} disagrees with the emailAddress NameID ${assertion.nameId}`,
+    );
+  const email = emails[0] ?? (isValidEmail(assertion.nameId) ? assertion.nameId : null);
   if (!email || !isValidEmail(email)) {
     refuse('no_email', 'the assertion carries no email address (send an email attribute, or an email NameID)');
   }
@@ -83,4 +104,13 @@ export function identityOf(assertion: VerifiedAssertion, mapping: AttributeMappi
     familyName: values('lastName')[0] ?? null,
     groups,
   };
+}
+
+/** Trimmed, without repeats (addresses compare case-insensitively, as accounts do). */
+function distinctAddresses(values: string[]): string[] {
+  const byKey = new Map<string, string>();
+  for (const value of values.map((v) => v.trim()).filter((v) => v !== '')) {
+    if (!byKey.has(value.toLowerCase())) byKey.set(value.toLowerCase(), value);
+  }
+  return [...byKey.values()];
 }

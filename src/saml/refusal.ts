@@ -1,6 +1,7 @@
 /** Why a sign-in was refused; recorded in the SSO attempt log and shown on the error page. */
 export type RefusalReason =
   | 'oversized'
+  | 'xml_too_deep'
   | 'malformed'
   | 'doctype'
   | 'schema_invalid'
@@ -26,6 +27,7 @@ export type RefusalReason =
   | 'replayed_assertion'
   | 'relay_state_not_allowed'
   | 'no_email'
+  | 'ambiguous_identity'
   | 'not_allowed_to_join'
   | 'membership_suspended'
   | 'membership_removed';

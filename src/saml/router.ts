@@ -7,6 +7,7 @@ import { recordAudit } from '../core/audit.ts';
 import { effectivePermissions, effectiveRoles } from '../core/memberships.ts';
 import { findOrganization, type Organization } from '../core/organizations.ts';
 import { DEFAULT_SESSION_TTL_SECONDS, createSession, endSession, resolveSession } from '../core/sessions.ts';
+import { crossSiteReason } from '../http/csrf.ts';
 import { clearSessionCookie, readSessionCookie, setSessionCookie } from '../http/session-cookie.ts';
 import { inTransaction, type Tx } from '../storage/database.ts';
 import { recordAttempt } from './attempts.ts';
@@ -79,6 +80,11 @@ export function samlRouter(ctx: AppContext, bodyLimit: number): Router {
     '/logout',
     asyncHandler(async (req, res, next) => {
       try {
+        const crossSite = crossSiteReason(req, ctx.config.publicUrl);
+        if (crossSite) {
+          res.status(403).json({ error: 'cross_site_request', message: `request refused: ${crossSite}` });
+          return;
+        }
         const cookie = readSessionCookie(req);
         if (cookie) await endSession(ctx.sql, ctx.config.serverSecret, cookie);
         clearSessionCookie(res, secureCookie);

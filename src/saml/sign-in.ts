@@ -1,4 +1,4 @@
-import { ensureAccount, findAccountByEmail } from '../core/accounts.ts';
+import { ensureAccount, findAccountByEmail, updateAccountName } from '../core/accounts.ts';
 import type { Actor } from '../core/actor.ts';
 import { recordAudit } from '../core/audit.ts';
 import { isInVerifiedDomain } from '../core/domains.ts';
@@ -59,11 +59,14 @@ export async function signIn(
       `${identity.email} is not a member of ${organization.name} and cannot join by itself`,
     );
 
-  const account = await ensureAccount(tx, {
-    email: identity.email,
-    givenName: identity.givenName,
-    familyName: identity.familyName,
-  });
+  // The assertion's names make a new account's profile; an existing account (shared with other
+  // organizations, maybe named by its owner) keeps its name unless the connection updates profiles.
+  const names = { givenName: identity.givenName, familyName: identity.familyName };
+  const account = !known
+    ? await ensureAccount(tx, { email: identity.email, ...names })
+    : connection.updateProfile && (names.givenName !== null || names.familyName !== null)
+      ? await updateAccountName(tx, known.id, names)
+      : known;
   const actor: Actor = { type: 'account', id: account.id, name: account.email, channel: 'sso' };
   let membership = existing!;
   if (path === 'invitation' || path === 'verified_domain') {

@@ -42,12 +42,16 @@ const CONTENT_ENCRYPTION_METHODS = new Set([
 ]);
 const WEAK_CONTENT_ENCRYPTION_METHODS = new Set(['http://www.w3.org/2001/04/xmlenc#tripledes-cbc']);
 const USE_AES = 'use AES-128 or AES-256, CBC or GCM';
+const SUBJECT_IDS = ['NameID', 'BaseID', 'EncryptedID'];
 
 /** The parts of a response the signature covers, once every check has passed. */
 export interface VerifiedAssertion {
   assertionId: string;
   issuer: string;
   nameId: string;
+  /** The NameID's Format attribute, if any (an emailAddress NameID must agree with the email). */
+  nameIdFormat: string | null;
+  /** Every value of every attribute, same-name attributes merged: identityOf judges conflicts. */
   attributes: Map<string, string[]>;
   /** From the signed SubjectConfirmationData (or the Response when it is signed). */
   inResponseTo: string | null;
@@ -73,7 +77,11 @@ export function readResponse(xml: string): { doc: Document; claimedIssuer: strin
   try {
     doc = parseUntrustedXml(xml);
   } catch (error) {
-    if (error instanceof UnsafeXmlError) refuse(error.kind === 'doctype' ? 'doctype' : 'malformed', error.message);
+    if (error instanceof UnsafeXmlError)
+      refuse(
+        ({ doctype: 'doctype', too_deep: 'xml_too_deep', malformed: 'malformed' } as const)[error.kind],
+        error.message,
+      );
     throw error;
   }
   const root = doc.documentElement;
@@ -200,6 +208,14 @@ function checkStructure(root: Element): void {
   // Canonicalization drops comments, so a comment can split a signed NameID into a shorter identity.
   if (containsComment(assertions[0]!))
     refuse('comment_in_assertion', 'the assertion contains an XML comment (it could truncate the NameID)');
+  // Before the schema check, which would refuse it too but without saying what is wrong.
+  const subject = childElement(assertions[0]!, NS.assertion, 'Subject');
+  const subjectIds = subject ? SUBJECT_IDS.flatMap((name) => childElements(subject, NS.assertion, name)) : [];
+  if (subjectIds.length > 1)
+    refuse(
+      'ambiguous_identity',
+      `the assertion's Subject names ${subjectIds.length} identities (NameID, BaseID or EncryptedID)`,
+    );
 
   const ids = new Set<string>();
   for (const element of elements) {
@@ -380,6 +396,7 @@ function readAssertion(
     assertionId: assertion.getAttribute('ID') ?? refuse('malformed', 'the assertion has no ID'),
     issuer,
     nameId,
+    nameIdFormat: nameIdElement!.getAttribute('Format') || null,
     attributes: readAttributes(assertion),
     inResponseTo,
     // Set whenever the bearer NotOnOrAfter is, and the checks above refused its absence.

@@ -44,6 +44,29 @@ async function tokenMailedTo(to: string): Promise<string> {
 }
 
 describe('invitations', () => {
+  it('the accept form refuses a POST from another site (login CSRF) and keeps the invitation', async () => {
+    await invite({ emails: 'csrf@x.test' }).expect(201);
+    const token = await tokenMailedTo('csrf@x.test');
+    for (const headers of [{ 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example' }, {}]) {
+      const res = await request(app)
+        .post('/invitations/accept')
+        .set(headers)
+        .type('form')
+        .send({ token, givenName: 'C', familyName: 'S' })
+        .expect(403);
+      expect(res.text).toContain('not sent from orgsync');
+      expect(res.headers['set-cookie']).toBeUndefined();
+    }
+    const [row] = await ctx.sql<{ status: string }[]>`select status from invitations where email = 'csrf@x.test'`;
+    expect(row!.status).toBe('pending');
+    await request(app)
+      .post('/invitations/accept')
+      .set('origin', 'https://orgsync.test')
+      .type('form')
+      .send({ token, givenName: 'C', familyName: 'S' })
+      .expect(200);
+  });
+
   it('invite several addresses separated by spaces, commas or new lines, with a per-address result', async () => {
     const group = await createGroup(
       ctx.sql,
@@ -94,6 +117,7 @@ describe('invitations', () => {
     expect(form.text).toContain('name="givenName"');
     const accepted = await request(app)
       .post('/invitations/accept')
+      .set('sec-fetch-site', 'same-origin')
       .type('form')
       .send({ token, givenName: 'Dee', familyName: 'Doe' })
       .expect(200);
@@ -106,7 +130,12 @@ describe('invitations', () => {
       roles: ['billing'],
       givenName: 'Dee',
     });
-    const reused = await request(app).post('/invitations/accept').type('form').send({ token }).expect(410);
+    const reused = await request(app)
+      .post('/invitations/accept')
+      .set('sec-fetch-site', 'same-origin')
+      .type('form')
+      .send({ token })
+      .expect(410);
     expect(reused.text).toContain('already been accepted');
     await request(app).get('/invitations/accept?token=osinv_bogus').expect(404);
   });
@@ -127,6 +156,7 @@ describe('invitations', () => {
     await request(app).get(`/invitations/accept?token=${old}`).expect(404);
     await request(app)
       .post('/invitations/accept')
+      .set('sec-fetch-site', 'same-origin')
       .type('form')
       .send({ token: fresh, givenName: 'Eve', familyName: 'E' })
       .expect(200);
@@ -144,9 +174,16 @@ describe('invitations', () => {
     const inv = (await invite({ emails: 'gus@x.test' }).expect(201)).body.results[0].invitation;
     const token = await tokenMailedTo('gus@x.test');
     await ctx.sql`update invitations set expires_at = now() - interval '1 minute' where id = ${inv.id}`;
-    expect((await request(app).post('/invitations/accept').type('form').send({ token }).expect(410)).text).toContain(
-      'expired',
-    );
+    expect(
+      (
+        await request(app)
+          .post('/invitations/accept')
+          .set('sec-fetch-site', 'same-origin')
+          .type('form')
+          .send({ token })
+          .expect(410)
+      ).text,
+    ).toContain('expired');
     expect((await ctx.sql`select status from memberships where account_id = ${inv.accountId}`)[0]!.status).toBe(
       'invited',
     );
@@ -169,6 +206,7 @@ describe('invitations', () => {
     expect(form.text).toContain('signed in as someone else');
     const refused = await request(app)
       .post('/invitations/accept')
+      .set('sec-fetch-site', 'same-origin')
       .type('form')
       .set('cookie', `${SESSION_COOKIE}=${other}`)
       .send({ token })
@@ -182,7 +220,12 @@ describe('invitations', () => {
     // The emailed link proves the address: no sign-in needed (their organization may have no SSO).
     const page = await request(app).get(`/invitations/accept?token=${token}`).expect(200);
     expect(page.text).toContain('Accept and join');
-    const accepted = await request(app).post('/invitations/accept').type('form').send({ token }).expect(200);
+    const accepted = await request(app)
+      .post('/invitations/accept')
+      .set('sec-fetch-site', 'same-origin')
+      .type('form')
+      .send({ token })
+      .expect(200);
     expect(accepted.headers['set-cookie']![0]).toMatch(new RegExp(`^${SESSION_COOKIE}=`));
     const [m] =
       await ctx.sql`select status, roles from memberships where organization_id = ${a.organization.id} and account_id = ${accountId}`;
@@ -201,6 +244,7 @@ describe('invitations', () => {
     });
     await request(app)
       .post('/invitations/accept')
+      .set('sec-fetch-site', 'same-origin')
       .type('form')
       .set('cookie', `${SESSION_COOKIE}=${own}`)
       .send({ token: again })
@@ -234,6 +278,7 @@ describe('invitations', () => {
     const inv = (await invite({ emails: 'jo@x.test', groupIds: [group.id] }).expect(201)).body.results[0].invitation;
     await request(app)
       .post('/invitations/accept')
+      .set('sec-fetch-site', 'same-origin')
       .type('form')
       .send({ token: await tokenMailedTo('jo@x.test'), givenName: 'Jo', familyName: 'J' })
       .expect(200);

@@ -38,6 +38,8 @@ beforeAll(async () => {
 afterAll(async () => ctx.database.close());
 
 const as = (key: string) => ({ authorization: `Bearer ${key}` });
+/** What the console sends with a cookie call (the API's CSRF check). */
+const fromConsole = { 'x-orgsync-csrf': '1' };
 const keyWith = async (roles: string[], expiresAt?: Date) =>
   (
     await issueCredential(
@@ -164,13 +166,14 @@ describe('members', () => {
       .send({ roles: ['admin'] })
       .expect(200);
     const cookie = await session(ids[4]!);
-    const self = await request(app).delete(`/api/members/${ids[4]}`).set('cookie', cookie).expect(409);
+    const self = await request(app).delete(`/api/members/${ids[4]}`).set(fromConsole).set('cookie', cookie).expect(409);
     expect(self.body.message).toMatch(/cannot remove yourself/);
-    await request(app).post('/api/leave').set('cookie', cookie).expect(204);
+    await request(app).post('/api/leave').set(fromConsole).set('cookie', cookie).expect(204);
     // Leaving ended the membership, and with it the session.
-    await request(app).get('/api/members').set('cookie', cookie).expect(401);
+    await request(app).get('/api/members').set(fromConsole).set('cookie', cookie).expect(401);
     await request(app)
       .post('/api/leave')
+      .set(fromConsole)
       .set('cookie', await session(a.owner.id))
       .expect(409);
     await request(app).post('/api/leave').set(as(a.adminKey)).expect(400);
@@ -200,6 +203,7 @@ describe('members: permissions, keys and pending rows', () => {
       (
         await request(app)
           .put(`/api/members/${ids[0]}/roles`)
+          .set(fromConsole)
           .set('cookie', cookie)
           .send({ roles: ['member'] })
           .expect(403)
@@ -267,6 +271,7 @@ describe('members: permissions, keys and pending rows', () => {
     const cookie = await session(target);
     const self = await request(app)
       .put(`/api/members/${target}/roles`)
+      .set(fromConsole)
       .set('cookie', cookie)
       .send({ roles: ['admin', 'owner'] })
       .expect(403);

@@ -122,6 +122,7 @@ describe('single-organization policy', () => {
     await ctx.sql`insert into memberships (organization_id, account_id, status, source, roles) values (${x.organization.id}, ${inv.accountId}, 'active', 'admin', '{member}')`;
     const page = await request(app)
       .post('/invitations/accept')
+      .set('sec-fetch-site', 'same-origin')
       .type('form')
       .send({ token, givenName: 'L', familyName: 'L' })
       .expect(409);

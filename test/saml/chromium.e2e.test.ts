@@ -98,8 +98,10 @@ describe('SP-initiated sign-in in Chromium over http://localhost with a cross-si
     try {
       // The Cookie header as sent (allHeaders: the network layer adds cookies).
       const acsRequests: Promise<string>[] = [];
+      const landingRequests: Promise<string>[] = [];
       page.on('request', (r) => {
         if (r.url().endsWith('/saml/demo/acs')) acsRequests.push(r.allHeaders().then((h) => h.cookie ?? ''));
+        if (new URL(r.url()).pathname === '/welcome') landingRequests.push(r.allHeaders().then((h) => h.cookie ?? ''));
       });
       autoPost = false;
       await page.goto(`${publicUrl}/saml/demo/login?returnTo=/welcome`);
@@ -119,7 +121,17 @@ describe('SP-initiated sign-in in Chromium over http://localhost with a cross-si
       expect(sent).not.toMatch(/orgsync_saml_lax-/);
       const after = await chromium.context.cookies();
       expect(after.filter((c) => c.name.startsWith('orgsync_saml'))).toEqual([]);
-      expect(after.map((c) => c.name)).toContain('orgsync_session');
+      const session = after.find((c) => c.name === 'orgsync_session');
+      expect(session?.sameSite).toBe('Strict');
+      // SameSite=Strict: the redirect from the IdP's cross-site POST lands without the session
+      // (the chain began on another site) ...
+      expect(landingRequests).toHaveLength(1);
+      expect(await landingRequests[0]!).not.toMatch(/orgsync_session=/);
+      // ... while the landing page's own calls and any later navigation carry it.
+      const me = await page.evaluate(async () => (await fetch('/saml/me')).status);
+      expect(me).toBe(200);
+      const later = await page.goto(`${publicUrl}/saml/me`);
+      expect(later?.status()).toBe(200);
     } finally {
       await page.close();
       await chromium.context.clearCookies();

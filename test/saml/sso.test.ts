@@ -35,7 +35,7 @@ describe('SAML sign-in', () => {
     expect(cookie).toMatch(/orgsync_session=/);
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/Secure/);
-    expect(cookie).toMatch(/SameSite=Lax/);
+    expect(cookie).toMatch(/SameSite=Strict/);
     expect(await lastAttempt(f)).toMatchObject({ outcome: 'success', reason: 'member', nameId: 'owner@acme.test' });
 
     const me = await request(f.app).get('/saml/me').set('cookie', cookie.split(';')[0]!).expect(200);
@@ -44,7 +44,11 @@ describe('SAML sign-in', () => {
     expect(me.body.roles).toEqual(['owner']);
     expect(me.body.permissions).toContain('org:manage');
 
-    const logout = await request(f.app).post('/saml/logout').set('cookie', cookie.split(';')[0]!).expect(204);
+    const logout = await request(f.app)
+      .post('/saml/logout')
+      .set('x-orgsync-csrf', '1')
+      .set('cookie', cookie.split(';')[0]!)
+      .expect(204);
     // The browser drops the cookie: empty, expiring in the past.
     const cleared = logout.headers['set-cookie']![0]!;
     expect(cleared).toMatch(/^orgsync_session=;/);

@@ -10,12 +10,14 @@ export interface ReceivedWebhook {
 
 /**
  * A real HTTP server on loopback that records webhook posts. `mode` decides each answer:
- * 'ok' (204), 'fail' (500) or 'hang' (never answers; the request is recorded as status 0).
+ * 'ok' (204), 'fail' (500), 'redirect' (302 to another path of its own) or 'hang' (never answers;
+ * the request is recorded as status 0). `hosts` are the Host headers received.
  */
 export async function startWebhookReceiver() {
   const received: ReceivedWebhook[] = [];
   const hanging = new Set<http.ServerResponse>();
-  let mode: 'ok' | 'fail' | 'hang' = 'ok';
+  const hosts: string[] = [];
+  let mode: 'ok' | 'fail' | 'redirect' | 'hang' = 'ok';
   const concurrency = { open: 0, max: 0 };
   const server = http.createServer((req, res) => {
     concurrency.open += 1;
@@ -24,6 +26,7 @@ export async function startWebhookReceiver() {
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', () => {
+      hosts.push(String(req.headers.host));
       const entry = {
         eventId: String(req.headers['orgsync-event-id']),
         signature: String(req.headers['orgsync-signature']),
@@ -35,15 +38,17 @@ export async function startWebhookReceiver() {
         hanging.add(res);
         return;
       }
-      entry.status = mode === 'ok' ? 204 : 500;
-      res.writeHead(entry.status).end();
+      entry.status = { ok: 204, fail: 500, redirect: 302 }[mode];
+      res.writeHead(entry.status, mode === 'redirect' ? { location: '/elsewhere' } : {}).end();
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}/hooks`,
+    port,
     received,
+    hosts,
     /** Requests not answered yet, now and at most. */
     concurrency,
     /** Event ids answered with 2xx. */

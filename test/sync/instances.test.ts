@@ -37,7 +37,9 @@ beforeAll(async () => {
   base = await createTestContext({ WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true', DELIVERY_BACKOFF_MS: '10' });
   receiver = await startWebhookReceiver();
   orgId = (await createTestOrganization(base, 'multi')).organization.id;
-  await createWebhookEndpoint(base.sql, base.config.serverSecret, { organizationId: orgId, url: receiver.url }, admin);
+  await createWebhookEndpoint(base.sql, base.config.serverSecret, { organizationId: orgId, url: receiver.url }, admin, {
+    allowPrivateNetworks: true,
+  });
 });
 afterAll(async () => {
   await Promise.all(instances.map((i) => i.ctx.sql.end()));

@@ -32,7 +32,9 @@ async function until(what: string, condition: () => Promise<boolean> | boolean, 
 }
 
 async function webhook(ctx: AppContext, organizationId: string, receiver: Receiver) {
-  await createWebhookEndpoint(ctx.sql, ctx.config.serverSecret, { organizationId, url: receiver.url }, admin);
+  await createWebhookEndpoint(ctx.sql, ctx.config.serverSecret, { organizationId, url: receiver.url }, admin, {
+    allowPrivateNetworks: true,
+  });
 }
 
 async function queueInvitationEmail(ctx: AppContext, organizationId: string, email: string) {

@@ -53,6 +53,7 @@ beforeAll(async () => {
       ctx.config.serverSecret,
       { organizationId: org.organization.id, url: receiver.url },
       admin,
+      { allowPrivateNetworks: true },
     );
   await reconcilerOn(ctx).events(); // the organizations' own events
 });

@@ -28,7 +28,9 @@ beforeAll(async () => {
   receiver = await startWebhookReceiver();
   orgId = (await createTestOrganization(ctx, 'recon')).organization.id;
   secret = (
-    await createWebhookEndpoint(ctx.sql, ctx.config.serverSecret, { organizationId: orgId, url: receiver.url }, admin)
+    await createWebhookEndpoint(ctx.sql, ctx.config.serverSecret, { organizationId: orgId, url: receiver.url }, admin, {
+      allowPrivateNetworks: true,
+    })
   ).secret;
   reconciler = createReconciler(ctx);
   await reconciler.runOnce();
@@ -133,15 +135,15 @@ describe('webhooks', () => {
     const strict = await createTestContext({ DELIVERY_MAX_ATTEMPTS: '1' });
     try {
       const org = (await createTestOrganization(strict, 'strict')).organization.id;
-      await createWebhookEndpoint(
-        strict.sql,
-        strict.config.serverSecret,
-        { organizationId: org, url: receiver.url },
-        admin,
-      );
+      const input = { organizationId: org, url: receiver.url };
+      await expect(
+        createWebhookEndpoint(strict.sql, strict.config.serverSecret, input, admin, { allowPrivateNetworks: false }),
+      ).rejects.toThrow(/not a public address: 127\.0\.0\.1 \(loopback/);
+      // Saved while allowed (or before its DNS changed): each delivery checks again.
+      await createWebhookEndpoint(strict.sql, strict.config.serverSecret, input, admin, { allowPrivateNetworks: true });
       await createReconciler(strict).runOnce();
       const [d] = await strict.sql`select status, last_error from deliveries where organization_id = ${org} limit 1`;
-      expect(d).toMatchObject({ status: 'dead', lastError: expect.stringMatching(/private address/) });
+      expect(d).toMatchObject({ status: 'dead', lastError: expect.stringMatching(/not a public address/) });
       expect(receiver.received).toHaveLength(0);
     } finally {
       await strict.database.close();

@@ -1,8 +1,10 @@
 // The console talks to orgsync through the admin API only. A signed-in member's session cookie
 // goes along by itself; an admin API key pasted at sign-in is kept in sessionStorage (this tab
-// only, gone when it closes) and sent as a Bearer token.
+// only, gone when it closes) and sent as a Bearer token. Every call carries X-Orgsync-Csrf: the
+// API refuses a state-changing cookie call that shows neither it nor orgsync's own Origin.
 
 const KEY_STORAGE = 'orgsync.console.adminKey';
+export const CSRF_HEADER = 'x-orgsync-csrf';
 
 export const base = document.body.dataset.base || '/console';
 
@@ -50,7 +52,7 @@ function describe(status, body) {
  * @param {{ contentType?: string }} [options]
  */
 export async function api(method, path, body, { contentType } = {}) {
-  const headers = { accept: 'application/json' };
+  const headers = { accept: 'application/json', [CSRF_HEADER]: '1' };
   const key = adminKey();
   if (key) headers.authorization = `Bearer ${key}`;
   let payload;

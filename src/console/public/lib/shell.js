@@ -1,7 +1,7 @@
 // What every signed-in page does first: find out who is calling (GET /api/organization), show
 // the organization and the caller, wire "Sign out", then hand the page area to the page module.
 
-import { api, base, forgetAdminKey } from './api.js';
+import { CSRF_HEADER, api, base, forgetAdminKey } from './api.js';
 import { $, replace, showError } from './dom.js';
 
 /**
@@ -12,7 +12,9 @@ export async function startPage(render) {
   $('#sign-out')?.addEventListener('click', async () => {
     forgetAdminKey();
     // Ends an SSO session too; where SAML sign-in is not there, the call changes nothing.
-    await fetch('/saml/logout', { method: 'POST', credentials: 'same-origin' }).catch(() => {});
+    await fetch('/saml/logout', { method: 'POST', credentials: 'same-origin', headers: { [CSRF_HEADER]: '1' } }).catch(
+      () => {},
+    );
     location.assign(`${base}/sign-in?signedOut=1`);
   });
   const area = $('#page');
