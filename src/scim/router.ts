@@ -25,7 +25,7 @@ export function scimRouter(app: AppContext): Router {
   // Authenticated (and rate limited) before the body is read: an unknown caller gets its 401
   // without its body being parsed, and a known one's malformed body is in its request log.
   router.use(authenticateScim(app));
-  router.use(rateLimitPerToken(app.config.scimRateLimit));
+  router.use(rateLimitPerToken(app.sql, app.config.scimRateLimit));
   router.use(express.json({ type: ['application/scim+json', 'application/json'], limit: app.config.bodyLimit }));
   router.use(normalizeBodies);
 
