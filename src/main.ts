@@ -2,6 +2,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import { openContext } from './context.ts';
 import { createDemoOrganizationOnFirstStart } from './demo.ts';
 import { startServer } from './http/server.ts';
+import { startMetricsServer } from './http/metrics.ts';
 import { createLogger } from './log.ts';
 import { createReconciler } from './sync/index.ts';
 
@@ -21,6 +22,8 @@ try {
   const running = await startServer(ctx);
   const reconciler = config.reconciler.enabled ? createReconciler(ctx) : null;
   reconciler?.start();
+  const metrics = config.metrics.port === undefined ? null : await startMetricsServer(ctx, config.metrics.port);
+  if (metrics) log.info({ url: metrics.url }, 'metrics listening');
   log.info({ url: running.url, publicUrl: config.publicUrl, database: ctx.database.kind }, 'orgsync listening');
   if (demo) {
     process.stdout.write(
@@ -39,7 +42,10 @@ try {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       running
-        .shutdown(signal, () => reconciler?.stop())
+        .shutdown(signal, async () => {
+          await reconciler?.stop();
+          await metrics?.close();
+        })
         .then(
           () => process.exit(0),
           (error) => {

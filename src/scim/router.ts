@@ -9,6 +9,7 @@ import { MAX_PAGE_SIZE } from './list.ts';
 import { normalizeUser, isObject, normalizeValue } from './normalize.ts';
 import { rateLimitPerToken } from './rate-limit.ts';
 import { requestLog } from './request-log.ts';
+import { scimOperations, scimOutcome } from '../metrics.ts';
 import { createUserResponse, listUsersResponse, patchUser, userHandlers } from './users.ts';
 
 /**
@@ -22,6 +23,7 @@ export function scimRouter(app: AppContext): Router {
   declareResources(app);
   const router = Router();
   router.use(requestLog(app));
+  router.use(countOperations);
   // Authenticated (and rate limited) before the body is read: an unknown caller gets its 401
   // without its body being parsed, and a known one's malformed body is in its request log.
   router.use(authenticateScim(app));
@@ -188,3 +190,14 @@ function advertiseCapabilities(): void {
     changePassword: false,
   });
 }
+
+const RESOURCE = /^\/(Users|Groups|Schemas|ResourceTypes|ServiceProviderConfig)\b/;
+
+/** Counts every SCIM request by method, resource type and outcome (for /metrics). */
+const countOperations: RequestHandler = (req, res, next) => {
+  const resource = RESOURCE.exec(req.path)?.[1] ?? 'other';
+  res.on('finish', () => {
+    scimOperations.inc({ method: req.method, resource, outcome: scimOutcome(res.statusCode) });
+  });
+  next();
+};

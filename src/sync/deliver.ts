@@ -1,3 +1,4 @@
+import { deliveryOutcomes } from '../metrics.ts';
 import type { Db, Sql } from '../storage/database.ts';
 import type { OutboxEvent } from './outbox.ts';
 
@@ -113,6 +114,7 @@ export async function deliverDue(
       const outcome = await deliverNext(sql, senders, policy);
       if (!outcome) return;
       counts[outcome] += 1;
+      deliveryOutcomes.inc({ outcome });
     }
   };
   await Promise.all(Array.from({ length: options.concurrency }, worker));

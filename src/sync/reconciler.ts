@@ -1,5 +1,6 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { AppContext } from '../context.ts';
+import { reconcilerJobDuration, reconcilerJobOverlaps } from '../metrics.ts';
 import { postgresRunCoordinator, pruneJobRuns } from './coordinator.ts';
 import { deliverDue, type Senders } from './deliver.ts';
 import { acceptArrivedInvitations, expireInvitations } from './invitations.ts';
@@ -126,24 +127,28 @@ export class Reconciler {
       this.inFlight.add(work);
       try {
         const counts = await work;
+        reconcilerJobDuration.observe({ job: name, result: 'ok' }, (performance.now() - started) / 1000);
         const changed = Object.values(counts).some((n) => n);
         this.ctx.log[changed ? 'info' : 'debug'](
           { job: name, ...counts, durationMs: Math.round(performance.now() - started) },
           'reconciler job',
         );
       } catch (error) {
+        reconcilerJobDuration.observe({ job: name, result: 'failed' }, (performance.now() - started) / 1000);
         this.ctx.log.error({ job: name, err: error }, 'reconciler job failed');
       } finally {
         this.inFlight.delete(work);
       }
     };
-    this.tasks.push(
-      cron.schedule(expression, run, {
-        name: `orgsync:${name}`,
-        noOverlap: true,
-        ...(oncePerTick ? { distributed: true, runCoordinator: coordinator } : {}),
-      }),
-    );
+    const task = cron.schedule(expression, run, {
+      name: `orgsync:${name}`,
+      noOverlap: true,
+      ...(oncePerTick ? { distributed: true, runCoordinator: coordinator } : {}),
+    });
+    // A run outlasting its interval: the tick is skipped (noOverlap); a steady count means the
+    // schedule is too tight for the work.
+    task.on('execution:overlap', () => reconcilerJobOverlaps.inc({ job: name }));
+    this.tasks.push(task);
   }
 }
 
