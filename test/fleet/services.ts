@@ -70,7 +70,6 @@ export async function startPgbouncer(databaseUrl: string): Promise<Service> {
       'max_client_conn = 500',
       'default_pool_size = 20',
       'server_reset_query =',
-      'ignore_startup_parameters = extra_float_digits',
       '',
     ].join('\n'),
     { mode: 0o644 },
