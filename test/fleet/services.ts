@@ -49,7 +49,9 @@ function run(command: string, args: string[], dir: string): { child: ChildProces
  * PgBouncer in transaction mode in front of the PostgreSQL of `databaseUrl` (trust
  * authentication, as the local test server has), answering the same database name.
  */
-export async function startPgbouncer(databaseUrl: string): Promise<Service> {
+export async function startPgbouncer(
+  databaseUrl: string,
+): Promise<Service & { show(what: string): Promise<unknown[]> }> {
   const target = new URL(databaseUrl);
   const port = await freePort();
   const dir = workDir('pgbouncer');
@@ -70,6 +72,7 @@ export async function startPgbouncer(databaseUrl: string): Promise<Service> {
       'max_client_conn = 500',
       'default_pool_size = 20',
       'server_reset_query =',
+      `admin_users = ${user}`,
       '',
     ].join('\n'),
     { mode: 0o644 },
@@ -80,11 +83,29 @@ export async function startPgbouncer(databaseUrl: string): Promise<Service> {
   url.host = `127.0.0.1:${port}`;
   const probe = postgres(url.toString(), { max: 1, prepare: false, onnotice: () => {} });
   try {
-    await until(async () => (await probe`select 1 as ok`.then(() => true, () => false)), 'PgBouncer accepts', proc.child);
+    await until(
+      async () =>
+        await probe`select 1 as ok`.then(
+          () => true,
+          () => false,
+        ),
+      'PgBouncer accepts',
+      proc.child,
+    );
   } finally {
     await probe.end();
   }
-  return { url: url.toString(), stop: proc.stop };
+  const admin = new URL(url);
+  admin.pathname = '/pgbouncer';
+  const show = async (what: string) => {
+    const console = postgres(admin.toString(), { max: 1, prepare: false, onnotice: () => {}, fetch_types: false });
+    try {
+      return [...(await console.unsafe(`show ${what}`).simple())];
+    } finally {
+      await console.end();
+    }
+  };
+  return { url: url.toString(), stop: () => proc.stop(), show };
 }
 
 /**
@@ -105,6 +126,8 @@ export async function startHaproxy(port: number, servers: string[]): Promise<Ser
       '  timeout connect 2s',
       '  timeout client 60s',
       '  timeout server 60s',
+      // A slow answer under load is not a dead instance: only a refused or silent one is.
+      '  timeout check 5s',
       '  retries 3',
       '  option redispatch 1',
       'frontend orgsync',
@@ -115,17 +138,25 @@ export async function startHaproxy(port: number, servers: string[]): Promise<Ser
       '  balance roundrobin',
       '  option httpchk GET /readyz',
       '  http-check expect status 200',
-      '  default-server inter 250ms fall 2 rise 1',
+      '  default-server inter 500ms fall 3 rise 1',
       ...servers.map((s, i) => `  server o${i + 1} ${s} check`),
       '',
     ].join('\n'),
   );
   const proc = run('/usr/sbin/haproxy', ['-db', '-f', path.join(dir, 'haproxy.cfg')], dir);
   const url = `http://127.0.0.1:${port}`;
-  await until(async () => (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)), 'HAProxy answers', proc.child);
+  await until(
+    async () =>
+      await fetch(`${url}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    'HAProxy answers',
+    proc.child,
+  );
   return {
     url,
-    stop: proc.stop,
+    stop: () => proc.stop(),
     stats: () =>
       new Promise((resolve, reject) => {
         let out = '';
