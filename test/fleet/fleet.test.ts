@@ -109,7 +109,7 @@ function scim(method: string, path: string, body?: unknown) {
 describe('three instances behind HAProxy, through PgBouncer', () => {
   it('run an Okta sync while one instance is killed: every acknowledged write is there, the others keep answering', async () => {
     const acknowledged = new Map<string, string>();
-    const emails = Array.from({ length: 90 }, (_, i) => `okta${i}@fleet.test`);
+    const emails = Array.from({ length: 60 }, (_, i) => `okta${i}@fleet.test`);
     let next = 0;
     let killed: Promise<void> | undefined;
     const worker = async () => {
@@ -122,14 +122,14 @@ describe('three instances behind HAProxy, through PgBouncer', () => {
           if (res?.status === 201) acknowledged.set(email, ((await res.json()) as { id: string }).id);
           if (res && res.status < 500) break;
         }
-        if (acknowledged.size === 30) killed ??= instances[2]!.kill();
+        if (acknowledged.size === 20) killed ??= instances[2]!.kill();
       }
     };
     await Promise.all(Array.from({ length: 6 }, worker));
     await killed;
     expect(instances[2]!.child.signalCode).toBe('SIGKILL');
     // Connection failures are redispatched or retried: (nearly) everything was acknowledged.
-    expect(acknowledged.size).toBeGreaterThan(80);
+    expect(acknowledged.size).toBeGreaterThan(55);
 
     const stored = await ctx.sql<{ id: string; userName: string }[]>`
       select account_id as id, user_name from scim_users where organization_id = ${org.organization.id}`;
@@ -239,7 +239,7 @@ describe('three instances behind HAProxy, through PgBouncer', () => {
     const [sent] = await ctx.sql<{ n: number }[]>`
       select count(*)::int as n from deliveries where kind = 'webhook' and status = 'delivered'`;
     expect(webhooks).toHaveLength(sent!.n);
-    expect(sent!.n).toBeGreaterThan(90);
+    expect(sent!.n).toBeGreaterThan(60);
 
     // Stopped gracefully, the two reconciling instances have logged every run they made.
     await Promise.all([instances[0]!.stop(), instances[1]!.stop()]);
