@@ -4,9 +4,10 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // test/interop/ checks orgsync against other SAML implementations that need Debian packages
-    // (xmlsec1, pysaml2): `npm run test:interop` runs it (vitest.interop.config.ts), `npm test`
-    // runs everything else and needs only Node.js.
-    exclude: [...configDefaults.exclude, 'test/interop/**'],
+    // (xmlsec1, pysaml2): `npm run test:interop` runs it (vitest.interop.config.ts); the fleet tier
+    // (HAProxy, PgBouncer, several processes) runs with `npm run test:fleet`. `npm test` runs
+    // everything else and needs only Node.js and PostgreSQL.
+    exclude: [...configDefaults.exclude, 'test/interop/**', 'test/fleet/**'],
     globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 30_000,
     // expect.poll waits for a condition (a page's status message, a delivery) up to this deadline;

@@ -21,6 +21,8 @@ const schema = z
     PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
     DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
     DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+    DATABASE_DIRECT_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+    DATABASE_PGBOUNCER: bool.default(false),
     DATA_DIR: z.string().min(1).default('./data'),
     SERVER_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -52,6 +54,8 @@ const schema = z
       .string()
       .regex(/^[0-9a-f.:[\]]+(,[0-9a-f.:[\]]+)*$/i, 'must be a comma-separated list of ip or ip:port')
       .optional(),
+    METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+    METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   })
   .superRefine((env, ctx) => {
     if (env.DATABASE_URL && !env.SERVER_SECRET) {
@@ -72,6 +76,13 @@ export interface Config {
   /** Absent: the embedded PostgreSQL in `dataDir` is used. */
   databaseUrl?: string;
   databasePoolMax: number;
+  /**
+   * A connection that bypasses a transaction-mode pooler (PgBouncer), for LISTEN and migrations;
+   * defaults to `databaseUrl`.
+   */
+  databaseDirectUrl?: string;
+  /** `databaseUrl` goes through PgBouncer in transaction mode: no named prepared statements. */
+  databasePgbouncer: boolean;
   dataDir: string;
   /** Absent only in embedded mode, where one is generated and kept in `dataDir`. */
   serverSecret?: string;
@@ -85,12 +96,17 @@ export interface Config {
   /** Absent: emails are not sent, their links are logged (local use). */
   smtpUrl?: string;
   mailFrom: string;
-  /** A person may belong to one organization at a time (checked when inviting and on every join). */
+  /** The single-organization rule of organizations created from now on (each keeps its own setting). */
   singleOrganizationPolicy: boolean;
   /** Per SCIM token: sustained requests per second (0: no limit) and the burst allowed above it. */
   scimRateLimit: { perSecond: number; burst: number };
   /** DNS servers for domain verification (`ip` or `ip:port`); absent: the system's resolvers. */
   dnsServers?: string[];
+  /**
+   * `GET /metrics` (Prometheus): on a port of its own (`port`), and/or on the main port when a
+   * bearer `token` is set. Neither: no metrics endpoint.
+   */
+  metrics: { port?: number; token?: string };
 }
 
 export interface ReconcilerConfig {
@@ -132,6 +148,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicUrl: (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
+    databaseDirectUrl: e.DATABASE_DIRECT_URL,
+    databasePgbouncer: e.DATABASE_PGBOUNCER,
     dataDir: e.DATA_DIR,
     serverSecret: e.SERVER_SECRET,
     logLevel: e.LOG_LEVEL,
@@ -144,6 +162,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mailFrom: e.MAIL_FROM,
     scimRateLimit: { perSecond: e.SCIM_RATE_LIMIT, burst: e.SCIM_RATE_BURST },
     dnsServers: e.DNS_SERVERS?.split(','),
+    metrics: { port: e.METRICS_PORT, token: e.METRICS_TOKEN },
     reconciler: {
       enabled: e.RECONCILER,
       eventsSchedule: e.RECONCILE_EVENTS_SCHEDULE,

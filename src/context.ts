@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import type { Config } from './config.ts';
-import { configureMembershipPolicy } from './core/policy.ts';
+import { followCredentialChanges } from './core/credentials.ts';
+import { adoptDefaultMembershipPolicy, configureMembershipPolicy } from './core/policy.ts';
 import { createLogger, type Logger } from './log.ts';
 import { openDatabase, type Database, type Sql } from './storage/database.ts';
 import { migrate } from './storage/migrate.ts';
@@ -30,6 +31,8 @@ export async function openContext(config: Config, log: Logger = createLogger(con
   }
   // The process's membership policy, for every channel that joins people (SCIM, SSO, invitations, the CLI).
   configureMembershipPolicy({ singleOrganization: config.singleOrganizationPolicy });
+  await adoptDefaultMembershipPolicy(database.sql);
+  if (database.notifications) await followCredentialChanges(database.notifications);
   return { config: { ...config, serverSecret }, database, sql: database.sql, log };
 }
 

@@ -4,6 +4,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import { openContext } from './context.ts';
 import { createDemoOrganizationOnFirstStart } from './demo.ts';
 import { startServer } from './http/server.ts';
+import { startMetricsServer } from './http/metrics.ts';
 import { createLogger } from './log.ts';
 import { createReconciler } from './sync/index.ts';
 
@@ -29,6 +30,8 @@ try {
   const running = await startServer(ctx);
   const reconciler = config.reconciler.enabled ? createReconciler(ctx) : null;
   reconciler?.start();
+  const metrics = config.metrics.port === undefined ? null : await startMetricsServer(ctx, config.metrics.port);
+  if (metrics) log.info({ url: metrics.url }, 'metrics listening');
   log.info(
     {
       url: running.url,
@@ -56,7 +59,10 @@ try {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       running
-        .shutdown(signal, () => reconciler?.stop())
+        .shutdown(signal, async () => {
+          await reconciler?.stop();
+          await metrics?.close();
+        })
         .then(
           () => process.exit(0),
           (error) => {

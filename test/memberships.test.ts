@@ -15,7 +15,7 @@ import {
 } from '../src/core/memberships.ts';
 import { createGroup } from '../src/core/groups.ts';
 import { inviteMembers } from '../src/core/invitations.ts';
-import { createOrganization } from '../src/core/organizations.ts';
+import { createOrganization, findOrganization, updateOrganizationSettings } from '../src/core/organizations.ts';
 import { BUILT_IN_ROLES, createCustomRole, PERMISSIONS } from '../src/core/roles.ts';
 import { configureMembershipPolicy } from '../src/core/policy.ts';
 import { createTestContext } from './support/context.ts';
@@ -415,25 +415,22 @@ describe('joining with a pending invitation (SCIM, SSO): the one acceptance', ()
     ).toHaveLength(0);
   });
 
-  it('under the single-organization policy, a person who belongs elsewhere cannot join (SSO, verified domain, SCIM); nothing changes', async () => {
+  it('under the single-organization policy (an organization setting), a person who belongs elsewhere cannot join (SSO, verified domain, SCIM); nothing changes', async () => {
     const { org } = await newOrg();
     const { owner: elsewhere } = await newOrg();
-    configureMembershipPolicy({ singleOrganization: true });
-    try {
-      for (const source of ['sso', 'scim'] as const) {
-        const error = await refusal(
-          joinOrganization(ctx.sql, { organizationId: org.id, accountId: elsewhere.id, source }, sso(elsewhere)),
-        );
-        expect(error.code).toBe('conflict');
-        expect(error.message).toMatch(
-          /already belongs to another organization \(a member there\).*SINGLE_ORGANIZATION_POLICY/,
-        );
-      }
-    } finally {
-      configureMembershipPolicy({ singleOrganization: false });
+    await updateOrganizationSettings(ctx.sql, org.id, { singleOrganization: true }, admin);
+    for (const source of ['sso', 'scim'] as const) {
+      const error = await refusal(
+        joinOrganization(ctx.sql, { organizationId: org.id, accountId: elsewhere.id, source }, sso(elsewhere)),
+      );
+      expect(error.code).toBe('conflict');
+      expect(error.message).toMatch(
+        /already belongs to another organization \(a member there\).*SINGLE_ORGANIZATION_POLICY/,
+      );
     }
     expect(await getMembership(ctx.sql, org.id, elsewhere.id)).toBeNull();
     // Off (the default), the same join works.
+    await updateOrganizationSettings(ctx.sql, org.id, { singleOrganization: false }, admin);
     expect(
       (
         await joinOrganization(
@@ -443,5 +440,28 @@ describe('joining with a pending invitation (SCIM, SSO): the one acceptance', ()
         )
       ).joined,
     ).toBe(true);
+  });
+
+  it('the rule of the organization a person belongs to holds too: its members join no other organization', async () => {
+    const { org: strict, owner } = await newOrg();
+    const { org: open } = await newOrg();
+    await updateOrganizationSettings(ctx.sql, strict.id, { singleOrganization: true }, admin);
+    const error = await refusal(
+      joinOrganization(ctx.sql, { organizationId: open.id, accountId: owner.id, source: 'scim' }, scim),
+    );
+    expect(error.code).toBe('conflict');
+    expect(await getMembership(ctx.sql, open.id, owner.id)).toBeNull();
+  });
+
+  it('a new organization starts with the configured SINGLE_ORGANIZATION_POLICY; existing ones keep theirs', async () => {
+    const { org: before } = await newOrg();
+    configureMembershipPolicy({ singleOrganization: true });
+    try {
+      const { org: after } = await newOrg();
+      expect(after.singleOrganization).toBe(true);
+    } finally {
+      configureMembershipPolicy({ singleOrganization: false });
+    }
+    expect((await findOrganization(ctx.sql, before.id))!.singleOrganization).toBe(false);
   });
 });

@@ -182,6 +182,7 @@ const SCHEMAS: Record<string, unknown> = {
     inviteTtlHours: { type: 'integer', minimum: 1, maximum: 8760 },
     defaultRole: { type: 'string' },
     autoJoinVerifiedDomains: { type: 'boolean' },
+    singleOrganization: { type: 'boolean' },
   }),
   Role: obj({ key: { type: 'string' }, name: { type: 'string' }, permissions: strings }, [
     'key',

@@ -21,6 +21,7 @@ const settingsInput = z
     inviteTtlHours: z.number().int().min(1).max(8760).optional(),
     defaultRole: z.string().min(1).max(63).optional(),
     autoJoinVerifiedDomains: z.boolean().optional(),
+    singleOrganization: z.boolean().optional(),
   })
   .strict();
 const roleInput = z

@@ -1,4 +1,5 @@
 import { inTransaction, type Db } from '../storage/database.ts';
+import { notify, type Notifications } from '../storage/notifications.ts';
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
 import { invalid, notFound } from './errors.ts';
@@ -69,12 +70,21 @@ export async function issueCredential(
 }
 
 /**
- * SCIM tokens verified in the last few seconds, by secret hash. IdPs send bursts of requests with
- * one token; this saves a query on each. Revoking or rotating here forgets the token at once;
- * another instance stops accepting it within SCIM_TOKEN_CACHE_MS.
+ * SCIM tokens verified in the last second, by secret hash. IdPs send bursts of requests with one
+ * token; this saves a query on each. Revoking or rotating forgets the token here at once and, by
+ * a notification on CREDENTIAL_CHANGES, in every other instance within milliseconds; the short
+ * lifetime bounds what a lost notification (or a verification racing the revocation) can leave.
  */
-const SCIM_TOKEN_CACHE_MS = 5_000;
+const SCIM_TOKEN_CACHE_MS = 1_000;
 const recentlyVerified = new Map<string, { credential: Credential; until: number }>();
+
+/** Carries the id of a credential revoked or rotated, for every instance to forget it. */
+export const CREDENTIAL_CHANGES = 'orgsync_credential_changes';
+
+/** Keeps this process's cache in step with revocations and rotations made by other instances. */
+export async function followCredentialChanges(notifications: Notifications): Promise<void> {
+  await notifications.listen(CREDENTIAL_CHANGES, forgetVerified, () => recentlyVerified.clear());
+}
 
 /** The live credential a secret belongs to, or null when it is unknown, revoked or expired. */
 export async function verifyCredential(
@@ -135,6 +145,7 @@ export async function revokeCredential(
     returning ${db.unsafe(COLUMNS)}`;
   if (!row) throw notFound('credential', { id });
   forgetVerified(id);
+  await notify(db, CREDENTIAL_CHANGES, id);
   await recordAudit(
     db,
     organizationId,
@@ -167,6 +178,7 @@ export async function rotateCredential(
       returning ${tx.unsafe(COLUMNS)}`;
     if (!previous) throw notFound('live credential', { id });
     forgetVerified(id);
+    await notify(tx, CREDENTIAL_CHANGES, id);
     const issued = await issueCredential(
       tx,
       serverSecret,

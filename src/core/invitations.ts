@@ -8,7 +8,7 @@ import { conflict, DomainError, invalid, notFound } from './errors.ts';
 import { emitEvent } from './events.ts';
 import { isUuid } from './ids.ts';
 import { assertMayManageMember, joinOrganization, type Membership } from './memberships.ts';
-import { assertSingleOrganization, membershipPolicy } from './policy.ts';
+import { assertSingleOrganization } from './policy.ts';
 import { assertRolesExist } from './roles.ts';
 import { generateSecret, hashSecret, sealSecret } from './secrets.ts';
 
@@ -69,12 +69,11 @@ export async function inviteMembers(
       { roles: mapped, reason: 'invite into a group mapped to the role(s)' },
     ]);
   }
-  const { singleOrganization } = membershipPolicy();
   const results: InviteResult[] = [];
   for (const request of requests) {
     try {
       const invitation = await inTransaction(db, (tx) =>
-        tx.savepoint((sp) => inviteOne(sp, serverSecret, organizationId, request, actor, singleOrganization)),
+        tx.savepoint((sp) => inviteOne(sp, serverSecret, organizationId, request, actor)),
       );
       results.push({ email: request.email, invited: true, invitation });
     } catch (error) {
@@ -91,7 +90,6 @@ async function inviteOne(
   organizationId: string,
   request: InviteRequest,
   actor: Actor,
-  singleOrganization: boolean,
 ): Promise<Invitation> {
   if (!isValidEmail(request.email)) throw invalid(`invalid email address: ${request.email}`);
   const email = normalizeEmail(request.email);
@@ -112,7 +110,7 @@ async function inviteOne(
   const [existing] = await tx<Membership[]>`
     select * from memberships where organization_id = ${organizationId} and account_id = ${account.id} for update`;
   if (existing?.status === 'active' || existing?.status === 'suspended') throw conflict(`${email} is already a member`);
-  if (singleOrganization) await assertSingleOrganization(tx, organizationId, account.id, email);
+  await assertSingleOrganization(tx, organizationId, account.id, email);
   if (existing?.status === 'invited') {
     const [pending] =
       await tx`select 1 from invitations where organization_id = ${organizationId} and account_id = ${account.id} and status = 'pending'`;

@@ -5,7 +5,7 @@ import { assertHoldsPermissionsOf } from './authority.ts';
 import { invalid, notFound, ruleViolation } from './errors.ts';
 import { recordChange } from './events.ts';
 import { completeInvitation, expireInvitations, lockPendingInvitation } from './invitation-lifecycle.ts';
-import { assertSingleOrganization, membershipPolicy } from './policy.ts';
+import { assertSingleOrganization } from './policy.ts';
 import { OWNER_ROLE, assertRolesExist, permissionsOf, type Permission } from './roles.ts';
 import { endSessionsOf } from './sessions.ts';
 
@@ -79,10 +79,7 @@ export async function joinOrganization(
       if (!input.liftSuspension) throw ruleViolation('the membership is suspended', { accountId: input.accountId });
       return { membership: await reactivateMember(tx, input.organizationId, input.accountId, actor), joined: false };
     }
-    if (membershipPolicy().singleOrganization) {
-      const [account] = await tx<{ email: string }[]>`select email from accounts where id = ${input.accountId}`;
-      await assertSingleOrganization(tx, input.organizationId, input.accountId, account?.email ?? input.accountId);
-    }
+    await assertSingleOrganization(tx, input.organizationId, input.accountId);
 
     const announce = (joined: Pick<Membership, 'source' | 'roles'>) => {
       const details = { source: joined.source, roles: joined.roles, via: input.source };

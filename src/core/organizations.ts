@@ -7,6 +7,7 @@ import { assertHoldsPermissionsOf } from './authority.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { isUuid } from './ids.ts';
 import { joinOrganization, type Membership } from './memberships.ts';
+import { defaultMembershipPolicy } from './policy.ts';
 import { OWNER_ROLE, assertRolesExist } from './roles.ts';
 
 export interface Organization {
@@ -16,6 +17,8 @@ export interface Organization {
   inviteTtlHours: number;
   defaultRole: string;
   autoJoinVerifiedDomains: boolean;
+  /** The single-organization rule: its members may belong to no other organization, nor join it. */
+  singleOrganization: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -49,7 +52,8 @@ export async function createOrganization(
     try {
       organization = firstRow(
         await tx<Organization[]>`
-        insert into organizations (name, slug) values (${name}, ${slug}) returning *`,
+        insert into organizations (name, slug, single_organization)
+        values (${name}, ${slug}, ${defaultMembershipPolicy().singleOrganization}) returning *`,
       );
     } catch (error) {
       if (isUniqueViolation(error)) throw conflict(`an organization with slug ${slug} already exists`, { slug });
@@ -95,6 +99,7 @@ export interface OrganizationSettings {
   inviteTtlHours?: number;
   defaultRole?: string;
   autoJoinVerifiedDomains?: boolean;
+  singleOrganization?: boolean;
 }
 
 /** Changes organization settings; the default role must exist. */
@@ -124,6 +129,7 @@ export async function updateOrganizationSettings(
         invite_ttl_hours = coalesce(${changes.inviteTtlHours ?? null}::int, invite_ttl_hours),
         default_role = coalesce(${changes.defaultRole ?? null}, default_role),
         auto_join_verified_domains = coalesce(${changes.autoJoinVerifiedDomains ?? null}::boolean, auto_join_verified_domains),
+        single_organization = coalesce(${changes.singleOrganization ?? null}::boolean, single_organization),
         updated_at = now()
       where id = ${organizationId}
       returning *`;

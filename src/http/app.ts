@@ -8,6 +8,7 @@ import { consoleRouter } from '../console/router.ts';
 import { ACS_PATH, samlRouter } from '../saml/router.ts';
 import { scimRouter } from '../scim/router.ts';
 import { accessLog } from './access-log.ts';
+import { httpMetrics, metricsRoute } from './metrics.ts';
 import { sendDomainError } from './errors.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -31,6 +32,8 @@ export function createApp(ctx: AppContext): express.Express {
   const bodyLimit = parseByteSize(ctx.config.bodyLimit);
   app.use(rejectOversizedBodies(bodyLimit, readsItsOwnBody));
   app.use(accessLog(ctx.log));
+  app.use(httpMetrics);
+  if (ctx.config.metrics.token) app.get('/metrics', metricsRoute(ctx, ctx.config.metrics.token));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

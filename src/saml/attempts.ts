@@ -1,4 +1,5 @@
 import type { Db } from '../storage/database.ts';
+import { ssoSignIns } from '../metrics.ts';
 
 export interface SsoAttempt {
   id: string;
@@ -24,6 +25,7 @@ export const ATTEMPT_RETENTION_DAYS = 90;
 
 /** Appends to the organization's SSO attempt log (kept outside the sign-in transaction: refusals are logged too). */
 export async function recordAttempt(db: Db, organizationId: string, attempt: AttemptInput): Promise<void> {
+  ssoSignIns.inc({ outcome: attempt.outcome, reason: attempt.reason ?? 'none' });
   await db`
     insert into saml_attempts (organization_id, connection_id, idp_entity_id, name_id, email, account_id, outcome, reason, message)
     values (${organizationId}, ${attempt.connectionId ?? null}, ${clip(attempt.idpEntityId)}, ${clip(attempt.nameId)},

@@ -11,6 +11,7 @@ import { checkUserLimits } from './limits.ts';
 import { normalizeUser, isObject, normalizeValue, type JsonObject } from './normalize.ts';
 import { rateLimitPerToken } from './rate-limit.ts';
 import { requestLog } from './request-log.ts';
+import { scimOperations, scimOutcome } from '../metrics.ts';
 import { createUserResponse, listUsersResponse, patchUser, userHandlers } from './users.ts';
 
 /**
@@ -24,10 +25,11 @@ export function scimRouter(app: AppContext): Router {
   declareResources(app);
   const router = Router();
   router.use(requestLog(app));
+  router.use(countOperations);
   // Authenticated (and rate limited) before the body is read: an unknown caller gets its 401
   // without its body being parsed, and a known one's malformed body is in its request log.
   router.use(authenticateScim(app));
-  router.use(rateLimitPerToken(app.config.scimRateLimit));
+  router.use(rateLimitPerToken(app.sql, app.config.scimRateLimit));
   router.use(express.json({ type: ['application/scim+json', 'application/json'], limit: app.config.bodyLimit }));
   router.use(refuseUnusableInput);
   router.use(normalizeBodies);
@@ -211,3 +213,14 @@ function advertiseCapabilities(): void {
     changePassword: false,
   });
 }
+
+const RESOURCE = /^\/(Users|Groups|Schemas|ResourceTypes|ServiceProviderConfig)\b/;
+
+/** Counts every SCIM request by method, resource type and outcome (for /metrics). */
+const countOperations: RequestHandler = (req, res, next) => {
+  const resource = RESOURCE.exec(req.path)?.[1] ?? 'other';
+  res.on('finish', () => {
+    scimOperations.inc({ method: req.method, resource, outcome: scimOutcome(res.statusCode) });
+  });
+  next();
+};

@@ -1,6 +1,7 @@
 import postgres from 'postgres';
 import type { Config } from '../config.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.ts';
+import { openNotifications, type Notifications } from './notifications.ts';
 
 export type Sql = postgres.Sql;
 export type Tx = postgres.TransactionSql;
@@ -10,15 +11,29 @@ export type Db = Sql | Tx;
 export interface Database {
   sql: Sql;
   kind: 'postgres' | 'embedded';
+  /**
+   * LISTEN/NOTIFY between the instances on this database, on a connection of its own. Absent for
+   * the embedded database, which one process opens at a time.
+   */
+  notifications?: Notifications;
   /** Ends the pool (waiting for running queries) and stops the embedded server if there is one. */
   close(): Promise<void>;
 }
 
 export const EMBEDDED_POOL_MAX = 1;
 
-export function connect(url: string, max: number): Sql {
+export interface ConnectOptions {
+  /**
+   * Through PgBouncer in transaction mode consecutive statements may run on different server
+   * connections, so none may rely on a named prepared statement: every query is sent unnamed.
+   */
+  pgbouncer?: boolean;
+}
+
+export function connect(url: string, max: number, options: ConnectOptions = {}): Sql {
   return postgres(url, {
     max,
+    prepare: !options.pgbouncer,
     onnotice: () => {},
     // Rows come back with camelCase keys; SQL stays snake_case.
     transform: { column: { from: postgres.toCamel } },
@@ -28,11 +43,21 @@ export function connect(url: string, max: number): Sql {
 
 /** Opens the configured PostgreSQL, or the embedded one in `config.dataDir` when no DATABASE_URL is set. */
 export async function openDatabase(
-  config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'>,
+  config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir' | 'databaseDirectUrl' | 'databasePgbouncer'>,
 ): Promise<Database> {
   if (config.databaseUrl) {
-    const sql = connect(config.databaseUrl, config.databasePoolMax);
-    return { sql, kind: 'postgres', close: () => sql.end({ timeout: 5 }) };
+    const sql = connect(config.databaseUrl, config.databasePoolMax, { pgbouncer: config.databasePgbouncer });
+    // LISTEN needs a session of its own: a transaction-mode pooler would hand it to others.
+    const notifications = openNotifications(config.databaseDirectUrl ?? config.databaseUrl);
+    return {
+      sql,
+      kind: 'postgres',
+      notifications,
+      close: async () => {
+        await notifications.close();
+        await sql.end({ timeout: 5 });
+      },
+    };
   }
   const embedded: EmbeddedPostgres = await startEmbeddedPostgres(config.dataDir);
   // PGlite runs one session, and the socket server interleaves the protocol messages of several

@@ -1,4 +1,5 @@
 import type { Logger } from '../log.ts';
+import { reconcilerJobDuration, reconcilerJobOverlaps } from '../metrics.ts';
 
 /** What one run of a lane did; `more` asks for another run at once (its budget ran out). */
 export type LaneResult = { more?: boolean } & Record<string, number | boolean | undefined>;
@@ -41,8 +42,10 @@ export class Lane {
   }
 
   tick(): void {
-    if (this.running) this.stats.skipped += 1;
-    else this.wake();
+    if (this.running) {
+      this.stats.skipped += 1;
+      reconcilerJobOverlaps.inc({ job: this.name });
+    } else this.wake();
   }
 
   /** Resolves when no run is going. */
@@ -63,6 +66,7 @@ export class Lane {
       try {
         const { more, ...counts } = await this.job();
         if (more) this.again = true;
+        reconcilerJobDuration.observe({ job: this.name, result: 'ok' }, (performance.now() - started) / 1000);
         const changed = Object.values(counts).some((n) => n);
         this.log[changed ? 'info' : 'debug'](
           { job: this.name, ...counts, durationMs: Math.round(performance.now() - started) },
@@ -71,6 +75,7 @@ export class Lane {
       } catch (error) {
         // No immediate retry: the next wake-up or tick tries again.
         this.stats.failed += 1;
+        reconcilerJobDuration.observe({ job: this.name, result: 'failed' }, (performance.now() - started) / 1000);
         this.log.error({ job: this.name, err: error }, 'reconciler job failed');
       }
       // Let requests and the other lanes in between runs.

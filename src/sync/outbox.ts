@@ -292,3 +292,24 @@ export async function pruneOutbox(
     after = batch!.lastId!;
   }
 }
+
+/** How far behind the outbox is, for monitoring: events waiting for dispatch and deliveries due. */
+export interface OutboxBacklog {
+  /** Events not yet dispatched (set-aside failures excluded). */
+  undispatched: number;
+  /** Age of the oldest of them, in seconds (0 when there is none). */
+  lagSeconds: number;
+  /** Deliveries waiting to be sent or retried. */
+  pendingDeliveries: number;
+}
+
+export async function outboxBacklog(db: Db): Promise<OutboxBacklog> {
+  const [row] = await db<OutboxBacklog[]>`
+    select
+      (select count(*) from outbox where dispatched_at is null and dispatch_failed_at is null)::int as undispatched,
+      coalesce(extract(epoch from now() - (
+        select created_at from outbox where dispatched_at is null and dispatch_failed_at is null order by id limit 1
+      )), 0)::float8 as lag_seconds,
+      (select count(*) from deliveries where status = 'pending')::int as pending_deliveries`;
+  return row!;
+}

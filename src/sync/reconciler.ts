@@ -56,7 +56,6 @@ export class Reconciler {
   readonly lanes: Record<'dispatch' | Delivery['kind'] | 'invitations' | 'roles' | 'housekeeping' | 'domains', Lane>;
   private readonly sending: Record<Delivery['kind'], Sending>;
   private tasks: ScheduledTask[] = [];
-  private unlisten: (() => Promise<void>) | null = null;
   private listening: Promise<void> = Promise.resolve();
   private readonly claims = new Set<Promise<boolean>>();
 
@@ -226,8 +225,6 @@ export class Reconciler {
     await Promise.allSettled([...this.claims]);
     await new Promise((resolve) => setImmediate(resolve)); // node-cron calls back right after a claim
     await this.listening;
-    await this.unlisten?.().catch(() => {});
-    this.unlisten = null;
     await Promise.all(Object.values(this.lanes).map((l) => l.stop()));
     await Promise.all(Object.values(this.sending).map((s) => s.settle()));
   }
@@ -238,11 +235,13 @@ export class Reconciler {
    * does not pass notifications on, so there dispatch runs on its schedule alone.
    */
   private async listen(): Promise<void> {
-    if (this.ctx.database.kind === 'embedded') return;
+    // The process's one listening session (a direct connection, also behind PgBouncer).
+    const { notifications } = this.ctx.database;
+    if (!notifications) return;
+    // Once stopped, the lanes ignore wake-ups, so the listener needs no removal.
     const wake = () => this.lanes.dispatch.wake();
     try {
-      const listener = await this.ctx.sql.listen(OUTBOX_CHANNEL, wake, wake);
-      this.unlisten = () => listener.unlisten();
+      await notifications.listen(OUTBOX_CHANNEL, wake, wake);
     } catch (error) {
       this.ctx.log.warn({ err: error }, 'cannot LISTEN for new events; dispatch runs on its schedule only');
     }

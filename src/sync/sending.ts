@@ -1,3 +1,4 @@
+import { deliveryOutcomes } from '../metrics.ts';
 import type { Logger } from '../log.ts';
 import type { Sql } from '../storage/database.ts';
 import {
@@ -104,6 +105,7 @@ export class Sending {
     const send = sendClaimed(this.sql, claim, this.options.sender, this.options.policy, this.options.breaker)
       .then((outcome) => {
         this.outcomes[outcome ?? 'leaseLost'] += 1;
+        if (outcome) deliveryOutcomes.inc({ outcome });
         if (!outcome)
           this.options.log.warn(
             { deliveryId: claim.delivery.id, organizationId: claim.delivery.organizationId },

@@ -18,8 +18,8 @@ import { createTestContext, createTestOrganization } from '../support/context.ts
 import { oktaUser, scimClient } from '../support/scim.ts';
 import { startSmtpServer } from '../support/smtp.ts';
 
-// One context with SINGLE_ORGANIZATION_POLICY on: building it sets the policy the core applies
-// to every join of this process (SCIM, SSO, verified domains, invitation links), as openContext does.
+// One context with SINGLE_ORGANIZATION_POLICY on: organizations created with it start with the rule, which the core applies
+// to every join (SCIM, SSO, verified domains, invitation links).
 let ctx: AppContext;
 let app: Express;
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
@@ -133,5 +133,26 @@ describe('single-organization policy', () => {
         await ctx.sql`select status from memberships where organization_id = ${y.organization.id} and account_id = ${inv.accountId}`
       )[0]!.status,
     ).toBe('invited');
+  });
+
+  it('is a setting of each organization, read and changed through the admin API (org:manage); a bad value changes nothing', async () => {
+    expect((await request(app).get('/api/organization').set(as(x.adminKey)).expect(200)).body.singleOrganization).toBe(
+      true,
+    );
+    const bad = await request(app)
+      .patch('/api/organization')
+      .set(as(x.adminKey))
+      .send({ singleOrganization: 'yes' })
+      .expect(400);
+    expect(bad.body).toMatchObject({ error: 'invalid' });
+    // Both organizations have the rule (from the configuration): a member of Y cannot join X ...
+    await scimClient(app, x.scimToken).post('/Users', oktaUser('owner@single-y.test')).expect(409);
+    // ... nor with X's rule off while Y's holds: Y's members belong to Y only.
+    await request(app).patch('/api/organization').set(as(x.adminKey)).send({ singleOrganization: false }).expect(200);
+    await scimClient(app, x.scimToken).post('/Users', oktaUser('owner@single-y.test')).expect(409);
+    // With both off, the person joins X too.
+    await request(app).patch('/api/organization').set(as(y.adminKey)).send({ singleOrganization: false }).expect(200);
+    await scimClient(app, x.scimToken).post('/Users', oktaUser('owner@single-y.test')).expect(201);
+    expect(await membershipsOf(y.owner.id)).toHaveLength(2);
   });
 });

@@ -234,7 +234,6 @@ describe('join rules', () => {
 
   it('refuses, with the refusal page, someone from another organization under the single-organization policy', async () => {
     const { createOrganization } = await import('../../src/core/organizations.ts');
-    const { configureMembershipPolicy } = await import('../../src/core/policy.ts');
     await request(f.app).post('/api/domains').set(admin()).send({ domain: 'policy.example' }).expect(201);
     await verifyDomainByDns(f.ctx, f.organization.id, 'policy.example');
     await request(f.app).patch('/api/organization').set(admin()).send({ autoJoinVerifiedDomains: true }).expect(200);
@@ -243,7 +242,7 @@ describe('join rules', () => {
       { name: 'Elsewhere', slug: 'elsewhere', ownerEmail: 'taken@policy.example' },
       testActor,
     );
-    configureMembershipPolicy({ singleOrganization: true });
+    await request(f.app).patch('/api/organization').set(admin()).send({ singleOrganization: true }).expect(200);
     try {
       const res = await signInAs('taken@policy.example');
       expect(res.status).toBe(403);
@@ -252,7 +251,7 @@ describe('join rules', () => {
       expect(await lastAttempt(f)).toMatchObject({ outcome: 'refused', reason: 'not_allowed_to_join' });
       expect(await membershipOf('taken@policy.example')).toBeNull();
     } finally {
-      configureMembershipPolicy({ singleOrganization: false });
+      await request(f.app).patch('/api/organization').set(admin()).send({ singleOrganization: false }).expect(200);
     }
     expect((await signInAs('taken@policy.example')).status).toBe(303);
   });
