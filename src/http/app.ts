@@ -8,7 +8,7 @@ import { consoleRouter } from '../console/router.ts';
 import { ACS_PATH, samlRouter } from '../saml/router.ts';
 import { scimRouter } from '../scim/router.ts';
 import { accessLog } from './access-log.ts';
-import { sendDomainError } from './errors.ts';
+import { retryAfterOnUnavailable, sendDomainError, sendUnavailable } from './errors.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -28,6 +28,7 @@ export function createApp(ctx: AppContext): express.Express {
   app.set('trust proxy', ctx.config.trustProxy);
 
   app.use(requestId);
+  app.use(retryAfterOnUnavailable);
   const bodyLimit = parseByteSize(ctx.config.bodyLimit);
   app.use(rejectOversizedBodies(bodyLimit, ACS_PATH));
   app.use(accessLog(ctx.log));
@@ -96,7 +97,7 @@ export function parseByteSize(size: string): number {
 function lastResortErrorHandler(ctx: AppContext): ErrorRequestHandler {
   return (error: unknown, req, res, next) => {
     if (res.headersSent) return next(error);
-    if (sendDomainError(res, error)) return;
+    if (sendDomainError(res, error) || sendUnavailable(res, error)) return;
     // body-parser's errors carry their HTTP status; anything else is a bug.
     const { status: claimed, message: detail } = (error ?? {}) as { status?: unknown; message?: unknown };
     const status = typeof claimed === 'number' && claimed >= 400 && claimed < 500 ? claimed : 500;
