@@ -156,6 +156,17 @@ describe.skipIf(!process.env.DATABASE_URL)('losing the database under write load
       expect(admin.status).toBe(503);
       expect(admin.headers.get('retry-after')).toMatch(/^\d+$/);
       expect(await admin.json()).toMatchObject({ error: 'unavailable', message: expect.any(String) });
+      // A route scimmy-routers answers itself (GET one user) says so in the SCIM shape too.
+      const someone = load.outcomes.find((o) => o.status === 201)!.body as { id: string };
+      const read = await fetch(`${orgsync.url}/scim/v2/Users/${someone.id}`, {
+        headers: { authorization: `Bearer ${org.scimToken}` },
+      });
+      expect(read.status).toBe(503);
+      expect(read.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(await read.json()).toMatchObject({
+        schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'],
+        status: '503',
+      });
       // The reconciler's ticks fail too, logged, without taking the process down.
       await until(() => orgsync.output().includes('reconciler job failed'), 'no reconciler tick failed during the cut');
 
