@@ -16,6 +16,12 @@ export interface Database {
 
 export const EMBEDDED_POOL_MAX = 1;
 
+/**
+ * A pool on `url`. postgres.js is patched (patches/postgres+3.4.9.patch, applied by `npm ci`) so
+ * that a connection lost under a reservation or transaction fails its queries, catchably,
+ * instead of crashing the process or hanging; see isDatabaseUnavailable for what such failures
+ * look like.
+ */
 export function connect(url: string, max: number): Sql {
   return postgres(url, {
     max,
