@@ -1,6 +1,8 @@
 import crypto from 'node:crypto';
+import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppContext } from '../src/context.ts';
+import { createApp } from '../src/http/app.ts';
 import { createTestContext, createTestOrganization } from './support/context.ts';
 import { startOrgsyncProcess, waitUntil, type OrgsyncProcess } from './support/process.ts';
 import { oktaUser, SCIM_JSON } from './support/scim.ts';
@@ -204,4 +206,41 @@ describe.skipIf(!process.env.DATABASE_URL)('losing the database under write load
     await expectNothingAcknowledgedLost(load.outcomes);
     await reconcilerCatchesUp();
   }, 180_000);
+});
+
+describe('requests while the pool is closed', () => {
+  let closed: AppContext;
+  let keys: { scimToken: string; adminKey: string };
+  beforeAll(async () => {
+    closed = await createTestContext();
+    keys = await createTestOrganization(closed, 'closed');
+  });
+  afterAll(() => closed?.database.close());
+
+  it('answer 503 with Retry-After, in the SCIM error shape under /scim/v2 and the admin API shape elsewhere', async () => {
+    const app = createApp(closed);
+    await closed.sql.end();
+
+    const scim = await request(app)
+      .post('/scim/v2/Users')
+      .set('authorization', `Bearer ${keys.scimToken}`)
+      .set('content-type', SCIM_JSON)
+      .send(JSON.stringify(oktaUser('late@closed.test')));
+    expect(scim.status).toBe(503);
+    expect(scim.headers['retry-after']).toBe('5');
+    expect(JSON.parse(scim.text)).toMatchObject({
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'],
+      status: '503',
+      detail: expect.stringContaining('database'),
+    });
+
+    const admin = await request(app).get('/api/members').set('authorization', `Bearer ${keys.adminKey}`);
+    expect(admin.status).toBe(503);
+    expect(admin.headers['retry-after']).toBe('5');
+    expect(admin.body).toEqual({ error: 'unavailable', message: expect.stringContaining('database') });
+
+    const ready = await request(app).get('/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.headers['retry-after']).toBe('5');
+  });
 });
