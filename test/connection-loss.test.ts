@@ -1,6 +1,6 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, inTransaction, isDatabaseUnavailable, type Sql } from '../src/storage/database.ts';
+import { connect, inTransaction, isDatabaseUnavailable, type Db, type Sql } from '../src/storage/database.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { startTcpProxy } from './support/tcp-proxy.ts';
 
@@ -16,7 +16,7 @@ const terminate = async (pid: number) => {
   const [row] = await admin<{ done: boolean }[]>`select pg_terminate_backend(${pid}) as done`;
   expect(row!.done).toBe(true);
 };
-const backendPid = async (sql: Sql | postgres.ReservedSql) =>
+const backendPid = async (sql: Db | postgres.ReservedSql) =>
   (await sql<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid;
 const failure = (promise: Promise<unknown>) =>
   promise.then(
