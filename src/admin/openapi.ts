@@ -21,7 +21,9 @@ const ROUTES: Record<string, Record<string, Op>> = {
       body: 'Domain',
     },
   },
-  '/domains/{domain}/verify': { post: { summary: 'Mark a domain verified', permission: 'org:manage' } },
+  '/domains/{domain}/verify': {
+    post: { summary: 'Verify a domain: its DNS TXT records must include its token', permission: 'org:manage' },
+  },
   '/domains/{domain}': { delete: { summary: 'Remove a domain', permission: 'org:manage' } },
   '/members': {
     get: {
@@ -31,11 +33,21 @@ const ROUTES: Record<string, Record<string, Op>> = {
     },
   },
   '/members/{accountId}/roles': {
-    put: { summary: "Replace a member's direct roles", permission: 'members:manage', body: 'Roles' },
+    put: {
+      summary: "Replace a member's direct roles (overrideIdp for a member the IdP manages)",
+      permission: 'members:manage',
+      body: 'MemberRoles',
+    },
   },
-  '/members/{accountId}': { delete: { summary: 'Remove a member (the account stays)', permission: 'members:manage' } },
+  '/members/{accountId}': {
+    delete: {
+      summary: 'Remove a member (the account stays; overrideIdp for a member the IdP manages)',
+      permission: 'members:manage',
+      query: ['overrideIdp'],
+    },
+  },
   '/members/remove': {
-    post: { summary: 'Remove up to 100 members, a result each', permission: 'members:manage', body: 'AccountIds' },
+    post: { summary: 'Remove up to 100 members, a result each', permission: 'members:manage', body: 'MemberRemoval' },
   },
   '/leave': { post: { summary: 'The signed-in member leaves the organization' } },
   '/invitations': {
@@ -178,7 +190,8 @@ const SCHEMAS: Record<string, unknown> = {
   ]),
   Domain: obj({ domain: { type: 'string' } }, ['domain']),
   Roles: obj({ roles: strings }, ['roles']),
-  AccountIds: obj({ accountIds: strings }, ['accountIds']),
+  MemberRoles: obj({ roles: strings, overrideIdp: { type: 'boolean' } }, ['roles']),
+  MemberRemoval: obj({ accountIds: strings, overrideIdp: { type: 'boolean' } }, ['accountIds']),
   Invite: obj(
     {
       emails: { oneOf: [{ type: 'string' }, strings] },

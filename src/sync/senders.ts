@@ -6,24 +6,25 @@ import type { Sender, Senders } from './deliver.ts';
 import { publicEventBody } from './outbox.ts';
 import { postWebhook } from './webhooks.ts';
 
-/** Signs and posts a webhook delivery to its endpoint. */
+/** Signs and posts a webhook delivery to its endpoint (read in a statement of its own, no transaction). */
 export function webhookSender(ctx: AppContext): Sender {
-  return async (delivery, event, db) => {
-    const [endpoint] = await db<{ url: string; secretSealed: string; enabled: boolean }[]>`
-      select url, secret_sealed, enabled from webhook_endpoints
-      where organization_id = ${delivery.organizationId} and id = ${delivery.target}::uuid`;
-    if (!endpoint) throw new Error('the webhook endpoint was deleted');
-    if (!endpoint.enabled) throw new Error('the webhook endpoint is disabled');
-    await postWebhook(
-      endpoint.url,
-      openSealedSecret(endpoint.secretSealed, ctx.config.serverSecret),
-      event.id,
-      publicEventBody(event),
-      {
-        timeoutMs: ctx.config.reconciler.webhookTimeoutMs,
-        allowPrivate: ctx.config.reconciler.webhookAllowPrivateNetworks,
-      },
-    );
+  const { webhookTimeoutMs, webhookAllowPrivateNetworks } = ctx.config.reconciler;
+  return {
+    timeoutMs: webhookTimeoutMs,
+    async send(delivery, event) {
+      const [endpoint] = await ctx.sql<{ url: string; secretSealed: string; enabled: boolean }[]>`
+        select url, secret_sealed, enabled from webhook_endpoints
+        where organization_id = ${delivery.organizationId} and id = ${delivery.target}::uuid`;
+      if (!endpoint) throw new Error('the webhook endpoint was deleted');
+      if (!endpoint.enabled) throw new Error('the webhook endpoint is disabled');
+      await postWebhook(
+        endpoint.url,
+        openSealedSecret(endpoint.secretSealed, ctx.config.serverSecret),
+        event.id,
+        publicEventBody(event),
+        { timeoutMs: webhookTimeoutMs, allowPrivate: webhookAllowPrivateNetworks },
+      );
+    },
   };
 }
 
