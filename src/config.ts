@@ -50,7 +50,7 @@ const schema = z
     SCIM_RATE_BURST: z.coerce.number().int().min(1).max(1_000_000).default(1000),
     DNS_SERVERS: z
       .string()
-      .regex(/^[0-9a-f.:\[\]]+(,[0-9a-f.:\[\]]+)*$/i, 'must be a comma-separated list of ip or ip:port')
+      .regex(/^[0-9a-f.:[\]]+(,[0-9a-f.:[\]]+)*$/i, 'must be a comma-separated list of ip or ip:port')
       .optional(),
   })
   .superRefine((env, ctx) => {
