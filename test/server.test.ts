@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import express from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +5,8 @@ import type { AppContext } from '../src/context.ts';
 import { createApp } from '../src/http/app.ts';
 import { startServer } from '../src/http/server.ts';
 import { createTestDatabase } from './support/db.ts';
-import { TEST_SERVER_SECRET, createTestContext } from './support/context.ts';
+import { createTestContext } from './support/context.ts';
+import { startOrgsyncProcess } from './support/process.ts';
 
 describe('http basics', () => {
   let ctx: AppContext;
@@ -71,38 +71,11 @@ describe('graceful shutdown', () => {
   it('the process exits 0 on SIGTERM after logging shutdown complete', async () => {
     const db = await createTestDatabase();
     try {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-        env: {
-          PATH: process.env.PATH,
-          DATABASE_URL: db.url,
-          SERVER_SECRET: TEST_SERVER_SECRET,
-          PORT: '0',
-          LOG_LEVEL: 'info',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      child.stdout.on('data', (d) => (out += d));
-      child.stderr.on('data', (d) => (out += d));
-      await waitFor(
-        () => out.includes('orgsync listening'),
-        20_000,
-        () => out,
-      );
-      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
-      expect(out).toContain('shutdown complete');
+      const orgsync = await startOrgsyncProcess({ DATABASE_URL: db.url });
+      expect(await orgsync.stop()).toBe(0);
+      expect(orgsync.output()).toContain('shutdown complete');
     } finally {
       await db.close();
     }
-  });
+  }, 60_000); // starting a process is slow on a loaded machine
 });
-
-async function waitFor(check: () => boolean, ms: number, describe: () => string): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out; output so far:\n${describe()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -9,7 +9,7 @@ import { ACS_PATH, samlRouter } from '../saml/router.ts';
 import { scimRouter } from '../scim/router.ts';
 import { accessLog } from './access-log.ts';
 import { httpMetrics, metricsRoute } from './metrics.ts';
-import { sendDomainError } from './errors.ts';
+import { retryAfterOnUnavailable, sendDomainError, sendUnavailable } from './errors.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -29,6 +29,7 @@ export function createApp(ctx: AppContext): express.Express {
   app.set('trust proxy', ctx.config.trustProxy);
 
   app.use(requestId);
+  app.use(retryAfterOnUnavailable);
   const bodyLimit = parseByteSize(ctx.config.bodyLimit);
   app.use(rejectOversizedBodies(bodyLimit, readsItsOwnBody));
   app.use(accessLog(ctx.log));
@@ -108,7 +109,7 @@ export function parseByteSize(size: string): number {
 function lastResortErrorHandler(ctx: AppContext): ErrorRequestHandler {
   return (error: unknown, req, res, next) => {
     if (res.headersSent) return next(error);
-    if (sendDomainError(res, error)) return;
+    if (sendDomainError(res, error) || sendUnavailable(res, error)) return;
     // body-parser's errors carry their HTTP status; anything else is a bug.
     const { status: claimed, message: detail } = (error ?? {}) as { status?: unknown; message?: unknown };
     const status = typeof claimed === 'number' && claimed >= 400 && claimed < 500 ? claimed : 500;

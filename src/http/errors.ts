@@ -1,5 +1,12 @@
-import type { Response } from 'express';
+import type { RequestHandler, Response } from 'express';
 import { DomainError, type DomainErrorCode } from '../core/errors.ts';
+import { isDatabaseUnavailable } from '../storage/database.ts';
+
+/** How long a client is asked to wait before retrying a request answered 503. */
+export const RETRY_AFTER_SECONDS = 5;
+
+/** What a request that failed for want of the database is told, in either error shape. */
+export const UNAVAILABLE_MESSAGE = 'temporarily unavailable: the database is out of reach; retry later';
 
 const STATUS: Record<DomainErrorCode, number> = {
   not_found: 404,
@@ -16,3 +23,24 @@ export function sendDomainError(res: Response, error: unknown): boolean {
   res.status(STATUS[error.code]).json({ error: error.code, message: error.message, details: error.details });
   return true;
 }
+
+/** Answers a request that failed because the database is out of reach: 503 `{error, message}`. */
+export function sendUnavailable(res: Response, error: unknown): boolean {
+  if (!isDatabaseUnavailable(error)) return false;
+  res.status(503).json({ error: 'unavailable', message: UNAVAILABLE_MESSAGE });
+  return true;
+}
+
+/**
+ * Every 503, whichever router answers it (scimmy-routers writes its own error responses), tells
+ * the client when to retry. Set as the status line is written, the one moment all of them share.
+ */
+export const retryAfterOnUnavailable: RequestHandler = (_req, res, next) => {
+  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
+  res.writeHead = ((...args: unknown[]) => {
+    const status = typeof args[0] === 'number' ? args[0] : res.statusCode;
+    if (status === 503 && !res.hasHeader('retry-after')) res.setHeader('retry-after', String(RETRY_AFTER_SECONDS));
+    return writeHead(...args);
+  }) as Response['writeHead'];
+  next();
+};

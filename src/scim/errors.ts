@@ -1,5 +1,7 @@
 import SCIMMY from 'scimmy';
 import { DomainError } from '../core/errors.ts';
+import { UNAVAILABLE_MESSAGE } from '../http/errors.ts';
+import { isDatabaseUnavailable } from '../storage/database.ts';
 
 /** The scimType keywords of RFC 7644 §3.12 that orgsync answers with. */
 export type ScimType =
@@ -21,9 +23,9 @@ export function scimError(status: number, scimType: ScimType | null, message: st
 export const notFoundError = (what: string, id: string) => scimError(404, null, `${what} ${id} not found`);
 
 /**
- * Turns anything a handler throws into a SCIM error. Domain errors keep their meaning; anything
- * else is an internal error, reported without its message (which may name internals). scimmy
- * would otherwise answer unknown errors with 404.
+ * Turns anything a handler throws into a SCIM error. Domain errors keep their meaning; losing the
+ * database is 503 (the app adds Retry-After); anything else is an internal error, reported without
+ * its message (which may name internals). scimmy would otherwise answer unknown errors with 404.
  */
 export function toScimError(error: unknown, log: (error: unknown) => void): ScimError {
   if (error instanceof SCIMMY.Types.Error) return error;
@@ -41,6 +43,7 @@ export function toScimError(error: unknown, log: (error: unknown) => void): Scim
         return scimError(409, null, error.message);
     }
   }
+  if (isDatabaseUnavailable(error)) return scimError(503, null, UNAVAILABLE_MESSAGE);
   log(error);
   return scimError(500, null, 'internal error');
 }

@@ -30,15 +30,60 @@ export interface ConnectOptions {
   pgbouncer?: boolean;
 }
 
+/**
+ * A pool on `url`. postgres.js is patched (patches/postgres+3.4.9.patch, applied by `npm ci`) so
+ * that a connection lost under a reservation or transaction fails its queries, catchably,
+ * instead of crashing the process or hanging; see isDatabaseUnavailable for what such failures
+ * look like.
+ */
 export function connect(url: string, max: number, options: ConnectOptions = {}): Sql {
   return postgres(url, {
     max,
     prepare: !options.pgbouncer,
+    // A lost connection is reconnected after 50 ms, doubling up to 1 s (with jitter), not
+    // postgres.js's default of up to 20 s: while the database is away queries fail within a
+    // second (503), and the pool is whole again within a second of its return.
+    backoff: (attempts: number) => Math.min(0.05 * 2 ** attempts, 1) * (0.5 + Math.random() / 2),
     onnotice: () => {},
     // Rows come back with camelCase keys; SQL stays snake_case.
     transform: { column: { from: postgres.toCamel } },
     connection: { application_name: 'orgsync' },
   });
+}
+
+/** Codes of a connection that could not be made or was lost: the network's and postgres.js's own. */
+const CONNECTION_LOST = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+]);
+
+/** SQLSTATEs of a server that ends or refuses sessions for now (besides class 08, connection exception). */
+const SERVER_UNAVAILABLE = new Set([
+  '57P01', // admin_shutdown: shutdown, or pg_terminate_backend
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now: starting up, in recovery
+  '53300', // too_many_connections
+]);
+
+/**
+ * Whether `error` says the database is out of reach (a failover, a proxy restart, an idle-session
+ * timeout, terminated sessions, a server starting or full) rather than anything about the
+ * statement: the same request may well succeed a moment later.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return false;
+  return CONNECTION_LOST.has(code) || SERVER_UNAVAILABLE.has(code) || /^08[0-9A-Z]{3}$/.test(code);
 }
 
 /** Opens the configured PostgreSQL, or the embedded one in `config.dataDir` when no DATABASE_URL is set. */

@@ -1,7 +1,7 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppContext } from '../../src/context.ts';
-import { TEST_SERVER_SECRET, createTestContext, createTestOrganization } from '../support/context.ts';
+import { createTestContext, createTestOrganization } from '../support/context.ts';
+import { startOrgsyncProcess, type OrgsyncProcess } from '../support/process.ts';
 import { encode, makeIdpKeys, responseXml, signAssertion } from './support/idp.ts';
 import { idpMetadataXml } from './support/setup.ts';
 
@@ -10,42 +10,18 @@ import { idpMetadataXml } from './support/setup.ts';
  * Node's own ESM loader sees CommonJS packages such as samlify differently from vitest's bundler.
  */
 let ctx: AppContext;
-let child: ChildProcessWithoutNullStreams;
+let orgsync: OrgsyncProcess;
 let base: string;
-let output = '';
 
 beforeAll(async () => {
   ctx = await createTestContext();
   const url = (ctx.database as unknown as { url: string }).url;
-  child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: {
-      PATH: process.env.PATH,
-      DATABASE_URL: url,
-      SERVER_SECRET: TEST_SERVER_SECRET,
-      PORT: '0',
-      PUBLIC_URL: 'https://orgsync.test',
-      RECONCILER: 'false',
-      LOG_LEVEL: 'info',
-    },
-  });
-  child.stdout.on('data', (d) => (output += d));
-  child.stderr.on('data', (d) => (output += d));
-  base = await new Promise<string>((resolve, reject) => {
-    const check = () => {
-      const match = /"url":"(http:\/\/[^"]+)".*orgsync listening/.exec(output);
-      if (match) resolve(match[1]!);
-    };
-    child.stdout.on('data', check);
-    child.once('exit', (code) => reject(new Error(`orgsync exited (${code}):\n${output}`)));
-  });
+  orgsync = await startOrgsyncProcess({ DATABASE_URL: url, RECONCILER: 'false' });
+  base = orgsync.url;
 });
 
 afterAll(async () => {
-  if (child?.exitCode === null) {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-  }
+  await orgsync?.stop();
   await ctx?.database.close();
 });
 
@@ -80,7 +56,10 @@ describe('the orgsync process', () => {
     expect(me.status).toBe(200);
     expect((await me.json()).account.email).toBe('owner@hooli.test');
 
-    const lines = output.split('\n').filter((line) => line.trim() !== '');
+    const lines = orgsync
+      .output()
+      .split('\n')
+      .filter((line) => line.trim() !== '');
     expect(lines.filter((line) => !line.startsWith('{'))).toEqual([]);
   });
 });
