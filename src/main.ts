@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { openContext } from './context.ts';
 import { createDemoOrganizationOnFirstStart } from './demo.ts';
-import { startServer } from './http/server.ts';
+import { startServer } from './server.ts';
 import { createLogger } from './log.ts';
 import { createReconciler } from './sync/index.ts';
 

@@ -3,8 +3,8 @@ import express from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppContext } from '../src/context.ts';
-import { createApp } from '../src/http/app.ts';
-import { startServer } from '../src/http/server.ts';
+import { createApp } from '../src/app.ts';
+import { startServer } from '../src/server.ts';
 import { createTestDatabase } from './support/db.ts';
 import { TEST_SERVER_SECRET, createTestContext } from './support/context.ts';
 

@@ -1,19 +1,31 @@
 import type { AppContext } from '../context.ts';
+import { findOrganization } from '../core/organizations.ts';
 import { openSealedSecret } from '../core/secrets.ts';
-import type { Sender } from '../sync/deliver.ts';
+import type { Db } from '../storage/database.ts';
 import type { Mailer } from './mailer.ts';
 
+/** What the email needs of a delivery and its `invite.created` event (the reconciler's rows fit). */
+export interface InvitationDelivery {
+  organizationId: string;
+  /** The invited address. */
+  target: string;
+}
+export interface InvitationEvent {
+  type: string;
+  payload: Record<string, unknown>;
+}
+
 /**
- * Delivers the email of an `invite.created` event: the accept link carries the invitation token,
- * which waited in the outbox sealed. Once sent, the sealed token is wiped from the event.
+ * Sends the email of an `invite.created` event: the accept link carries the invitation token,
+ * which waited in the outbox sealed (the reconciler wipes it once this succeeds).
  */
-export function invitationEmailSender(ctx: AppContext, mailer: Mailer): Sender {
-  return async (delivery, event, db) => {
+export function invitationEmailSender(ctx: AppContext, mailer: Mailer) {
+  return async (delivery: InvitationDelivery, event: InvitationEvent, db: Db): Promise<void> => {
     if (event.type !== 'invite.created') throw new Error(`no email for ${event.type} events`);
     const sealed = (event.payload.sealed as { token?: string } | undefined)?.token;
     if (!sealed) throw new Error('the invitation token is no longer in the event');
     const token = openSealedSecret(sealed, ctx.config.serverSecret);
-    const [org] = await db<{ name: string }[]>`select name from organizations where id = ${delivery.organizationId}`;
+    const org = await findOrganization(db, delivery.organizationId);
     const link = `${ctx.config.publicUrl}/invitations/accept?token=${encodeURIComponent(token)}`;
     const inviter = typeof event.payload.invitedBy === 'string' ? event.payload.invitedBy : 'An administrator';
     await mailer({
@@ -22,6 +34,5 @@ export function invitationEmailSender(ctx: AppContext, mailer: Mailer): Sender {
       text: `${inviter} invited you to join ${org?.name ?? 'an organization'}.\n\nAccept the invitation: ${link}\n\nThe link works once and expires; if you did not expect it, ignore this email.\n`,
       link,
     });
-    await db`update outbox set payload = payload - 'sealed' where organization_id = ${event.organizationId} and id = ${event.id}`;
   };
 }

@@ -1,5 +1,5 @@
 import SCIMMY from 'scimmy';
-import { changeGroupMembers, replaceGroupMembers, updateGroup, type Group } from '../core/groups.ts';
+import { changeGroupMembers, replaceGroupMembers, someMemberMatches, updateGroup, type Group } from '../core/groups.ts';
 import { inTransaction, type Sql } from '../storage/database.ts';
 import type { ScimmyHandlers, ScimRequest } from './auth.ts';
 import { notFoundError, scimError } from './errors.ts';
@@ -54,8 +54,7 @@ export function groupCatalog(sql: Sql, organizationId: string): Catalog {
     'meta.lastmodified': { kind: 'date', expr: sql`g.updated_at` },
     members: {
       kind: 'members',
-      exists: (condition) => sql`exists (select 1 from group_members gm
-        where gm.organization_id = ${organizationId} and gm.group_id = g.id and ${condition})`,
+      exists: (condition) => someMemberMatches(sql, organizationId, condition),
     },
   };
   known['members.value'] = known.members;

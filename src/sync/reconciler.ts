@@ -1,8 +1,9 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { AppContext } from '../context.ts';
+import { systemActor } from '../core/actor.ts';
+import { acceptArrivedInvitations, expireInvitations } from '../core/invitation-lifecycle.ts';
 import { postgresRunCoordinator, pruneJobRuns } from './coordinator.ts';
 import { deliverDue, type Senders } from './deliver.ts';
-import { acceptArrivedInvitations, expireInvitations } from './invitations.ts';
 import { dispatchEvents, pruneOutbox, type EventHandler } from './outbox.ts';
 import { pruneSsoAttempts } from '../saml/attempts.ts';
 import { pruneScimRequests } from '../scim/request-log.ts';
@@ -29,6 +30,8 @@ export interface RunSummary {
 
 type Counts = Partial<Omit<RunSummary, 'durationMs'>>;
 
+const reconciler = systemActor('sync', 'reconciler');
+
 /**
  * Keeps organization state converging: expires and matches invitations, dispatches domain
  * events (internal handlers, email and webhook deliveries) and delivers them with retries.
@@ -47,8 +50,8 @@ export class Reconciler {
 
   async invitations(): Promise<Counts> {
     return {
-      invitationsExpired: await expireInvitations(this.ctx.sql),
-      invitationsAccepted: await acceptArrivedInvitations(this.ctx.sql),
+      invitationsExpired: await expireInvitations(this.ctx.sql, reconciler),
+      invitationsAccepted: await acceptArrivedInvitations(this.ctx.sql, reconciler),
     };
   }
 

@@ -1,17 +1,16 @@
 import type { AppContext } from '../context.ts';
 import { openSealedSecret } from '../core/secrets.ts';
+import { webhookTarget } from '../core/webhook-endpoints.ts';
 import { invitationEmailSender } from '../notify/invitation-email.ts';
 import { createMailer } from '../notify/mailer.ts';
 import type { Sender, Senders } from './deliver.ts';
-import { publicEventBody } from './outbox.ts';
+import { forgetSealedPayload, publicEventBody } from './outbox.ts';
 import { postWebhook } from './webhooks.ts';
 
 /** Signs and posts a webhook delivery to its endpoint. */
 export function webhookSender(ctx: AppContext): Sender {
   return async (delivery, event, db) => {
-    const [endpoint] = await db<{ url: string; secretSealed: string; enabled: boolean }[]>`
-      select url, secret_sealed, enabled from webhook_endpoints
-      where organization_id = ${delivery.organizationId} and id = ${delivery.target}::uuid`;
+    const endpoint = await webhookTarget(db, delivery.organizationId, delivery.target);
     if (!endpoint) throw new Error('the webhook endpoint was deleted');
     if (!endpoint.enabled) throw new Error('the webhook endpoint is disabled');
     await postWebhook(
@@ -29,5 +28,13 @@ export function webhookSender(ctx: AppContext): Sender {
 
 export function defaultSenders(ctx: AppContext): Senders {
   const mailer = createMailer({ smtpUrl: ctx.config.smtpUrl, from: ctx.config.mailFrom, log: ctx.log });
-  return { webhook: webhookSender(ctx), email: invitationEmailSender(ctx, mailer) };
+  const sendInvitation = invitationEmailSender(ctx, mailer);
+  return {
+    webhook: webhookSender(ctx),
+    // Once sent, the invitation token that waited sealed in the event is wiped from it.
+    email: async (delivery, event, db) => {
+      await sendInvitation(delivery, event, db);
+      await forgetSealedPayload(db, event);
+    },
+  };
 }

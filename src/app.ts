@@ -1,14 +1,14 @@
-import { asyncHandler } from './async-handler.ts';
+import { asyncHandler } from './http/async-handler.ts';
 import crypto from 'node:crypto';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
-import type { AppContext } from '../context.ts';
-import { invitationPages } from '../admin/invitation-pages.ts';
-import { adminRouter } from '../admin/router.ts';
-import { consoleRouter } from '../console/router.ts';
-import { ACS_PATH, samlRouter } from '../saml/router.ts';
-import { scimRouter } from '../scim/router.ts';
-import { accessLog } from './access-log.ts';
-import { sendDomainError } from './errors.ts';
+import type { AppContext } from './context.ts';
+import { invitationPages } from './admin/invitation-pages.ts';
+import { adminRouter } from './admin/router.ts';
+import { consoleRouter } from './console/router.ts';
+import { ACS_PATH, samlRouter } from './saml/router.ts';
+import { scimRouter } from './scim/router.ts';
+import { accessLog } from './http/access-log.ts';
+import { sendDomainError } from './http/errors.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
