@@ -115,7 +115,7 @@ export async function patchGroup(ctx: ScimRequest, id: string, body: unknown): P
   ctx.touched = { type: 'Group', id };
 }
 
-interface GroupChange {
+export interface GroupChange {
   rename?: { displayName?: string; externalId?: string | null };
   replaceMembers?: string[];
   add: string[];
@@ -123,7 +123,7 @@ interface GroupChange {
 }
 
 /** One PATCH operation as a change of name and members (Okta's and Entra's shapes alike). */
-function groupChange(operation: PatchOperation): GroupChange {
+export function groupChange(operation: PatchOperation): GroupChange {
   const change: GroupChange = { add: [], remove: [] };
   const value = operation.value === undefined ? undefined : normalizeValue(operation.value);
   const path = operation.path?.replace(/^urn:ietf:params:scim:schemas:core:2\.0:Group:/i, '');
