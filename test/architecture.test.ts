@@ -184,6 +184,22 @@ describe('layering', () => {
     expect(cycles(graph)).toEqual([]);
   });
 
+  it('adapters import each other only along the arrows ARCHITECTURE.md draws', () => {
+    const allowed = new Set([
+      'admin -> saml',
+      'admin -> scim',
+      'admin -> sync',
+      'sync -> notify',
+      'sync -> saml',
+      'sync -> scim',
+    ]);
+    const arrows = sources
+      .filter((f) => ADAPTERS.includes(part(f.name)))
+      .flatMap((f) => importsOf(f).map((i) => ({ file: f.name, arrow: `${part(f.name)} -> ${part(i)}` })))
+      .filter(({ file, arrow }) => ADAPTERS.includes(arrow.split(' -> ')[1]!) && part(file) !== arrow.split(' -> ')[1]);
+    expect(arrows.filter(({ arrow }) => !allowed.has(arrow))).toEqual([]);
+  });
+
   it('every table has an owner: core or one adapter', () => {
     expect(tableNames().filter((t) => !(t in TABLE_OWNERS))).toEqual([]);
     expect(Object.values(TABLE_OWNERS).filter((owner) => owner !== 'core' && !ADAPTERS.includes(owner))).toEqual([]);
