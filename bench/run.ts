@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { benchOutbox } from './outbox.ts';
 import { benchRoles } from './roles.ts';
 import { benchScim } from './scim.ts';
 
@@ -11,6 +12,11 @@ const benches: Record<string, { header: string; run: () => Promise<string[]> }> 
   scim: {
     header: '| workload | operations | rate | of the raw PostgreSQL ceiling |\n| --- | --- | --- | --- |',
     run: benchScim,
+  },
+  outbox: {
+    header:
+      '| workload | events | lag p50 | lag p99 | lag max | cron overlap warnings | failed jobs |\n| --- | --- | --- | --- | --- | --- | --- |',
+    run: benchOutbox,
   },
 };
 const only = process.argv[2];

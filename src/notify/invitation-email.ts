@@ -1,8 +1,10 @@
 import type { AppContext } from '../context.ts';
 import { findOrganization } from '../core/organizations.ts';
 import { openSealedSecret } from '../core/secrets.ts';
-import type { Db } from '../storage/database.ts';
 import type { Mailer } from './mailer.ts';
+
+/** nodemailer's own socket timeout (10 minutes) bounds a send; a delivery's lease outlasts it. */
+export const INVITATION_SEND_TIMEOUT_MS = 10 * 60_000;
 
 /** What the email needs of a delivery and its `invite.created` event (the reconciler's rows fit). */
 export interface InvitationDelivery {
@@ -17,15 +19,15 @@ export interface InvitationEvent {
 
 /**
  * Sends the email of an `invite.created` event: the accept link carries the invitation token,
- * which waited in the outbox sealed (the reconciler wipes it once this succeeds).
+ * which waited in the outbox sealed (the reconciler wipes it once the delivery is recorded).
  */
-export function invitationEmailSender(ctx: AppContext, mailer: Mailer) {
-  return async (delivery: InvitationDelivery, event: InvitationEvent, db: Db): Promise<void> => {
+export function invitationEmail(ctx: AppContext, mailer: Mailer) {
+  return async (delivery: InvitationDelivery, event: InvitationEvent): Promise<void> => {
     if (event.type !== 'invite.created') throw new Error(`no email for ${event.type} events`);
     const sealed = (event.payload.sealed as { token?: string } | undefined)?.token;
     if (!sealed) throw new Error('the invitation token is no longer in the event');
     const token = openSealedSecret(sealed, ctx.config.serverSecret);
-    const org = await findOrganization(db, delivery.organizationId);
+    const org = await findOrganization(ctx.sql, delivery.organizationId);
     const link = `${ctx.config.publicUrl}/invitations/accept?token=${encodeURIComponent(token)}`;
     const inviter = typeof event.payload.invitedBy === 'string' ? event.payload.invitedBy : 'An administrator';
     await mailer({
