@@ -3,8 +3,8 @@ import path from 'node:path';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { openContext } from './context.ts';
 import { createDemoOrganizationOnFirstStart } from './demo.ts';
-import { startServer } from './http/server.ts';
-import { startMetricsServer } from './http/metrics.ts';
+import { startServer } from './server.ts';
+import { startMetricsServer } from './metrics-endpoint.ts';
 import { createLogger } from './log.ts';
 import { createReconciler } from './sync/index.ts';
 

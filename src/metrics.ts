@@ -1,7 +1,7 @@
 import client from 'prom-client';
 
 /**
- * The process's Prometheus instruments, served by `GET /metrics` (src/http/metrics.ts). Label
+ * The process's Prometheus instruments, served by `GET /metrics` (src/metrics-endpoint.ts). Label
  * values come from small fixed sets (route patterns, outcomes, reason codes, job names): never an
  * organization id, an email or a raw path, so neither tenants nor people show up in monitoring
  * and the number of series stays bounded.

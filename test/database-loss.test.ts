@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppContext } from '../src/context.ts';
-import { createApp } from '../src/http/app.ts';
+import { createApp } from '../src/app.ts';
 import { createTestContext, createTestOrganization } from './support/context.ts';
 import { startOrgsyncProcess, waitUntil, type OrgsyncProcess } from './support/process.ts';
 import { oktaUser, SCIM_JSON } from './support/scim.ts';

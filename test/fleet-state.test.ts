@@ -4,7 +4,7 @@ import type { Express } from 'express';
 import type { AppContext } from '../src/context.ts';
 import { systemActor } from '../src/core/actor.ts';
 import { listCredentials, revokeCredential } from '../src/core/credentials.ts';
-import { createApp } from '../src/http/app.ts';
+import { createApp } from '../src/app.ts';
 import { connect } from '../src/storage/database.ts';
 import { createTestContext, createTestOrganization } from './support/context.ts';
 import { startInstance, type Instance } from './support/instance.ts';

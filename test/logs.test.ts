@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppContext } from '../src/context.ts';
-import { createApp } from '../src/http/app.ts';
+import { createApp } from '../src/app.ts';
 import { createLogger } from '../src/log.ts';
 import { createReconciler } from '../src/sync/index.ts';
 import { createTestContext, createTestOrganization } from './support/context.ts';

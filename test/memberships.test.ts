@@ -16,7 +16,8 @@ import {
 import { createGroup } from '../src/core/groups.ts';
 import { inviteMembers } from '../src/core/invitations.ts';
 import { createOrganization, findOrganization, updateOrganizationSettings } from '../src/core/organizations.ts';
-import { BUILT_IN_ROLES, createCustomRole, PERMISSIONS } from '../src/core/roles.ts';
+import { PERMISSIONS } from '../src/core/permissions.ts';
+import { BUILT_IN_ROLES, createCustomRole } from '../src/core/roles.ts';
 import { configureMembershipPolicy } from '../src/core/policy.ts';
 import { createTestContext } from './support/context.ts';
 

@@ -1,10 +1,12 @@
 import { asyncHandler } from '../http/async-handler.ts';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { AppContext } from '../context.ts';
+import { getAccount } from '../core/accounts.ts';
 import type { Actor } from '../core/actor.ts';
 import { verifyCredential } from '../core/credentials.ts';
 import { effectivePermissions } from '../core/memberships.ts';
-import { permissionsOf, type Permission } from '../core/roles.ts';
+import type { Permission } from '../core/permissions.ts';
+import { permissionsOf } from '../core/roles.ts';
 import { resolveSession } from '../core/sessions.ts';
 import { crossSiteReason } from '../http/csrf.ts';
 import { readSessionCookie } from '../http/session-cookie.ts';
@@ -76,7 +78,7 @@ async function principalOf(ctx: AppContext, req: Request): Promise<Principal | n
   const resolved = await resolveSession(ctx.sql, ctx.config.serverSecret, cookie);
   if (!resolved) return null;
   const { session, membership } = resolved;
-  const [account] = await ctx.sql<{ email: string }[]>`select email from accounts where id = ${session.accountId}`;
+  const account = await getAccount(ctx.sql, session.accountId);
   const permissions = await effectivePermissions(ctx.sql, membership);
   return {
     organizationId: session.organizationId,

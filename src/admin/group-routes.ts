@@ -1,7 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
-import { listAudit } from '../core/audit-query.ts';
 import { notFound } from '../core/errors.ts';
 import {
   changeGroupMembers,
@@ -9,27 +8,19 @@ import {
   deleteGroup,
   getGroup,
   listGroupMemberIds,
+  listGroups,
   updateGroup,
 } from '../core/groups.ts';
 import { requirePermission } from './auth.ts';
-import { route, rowId, storableDate } from './handler.ts';
+import { route } from './handler.ts';
 
 const nameInput = z.object({ displayName: z.string().min(1).max(256) }).strict();
 const membersInput = z
   .object({ add: z.array(z.string()).max(1000).optional(), remove: z.array(z.string()).max(1000).optional() })
   .strict();
 const groupsQuery = z.object({ source: z.enum(['local', 'scim', 'saml']).optional() });
-const auditQuery = z.object({
-  actor: z.string().max(320).optional(),
-  target: z.string().max(100).optional(),
-  action: z.string().max(100).optional(),
-  since: storableDate.optional(),
-  until: storableDate.optional(),
-  before: rowId('an audit entry').optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-});
 
-/** Local groups (IdP groups are read-only here: the IdP owns them) and the audit log. */
+/** Groups: local ones are managed here; IdP groups (scim, saml) are read-only, the IdP owns them. */
 export function groupRouter(ctx: AppContext): Router {
   const router = Router();
 
@@ -45,12 +36,7 @@ export function groupRouter(ctx: AppContext): Router {
     requirePermission('members:view'),
     route(async (req, res, p) => {
       const { source } = groupsQuery.parse(req.query);
-      const items = await ctx.sql`
-      select g.id, g.source, g.display_name, g.external_id, g.created_at, g.updated_at,
-             (select count(*)::int from group_members gm where gm.organization_id = g.organization_id and gm.group_id = g.id) as member_count
-      from groups g where g.organization_id = ${p.organizationId} ${source ? ctx.sql`and g.source = ${source}` : ctx.sql``}
-      order by lower(g.display_name), g.id limit 1000`;
-      res.json({ items });
+      res.json({ items: await listGroups(ctx.sql, p.organizationId, source) });
     }),
   );
   router.post(
@@ -100,14 +86,6 @@ export function groupRouter(ctx: AppContext): Router {
       const change = membersInput.parse(req.body);
       const group = await localGroup(p.organizationId, String(req.params.id));
       res.json(await changeGroupMembers(ctx.sql, p.organizationId, group.id, change, p.actor));
-    }),
-  );
-
-  router.get(
-    '/audit',
-    requirePermission('members:manage'),
-    route(async (req, res, p) => {
-      res.json(await listAudit(ctx.sql, p.organizationId, auditQuery.parse(req.query)));
     }),
   );
 

@@ -11,7 +11,8 @@ import {
   type OrganizationDomain,
 } from '../core/domains.ts';
 import { findOrganization, updateOrganizationSettings } from '../core/organizations.ts';
-import { createCustomRole, listRoles, PERMISSIONS } from '../core/roles.ts';
+import { PERMISSIONS } from '../core/permissions.ts';
+import { createCustomRole, listRoles } from '../core/roles.ts';
 import { requirePermission } from './auth.ts';
 import { route } from './handler.ts';
 

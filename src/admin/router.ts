@@ -1,13 +1,15 @@
 import express, { Router, type RequestHandler } from 'express';
 import type { AppContext } from '../context.ts';
 import { inputProblem } from '../http/request-input.ts';
-import { samlAdminRouter } from '../saml/admin.ts';
+import { auditRouter } from './audit-routes.ts';
 import { authenticate } from './auth.ts';
+import { groupMappingRouter } from './group-mapping-routes.ts';
 import { groupRouter } from './group-routes.ts';
 import { invitationRouter } from './invitation-routes.ts';
 import { openApiDocument } from './openapi.ts';
 import { memberRouter } from './member-routes.ts';
 import { organizationRouter } from './organization-routes.ts';
+import { samlAdminRouter } from './saml-routes.ts';
 import { scimTokenRouter } from './scim-token-routes.ts';
 import { syncAdminRouter } from './sync-routes.ts';
 
@@ -39,6 +41,8 @@ export function adminRouter(ctx: AppContext): Router {
   router.use(memberRouter(ctx));
   router.use(invitationRouter(ctx));
   router.use(groupRouter(ctx));
+  router.use(groupMappingRouter(ctx));
+  router.use(auditRouter(ctx));
   router.use(syncAdminRouter(ctx));
   router.use(scimTokenRouter(ctx));
   return router;

@@ -1,4 +1,4 @@
-import type { Permission } from './roles.ts';
+import type { Permission } from './permissions.ts';
 
 /** Who makes a change and through which door; every audit entry and event records it. */
 export type Channel = 'admin' | 'scim' | 'sso' | 'cli' | 'sync' | 'system';

@@ -2,7 +2,8 @@ import type { Db } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
 import { forbidden } from './errors.ts';
 import { isUuid } from './ids.ts';
-import { OWNER_ROLE, PERMISSIONS, permissionsByRole, type Permission } from './roles.ts';
+import { PERMISSIONS, type Permission } from './permissions.ts';
+import { OWNER_ROLE, permissionsByRole } from './roles.ts';
 
 /**
  * The permissions an actor acts with, or null when its changes are not limited by a caller's own

@@ -1,3 +1,4 @@
+import type { PendingQuery, Row } from 'postgres';
 import type { Db, Tx } from '../storage/database.ts';
 import { firstRow, inTransaction } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
@@ -260,6 +261,41 @@ export async function replaceGroupMembers(
     const added = wanted.length ? await insertMembers(tx, organizationId, groupId, wanted) : [];
     return recordMemberChange(tx, organizationId, groupId, { added, removed }, actor);
   });
+}
+
+/** The organization's groups (of one source, or all) with their member counts, by name; at most 1000. */
+export async function listGroups(
+  db: Db,
+  organizationId: string,
+  source?: GroupSource,
+): Promise<(Omit<Group, 'organizationId' | 'version'> & { memberCount: number })[]> {
+  return db<(Omit<Group, 'organizationId' | 'version'> & { memberCount: number })[]>`
+    select g.id, g.source, g.display_name, g.external_id, g.created_at, g.updated_at,
+           (select count(*)::int from group_members gm where gm.organization_id = g.organization_id and gm.group_id = g.id) as member_count
+    from groups g where g.organization_id = ${organizationId} ${source ? db`and g.source = ${source}` : db``}
+    order by lower(g.display_name), g.id limit 1000`;
+}
+
+/** The groups of one source that the person is a member of (e.g. the saml groups of their last sign-in). */
+export async function groupsOfMember(
+  db: Db,
+  organizationId: string,
+  accountId: string,
+  source: GroupSource,
+): Promise<Pick<Group, 'id' | 'displayName'>[]> {
+  return db<Pick<Group, 'id' | 'displayName'>[]>`
+    select g.id, g.display_name from groups g
+    join group_members gm on gm.organization_id = g.organization_id and gm.group_id = g.id
+    where g.organization_id = ${organizationId} and g.source = ${source} and gm.account_id = ${accountId}`;
+}
+
+/**
+ * A SQL condition on a group row aliased `g` (as the SCIM list query names it): some member row
+ * of the group, aliased `gm`, satisfies `condition` (a SCIM filter on `members.value`).
+ */
+export function someMemberMatches(db: Db, organizationId: string, condition: PendingQuery<Row[]>): PendingQuery<Row[]> {
+  return db`exists (select 1 from group_members gm
+    where gm.organization_id = ${organizationId} and gm.group_id = g.id and ${condition})`;
 }
 
 /** A page of member account ids in a stable order; pass the last id back as `after`. */

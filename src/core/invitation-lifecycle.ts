@@ -1,4 +1,4 @@
-import type { Tx } from '../storage/database.ts';
+import type { Db, Sql, Tx } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
 import { emitEvent } from './events.ts';
@@ -58,10 +58,10 @@ export async function completeInvitation(
 }
 
 /**
- * Expires pending invitations the caller has locked (past their expiry): the invitation becomes
+ * Ends pending invitations the caller has locked (past their expiry): the invitation becomes
  * 'expired', its 'invited' membership ends, and `invite.expired` is audited and announced.
  */
-export async function expireInvitations(
+export async function markInvitationsExpired(
   tx: Tx,
   invitations: readonly Omit<PendingInvitation, 'groupIds'>[],
   actor: Actor,
@@ -81,4 +81,53 @@ export async function expireInvitations(
     await recordAudit(tx, inv.organizationId, actor, 'invite.expired', { type: 'invitation', id: inv.id }, details);
     await emitEvent(tx, inv.organizationId, 'invite.expired', { invitationId: inv.id, ...details }, actor);
   }
+}
+
+const SWEEP_BATCH = 500;
+
+/**
+ * The sweep: every pending invitation past its expiry is ended by `markInvitationsExpired` (the
+ * function a join uses when it meets one not swept yet, so both audit alike). Works in batches,
+ * each its own transaction: a crash loses at most the batch in flight, which the next run picks
+ * up again.
+ */
+export async function expireInvitations(sql: Sql, actor: Actor): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const expired = await sql.begin(async (tx) => {
+      const rows = await tx<Omit<PendingInvitation, 'groupIds'>[]>`
+        select organization_id, id, account_id, email from invitations
+        where status = 'pending' and expires_at <= now()
+        order by expires_at limit ${SWEEP_BATCH} for update skip locked`;
+      await markInvitationsExpired(tx, rows, actor);
+      return rows.length;
+    });
+    total += expired;
+    if (expired < SWEEP_BATCH) return total;
+  }
+}
+
+/**
+ * Repair pass: a pending invitation whose person is already an active member (they arrived
+ * by a path that did not accept it) is accepted as any acceptance is: its local groups are
+ * joined and `invite.accepted` is recorded.
+ */
+export async function acceptArrivedInvitations(sql: Sql, actor: Actor): Promise<number> {
+  return sql.begin(async (tx) => {
+    const rows = await tx<PendingInvitation[]>`
+      select i.organization_id, i.id, i.account_id, i.email, i.group_ids
+      from invitations i join memberships m on m.organization_id = i.organization_id and m.account_id = i.account_id
+      where i.status = 'pending' and m.status = 'active'
+      for update of i skip locked`;
+    for (const inv of rows) await completeInvitation(tx, inv, actor, 'reconciler');
+    return rows.length;
+  });
+}
+
+/** Whether the person has a pending invitation to the organization that has not expired. */
+export async function hasLiveInvitation(db: Db, organizationId: string, accountId: string): Promise<boolean> {
+  const [row] = await db`
+    select 1 from invitations
+    where organization_id = ${organizationId} and account_id = ${accountId} and status = 'pending' and expires_at > now()`;
+  return Boolean(row);
 }

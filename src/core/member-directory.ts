@@ -1,5 +1,7 @@
 import type { Db } from '../storage/database.ts';
 import { effectiveRoles, type MembershipSource, type MembershipStatus } from './memberships.ts';
+import type { Permission } from './permissions.ts';
+import { BUILT_IN_ROLES } from './roles.ts';
 
 /** How the admin API shows a membership: 'invited' is called 'pending' there. */
 export type MemberStatus = 'active' | 'pending' | 'suspended';
@@ -79,5 +81,27 @@ export async function activeOwnerEmails(db: Db, organizationId: string): Promise
     where m.organization_id = ${organizationId} and m.status = 'active'
       and ('owner' = any(m.roles) or 'owner' = any(m.mapped_roles))
     order by a.email`;
+  return rows.map((r) => r.email);
+}
+
+/**
+ * The email addresses of active members whose effective roles (direct or mapped, built-in or
+ * custom) grant `permission`, alphabetically, at most `limit`.
+ */
+export async function emailsOfMembersWith(
+  db: Db,
+  organizationId: string,
+  permission: Permission,
+  limit: number,
+): Promise<string[]> {
+  const builtIn = Object.entries(BUILT_IN_ROLES)
+    .filter(([, role]) => role.permissions.includes(permission))
+    .map(([key]) => key);
+  const rows = await db<{ email: string }[]>`
+    select a.email from memberships m join accounts a on a.id = m.account_id
+    where m.organization_id = ${organizationId} and m.status = 'active'
+      and (m.roles || m.mapped_roles) && (${builtIn}::text[] || array(
+        select key from roles where organization_id = ${organizationId} and ${permission} = any (permissions)))
+    order by a.email limit ${limit}`;
   return rows.map((r) => r.email);
 }

@@ -4,10 +4,10 @@ import type { Actor } from './actor.ts';
 import { assertHoldsPermissionsOf } from './authority.ts';
 import { invalid, notFound, ruleViolation } from './errors.ts';
 import { recordChange } from './events.ts';
-import { completeInvitation, expireInvitations, lockPendingInvitation } from './invitation-lifecycle.ts';
+import { completeInvitation, lockPendingInvitation, markInvitationsExpired } from './invitation-lifecycle.ts';
 import { assertSingleOrganization } from './policy.ts';
-import { OWNER_ROLE, assertRolesExist, permissionsOf, type Permission } from './roles.ts';
-import { endSessionsOf } from './sessions.ts';
+import type { Permission } from './permissions.ts';
+import { OWNER_ROLE, assertRolesExist, permissionsOf } from './roles.ts';
 
 export type MembershipStatus = 'invited' | 'active' | 'suspended' | 'removed';
 export type MembershipSource = 'admin' | 'invite' | 'scim' | 'sso';
@@ -105,7 +105,7 @@ export async function joinOrganization(
       return { membership, joined: true, invitation: { id: pending.id, groupIds } };
     }
     // Past its expiry, not swept yet: expired exactly as the reconciler would.
-    if (pending) await expireInvitations(tx, [pending], actor);
+    if (pending) await markInvitationsExpired(tx, [pending], actor);
     const roles = input.roles ?? [organizationDefaultRole!];
     await assertRolesExist(tx, input.organizationId, roles);
     const [rows] = await Promise.all([
@@ -340,4 +340,29 @@ export async function assertAnotherOwnerRemains(tx: Tx, member: Membership): Pro
     throw ruleViolation('the last owner of an organization cannot be removed or demoted', {
       accountId: member.accountId,
     });
+}
+
+/**
+ * A page of the keys of every organization's memberships that are not removed, in key order,
+ * after `cursor` (for passes over all of them, such as the role-mapping repair).
+ */
+export function membershipKeysAfter(
+  db: Db,
+  cursor: { org: string; account: string } | null,
+  limit: number,
+): Promise<{ organizationId: string; accountId: string }[]> {
+  return db<{ organizationId: string; accountId: string }[]>`
+    select organization_id, account_id from memberships
+    where status <> 'removed'
+      ${cursor ? db`and (organization_id, account_id) > (${cursor.org}::uuid, ${cursor.account}::uuid)` : db``}
+    order by organization_id, account_id limit ${limit}`;
+}
+
+/**
+ * Ends the person's sessions in the organization: a membership leaving `active` takes them
+ * along, so a reactivated member signs in again rather than finding old sessions alive.
+ */
+async function endSessionsOf(db: Db, organizationId: string, accountId: string): Promise<void> {
+  await db`update sessions set revoked_at = now()
+           where organization_id = ${organizationId} and account_id = ${accountId} and revoked_at is null`;
 }

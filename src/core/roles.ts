@@ -2,16 +2,7 @@ import type { Db } from '../storage/database.ts';
 import { conflict, invalid } from './errors.ts';
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
-
-export const PERMISSIONS = [
-  'members:manage',
-  'members:view',
-  'org:manage',
-  'billing:manage',
-  'workspaces:create',
-  'workspaces:view_all',
-] as const;
-export type Permission = (typeof PERMISSIONS)[number];
+import { isPermission, PERMISSIONS, type Permission } from './permissions.ts';
 
 export const BUILT_IN_ROLES: Readonly<Record<string, { name: string; permissions: readonly Permission[] }>> = {
   owner: { name: 'Owner', permissions: PERMISSIONS },
@@ -31,10 +22,6 @@ export interface Role {
   name: string;
   permissions: Permission[];
   builtIn: boolean;
-}
-
-export function isPermission(value: string): value is Permission {
-  return (PERMISSIONS as readonly string[]).includes(value);
 }
 
 export async function listRoles(db: Db, organizationId: string): Promise<Role[]> {

@@ -62,8 +62,3 @@ export async function resolveSession(
 export async function endSession(db: Db, serverSecret: string, secret: string): Promise<void> {
   await db`update sessions set revoked_at = now() where secret_hash = ${hashSecret(secret, serverSecret)} and revoked_at is null`;
 }
-
-export async function endSessionsOf(db: Db, organizationId: string, accountId: string): Promise<void> {
-  await db`update sessions set revoked_at = now()
-           where organization_id = ${organizationId} and account_id = ${accountId} and revoked_at is null`;
-}

@@ -54,6 +54,28 @@ export async function listWebhookEndpoints(db: Db, organizationId: string): Prom
     select ${db.unsafe(COLUMNS)} from webhook_endpoints where organization_id = ${organizationId} order by created_at, id`;
 }
 
+/** The enabled endpoints of these organizations, with the events each subscribes to. */
+export async function enabledWebhookEndpoints(
+  db: Db,
+  organizationIds: readonly string[],
+): Promise<Pick<WebhookEndpoint, 'organizationId' | 'id' | 'events'>[]> {
+  return db<Pick<WebhookEndpoint, 'organizationId' | 'id' | 'events'>[]>`
+    select organization_id, id, events from webhook_endpoints
+    where organization_id = any(${organizationIds}::uuid[]) and enabled`;
+}
+
+/** Where to post a delivery and the endpoint's signing secret (still sealed); null once deleted. */
+export async function webhookTarget(
+  db: Db,
+  organizationId: string,
+  id: string,
+): Promise<{ url: string; secretSealed: string; enabled: boolean } | null> {
+  const [endpoint] = await db<{ url: string; secretSealed: string; enabled: boolean }[]>`
+    select url, secret_sealed, enabled from webhook_endpoints
+    where organization_id = ${organizationId} and id = ${id}::uuid`;
+  return endpoint ?? null;
+}
+
 export async function deleteWebhookEndpoint(db: Db, organizationId: string, id: string, actor: Actor): Promise<void> {
   if (!isUuid(id)) throw notFound('webhook endpoint', { id });
   const rows =

@@ -3,7 +3,9 @@ import type { Actor } from '../core/actor.ts';
 import { recordAudit } from '../core/audit.ts';
 import { isInVerifiedDomain } from '../core/domains.ts';
 import { DomainError } from '../core/errors.ts';
-import { changeGroupMembers, createGroup, findGroupByName } from '../core/groups.ts';
+import { changeGroupMembers, createGroup, findGroupByName, groupsOfMember } from '../core/groups.ts';
+import { hasLiveInvitation } from '../core/invitation-lifecycle.ts';
+import { emailsOfMembersWith } from '../core/member-directory.ts';
 import { getMembership, joinOrganization, type Membership } from '../core/memberships.ts';
 import type { Organization } from '../core/organizations.ts';
 import type { Db, Tx } from '../storage/database.ts';
@@ -106,13 +108,6 @@ export async function signIn(
   };
 }
 
-async function hasLiveInvitation(tx: Tx, organizationId: string, accountId: string): Promise<boolean> {
-  const [row] = await tx`
-    select 1 from invitations
-    where organization_id = ${organizationId} and account_id = ${accountId} and status = 'pending' and expires_at > now()`;
-  return Boolean(row);
-}
-
 const SAML_GROUPS = { source: 'saml' } as const;
 
 /**
@@ -126,10 +121,7 @@ async function syncSamlGroups(
   names: string[],
   actor: Actor,
 ): Promise<void> {
-  const current = await tx<{ id: string; displayName: string }[]>`
-    select g.id, g.display_name from groups g
-    join group_members gm on gm.organization_id = g.organization_id and gm.group_id = g.id
-    where g.organization_id = ${organizationId} and g.source = 'saml' and gm.account_id = ${accountId}`;
+  const current = await groupsOfMember(tx, organizationId, accountId, 'saml');
   const wanted = new Set(names.map((n) => n.toLowerCase()));
   for (const group of current) {
     if (!wanted.has(group.displayName.toLowerCase()))
@@ -156,12 +148,7 @@ async function samlGroup(tx: Tx, organizationId: string, displayName: string, ac
   }
 }
 
-/** Whom a refused person should ask: the organization's active owners and admins. */
-export async function administratorsOf(db: Db, organizationId: string): Promise<string[]> {
-  const rows = await db<{ email: string }[]>`
-    select a.email from memberships m join accounts a on a.id = m.account_id
-    where m.organization_id = ${organizationId} and m.status = 'active'
-      and ('owner' = any (m.roles) or 'admin' = any (m.roles) or 'owner' = any (m.mapped_roles) or 'admin' = any (m.mapped_roles))
-    order by a.email limit 5`;
-  return rows.map((r) => r.email);
+/** Whom a refused person should ask: active members who may manage members (custom roles included). */
+export function administratorsOf(db: Db, organizationId: string): Promise<string[]> {
+  return emailsOfMembersWith(db, organizationId, 'members:manage', 5);
 }

@@ -137,11 +137,16 @@ class Parser {
       this.position++;
       const filter = this.orExpression(depth + 1);
       this.expect(']');
-      // `emails[type eq "work"].value eq "x"` is not RFC filter syntax but some clients send it.
+      // `emails[type eq "work"].value eq "x"` is not RFC filter syntax but Entra ID sends it (when
+      // matching on the work email): one element must match both, as in `emails[type eq "work" and value eq "x"]`.
       const next = this.tokens[this.position];
-      if (next?.kind === 'word' && next.text.startsWith('.')) {
+      if (next?.kind === 'word' && /^\.[A-Za-z$][\w$-]*$/.test(next.text)) {
         this.position++;
-        return { op: 'and', left: { op: 'valuePath', attr, filter }, right: this.comparison(`${attr}${next.text}`) };
+        return {
+          op: 'valuePath',
+          attr,
+          filter: { op: 'and', left: filter, right: this.comparison(next.text.slice(1)) },
+        };
       }
       return { op: 'valuePath', attr, filter };
     }

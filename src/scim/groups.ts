@@ -1,5 +1,5 @@
 import SCIMMY from 'scimmy';
-import { changeGroupMembers, replaceGroupMembers, updateGroup, type Group } from '../core/groups.ts';
+import { changeGroupMembers, replaceGroupMembers, someMemberMatches, updateGroup, type Group } from '../core/groups.ts';
 import { inTransaction, type Sql } from '../storage/database.ts';
 import type { ScimmyHandlers, ScimRequest } from './auth.ts';
 import { notFoundError, scimError } from './errors.ts';
@@ -54,8 +54,7 @@ export function groupCatalog(sql: Sql, organizationId: string): Catalog {
     'meta.lastmodified': { kind: 'date', expr: sql`g.updated_at` },
     members: {
       kind: 'members',
-      exists: (condition) => sql`exists (select 1 from group_members gm
-        where gm.organization_id = ${organizationId} and gm.group_id = g.id and ${condition})`,
+      exists: (condition) => someMemberMatches(sql, organizationId, condition),
     },
   };
   known['members.value'] = known.members;
@@ -116,7 +115,7 @@ export async function patchGroup(ctx: ScimRequest, id: string, body: unknown): P
   ctx.touched = { type: 'Group', id };
 }
 
-interface GroupChange {
+export interface GroupChange {
   rename?: { displayName?: string; externalId?: string | null };
   replaceMembers?: string[];
   add: string[];
@@ -124,7 +123,7 @@ interface GroupChange {
 }
 
 /** One PATCH operation as a change of name and members (Okta's and Entra's shapes alike). */
-function groupChange(operation: PatchOperation): GroupChange {
+export function groupChange(operation: PatchOperation): GroupChange {
   const change: GroupChange = { add: [], remove: [] };
   const value = operation.value === undefined ? undefined : normalizeValue(operation.value);
   const path = operation.path?.replace(/^urn:ietf:params:scim:schemas:core:2\.0:Group:/i, '');

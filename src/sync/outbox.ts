@@ -2,6 +2,7 @@ import type { Db, Sql, Tx } from '../storage/database.ts';
 import { systemActor, type Actor } from '../core/actor.ts';
 import { recordAudit } from '../core/audit.ts';
 import { activeOwnerEmails } from '../core/member-directory.ts';
+import { enabledWebhookEndpoints } from '../core/webhook-endpoints.ts';
 import type { Logger } from '../log.ts';
 import { afterFailure, type RetryPolicy } from './deliver.ts';
 
@@ -185,8 +186,7 @@ async function createDeliveries(tx: Tx, events: OutboxEvent[]): Promise<void> {
   const webhookEvents = events.filter((e) => WEBHOOK_EVENT_PREFIXES.some((p) => e.type.startsWith(p)));
   if (webhookEvents.length > 0) {
     const orgs = [...new Set(webhookEvents.map((e) => e.organizationId))];
-    const endpoints = await tx<{ organizationId: string; id: string; events: string[] }[]>`
-      select organization_id, id, events from webhook_endpoints where organization_id = any(${orgs}::uuid[]) and enabled`;
+    const endpoints = await enabledWebhookEndpoints(tx, orgs);
     for (const e of webhookEvents) {
       for (const ep of endpoints) {
         if (ep.organizationId === e.organizationId && (ep.events.includes('*') || ep.events.includes(e.type))) {
@@ -213,6 +213,11 @@ export function publicEventBody(event: OutboxEvent): string {
     createdAt: event.createdAt,
     data,
   });
+}
+
+/** Removes the sealed part of an event's payload (e.g. an invitation token, once its email is sent). */
+export async function forgetSealedPayload(db: Db, event: Pick<OutboxEvent, 'organizationId' | 'id'>): Promise<void> {
+  await db`update outbox set payload = payload - 'sealed' where organization_id = ${event.organizationId} and id = ${event.id}`;
 }
 
 /** Puts dead deliveries back in the queue (all of the organization's, or the given ids). */

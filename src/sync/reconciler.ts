@@ -2,11 +2,12 @@ import crypto from 'node:crypto';
 import os from 'node:os';
 import cron, { type RunCoordinator, type ScheduledTask } from 'node-cron';
 import type { AppContext } from '../context.ts';
+import { systemActor } from '../core/actor.ts';
+import { acceptArrivedInvitations, expireInvitations } from '../core/invitation-lifecycle.ts';
 import { postgresRunCoordinator, pruneJobRuns } from './coordinator.ts';
 import type { Delivery, Outcome, Senders } from './deliver.ts';
 import { Lane, type LaneResult } from './lane.ts';
 import { Sending, type SendingOptions } from './sending.ts';
-import { acceptArrivedInvitations, expireInvitations } from './invitations.ts';
 import { dispatchEvents, pruneOutbox, type EventHandler } from './outbox.ts';
 import { pruneSsoAttempts } from '../saml/attempts.ts';
 import { pruneScimRequests } from '../scim/request-log.ts';
@@ -35,6 +36,7 @@ export interface RunSummary {
 
 type Counts = Partial<Omit<RunSummary, 'durationMs'>>;
 
+const reconciler = systemActor('sync', 'reconciler');
 /** Dispatch runs at most this many batches (or this long) before yielding to a fresh run. */
 const DISPATCH_BUDGET = { batches: 25, ms: 2_000 };
 /** A delivery lane claims at most this many deliveries (or for this long) per run. */
@@ -94,8 +96,8 @@ export class Reconciler {
 
   async invitations(): Promise<Counts> {
     return {
-      invitationsExpired: await expireInvitations(this.ctx.sql),
-      invitationsAccepted: await acceptArrivedInvitations(this.ctx.sql),
+      invitationsExpired: await expireInvitations(this.ctx.sql, reconciler),
+      invitationsAccepted: await acceptArrivedInvitations(this.ctx.sql, reconciler),
     };
   }
 

@@ -1,5 +1,6 @@
 import type { Sql } from '../storage/database.ts';
 import { systemActor } from '../core/actor.ts';
+import { membershipKeysAfter } from '../core/memberships.ts';
 import { membersOfMappedGroups, recomputeMappedRoles, type RoleChangeTrigger } from '../core/role-mapping.ts';
 import type { EventHandler } from './outbox.ts';
 
@@ -64,11 +65,7 @@ export async function repairMappedRoles(sql: Sql): Promise<number> {
   let after: { org: string; account: string } | null = null;
   for (;;) {
     const cursor: { org: string; account: string } | null = after;
-    const page: { organizationId: string; accountId: string }[] = await sql`
-      select organization_id, account_id from memberships
-      where status <> 'removed'
-        ${cursor ? sql`and (organization_id, account_id) > (${cursor.org}::uuid, ${cursor.account}::uuid)` : sql``}
-      order by organization_id, account_id limit ${BATCH}`;
+    const page = await membershipKeysAfter(sql, cursor, BATCH);
     if (page.length === 0) return changed;
     const byOrg = new Map<string, string[]>();
     for (const m of page) byOrg.set(m.organizationId, [...(byOrg.get(m.organizationId) ?? []), m.accountId]);

@@ -1,10 +1,11 @@
 import type { AppContext } from '../context.ts';
 import { openSealedSecret } from '../core/secrets.ts';
-import { domainLostEmailSender } from '../notify/domain-email.ts';
-import { invitationEmailSender } from '../notify/invitation-email.ts';
+import { domainLostEmail, DOMAIN_EMAIL_SEND_TIMEOUT_MS } from '../notify/domain-email.ts';
+import { webhookTarget } from '../core/webhook-endpoints.ts';
+import { INVITATION_SEND_TIMEOUT_MS, invitationEmail } from '../notify/invitation-email.ts';
 import { createMailer } from '../notify/mailer.ts';
 import type { Sender, Senders } from './deliver.ts';
-import { publicEventBody } from './outbox.ts';
+import { forgetSealedPayload, publicEventBody } from './outbox.ts';
 import { postWebhook } from './webhooks.ts';
 
 /** Signs and posts a webhook delivery to its endpoint (read in a statement of its own, no transaction). */
@@ -13,9 +14,7 @@ export function webhookSender(ctx: AppContext): Sender {
   return {
     timeoutMs: webhookTimeoutMs,
     async send(delivery, event) {
-      const [endpoint] = await ctx.sql<{ url: string; secretSealed: string; enabled: boolean }[]>`
-        select url, secret_sealed, enabled from webhook_endpoints
-        where organization_id = ${delivery.organizationId} and id = ${delivery.target}::uuid`;
+      const endpoint = await webhookTarget(ctx.sql, delivery.organizationId, delivery.target);
       if (!endpoint) throw new Error('the webhook endpoint was deleted');
       if (!endpoint.enabled) throw new Error('the webhook endpoint is disabled');
       await postWebhook(
@@ -27,6 +26,22 @@ export function webhookSender(ctx: AppContext): Sender {
       );
     },
   };
+}
+
+/** Sends the invitation email; once delivered, the invitation token that waited sealed in the event is wiped. */
+export function invitationEmailSender(ctx: AppContext): Sender {
+  const mailer = createMailer({ smtpUrl: ctx.config.smtpUrl, from: ctx.config.mailFrom, log: ctx.log });
+  return {
+    timeoutMs: INVITATION_SEND_TIMEOUT_MS,
+    send: invitationEmail(ctx, mailer),
+    delivered: (tx, _delivery, event) => forgetSealedPayload(tx, event),
+  };
+}
+
+/** Tells the owners that a verified domain lost its DNS record. */
+function domainLostEmailSender(ctx: AppContext): Sender {
+  const mailer = createMailer({ smtpUrl: ctx.config.smtpUrl, from: ctx.config.mailFrom, log: ctx.log });
+  return { timeoutMs: DOMAIN_EMAIL_SEND_TIMEOUT_MS, send: domainLostEmail(ctx, mailer) };
 }
 
 /** One email delivery lane, several kinds of email: each event type has its own sender. */
@@ -44,12 +59,11 @@ function byEventType(senders: Record<string, Sender>): Sender {
 }
 
 export function defaultSenders(ctx: AppContext): Senders {
-  const mailer = createMailer({ smtpUrl: ctx.config.smtpUrl, from: ctx.config.mailFrom, log: ctx.log });
   return {
     webhook: webhookSender(ctx),
     email: byEventType({
-      'invite.created': invitationEmailSender(ctx, mailer),
-      'domain.verification_lost': domainLostEmailSender(ctx, mailer),
+      'invite.created': invitationEmailSender(ctx),
+      'domain.verification_lost': domainLostEmailSender(ctx),
     }),
   };
 }

@@ -6,7 +6,7 @@ import { ensureAccount } from '../../src/core/accounts.ts';
 import { systemActor } from '../../src/core/actor.ts';
 import { joinOrganization } from '../../src/core/memberships.ts';
 import { createSession, resolveSession } from '../../src/core/sessions.ts';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import { SESSION_COOKIE } from '../../src/http/session-cookie.ts';
 import { TEST_PUBLIC_URL, createTestContext, createTestOrganization } from '../support/context.ts';
 

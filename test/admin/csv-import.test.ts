@@ -5,7 +5,7 @@ import type { AppContext } from '../../src/context.ts';
 import { systemActor } from '../../src/core/actor.ts';
 import { issueCredential } from '../../src/core/credentials.ts';
 import { createGroup } from '../../src/core/groups.ts';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
 
 let ctx: AppContext;

@@ -6,7 +6,7 @@ import { ensureAccount } from '../../src/core/accounts.ts';
 import { systemActor } from '../../src/core/actor.ts';
 import { createGroup } from '../../src/core/groups.ts';
 import { joinOrganization } from '../../src/core/memberships.ts';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
 
 let ctx: AppContext;

@@ -7,7 +7,7 @@ import { issueCredential } from '../../src/core/credentials.ts';
 import { createGroup } from '../../src/core/groups.ts';
 import { createGroupRoleMapping } from '../../src/core/role-mapping.ts';
 import { createSession } from '../../src/core/sessions.ts';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import { SESSION_COOKIE } from '../../src/http/session-cookie.ts';
 import { createReconciler } from '../../src/sync/index.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';

@@ -8,7 +8,7 @@ import { issueCredential, revokeCredential } from '../../src/core/credentials.ts
 import { inviteMembers } from '../../src/core/invitations.ts';
 import { joinOrganization, suspendMember } from '../../src/core/memberships.ts';
 import { createSession } from '../../src/core/sessions.ts';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import { SESSION_COOKIE } from '../../src/http/session-cookie.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
 

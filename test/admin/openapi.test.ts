@@ -2,14 +2,16 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Router } from 'express';
 import type { AppContext } from '../../src/context.ts';
+import { auditRouter } from '../../src/admin/audit-routes.ts';
+import { groupMappingRouter } from '../../src/admin/group-mapping-routes.ts';
 import { groupRouter } from '../../src/admin/group-routes.ts';
 import { invitationRouter } from '../../src/admin/invitation-routes.ts';
 import { memberRouter } from '../../src/admin/member-routes.ts';
 import { organizationRouter } from '../../src/admin/organization-routes.ts';
+import { samlAdminRouter } from '../../src/admin/saml-routes.ts';
 import { scimTokenRouter } from '../../src/admin/scim-token-routes.ts';
 import { syncAdminRouter } from '../../src/admin/sync-routes.ts';
-import { createApp } from '../../src/http/app.ts';
-import { samlAdminRouter } from '../../src/saml/admin.ts';
+import { createApp } from '../../src/app.ts';
 import { createTestContext } from '../support/context.ts';
 
 let ctx: AppContext;
@@ -40,6 +42,8 @@ describe('OpenAPI document', () => {
       memberRouter,
       invitationRouter,
       groupRouter,
+      groupMappingRouter,
+      auditRouter,
       syncAdminRouter,
       scimTokenRouter,
     ].flatMap((make) => routesOf(make(ctx)));

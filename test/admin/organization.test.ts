@@ -2,7 +2,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Express } from 'express';
 import type { AppContext } from '../../src/context.ts';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import { createTxtLookup } from '../../src/core/domain-dns.ts';
 import { isInVerifiedDomain, recheckVerifiedDomains } from '../../src/core/domains.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';

@@ -8,7 +8,7 @@ import { addDomain } from '../../src/core/domains.ts';
 import { verifyDomainByDns } from '../support/domains.ts';
 import { joinOrganization } from '../../src/core/memberships.ts';
 import { updateOrganizationSettings } from '../../src/core/organizations.ts';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import type { SamlConnection } from '../../src/saml/connections.ts';
 import type { SamlIdentity } from '../../src/saml/identity.ts';
 import { signIn } from '../../src/saml/sign-in.ts';

@@ -6,7 +6,7 @@ import { systemActor } from '../../src/core/actor.ts';
 import { issueCredential } from '../../src/core/credentials.ts';
 import { createGroup } from '../../src/core/groups.ts';
 import { createSession } from '../../src/core/sessions.ts';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import { SESSION_COOKIE } from '../../src/http/session-cookie.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
 

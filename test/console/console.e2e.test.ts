@@ -11,7 +11,7 @@ import { changeGroupMembers, createGroup, type Group } from '../../src/core/grou
 import { joinOrganization } from '../../src/core/memberships.ts';
 import { createSession, resolveSession } from '../../src/core/sessions.ts';
 import { SESSION_COOKIE } from '../../src/http/session-cookie.ts';
-import { startServer, type RunningServer } from '../../src/http/server.ts';
+import { startServer, type RunningServer } from '../../src/server.ts';
 import { launchChromium, SCREENSHOT_DIR, type HeadlessChromium } from '../support/browser.ts';
 import { TEST_PUBLIC_URL, createTestContext, createTestOrganization } from '../support/context.ts';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server.ts';

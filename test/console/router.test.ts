@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Express } from 'express';
 import type { AppContext } from '../../src/context.ts';
 import { PAGES } from '../../src/console/router.ts';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import { createTestContext } from '../support/context.ts';
 
 let ctx: AppContext;

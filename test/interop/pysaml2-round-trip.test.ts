@@ -6,7 +6,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeIdpKeys, type IdpKeys } from '../saml/support/idp.ts';
 import { CookieJar } from '../saml/support/setup.ts';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import type { AppContext } from '../../src/context.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
 

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppContext } from '../../src/context.ts';
-import { startServer, type RunningServer } from '../../src/http/server.ts';
+import { startServer, type RunningServer } from '../../src/server.ts';
 import { launchChromium, type HeadlessChromium } from '../support/browser.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
 import { authnRequestOf, encode, makeIdpKeys, responseXml, signAssertion, type IdpKeys } from './support/idp.ts';

@@ -587,7 +587,7 @@ describe('several instances on one database', () => {
     'accepts an assertion once when it reaches two instances at the same time',
     async () => {
       const { connect } = await import('../../src/storage/database.ts');
-      const { createApp } = await import('../../src/http/app.ts');
+      const { createApp } = await import('../../src/app.ts');
       const url = (f.ctx.database as unknown as { url: string }).url;
       const otherSql = connect(url, 2);
       try {

@@ -1,7 +1,7 @@
 import type { Express } from 'express';
 import request from 'supertest';
 import type { AppContext } from '../../src/context.ts';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import { createTestContext, createTestOrganization } from './context.ts';
 
 export const SCIM_JSON = 'application/scim+json';

@@ -5,7 +5,7 @@ import type { Actor } from '../../src/core/actor.ts';
 import { changeGroupMembers, createGroup } from '../../src/core/groups.ts';
 import { getMembership, joinOrganization } from '../../src/core/memberships.ts';
 import { createGroupRoleMapping } from '../../src/core/role-mapping.ts';
-import { PERMISSIONS } from '../../src/core/roles.ts';
+import { PERMISSIONS } from '../../src/core/permissions.ts';
 import { sealSecret } from '../../src/core/secrets.ts';
 import { createWebhookEndpoint } from '../../src/core/webhook-endpoints.ts';
 import { createLogger } from '../../src/log.ts';

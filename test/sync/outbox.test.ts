@@ -6,7 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { AppContext } from '../../src/context.ts';
 import type { Actor } from '../../src/core/actor.ts';
 import { createWebhookEndpoint } from '../../src/core/webhook-endpoints.ts';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import { connect } from '../../src/storage/database.ts';
 import { claimEvents, type EventHandler } from '../../src/sync/outbox.ts';
 import { Reconciler } from '../../src/sync/reconciler.ts';

@@ -5,7 +5,8 @@ import type { Actor } from '../../src/core/actor.ts';
 import { changeGroupMembers, createGroup, deleteGroup } from '../../src/core/groups.ts';
 import { getMembership, joinOrganization, setRoles } from '../../src/core/memberships.ts';
 import { createGroupRoleMapping, deleteGroupRoleMapping, updateGroupRoleMapping } from '../../src/core/role-mapping.ts';
-import { BUILT_IN_ROLES, PERMISSIONS } from '../../src/core/roles.ts';
+import { PERMISSIONS } from '../../src/core/permissions.ts';
+import { BUILT_IN_ROLES } from '../../src/core/roles.ts';
 import { createReconciler } from '../../src/sync/index.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
 

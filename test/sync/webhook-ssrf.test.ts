@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Express } from 'express';
 import type { AppContext } from '../../src/context.ts';
 import { addressRefusal, type Resolve } from '../../src/core/webhook-url.ts';
-import { createApp } from '../../src/http/app.ts';
+import { createApp } from '../../src/app.ts';
 import { postWebhook } from '../../src/sync/webhooks.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
 import { startWebhookReceiver } from '../support/webhook-receiver.ts';

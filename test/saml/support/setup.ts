@@ -1,7 +1,7 @@
 import request from 'supertest';
 import type { Express } from 'express';
 import type { AppContext } from '../../../src/context.ts';
-import { createApp } from '../../../src/http/app.ts';
+import { createApp } from '../../../src/app.ts';
 import { createTestContext, createTestOrganization } from '../../support/context.ts';
 import { IDP_ENTITY_ID, IDP_SSO_URL, authnRequestOf, encode, makeIdpKeys, type IdpKeys } from './idp.ts';
 

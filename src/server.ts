@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AppContext } from '../context.ts';
+import type { AppContext } from './context.ts';
 import { createApp } from './app.ts';
 
 export interface RunningServer {

@@ -1,11 +1,11 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
-import { requirePermission } from '../admin/auth.ts';
-import { route, rowId } from '../admin/handler.ts';
+import { requirePermission } from './auth.ts';
+import { route, rowId } from './handler.ts';
 import { notFound } from '../core/errors.ts';
 import { findOrganization } from '../core/organizations.ts';
-import { listAttempts } from './attempts.ts';
+import { listAttempts } from '../saml/attempts.ts';
 import {
   createConnection,
   deleteConnection,
@@ -14,10 +14,10 @@ import {
   updateConnection,
   type ConnectionInput,
   type SamlConnection,
-} from './connections.ts';
-import { DEFAULT_ATTRIBUTES } from './identity.ts';
-import { certificateInfo, parseIdpMetadata } from './idp-metadata.ts';
-import { serviceProvider } from './service-provider.ts';
+} from '../saml/connections.ts';
+import { DEFAULT_ATTRIBUTES } from '../saml/identity.ts';
+import { certificateInfo, parseIdpMetadata } from '../saml/idp-metadata.ts';
+import { serviceProvider } from '../saml/service-provider.ts';
 
 const attributeName = z.string().min(1).max(512);
 const settings = {

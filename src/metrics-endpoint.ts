@@ -3,9 +3,9 @@ import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import client from 'prom-client';
 import type { Request, RequestHandler } from 'express';
-import type { AppContext } from '../context.ts';
-import { httpRequestDuration, registry } from '../metrics.ts';
-import { outboxBacklog } from '../sync/outbox.ts';
+import type { AppContext } from './context.ts';
+import { httpRequestDuration, registry } from './metrics.ts';
+import { outboxBacklog } from './sync/outbox.ts';
 
 /**
  * Times every request under its route pattern (`/scim/v2/Users/:id`, never the path with its ids);

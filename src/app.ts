@@ -1,15 +1,15 @@
-import { asyncHandler } from './async-handler.ts';
+import { asyncHandler } from './http/async-handler.ts';
 import crypto from 'node:crypto';
 import express, { type ErrorRequestHandler, type Request, type RequestHandler } from 'express';
-import type { AppContext } from '../context.ts';
-import { invitationPages } from '../admin/invitation-pages.ts';
-import { adminRouter } from '../admin/router.ts';
-import { consoleRouter } from '../console/router.ts';
-import { ACS_PATH, samlRouter } from '../saml/router.ts';
-import { scimRouter } from '../scim/router.ts';
-import { accessLog } from './access-log.ts';
-import { httpMetrics, metricsRoute } from './metrics.ts';
-import { retryAfterOnUnavailable, sendDomainError, sendUnavailable } from './errors.ts';
+import type { AppContext } from './context.ts';
+import { invitationPages } from './admin/invitation-pages.ts';
+import { adminRouter } from './admin/router.ts';
+import { consoleRouter } from './console/router.ts';
+import { ACS_PATH, samlRouter } from './saml/router.ts';
+import { scimRouter } from './scim/router.ts';
+import { accessLog } from './http/access-log.ts';
+import { httpMetrics, metricsRoute } from './metrics-endpoint.ts';
+import { retryAfterOnUnavailable, sendDomainError, sendUnavailable } from './http/errors.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
