@@ -6,6 +6,8 @@ export type Sql = postgres.Sql;
 export type Tx = postgres.TransactionSql;
 /** Anything a query can run on: the pool or an open transaction. */
 export type Db = Sql | Tx;
+/** A piece of SQL with its parameters, to compose into a statement. */
+export type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 export interface Database {
   sql: Sql;
