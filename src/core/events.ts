@@ -78,12 +78,12 @@ export function changeRecordSteps(
       insert into audit_log (organization_id, channel, actor_type, actor_id, actor_name, action, target_type, target_id, details)
       select ${organizationId}, ${actor.channel}, ${actor.type}, ${actor.id ?? null}, ${actor.name}, ${change.action},
              ${change.target.type}, ${change.target.id}, ${change.details}
-      from ${change.rows}
+      from ${change.rows} as changed_rows
     ),
     ${db(`${name}_event`)} as (
       insert into outbox (organization_id, type, payload)
       select ${organizationId}, ${change.event}, ${change.payload} || jsonb_build_object('actor', ${actorJson}::jsonb)
-      from ${change.rows}
+      from ${change.rows} as changed_rows
     )`;
 }
 

@@ -230,7 +230,8 @@ export function statusChangeSteps(
   name: string,
   change: {
     organizationId: string;
-    accountId: string;
+    /** The account, or an expression naming it (from another step). */
+    accountId: string | Fragment;
     from: readonly MembershipStatus[];
     to: MembershipStatus;
     action: string;
