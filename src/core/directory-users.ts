@@ -294,9 +294,9 @@ async function writeIfUnchanged(
       ${changeRecordSteps(sql, 'updated', organizationId, actor, {
         action: 'scim.user_updated',
         target: { type: 'account', id: sql`account_id::text` },
-        details: sql`${sql.json({ changed } as never)}::jsonb`,
+        details: sql`${sql.json({ changed })}::jsonb`,
         event: 'user.updated',
-        payload: sql`${sql.json({ changed } as never)}::jsonb || jsonb_build_object('accountId', account_id)`,
+        payload: sql`${sql.json({ changed })}::jsonb || jsonb_build_object('accountId', account_id)`,
         rows: changed.length > 0 ? sql`usr` : sql`(select * from usr where false)`,
       })}
       select u.*, ${activeChange && fields.active ? activationGuard(sql, written) : sql`true`} as guarded
