@@ -18,9 +18,12 @@ export interface Database {
 
 export const EMBEDDED_POOL_MAX = 1;
 
-export function connect(url: string, max: number): Sql {
+/** `onQuery` sees every statement sent (tests count round trips with it). */
+export function connect(url: string, max: number, options: { onQuery?: (query: string) => void } = {}): Sql {
+  const { onQuery } = options;
   return postgres(url, {
     max,
+    ...(onQuery ? { debug: (_connection: number, query: string) => onQuery(query) } : {}),
     onnotice: () => {},
     // Rows come back with camelCase keys; SQL stays snake_case.
     transform: { column: { from: postgres.toCamel } },
