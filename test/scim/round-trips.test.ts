@@ -17,7 +17,7 @@ describe('SCIM write round trips', () => {
 
   beforeAll(async () => {
     f = await scimFixture('round-trips');
-    counted = connect((f.ctx.database as { url: string }).url, 2, {
+    counted = connect((f.ctx.database as unknown as { url: string }).url, 2, {
       onQuery: (query) => {
         // Not the write's: verifying the token (remembered for seconds) and the batched request log.
         if (!/scim_requests|from credentials|update credentials/.test(query)) sent.push(query);
