@@ -233,7 +233,7 @@ export async function startServer(databaseUrl: string): Promise<{ child: ChildPr
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 600; i++) {
     try {
       const res = await fetch(`http://127.0.0.1:${port}/readyz`);
       if (res.ok) return { child, port };
