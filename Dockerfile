@@ -9,6 +9,7 @@ COPY src ./src
 COPY tsconfig.json ./
 # The embedded database (DATA_DIR=./data) is written by the node user; /app itself stays root-owned.
 RUN mkdir -p /app/data && chown node:node /app/data
+VOLUME /app/data
 USER node
 EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:3000/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"

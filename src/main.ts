@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { openContext } from './context.ts';
 import { createDemoOrganizationOnFirstStart } from './demo.ts';
@@ -16,12 +18,26 @@ try {
 
 const log = createLogger(config.logLevel);
 try {
+  if (!config.databaseUrl && !fs.existsSync(path.join(config.dataDir, 'pg'))) {
+    // PGlite's first initialization takes a while; say so rather than sit silent.
+    process.stdout.write(
+      `orgsync: preparing the embedded PostgreSQL in ${path.resolve(config.dataDir)} (first start only)…\n`,
+    );
+  }
   const ctx = await openContext(config, log);
   const demo = config.demoOrganization ? await createDemoOrganizationOnFirstStart(ctx) : null;
   const running = await startServer(ctx);
   const reconciler = config.reconciler.enabled ? createReconciler(ctx) : null;
   reconciler?.start();
-  log.info({ url: running.url, publicUrl: config.publicUrl, database: ctx.database.kind }, 'orgsync listening');
+  log.info(
+    {
+      url: running.url,
+      publicUrl: config.publicUrl,
+      console: `${config.publicUrl}/console`,
+      database: ctx.database.kind,
+    },
+    'orgsync listening',
+  );
   if (demo) {
     process.stdout.write(
       [
@@ -32,6 +48,7 @@ try {
         `    SCIM token:     ${demo.scimToken}`,
         `    Admin API key:  ${demo.adminApiKey}`,
         `    SAML metadata:  ${demo.samlMetadataUrl}`,
+        `    Admin console:  ${config.publicUrl}/console (sign in with the admin API key)`,
         '',
       ].join('\n') + '\n',
     );

@@ -16,8 +16,11 @@ const listQuery = z.object({
   after: z.uuid().optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
-const rolesInput = z.object({ roles: z.array(z.string().min(1).max(63)).min(1).max(20) }).strict();
-const bulkRemoveInput = z.object({ accountIds: z.array(z.string()).min(1).max(100) }).strict();
+// `overrideIdp`: change a member the IdP manages through SCIM anyway (audited).
+const overrideIdp = z.boolean().optional();
+const rolesInput = z.object({ roles: z.array(z.string().min(1).max(63)).min(1).max(20), overrideIdp }).strict();
+const bulkRemoveInput = z.object({ accountIds: z.array(z.string()).min(1).max(100), overrideIdp }).strict();
+const removeQuery = z.object({ overrideIdp: z.enum(['true', 'false']).optional() });
 
 function accountIdParam(raw: unknown): string {
   const id = String(raw);
@@ -42,8 +45,9 @@ export function memberRouter(ctx: AppContext): Router {
     '/members/:accountId/roles',
     requirePermission('members:manage'),
     route(async (req, res, p) => {
-      const { roles } = rolesInput.parse(req.body);
-      const m = await setRoles(ctx.sql, p.organizationId, accountIdParam(req.params.accountId), roles, p.actor);
+      const { roles, ...options } = rolesInput.parse(req.body);
+      const accountId = accountIdParam(req.params.accountId);
+      const m = await setRoles(ctx.sql, p.organizationId, accountId, roles, p.actor, options);
       res.json({ accountId: m.accountId, roles: m.roles, mappedRoles: m.mappedRoles });
     }),
   );
@@ -52,7 +56,8 @@ export function memberRouter(ctx: AppContext): Router {
     '/members/:accountId',
     requirePermission('members:manage'),
     route(async (req, res, p) => {
-      await removeMember(ctx.sql, p.organizationId, accountIdParam(req.params.accountId), p.actor);
+      const overrideIdp = removeQuery.parse(req.query).overrideIdp === 'true';
+      await removeMember(ctx.sql, p.organizationId, accountIdParam(req.params.accountId), p.actor, { overrideIdp });
       res.status(204).end();
     }),
   );
@@ -62,11 +67,11 @@ export function memberRouter(ctx: AppContext): Router {
     '/members/remove',
     requirePermission('members:manage'),
     route(async (req, res, p) => {
-      const { accountIds } = bulkRemoveInput.parse(req.body);
+      const { accountIds, ...options } = bulkRemoveInput.parse(req.body);
       const results = [];
       for (const accountId of [...new Set(accountIds)]) {
         try {
-          await removeMember(ctx.sql, p.organizationId, accountIdParam(accountId), p.actor);
+          await removeMember(ctx.sql, p.organizationId, accountIdParam(accountId), p.actor, options);
           results.push({ accountId, removed: true });
         } catch (error) {
           if (!(error instanceof DomainError)) throw error;

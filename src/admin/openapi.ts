@@ -31,11 +31,21 @@ const ROUTES: Record<string, Record<string, Op>> = {
     },
   },
   '/members/{accountId}/roles': {
-    put: { summary: "Replace a member's direct roles", permission: 'members:manage', body: 'Roles' },
+    put: {
+      summary: "Replace a member's direct roles (overrideIdp for a member the IdP manages)",
+      permission: 'members:manage',
+      body: 'MemberRoles',
+    },
   },
-  '/members/{accountId}': { delete: { summary: 'Remove a member (the account stays)', permission: 'members:manage' } },
+  '/members/{accountId}': {
+    delete: {
+      summary: 'Remove a member (the account stays; overrideIdp for a member the IdP manages)',
+      permission: 'members:manage',
+      query: ['overrideIdp'],
+    },
+  },
   '/members/remove': {
-    post: { summary: 'Remove up to 100 members, a result each', permission: 'members:manage', body: 'AccountIds' },
+    post: { summary: 'Remove up to 100 members, a result each', permission: 'members:manage', body: 'MemberRemoval' },
   },
   '/leave': { post: { summary: 'The signed-in member leaves the organization' } },
   '/invitations': {
@@ -178,7 +188,8 @@ const SCHEMAS: Record<string, unknown> = {
   ]),
   Domain: obj({ domain: { type: 'string' } }, ['domain']),
   Roles: obj({ roles: strings }, ['roles']),
-  AccountIds: obj({ accountIds: strings }, ['accountIds']),
+  MemberRoles: obj({ roles: strings, overrideIdp: { type: 'boolean' } }, ['roles']),
+  MemberRemoval: obj({ accountIds: strings, overrideIdp: { type: 'boolean' } }, ['accountIds']),
   Invite: obj(
     {
       emails: { oneOf: [{ type: 'string' }, strings] },

@@ -133,9 +133,38 @@ async function defaultRole(db: Db, organizationId: string): Promise<string> {
   return org.defaultRole;
 }
 
+/** How an admin change treats a member the IdP manages through SCIM. */
+export interface IdpOverride {
+  /** Change the member anyway (audited as `idpOverride: true`); without it the change is refused. */
+  overrideIdp?: boolean;
+}
+
+/**
+ * A member provisioned through SCIM belongs to the IdP: a change made here would be undone, or
+ * contradicted, by its next push. Other channels need an explicit override, which the change's
+ * audit entry records. Answers the audit details to add.
+ */
+function checkIdpManaged(member: Membership, actor: Actor, options: IdpOverride, what: string): { idpOverride?: true } {
+  if (member.source !== 'scim' || actor.channel === 'scim') return {};
+  if (options.overrideIdp) return { idpOverride: true };
+  throw ruleViolation(
+    `this member is managed by the organization's identity provider through SCIM: ${what} in the IdP, ` +
+      'or repeat the request with overrideIdp: true to do it here anyway',
+    { accountId: member.accountId, managedBy: 'scim' },
+  );
+}
+
 /** Suspends an active member (reversible). Suspended members have no permissions and cannot sign in. */
-export function suspendMember(db: Db, organizationId: string, accountId: string, actor: Actor): Promise<Membership> {
-  return changeStatus(db, organizationId, accountId, ['active'], 'suspended', 'member.suspended', actor);
+export function suspendMember(
+  db: Db,
+  organizationId: string,
+  accountId: string,
+  actor: Actor,
+  options: IdpOverride = {},
+): Promise<Membership> {
+  return changeStatus(db, organizationId, accountId, ['active'], 'suspended', 'member.suspended', actor, {
+    idp: { ...options, what: 'suspend them' },
+  });
 }
 
 export function reactivateMember(db: Db, organizationId: string, accountId: string, actor: Actor): Promise<Membership> {
@@ -151,6 +180,7 @@ export async function removeMember(
   organizationId: string,
   accountId: string,
   actor: Actor,
+  options: IdpOverride = {},
 ): Promise<Membership> {
   if (actor.channel !== 'scim' && actor.type === 'account' && actor.id === accountId) {
     throw ruleViolation('you cannot remove yourself; leave the organization instead', { accountId });
@@ -163,7 +193,10 @@ export async function removeMember(
     'removed',
     'member.removed',
     actor,
-    (tx, current) => assertMayManageMember(tx, current, actor, 'remove a member with the role(s)'),
+    {
+      authorize: (tx, current) => assertMayManageMember(tx, current, actor, 'remove a member with the role(s)'),
+      idp: { ...options, what: 'remove them' },
+    },
   );
 }
 
@@ -194,19 +227,23 @@ async function changeStatus(
   to: MembershipStatus,
   action: string,
   actor: Actor,
-  authorize?: (tx: Tx, current: Membership) => Promise<void>,
+  checks: {
+    authorize?: (tx: Tx, current: Membership) => Promise<void>;
+    idp?: IdpOverride & { what: string };
+  } = {},
 ): Promise<Membership> {
   return inTransaction(db, async (tx) => {
     const current = await lockMembership(tx, organizationId, accountId);
     if (!current || current.status === 'removed') throw notFound('member', { accountId });
     if (current.status === to) return current;
-    await authorize?.(tx, current);
+    await checks.authorize?.(tx, current);
+    const override = checks.idp ? checkIdpManaged(current, actor, checks.idp, checks.idp.what) : {};
     if (!from.includes(current.status)) {
       throw ruleViolation(`a ${current.status} membership cannot become ${to}`, { accountId, status: current.status });
     }
     if (to !== 'active' && actor.channel !== 'scim') await assertAnotherOwnerRemains(tx, current);
     const [updated] = await tx<Membership[]>`
-      with ${statusChangeSteps(tx, 'changed', { organizationId, accountId, from, to, action, actor })}
+      with ${statusChangeSteps(tx, 'changed', { organizationId, accountId, from, to, action, actor, details: override })}
       select ${membershipColumns(tx)} from changed`;
     return updated!;
   });
@@ -237,9 +274,12 @@ export function statusChangeSteps(
     action: string;
     actor: Actor;
     when?: Fragment;
+    /** Added to the audit details and the event payload (e.g. an IdP override). */
+    details?: Record<string, unknown>;
   },
 ): Fragment {
   const { organizationId, accountId, to } = change;
+  const extra = db`${db.json((change.details ?? {}) as never)}::jsonb`;
   const step = (suffix: string) => db(`${name}${suffix}`);
   const changed = db(name);
   const applied = db`exists (select 1 from ${changed})`;
@@ -281,9 +321,9 @@ export function statusChangeSteps(
     ${changeRecordSteps(db, name, organizationId, change.actor, {
       action: change.action,
       target: { type: 'account', id: db`${accountId}` },
-      details: db`jsonb_build_object('from', previous, 'to', ${to}::text)`,
+      details: db`jsonb_build_object('from', previous, 'to', ${to}::text) || ${extra}`,
       event: change.action === 'member.left' ? 'member.removed' : change.action,
-      payload: db`jsonb_build_object('accountId', ${accountId}::text, 'from', previous, 'to', ${to}::text)`,
+      payload: db`jsonb_build_object('accountId', ${accountId}::text, 'from', previous, 'to', ${to}::text) || ${extra}`,
       rows: db`${changed}`,
     })}`;
 }
@@ -340,6 +380,7 @@ export async function setRoles(
   accountId: string,
   roles: string[],
   actor: Actor,
+  options: IdpOverride = {},
 ): Promise<Membership> {
   const wanted = [...new Set(roles)];
   if (wanted.length === 0) throw invalid('a member needs at least one role');
@@ -351,6 +392,7 @@ export async function setRoles(
       { roles: effectiveRoles(current), reason: 'change the roles of a member with the role(s)' },
       { roles: symmetricDifference(current.roles, wanted), reason: 'grant or take away the role(s)' },
     ]);
+    const override = checkIdpManaged(current, actor, options, 'change their roles');
     const next = { ...current, roles: wanted };
     if (effectiveRoles(current).includes(OWNER_ROLE) && !effectiveRoles(next).includes(OWNER_ROLE)) {
       await assertAnotherOwnerRemains(tx, current);
@@ -359,7 +401,7 @@ export async function setRoles(
       update memberships set roles = ${wanted}::text[], updated_at = now()
       where organization_id = ${organizationId} and account_id = ${accountId}
       returning *`;
-    await recordRoleChange(tx, current, updated!, actor, {});
+    await recordRoleChange(tx, current, updated!, actor, override);
     return updated!;
   });
 }

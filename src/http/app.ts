@@ -53,6 +53,8 @@ export function createApp(ctx: AppContext): express.Express {
   app.use('/api', adminRouter(ctx));
   app.use('/invitations', invitationPages(ctx));
   app.use('/console', consoleRouter(ctx));
+  // A person who opens the service's address in a browser wants the console.
+  app.get('/', (_req, res) => res.redirect(302, '/console'));
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not_found', message: 'no such endpoint' });

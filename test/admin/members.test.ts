@@ -28,7 +28,7 @@ beforeAll(async () => {
     const acc = await ensureAccount(ctx.sql, { email: `person${i}@members.test` });
     await joinOrganization(
       ctx.sql,
-      { organizationId: a.organization.id, accountId: acc.id, source: i % 2 ? 'scim' : 'sso' },
+      { organizationId: a.organization.id, accountId: acc.id, source: i % 2 ? 'admin' : 'sso' },
       actor,
     );
     ids.push(acc.id);

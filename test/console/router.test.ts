@@ -41,6 +41,11 @@ describe('console pages and assets', () => {
     expect(res.headers.location).toBe('/console/members');
   });
 
+  it('sends the service root to the console', async () => {
+    const res = await request(app).get('/').expect(302);
+    expect(res.headers.location).toBe('/console');
+  });
+
   it('answers 404 for unknown pages and assets, and never serves files outside its folder', async () => {
     for (const path of [
       '/console/nope',

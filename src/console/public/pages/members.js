@@ -22,6 +22,10 @@ import { startPage } from '../lib/shell.js';
 
 const PAGE_SIZE = 25;
 const SOURCES = { scim: 'SCIM', sso: 'SSO', invite: 'Invite', admin: 'Admin' };
+const IDP_MANAGED = 'SCIM · managed by IdP';
+const OVERRIDE_HINT =
+  'This member is managed by your identity provider through SCIM; make this change there. ' +
+  'Doing it here overrides the IdP, is recorded in the audit log, and the IdP may undo it.';
 
 startPage(async (area, session) => {
   if (!session.can('members:view')) {
@@ -130,7 +134,13 @@ startPage(async (area, session) => {
         h('span', {}, h('strong', {}, m.email), name ? h('br') : null, name || null),
         h('span', { class: `badge ${m.status}` }, m.status === 'pending' ? 'pending invite' : m.status),
         roleBadges(m, roles),
-        SOURCES[m.source] ?? m.source,
+        m.source === 'scim'
+          ? h(
+              'span',
+              { class: 'badge idp', title: 'Provisioned by the identity provider: change them there' },
+              IDP_MANAGED,
+            )
+          : (SOURCES[m.source] ?? m.source),
         invitation
           ? `invited ${formatTime(invitation.createdAt)}, expires ${formatTime(invitation.expiresAt)}`
           : formatTime(m.lastActiveAt),
@@ -209,11 +219,15 @@ startPage(async (area, session) => {
     );
     const message = messageBox();
     const save = h('button', { type: 'submit', class: 'primary' }, 'Save roles');
+    const managed = member.source === 'scim';
+    const override = h('input', { type: 'checkbox', name: 'overrideIdp', required: managed ? true : undefined });
     const form = h(
       'form',
       {},
       h('p', {}, member.email),
       message,
+      managed ? h('p', { class: 'hint' }, OVERRIDE_HINT) : null,
+      managed ? h('label', { class: 'check' }, override, 'Override the identity provider') : null,
       choice,
       member.mappedRoles.length
         ? h(
@@ -230,7 +244,14 @@ startPage(async (area, session) => {
       const chosen = choice.selected();
       if (chosen.length === 0) return setMessage(message, new Error('Choose at least one role.'));
       const saved = await busy(save, () =>
-        attempt(() => api('PUT', `/members/${member.accountId}/roles`, { roles: chosen }), message),
+        attempt(
+          () =>
+            api('PUT', `/members/${member.accountId}/roles`, {
+              roles: chosen,
+              ...(managed ? { overrideIdp: override.checked } : {}),
+            }),
+          message,
+        ),
       );
       if (!saved) return;
       dialog.close();
@@ -240,13 +261,17 @@ startPage(async (area, session) => {
   }
 
   async function removeOne(member) {
+    const managed = member.source === 'scim';
+    const question = `Remove ${member.email} from ${session.organization.name}? Their account stays; they lose access to this organization.`;
     const ok = await confirmDialog(
       'Remove member',
-      `Remove ${member.email} from ${session.organization.name}? Their account stays; they lose access to this organization.`,
-      'Remove',
+      managed ? h('div', {}, h('p', {}, OVERRIDE_HINT), h('p', {}, question)) : question,
+      managed ? 'Remove anyway' : 'Remove',
     );
     if (!ok) return;
-    const done = await attempt(() => api('DELETE', `/members/${member.accountId}`));
+    const done = await attempt(() =>
+      api('DELETE', `/members/${member.accountId}${managed ? '?overrideIdp=true' : ''}`),
+    );
     if (done === undefined) return;
     state.selected.delete(member.accountId);
     await load();
