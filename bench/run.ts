@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { benchAcs } from './acs.ts';
+import { benchOutbox } from './outbox.ts';
 import { benchRoles } from './roles.ts';
 import { benchScim } from './scim.ts';
 
@@ -17,6 +18,11 @@ const benches: Record<string, { header: string; run: () => Promise<string[]> }> 
   acs: {
     header: '| SAML ACS workload | rate or latency | latency | server |\n| --- | --- | --- | --- |',
     run: benchAcs,
+  },
+  outbox: {
+    header:
+      '| workload | events | lag p50 | lag p99 | lag max | cron overlap warnings | failed jobs |\n| --- | --- | --- | --- | --- | --- | --- |',
+    run: benchOutbox,
   },
 };
 const only = process.argv[2];

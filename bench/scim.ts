@@ -112,7 +112,7 @@ export async function benchScim(): Promise<string[]> {
   }
 }
 
-const user = (i: number) => ({
+export const user = (i: number) => ({
   schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
   userName: `user${i}@bench.test`,
   name: { givenName: `Given${i}`, familyName: 'Bench' },
@@ -152,7 +152,7 @@ async function runWorkload(count: number, op: (i: number) => Promise<unknown>): 
 }
 
 /** Like run, but keeps each operation's finish time, to compare parts of the run. */
-async function runTimed(count: number, op: (i: number) => Promise<unknown>): Promise<number[]> {
+export async function runTimed(count: number, op: (i: number) => Promise<unknown>): Promise<number[]> {
   const finished = new Array<number>(count);
   let next = 0;
   const start = performance.now();
@@ -212,7 +212,12 @@ async function rawCeilings(url: string, organizationId: string) {
   }
 }
 
-export async function startServer(databaseUrl: string): Promise<{ child: ChildProcess; port: number }> {
+/** Starts orgsync on DATABASE_URL; `env` overrides its settings, `onLog` gets its stdout (JSON log lines). */
+export async function startServer(
+  databaseUrl: string,
+  env: Record<string, string> = {},
+  onLog?: (line: string) => void,
+): Promise<{ child: ChildProcess; port: number }> {
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   // BENCH_PROFILE_DIR: the orgsync process writes a CPU profile there when it exits.
   const profile = process.env.BENCH_PROFILE_DIR
@@ -230,9 +235,18 @@ export async function startServer(databaseUrl: string): Promise<{ child: ChildPr
       DATABASE_POOL_MAX: String(CONCURRENCY + 4),
       SCIM_RATE_LIMIT: '0',
       NODE_ENV: 'production',
+      ...env,
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', onLog ? 'pipe' : 'ignore', 'inherit'],
   });
+  if (onLog) {
+    let buffered = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      const lines = (buffered + chunk.toString()).split('\n');
+      buffered = lines.pop()!;
+      lines.forEach(onLog);
+    });
+  }
   for (let i = 0; i < 600; i++) {
     try {
       const res = await fetch(`http://127.0.0.1:${port}/readyz`);

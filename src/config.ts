@@ -43,8 +43,15 @@ const schema = z
     DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
     WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
     WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool.default(false),
+    WEBHOOK_ENDPOINT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+    WEBHOOK_BREAKER_FAILURES: z.coerce.number().int().min(1).max(1000).default(5),
+    WEBHOOK_BREAKER_COOLDOWN_MS: z.coerce.number().int().min(100).max(86_400_000).default(60_000),
     SCIM_RATE_LIMIT: z.coerce.number().min(0).max(100_000).default(100),
     SCIM_RATE_BURST: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+    DNS_SERVERS: z
+      .string()
+      .regex(/^[0-9a-f.:\[\]]+(,[0-9a-f.:\[\]]+)*$/i, 'must be a comma-separated list of ip or ip:port')
+      .optional(),
   })
   .superRefine((env, ctx) => {
     if (env.DATABASE_URL && !env.SERVER_SECRET) {
@@ -82,12 +89,14 @@ export interface Config {
   singleOrganizationPolicy: boolean;
   /** Per SCIM token: sustained requests per second (0: no limit) and the burst allowed above it. */
   scimRateLimit: { perSecond: number; burst: number };
+  /** DNS servers for domain verification (`ip` or `ip:port`); absent: the system's resolvers. */
+  dnsServers?: string[];
 }
 
 export interface ReconcilerConfig {
   /** Run the reconciler's schedules in this process. */
   enabled: boolean;
-  /** Dispatch new events and send due deliveries (every instance polls; work is shared). */
+  /** Dispatch new events and send due deliveries (every instance polls; work is shared; NOTIFY wakes dispatch too). */
   eventsSchedule: string;
   /** Expire and match invitations (one instance per tick). */
   invitesSchedule: string;
@@ -96,6 +105,10 @@ export interface ReconcilerConfig {
   delivery: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number; concurrency: number };
   webhookTimeoutMs: number;
   webhookAllowPrivateNetworks: boolean;
+  /** Webhook sends in flight at once per endpoint, per instance. */
+  webhookEndpointConcurrency: number;
+  /** An endpoint failing `failures` times in a row is paused for `cooldownMs`. */
+  breaker: { failures: number; cooldownMs: number };
 }
 
 /** Reads the configuration from an environment; throws ConfigError naming every bad variable. */
@@ -130,6 +143,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     singleOrganizationPolicy: e.SINGLE_ORGANIZATION_POLICY,
     mailFrom: e.MAIL_FROM,
     scimRateLimit: { perSecond: e.SCIM_RATE_LIMIT, burst: e.SCIM_RATE_BURST },
+    dnsServers: e.DNS_SERVERS?.split(','),
     reconciler: {
       enabled: e.RECONCILER,
       eventsSchedule: e.RECONCILE_EVENTS_SCHEDULE,
@@ -141,6 +155,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         maxDelayMs: Math.max(e.DELIVERY_BACKOFF_MS, 6 * 3_600_000),
         concurrency: e.DELIVERY_CONCURRENCY,
       },
+      webhookEndpointConcurrency: e.WEBHOOK_ENDPOINT_CONCURRENCY,
+      breaker: { failures: e.WEBHOOK_BREAKER_FAILURES, cooldownMs: e.WEBHOOK_BREAKER_COOLDOWN_MS },
       webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
       webhookAllowPrivateNetworks: e.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
     },

@@ -23,6 +23,10 @@ describe('configuration', () => {
     expect(config.publicUrl).toBe('https://sso.example.com');
     expect(config.port).toBe(8080);
     expect(config.demoOrganization).toBe(false);
+    expect(config.reconciler).toMatchObject({
+      webhookEndpointConcurrency: 2,
+      breaker: { failures: 5, cooldownMs: 60_000 },
+    });
   });
 
   it.each([
@@ -35,6 +39,9 @@ describe('configuration', () => {
     [{ SERVER_SECRET: 'short' }, /SERVER_SECRET: must be at least 32 characters/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL: /],
     [{ DEMO_ORGANIZATION: 'maybe' }, /DEMO_ORGANIZATION: /],
+    [{ WEBHOOK_ENDPOINT_CONCURRENCY: '0' }, /WEBHOOK_ENDPOINT_CONCURRENCY: /],
+    [{ WEBHOOK_BREAKER_FAILURES: 'many' }, /WEBHOOK_BREAKER_FAILURES: /],
+    [{ WEBHOOK_BREAKER_COOLDOWN_MS: '-1' }, /WEBHOOK_BREAKER_COOLDOWN_MS: /],
   ])('refuses %o, naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

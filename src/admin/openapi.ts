@@ -21,7 +21,9 @@ const ROUTES: Record<string, Record<string, Op>> = {
       body: 'Domain',
     },
   },
-  '/domains/{domain}/verify': { post: { summary: 'Mark a domain verified', permission: 'org:manage' } },
+  '/domains/{domain}/verify': {
+    post: { summary: 'Verify a domain: its DNS TXT records must include its token', permission: 'org:manage' },
+  },
   '/domains/{domain}': { delete: { summary: 'Remove a domain', permission: 'org:manage' } },
   '/members': {
     get: {

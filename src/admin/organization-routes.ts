@@ -1,7 +1,15 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
-import { addDomain, listDomains, markDomainVerified, removeDomain } from '../core/domains.ts';
+import { createTxtLookup } from '../core/domain-dns.ts';
+import {
+  addDomain,
+  listDomains,
+  removeDomain,
+  verificationRecord,
+  verifyDomain,
+  type OrganizationDomain,
+} from '../core/domains.ts';
 import { findOrganization, updateOrganizationSettings } from '../core/organizations.ts';
 import { createCustomRole, listRoles, PERMISSIONS } from '../core/roles.ts';
 import { requirePermission } from './auth.ts';
@@ -61,7 +69,7 @@ export function organizationRouter(ctx: AppContext): Router {
     '/domains',
     requirePermission('org:manage'),
     route(async (_req, res, p) => {
-      res.json({ items: await listDomains(ctx.sql, p.organizationId) });
+      res.json({ items: (await listDomains(ctx.sql, p.organizationId)).map(domainView) });
     }),
   );
   router.post(
@@ -72,14 +80,16 @@ export function organizationRouter(ctx: AppContext): Router {
         .object({ domain: z.string().min(1).max(253) })
         .strict()
         .parse(req.body);
-      res.status(201).json(await addDomain(ctx.sql, p.organizationId, domain, p.actor));
+      res.status(201).json(domainView(await addDomain(ctx.sql, p.organizationId, domain, p.actor)));
     }),
   );
   router.post(
     '/domains/:domain/verify',
     requirePermission('org:manage'),
     route(async (req, res, p) => {
-      res.json(await markDomainVerified(ctx.sql, p.organizationId, String(req.params.domain), p.actor));
+      const lookupTxt = createTxtLookup(ctx.config.dnsServers);
+      const domain = String(req.params.domain);
+      res.json(domainView(await verifyDomain(ctx.sql, p.organizationId, domain, p.actor, lookupTxt)));
     }),
   );
   router.delete(
@@ -92,4 +102,9 @@ export function organizationRouter(ctx: AppContext): Router {
   );
 
   return router;
+}
+
+/** A domain with the TXT record to publish for it. */
+function domainView(domain: OrganizationDomain) {
+  return { ...domain, record: verificationRecord(domain) };
 }

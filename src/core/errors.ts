@@ -1,5 +1,5 @@
 /** Errors the domain core raises; each edge adapter maps them to its own protocol's error shape. */
-export type DomainErrorCode = 'not_found' | 'conflict' | 'invalid' | 'forbidden' | 'rule_violation';
+export type DomainErrorCode = 'not_found' | 'conflict' | 'invalid' | 'forbidden' | 'rule_violation' | 'unavailable';
 
 export class DomainError extends Error {
   constructor(
@@ -23,6 +23,10 @@ export const forbidden = (message: string, details?: Record<string, unknown>) =>
 /** A membership rule (last owner, removing oneself) refuses the change. */
 export const ruleViolation = (message: string, details?: Record<string, unknown>) =>
   new DomainError('rule_violation', message, details);
+
+/** A service the change depends on (DNS, an IdP's metadata URL) did not answer; trying later may work. */
+export const unavailable = (message: string, details?: Record<string, unknown>) =>
+  new DomainError('unavailable', message, details);
 
 /** PostgreSQL unique_violation, for turning a lost race into a conflict. */
 export function isUniqueViolation(error: unknown, constraint?: string): boolean {

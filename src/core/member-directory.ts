@@ -71,3 +71,13 @@ export async function listMembers(
 function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
+
+/** The addresses of an organization's active owners (directly or through a group mapping). */
+export async function activeOwnerEmails(db: Db, organizationId: string): Promise<string[]> {
+  const rows = await db<{ email: string }[]>`
+    select a.email from memberships m join accounts a on a.id = m.account_id
+    where m.organization_id = ${organizationId} and m.status = 'active'
+      and ('owner' = any(m.roles) or 'owner' = any(m.mapped_roles))
+    order by a.email`;
+  return rows.map((r) => r.email);
+}

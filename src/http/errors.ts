@@ -7,6 +7,7 @@ const STATUS: Record<DomainErrorCode, number> = {
   invalid: 400,
   forbidden: 403,
   rule_violation: 409,
+  unavailable: 503,
 };
 
 /** Answers a DomainError as JSON `{error, message, details}`; returns false for anything else. */

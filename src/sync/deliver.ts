@@ -1,4 +1,4 @@
-import type { Db, Sql } from '../storage/database.ts';
+import { inTransaction, type Sql, type Tx } from '../storage/database.ts';
 import type { OutboxEvent } from './outbox.ts';
 
 export interface Delivery {
@@ -10,11 +10,15 @@ export interface Delivery {
   attempts: number;
 }
 
-/**
- * Sends one delivery; throws to have it retried. Reads it needs go through `db`, the claiming
- * transaction: taking another pooled connection while holding one could starve the pool.
- */
-export type Sender = (delivery: Delivery, event: OutboxEvent, db: Db) => Promise<void>;
+/** Sends one kind of delivery. Nothing holds a transaction or a pooled connection while it sends. */
+export interface Sender {
+  /** The longest a send may take; a claim's lease outlasts it. */
+  timeoutMs: number;
+  /** Sends one delivery; throws to have it retried. */
+  send(delivery: Delivery, event: OutboxEvent): Promise<void>;
+  /** Runs in the short transaction that records the delivery as delivered (e.g. wiping a secret the send used). */
+  delivered?(tx: Tx, delivery: Delivery, event: OutboxEvent): Promise<void>;
+}
 export type Senders = Record<Delivery['kind'], Sender>;
 
 export interface RetryPolicy {
@@ -22,6 +26,12 @@ export interface RetryPolicy {
   /** Delay after the first failure; doubles each time, up to `maxDelayMs`. */
   baseDelayMs: number;
   maxDelayMs: number;
+}
+
+/** Pauses a webhook endpoint after `failures` failures in a row, for `cooldownMs`. */
+export interface BreakerPolicy {
+  failures: number;
+  cooldownMs: number;
 }
 
 export type Outcome = 'delivered' | 'retrying' | 'dead';
@@ -48,73 +58,169 @@ export function afterFailure(
   };
 }
 
+/** A delivery leased to this instance, with the event it carries. */
+export interface Claim {
+  delivery: Delivery;
+  event: OutboxEvent;
+  claimId: string;
+}
+
+export interface ClaimRequest {
+  kind: Delivery['kind'];
+  /** Free send slots: at most this many are claimed. */
+  limit: number;
+  /** Who claims (kept on the row for inspection). */
+  claimedBy: string;
+  leaseMs: number;
+  /** Per target (webhook endpoint) sends this instance may still start; targets not listed get `perTarget`. */
+  targetSlots?: Map<string, number>;
+  perTarget?: number;
+  /** Webhooks: skip endpoints whose circuit is open; past the cool-down, one trial at a time. */
+  breaker?: BreakerPolicy;
+}
+
+/** Organizations scanned per claim (each an index probe); more with due work wait for a later claim. */
+const MAX_ORGANIZATIONS = 1000;
+
 /**
- * Claims one due delivery and sends it while holding its row lock, so no other instance can send
- * it at the same time; the outcome is written in the same transaction. If the process dies
- * mid-send the transaction rolls back and the delivery is due again (at least once).
- * Returns null when nothing is due.
+ * Leases up to `limit` due deliveries of one kind, in one short statement. Fair across
+ * organizations: it finds the organizations with pending deliveries (a skip scan of the
+ * `deliveries_pending` index), takes the oldest due ones of each and interleaves them, so one
+ * organization's flood does not starve the others. Webhook deliveries of an endpoint whose circuit
+ * is open are left alone (no attempt counted); past its cool-down the circuit is half-open: one
+ * delivery is claimed as a trial and the cool-down re-armed until the trial's outcome decides.
+ * A row another instance claims at the same moment is re-checked under its lock and skipped.
  */
-export async function deliverNext(sql: Sql, senders: Senders, policy: RetryPolicy): Promise<Outcome | null> {
-  return sql.begin(async (tx) => {
-    const [row] = await tx<(Delivery & { type: string; payload: Record<string, unknown>; eventCreatedAt: Date })[]>`
-      select d.organization_id, d.id, d.event_id, d.kind, d.target, d.attempts,
-             o.type, o.payload, o.created_at as event_created_at
-      from deliveries d
-      join outbox o on o.organization_id = d.organization_id and o.id = d.event_id
-      where d.status = 'pending' and d.next_attempt_at <= now()
-      order by d.next_attempt_at
-      limit 1
-      for update of d skip locked`;
-    if (!row) return null;
-    const delivery: Delivery = {
+export async function claimDeliveries(sql: Sql, request: ClaimRequest): Promise<Claim[]> {
+  const { kind, limit } = request;
+  if (limit <= 0) return [];
+  const full = [...(request.targetSlots ?? [])].filter(([, n]) => n <= 0).map(([t]) => t);
+  const partial = [...(request.targetSlots ?? [])].filter(([, n]) => n > 0);
+  const perTarget = request.perTarget ?? limit;
+  const breaker = request.breaker;
+  const rows = await sql<(Delivery & OutboxEvent & { claimId: string; eventCreatedAt: Date; type: string })[]>`
+    with recursive orgs (organization_id, n) as (
+      (select organization_id, 1 from deliveries where kind = ${kind} and status = 'pending'
+       order by organization_id limit 1)
+      union all
+      select (select d.organization_id from deliveries d
+              where d.kind = ${kind} and d.status = 'pending' and d.organization_id > orgs.organization_id
+              order by d.organization_id limit 1), orgs.n + 1
+      from orgs where orgs.organization_id is not null and orgs.n < ${MAX_ORGANIZATIONS}
+    ), candidates as (
+      select c.*,
+        row_number() over (partition by c.organization_id order by c.next_attempt_at, c.id) as turn,
+        row_number() over (partition by c.organization_id, c.target order by c.next_attempt_at, c.id) as in_target
+      from orgs cross join lateral (
+        select d.organization_id, d.id, d.target, d.next_attempt_at,
+          ${breaker ? sql`coalesce(e.consecutive_failures >= ${breaker.failures}, false)` : sql`false`} as trial
+        from deliveries d
+        ${breaker ? sql`left join webhook_endpoints e on e.organization_id = d.organization_id and e.id::text = d.target` : sql``}
+        where d.organization_id = orgs.organization_id and d.kind = ${kind} and d.status = 'pending'
+          and d.next_attempt_at <= now() and (d.locked_until is null or d.locked_until <= now())
+          and d.target <> all(${full}::text[])
+          ${breaker ? sql`and (e.circuit_open_until is null or e.circuit_open_until <= now())` : sql``}
+        order by d.next_attempt_at, d.id limit ${limit}
+      ) c
+    ), chosen as (
+      select c.organization_id, c.id, c.target, c.trial from candidates c
+      left join unnest(${partial.map(([t]) => t)}::text[], ${partial.map(([, n]) => n)}::int[]) as s (target, slots)
+        on s.target = c.target
+      where c.in_target <= case when c.trial then 1 else coalesce(s.slots, ${perTarget}) end
+      order by c.turn, c.next_attempt_at, c.id limit ${limit}
+    ), claimed as (
+      update deliveries d set claimed_by = ${request.claimedBy}, claim_id = gen_random_uuid(),
+        locked_until = now() + make_interval(secs => ${request.leaseMs / 1000})
+      from chosen
+      where d.organization_id = chosen.organization_id and d.id = chosen.id
+        and d.status = 'pending' and (d.locked_until is null or d.locked_until <= now())
+      returning d.organization_id, d.id, d.event_id, d.kind, d.target, d.attempts, d.claim_id, chosen.trial
+    )${
+      breaker
+        ? sql`, rearmed as (
+      update webhook_endpoints e set circuit_open_until = now() + make_interval(secs => ${breaker.cooldownMs / 1000})
+      from (select distinct organization_id, target from claimed where trial) t
+      where e.organization_id = t.organization_id and e.id::text = t.target
+    )`
+        : sql``
+    }
+    select c.organization_id, c.id, c.event_id, c.kind, c.target, c.attempts, c.claim_id,
+           o.type, o.payload, o.created_at as event_created_at
+    from claimed c join outbox o on o.organization_id = c.organization_id and o.id = c.event_id`;
+  return rows.map((row) => ({
+    claimId: row.claimId,
+    delivery: {
       organizationId: row.organizationId,
       id: row.id,
       eventId: row.eventId,
       kind: row.kind,
       target: row.target,
       attempts: row.attempts,
-    };
-    const event: OutboxEvent = {
+    },
+    event: {
       organizationId: row.organizationId,
       id: row.eventId,
       type: row.type,
       payload: row.payload,
       createdAt: row.eventCreatedAt,
-    };
-    try {
-      await senders[delivery.kind](delivery, event, tx);
-      await tx`
-        update deliveries set status = 'delivered', attempts = attempts + 1, delivered_at = now(), last_error = null
-        where organization_id = ${delivery.organizationId} and id = ${delivery.id}`;
-      return 'delivered';
-    } catch (error) {
-      const { attempts, final: dead, delayMs, message } = afterFailure(delivery.attempts, error, policy);
-      await tx`
-        update deliveries set attempts = ${attempts}, last_error = ${message},
-          status = ${dead ? 'dead' : 'pending'},
-          next_attempt_at = now() + make_interval(secs => ${delayMs / 1000})
-        where organization_id = ${delivery.organizationId} and id = ${delivery.id}`;
-      return dead ? 'dead' : 'retrying';
-    }
-  });
+    },
+  }));
 }
 
-/** Sends due deliveries with `concurrency` workers until none is due (or `max` were tried). */
-export async function deliverDue(
+/**
+ * Sends a claimed delivery outside any transaction, then records the outcome in a short one, only
+ * if the lease is still this claim's (a lease that ran out may have been claimed again elsewhere).
+ * A webhook outcome also moves its endpoint's circuit breaker. Returns null when the lease was lost.
+ */
+export async function sendClaimed(
   sql: Sql,
-  senders: Senders,
+  claim: Claim,
+  sender: Sender,
   policy: RetryPolicy,
-  options: { concurrency: number; max?: number },
-): Promise<Record<Outcome, number>> {
-  const counts: Record<Outcome, number> = { delivered: 0, retrying: 0, dead: 0 };
-  let budget = options.max ?? Infinity;
-  const worker = async () => {
-    while (budget-- > 0) {
-      const outcome = await deliverNext(sql, senders, policy);
-      if (!outcome) return;
-      counts[outcome] += 1;
+  breaker?: BreakerPolicy,
+): Promise<Outcome | null> {
+  const { delivery, event, claimId } = claim;
+  let failure: unknown;
+  try {
+    await sender.send(delivery, event);
+  } catch (error) {
+    failure = error ?? new Error('send failed');
+  }
+  return inTransaction(sql, async (tx) => {
+    const key = tx`organization_id = ${delivery.organizationId} and id = ${delivery.id} and claim_id = ${claimId}`;
+    const endpoint =
+      breaker && delivery.kind === 'webhook'
+        ? tx`organization_id = ${delivery.organizationId} and id::text = ${delivery.target}`
+        : null;
+    if (failure === undefined) {
+      const rows = await tx`
+        update deliveries set status = 'delivered', attempts = attempts + 1, delivered_at = now(), last_error = null,
+          claimed_by = null, claim_id = null, locked_until = null
+        where ${key} returning id`;
+      if (rows.length === 0) return null;
+      if (endpoint) {
+        await tx`
+          update webhook_endpoints set consecutive_failures = 0, circuit_open_until = null
+          where ${endpoint} and (consecutive_failures <> 0 or circuit_open_until is not null)`;
+      }
+      await sender.delivered?.(tx, delivery, event);
+      return 'delivered';
     }
-  };
-  await Promise.all(Array.from({ length: options.concurrency }, worker));
-  return counts;
+    const { attempts, final: dead, delayMs, message } = afterFailure(delivery.attempts, failure, policy);
+    const rows = await tx`
+      update deliveries set attempts = ${attempts}, last_error = ${message},
+        status = ${dead ? 'dead' : 'pending'},
+        next_attempt_at = now() + make_interval(secs => ${delayMs / 1000}),
+        claimed_by = null, claim_id = null, locked_until = null
+      where ${key} returning id`;
+    if (rows.length === 0) return null;
+    if (endpoint && breaker) {
+      await tx`
+        update webhook_endpoints set consecutive_failures = consecutive_failures + 1,
+          circuit_open_until = case when consecutive_failures + 1 >= ${breaker.failures}
+            then now() + make_interval(secs => ${breaker.cooldownMs / 1000}) else circuit_open_until end
+        where ${endpoint}`;
+    }
+    return dead ? 'dead' : 'retrying';
+  });
 }

@@ -1,6 +1,7 @@
 import type { Db, Sql, Tx } from '../storage/database.ts';
 import { systemActor, type Actor } from '../core/actor.ts';
 import { recordAudit } from '../core/audit.ts';
+import { activeOwnerEmails } from '../core/member-directory.ts';
 import type { Logger } from '../log.ts';
 import { afterFailure, type RetryPolicy } from './deliver.ts';
 
@@ -61,10 +62,7 @@ export async function dispatchEvents(
   let claimed: OutboxEvent[] = [];
   try {
     result.dispatched = await sql.begin(async (tx) => {
-      claimed = await tx<OutboxEvent[]>`
-        select organization_id, id, type, payload, created_at from outbox
-        where ${due(tx)}
-        order by id limit ${options.limit ?? 200} for update skip locked`;
+      claimed = await claimEvents(tx, options.limit ?? 200);
       await dispatch(tx, handlers, claimed);
       return claimed.length;
     });
@@ -80,12 +78,45 @@ export async function dispatchEvents(
   return result;
 }
 
+/** Organizations scanned per batch (each an index probe); more with due events wait for a later batch. */
+const MAX_ORGANIZATIONS = 1000;
+
+/**
+ * Locks a batch of due events, fair across organizations: it finds the organizations with
+ * undispatched events (a skip scan of the `outbox_undispatched` index), takes the oldest of each
+ * and interleaves them, so one organization's flood (a CSV import) does not hold up the others.
+ * Within an organization events go in id order.
+ */
+export function claimEvents(tx: Tx, limit: number) {
+  return tx<OutboxEvent[]>`
+    with recursive orgs (organization_id, n) as (
+      (select organization_id, 1 from outbox where dispatched_at is null and dispatch_failed_at is null
+       order by organization_id limit 1)
+      union all
+      select (select o.organization_id from outbox o
+              where o.dispatched_at is null and o.dispatch_failed_at is null and o.organization_id > orgs.organization_id
+              order by o.organization_id limit 1), orgs.n + 1
+      from orgs where orgs.organization_id is not null and orgs.n < ${MAX_ORGANIZATIONS}
+    ), picked as (
+      select e.organization_id, e.id, row_number() over (partition by e.organization_id order by e.id) as turn
+      from orgs cross join lateral (
+        select o.organization_id, o.id from outbox o
+        where o.organization_id = orgs.organization_id and ${due(tx)}
+        order by o.id limit ${limit}
+      ) e
+      order by turn, id limit ${limit}
+    )
+    select organization_id, id, type, payload, created_at from outbox
+    where (organization_id, id) in (select organization_id, id from picked) and ${due(tx)}
+    order by id for update skip locked`;
+}
+
 async function dispatch(tx: Tx, handlers: EventHandler[], events: OutboxEvent[]): Promise<void> {
   if (events.length === 0) return;
   for (const handle of handlers) await handle(tx, events);
   await createDeliveries(tx, events);
   await tx`
-    update outbox set dispatched_at = now(), dispatch_retry_at = null
+    update outbox set dispatched_at = clock_timestamp(), dispatch_retry_at = null
     where (organization_id, id) in (
       select * from unnest(${events.map((e) => e.organizationId)}::uuid[], ${events.map((e) => e.id)}::bigint[]))`;
 }
@@ -144,6 +175,11 @@ async function createDeliveries(tx: Tx, events: OutboxEvent[]): Promise<void> {
   for (const e of events) {
     if (e.type === 'invite.created' && typeof e.payload.email === 'string') {
       rows.push({ organizationId: e.organizationId, eventId: e.id, kind: 'email', target: e.payload.email });
+    }
+    if (e.type === 'domain.verification_lost') {
+      for (const owner of await activeOwnerEmails(tx, e.organizationId)) {
+        rows.push({ organizationId: e.organizationId, eventId: e.id, kind: 'email', target: owner });
+      }
     }
   }
   const webhookEvents = events.filter((e) => WEBHOOK_EVENT_PREFIXES.some((p) => e.type.startsWith(p)));

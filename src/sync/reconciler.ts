@@ -1,11 +1,17 @@
-import cron, { type ScheduledTask } from 'node-cron';
+import crypto from 'node:crypto';
+import os from 'node:os';
+import cron, { type RunCoordinator, type ScheduledTask } from 'node-cron';
 import type { AppContext } from '../context.ts';
 import { postgresRunCoordinator, pruneJobRuns } from './coordinator.ts';
-import { deliverDue, type Senders } from './deliver.ts';
+import type { Delivery, Outcome, Senders } from './deliver.ts';
+import { Lane, type LaneResult } from './lane.ts';
+import { Sending, type SendingOptions } from './sending.ts';
 import { acceptArrivedInvitations, expireInvitations } from './invitations.ts';
 import { dispatchEvents, pruneOutbox, type EventHandler } from './outbox.ts';
 import { pruneSsoAttempts } from '../saml/attempts.ts';
 import { pruneScimRequests } from '../scim/request-log.ts';
+import { createTxtLookup } from '../core/domain-dns.ts';
+import { recheckVerifiedDomains } from '../core/domains.ts';
 import { repairMappedRoles } from './roles.ts';
 import { defaultSenders } from './senders.ts';
 
@@ -29,21 +35,63 @@ export interface RunSummary {
 
 type Counts = Partial<Omit<RunSummary, 'durationMs'>>;
 
+/** Dispatch runs at most this many batches (or this long) before yielding to a fresh run. */
+const DISPATCH_BUDGET = { batches: 25, ms: 2_000 };
+/** A delivery lane claims at most this many deliveries (or for this long) per run. */
+const SEND_BUDGET = { rows: 500, ms: 1_000 };
+/** Where the outbox insert trigger notifies (migration 060). */
+export const OUTBOX_CHANNEL = 'orgsync_outbox';
+
 /**
  * Keeps organization state converging: expires and matches invitations, dispatches domain
- * events (internal handlers, email and webhook deliveries) and delivers them with retries.
- * Safe with several instances on one database: event and delivery work is claimed row by row
- * with SKIP LOCKED, and each tick of a periodic job is claimed by exactly one instance.
+ * events (internal handlers such as role mapping, then email and webhook deliveries) and sends
+ * the deliveries with retries. The work runs in lanes that never wait on each other: event
+ * dispatch, email sending, webhook sending, and the periodic jobs. Dispatch wakes on the outbox's
+ * NOTIFY (PostgreSQL) and on its schedule (the safety net, and the only trigger with the
+ * embedded database). Safe with several instances on one database: events are claimed with SKIP
+ * LOCKED, deliveries with a lease, and each tick of a periodic job by exactly one instance.
  */
 export class Reconciler {
+  readonly instanceId = `${os.hostname()}:${process.pid}:${crypto.randomBytes(3).toString('hex')}`;
+  readonly lanes: Record<'dispatch' | Delivery['kind'] | 'invitations' | 'roles' | 'housekeeping' | 'domains', Lane>;
+  private readonly sending: Record<Delivery['kind'], Sending>;
   private tasks: ScheduledTask[] = [];
-  private inFlight = new Set<Promise<unknown>>();
+  private unlisten: (() => Promise<void>) | null = null;
+  private listening: Promise<void> = Promise.resolve();
+  private readonly claims = new Set<Promise<boolean>>();
 
   constructor(
     private readonly ctx: AppContext,
     private readonly handlers: EventHandler[] = [],
-    private readonly senders: Senders = defaultSenders(ctx),
-  ) {}
+    senders: Senders = defaultSenders(ctx),
+  ) {
+    const { delivery, webhookEndpointConcurrency, breaker } = ctx.config.reconciler;
+    const sending = (kind: Delivery['kind'], options: Partial<SendingOptions> = {}) =>
+      new Sending(ctx.sql, {
+        kind,
+        sender: senders[kind],
+        policy: delivery,
+        concurrency: delivery.concurrency,
+        claimedBy: this.instanceId,
+        log: ctx.log,
+        onSlotFree: () => this.lanes[kind].wake(),
+        ...options,
+      });
+    this.sending = {
+      email: sending('email'),
+      webhook: sending('webhook', { perTarget: webhookEndpointConcurrency, breaker }),
+    };
+    const lane = (name: string, job: () => Promise<LaneResult>) => new Lane(name, job, ctx.log);
+    this.lanes = {
+      dispatch: lane('dispatch', () => this.dispatch(DISPATCH_BUDGET)),
+      email: lane('email', () => this.send('email')),
+      webhook: lane('webhook', () => this.send('webhook')),
+      invitations: lane('invitations', () => this.invitations()),
+      roles: lane('roles', () => this.roles()),
+      housekeeping: lane('housekeeping', () => this.housekeeping()),
+      domains: lane('domains', () => this.domains()),
+    };
+  }
 
   async invitations(): Promise<Counts> {
     return {
@@ -52,23 +100,69 @@ export class Reconciler {
     };
   }
 
-  async events(): Promise<Counts> {
+  /**
+   * Dispatches due events batch by batch until none is left or the budget is spent (then `more`
+   * asks the lane for another run). Each batch wakes the sending lanes for the deliveries it made.
+   */
+  async dispatch(budget = { batches: Infinity, ms: Infinity }): Promise<Counts & { more: boolean }> {
     const { delivery } = this.ctx.config.reconciler;
     const counts = { eventsDispatched: 0, eventsRetrying: 0, eventsFailed: 0 };
-    for (;;) {
+    const deadline = performance.now() + budget.ms;
+    for (let batches = 0; batches < budget.batches && performance.now() < deadline; batches++) {
       // Ends: each batch dispatches its events or pushes the failing ones back (backoff) or aside.
       const batch = await dispatchEvents(this.ctx.sql, this.handlers, { policy: delivery, log: this.ctx.log });
-      if (batch.dispatched + batch.retrying + batch.failed === 0) break;
+      if (batch.dispatched + batch.retrying + batch.failed === 0) return { ...counts, more: false };
       counts.eventsDispatched += batch.dispatched;
       counts.eventsRetrying += batch.retrying;
       counts.eventsFailed += batch.failed;
+      if (batch.dispatched > 0) {
+        this.lanes.email.wake();
+        this.lanes.webhook.wake();
+      }
     }
-    const outcomes = await deliverDue(this.ctx.sql, this.senders, delivery, { concurrency: delivery.concurrency });
-    return { ...counts, ...outcomes };
+    return { ...counts, more: true };
+  }
+
+  /** Starts due deliveries of one kind in the free send slots; does not wait for the sends. */
+  private async send(kind: Delivery['kind']): Promise<LaneResult> {
+    const { claimed, more } = await this.sending[kind].fill({
+      rows: SEND_BUDGET.rows,
+      deadline: performance.now() + SEND_BUDGET.ms,
+    });
+    return { [`${kind}Claimed`]: claimed, more };
+  }
+
+  /**
+   * Dispatches every due event, then sends every due delivery and waits for the sends (the CLI's
+   * `reconcile --once`, tests). Counts are of this call's dispatch and of the outcomes recorded meanwhile.
+   */
+  async events(): Promise<Counts> {
+    const { more: _more, ...dispatched } = await this.dispatch();
+    const before = this.outcomes();
+    await Promise.all(Object.values(this.sending).map((s) => s.drain()));
+    const after = this.outcomes();
+    return {
+      ...dispatched,
+      delivered: after.delivered - before.delivered,
+      retrying: after.retrying - before.retrying,
+      dead: after.dead - before.dead,
+    };
   }
 
   async roles(): Promise<Counts> {
     return { rolesRepaired: await repairMappedRoles(this.ctx.sql) };
+  }
+
+  /**
+   * Re-checks verified domains' DNS records. Not part of runOnce: it asks DNS servers, which a
+   * one-off run (the CLI, tests) should not depend on; it runs daily on one instance.
+   */
+  async domains(): Promise<LaneResult> {
+    const { checked, lost, unavailable } = await recheckVerifiedDomains(
+      this.ctx.sql,
+      createTxtLookup(this.ctx.config.dnsServers),
+    );
+    return { domainsChecked: checked, domainsLost: lost, domainsUnavailable: unavailable };
   }
 
   async housekeeping(): Promise<Counts> {
@@ -98,50 +192,73 @@ export class Reconciler {
 
   start(): void {
     const { eventsSchedule, invitesSchedule, rolesSchedule } = this.ctx.config.reconciler;
-    const coordinator = postgresRunCoordinator(this.ctx.sql);
-    // Every instance polls events: the work is shared out row by row.
-    this.schedule('events', eventsSchedule, () => this.events(), false);
-    this.schedule('invitations', invitesSchedule, () => this.invitations(), true, coordinator);
-    this.schedule('roles', rolesSchedule, () => this.roles(), true, coordinator);
-    this.schedule('housekeeping', '17 3 * * *', () => this.housekeeping(), true, coordinator);
+    // Claims in flight are awaited by stop(), so a tick claimed while stopping still runs.
+    const claims = postgresRunCoordinator(this.ctx.sql);
+    const coordinator: RunCoordinator = {
+      shouldRun: (key, ttl) => {
+        const claim = Promise.resolve(claims.shouldRun(key, ttl));
+        this.claims.add(claim);
+        void claim.finally(() => this.claims.delete(claim)).catch(() => {});
+        return claim;
+      },
+    };
+    const { dispatch, email, webhook, invitations, roles, housekeeping, domains } = this.lanes;
+    // Every instance polls events and deliveries: the work is shared out row by row. The callbacks
+    // only wake lanes and return at once, so node-cron never sees a tick still running.
+    this.schedule('events', eventsSchedule, () => [dispatch, email, webhook].forEach((l) => l.wake()));
+    this.schedule('invitations', invitesSchedule, () => invitations.tick(), coordinator);
+    this.schedule('roles', rolesSchedule, () => roles.tick(), coordinator);
+    this.schedule('housekeeping', '17 3 * * *', () => housekeeping.tick(), coordinator);
+    this.schedule('domains', '43 4 * * *', () => domains.tick(), coordinator);
+    this.listening = this.listen();
+    [dispatch, email, webhook].forEach((l) => l.wake());
   }
 
-  /** Stops the schedules and waits for jobs that are running. */
+  /** Resolves once this instance listens for new events (or knows it polls). */
+  ready(): Promise<void> {
+    return this.listening;
+  }
+
+  /** Stops the schedules and the listener, and waits for running jobs and sends in flight. */
   async stop(): Promise<void> {
     await Promise.all(this.tasks.map((t) => Promise.resolve(t.stop())));
     this.tasks = [];
-    await Promise.allSettled([...this.inFlight]);
+    await Promise.allSettled([...this.claims]);
+    await new Promise((resolve) => setImmediate(resolve)); // node-cron calls back right after a claim
+    await this.listening;
+    await this.unlisten?.().catch(() => {});
+    this.unlisten = null;
+    await Promise.all(Object.values(this.lanes).map((l) => l.stop()));
+    await Promise.all(Object.values(this.sending).map((s) => s.settle()));
   }
 
-  private schedule(
-    name: string,
-    expression: string,
-    job: () => Promise<Counts>,
-    oncePerTick: boolean,
-    coordinator?: ReturnType<typeof postgresRunCoordinator>,
-  ): void {
-    const run = async () => {
-      const started = performance.now();
-      const work = job();
-      this.inFlight.add(work);
-      try {
-        const counts = await work;
-        const changed = Object.values(counts).some((n) => n);
-        this.ctx.log[changed ? 'info' : 'debug'](
-          { job: name, ...counts, durationMs: Math.round(performance.now() - started) },
-          'reconciler job',
-        );
-      } catch (error) {
-        this.ctx.log.error({ job: name, err: error }, 'reconciler job failed');
-      } finally {
-        this.inFlight.delete(work);
-      }
-    };
+  /**
+   * LISTENs on a dedicated connection; each notification (and each reconnect, which may have
+   * missed some) wakes dispatch. The embedded database serves one session through its socket and
+   * does not pass notifications on, so there dispatch runs on its schedule alone.
+   */
+  private async listen(): Promise<void> {
+    if (this.ctx.database.kind === 'embedded') return;
+    const wake = () => this.lanes.dispatch.wake();
+    try {
+      const listener = await this.ctx.sql.listen(OUTBOX_CHANNEL, wake, wake);
+      this.unlisten = () => listener.unlisten();
+    } catch (error) {
+      this.ctx.log.warn({ err: error }, 'cannot LISTEN for new events; dispatch runs on its schedule only');
+    }
+  }
+
+  private outcomes(): Record<Outcome, number> {
+    const sum: Record<Outcome, number> = { delivered: 0, retrying: 0, dead: 0 };
+    for (const s of Object.values(this.sending)) for (const k of Object.keys(sum) as Outcome[]) sum[k] += s.outcomes[k];
+    return sum;
+  }
+
+  private schedule(name: string, expression: string, wake: () => void, coordinator?: RunCoordinator): void {
     this.tasks.push(
-      cron.schedule(expression, run, {
+      cron.schedule(expression, wake, {
         name: `orgsync:${name}`,
-        noOverlap: true,
-        ...(oncePerTick ? { distributed: true, runCoordinator: coordinator } : {}),
+        ...(coordinator ? { distributed: true, runCoordinator: coordinator } : {}),
       }),
     );
   }

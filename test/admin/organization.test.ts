@@ -3,20 +3,28 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Express } from 'express';
 import type { AppContext } from '../../src/context.ts';
 import { createApp } from '../../src/http/app.ts';
+import { createTxtLookup } from '../../src/core/domain-dns.ts';
+import { isInVerifiedDomain, recheckVerifiedDomains } from '../../src/core/domains.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
+import { startDnsServer, type TestDnsServer } from '../support/dns-server.ts';
 
 let ctx: AppContext;
 let app: Express;
 let a: Awaited<ReturnType<typeof createTestOrganization>>;
 let b: Awaited<ReturnType<typeof createTestOrganization>>;
+let dns: TestDnsServer;
 
 beforeAll(async () => {
-  ctx = await createTestContext();
+  dns = await startDnsServer();
+  ctx = await createTestContext({ DNS_SERVERS: dns.server });
   app = createApp(ctx);
   a = await createTestOrganization(ctx, 'settings-a');
   b = await createTestOrganization(ctx, 'settings-b');
 });
-afterAll(async () => ctx.database.close());
+afterAll(async () => {
+  await ctx.database.close();
+  await dns.close();
+});
 
 const as = (key: string) => ({ authorization: `Bearer ${key}` });
 
@@ -89,8 +97,10 @@ describe('single-organization policy', () => {
   });
 });
 
-describe('verified domains', () => {
-  it('add (with a TXT token), verify, one organization per verified domain, remove', async () => {
+describe('verified domains (DNS TXT)', () => {
+  const verify = (key: string, domain: string) => request(app).post(`/api/domains/${domain}/verify`).set(as(key));
+
+  it('add (with a TXT token), verify by DNS, one organization per verified domain, remove', async () => {
     const added = await request(app)
       .post('/api/domains')
       .set(as(a.adminKey))
@@ -101,19 +111,82 @@ describe('verified domains', () => {
       verifiedAt: null,
       verificationToken: expect.stringMatching(/^orgsync-verification=[0-9a-f]{32}$/),
     });
+    expect(added.body.record).toEqual({ name: 'acme.example.com', type: 'TXT', value: added.body.verificationToken });
     await request(app).post('/api/domains').set(as(a.adminKey)).send({ domain: 'acme.example.com' }).expect(409);
     await request(app).post('/api/domains').set(as(a.adminKey)).send({ domain: 'not a domain' }).expect(400);
-    await request(app).post('/api/domains').set(as(b.adminKey)).send({ domain: 'acme.example.com' }).expect(201);
-    expect(
-      (await request(app).post('/api/domains/acme.example.com/verify').set(as(a.adminKey)).expect(200)).body.verifiedAt,
-    ).not.toBeNull();
-    expect(
-      (await request(app).post('/api/domains/acme.example.com/verify').set(as(b.adminKey)).expect(409)).body.message,
-    ).toMatch(/another organization/);
-    await request(app).post('/api/domains/nope.example.com/verify').set(as(a.adminKey)).expect(404);
+    const other = await request(app)
+      .post('/api/domains')
+      .set(as(b.adminKey))
+      .send({ domain: 'acme.example.com' })
+      .expect(201);
+
+    // No record yet: refused, saying what to publish; nothing changes.
+    const missing = await verify(a.adminKey, 'acme.example.com').expect(409);
+    expect(missing.body.message).toContain(added.body.verificationToken);
+    expect(missing.body.details).toMatchObject({ expected: added.body.verificationToken, found: [] });
+    // Another organization's token, or a look-alike, does not verify.
+    dns.publish('acme.example.com', 'v=spf1 -all', `${added.body.verificationToken}x`);
+    await verify(a.adminKey, 'acme.example.com').expect(409);
+    // A lookup that gets no answer is not "absent": 503, try again.
+    dns.failing('acme.example.com');
+    expect((await verify(a.adminKey, 'acme.example.com').expect(503)).body.error).toBe('unavailable');
+    dns.failing('acme.example.com', false);
+
+    dns.publish('acme.example.com', 'v=spf1 -all', added.body.verificationToken, other.body.verificationToken);
+    expect((await verify(a.adminKey, 'acme.example.com').expect(200)).body.verifiedAt).not.toBeNull();
+    // B published its token too, but a verified domain belongs to one organization.
+    expect((await verify(b.adminKey, 'acme.example.com').expect(409)).body.message).toMatch(/another organization/);
+    await verify(a.adminKey, 'nope.example.com').expect(404);
     const viewer = await request(app).get('/api/domains').set(as(b.adminKey)).expect(200);
     expect(viewer.body.items).toEqual([expect.objectContaining({ domain: 'acme.example.com', verifiedAt: null })]);
+    const audit = await ctx.sql`select details from audit_log
+      where organization_id = ${a.organization.id} and action = 'domain.verified'`;
+    expect(audit).toEqual([{ details: { method: 'dns' } }]);
     await request(app).delete('/api/domains/acme.example.com').set(as(a.adminKey)).expect(204);
-    await request(app).post('/api/domains/acme.example.com/verify').set(as(b.adminKey)).expect(200);
+    await verify(b.adminKey, 'acme.example.com').expect(200);
+  });
+
+  it('refuses public email providers', async () => {
+    for (const domain of ['gmail.com', 'Outlook.com', 'yahoo.co.jp', 'proton.me']) {
+      const res = await request(app).post('/api/domains').set(as(a.adminKey)).send({ domain }).expect(400);
+      expect(res.body.message).toMatch(/public email provider/);
+    }
+  });
+
+  it('the daily re-check unverifies a domain whose record is gone (audited, announced), never on a failed lookup', async () => {
+    const added = await request(app)
+      .post('/api/domains')
+      .set(as(a.adminKey))
+      .send({ domain: 'recheck.example' })
+      .expect(201);
+    dns.publish('recheck.example', added.body.verificationToken);
+    await verify(a.adminKey, 'recheck.example').expect(200);
+    const lookupTxt = createTxtLookup([dns.server]);
+    const stillThere = await recheckVerifiedDomains(ctx.sql, lookupTxt);
+    expect(stillThere).toMatchObject({ lost: 0, unavailable: 0 });
+
+    dns.failing('recheck.example');
+    expect(await recheckVerifiedDomains(ctx.sql, lookupTxt)).toMatchObject({ lost: 0, unavailable: 1 });
+    dns.failing('recheck.example', false);
+    expect(await isInVerifiedDomain(ctx.sql, a.organization.id, 'someone@recheck.example')).toBe(true);
+
+    dns.unpublish('recheck.example');
+    expect(await recheckVerifiedDomains(ctx.sql, lookupTxt)).toMatchObject({ lost: 1 });
+    // Auto-join through it stops: the domain is no longer verified.
+    expect(await isInVerifiedDomain(ctx.sql, a.organization.id, 'someone@recheck.example')).toBe(false);
+    const listed = await request(app).get('/api/domains').set(as(a.adminKey)).expect(200);
+    expect(listed.body.items.find((d: { domain: string }) => d.domain === 'recheck.example')).toMatchObject({
+      verifiedAt: null,
+      verificationLostAt: expect.any(String),
+    });
+    const [audit] = await ctx.sql`select channel, details from audit_log
+      where organization_id = ${a.organization.id} and action = 'domain.verification_lost'`;
+    expect(audit).toMatchObject({ channel: 'sync', details: { domain: 'recheck.example' } });
+    const [event] = await ctx.sql`select payload from outbox
+      where organization_id = ${a.organization.id} and type = 'domain.verification_lost'`;
+    expect(event!.payload).toMatchObject({ domain: 'recheck.example' });
+    // Publishing the record again and verifying restores it.
+    dns.publish('recheck.example', added.body.verificationToken);
+    await verify(a.adminKey, 'recheck.example').expect(200);
   });
 });

@@ -4,7 +4,8 @@ import type { Express } from 'express';
 import type { AppContext } from '../../src/context.ts';
 import { ensureAccount } from '../../src/core/accounts.ts';
 import { systemActor, type Actor } from '../../src/core/actor.ts';
-import { addDomain, markDomainVerified } from '../../src/core/domains.ts';
+import { addDomain } from '../../src/core/domains.ts';
+import { verifyDomainByDns } from '../support/domains.ts';
 import { joinOrganization } from '../../src/core/memberships.ts';
 import { updateOrganizationSettings } from '../../src/core/organizations.ts';
 import { createApp } from '../../src/http/app.ts';
@@ -79,7 +80,7 @@ describe('single-organization policy', () => {
     const person = await ensureAccount(ctx.sql, { email: 'owner@single-y.test' });
     const sso: Actor = { type: 'account', id: person.id, name: person.email, channel: 'sso' };
     await addDomain(ctx.sql, x.organization.id, 'single-y.test', sso);
-    await markDomainVerified(ctx.sql, x.organization.id, 'single-y.test', sso);
+    await verifyDomainByDns(ctx, x.organization.id, 'single-y.test');
     const organization = await updateOrganizationSettings(
       ctx.sql,
       x.organization.id,

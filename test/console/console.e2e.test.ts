@@ -15,6 +15,7 @@ import { SESSION_COOKIE } from '../../src/http/session-cookie.ts';
 import { startServer, type RunningServer } from '../../src/http/server.ts';
 import { CHROMIUM, launchChromium, SCREENSHOT_DIR, type HeadlessChromium } from '../support/browser.ts';
 import { TEST_PUBLIC_URL, createTestContext, createTestOrganization } from '../support/context.ts';
+import { startDnsServer, type TestDnsServer } from '../support/dns-server.ts';
 
 let ctx: AppContext;
 let server: RunningServer;
@@ -22,13 +23,15 @@ let chromium: HeadlessChromium;
 let page: Page;
 let org: Awaited<ReturnType<typeof createTestOrganization>>;
 let sales: Group;
+let dns: TestDnsServer;
 const pageErrors: string[] = [];
 const actor = systemActor('system', 'test');
 
 beforeAll(async () => {
   if (!fs.existsSync(CHROMIUM))
     throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (see .ci/apt-packages) or set CHROMIUM_PATH`);
-  ctx = await createTestContext({ HOST: '127.0.0.1' });
+  dns = await startDnsServer();
+  ctx = await createTestContext({ HOST: '127.0.0.1', DNS_SERVERS: dns.server });
   org = await createTestOrganization(ctx, 'acme');
   for (let i = 1; i <= 30; i++) {
     const account = await ensureAccount(ctx.sql, {
@@ -38,7 +41,12 @@ beforeAll(async () => {
     });
     await joinOrganization(
       ctx.sql,
-      { organizationId: org.organization.id, accountId: account.id, source: i % 3 ? 'scim' : 'sso' },
+      // p01 and p09 were provisioned by the IdP (SCIM); the rest joined through the console or SSO.
+      {
+        organizationId: org.organization.id,
+        accountId: account.id,
+        source: i === 1 || i === 9 ? 'scim' : i % 3 ? 'admin' : 'sso',
+      },
       actor,
     );
   }
@@ -87,6 +95,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await chromium?.close();
   await server?.shutdown('test done');
+  await dns?.close();
 });
 
 /** A screenshot for reviewers (git-ignored); the whole page, or only the first screen. */
@@ -150,7 +159,7 @@ describe('members', () => {
     const cell = (email: string, label: string) =>
       page.locator('tbody tr', { hasText: email }).locator(`td[data-label="${label}"]`).textContent();
     await search('p01@acme.test');
-    expect(await cell('p01@acme.test', 'Source')).toBe('SCIM');
+    expect(await cell('p01@acme.test', 'Source')).toBe('SCIM · managed by IdP');
     await search('p03@acme.test');
     expect(await cell('p03@acme.test', 'Source')).toBe('SSO');
     // Joined just now: the last activity is today's date, as the console formats it.
@@ -262,6 +271,32 @@ describe('members', () => {
     await page.keyboard.press('Enter');
     await expect.poll(statusText).toBe('p08@acme.test was removed.');
     expect((await membership('p08@acme.test'))!.status).toBe('removed');
+  });
+
+  it('changes a member the IdP manages only when told to override it, and says so', async () => {
+    await openPage('members');
+    await search('p01@acme.test');
+    await page.getByRole('button', { name: 'Edit roles of p01@acme.test' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Edit roles' });
+    expect(await dialog.textContent()).toContain('managed by your identity provider through SCIM');
+    await dialog.getByLabel('Billing', { exact: true }).check();
+    // The override is required: the form does not submit without it.
+    await dialog.getByRole('button', { name: 'Save roles' }).click();
+    expect(await membership('p01@acme.test')).toEqual({ status: 'active', roles: ['member'] });
+    await dialog.getByLabel('Override the identity provider').check();
+    await dialog.getByRole('button', { name: 'Save roles' }).click();
+    await expect.poll(statusText).toBe('Roles of p01@acme.test are now: member, billing.');
+
+    await search('p09@acme.test');
+    await page.getByRole('button', { name: 'Remove p09@acme.test' }).click();
+    const confirm = page.getByRole('alertdialog', { name: 'Remove member' });
+    expect(await confirm.textContent()).toContain('managed by your identity provider through SCIM');
+    await confirm.getByRole('button', { name: 'Remove anyway' }).click();
+    await expect.poll(statusText).toBe('p09@acme.test was removed.');
+    expect((await membership('p09@acme.test'))!.status).toBe('removed');
+    const overrides = await ctx.sql`select action from audit_log
+      where organization_id = ${org.organization.id} and details->>'idpOverride' = 'true' order by id`;
+    expect(overrides.map((a) => a.action)).toEqual(['member.role_changed', 'member.removed']);
   });
 
   it('removes several at once; the last owner stays, saying why', async () => {
@@ -495,12 +530,16 @@ describe('identity provider', () => {
     await expect.poll(() => panel.getByRole('alert').first().textContent()).toMatch(/domain/i);
     await panel.getByLabel('Email domain', { exact: true }).fill('acme.test');
     await panel.getByRole('button', { name: 'Add domain' }).click();
-    await expect.poll(statusText).toMatch(/^Publish the TXT record orgsync-verification=\S+ on acme.test/);
-    await panel.getByRole('button', { name: 'Mark acme.test verified' }).click();
-    await page
-      .getByRole('alertdialog', { name: 'Mark domain verified' })
-      .getByRole('button', { name: 'Mark verified' })
-      .click();
+    await expect
+      .poll(statusText)
+      .toMatch(/^Publish a TXT record on acme.test with the value orgsync-verification=\S+,/);
+    // Not published yet: the refusal names the record to publish.
+    await panel.getByRole('button', { name: 'Verify acme.test' }).click();
+    await expect.poll(() => page.getByRole('alert').first().textContent()).toMatch(/TXT record was not found/);
+    const [added] =
+      await ctx.sql`select verification_token from organization_domains where organization_id = ${org.organization.id} and domain = 'acme.test'`;
+    dns.publish('acme.test', added!.verificationToken);
+    await panel.getByRole('button', { name: 'Verify acme.test' }).click();
     await expect.poll(statusText).toBe('acme.test is verified.');
     await panel.getByLabel('People from a verified domain join on their first SSO sign-in').check();
     await expect.poll(statusText).toContain('Auto-join is on');

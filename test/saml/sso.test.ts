@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { verifyDomainByDns } from '../support/domains.ts';
 import { createReconciler } from '../../src/sync/index.ts';
 import { makeIdpKeys, responseXml, signAssertion, signResponse } from './support/idp.ts';
 import {
@@ -173,7 +174,7 @@ describe('join rules', () => {
 
   it('joins an email in a verified domain with the default role only when auto-join is on', async () => {
     await request(f.app).post('/api/domains').set(admin()).send({ domain: 'acme-corp.example' }).expect(201);
-    await request(f.app).post('/api/domains/acme-corp.example/verify').set(admin()).expect(200);
+    await verifyDomainByDns(f.ctx, f.organization.id, 'acme-corp.example');
     const off = await signInAs('newcomer@acme-corp.example');
     expect(off.status).toBe(403);
     expect(await lastAttempt(f)).toMatchObject({ reason: 'not_allowed_to_join' });
@@ -199,7 +200,7 @@ describe('join rules', () => {
 
   it('prefers a pending invitation to verified-domain auto-join, and auto-joins with the organization default role', async () => {
     await request(f.app).post('/api/domains').set(admin()).send({ domain: 'order.example' }).expect(201);
-    await request(f.app).post('/api/domains/order.example/verify').set(admin()).expect(200);
+    await verifyDomainByDns(f.ctx, f.organization.id, 'order.example');
     await request(f.app)
       .patch('/api/organization')
       .set(admin())
@@ -231,7 +232,7 @@ describe('join rules', () => {
     const { createOrganization } = await import('../../src/core/organizations.ts');
     const { configureMembershipPolicy } = await import('../../src/core/policy.ts');
     await request(f.app).post('/api/domains').set(admin()).send({ domain: 'policy.example' }).expect(201);
-    await request(f.app).post('/api/domains/policy.example/verify').set(admin()).expect(200);
+    await verifyDomainByDns(f.ctx, f.organization.id, 'policy.example');
     await request(f.app).patch('/api/organization').set(admin()).send({ autoJoinVerifiedDomains: true }).expect(200);
     await createOrganization(
       f.ctx.sql,

@@ -16,7 +16,11 @@ export async function startWebhookReceiver() {
   const received: ReceivedWebhook[] = [];
   const hanging = new Set<http.ServerResponse>();
   let mode: 'ok' | 'fail' | 'hang' = 'ok';
+  const concurrency = { open: 0, max: 0 };
   const server = http.createServer((req, res) => {
+    concurrency.open += 1;
+    concurrency.max = Math.max(concurrency.max, concurrency.open);
+    res.on('close', () => (concurrency.open -= 1));
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', () => {
@@ -40,6 +44,8 @@ export async function startWebhookReceiver() {
   return {
     url: `http://127.0.0.1:${port}/hooks`,
     received,
+    /** Requests not answered yet, now and at most. */
+    concurrency,
     /** Event ids answered with 2xx. */
     delivered: () => received.filter((r) => r.status === 204).map((r) => r.eventId),
     setMode: (m: typeof mode) => (mode = m),

@@ -6,6 +6,10 @@ import { sealSecret } from '../../src/core/secrets.ts';
 import { createReconciler } from '../../src/sync/index.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
 import { startSmtpServer } from '../support/smtp.ts';
+import { startDnsServer, type TestDnsServer } from '../support/dns-server.ts';
+import { systemActor } from '../../src/core/actor.ts';
+import { createTxtLookup } from '../../src/core/domain-dns.ts';
+import { addDomain, verifyDomain } from '../../src/core/domains.ts';
 
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
 beforeAll(async () => {
@@ -50,6 +54,34 @@ describe('invitation emails from the outbox', () => {
     const [d] =
       await ctx.sql`select status, kind, target from deliveries where organization_id = ${orgId} and event_id = ${eventId}`;
     expect(d).toEqual({ status: 'delivered', kind: 'email', target: 'new.person@mail.test' });
+  });
+});
+
+describe('a lost domain', () => {
+  let ctx: AppContext;
+  let dns: TestDnsServer;
+  beforeAll(async () => {
+    dns = await startDnsServer();
+    ctx = await createTestContext({ SMTP_URL: smtp.url, DNS_SERVERS: dns.server });
+  });
+  afterAll(async () => {
+    await ctx.database.close();
+    await dns.close();
+  });
+
+  it("emails each active owner once when the daily re-check finds the domain's record gone", async () => {
+    const org = await createTestOrganization(ctx, 'lost');
+    const owner = systemActor('admin');
+    const added = await addDomain(ctx.sql, org.organization.id, 'lost.example', owner);
+    dns.publish('lost.example', added.verificationToken);
+    await verifyDomain(ctx.sql, org.organization.id, 'lost.example', owner, createTxtLookup([dns.server]));
+    dns.unpublish('lost.example');
+    const reconciler = createReconciler(ctx);
+    expect(await reconciler.domains()).toMatchObject({ domainsChecked: 1, domainsLost: 1 });
+    await reconciler.events();
+    const mails = smtp.messages.filter((m) => m.raw.includes('lost.example is no longer verified'));
+    expect(mails.map((m) => m.to)).toEqual([[org.owner.email]]);
+    expect(mails[0]!.raw.replace(/=\r?\n/g, '')).toContain('https://orgsync.test/console/identity');
   });
 });
 

@@ -307,18 +307,17 @@ async function domainsPanel(panel, session) {
       d.domain,
       d.verifiedAt
         ? h('span', { class: 'badge active' }, `verified ${formatTime(d.verifiedAt)}`)
-        : h('span', { class: 'badge pending' }, 'not verified'),
-      d.verifiedAt ? '—' : h('code', {}, `orgsync-verification=${d.verificationToken}`),
+        : d.verificationLostAt
+          ? h('span', { class: 'badge suspended' }, `record gone since ${formatTime(d.verificationLostAt)}`)
+          : h('span', { class: 'badge pending' }, 'not verified'),
+      // Kept visible once verified: the daily re-check needs the record to stay published.
+      h('code', {}, `${d.record.name} TXT "${d.record.value}"`),
       h(
         'div',
         { class: 'actions' },
         d.verifiedAt
           ? null
-          : h(
-              'button',
-              { type: 'button', 'aria-label': `Mark ${d.domain} verified`, onclick: () => verify(d) },
-              'Mark verified',
-            ),
+          : h('button', { type: 'button', 'aria-label': `Verify ${d.domain}`, onclick: () => verify(d) }, 'Verify'),
         h(
           'button',
           { type: 'button', class: 'danger', 'aria-label': `Remove ${d.domain}`, onclick: () => remove(d) },
@@ -345,18 +344,10 @@ async function domainsPanel(panel, session) {
     if (!added) return;
     form.reset();
     await reload();
-    showStatus(
-      `Publish the TXT record orgsync-verification=${added.verificationToken} on ${added.domain}, then mark it verified.`,
-    );
+    showStatus(`Publish a TXT record on ${added.domain} with the value ${added.record.value}, then verify it.`);
   });
   async function verify(d) {
-    const ok = await confirmDialog(
-      'Mark domain verified',
-      `Have you checked that ${d.domain} publishes the TXT record orgsync-verification=${d.verificationToken}? orgsync does not query DNS itself.`,
-      'Mark verified',
-      { danger: false },
-    );
-    if (!ok) return;
+    // orgsync looks the record up in DNS; a refusal says what it expected and found.
     if (!(await attempt(() => api('POST', `/domains/${encodeURIComponent(d.domain)}/verify`)))) return;
     await reload();
     showStatus(`${d.domain} is verified.`);
