@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { benchAcs } from './acs.ts';
 import { benchOutbox } from './outbox.ts';
 import { benchRoles } from './roles.ts';
 import { benchScim } from './scim.ts';
@@ -10,8 +11,13 @@ import { benchScim } from './scim.ts';
 const benches: Record<string, { header: string; run: () => Promise<string[]> }> = {
   roles: { header: '| benchmark | time | memory |\n| --- | --- | --- |', run: benchRoles },
   scim: {
-    header: '| workload | operations | rate | of the raw PostgreSQL ceiling |\n| --- | --- | --- | --- |',
+    header:
+      '| workload | operations | rate | of the raw PostgreSQL ceiling | orgsync CPU per request |\n| --- | --- | --- | --- | --- |',
     run: benchScim,
+  },
+  acs: {
+    header: '| SAML ACS workload | rate or latency | latency | server |\n| --- | --- | --- | --- |',
+    run: benchAcs,
   },
   outbox: {
     header:

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Db } from '../storage/database.ts';
+import type { Db, Fragment } from '../storage/database.ts';
 import { invalid } from './errors.ts';
 
 export interface Account {
@@ -64,13 +64,21 @@ export async function ensureAccount(
   db: Db,
   input: { email: string; givenName?: string | null; familyName?: string | null },
 ): Promise<Account> {
+  const [row] = await db<Account[]>`${accountUpsert(db, input)}`;
+  return row!;
+}
+
+/** ensureAccount's statement, to run alone or as a step of a larger one (returns the account row). */
+export function accountUpsert(
+  db: Db,
+  input: { email: string; givenName?: string | null; familyName?: string | null },
+): Fragment {
   const email = normalizeEmail(input.email);
-  const [row] = await db<Account[]>`
+  return db`
     insert into accounts (email, given_name, family_name)
     values (${email}, ${input.givenName ?? null}, ${input.familyName ?? null})
     on conflict (lower(email)) do update set
       given_name = coalesce(accounts.given_name, excluded.given_name),
       family_name = coalesce(accounts.family_name, excluded.family_name)
     returning *`;
-  return row!;
 }

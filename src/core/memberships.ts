@@ -1,9 +1,9 @@
-import type { Db, Tx } from '../storage/database.ts';
+import type { Db, Fragment, Tx } from '../storage/database.ts';
 import { firstRow, inTransaction } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
 import { assertHoldsPermissionsOf } from './authority.ts';
 import { invalid, notFound, ruleViolation } from './errors.ts';
-import { recordChange } from './events.ts';
+import { changeRecordSteps, recordChange } from './events.ts';
 import { completeInvitation, lockPendingInvitation, markInvitationsExpired } from './invitation-lifecycle.ts';
 import { assertSingleOrganization } from './policy.ts';
 import type { Permission } from './permissions.ts';
@@ -108,17 +108,18 @@ export async function joinOrganization(
     if (pending) await markInvitationsExpired(tx, [pending], actor);
     const roles = input.roles ?? [organizationDefaultRole!];
     await assertRolesExist(tx, input.organizationId, roles);
-    const [rows] = await Promise.all([
-      tx<Membership[]>`
-        insert into memberships (organization_id, account_id, status, source, roles, last_active_at)
-        values (${input.organizationId}, ${input.accountId}, 'active', ${input.source}, ${roles}::text[], now())
-        on conflict (organization_id, account_id) do update set
-          status = 'active', source = excluded.source, roles = excluded.roles, mapped_roles = '{}',
-          updated_at = now(), last_active_at = now()
-        returning *`,
-      announce({ source: input.source, roles }),
-    ]);
-    return { membership: firstRow(rows), joined: true };
+    // Under the lock the membership is absent, removed, or invited without a live invitation.
+    const joinedRows = await tx<Membership[]>`
+      with ${newMemberSteps(tx, 'joined', {
+        organizationId: input.organizationId,
+        accountId: tx`${input.accountId}::uuid`,
+        source: input.source,
+        roles,
+        replacing: ['removed', 'invited'],
+        actor,
+      })}
+      select ${membershipColumns(tx)} from joined`;
+    return { membership: firstRow(joinedRows), joined: true };
   });
 }
 
@@ -239,30 +240,135 @@ async function changeStatus(
       throw ruleViolation(`a ${current.status} membership cannot become ${to}`, { accountId, status: current.status });
     }
     if (to !== 'active' && actor.channel !== 'scim') await assertAnotherOwnerRemains(tx, current);
-    const details = { from: current.status, to, ...override };
-    const event = action === 'member.left' ? 'member.removed' : action;
-    // Independent writes under the row lock: sent together (pipelined), one round trip.
-    const [[updated]] = await Promise.all([
-      tx<Membership[]>`
-        update memberships set status = ${to}, updated_at = now()
-        where organization_id = ${organizationId} and account_id = ${accountId}
-        returning *`,
-      to === 'removed' &&
-        tx`delete from group_members where organization_id = ${organizationId} and account_id = ${accountId}`,
-      to === 'removed' &&
-        tx`update invitations set status = 'revoked', updated_at = now()
-           where organization_id = ${organizationId} and account_id = ${accountId} and status = 'pending'`,
-      to !== 'active' && endSessionsOf(tx, organizationId, accountId),
-      recordChange(tx, organizationId, actor, {
-        action,
-        target: target(accountId),
-        details,
-        event,
-        payload: { accountId, ...details },
-      }),
-    ]);
+    const [updated] = await tx<Membership[]>`
+      with ${statusChangeSteps(tx, 'changed', { organizationId, accountId, from, to, action, actor, details: override })}
+      select ${membershipColumns(tx)} from changed`;
     return updated!;
   });
+}
+
+/** The columns of a membership row (steps below return more). */
+export const membershipColumns = (db: Db): Fragment =>
+  db`organization_id, account_id, status, source, roles, mapped_roles, last_active_at, created_at, updated_at`;
+
+/**
+ * What a change of status writes, as steps of one statement (a CTE), so that SCIM's writes can
+ * carry it in their own single statement and changeStatus runs the same SQL: the membership
+ * (locked) moves to `to` when its status is one of `from` (and `when`, a condition over other
+ * steps, holds); leaving ends its group memberships and revokes its pending invitation; any
+ * status but active ends its sessions; the change is audited and announced with the status it
+ * had. The step `name` holds the changed row (none when nothing applied) and its `previous`
+ * status. Refusals (the last owner, a caller's permissions) are the caller's to check first.
+ */
+export function statusChangeSteps(
+  db: Db,
+  name: string,
+  change: {
+    organizationId: string;
+    /** The account, or an expression naming it (from another step). */
+    accountId: string | Fragment;
+    from: readonly MembershipStatus[];
+    to: MembershipStatus;
+    action: string;
+    actor: Actor;
+    when?: Fragment;
+    /** Added to the audit details and the event payload (e.g. an IdP override). */
+    details?: Record<string, unknown>;
+  },
+): Fragment {
+  const { organizationId, accountId, to } = change;
+  const extra = db`${db.json((change.details ?? {}) as never)}::jsonb`;
+  const step = (suffix: string) => db(`${name}${suffix}`);
+  const changed = db(name);
+  const applied = db`exists (select 1 from ${changed})`;
+  return db`
+    ${step('_before')} as (
+      select status from memberships
+      where organization_id = ${organizationId} and account_id = ${accountId}
+      for update
+    ),
+    ${changed} as (
+      update memberships m set status = ${to}, updated_at = now()
+      from ${step('_before')} b
+      where m.organization_id = ${organizationId} and m.account_id = ${accountId}
+        and b.status = any(${change.from as string[]}::text[]) ${change.when ? db`and ${change.when}` : db``}
+      returning m.*, b.status as previous
+    ),
+    ${
+      to === 'removed'
+        ? db`
+    ${step('_groups')} as (
+      delete from group_members
+      where organization_id = ${organizationId} and account_id = ${accountId} and ${applied}
+    ),
+    ${step('_invitations')} as (
+      update invitations set status = 'revoked', updated_at = now()
+      where organization_id = ${organizationId} and account_id = ${accountId} and status = 'pending' and ${applied}
+    ),`
+        : db``
+    }
+    ${
+      to !== 'active'
+        ? db`
+    ${step('_sessions')} as (
+      update sessions set revoked_at = now()
+      where organization_id = ${organizationId} and account_id = ${accountId} and revoked_at is null and ${applied}
+    ),`
+        : db``
+    }
+    ${changeRecordSteps(db, name, organizationId, change.actor, {
+      action: change.action,
+      target: { type: 'account', id: db`${accountId}` },
+      details: db`jsonb_build_object('from', previous, 'to', ${to}::text) || ${extra}`,
+      event: change.action === 'member.left' ? 'member.removed' : change.action,
+      payload: db`jsonb_build_object('accountId', ${accountId}::text, 'from', previous, 'to', ${to}::text) || ${extra}`,
+      rows: db`${changed}`,
+    })}`;
+}
+
+/**
+ * A new member (or a returning one, when the membership's status is one of `replacing`) joins
+ * active with `roles` (default: the organization's default role), as steps of one statement;
+ * audited and announced as member.joined. The step `name` holds the membership row (none when
+ * the membership was in another state). `accountId` is an expression (it may come from another
+ * step); `when` a further condition. The rules of who may join are joinOrganization's.
+ */
+export function newMemberSteps(
+  db: Db,
+  name: string,
+  join: {
+    organizationId: string;
+    accountId: Fragment;
+    source: MembershipSource;
+    roles?: readonly string[];
+    replacing: readonly MembershipStatus[];
+    actor: Actor;
+    when?: Fragment;
+  },
+): Fragment {
+  const { organizationId, source } = join;
+  const joined = db(name);
+  const roles = join.roles ? db`${join.roles as string[]}::text[]` : db`array[o.default_role]`;
+  return db`
+    ${joined} as (
+      insert into memberships (organization_id, account_id, status, source, roles, last_active_at)
+      select o.id, ${join.accountId}, 'active', ${source}, ${roles}, now()
+      from organizations o
+      where o.id = ${organizationId} ${join.when ? db`and ${join.when}` : db``}
+      on conflict (organization_id, account_id) do update set
+        status = 'active', source = excluded.source, roles = excluded.roles, mapped_roles = '{}',
+        updated_at = now(), last_active_at = now()
+      where memberships.status = any(${join.replacing as string[]}::text[])
+      returning *
+    ),
+    ${changeRecordSteps(db, name, organizationId, join.actor, {
+      action: 'member.joined',
+      target: { type: 'account', id: db`account_id::text` },
+      details: db`jsonb_build_object('source', source, 'roles', roles, 'via', ${source}::text)`,
+      event: 'member.joined',
+      payload: db`jsonb_build_object('accountId', account_id, 'source', source, 'roles', roles, 'via', ${source}::text)`,
+      rows: db`${joined}`,
+    })}`;
 }
 
 /** Replaces the directly assigned roles (also while an invitation is pending). */
@@ -356,13 +462,4 @@ export function membershipKeysAfter(
     where status <> 'removed'
       ${cursor ? db`and (organization_id, account_id) > (${cursor.org}::uuid, ${cursor.account}::uuid)` : db``}
     order by organization_id, account_id limit ${limit}`;
-}
-
-/**
- * Ends the person's sessions in the organization: a membership leaving `active` takes them
- * along, so a reactivated member signs in again rather than finding old sessions alive.
- */
-async function endSessionsOf(db: Db, organizationId: string, accountId: string): Promise<void> {
-  await db`update sessions set revoked_at = now()
-           where organization_id = ${organizationId} and account_id = ${accountId} and revoked_at is null`;
 }

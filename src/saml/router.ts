@@ -21,6 +21,7 @@ import { findConnectionByIssuer, getConnection, listConnections, type SamlConnec
 import { identityOf } from './identity.ts';
 import { consumeRequest, markAssertionUsed, rememberRequest } from './one-time.ts';
 import { sendSsoErrorPage } from './pages.ts';
+import { prepareSamlSchema } from './schema.ts';
 import { SamlRefusal, refuse } from './refusal.ts';
 import { allowedReturnTo } from './return-to.ts';
 import { authnRequest, serviceProvider } from './service-provider.ts';
@@ -39,6 +40,8 @@ export const ACS_PATH = /^\/saml\/[^/]+\/acs\/?$/i;
  * the ACS; and for the product, who is signed in (`GET /saml/me`) and logout.
  */
 export function samlRouter(ctx: AppContext, bodyLimit: number): Router {
+  // Compiled once, now, rather than on the first sign-in.
+  prepareSamlSchema();
   const router = Router();
   const secureCookie = ctx.config.publicUrl.startsWith('https://');
 

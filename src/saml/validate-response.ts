@@ -1,7 +1,7 @@
 import samlify from 'samlify';
 import type { SamlConnection } from './connections.ts';
 import { SamlRefusal, refuse } from './refusal.ts';
-import { validateSamlSchema } from './schema.ts';
+import { checkSamlSchema } from './schema.ts';
 import type { ServiceProviderEntity } from './service-provider.ts';
 import { identityProvider } from './service-provider.ts';
 import {
@@ -110,7 +110,8 @@ export async function verifyResponse(
   const root = doc.documentElement;
   checkStructure(root);
   checkAlgorithms(root);
-  await checkSchema(xml, 'the response');
+  checkSignaturePresent(root);
+  checkSchema(xml, 'the response');
   checkStatus(root);
 
   const { verifiedXml } = childElement(root, NS.assertion, 'EncryptedAssertion')
@@ -135,9 +136,21 @@ export async function verifyResponse(
   }
 }
 
-async function checkSchema(xml: string, what: string): Promise<void> {
+/**
+ * A message with no signature anywhere (and no encrypted assertion, whose signature may be
+ * inside) can never be accepted: refused before the schema pass and anything costlier.
+ */
+function checkSignaturePresent(root: Element): void {
+  if (childElement(root, NS.assertion, 'EncryptedAssertion')) return;
+  for (const element of allElements(root)) {
+    if (element.namespaceURI === NS.dsig && element.localName === 'Signature') return;
+  }
+  refuse('signature_missing', 'neither the response nor the assertion is signed');
+}
+
+function checkSchema(xml: string, what: string): void {
   try {
-    await validateSamlSchema(xml);
+    checkSamlSchema(xml);
   } catch (error) {
     refuse('schema_invalid', `${what} does not match the SAML 2.0 schema (${(error as Error).message.slice(0, 300)})`);
   }
@@ -299,7 +312,7 @@ async function decryptAndVerify(
     const decryptedDoc = readResponse(decryptedResponse).doc;
     checkStructure(decryptedDoc.documentElement);
     checkAlgorithms(decryptedDoc.documentElement);
-    await checkSchema(decryptedResponse, 'the decrypted assertion');
+    checkSchema(decryptedResponse, 'the decrypted assertion');
     return { decryptedResponse, decryptedDoc, assertion };
   };
   if (childElement(doc.documentElement, NS.dsig, 'Signature')) {

@@ -4,7 +4,7 @@ import { inTransaction, type Sql } from '../storage/database.ts';
 import type { ScimmyHandlers, ScimRequest } from './auth.ts';
 import { notFoundError, scimError } from './errors.ts';
 import type { Catalog } from './filter-sql.ts';
-import { listResponse, readListRequest } from './list.ts';
+import { listResponse, readListRequest, totalFromPage } from './list.ts';
 import { isObject, normalizeValue, type Json, type JsonObject } from './normalize.ts';
 import { readPatchOperations, type PatchOperation } from './patch.ts';
 import { parseFilter } from './filter.ts';
@@ -17,7 +17,7 @@ import {
   membersOf,
   replaceScimGroup,
   type GroupMember,
-} from './group-store.ts';
+} from '../core/directory-groups.ts';
 
 /**
  * The SCIM Group resource. Member changes in a PATCH go straight to SQL for the named members
@@ -64,7 +64,9 @@ export function groupCatalog(sql: Sql, organizationId: string): Catalog {
 export async function listGroupsResponse(ctx: ScimRequest, params: Record<string, unknown>) {
   const { sql } = ctx.app;
   const list = readListRequest(sql, params, groupCatalog(sql, ctx.organizationId), sql`g.id`);
-  const { rows, total } = await listScimGroups(sql, ctx.organizationId, list.query);
+  const { rows, total } = await listScimGroups(sql, ctx.organizationId, list.query, (length) =>
+    totalFromPage(list.query, length),
+  );
   // Members are read only when asked for: Entra lists groups with excludedAttributes=members.
   const members = list.wants('members')
     ? await membersOf(
@@ -90,6 +92,13 @@ export async function patchGroup(ctx: ScimRequest, id: string, body: unknown): P
   const operations = readPatchOperations(body);
   const { organizationId, actor } = ctx;
   const changes = operations.map(groupChange);
+  const [only] = changes;
+  if (changes.length === 1 && !only!.rename && !only!.replaceMembers && (only!.add.length || only!.remove.length)) {
+    // The IdPs' commonest group PATCH (add or remove members): one statement, no transaction around it.
+    await changeGroupMembers(ctx.app.sql, organizationId, id, only!, actor, SCIM_GROUPS);
+    ctx.touched = { type: 'Group', id };
+    return;
+  }
   await inTransaction(ctx.app.sql, async (tx) => {
     // Each core call locks the group (a SCIM group only), so concurrent PATCHes serialise.
     const nothingToDo = changes.every(

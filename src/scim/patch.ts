@@ -40,6 +40,31 @@ export function readPatchOperations(body: unknown): PatchOperation[] {
   });
 }
 
+/**
+ * The value of `active` when every operation only sets it (the IdPs' deactivation and
+ * reactivation: `{op: replace, path: active, value: false}`, Entra's `"False"`, Okta's pathless
+ * `{value: {active: false}}`); undefined when the PATCH does anything else.
+ */
+export function activeOnlyValue(operations: PatchOperation[]): boolean | undefined {
+  let active: boolean | undefined;
+  for (const operation of operations) {
+    if (operation.op === 'remove') return undefined;
+    const entries =
+      operation.path === undefined
+        ? isObject(operation.value)
+          ? Object.entries(operation.value)
+          : []
+        : [[operation.path, operation.value] as const];
+    if (entries.length !== 1) return undefined;
+    const [path, value] = entries[0]!;
+    if (path.toLowerCase() !== 'active') return undefined;
+    if (typeof value === 'boolean') active = value;
+    else if (typeof value === 'string' && /^(true|false)$/i.test(value)) active = value.toLowerCase() === 'true';
+    else return undefined;
+  }
+  return active;
+}
+
 /** Applies the operations to a copy of `document` (a user: top-level attributes plus the enterprise extension). */
 export function applyUserPatch(document: JsonObject, operations: PatchOperation[]): JsonObject {
   const doc = structuredClone(document);

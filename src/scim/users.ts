@@ -1,14 +1,22 @@
 import type { Request } from 'express';
 import SCIMMY from 'scimmy';
-import { inTransaction, type Sql } from '../storage/database.ts';
+import {
+  deprovisionUser,
+  findDirectoryUser,
+  listDirectoryUsers,
+  provisionUser,
+  replaceDirectoryUser,
+  setDirectoryUserActive,
+  type DirectoryUser,
+} from '../core/directory-users.ts';
+import type { Sql } from '../storage/database.ts';
 import type { ScimmyHandlers, ScimRequest } from './auth.ts';
 import { notFoundError, scimError } from './errors.ts';
 import type { Attribute, Catalog, Fragment } from './filter-sql.ts';
 import { checkUserLimits } from './limits.ts';
-import { attributeParams, listResponse, readListRequest, renderingFilter } from './list.ts';
+import { attributeParams, listResponse, readListRequest, renderingFilter, totalFromPage } from './list.ts';
 import { ENTERPRISE_USER, isObject, normalizeUser, type JsonObject } from './normalize.ts';
-import { applyUserPatch, readPatchOperations } from './patch.ts';
-import { createUser, deleteUser, findUser, listUsers, lockUser, replaceUser, type ScimUserRow } from './user-store.ts';
+import { activeOnlyValue, applyUserPatch, readPatchOperations } from './patch.ts';
 
 /** The SCIM User resource: scimmy handlers for GET one/POST/PUT/DELETE, and orgsync's own list and PATCH. */
 
@@ -19,7 +27,7 @@ export function usersLocation(app: ScimRequest['app']): string {
 }
 
 /** The stored row as a SCIM document (before scimmy applies `attributes` and adds meta.location). */
-export function toScimUser(row: ScimUserRow): JsonObject {
+export function toScimUser(row: DirectoryUser): JsonObject {
   return {
     schemas: row.resource[ENTERPRISE_USER] ? [CORE_USER, ENTERPRISE_USER] : [CORE_USER],
     id: row.accountId,
@@ -41,7 +49,7 @@ export function toScimUser(row: ScimUserRow): JsonObject {
  * `attributes`/`excludedAttributes` to apply only meta.location is missing; scimmy's outbound
  * pass (a fifth of a lookup's CPU) runs only when there is something to shape.
  */
-function render(ctx: ScimRequest, row: ScimUserRow, attributes?: unknown): unknown {
+function render(ctx: ScimRequest, row: DirectoryUser, attributes?: unknown): unknown {
   const document = toScimUser(row);
   if (attributes === undefined) {
     (document.meta as JsonObject).location = `${usersLocation(ctx.app)}/${row.accountId}`;
@@ -114,7 +122,9 @@ function buildUserCatalog(sql: Sql): Catalog {
 export async function listUsersResponse(ctx: ScimRequest, params: Record<string, unknown>) {
   const { sql } = ctx.app;
   const list = readListRequest(sql, params, userCatalog(sql), sql`u.account_id`);
-  const { rows, total } = await listUsers(sql, ctx.organizationId, list.query);
+  const { rows, total } = await listDirectoryUsers(sql, ctx.organizationId, list.query, (length) =>
+    totalFromPage(list.query, length),
+  );
   return listResponse(
     rows.map((row) => render(ctx, row, list.attributes)),
     total,
@@ -129,25 +139,39 @@ export async function listUsersResponse(ctx: ScimRequest, params: Record<string,
 export async function createUserResponse(ctx: ScimRequest, body: unknown, query: Request['query']) {
   if (!isObject(body)) throw scimError(400, 'invalidSyntax', 'a user must be a JSON object');
   const { id: _id, ...document } = validated(body);
-  const row = await createUser(ctx.app.sql, ctx.organizationId, document, ctx.actor);
+  const row = await provisionUser(ctx.app.sql, ctx.organizationId, document, ctx.actor);
   ctx.touched = { type: 'User', id: row.accountId };
   return render(ctx, row, renderingFilter(attributeParams(query)));
 }
 
-/** PATCH: read, apply and write under the row lock, so concurrent PATCHes to one user lose nothing. */
+/**
+ * PATCH. Setting only `active` (deactivation, reactivation) is one statement; anything else is
+ * applied to the current document and written if nobody changed it meanwhile (core retries),
+ * so concurrent PATCHes to one user lose nothing.
+ */
 export async function patchUser(ctx: ScimRequest, id: string, body: unknown, query: Request['query']) {
   const operations = readPatchOperations(body);
-  const row = await inTransaction(ctx.app.sql, async (tx) => {
-    const current = await lockUser(tx, ctx.organizationId, id);
-    if (operations.length === 0) return current;
-    const { id: _id, meta: _meta, ...document } = toScimUser(current);
-    const patched = normalizeUser(applyUserPatch(document, operations));
-    checkUserLimits(patched);
-    // Deactivation and reactivation, the IdPs' commonest PATCH, change only a boolean the
-    // normalisation has checked: the whole-schema pass is needed only when more changed.
-    const onlyActive = typeof patched.active === 'boolean' && sameApartFrom(document, patched, 'active');
-    return replaceUser(tx, current, onlyActive ? patched : validated(patched), ctx.actor);
-  });
+  const { sql } = ctx.app;
+  const active = activeOnlyValue(operations);
+  const row =
+    active !== undefined
+      ? await setDirectoryUserActive(sql, ctx.organizationId, id, active, ctx.actor)
+      : await replaceDirectoryUser(
+          sql,
+          ctx.organizationId,
+          id,
+          (current) => {
+            if (operations.length === 0) return null;
+            const { id: _id, meta: _meta, ...document } = toScimUser(current);
+            const patched = normalizeUser(applyUserPatch(document, operations));
+            checkUserLimits(patched);
+            // A change of `active` alone (in a shape activeOnlyValue does not take) changes only a
+            // boolean the normalisation has checked: the whole-schema pass is needed only when more changed.
+            const onlyActive = typeof patched.active === 'boolean' && sameApartFrom(document, patched, 'active');
+            return onlyActive ? patched : validated(patched);
+          },
+          ctx.actor,
+        );
   ctx.touched = { type: 'User', id: row.accountId };
   return render(ctx, row, renderingFilter(attributeParams(query)));
 }
@@ -159,7 +183,7 @@ function sameApartFrom(a: JsonObject, b: JsonObject, key: string): boolean {
 /** scimmy's handlers for the routes it serves (GET one, PUT, DELETE; POST /Users is orgsync's own). */
 export const userHandlers: ScimmyHandlers = {
   async egress(resource, ctx) {
-    const row = resource.id ? await findUser(ctx.app.sql, ctx.organizationId, resource.id) : null;
+    const row = resource.id ? await findDirectoryUser(ctx.app.sql, ctx.organizationId, resource.id) : null;
     if (!row) throw notFoundError('user', resource.id ?? '');
     ctx.touched = { type: 'User', id: row.accountId };
     return toScimUser(row);
@@ -169,14 +193,12 @@ export const userHandlers: ScimmyHandlers = {
     const ctx = context as ScimRequest;
     const { meta: _meta, ...document } = JSON.parse(JSON.stringify(instance)) as JsonObject;
     const id = resource.id!;
-    const row = await inTransaction(ctx.app.sql, async (tx) =>
-      replaceUser(tx, await lockUser(tx, ctx.organizationId, id), document, ctx.actor),
-    );
+    const row = await replaceDirectoryUser(ctx.app.sql, ctx.organizationId, id, () => document, ctx.actor);
     ctx.touched = { type: 'User', id: row.accountId };
     return toScimUser(row);
   },
   async degress(resource, ctx) {
-    await deleteUser(ctx.app.sql, ctx.organizationId, resource.id!, ctx.actor);
+    await deprovisionUser(ctx.app.sql, ctx.organizationId, resource.id!, ctx.actor);
     ctx.touched = { type: 'User', id: resource.id! };
   },
 };

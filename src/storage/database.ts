@@ -7,6 +7,8 @@ export type Sql = postgres.Sql;
 export type Tx = postgres.TransactionSql;
 /** Anything a query can run on: the pool or an open transaction. */
 export type Db = Sql | Tx;
+/** A piece of SQL with its parameters, to compose into a statement. */
+export type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 export interface Database {
   sql: Sql;
@@ -28,6 +30,8 @@ export interface ConnectOptions {
    * connections, so none may rely on a named prepared statement: every query is sent unnamed.
    */
   pgbouncer?: boolean;
+  /** Sees every statement sent (tests count round trips with it). */
+  onQuery?: (query: string) => void;
 }
 
 /**
@@ -37,9 +41,11 @@ export interface ConnectOptions {
  * look like.
  */
 export function connect(url: string, max: number, options: ConnectOptions = {}): Sql {
+  const { onQuery } = options;
   return postgres(url, {
     max,
     prepare: !options.pgbouncer,
+    ...(onQuery ? { debug: (_connection: number, query: string) => onQuery(query) } : {}),
     // A lost connection is reconnected after 50 ms, doubling up to 1 s (with jitter), not
     // postgres.js's default of up to 20 s: while the database is away queries fail within a
     // second (503), and the pool is whole again within a second of its return.

@@ -1,4 +1,5 @@
-import type { Actor } from '../core/actor.ts';
+import type { Actor } from './actor.ts';
+import type { DirectoryQuery } from './directory-users.ts';
 import {
   changeGroupMembers,
   createGroup,
@@ -7,12 +8,11 @@ import {
   replaceGroupMembers,
   updateGroup,
   type Group,
-} from '../core/groups.ts';
+} from './groups.ts';
 import { inTransaction, type Db, type Sql } from '../storage/database.ts';
-import { totalFromPage, type ListQuery } from './list.ts';
 
 /**
- * Groups pushed by the IdP: the core's groups with source `scim`. Local and SAML groups are not
+ * Directory groups, pushed by the IdP (SCIM Groups): the core's groups with source `scim`. Local and SAML groups are not
  * visible through SCIM. Member changes go through the core, which touches only the named rows.
  */
 export interface GroupMember {
@@ -30,7 +30,8 @@ export function findScimGroup(db: Db, organizationId: string, id: string): Promi
 export async function listScimGroups(
   sql: Sql,
   organizationId: string,
-  query: ListQuery,
+  query: DirectoryQuery,
+  totalOf: (rows: number) => number | null,
 ): Promise<{ rows: Group[]; total: number }> {
   const rows = await sql<Group[]>`
     select * from groups g
@@ -38,7 +39,7 @@ export async function listScimGroups(
     order by ${query.orderBy}
     offset ${query.offset} limit ${query.limit}`;
   const total =
-    totalFromPage(query, rows.length) ??
+    totalOf(rows.length) ??
     (
       await sql<{ total: number }[]>`
     select count(*)::int as total from groups g

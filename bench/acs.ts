@@ -1,0 +1,118 @@
+import http from 'node:http';
+import { systemActor } from '../src/core/actor.ts';
+import { createOrganization } from '../src/core/organizations.ts';
+import { createConnection } from '../src/saml/connections.ts';
+import {
+  IDP_ENTITY_ID,
+  IDP_SSO_URL,
+  encode,
+  makeIdpKeys,
+  responseXml,
+  signAssertion,
+} from '../test/saml/support/idp.ts';
+import { startServer } from './scim.ts';
+import { benchDatabase, processCpuMs, processRssMb } from './support.ts';
+
+/**
+ * The SAML ACS under load, against a real orgsync process: valid signed responses (made
+ * beforehand by the test IdP, each with its own assertion id) posted at CONCURRENCY, then a
+ * burst of unsigned junk posted all at once, with the server's resident memory sampled meanwhile.
+ */
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const LOGINS = Number(process.env.BENCH_ACS_LOGINS ?? 1_000);
+const JUNK = Number(process.env.BENCH_ACS_JUNK ?? 100);
+
+export async function benchAcs(): Promise<string[]> {
+  const db = await benchDatabase();
+  const { child, port } = await startServer(db.url);
+  try {
+    const slug = 'bench';
+    await createOrganization(db.sql, { name: 'Bench', slug, ownerEmail: 'owner@bench.test' }, systemActor('cli'));
+    const [org] = await db.sql<{ id: string }[]>`select id from organizations where slug = ${slug}`;
+    const idp = makeIdpKeys('bench-idp');
+    await createConnection(
+      db.sql,
+      org!.id,
+      { name: 'Bench IdP', idpEntityId: IDP_ENTITY_ID, ssoUrl: IDP_SSO_URL, certificates: [idp.certificate] },
+      systemActor('cli'),
+    );
+    const publicUrl = `http://localhost:${port}`;
+    const site = { acsUrl: `${publicUrl}/saml/${slug}/acs`, audience: `${publicUrl}/saml/${slug}/metadata` };
+    const form = (xml: string) => `SAMLResponse=${encodeURIComponent(encode(xml))}`;
+    const signed = Array.from({ length: LOGINS }, () =>
+      form(signAssertion(responseXml({ ...site, nameId: 'owner@bench.test' }), idp)),
+    );
+    const junk = Array.from({ length: JUNK }, () => form(responseXml({ ...site, nameId: 'owner@bench.test' })));
+    const post = acsClient(port, `/saml/${slug}/acs`);
+    await post(form(signAssertion(responseXml({ ...site, nameId: 'owner@bench.test' }), idp)), 303); // warm-up
+
+    const cpuBefore = processCpuMs(child.pid!);
+    const logins = await inFlight(CONCURRENCY, signed, (body) => post(body, 303));
+    const cpuPerLogin = (processCpuMs(child.pid!) - cpuBefore) / LOGINS;
+
+    const rssBefore = processRssMb(child.pid!);
+    let rssPeak = rssBefore;
+    const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, processRssMb(child.pid!))), 5);
+    const refusals = await inFlight(JUNK, junk, (body) => post(body, 403));
+    clearInterval(sampler);
+
+    return [
+      `| valid signed response, ${LOGINS} at ${CONCURRENCY} in flight | ${Math.round(logins.perSecond)} logins/s | p50 ${logins.p50.toFixed(1)} ms, p99 ${logins.p99.toFixed(1)} ms | ${cpuPerLogin.toFixed(2)} ms CPU per login |`,
+      `| unsigned junk, ${JUNK} at once | refused in p50 ${refusals.p50.toFixed(1)} ms, p99 ${refusals.p99.toFixed(1)} ms | | server RSS ${Math.round(rssBefore)} → peak ${Math.round(rssPeak)} MB (+${Math.round(rssPeak - rssBefore)}) |`,
+    ];
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    await db.drop();
+  }
+}
+
+/** Sends every body with `concurrency` in flight; rate and latency percentiles. */
+async function inFlight(concurrency: number, bodies: string[], send: (body: string) => Promise<void>) {
+  const times: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < bodies.length) {
+        const body = bodies[next++]!;
+        const t = performance.now();
+        await send(body);
+        times.push(performance.now() - t);
+      }
+    }),
+  );
+  const ms = performance.now() - started;
+  times.sort((a, b) => a - b);
+  const at = (p: number) => times[Math.min(times.length - 1, Math.ceil(p * times.length) - 1)]!;
+  return { perSecond: (bodies.length * 1000) / ms, p50: at(0.5), p99: at(0.99) };
+}
+
+function acsClient(port: number, path: string) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 128 });
+  return (body: string, expected: number) =>
+    new Promise<void>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port,
+          path,
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            if (res.statusCode === expected) return resolve();
+            const text = Buffer.concat(chunks).toString();
+            const reason = /data-reason="([^"]+)"/.exec(text)?.[1] ?? text.slice(0, 200);
+            reject(new Error(`ACS: ${res.statusCode} (${reason}), expected ${expected}`));
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+}
