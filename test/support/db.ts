@@ -3,6 +3,7 @@ import postgres from 'postgres';
 import { EMBEDDED_POOL_MAX, connect, type Database } from '../../src/storage/database.ts';
 import { startEmbeddedPostgres } from '../../src/storage/embedded.ts';
 import { migrate } from '../../src/storage/migrate.ts';
+import { openNotifications } from '../../src/storage/notifications.ts';
 
 export interface TestDatabase extends Database {
   url: string;
@@ -22,11 +23,15 @@ export async function createTestDatabase(options: { migrate?: boolean; poolMax?:
     const url = new URL(base);
     url.pathname = `/${name}`;
     const sql = connect(url.toString(), options.poolMax ?? 10);
+    // As openDatabase does: a listening session of its own (it connects on the first LISTEN).
+    const notifications = openNotifications(url.toString());
     db = {
       url: url.toString(),
       sql,
       kind: 'postgres',
+      notifications,
       close: async () => {
+        await notifications.close();
         await sql.end({ timeout: 5 });
         await admin.unsafe(`drop database if exists ${name} with (force)`);
         await admin.end();
