@@ -79,6 +79,7 @@ describe('a full run logged at the default level', () => {
     await request(app).get(`/invitations/accept?token=${token}`).expect(200);
     const accepted = await request(app)
       .post('/invitations/accept')
+      .set('sec-fetch-site', 'same-origin')
       .type('form')
       .send({ token, givenName: 'In', familyName: 'Vitee' })
       .expect(200);

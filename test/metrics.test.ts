@@ -85,8 +85,10 @@ describe('GET /metrics', () => {
     reconciler.start();
     try {
       const until = Date.now() + 10_000;
-      while (!/orgsync_reconciler_job_duration_seconds_count\{job="events",result="ok"\} [1-9]/.test(await scrape())) {
-        if (Date.now() > until) throw new Error('the events job never ran');
+      while (
+        !/orgsync_reconciler_job_duration_seconds_count\{job="dispatch",result="ok"\} [1-9]/.test(await scrape())
+      ) {
+        if (Date.now() > until) throw new Error('the dispatch job never ran');
         await new Promise((r) => setTimeout(r, 100));
       }
     } finally {

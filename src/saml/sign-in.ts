@@ -61,14 +61,21 @@ export async function signIn(
       `${identity.email} is not a member of ${organization.name} and cannot join by itself`,
     );
 
-  // The assertion's names make a new account's profile; an existing account (shared with other
-  // organizations, maybe named by its owner) keeps its name unless the connection updates profiles.
+  // The assertion's names make a new account's profile and fill in the parts an existing account
+  // lacks (an invited person's, say); an existing name (the account may be shared with other
+  // organizations, maybe named by its owner) changes only when the connection updates profiles.
   const names = { givenName: identity.givenName, familyName: identity.familyName };
+  const missing = known && {
+    givenName: known.givenName ?? names.givenName,
+    familyName: known.familyName ?? names.familyName,
+  };
   const account = !known
     ? await ensureAccount(tx, { email: identity.email, ...names })
     : connection.updateProfile && (names.givenName !== null || names.familyName !== null)
       ? await updateAccountName(tx, known.id, names)
-      : known;
+      : missing!.givenName !== known.givenName || missing!.familyName !== known.familyName
+        ? await updateAccountName(tx, known.id, missing!)
+        : known;
   const actor: Actor = { type: 'account', id: account.id, name: account.email, channel: 'sso' };
   let membership = existing!;
   if (path === 'invitation' || path === 'verified_domain') {
