@@ -1,8 +1,5 @@
-import { systemActor } from '../src/core/actor.ts';
-import { issueCredential } from '../src/core/credentials.ts';
-import { createOrganization } from '../src/core/organizations.ts';
 import { client, runTimed, startServer, user } from './scim.ts';
-import { benchDatabase } from './support.ts';
+import { benchDatabase, benchOrganization } from './support.ts';
 
 /**
  * Outbox lag under W1: CREATES SCIM user creates at CONCURRENCY against a real orgsync process
@@ -12,24 +9,13 @@ import { benchDatabase } from './support.ts';
  * Also counts node-cron overlap warnings and reconciler job failures in orgsync's log.
  */
 const CREATES = Number(process.env.BENCH_LAG_CREATES ?? 5_000);
-const SECRET = 'bench-server-secret-0123456789abcdefghijklmnop';
 
 export async function benchOutbox(): Promise<string[]> {
   const db = await benchDatabase();
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
   const warnings = { overlap: 0, failed: 0 };
   try {
-    const { organization } = await createOrganization(
-      db.sql,
-      { name: 'Bench', slug: 'bench', ownerEmail: 'owner@bench.test' },
-      systemActor('cli'),
-    );
-    const token = await issueCredential(
-      db.sql,
-      SECRET,
-      { organizationId: organization.id, kind: 'scim', name: 'bench' },
-      systemActor('cli'),
-    );
+    const { token } = await benchOrganization(db.sql);
     server = await startServer(db.url, { RECONCILER: 'true' }, (line) => {
       if (/still running|overlap/i.test(line)) warnings.overlap += 1;
       if (line.includes('reconciler job failed')) warnings.failed += 1;

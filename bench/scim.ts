@@ -2,11 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { systemActor } from '../src/core/actor.ts';
-import { issueCredential } from '../src/core/credentials.ts';
-import { createOrganization } from '../src/core/organizations.ts';
 import { connect, type Sql } from '../src/storage/database.ts';
-import { benchDatabase, processCpuMs } from './support.ts';
+import { BENCH_SECRET, benchDatabase, benchOrganization, processCpuMs } from './support.ts';
 
 /**
  * SCIM under load, against a real orgsync process (its own event loop) on the PostgreSQL of
@@ -22,7 +19,6 @@ const LOOKUPS = Number(process.env.BENCH_LOOKUPS ?? 20_000);
 const GROUP_SIZE = Number(process.env.BENCH_GROUP_SIZE ?? 50_000);
 const DEACTIVATIONS = Number(process.env.BENCH_DEACTIVATIONS ?? 10_000);
 const PAGES = Number(process.env.BENCH_PAGES ?? 1_000);
-const SECRET = 'bench-server-secret-0123456789abcdefghijklmnop';
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 
 export async function benchScim(): Promise<string[]> {
@@ -30,17 +26,7 @@ export async function benchScim(): Promise<string[]> {
   const rows: string[] = [];
   let server: ChildProcess | undefined;
   try {
-    const { organization } = await createOrganization(
-      db.sql,
-      { name: 'Bench', slug: 'bench', ownerEmail: 'owner@bench.test' },
-      systemActor('cli'),
-    );
-    const token = await issueCredential(
-      db.sql,
-      SECRET,
-      { organizationId: organization.id, kind: 'scim', name: 'bench' },
-      systemActor('cli'),
-    );
+    const { organization, token } = await benchOrganization(db.sql);
     const started = await startServer(db.url);
     server = started.child;
     const pid = server.pid!;
@@ -228,7 +214,7 @@ export async function startServer(
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,
-      SERVER_SECRET: SECRET,
+      SERVER_SECRET: BENCH_SECRET,
       PORT: String(port),
       LOG_LEVEL: 'warn',
       RECONCILER: 'false',

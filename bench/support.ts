@@ -3,6 +3,29 @@ import crypto from 'node:crypto';
 import postgres from 'postgres';
 import { connect, type Sql } from '../src/storage/database.ts';
 import { migrate } from '../src/storage/migrate.ts';
+import { systemActor } from '../src/core/actor.ts';
+import { issueCredential } from '../src/core/credentials.ts';
+import { createOrganization } from '../src/core/organizations.ts';
+
+/** The server secret of the orgsync processes a benchmark starts. */
+export const BENCH_SECRET = 'bench-server-secret-0123456789abcdefghijklmnop';
+
+/** The benchmark's organization, with a SCIM token for the load. */
+export async function benchOrganization(sql: Sql) {
+  const actor = systemActor('cli');
+  const { organization } = await createOrganization(
+    sql,
+    { name: 'Bench', slug: 'bench', ownerEmail: 'owner@bench.test' },
+    actor,
+  );
+  const token = await issueCredential(
+    sql,
+    BENCH_SECRET,
+    { organizationId: organization.id, kind: 'scim', name: 'bench' },
+    actor,
+  );
+  return { organization, token };
+}
 
 /** A fresh migrated database on the PostgreSQL of DATABASE_URL (default: the local one), dropped by `drop`. */
 export async function benchDatabase(): Promise<{ sql: Sql; url: string; drop(): Promise<void> }> {
