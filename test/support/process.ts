@@ -8,8 +8,8 @@ export interface OrgsyncProcess {
   output(): string;
   /** Its exit code, or null while it runs. */
   exitCode(): number | null;
-  /** SIGTERM, then waits for the exit; answers the exit code. */
-  stop(): Promise<number | null>;
+  /** SIGTERM, then waits for the exit; answers the exit code (or the signal that ended it). */
+  stop(): Promise<number | string | null>;
 }
 
 /**
@@ -31,7 +31,10 @@ export async function startOrgsyncProcess(env: Record<string, string>): Promise<
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  // The exit code, or the signal that ended the process (so a failing assertion names it).
+  const exited = new Promise<number | string | null>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal)),
+  );
   const url = await new Promise<string>((resolve, reject) => {
     const check = () => {
       const match = /"url":"(http:\/\/[^"]+)".*orgsync listening/.exec(output);
