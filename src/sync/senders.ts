@@ -3,7 +3,7 @@ import { openSealedSecret } from '../core/secrets.ts';
 import { domainLostEmail, DOMAIN_EMAIL_SEND_TIMEOUT_MS } from '../notify/domain-email.ts';
 import { webhookTarget } from '../core/webhook-endpoints.ts';
 import { INVITATION_SEND_TIMEOUT_MS, invitationEmail } from '../notify/invitation-email.ts';
-import { createMailer } from '../notify/mailer.ts';
+import { createMailer, type Mailer } from '../notify/mailer.ts';
 import type { Sender, Senders } from './deliver.ts';
 import { forgetSealedPayload, publicEventBody } from './outbox.ts';
 import { postWebhook } from './webhooks.ts';
@@ -29,8 +29,7 @@ export function webhookSender(ctx: AppContext): Sender {
 }
 
 /** Sends the invitation email; once delivered, the invitation token that waited sealed in the event is wiped. */
-export function invitationEmailSender(ctx: AppContext): Sender {
-  const mailer = createMailer({ smtpUrl: ctx.config.smtpUrl, from: ctx.config.mailFrom, log: ctx.log });
+export function invitationEmailSender(ctx: AppContext, mailer: Mailer): Sender {
   return {
     timeoutMs: INVITATION_SEND_TIMEOUT_MS,
     send: invitationEmail(ctx, mailer),
@@ -39,8 +38,7 @@ export function invitationEmailSender(ctx: AppContext): Sender {
 }
 
 /** Tells the owners that a verified domain lost its DNS record. */
-function domainLostEmailSender(ctx: AppContext): Sender {
-  const mailer = createMailer({ smtpUrl: ctx.config.smtpUrl, from: ctx.config.mailFrom, log: ctx.log });
+function domainLostEmailSender(ctx: AppContext, mailer: Mailer): Sender {
   return { timeoutMs: DOMAIN_EMAIL_SEND_TIMEOUT_MS, send: domainLostEmail(ctx, mailer) };
 }
 
@@ -59,11 +57,13 @@ function byEventType(senders: Record<string, Sender>): Sender {
 }
 
 export function defaultSenders(ctx: AppContext): Senders {
+  // One SMTP transport for every kind of email.
+  const mailer = createMailer({ smtpUrl: ctx.config.smtpUrl, from: ctx.config.mailFrom, log: ctx.log });
   return {
     webhook: webhookSender(ctx),
     email: byEventType({
-      'invite.created': invitationEmailSender(ctx),
-      'domain.verification_lost': domainLostEmailSender(ctx),
+      'invite.created': invitationEmailSender(ctx, mailer),
+      'domain.verification_lost': domainLostEmailSender(ctx, mailer),
     }),
   };
 }
