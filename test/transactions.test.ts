@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inTransaction } from '../src/storage/database.ts';
+import { connect, inTransaction } from '../src/storage/database.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
 let db: TestDatabase;
@@ -80,5 +80,38 @@ describe('inTransaction', () => {
       }),
     ).rejects.toThrow('outer fails');
     expect(await notes()).not.toContain('6:f');
+  });
+});
+
+describe('a pool for PgBouncer in transaction mode', () => {
+  it('sends a query only once the one before it on the connection was answered', async () => {
+    const sentAt = new Map<string, number>();
+    const pool = connect(db.url, 1, { pgbouncer: true, onQuery: (q) => sentAt.set(q.trim(), performance.now()) });
+    try {
+      await pool`select 'connected'`;
+      await Promise.all([pool`select 'a', pg_sleep(0.05)`, pool`select 'b'`]);
+      // 'a' takes the server at least 50 ms to answer. Pipelined, 'b' would go out right behind it
+      // (and PgBouncer 1.18 would drop its answer); one at a time, it waits for that answer.
+      const gap = sentAt.get("select 'b'")! - sentAt.get("select 'a', pg_sleep(0.05)")!;
+      expect(gap).toBeGreaterThanOrEqual(50);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('still runs transactions, both kinds, beside other queries', async () => {
+    const pool = connect(db.url, 2, { pgbouncer: true });
+    try {
+      const [, , counted] = await Promise.all([
+        pool.begin((tx) => tx`insert into tx_probe values (20, 'begin')`),
+        inTransaction(pool, (tx) => tx`insert into tx_probe values (21, 'reserved')`),
+        pool`select count(*)::int as n from tx_probe`,
+        pool.begin((tx) => tx`select 1`),
+      ]);
+      expect(counted[0]!.n).toBeGreaterThan(0);
+      expect(await notes()).toEqual(expect.arrayContaining(['20:begin', '21:reserved']));
+    } finally {
+      await pool.end();
+    }
   });
 });

@@ -45,6 +45,11 @@ export function connect(url: string, max: number, options: ConnectOptions = {}):
   return postgres(url, {
     max,
     prepare: !options.pgbouncer,
+    // postgres.js pipelines a query onto a busy connection when every connection is busy. PgBouncer
+    // in transaction mode (1.18, Debian 12's) hands the server connection to another client at the
+    // first ReadyForQuery outside a transaction, so the answer to the query behind it is dropped
+    // ("got packet from server when not linked") and that query waits forever. One at a time, then.
+    ...(options.pgbouncer ? { max_pipeline: 0 } : {}),
     ...(onQuery ? { debug: (_connection: number, query: string) => onQuery(query) } : {}),
     // A lost connection is reconnected after 50 ms, doubling up to 1 s (with jitter), not
     // postgres.js's default of up to 20 s: while the database is away queries fail within a

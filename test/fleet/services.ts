@@ -30,16 +30,24 @@ function workDir(name: string): string {
   return dir;
 }
 
-function run(command: string, args: string[], dir: string): { child: ChildProcess; stop(): Promise<void> } {
+function run(
+  command: string,
+  args: string[],
+  dir: string,
+): { child: ChildProcess; output(): string; stop(): Promise<void> } {
   const log = fs.openSync(path.join(dir, 'out.log'), 'a');
   const child = spawn(command, args, { stdio: ['ignore', log, log] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     child,
+    output: () => fs.readFileSync(path.join(dir, 'out.log'), 'utf8'),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;
       fs.closeSync(log);
+      // Kept for a failed run, beside the instances' logs.
+      fs.mkdirSync('test-artifacts/fleet', { recursive: true });
+      fs.copyFileSync(path.join(dir, 'out.log'), `test-artifacts/fleet/${path.basename(command)}.log`);
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -51,7 +59,7 @@ function run(command: string, args: string[], dir: string): { child: ChildProces
  */
 export async function startPgbouncer(
   databaseUrl: string,
-): Promise<Service & { show(what: string): Promise<unknown[]> }> {
+): Promise<Service & { show(what: string): Promise<unknown[]>; log(): string }> {
   const target = new URL(databaseUrl);
   const port = await freePort();
   const dir = workDir('pgbouncer');
@@ -105,7 +113,7 @@ export async function startPgbouncer(
       await console.end();
     }
   };
-  return { url: url.toString(), stop: () => proc.stop(), show };
+  return { url: url.toString(), stop: () => proc.stop(), show, log: () => proc.output() };
 }
 
 /**
@@ -121,8 +129,11 @@ export async function startHaproxy(port: number, servers: string[]): Promise<Ser
       'global',
       '  maxconn 2000',
       `  stats socket ${stats} level admin`,
+      '  log stdout format raw local0',
       'defaults',
       '  mode http',
+      '  log global',
+      '  option httplog',
       '  timeout connect 2s',
       '  timeout client 60s',
       '  timeout server 60s',

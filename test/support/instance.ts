@@ -43,7 +43,9 @@ export async function startInstance(env: Record<string, string>): Promise<Instan
       logs.push(entry);
       if (entry.msg === 'orgsync listening') resolve(String(entry.url));
     });
-    void exited.then(() => reject(new Error(`orgsync exited before listening:\n${stderr}`)));
+    void exited.then(() =>
+      reject(new Error(`orgsync exited before listening:\n${stderr}${logs.map((l) => JSON.stringify(l)).join('\n')}`)),
+    );
   });
   const signal = async (name: NodeJS.Signals) => {
     if (child.exitCode === null && child.signalCode === null) child.kill(name);
