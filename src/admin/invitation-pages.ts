@@ -3,7 +3,12 @@ import express, { Router, type Response } from 'express';
 import type { AppContext } from '../context.ts';
 import { DomainError } from '../core/errors.ts';
 import { acceptInvitation, findInvitationByToken, SIGNED_IN_AS_SOMEONE_ELSE } from '../core/invitations.ts';
+import { findOrganization } from '../core/organizations.ts';
+import { auditBreakGlassUse, nonSsoSignIn } from '../core/required-sso.ts';
 import { createSession, resolveSession } from '../core/sessions.ts';
+import { recordAttempt } from '../saml/attempts.ts';
+import { listConnections } from '../saml/connections.ts';
+import { startLogin } from '../saml/login.ts';
 import { crossSiteReason } from '../http/csrf.ts';
 import { readSessionCookie, setSessionCookie } from '../http/session-cookie.ts';
 
@@ -53,6 +58,34 @@ export function invitationPages(ctx: AppContext): Router {
   };
   router.use(express.urlencoded({ extended: false, limit: '8kb' }));
 
+  /** Starts the SSO login for an invitation; with several enabled connections the person picks one. */
+  const continueWithSso = async (
+    req: express.Request,
+    res: Response,
+    invitation: { id: string; organizationId: string; organizationName: string },
+    token: string,
+  ) => {
+    const organization = (await findOrganization(ctx.sql, invitation.organizationId))!;
+    const chosen = typeof req.query.connection === 'string' ? req.query.connection : undefined;
+    const enabled = (await listConnections(ctx.sql, organization.id)).filter((c) => c.enabled);
+    if (chosen === undefined && enabled.length > 1) {
+      const links = enabled
+        .map(
+          (c) =>
+            `<li><a href="accept?token=${encodeURIComponent(token)}&amp;connection=${encodeURIComponent(c.id)}">${escape(c.name)}</a></li>`,
+        )
+        .join('');
+      page(
+        res,
+        200,
+        `Join ${invitation.organizationName}`,
+        `<p>Sign in with single sign-on to accept the invitation:</p><ul>${links}</ul>`,
+      );
+      return;
+    }
+    await startLogin(ctx, res, organization, { connection: chosen, returnTo: '/console', invitationId: invitation.id });
+  };
+
   router.get(
     '/accept',
     asyncHandler(async (req, res, next) => {
@@ -62,6 +95,11 @@ export function invitationPages(ctx: AppContext): Router {
         const signedIn = await signedInAccount(req);
         if (signedIn !== null && signedIn !== account.id) {
           page(res, 403, 'Signed in as someone else', `<p>${escape(SIGNED_IN_AS_SOMEONE_ELSE)}</p>`);
+          return;
+        }
+        // Required SSO: the link leads to the IdP, carrying the invitation (the ACS accepts it).
+        if ((await nonSsoSignIn(ctx.sql, invitation.organizationId, account.id)) === 'sso_required') {
+          await continueWithSso(req, res, invitation, token);
           return;
         }
         const needsName = !account.givenName || !account.familyName;
@@ -100,6 +138,26 @@ ${
           return;
         }
         const body = req.body as Record<string, string | undefined>;
+        const token = String(body.token ?? '');
+        const { invitation: found, account } = await findInvitationByToken(ctx.sql, ctx.config.serverSecret, token);
+        const rule = await nonSsoSignIn(ctx.sql, found.organizationId, account.id);
+        if (rule === 'sso_required') {
+          const message = `${found.organizationName} requires single sign-on: accept the invitation through it`;
+          await recordAttempt(ctx.sql, found.organizationId, {
+            outcome: 'refused',
+            reason: 'sso_required',
+            message: `${message} (a sign-in without SSO from the invitation link was refused)`,
+            email: account.email,
+            accountId: account.id,
+          });
+          page(
+            res,
+            403,
+            'Single sign-on required',
+            `<p>${escape(message)}.</p><p><a href="accept?token=${encodeURIComponent(token)}">Continue with single sign-on</a></p>`,
+          );
+          return;
+        }
         const names = {
           givenName: body.givenName?.trim().slice(0, 200) || undefined,
           familyName: body.familyName?.trim().slice(0, 200) || undefined,
@@ -107,15 +165,23 @@ ${
         const { invitation, membership } = await acceptInvitation(
           ctx.sql,
           ctx.config.serverSecret,
-          String(body.token ?? ''),
+          token,
           names,
           await signedInAccount(req),
         );
+        const breakGlass = rule === 'break_glass';
         const { session, secret } = await createSession(ctx.sql, ctx.config.serverSecret, {
           organizationId: membership.organizationId,
           accountId: membership.accountId,
           via: 'invite',
+          breakGlassAudited: breakGlass,
         });
+        if (breakGlass)
+          await auditBreakGlassUse(ctx.sql, membership.organizationId, membership.accountId, invitation.email, {
+            via: 'invite',
+            sessionId: session.id,
+            use: 'sign_in',
+          });
         setSessionCookie(res, secret, session.expiresAt, ctx.config.publicUrl.startsWith('https:'));
         page(
           res,

@@ -183,6 +183,8 @@ const SCHEMAS: Record<string, unknown> = {
     defaultRole: { type: 'string' },
     autoJoinVerifiedDomains: { type: 'boolean' },
     singleOrganization: { type: 'boolean' },
+    requireSso: { type: 'boolean' },
+    ssoBreakGlassAccountIds: { type: 'array', items: { type: 'string', format: 'uuid' }, maxItems: 10 },
   }),
   Role: obj({ key: { type: 'string' }, name: { type: 'string' }, permissions: strings }, [
     'key',

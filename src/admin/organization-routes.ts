@@ -12,6 +12,8 @@ import {
 } from '../core/domains.ts';
 import { findOrganization, updateOrganizationSettings } from '../core/organizations.ts';
 import { PERMISSIONS } from '../core/permissions.ts';
+import { MAX_BREAK_GLASS_OWNERS } from '../core/required-sso.ts';
+import { hasEnabledConnection } from '../saml/connections.ts';
 import { createCustomRole, listRoles } from '../core/roles.ts';
 import { requirePermission } from './auth.ts';
 import { route } from './handler.ts';
@@ -23,6 +25,8 @@ const settingsInput = z
     defaultRole: z.string().min(1).max(63).optional(),
     autoJoinVerifiedDomains: z.boolean().optional(),
     singleOrganization: z.boolean().optional(),
+    requireSso: z.boolean().optional(),
+    ssoBreakGlassAccountIds: z.array(z.uuid()).max(MAX_BREAK_GLASS_OWNERS).optional(),
   })
   .strict();
 const roleInput = z
@@ -48,7 +52,12 @@ export function organizationRouter(ctx: AppContext): Router {
     '/organization',
     requirePermission('org:manage'),
     route(async (req, res, p) => {
-      res.json(await updateOrganizationSettings(ctx.sql, p.organizationId, settingsInput.parse(req.body), p.actor));
+      const changes = settingsInput.parse(req.body);
+      res.json(
+        await updateOrganizationSettings(ctx.sql, p.organizationId, changes, p.actor, {
+          hasEnabledSsoConnection: (tx) => hasEnabledConnection(tx, p.organizationId),
+        }),
+      );
     }),
   );
 

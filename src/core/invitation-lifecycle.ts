@@ -131,3 +131,10 @@ export async function hasLiveInvitation(db: Db, organizationId: string, accountI
     where organization_id = ${organizationId} and account_id = ${accountId} and status = 'pending' and expires_at > now()`;
   return Boolean(row);
 }
+
+/** The email an invitation of the organization was sent to; null when there is no such invitation. */
+export async function invitationEmail(db: Db, organizationId: string, id: string): Promise<string | null> {
+  const [row] = await db<{ email: string }[]>`
+    select email from invitations where organization_id = ${organizationId} and id = ${id}`;
+  return row?.email ?? null;
+}

@@ -1,4 +1,4 @@
-import type { Db } from '../storage/database.ts';
+import type { Db, Tx } from '../storage/database.ts';
 import { firstRow, inTransaction } from '../storage/database.ts';
 import { ensureAccount, type Account } from './accounts.ts';
 import type { Actor } from './actor.ts';
@@ -8,6 +8,7 @@ import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { isUuid } from './ids.ts';
 import { joinOrganization, type Membership } from './memberships.ts';
 import { defaultMembershipPolicy } from './policy.ts';
+import { checkRequiredSsoChange, endNonSsoSessions, lockRequiredSso } from './required-sso.ts';
 import { OWNER_ROLE, assertRolesExist } from './roles.ts';
 
 export interface Organization {
@@ -19,6 +20,10 @@ export interface Organization {
   autoJoinVerifiedDomains: boolean;
   /** The single-organization rule: its members may belong to no other organization, nor join it. */
   singleOrganization: boolean;
+  /** Members sign in only through the organization's SAML connection (see required-sso.ts). */
+  requireSso: boolean;
+  /** Owners who may still sign in without SSO while it is required (break-glass). */
+  ssoBreakGlassAccountIds: string[];
   createdAt: Date;
   updatedAt: Date;
 }
@@ -100,6 +105,13 @@ export interface OrganizationSettings {
   defaultRole?: string;
   autoJoinVerifiedDomains?: boolean;
   singleOrganization?: boolean;
+  requireSso?: boolean;
+  ssoBreakGlassAccountIds?: string[];
+}
+
+/** What the settings change needs to know from outside core: whether a SAML connection is enabled. */
+export interface SettingsChecks {
+  hasEnabledSsoConnection?: (tx: Tx) => Promise<boolean>;
 }
 
 /** Changes organization settings; the default role must exist. */
@@ -108,8 +120,18 @@ export async function updateOrganizationSettings(
   organizationId: string,
   changes: OrganizationSettings,
   actor: Actor,
+  checks: SettingsChecks = {},
 ): Promise<Organization> {
   return inTransaction(db, async (tx) => {
+    const ssoChange = changes.requireSso !== undefined || changes.ssoBreakGlassAccountIds !== undefined;
+    const wasRequired = ssoChange ? await lockRequiredSso(tx, organizationId) : false;
+    if (ssoChange)
+      await checkRequiredSsoChange(
+        tx,
+        organizationId,
+        changes,
+        checks.hasEnabledSsoConnection ?? (() => Promise.resolve(false)),
+      );
     if (changes.defaultRole !== undefined) {
       await assertRolesExist(tx, organizationId, [changes.defaultRole]);
       // Everyone who joins from now on gets it: the caller must hold its permissions.
@@ -130,6 +152,8 @@ export async function updateOrganizationSettings(
         default_role = coalesce(${changes.defaultRole ?? null}, default_role),
         auto_join_verified_domains = coalesce(${changes.autoJoinVerifiedDomains ?? null}::boolean, auto_join_verified_domains),
         single_organization = coalesce(${changes.singleOrganization ?? null}::boolean, single_organization),
+        require_sso = coalesce(${changes.requireSso ?? null}::boolean, require_sso),
+        sso_break_glass_account_ids = coalesce(${changes.ssoBreakGlassAccountIds ?? null}::uuid[], sso_break_glass_account_ids),
         updated_at = now()
       where id = ${organizationId}
       returning *`;
@@ -142,6 +166,20 @@ export async function updateOrganizationSettings(
       { type: 'organization', id: organizationId },
       { ...changes },
     );
+    // Requiring SSO (or taking an owner off the break-glass list) ends the sessions it no longer allows.
+    if (ssoChange && org.requireSso) await endNonSsoSessions(tx, organizationId, actor);
+    if (ssoChange && org.requireSso !== wasRequired)
+      await recordAudit(
+        tx,
+        organizationId,
+        actor,
+        org.requireSso ? 'sso.required' : 'sso.not_required',
+        {
+          type: 'organization',
+          id: organizationId,
+        },
+        { breakGlassAccountIds: org.ssoBreakGlassAccountIds },
+      );
     return org;
   });
 }

@@ -3,8 +3,9 @@ import { recordAudit } from '../core/audit.ts';
 import { assertMayConfigureIdentity } from '../core/authority.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from '../core/errors.ts';
 import { isUuid } from '../core/ids.ts';
-import type { Db } from '../storage/database.ts';
-import { firstRow } from '../storage/database.ts';
+import { lockRequiredSso } from '../core/required-sso.ts';
+import type { Db, Tx } from '../storage/database.ts';
+import { firstRow, inTransaction } from '../storage/database.ts';
 import { normalizeCertificate } from './idp-metadata.ts';
 
 export interface AttributeMapping {
@@ -99,8 +100,39 @@ export async function createConnection(
   }
 }
 
-export async function updateConnection(
+/** Whether the organization has an enabled connection (required SSO needs one). */
+export async function hasEnabledConnection(db: Db, organizationId: string): Promise<boolean> {
+  const [row] = await db`select 1 from saml_connections where organization_id = ${organizationId} and enabled limit 1`;
+  return Boolean(row);
+}
+
+/**
+ * While SSO is required, the last enabled connection can be neither disabled nor deleted: nobody
+ * but the break-glass owners could sign in. The organization row is locked against a concurrent
+ * change of the setting.
+ */
+async function assertNotLastRequiredConnection(tx: Tx, organizationId: string, id: string): Promise<void> {
+  if (!(await lockRequiredSso(tx, organizationId))) return;
+  const [other] = await tx`
+    select 1 from saml_connections where organization_id = ${organizationId} and enabled and id <> ${id} limit 1`;
+  if (!other)
+    throw conflict('SSO is required and this is the only enabled SAML connection: stop requiring SSO first', {
+      setting: 'requireSso',
+    });
+}
+
+export function updateConnection(
   db: Db,
+  organizationId: string,
+  id: string,
+  change: Partial<ConnectionInput>,
+  actor: Actor,
+): Promise<SamlConnection> {
+  return inTransaction(db, (tx) => updateConnectionIn(tx, organizationId, id, change, actor));
+}
+
+async function updateConnectionIn(
+  db: Tx,
   organizationId: string,
   id: string,
   change: Partial<ConnectionInput>,
@@ -108,6 +140,7 @@ export async function updateConnection(
 ): Promise<SamlConnection> {
   const current = await getConnection(db, organizationId, id);
   if (!current) throw notFound('SAML connection', { id });
+  if (change.enabled === false && current.enabled) await assertNotLastRequiredConnection(db, organizationId, id);
   // Renaming or disabling a connection gives nobody a way in; anything else may.
   const opensNothing = Object.entries(change).every(
     ([key, value]) => key === 'name' || (key === 'enabled' && value === false),
@@ -139,10 +172,13 @@ export async function updateConnection(
 
 export async function deleteConnection(db: Db, organizationId: string, id: string, actor: Actor): Promise<void> {
   if (!isUuid(id)) throw notFound('SAML connection', { id });
-  const rows =
-    await db`delete from saml_connections where organization_id = ${organizationId} and id = ${id} returning id`;
-  if (rows.length === 0) throw notFound('SAML connection', { id });
-  await recordAudit(db, organizationId, actor, 'saml_connection.deleted', target(id));
+  await inTransaction(db, async (tx) => {
+    await assertNotLastRequiredConnection(tx, organizationId, id);
+    const rows =
+      await tx`delete from saml_connections where organization_id = ${organizationId} and id = ${id} returning id`;
+    if (rows.length === 0) throw notFound('SAML connection', { id });
+    await recordAudit(tx, organizationId, actor, 'saml_connection.deleted', target(id));
+  });
 }
 
 function checkInput<T extends ConnectionInput>(input: T): T {

@@ -5,13 +5,27 @@ export const REQUEST_TTL_SECONDS = 15 * 60;
 
 export async function rememberRequest(
   db: Db,
-  input: { organizationId: string; id: string; connectionId: string; returnTo: string; browserBindingHash: string },
+  input: {
+    organizationId: string;
+    id: string;
+    connectionId: string;
+    returnTo: string;
+    browserBindingHash: string;
+    invitationId: string | null;
+  },
 ): Promise<void> {
   await db`delete from saml_requests where organization_id = ${input.organizationId} and expires_at < now()`;
   await db`
-    insert into saml_requests (organization_id, id, connection_id, return_to, browser_binding_hash, expires_at)
-    values (${input.organizationId}, ${input.id}, ${input.connectionId}, ${input.returnTo}, ${input.browserBindingHash},
+    insert into saml_requests (organization_id, id, connection_id, return_to, browser_binding_hash, invitation_id, expires_at)
+    values (${input.organizationId}, ${input.id}, ${input.connectionId}, ${input.returnTo}, ${input.browserBindingHash}, ${input.invitationId},
             now() + make_interval(secs => ${REQUEST_TTL_SECONDS}))`;
+}
+
+export interface PendingRequest {
+  returnTo: string;
+  browserBindingHash: string | null;
+  /** Set when the login started from an invitation link. */
+  invitationId: string | null;
 }
 
 /**
@@ -24,11 +38,11 @@ export async function consumeRequest(
   organizationId: string,
   connectionId: string,
   id: string,
-): Promise<{ returnTo: string; browserBindingHash: string | null } | null> {
-  const [row] = await db<{ returnTo: string; browserBindingHash: string | null }[]>`
+): Promise<PendingRequest | null> {
+  const [row] = await db<PendingRequest[]>`
     delete from saml_requests
     where organization_id = ${organizationId} and id = ${id} and connection_id = ${connectionId} and expires_at > now()
-    returning return_to, browser_binding_hash`;
+    returning return_to, browser_binding_hash, invitation_id`;
   return row ?? null;
 }
 

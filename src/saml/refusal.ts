@@ -30,7 +30,9 @@ export type RefusalReason =
   | 'ambiguous_identity'
   | 'not_allowed_to_join'
   | 'membership_suspended'
-  | 'membership_removed';
+  | 'membership_removed'
+  | 'invitation_email_mismatch'
+  | 'sso_required';
 
 export class SamlRefusal extends Error {
   /**

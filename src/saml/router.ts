@@ -11,20 +11,16 @@ import { crossSiteReason } from '../http/csrf.ts';
 import { clearSessionCookie, readSessionCookie, setSessionCookie } from '../http/session-cookie.ts';
 import { inTransaction, type Tx } from '../storage/database.ts';
 import { recordAttempt } from './attempts.ts';
-import {
-  bindRequestToBrowser,
-  clearRequestBinding,
-  isBoundToThisBrowser,
-  presentedBindings,
-} from './browser-binding.ts';
-import { findConnectionByIssuer, getConnection, listConnections, type SamlConnection } from './connections.ts';
+import { clearRequestBinding, isBoundToThisBrowser, presentedBindings } from './browser-binding.ts';
+import { findConnectionByIssuer, type SamlConnection } from './connections.ts';
 import { identityOf } from './identity.ts';
-import { consumeRequest, markAssertionUsed, rememberRequest } from './one-time.ts';
+import { startLogin } from './login.ts';
+import { consumeRequest, markAssertionUsed } from './one-time.ts';
 import { sendSsoErrorPage } from './pages.ts';
 import { prepareSamlSchema } from './schema.ts';
 import { SamlRefusal, refuse } from './refusal.ts';
 import { allowedReturnTo } from './return-to.ts';
-import { authnRequest, serviceProvider } from './service-provider.ts';
+import { serviceProvider } from './service-provider.ts';
 import { administratorsOf, signIn } from './sign-in.ts';
 import { decodeSamlResponse, readResponse, verifyResponse } from './validate-response.ts';
 
@@ -118,34 +114,8 @@ export function samlRouter(ctx: AppContext, bodyLimit: number): Router {
       try {
         const organization = await findOrganization(ctx.sql, String(req.params.org));
         if (!organization) return notFoundPage(res);
-        const connection = await chooseConnection(ctx, organization, req.query.connection);
-        if (typeof connection === 'string') {
-          sendSsoErrorPage(res, 400, { title: 'Single sign-on is not available', message: connection });
-          return;
-        }
-        const requested = typeof req.query.returnTo === 'string' ? req.query.returnTo : '/';
-        const returnTo = allowedReturnTo(requested, ctx.config.publicUrl, connection.allowedReturnUrls);
-        if (!returnTo) {
-          sendSsoErrorPage(res, 400, {
-            title: 'Sign-in link not allowed',
-            message: 'The page to return to after signing in is not one this organization allows.',
-            reason: 'relay_state_not_allowed',
-          });
-          return;
-        }
-        const entity = await serviceProvider(ctx, organization);
-        const request = authnRequest(entity, connection, '');
-        // The answer will be accepted only from this browser (login CSRF): see browser-binding.ts.
-        const browserBindingHash = bindRequestToBrowser(res, request.id, entity.urls.acsUrl, ctx.config.serverSecret);
-        await rememberRequest(ctx.sql, {
-          organizationId: organization.id,
-          id: request.id,
-          connectionId: connection.id,
-          returnTo,
-          browserBindingHash,
-        });
-        res.setHeader('cache-control', 'no-store');
-        res.redirect(302, request.url);
+        const returnTo = typeof req.query.returnTo === 'string' ? req.query.returnTo : '/';
+        await startLogin(ctx, res, organization, { connection: req.query.connection, returnTo });
       } catch (error) {
         next(error);
       }
@@ -261,7 +231,7 @@ async function assertionConsumer(
 
     // One transaction: a refusal from here on leaves no trace but the attempt log (and the used assertion id).
     const { signedIn, session, returnTo } = await inTransaction(ctx.sql, async (tx) => {
-      const returnTo = await returnToOf(
+      const { returnTo, invitationId } = await returnToOf(
         ctx,
         tx,
         organization,
@@ -270,7 +240,7 @@ async function assertionConsumer(
         binding,
         formField(req.body, 'RelayState'),
       );
-      const signedIn = await signIn(tx, organization, connection, identity);
+      const signedIn = await signIn(tx, organization, connection, identity, invitationId);
       const session = await createSession(tx, ctx.config.serverSecret, {
         organizationId: organization.id,
         accountId: signedIn.accountId,
@@ -376,7 +346,7 @@ async function returnToOf(
   inResponseTo: string | null,
   binding: BrowserBinding,
   relayState: unknown,
-): Promise<string> {
+): Promise<{ returnTo: string; invitationId: string | null }> {
   if (inResponseTo) {
     const request = await consumeRequest(tx, organization.id, connection.id, inResponseTo);
     if (!request)
@@ -391,15 +361,15 @@ async function returnToOf(
       );
     }
     binding.used = true;
-    return request.returnTo;
+    return { returnTo: request.returnTo, invitationId: request.invitationId };
   }
   if (!connection.allowIdpInitiated)
     refuse('unsolicited_response', 'IdP-initiated sign-in is turned off for this connection');
   const wanted = typeof relayState === 'string' && relayState !== '' ? relayState : '/';
-  return (
+  const returnTo =
     allowedReturnTo(wanted, ctx.config.publicUrl, connection.allowedReturnUrls) ??
-    refuse('relay_state_not_allowed', 'the RelayState is not an allowed return URL')
-  );
+    refuse('relay_state_not_allowed', 'the RelayState is not an allowed return URL');
+  return { returnTo, invitationId: null };
 }
 
 /** Our usual session length, shortened when the IdP says its own session ends sooner. */
@@ -409,24 +379,6 @@ function sessionTtlSeconds(idpSessionEndsAt: Date | null): number {
     60,
     Math.min(DEFAULT_SESSION_TTL_SECONDS, Math.floor((idpSessionEndsAt.getTime() - Date.now()) / 1000)),
   );
-}
-
-/** The connection a login uses: the one named, or the organization's only enabled one. */
-async function chooseConnection(
-  ctx: AppContext,
-  organization: Organization,
-  requested: unknown,
-): Promise<SamlConnection | string> {
-  if (typeof requested === 'string' && requested !== '') {
-    const connection = await getConnection(ctx.sql, organization.id, requested);
-    if (!connection) return 'No such single sign-on connection.';
-    return connection.enabled ? connection : 'This single sign-on connection is disabled.';
-  }
-  const enabled = (await listConnections(ctx.sql, organization.id)).filter((c) => c.enabled);
-  if (enabled.length === 0) return `${organization.name} has no single sign-on set up.`;
-  if (enabled.length > 1)
-    return 'This organization has several single sign-on connections: the link must name one (?connection=…).';
-  return enabled[0]!;
 }
 
 function notFoundPage(res: Response): void {

@@ -1,10 +1,10 @@
-import { ensureAccount, findAccountByEmail, updateAccountName } from '../core/accounts.ts';
+import { ensureAccount, findAccountByEmail, normalizeEmail, updateAccountName } from '../core/accounts.ts';
 import type { Actor } from '../core/actor.ts';
 import { recordAudit } from '../core/audit.ts';
 import { isInVerifiedDomain } from '../core/domains.ts';
 import { DomainError } from '../core/errors.ts';
 import { changeGroupMembers, createGroup, findGroupByName, groupsOfMember } from '../core/groups.ts';
-import { hasLiveInvitation } from '../core/invitation-lifecycle.ts';
+import { hasLiveInvitation, invitationEmail } from '../core/invitation-lifecycle.ts';
 import { emailsOfMembersWith } from '../core/member-directory.ts';
 import { getMembership, joinOrganization, type Membership } from '../core/memberships.ts';
 import type { Organization } from '../core/organizations.ts';
@@ -33,14 +33,27 @@ export async function signIn(
   organization: Organization,
   connection: SamlConnection,
   identity: SamlIdentity,
+  invitationId: string | null = null,
 ): Promise<SignedIn> {
-  const refusal = (reason: 'not_allowed_to_join' | 'membership_suspended' | 'membership_removed', message: string) =>
+  const refusal = (
+    reason: 'not_allowed_to_join' | 'membership_suspended' | 'membership_removed' | 'invitation_email_mismatch',
+    message: string,
+  ) =>
     new SamlRefusal(reason, message, {
       connectionId: connection.id,
       idpEntityId: connection.idpEntityId,
       nameId: identity.nameId,
       email: identity.email,
     });
+
+  // A login started from an invitation link accepts that invitation only for the invited email:
+  // someone else signed in at the IdP (a shared browser) must not take it.
+  const invited = invitationId ? await invitationEmail(tx, organization.id, invitationId) : null;
+  if (invited && normalizeEmail(invited) !== normalizeEmail(identity.email))
+    throw refusal(
+      'invitation_email_mismatch',
+      `the invitation is for ${invited}, but the identity provider signed in ${identity.email}`,
+    );
 
   const known = await findAccountByEmail(tx, identity.email);
   const existing = known ? await getMembership(tx, organization.id, known.id) : null;

@@ -6,6 +6,7 @@ import { api, base } from '../lib/api.js';
 import {
   attempt,
   busy,
+  checkboxGroup,
   confirmDialog,
   copyRow,
   field,
@@ -36,6 +37,7 @@ export async function samlPanel(panel, session) {
     return;
   }
   const slug = session.organization.slug;
+  const requiredArea = h('div', {});
   const connectionsArea = h('div', {});
   const attemptsArea = h('div', {});
 
@@ -44,8 +46,78 @@ export async function samlPanel(panel, session) {
       Promise.all([api('GET', '/saml/connections'), api('GET', '/saml/attempts?limit=20')]),
     );
     if (!answer) return;
+    await drawRequired(answer[0].items);
     drawConnections(answer[0].items);
     drawAttempts(answer[1].items, answer[0].items);
+  }
+
+  /** The required-SSO switch and the break-glass owners (who may still sign in without SSO). */
+  async function drawRequired(connections) {
+    const organization = await api('GET', '/organization');
+    const owners = session.can('members:view')
+      ? ((await attempt(() => api('GET', '/members?role=owner&limit=200')))?.items ?? [])
+      : [];
+    const anyEnabled = connections.some((c) => c.enabled);
+    const required = h('input', {
+      type: 'checkbox',
+      id: 'require-sso',
+      role: 'switch',
+      checked: organization.requireSso,
+      disabled: !anyEnabled && !organization.requireSso,
+      'aria-describedby': 'require-sso-hint',
+    });
+    const breakGlass = checkboxGroup(
+      'Break-glass owners (may still sign in without SSO, audited)',
+      owners.map((o) => ({ value: o.accountId, label: o.email })),
+      organization.ssoBreakGlassAccountIds,
+      'break-glass',
+    );
+    const message = messageBox();
+    const save = h('button', { type: 'submit', class: 'primary' }, 'Save');
+    const form = h(
+      'form',
+      { class: 'card', 'aria-labelledby': 'require-sso-title' },
+      h('h3', { id: 'require-sso-title' }, 'Require single sign-on'),
+      message,
+      h('label', { for: required.id, class: 'check switch' }, required, ' Members sign in only through SAML'),
+      h(
+        'p',
+        { class: 'hint', id: 'require-sso-hint' },
+        anyEnabled
+          ? 'Invitation links then lead to the identity provider, and sessions not made through SSO end when you save. Admin API keys keep working.'
+          : 'Add and enable a SAML connection first.',
+      ),
+      breakGlass,
+      h('div', { class: 'actions' }, save),
+    );
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const turningOn = required.checked && !organization.requireSso;
+      if (
+        turningOn &&
+        !(await confirmDialog(
+          'Require single sign-on',
+          'Every session not made through SSO ends now, except the break-glass owners’. Members sign in again through the identity provider.',
+          'Require SSO',
+        ))
+      )
+        return;
+      const saved = await busy(save, () =>
+        attempt(
+          () =>
+            api('PATCH', '/organization', {
+              requireSso: required.checked,
+              ssoBreakGlassAccountIds: breakGlass.selected(),
+            }),
+          message,
+        ),
+      );
+      if (!saved) return;
+      showStatus(saved.requireSso ? 'Single sign-on is required.' : 'Single sign-on is not required.');
+      // A session of one's own not made through SSO has just ended: the next call asks to sign in again.
+      await reload();
+    });
+    replace(requiredArea, form);
   }
 
   function drawConnections(connections) {
@@ -212,6 +284,7 @@ export async function samlPanel(panel, session) {
     ),
     h('h3', {}, 'Connections'),
     connectionsArea,
+    requiredArea,
     form,
     h('h3', {}, 'Recent sign-in attempts'),
     attemptsArea,
