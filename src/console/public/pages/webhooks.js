@@ -173,7 +173,7 @@ startPage(async (area, session) => {
       deliveriesArea,
       h('h2', { id: 'deliveries-title', tabindex: '-1' }, `Deliveries to ${current.endpoint.url}`),
       table(
-        `Deliveries to ${current.endpoint.url}`,
+        'Recent deliveries',
         ['Event', 'Status', 'Attempts', 'Response', 'Last error', 'When', 'Actions'],
         rows,
         { empty: 'No deliveries yet.' },
@@ -263,7 +263,7 @@ startPage(async (area, session) => {
       deadArea,
       h('h2', { id: 'dead-title' }, 'Dead letters'),
       h('p', {}, 'Deliveries that failed every attempt. Retrying puts them back in the queue with fresh attempts.'),
-      table('Dead letters', ['Event', 'Target', 'Attempts', 'Response', 'Last error', 'Retry'], rows, {
+      table('Dead letters, oldest first', ['Event', 'Target', 'Attempts', 'Response', 'Last error', 'Retry'], rows, {
         empty: 'No dead letters.',
       }),
       h('div', { class: 'actions' }, retryAll),
