@@ -107,7 +107,7 @@ const ROUTES: Record<string, Record<string, Op>> = {
     },
   },
   '/deliveries/{id}/attempts': {
-    get: { summary: "Every attempt of a delivery: time, HTTP response code, error", permission: 'org:manage' },
+    get: { summary: 'Every attempt of a delivery: time, HTTP response code, error', permission: 'org:manage' },
   },
   '/deliveries': {
     get: { summary: 'Email and webhook deliveries', permission: 'org:manage', query: ['status', 'after', 'limit'] },

@@ -56,7 +56,10 @@ export interface CircuitState {
   circuitOpenUntil: Date | null;
 }
 
-export async function listWebhookEndpoints(db: Db, organizationId: string): Promise<(WebhookEndpoint & CircuitState)[]> {
+export async function listWebhookEndpoints(
+  db: Db,
+  organizationId: string,
+): Promise<(WebhookEndpoint & CircuitState)[]> {
   return db<(WebhookEndpoint & CircuitState)[]>`
     select ${db.unsafe(COLUMNS)}, consecutive_failures, circuit_open_until
     from webhook_endpoints where organization_id = ${organizationId} order by created_at, id`;
@@ -75,10 +78,17 @@ export async function setWebhookEndpointEnabled(
     update webhook_endpoints set enabled = ${enabled} where organization_id = ${organizationId} and id = ${id}
     returning ${db.unsafe(COLUMNS)}`;
   if (!endpoint) throw notFound('webhook endpoint', { id });
-  await recordAudit(db, organizationId, actor, enabled ? 'webhook.enabled' : 'webhook.disabled', {
-    type: 'webhook',
-    id,
-  }, { url: endpoint.url });
+  await recordAudit(
+    db,
+    organizationId,
+    actor,
+    enabled ? 'webhook.enabled' : 'webhook.disabled',
+    {
+      type: 'webhook',
+      id,
+    },
+    { url: endpoint.url },
+  );
   return endpoint;
 }
 

@@ -124,14 +124,12 @@ describe('deliveries to a real receiver', () => {
       expect.objectContaining({ responseStatus: 500, error: 'webhook answered HTTP 500' }),
       expect.objectContaining({ responseStatus: 204, error: null }),
     ]);
-    const delivered = await request(app)
-      .get(`/api/webhooks/${endpoint.id}/deliveries`)
-      .set(as(a.adminKey))
-      .expect(200);
+    const delivered = await request(app).get(`/api/webhooks/${endpoint.id}/deliveries`).set(as(a.adminKey)).expect(200);
     expect(delivered.body.items[0]).toMatchObject({ status: 'delivered', responseStatus: 204, lastError: null });
-    expect(
-      (await request(app).get('/api/webhooks').set(as(a.adminKey)).expect(200)).body.items[0],
-    ).toMatchObject({ consecutiveFailures: 0, circuitOpenUntil: null });
+    expect((await request(app).get('/api/webhooks').set(as(a.adminKey)).expect(200)).body.items[0]).toMatchObject({
+      consecutiveFailures: 0,
+      circuitOpenUntil: null,
+    });
   });
 
   it("pages an endpoint's deliveries newest first", async () => {
@@ -195,9 +193,15 @@ describe('audit log', () => {
       .send({ roles: ['owner', 'admin'] })
       .expect(200);
     const byGroup = await request(app).get(`/api/audit?target=${group.id}`).set(as(a.adminKey)).expect(200);
-    expect(byGroup.body.items[0]).toMatchObject({ targetType: 'group', targetId: group.id, targetName: 'Named targets' });
+    expect(byGroup.body.items[0]).toMatchObject({
+      targetType: 'group',
+      targetId: group.id,
+      targetName: 'Named targets',
+    });
     const byName = await request(app).get('/api/audit?target=Named%20targets').set(as(a.adminKey)).expect(200);
-    expect(byName.body.items.map((e: { id: string }) => e.id)).toEqual(byGroup.body.items.map((e: { id: string }) => e.id));
+    expect(byName.body.items.map((e: { id: string }) => e.id)).toEqual(
+      byGroup.body.items.map((e: { id: string }) => e.id),
+    );
     const byEmail = await request(app)
       .get('/api/audit?target=OWNER@hooks-a.test&action=member')
       .set(as(a.adminKey))
@@ -232,12 +236,18 @@ describe('audit log', () => {
       .expect(200);
     expect(jsonl.headers['content-type']).toMatch(/^application\/jsonl/);
     expect(jsonl.headers['content-disposition']).toMatch(/^attachment; filename="audit-.*\.jsonl"$/);
-    const lines = (jsonl.body as string).trimEnd().split('\n').map((l) => JSON.parse(l) as { details: { n: number } });
+    const lines = (jsonl.body as string)
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { details: { n: number } });
     expect(lines).toHaveLength(2500);
     expect(lines[0]!.details.n).toBe(2500);
     expect(lines.at(-1)!.details.n).toBe(1);
 
-    const csv = await request(app).get('/api/audit/export?format=csv&action=group.deleted').set(as(b.adminKey)).expect(200);
+    const csv = await request(app)
+      .get('/api/audit/export?format=csv&action=group.deleted')
+      .set(as(b.adminKey))
+      .expect(200);
     expect(csv.headers['content-type']).toMatch(/^text\/csv/);
     const [header, row, end] = csv.text.split('\r\n');
     expect(header).toBe('id,at,channel,actorType,actorId,actorName,action,targetType,targetId,targetName,details');
@@ -246,7 +256,10 @@ describe('audit log', () => {
     expect(end).toBe('');
 
     // Another organization's export has none of it; a viewer may not export.
-    const other = await request(app).get('/api/audit/export?format=csv&action=group.deleted').set(as(a.adminKey)).expect(200);
+    const other = await request(app)
+      .get('/api/audit/export?format=csv&action=group.deleted')
+      .set(as(a.adminKey))
+      .expect(200);
     expect(other.text.split('\r\n')).toHaveLength(2);
     await request(app).get('/api/audit/export?format=xml').set(as(b.adminKey)).expect(400);
   });

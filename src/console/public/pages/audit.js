@@ -40,7 +40,12 @@ startPage(async (area, session) => {
     { id: 'audit-actions' },
     ACTIONS.map((a) => h('option', { value: a })),
   );
-  const actor = h('input', { name: 'actor', autocomplete: 'off', spellcheck: 'false', value: initial.get('actor') ?? '' });
+  const actor = h('input', {
+    name: 'actor',
+    autocomplete: 'off',
+    spellcheck: 'false',
+    value: initial.get('actor') ?? '',
+  });
   const target = h('input', {
     name: 'target',
     autocomplete: 'off',
@@ -61,7 +66,11 @@ startPage(async (area, session) => {
     h('button', { type: 'submit' }, 'Filter'),
   );
   const exportCsv = h('button', { type: 'button', onclick: () => exportAs('csv', exportCsv) }, 'Export CSV');
-  const exportJsonl = h('button', { type: 'button', onclick: () => exportAs('jsonl', exportJsonl) }, 'Export JSON Lines');
+  const exportJsonl = h(
+    'button',
+    { type: 'button', onclick: () => exportAs('jsonl', exportJsonl) },
+    'Export JSON Lines',
+  );
   const exports = h(
     'div',
     { class: 'actions', role: 'group', 'aria-label': 'Export the filtered entries' },

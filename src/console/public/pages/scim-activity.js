@@ -52,12 +52,9 @@ startPage(async (area, session) => {
     ]);
     replace(
       results,
-      table(
-        `SCIM requests, page ${pages.length}`,
-        ['When', 'Method', 'Path', 'Status', 'Error', 'Duration'],
-        rows,
-        { empty: 'No requests with this token in the last 30 days.' },
-      ),
+      table(`SCIM requests, page ${pages.length}`, ['When', 'Method', 'Path', 'Status', 'Error', 'Duration'], rows, {
+        empty: 'No requests with this token in the last 30 days.',
+      }),
       h(
         'nav',
         { class: 'actions', 'aria-label': 'Pages of SCIM requests' },

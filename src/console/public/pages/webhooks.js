@@ -152,7 +152,13 @@ startPage(async (area, session) => {
     );
     if (!answer) return;
     const rows = answer.items.map((d) => [
-      h('span', {}, h('code', { class: 'action' }, d.eventType), h('br'), h('span', { class: 'hint' }, `#${d.eventId}`)),
+      h(
+        'span',
+        {},
+        h('code', { class: 'action' }, d.eventType),
+        h('br'),
+        h('span', { class: 'hint' }, `#${d.eventId}`),
+      ),
       statusBadge(d.status),
       String(d.attempts),
       d.responseStatus ?? '—',
@@ -172,12 +178,9 @@ startPage(async (area, session) => {
     replace(
       deliveriesArea,
       h('h2', { id: 'deliveries-title', tabindex: '-1' }, `Deliveries to ${current.endpoint.url}`),
-      table(
-        'Recent deliveries',
-        ['Event', 'Status', 'Attempts', 'Response', 'Last error', 'When', 'Actions'],
-        rows,
-        { empty: 'No deliveries yet.' },
-      ),
+      table('Recent deliveries', ['Event', 'Status', 'Attempts', 'Response', 'Last error', 'When', 'Actions'], rows, {
+        empty: 'No deliveries yet.',
+      }),
       h(
         'nav',
         { class: 'actions', 'aria-label': 'Pages of deliveries' },
@@ -247,7 +250,13 @@ startPage(async (area, session) => {
     const target = (d) =>
       d.kind === 'webhook' ? (endpoints.find((e) => e.id === d.target)?.url ?? `deleted endpoint`) : d.target;
     const rows = answer.items.map((d) => [
-      h('span', {}, h('code', { class: 'action' }, d.eventType), h('br'), h('span', { class: 'hint' }, `#${d.eventId}`)),
+      h(
+        'span',
+        {},
+        h('code', { class: 'action' }, d.eventType),
+        h('br'),
+        h('span', { class: 'hint' }, `#${d.eventId}`),
+      ),
       h('span', {}, `${d.kind}: `, h('code', { class: 'url' }, target(d))),
       String(d.attempts),
       d.responseStatus ?? '—',
@@ -279,9 +288,13 @@ function circuit(endpoint) {
   const failures = endpoint.consecutiveFailures;
   const openUntil = endpoint.circuitOpenUntil ? new Date(endpoint.circuitOpenUntil) : null;
   if (openUntil && openUntil > new Date())
-    return h('span', { class: 'badge revoked' }, `open until ${formatTime(openUntil)} (${failures} failures)`);
+    return h('span', { class: 'badge revoked' }, `open until ${formatTime(openUntil)} (${failuresText(failures)})`);
   if (openUntil) return h('span', { class: 'badge pending' }, 'half-open: next delivery is a trial');
-  return h('span', { class: 'badge active' }, failures ? `closed (${failures} failures in a row)` : 'closed');
+  return h('span', { class: 'badge active' }, failures ? `closed (${failuresText(failures)} in a row)` : 'closed');
+}
+
+function failuresText(count) {
+  return count === 1 ? '1 failure' : `${count} failures`;
 }
 
 function statusBadge(status) {
