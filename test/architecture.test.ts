@@ -39,6 +39,7 @@ const TABLE_OWNERS: Record<string, string> = {
   saml_attempts: 'saml',
   outbox: 'sync',
   deliveries: 'sync',
+  delivery_attempts: 'sync',
   job_runs: 'sync',
 };
 

@@ -95,7 +95,20 @@ const ROUTES: Record<string, Record<string, Op>> = {
     get: { summary: 'Webhook endpoints', permission: 'org:manage' },
     post: { summary: 'Add an endpoint (the signing secret is shown once)', permission: 'org:manage', body: 'Webhook' },
   },
-  '/webhooks/{id}': { delete: { summary: 'Delete an endpoint', permission: 'org:manage' } },
+  '/webhooks/{id}': {
+    patch: { summary: 'Enable or disable an endpoint', permission: 'org:manage', body: 'WebhookChange' },
+    delete: { summary: 'Delete an endpoint', permission: 'org:manage' },
+  },
+  '/webhooks/{id}/deliveries': {
+    get: {
+      summary: "An endpoint's deliveries, newest first, with the last HTTP response code",
+      permission: 'org:manage',
+      query: ['before', 'limit'],
+    },
+  },
+  '/deliveries/{id}/attempts': {
+    get: { summary: 'Every attempt of a delivery: time, HTTP response code, error', permission: 'org:manage' },
+  },
   '/deliveries': {
     get: { summary: 'Email and webhook deliveries', permission: 'org:manage', query: ['status', 'after', 'limit'] },
   },
@@ -134,6 +147,13 @@ const ROUTES: Record<string, Record<string, Op>> = {
       summary: 'The audit log, newest first',
       permission: 'members:manage',
       query: ['actor', 'target', 'action', 'since', 'until', 'before', 'limit'],
+    },
+  },
+  '/audit/export': {
+    get: {
+      summary: 'The filtered audit log as CSV or JSON Lines (format=csv|jsonl), newest first, at most 100,000 entries',
+      permission: 'members:manage',
+      query: ['format', 'actor', 'target', 'action', 'since', 'until'],
     },
   },
   '/saml/service-provider': {
@@ -212,6 +232,7 @@ const SCHEMAS: Record<string, unknown> = {
     'roles',
   ]),
   Webhook: obj({ url: { type: 'string', format: 'uri' }, events: strings }, ['url']),
+  WebhookChange: obj({ enabled: { type: 'boolean' } }, ['enabled']),
   DeliveryIds: obj({ ids: strings }),
   EventIds: obj({ ids: strings }),
   ScimToken: obj({ name: { type: 'string' }, expiresInDays: { type: 'integer', minimum: 1, maximum: 3650 } }, ['name']),

@@ -1,15 +1,31 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
-import { createWebhookEndpoint, deleteWebhookEndpoint, listWebhookEndpoints } from '../core/webhook-endpoints.ts';
+import {
+  createWebhookEndpoint,
+  deleteWebhookEndpoint,
+  listWebhookEndpoints,
+  setWebhookEndpointEnabled,
+} from '../core/webhook-endpoints.ts';
+import { notFound } from '../core/errors.ts';
 import { retryDeadDeliveries, retryFailedEvents } from '../sync/outbox.ts';
-import { listDeliveries, listStuckEvents } from '../sync/queue-listing.ts';
+import {
+  listDeliveries,
+  listDeliveryAttempts,
+  listEndpointDeliveries,
+  listStuckEvents,
+} from '../sync/queue-listing.ts';
 import { requirePermission } from './auth.ts';
 import { route, rowId } from './handler.ts';
 
 const webhookInput = z
   .object({ url: z.string().min(1).max(2000), events: z.array(z.string().min(1).max(100)).max(50).optional() })
   .strict();
+const webhookChange = z.object({ enabled: z.boolean() }).strict();
+const endpointDeliveryQuery = z.object({
+  before: rowId('a delivery').optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(20),
+});
 const deliveryQuery = z.object({
   status: z.enum(['pending', 'delivered', 'dead']).default('dead'),
   limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -51,6 +67,28 @@ export function syncAdminRouter(ctx: AppContext): Router {
       res.status(201).json(created);
     }),
   );
+  router.patch(
+    '/webhooks/:id',
+    requirePermission('org:manage'),
+    route(async (req, res, p) => {
+      const { enabled } = webhookChange.parse(req.body);
+      res.json(await setWebhookEndpointEnabled(ctx.sql, p.organizationId, String(req.params.id), enabled, p.actor));
+    }),
+  );
+  // One endpoint's deliveries in every status, newest first: what the console shows per endpoint.
+  router.get(
+    '/webhooks/:id/deliveries',
+    requirePermission('org:manage'),
+    route(async (req, res, p) => {
+      const id = String(req.params.id);
+      const q = endpointDeliveryQuery.parse(req.query);
+      if (!(await listWebhookEndpoints(ctx.sql, p.organizationId)).some((e) => e.id === id)) {
+        throw notFound('webhook endpoint', { id });
+      }
+      const items = await listEndpointDeliveries(ctx.sql, p.organizationId, id, q);
+      res.json({ items, next: items.length === q.limit ? (items[items.length - 1]!.id as string) : null });
+    }),
+  );
   router.delete(
     '/webhooks/:id',
     requirePermission('org:manage'),
@@ -67,6 +105,14 @@ export function syncAdminRouter(ctx: AppContext): Router {
       const q = deliveryQuery.parse(req.query);
       const items = await listDeliveries(ctx.sql, p.organizationId, q);
       res.json({ items, next: items.length === q.limit ? (items[items.length - 1]!.id as string) : null });
+    }),
+  );
+  router.get(
+    '/deliveries/:id/attempts',
+    requirePermission('org:manage'),
+    route(async (req, res, p) => {
+      const id = rowId('a delivery').parse(req.params.id);
+      res.json({ items: await listDeliveryAttempts(ctx.sql, p.organizationId, id) });
     }),
   );
   router.post(

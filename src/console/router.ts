@@ -11,6 +11,8 @@ export const PAGES = {
   groups: { title: 'Groups and role mapping', nav: true },
   identity: { title: 'Identity provider', nav: true },
   audit: { title: 'Audit log', nav: true },
+  webhooks: { title: 'Webhooks', nav: true },
+  'scim-activity': { title: 'SCIM activity', nav: true },
 } as const;
 type PageName = keyof typeof PAGES;
 

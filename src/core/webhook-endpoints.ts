@@ -49,9 +49,47 @@ export async function createWebhookEndpoint(
   return { ...endpoint, secret };
 }
 
-export async function listWebhookEndpoints(db: Db, organizationId: string): Promise<WebhookEndpoint[]> {
-  return db<WebhookEndpoint[]>`
-    select ${db.unsafe(COLUMNS)} from webhook_endpoints where organization_id = ${organizationId} order by created_at, id`;
+/** The delivery circuit breaker's state of an endpoint (kept by sync/deliver.ts). */
+export interface CircuitState {
+  consecutiveFailures: number;
+  /** While in the future, deliveries wait; once past, one trial delivery is sent. */
+  circuitOpenUntil: Date | null;
+}
+
+export async function listWebhookEndpoints(
+  db: Db,
+  organizationId: string,
+): Promise<(WebhookEndpoint & CircuitState)[]> {
+  return db<(WebhookEndpoint & CircuitState)[]>`
+    select ${db.unsafe(COLUMNS)}, consecutive_failures, circuit_open_until
+    from webhook_endpoints where organization_id = ${organizationId} order by created_at, id`;
+}
+
+/** Pauses or resumes an endpoint: a disabled one gets no new deliveries (those queued fail and are retried). */
+export async function setWebhookEndpointEnabled(
+  db: Db,
+  organizationId: string,
+  id: string,
+  enabled: boolean,
+  actor: Actor,
+): Promise<WebhookEndpoint> {
+  if (!isUuid(id)) throw notFound('webhook endpoint', { id });
+  const [endpoint] = await db<WebhookEndpoint[]>`
+    update webhook_endpoints set enabled = ${enabled} where organization_id = ${organizationId} and id = ${id}
+    returning ${db.unsafe(COLUMNS)}`;
+  if (!endpoint) throw notFound('webhook endpoint', { id });
+  await recordAudit(
+    db,
+    organizationId,
+    actor,
+    enabled ? 'webhook.enabled' : 'webhook.disabled',
+    {
+      type: 'webhook',
+      id,
+    },
+    { url: endpoint.url },
+  );
+  return endpoint;
 }
 
 /** The enabled endpoints of these organizations, with the events each subscribes to. */

@@ -21,6 +21,8 @@ export interface ScimRequestEntry {
   durationMs: number;
   resourceType: string | null;
   resourceId: string | null;
+  /** A refused request: the SCIM error's scimType and detail it was answered with. */
+  errorDetail: string | null;
 }
 
 type Entry = Omit<ScimRequestEntry, 'id'> & { organizationId: string; credentialId: string };
@@ -49,6 +51,7 @@ export function requestLog(app: AppContext): RequestHandler {
             duration_ms: e.durationMs,
             resource_type: e.resourceType,
             resource_id: e.resourceId,
+            error_detail: e.errorDetail,
           })),
         )}`;
       } catch (error) {
@@ -61,6 +64,13 @@ export function requestLog(app: AppContext): RequestHandler {
   return (req, res, next) => {
     const started = performance.now();
     const at = new Date();
+    let errorDetail: string | null = null;
+    // An error answer's body is kept (as its SCIM detail) whichever part of the stack wrote it.
+    const send = res.send.bind(res);
+    res.send = (body?: unknown) => {
+      if (res.statusCode >= 400) errorDetail = scimErrorDetail(body);
+      return send(body);
+    };
     res.on('finish', () => {
       const scim = req.scim;
       if (!scim) return;
@@ -74,12 +84,31 @@ export function requestLog(app: AppContext): RequestHandler {
         durationMs: performance.now() - started,
         resourceType: scim.touched?.type ?? null,
         resourceId: scim.touched?.id ?? null,
+        errorDetail,
       });
       if (pending.length >= MAX_BATCH) void flush();
       else timer ??= setTimeout(() => void flush(), FLUSH_INTERVAL_MS).unref();
     });
     next();
   };
+}
+
+/** "scimType: detail" of a SCIM error body (JSON text or an object), at most 1,000 characters. */
+function scimErrorDetail(body: unknown): string | null {
+  let parsed = body;
+  if (typeof body === 'string' || Buffer.isBuffer(body)) {
+    const text = body.toString();
+    if (text.length > 65_536) return null;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return text.slice(0, 1000) || null;
+    }
+  }
+  const error = parsed as { detail?: unknown; scimType?: unknown } | null;
+  if (!error || typeof error !== 'object' || typeof error.detail !== 'string') return null;
+  const scimType = typeof error.scimType === 'string' ? `${error.scimType}: ` : '';
+  return `${scimType}${error.detail}`.slice(0, 1000);
 }
 
 /**
@@ -94,7 +123,7 @@ export async function listScimRequests(
   page: { before?: string; limit: number },
 ): Promise<ScimRequestEntry[]> {
   return db<ScimRequestEntry[]>`
-    select id::text, at, method, path, status, duration_ms, resource_type, resource_id from scim_requests
+    select id::text, at, method, path, status, duration_ms, resource_type, resource_id, error_detail from scim_requests
     where organization_id = ${organizationId} and credential_id = ${credentialId}
       ${page.before ? db`and id < ${page.before}` : db``}
     order by scim_requests.id desc limit ${page.limit}`;

@@ -14,12 +14,24 @@ export interface Delivery {
 export interface Sender {
   /** The longest a send may take; a claim's lease outlasts it. */
   timeoutMs: number;
-  /** Sends one delivery; throws to have it retried. */
-  send(delivery: Delivery, event: OutboxEvent): Promise<void>;
+  /**
+   * Sends one delivery; throws to have it retried. A webhook answers (or its error carries) the
+   * receiver's `responseStatus`, kept with the attempt.
+   */
+  send(delivery: Delivery, event: OutboxEvent): Promise<SendResult | void>;
   /** Runs in the short transaction that records the delivery as delivered (e.g. wiping a secret the send used). */
   delivered?(tx: Tx, delivery: Delivery, event: OutboxEvent): Promise<void>;
 }
 export type Senders = Record<Delivery['kind'], Sender>;
+export interface SendResult {
+  responseStatus?: number;
+}
+
+/** The HTTP status a failed send got, when an answer came (see webhooks.ts WebhookAnswerError). */
+function responseStatusOf(error: unknown): number | null {
+  const status = (error as { responseStatus?: unknown } | null)?.responseStatus;
+  return typeof status === 'number' ? status : null;
+}
 
 export interface RetryPolicy {
   maxAttempts: number;
@@ -181,10 +193,12 @@ export async function sendClaimed(
 ): Promise<Outcome | null> {
   const { delivery, event, claimId } = claim;
   let failure: unknown;
+  let responseStatus: number | null = null;
   try {
-    await sender.send(delivery, event);
+    responseStatus = (await sender.send(delivery, event))?.responseStatus ?? null;
   } catch (error) {
     failure = error ?? new Error('send failed');
+    responseStatus = responseStatusOf(error);
   }
   return inTransaction(sql, async (tx) => {
     const key = tx`organization_id = ${delivery.organizationId} and id = ${delivery.id} and claim_id = ${claimId}`;
@@ -198,6 +212,7 @@ export async function sendClaimed(
           claimed_by = null, claim_id = null, locked_until = null
         where ${key} returning id`;
       if (rows.length === 0) return null;
+      await recordAttempt(tx, delivery, responseStatus, null);
       if (endpoint) {
         await tx`
           update webhook_endpoints set consecutive_failures = 0, circuit_open_until = null
@@ -214,6 +229,7 @@ export async function sendClaimed(
         claimed_by = null, claim_id = null, locked_until = null
       where ${key} returning id`;
     if (rows.length === 0) return null;
+    await recordAttempt(tx, delivery, responseStatus, message);
     if (endpoint && breaker) {
       await tx`
         update webhook_endpoints set consecutive_failures = consecutive_failures + 1,
@@ -223,4 +239,11 @@ export async function sendClaimed(
     }
     return dead ? 'dead' : 'retrying';
   });
+}
+
+/** One row per attempt: what the receiver answered (the HTTP status, when one came) and the error. */
+async function recordAttempt(tx: Tx, delivery: Delivery, responseStatus: number | null, error: string | null) {
+  await tx`
+    insert into delivery_attempts (organization_id, delivery_id, response_status, error)
+    values (${delivery.organizationId}, ${delivery.id}, ${responseStatus}, ${error})`;
 }

@@ -11,11 +11,41 @@ export interface QueuePage<Status> {
 export function listDeliveries(db: Db, organizationId: string, page: QueuePage<'pending' | 'delivered' | 'dead'>) {
   return db`
     select d.id, d.event_id, o.type as event_type, d.kind, d.target, d.status, d.attempts, d.next_attempt_at,
-           d.last_error, d.delivered_at, d.created_at
+           d.last_error, ${lastResponseStatus(db)}, d.delivered_at, d.created_at
     from deliveries d join outbox o on o.organization_id = d.organization_id and o.id = d.event_id
     where d.organization_id = ${organizationId} and d.status = ${page.status}
       ${page.after ? db`and d.id > ${page.after}` : db``}
     order by d.id limit ${page.limit}`;
+}
+
+/** The HTTP status the receiver answered on the delivery's latest attempt (null: none yet, or no answer). */
+const lastResponseStatus = (db: Db) => db`(
+  select a.response_status from delivery_attempts a
+  where a.organization_id = d.organization_id and a.delivery_id = d.id
+  order by a.id desc limit 1) as response_status`;
+
+/** A webhook endpoint's deliveries in every status, newest first, keyset-paged by id (`before`). */
+export function listEndpointDeliveries(
+  db: Db,
+  organizationId: string,
+  endpointId: string,
+  page: { before?: string; limit: number },
+) {
+  return db`
+    select d.id, d.event_id, o.type as event_type, d.status, d.attempts, d.next_attempt_at, d.last_error,
+           ${lastResponseStatus(db)}, d.delivered_at, d.created_at
+    from deliveries d join outbox o on o.organization_id = d.organization_id and o.id = d.event_id
+    where d.organization_id = ${organizationId} and d.kind = 'webhook' and d.target = ${endpointId}
+      ${page.before ? db`and d.id < ${page.before}` : db``}
+    order by d.id desc limit ${page.limit}`;
+}
+
+/** Every attempt of one delivery, oldest first: when, the receiver's HTTP status, the error. */
+export function listDeliveryAttempts(db: Db, organizationId: string, deliveryId: string) {
+  return db`
+    select id, at, response_status, error from delivery_attempts
+    where organization_id = ${organizationId} and delivery_id = ${deliveryId}
+    order by id limit 100`;
 }
 
 /**

@@ -17,13 +17,14 @@ export function webhookSender(ctx: AppContext): Sender {
       const endpoint = await webhookTarget(ctx.sql, delivery.organizationId, delivery.target);
       if (!endpoint) throw new Error('the webhook endpoint was deleted');
       if (!endpoint.enabled) throw new Error('the webhook endpoint is disabled');
-      await postWebhook(
+      const responseStatus = await postWebhook(
         endpoint.url,
         openSealedSecret(endpoint.secretSealed, ctx.config.serverSecret),
         event.id,
         publicEventBody(event),
         { timeoutMs: webhookTimeoutMs, allowPrivate: webhookAllowPrivateNetworks },
       );
+      return { responseStatus };
     },
   };
 }

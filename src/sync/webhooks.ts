@@ -21,8 +21,19 @@ export function verifyWebhookSignature(secret: string, header: string, body: str
   return expected.length === given.length && crypto.timingSafeEqual(expected, given);
 }
 
+/** A webhook answered with a status that is not success; `responseStatus` is kept with the attempt. */
+export class WebhookAnswerError extends Error {
+  constructor(readonly responseStatus: number) {
+    super(
+      responseStatus >= 300 && responseStatus < 400
+        ? `webhook answered HTTP ${responseStatus} (redirects are not followed)`
+        : `webhook answered HTTP ${responseStatus}`,
+    );
+  }
+}
+
 /**
- * POSTs one signed event; throws on a refused or unresolvable target, a network error, a timeout
+ * POSTs one signed event and answers the HTTP status; throws on a refused or unresolvable target, a network error, a timeout
  * or a non-2xx answer (a redirect too: it is not followed). The URL is checked again here (DNS may
  * have changed since it was saved) and the request goes to the address that was checked.
  */
@@ -32,7 +43,7 @@ export async function postWebhook(
   eventId: string,
   body: string,
   options: { timeoutMs: number; allowPrivate: boolean; resolve?: Resolve },
-): Promise<void> {
+): Promise<number> {
   const parsed = parseWebhookUrl(url);
   const target = await webhookTarget(parsed, { allowPrivateNetworks: options.allowPrivate, resolve: options.resolve });
   const timestamp = Math.floor(Date.now() / 1000);
@@ -46,6 +57,6 @@ export async function postWebhook(
     body,
     timeoutMs: options.timeoutMs,
   });
-  if (status >= 300 && status < 400) throw new Error(`webhook answered HTTP ${status} (redirects are not followed)`);
-  if (status < 200 || status >= 300) throw new Error(`webhook answered HTTP ${status}`);
+  if (status < 200 || status >= 300) throw new WebhookAnswerError(status);
+  return status;
 }

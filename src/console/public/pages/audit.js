@@ -1,7 +1,9 @@
-// Audit log: who did what to whom, when and through which channel; newest first, with filters.
+// Audit log: who did what to whom, when and through which channel; newest first, with filters
+// that stay applied while paging (and in the address, for a link or a reload), and an export of
+// the filtered range as CSV or JSON Lines.
 
-import { api, query } from '../lib/api.js';
-import { attempt, field, formatTime, h, replace, table } from '../lib/dom.js';
+import { ApiError, CSRF_HEADER, adminKey, api, query } from '../lib/api.js';
+import { attempt, busy, field, formatTime, h, replace, showStatus, table } from '../lib/dom.js';
 import { startPage } from '../lib/shell.js';
 
 const PAGE_SIZE = 50;
@@ -25,44 +27,107 @@ startPage(async (area, session) => {
     replace(area, h('p', {}, 'You need the permission members:manage to read the audit log.'));
     return;
   }
-  const action = h('input', { name: 'action', list: 'audit-actions', autocomplete: 'off', spellcheck: 'false' });
+  const initial = new URLSearchParams(location.search);
+  const action = h('input', {
+    name: 'action',
+    list: 'audit-actions',
+    autocomplete: 'off',
+    spellcheck: 'false',
+    value: initial.get('action') ?? '',
+  });
   const actions = h(
     'datalist',
     { id: 'audit-actions' },
     ACTIONS.map((a) => h('option', { value: a })),
   );
-  const actor = h('input', { name: 'actor', autocomplete: 'off', spellcheck: 'false' });
-  const target = h('input', { name: 'target', autocomplete: 'off', spellcheck: 'false' });
-  const since = h('input', { name: 'since', type: 'datetime-local' });
-  const until = h('input', { name: 'until', type: 'datetime-local' });
+  const actor = h('input', {
+    name: 'actor',
+    autocomplete: 'off',
+    spellcheck: 'false',
+    value: initial.get('actor') ?? '',
+  });
+  const target = h('input', {
+    name: 'target',
+    autocomplete: 'off',
+    spellcheck: 'false',
+    value: initial.get('target') ?? '',
+  });
+  const since = h('input', { name: 'since', type: 'datetime-local', value: initial.get('since') ?? '' });
+  const until = h('input', { name: 'until', type: 'datetime-local', value: initial.get('until') ?? '' });
   const filters = h(
     'form',
     { class: 'toolbar', role: 'search', 'aria-label': 'Filter the audit log' },
     field('Action', action, 'member, invite, group… or exact, e.g. member.removed'),
     actions,
     field('Actor', actor, 'Email, key name or id'),
-    field('Target id', target),
+    field('Target', target, 'Id, email or group name'),
     field('From', since),
     field('Until', until),
     h('button', { type: 'submit' }, 'Filter'),
   );
+  const exportCsv = h('button', { type: 'button', onclick: () => exportAs('csv', exportCsv) }, 'Export CSV');
+  const exportJsonl = h(
+    'button',
+    { type: 'button', onclick: () => exportAs('jsonl', exportJsonl) },
+    'Export JSON Lines',
+  );
+  const exports = h(
+    'div',
+    { class: 'actions', role: 'group', 'aria-label': 'Export the filtered entries' },
+    exportCsv,
+    exportJsonl,
+  );
   const results = h('div', {});
-  replace(area, filters, results);
+  replace(area, filters, exports, results);
 
-  // `pages` holds the `before` cursor of each page shown so far.
+  // `pages` holds the `before` cursor of each page shown so far; `applied` the filters they were
+  // read with (editing a field without choosing Filter does not change what the pages show).
   let pages = [undefined];
-  const filterValues = () => ({
-    action: action.value.trim(),
-    actor: actor.value.trim(),
-    target: target.value.trim(),
-    since: since.value ? new Date(since.value).toISOString() : undefined,
-    until: until.value ? new Date(until.value).toISOString() : undefined,
-  });
+  let applied = filterValues();
+  function filterValues() {
+    return {
+      action: action.value.trim(),
+      actor: actor.value.trim(),
+      target: target.value.trim(),
+      since: since.value ? new Date(since.value).toISOString() : undefined,
+      until: until.value ? new Date(until.value).toISOString() : undefined,
+    };
+  }
+  /** Shows page 1 of what the fields now say, and keeps the filters in the address. */
+  function applyFilters() {
+    applied = filterValues();
+    pages = [undefined];
+    const fields = { action: action.value.trim(), actor: actor.value.trim(), target: target.value.trim() };
+    history.replaceState(null, '', query({ ...fields, since: since.value, until: until.value }) || location.pathname);
+    return load();
+  }
   filters.addEventListener('submit', (event) => {
     event.preventDefault();
-    pages = [undefined];
-    load();
+    void applyFilters();
   });
+
+  /** Downloads the filtered range (not only the page shown) from the export route. */
+  async function exportAs(format, button) {
+    await busy(button, () =>
+      attempt(async () => {
+        const headers = { [CSRF_HEADER]: '1' };
+        const key = adminKey();
+        if (key) headers.authorization = `Bearer ${key}`;
+        const res = await fetch(`/api/audit/export${query({ ...applied, format })}`, {
+          headers,
+          credentials: 'same-origin',
+        });
+        if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
+        const name = /filename="([^"]+)"/.exec(res.headers.get('content-disposition') ?? '')?.[1];
+        const link = h('a', { href: URL.createObjectURL(await res.blob()), download: name ?? `audit.${format}` });
+        document.body.append(link);
+        link.click();
+        link.remove();
+        setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+        showStatus(`Exported ${name ?? 'the audit log'}.`);
+      }),
+    );
+  }
 
   /** A value in the table that, chosen, becomes a filter. */
   function filterButton(input, value, label) {
@@ -74,8 +139,7 @@ startPage(async (area, session) => {
         'aria-label': label,
         onclick: () => {
           input.value = value;
-          pages = [undefined];
-          load();
+          void applyFilters();
         },
       },
       value,
@@ -84,7 +148,7 @@ startPage(async (area, session) => {
 
   async function load() {
     const answer = await attempt(() =>
-      api('GET', `/audit${query({ ...filterValues(), before: pages.at(-1), limit: PAGE_SIZE })}`),
+      api('GET', `/audit${query({ ...applied, before: pages.at(-1), limit: PAGE_SIZE })}`),
     );
     if (!answer) return;
     const rows = answer.items.map((e) => [
@@ -96,13 +160,19 @@ startPage(async (area, session) => {
         h('br'),
         h('span', { class: 'hint' }, `${e.actorType} via ${e.channel}`),
       ),
-      h('code', {}, e.action),
+      h('code', { class: 'action' }, e.action),
       e.targetId
         ? h(
             'span',
-            {},
-            e.targetType ? `${e.targetType} ` : '',
-            filterButton(target, e.targetId, `Show only entries about ${e.targetType ?? ''} ${e.targetId}`),
+            { class: 'target' },
+            e.targetName && e.targetName !== e.targetId ? h('strong', {}, e.targetName) : null,
+            e.targetName && e.targetName !== e.targetId ? h('br') : null,
+            h('span', { class: 'hint' }, e.targetType ? `${e.targetType} ` : ''),
+            filterButton(
+              target,
+              e.targetId,
+              `Show only entries about ${e.targetType ?? ''} ${e.targetName ?? e.targetId}`,
+            ),
           )
         : '—',
       summarize(e.details),
