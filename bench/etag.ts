@@ -76,7 +76,11 @@ async function addsPerSecond(side: Side, name: string): Promise<number> {
   const group = await side.call('POST', '/Groups', { displayName: name });
   const id = (group.body as { id: string }).id;
   const times = await runTimed(ADDS, async (i) => {
-    const res = await side.call('PATCH', `/Groups/${id}`, patch([{ op: 'add', path: 'members', value: [{ value: side.ids[i] }] }]));
+    const res = await side.call(
+      'PATCH',
+      `/Groups/${id}`,
+      patch([{ op: 'add', path: 'members', value: [{ value: side.ids[i] }] }]),
+    );
     if (res.status !== 204) throw new Error(`PATCH: ${res.status}`);
   });
   return (ADDS * 1000) / (Math.max(...times) - times[0]!);
@@ -147,7 +151,9 @@ function checkout(ref: string): string {
 }
 
 function git(...args: string[]): string {
-  return execFileSync('git', ['-C', root, ...args]).toString().trim();
+  return execFileSync('git', ['-C', root, ...args])
+    .toString()
+    .trim();
 }
 
 function median(values: number[]): number {

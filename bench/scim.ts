@@ -106,7 +106,10 @@ export const user = (i: number) => ({
   externalId: `ext-${i}`,
   active: true,
 });
-export const patch = (Operations: unknown[]) => ({ schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations });
+export const patch = (Operations: unknown[]) => ({
+  schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
+  Operations,
+});
 
 /** Fills the organization up to `total` provisioned users with set-based SQL (the same rows POST /Users writes). */
 export async function bulkUsers(sql: Sql, organizationId: string, from: number, total: number): Promise<void> {

@@ -39,12 +39,12 @@ export const conditionalRequests: RequestHandler = (req, res, next) => {
   const ctx = req.scim!;
   if (req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE')
     ctx.ifMatch = versionsNamed(req.get('If-Match'));
-  const writeHead = res.writeHead;
-  res.writeHead = function (this: Response, ...args: unknown[]) {
+  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
+  res.writeHead = function (...args: unknown[]) {
     const status = typeof args[0] === 'number' ? args[0] : res.statusCode;
     if (ctx.version !== undefined && ((status >= 200 && status < 300) || status === 304))
       res.setHeader('ETag', etagOf(ctx.version));
-    return (writeHead as (...a: unknown[]) => Response).apply(this, args);
+    return writeHead(...args);
   } as Response['writeHead'];
   if (req.method === 'GET') {
     const send = res.send;

@@ -24,9 +24,13 @@ const createUser = async (email: string) => (await f.client.post('/Users', oktaU
 const userEtag = async (id: string) => etag(await f.client.get(`/Users/${id}`).expect(200));
 const groupEtag = async (id: string) => etag(await f.client.get(`/Groups/${id}`).expect(200));
 const auditCount = async () =>
-  Number((await f.ctx.sql`select count(*)::int as n from audit_log where organization_id = ${f.org.organization.id}`)[0]!.n);
+  Number(
+    (await f.ctx.sql`select count(*)::int as n from audit_log where organization_id = ${f.org.organization.id}`)[0]!.n,
+  );
 const members = async (groupId: string) =>
-  ((await f.client.get(`/Groups/${groupId}`).expect(200)).body.members ?? []).map((m: { value: string }) => m.value).sort();
+  ((await f.client.get(`/Groups/${groupId}`).expect(200)).body.members ?? [])
+    .map((m: { value: string }) => m.value)
+    .sort();
 
 describe('ServiceProviderConfig', () => {
   it('advertises etag support', async () => {
@@ -103,7 +107,10 @@ describe('Users', () => {
         .set('If-Match', tag.slice(2))
         .expect(200),
     );
-    await f.client.patch(`/Users/${id}`, [{ op: 'replace', value: { active: true } }]).set('If-Match', '*').expect(200);
+    await f.client
+      .patch(`/Users/${id}`, [{ op: 'replace', value: { active: true } }])
+      .set('If-Match', '*')
+      .expect(200);
     await f.client.delete(`/Users/${id}`).set('If-Match', '*').expect(204);
     await f.client.delete(`/Users/${id}`).set('If-Match', '*').expect(404);
     await f.client.delete('/Users/00000000-0000-4000-8000-000000000000').set('If-Match', tag).expect(404);
@@ -141,7 +148,9 @@ describe('Groups', () => {
       expect(res.status).toBe(204);
       expect(res.headers.etag).toBe(await groupEtag(id));
     });
-    await step(() => f.client.patch(`/Groups/${id}`, [{ op: 'remove', path: `members[value eq "${u2}"]` }]).expect(204));
+    await step(() =>
+      f.client.patch(`/Groups/${id}`, [{ op: 'remove', path: `members[value eq "${u2}"]` }]).expect(204),
+    );
     await step(() =>
       f.client.patch(`/Groups/${id}`, [{ op: 'replace', path: 'displayName', value: 'Renamed' }]).expect(204),
     );
@@ -172,8 +181,8 @@ describe('Groups', () => {
 
   it('a stale If-Match is refused with 412 on PUT, PATCH and DELETE, and nothing changes', async () => {
     const [a, b] = await Promise.all([createUser('ga@e.test'), createUser('gb@e.test')]);
-    const id = (await f.client.post('/Groups', { displayName: 'Guarded', members: [{ value: a.id }] }).expect(201))
-      .body.id as string;
+    const id = (await f.client.post('/Groups', { displayName: 'Guarded', members: [{ value: a.id }] }).expect(201)).body
+      .id as string;
     const stale = await groupEtag(id);
     await f.client.patch(`/Groups/${id}`, [{ op: 'add', path: 'members', value: [{ value: b.id }] }]).expect(204);
     const current = await f.client.get(`/Groups/${id}`).expect(200);
@@ -221,7 +230,10 @@ describe('Groups', () => {
       .set('If-Match', '*')
       .expect(204);
     await f.client.delete(`/Groups/${id}`).set('If-Match', tag).expect(412);
-    await f.client.delete(`/Groups/${id}`).set('If-Match', await groupEtag(id)).expect(204);
+    await f.client
+      .delete(`/Groups/${id}`)
+      .set('If-Match', await groupEtag(id))
+      .expect(204);
     await f.client.delete(`/Groups/${id}`).set('If-Match', '*').expect(404);
   });
 
@@ -241,7 +253,10 @@ describe('Groups', () => {
     // Each answer names a version the group had by then; the final one counts every add.
     expect(version(final)).toBe(version(before) + users.length);
     for (const answer of answers) expect(version(etag(answer))).toBeLessThanOrEqual(version(final));
-    await f.client.patch(`/Groups/${id}`, [{ op: 'remove', path: 'members' }]).set('If-Match', before).expect(412);
+    await f.client
+      .patch(`/Groups/${id}`, [{ op: 'remove', path: 'members' }])
+      .set('If-Match', before)
+      .expect(412);
   });
 
   it('of concurrent writes made on the same If-Match, exactly one goes through', async () => {
@@ -250,7 +265,9 @@ describe('Groups', () => {
     const tag = await groupEtag(id);
     const answers = await Promise.all(
       users.map((u) =>
-        f.client.patch(`/Groups/${id}`, [{ op: 'add', path: 'members', value: [{ value: u.id }] }]).set('If-Match', tag),
+        f.client
+          .patch(`/Groups/${id}`, [{ op: 'add', path: 'members', value: [{ value: u.id }] }])
+          .set('If-Match', tag),
       ),
     );
     const statuses = answers.map((r) => r.status).sort();
