@@ -242,7 +242,7 @@ export async function deprovisionUser(
   const [deleted] = await sql<{ accountId: string }[]>`
     with usr as (
       delete from scim_users where organization_id = ${organizationId} and account_id = ${id}
-        ${ifMatch ? sql`and version = any(${ifMatch as number[]}::int[])` : sql``}
+        ${ifMatch ? sql`and version = any(${ifMatch.map(String)}::bigint[])` : sql``}
       returning *
     ),
     ${statusChangeSteps(sql, 'removed', {
