@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { benchAcs } from './acs.ts';
+import { benchEtag } from './etag.ts';
 import { benchOutbox } from './outbox.ts';
 import { benchRoles } from './roles.ts';
 import { benchScim } from './scim.ts';
@@ -18,6 +19,11 @@ const benches: Record<string, { header: string; run: () => Promise<string[]> }> 
   acs: {
     header: '| SAML ACS workload | rate or latency | latency | server |\n| --- | --- | --- | --- |',
     run: benchAcs,
+  },
+  etag: {
+    header:
+      '| member adds to one group, 16 in flight | without ETags (baseline) | with ETags | with ÷ without |\n| --- | --- | --- | --- |',
+    run: benchEtag,
   },
   outbox: {
     header:

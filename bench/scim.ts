@@ -106,10 +106,13 @@ export const user = (i: number) => ({
   externalId: `ext-${i}`,
   active: true,
 });
-const patch = (Operations: unknown[]) => ({ schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations });
+export const patch = (Operations: unknown[]) => ({
+  schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
+  Operations,
+});
 
 /** Fills the organization up to `total` provisioned users with set-based SQL (the same rows POST /Users writes). */
-async function bulkUsers(sql: Sql, organizationId: string, from: number, total: number): Promise<void> {
+export async function bulkUsers(sql: Sql, organizationId: string, from: number, total: number): Promise<void> {
   await sql`insert into accounts (email, given_name, family_name)
             select 'user' || i || '@bench.test', 'Given' || i, 'Bench' from generate_series(${from}::int, ${total - 1}::int) i`;
   await sql`insert into scim_users (organization_id, account_id, user_name, external_id, emails, resource)
@@ -203,6 +206,7 @@ export async function startServer(
   databaseUrl: string,
   env: Record<string, string> = {},
   onLog?: (line: string) => void,
+  cwd = root,
 ): Promise<{ child: ChildProcess; port: number }> {
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   // BENCH_PROFILE_DIR: the orgsync process writes a CPU profile there when it exits.
@@ -210,7 +214,7 @@ export async function startServer(
     ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
     : [];
   const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts'], {
-    cwd: root,
+    cwd,
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,

@@ -23,6 +23,7 @@ const TABLE_OWNERS: Record<string, string> = {
   memberships: 'core',
   groups: 'core',
   group_members: 'core',
+  group_member_versions: 'core',
   group_role_mappings: 'core',
   credentials: 'core',
   audit_log: 'core',

@@ -1,7 +1,7 @@
 import { accountUpsert, ensureAccount, isValidEmail, normalizeEmail } from './accounts.ts';
 import type { Actor } from './actor.ts';
 import { heldPermissions } from './authority.ts';
-import { conflict, DomainError, invalid, isUniqueViolation, notFound } from './errors.ts';
+import { conflict, DomainError, invalid, isUniqueViolation, notFound, preconditionFailed } from './errors.ts';
 import { changeRecordSteps, recordChange } from './events.ts';
 import { isUuid } from './ids.ts';
 import {
@@ -29,6 +29,11 @@ import { firstRow, inTransaction, type Db, type Fragment, type Sql, type Tx } fr
  * invitation to accept, a user created inactive, the single-organization policy, a caller
  * limited by its own permissions. A statement that meets one midway aborts itself (the guard
  * function of migration 065) and the step-by-step path runs instead.
+ *
+ * `version` is the SCIM meta.version: every write bumps it. Writes take `ifMatch`, the versions
+ * an If-Match header names (undefined: no condition): a user at none of them is refused with
+ * precondition_failed, checked in the write's own statement (or under its row lock), so nothing
+ * changes.
  */
 export interface DirectoryUser {
   organizationId: string;
@@ -143,11 +148,14 @@ export async function replaceDirectoryUser(
   id: string,
   edit: (current: DirectoryUser) => Document | null,
   actor: Actor,
+  ifMatch?: readonly number[],
 ): Promise<DirectoryUser> {
   if (inOneStatement(actor)) {
     for (let attempt = 0; attempt < OPTIMISTIC_ATTEMPTS; attempt++) {
       const current = await findDirectoryUser(sql, organizationId, id);
       if (!current) throw notFound('user', { id });
+      // The write below applies only at this version, so the check holds at the write too.
+      checkVersion(current, ifMatch);
       const document = edit(current);
       if (document === null) return current;
       const written = await writeIfUnchanged(sql, current, userFields(document), actor);
@@ -157,6 +165,7 @@ export async function replaceDirectoryUser(
   }
   return inTransaction(sql, async (tx) => {
     const current = await lockDirectoryUser(tx, organizationId, id);
+    checkVersion(current, ifMatch);
     const document = edit(current);
     return document === null ? current : replaceStepByStep(tx, current, userFields(document), actor);
   });
@@ -172,9 +181,11 @@ export async function setDirectoryUserActive(
   id: string,
   active: boolean,
   actor: Actor,
+  ifMatch?: readonly number[],
 ): Promise<DirectoryUser> {
   if (!isUuid(id)) throw notFound('user', { id });
-  if (inOneStatement(actor)) {
+  // A conditional one takes the read-and-write path, which checks the version it writes at.
+  if (inOneStatement(actor) && !ifMatch) {
     const accountId = sql`${id}::uuid`;
     const flips = sql`exists (select 1 from before where active <> ${active})`;
     const rows = await guarded(
@@ -208,16 +219,30 @@ export async function setDirectoryUserActive(
       return withoutGuard(row);
     }
   }
-  return replaceDirectoryUser(sql, organizationId, id, (current) => ({ ...documentOf(current), active }), actor);
+  return replaceDirectoryUser(
+    sql,
+    organizationId,
+    id,
+    (current) => ({ ...documentOf(current), active }),
+    actor,
+    ifMatch,
+  );
 }
 
 /** Deprovisions a user: the document goes, the membership ends (the account stays). One statement. */
-export async function deprovisionUser(sql: Sql, organizationId: string, id: string, actor: Actor): Promise<void> {
+export async function deprovisionUser(
+  sql: Sql,
+  organizationId: string,
+  id: string,
+  actor: Actor,
+  ifMatch?: readonly number[],
+): Promise<void> {
   if (!isUuid(id)) throw notFound('user', { id });
-  if (!inOneStatement(actor)) return deprovisionStepByStep(sql, organizationId, id, actor);
+  if (!inOneStatement(actor)) return deprovisionStepByStep(sql, organizationId, id, actor, ifMatch);
   const [deleted] = await sql<{ accountId: string }[]>`
     with usr as (
       delete from scim_users where organization_id = ${organizationId} and account_id = ${id}
+        ${ifMatch ? sql`and version = any(${ifMatch.map(String)}::bigint[])` : sql``}
       returning *
     ),
     ${statusChangeSteps(sql, 'removed', {
@@ -236,7 +261,14 @@ export async function deprovisionUser(sql: Sql, organizationId: string, id: stri
       rows: sql`usr`,
     })}
     select account_id from usr`;
-  if (!deleted) throw notFound('user', { id });
+  if (deleted) return;
+  if (ifMatch && (await findDirectoryUser(sql, organizationId, id))) throw preconditionFailed('the user', { id });
+  throw notFound('user', { id });
+}
+
+/** Refuses a user that is at none of the versions an If-Match names. */
+function checkVersion(user: DirectoryUser, ifMatch: readonly number[] | undefined): void {
+  if (ifMatch && !ifMatch.includes(user.version)) throw preconditionFailed('the user', { id: user.accountId });
 }
 
 /** The stored row as the document it was made from (without id and meta). */
@@ -480,9 +512,16 @@ async function replaceStepByStep(
   return firstRow(rows as DirectoryUser[]);
 }
 
-async function deprovisionStepByStep(sql: Sql, organizationId: string, id: string, actor: Actor): Promise<void> {
+async function deprovisionStepByStep(
+  sql: Sql,
+  organizationId: string,
+  id: string,
+  actor: Actor,
+  ifMatch: readonly number[] | undefined,
+): Promise<void> {
   await inTransaction(sql, async (tx) => {
     const row = await lockDirectoryUser(tx, organizationId, id);
+    checkVersion(row, ifMatch);
     await tx`delete from scim_users where organization_id = ${organizationId} and account_id = ${row.accountId}`;
     const membership = await getMembership(tx, organizationId, row.accountId);
     if (membership && membership.status !== 'removed') await removeMember(tx, organizationId, row.accountId, actor);

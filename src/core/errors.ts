@@ -1,5 +1,6 @@
 /** Errors the domain core raises; each edge adapter maps them to its own protocol's error shape. */
-export type DomainErrorCode = 'not_found' | 'conflict' | 'invalid' | 'forbidden' | 'rule_violation' | 'unavailable';
+export type DomainErrorCode =
+  'not_found' | 'conflict' | 'invalid' | 'forbidden' | 'rule_violation' | 'unavailable' | 'precondition_failed';
 
 export class DomainError extends Error {
   constructor(
@@ -27,6 +28,10 @@ export const ruleViolation = (message: string, details?: Record<string, unknown>
 /** A service the change depends on (DNS, an IdP's metadata URL) did not answer; trying later may work. */
 export const unavailable = (message: string, details?: Record<string, unknown>) =>
   new DomainError('unavailable', message, details);
+
+/** The resource is no longer at the version the caller names (SCIM If-Match); nothing was changed. */
+export const preconditionFailed = (what: string, details?: Record<string, unknown>) =>
+  new DomainError('precondition_failed', `${what} has changed since the version given in If-Match`, details);
 
 /** PostgreSQL unique_violation, for turning a lost race into a conflict. */
 export function isUniqueViolation(error: unknown, constraint?: string): boolean {

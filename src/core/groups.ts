@@ -1,9 +1,9 @@
 import type { PendingQuery, Row } from 'postgres';
-import type { Db, Tx } from '../storage/database.ts';
+import type { Db, Fragment, Tx } from '../storage/database.ts';
 import { firstRow, inTransaction } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
 import { assertHoldsPermissionsOf, heldPermissions, rolesMappedToGroups, rolesMappedToNames } from './authority.ts';
-import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
+import { conflict, invalid, isUniqueViolation, notFound, preconditionFailed } from './errors.ts';
 import { changeRecordSteps, recordChange } from './events.ts';
 import { isUuid } from './ids.ts';
 import { MAX_EXTERNAL_ID } from './limits.ts';
@@ -188,6 +188,19 @@ export async function deleteGroup(
 }
 
 /**
+ * A group's version as SCIM shows it (`g` is the group row): its own version, bumped by its own
+ * changes, plus the count of its member changes (migration 080 keeps that count without
+ * touching the group row). bigint; compare with `= any(${'${expected}'}::bigint[])`.
+ */
+export function groupVersion(db: Db): Fragment {
+  return db`(g.version + coalesce((select sum(v.changes) from group_member_versions v
+    where v.organization_id = g.organization_id and v.group_id = g.id), 0))`;
+}
+
+/** The versions an If-Match names, as SQL bigints. */
+const versionsParam = (db: Db, expected: readonly number[]) => db`${expected.map(String)}::bigint[]`;
+
+/**
  * Adds and removes members. Costs the same whatever the group's size: only the named rows are
  * read or written. Only accounts with a membership in the organization (not removed) can be
  * added; others are refused as a whole with their ids. Concurrent changes to one group run
@@ -201,18 +214,39 @@ export async function changeGroupMembers(
   actor: Actor,
   only?: SourceGuard,
 ): Promise<MemberChange> {
+  const { added, removed } = await changeVersionedGroupMembers(db, organizationId, groupId, change, actor, { only });
+  return { added, removed };
+}
+
+/**
+ * changeGroupMembers for a caller that speaks versions (SCIM): with `ifMatch`, only when the
+ * group is still at one of those versions (else precondition_failed, nothing changed). Answers
+ * the group's version after the change when the change was one statement (else the caller
+ * reads it).
+ */
+export async function changeVersionedGroupMembers(
+  db: Db,
+  organizationId: string,
+  groupId: string,
+  change: { add?: readonly string[]; remove?: readonly string[] },
+  actor: Actor,
+  options: { only?: SourceGuard; ifMatch?: readonly number[] },
+): Promise<MemberChange & { version?: number }> {
+  const { only, ifMatch } = options;
   const add = unique(change.add ?? []);
   // Removing someone who is not a member is a no-op, and an id that is not a UUID names nobody.
   const remove = unique(change.remove ?? []).filter(isUuid);
   // Alone (not inside a caller's transaction, which an aborted statement would end).
   if (!('savepoint' in db) && !heldPermissions(actor) && !add.some((id) => remove.includes(id))) {
-    const done = await changeMembersInOneStatement(db, organizationId, groupId, { add, remove }, actor, only);
+    const done = await changeMembersInOneStatement(db, organizationId, groupId, { add, remove }, actor, only, ifMatch);
     if (done) return done;
   }
   return inTransaction(db, async (tx) => {
-    // No lock on the group: member rows are independent (the foreign key keeps a deleted
-    // group from gaining members).
-    const group = await getGroup(tx, organizationId, groupId, only);
+    // No lock on the group without If-Match: member rows are independent (the foreign key keeps
+    // a deleted group from gaining members).
+    const group = ifMatch
+      ? await claimGroupVersion(tx, organizationId, groupId, ifMatch, only)
+      : await getGroup(tx, organizationId, groupId, only);
     if (!group) throw notFound('group', { id: groupId });
     if (heldPermissions(actor)) await assertMayChangeMembersOf(tx, group, [...add, ...remove], actor);
     const removed = remove.length
@@ -229,10 +263,35 @@ export async function changeGroupMembers(
 }
 
 /**
+ * The If-Match check, atomic with the write that follows it in the caller's transaction: bumps
+ * the group's own version only if the group is still at one of `expected`. Being a write on the
+ * group row, it makes a concurrent checked write wait, and that one then re-checks against the
+ * bumped row and fails: two writes can never both pass on the same version. Unchecked member
+ * changes do not wait for it (they take only a key-share lock on the row).
+ */
+export async function claimGroupVersion(
+  db: Db,
+  organizationId: string,
+  id: string,
+  expected: readonly number[],
+  only?: SourceGuard,
+): Promise<Group> {
+  if (!isUuid(id)) throw notFound('group', { id });
+  const [group] = await db<Group[]>`
+    update groups g set version = g.version + 1
+    where g.organization_id = ${organizationId} and g.id = ${id} ${only ? db`and g.source = ${only.source}` : db``}
+      and ${groupVersion(db)} = any(${versionsParam(db, expected)})
+    returning g.*`;
+  if (group) return group;
+  if (await getGroup(db, organizationId, id, only)) throw preconditionFailed('the group', { id });
+  throw notFound('group', { id });
+}
+
+/**
  * changeGroupMembers as one statement (one round trip), for a caller not limited by its own
- * permissions: the same reads and writes, audit entry and event. Undefined when it cannot
- * finish alone (an id that is not a member of the organization): the step-by-step path then
- * runs and refuses the change, naming them.
+ * permissions: the same reads and writes, audit entry and event, and the If-Match check.
+ * Undefined when it cannot finish alone (an id that is not a member of the organization): the
+ * step-by-step path then runs and refuses the change, naming them.
  */
 async function changeMembersInOneStatement(
   db: Db,
@@ -241,14 +300,22 @@ async function changeMembersInOneStatement(
   change: { add: string[]; remove: string[] },
   actor: Actor,
   only?: SourceGuard,
-): Promise<MemberChange | undefined> {
+  ifMatch?: readonly number[],
+): Promise<(MemberChange & { version: number }) | undefined> {
   if (!isUuid(groupId)) throw notFound('group', { id: groupId });
   const found = db`exists (select 1 from target_group)`;
+  const ofThisGroup = db`g.organization_id = ${organizationId} and g.id = ${groupId}
+    ${only ? db`and g.source = ${only.source}` : db``}`;
   try {
-    const [result] = await db<(MemberChange & { found: boolean })[]>`
+    const [result] = await db<(MemberChange & { found: boolean; groupExists: boolean; version: number })[]>`
       with target_group as (
-        select id from groups where organization_id = ${organizationId} and id = ${groupId}
-          ${only ? db`and source = ${only.source}` : db``}
+        ${
+          ifMatch
+            ? db`update groups g set version = g.version + 1
+                where ${ofThisGroup} and ${groupVersion(db)} = any(${versionsParam(db, ifMatch)})
+                returning g.id, g.version`
+            : db`select g.id, g.version from groups g where ${ofThisGroup}`
+        }
       ),
       removed as (
         delete from group_members
@@ -279,12 +346,17 @@ async function changeMembersInOneStatement(
         payload: db`jsonb_build_object('groupId', ${groupId}::text, 'added', added, 'removed', removed)`,
         rows: db`(select * from member_change where cardinality(added) > 0 or cardinality(removed) > 0)`,
       })}
-      select ${found} as found, c.added, c.removed,
+      select ${found} as found, exists (select 1 from groups g where ${ofThisGroup}) as group_exists, c.added, c.removed,
+        -- The version after this statement: the trigger's count of these changes is not visible here.
+        ((select version from target_group) + cardinality(c.added) + cardinality(c.removed)
+          + coalesce((select sum(v.changes) from group_member_versions v
+                      where v.organization_id = ${organizationId} and v.group_id = ${groupId}), 0))::float8 as version,
         case when ${found} and (select count(*) from known) < ${change.add.length}
           then orgsync_take_longer_path('not members of this organization') else true end as guarded
       from member_change c`;
+    if (!result!.found && result!.groupExists) throw preconditionFailed('the group', { id: groupId });
     if (!result!.found) throw notFound('group', { id: groupId });
-    return { added: result!.added, removed: result!.removed };
+    return { added: result!.added, removed: result!.removed, version: result!.version };
   } catch (error) {
     if ((error as { code?: string }).code === 'OS001') return undefined;
     throw error;
@@ -409,8 +481,8 @@ async function insertMembers(tx: Tx, organizationId: string, groupId: string, ac
 /**
  * Audits and announces a member change. The group row itself is not touched: bumping its version
  * on every member change made one row every concurrent change queued for until commit (a
- * quarter of the throughput of adds to one group). A group's version and lastModified follow
- * its own attributes; its members are the audit log's and the events' business.
+ * quarter of the throughput of adds to one group). The member change counts toward the group's
+ * SCIM version through migration 080's trigger instead (see groupVersion).
  */
 async function recordMemberChange(
   tx: Tx,

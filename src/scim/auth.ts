@@ -13,6 +13,10 @@ export interface ScimRequest {
   actor: Actor;
   /** The resource the request touched, for the per-token request log. */
   touched?: { type: 'User' | 'Group'; id: string };
+  /** The versions the request's If-Match names (undefined: none, or `*`); see etags.ts. */
+  ifMatch?: readonly number[];
+  /** The version of the one resource the answer is about, for its ETag header. */
+  version?: number;
 }
 
 type Handler<T> = (resource: { id?: string; attributes?: unknown }, ...rest: T[]) => Promise<unknown>;

@@ -41,6 +41,8 @@ export function toScimError(error: unknown, log: (error: unknown) => void): Scim
         return scimError(403, null, error.message);
       case 'rule_violation':
         return scimError(409, null, error.message);
+      case 'precondition_failed':
+        return scimError(412, null, error.message);
     }
   }
   if (isDatabaseUnavailable(error)) return scimError(503, null, UNAVAILABLE_MESSAGE);

@@ -9,7 +9,10 @@ import { isObject, normalizeValue, type Json, type JsonObject } from './normaliz
 import { readPatchOperations, type PatchOperation } from './patch.ts';
 import { parseFilter } from './filter.ts';
 import {
+  changeScimGroupMembers,
+  claimScimGroupVersion,
   createScimGroup,
+  currentScimGroup,
   deleteScimGroup,
   findScimGroup,
   listScimGroups,
@@ -87,19 +90,23 @@ export async function listGroupsResponse(ctx: ScimRequest, params: Record<string
   return listResponse(resources, total, list.startIndex);
 }
 
-/** PATCH: every operation of one request in one transaction under the group's row lock. */
+/**
+ * PATCH: every operation of one request in one transaction under the group's row lock; the
+ * answer (204) carries the group's new ETag.
+ */
 export async function patchGroup(ctx: ScimRequest, id: string, body: unknown): Promise<void> {
   const operations = readPatchOperations(body);
-  const { organizationId, actor } = ctx;
+  const { organizationId, actor, ifMatch } = ctx;
   const changes = operations.map(groupChange);
   const [only] = changes;
   if (changes.length === 1 && !only!.rename && !only!.replaceMembers && (only!.add.length || only!.remove.length)) {
     // The IdPs' commonest group PATCH (add or remove members): one statement, no transaction around it.
-    await changeGroupMembers(ctx.app.sql, organizationId, id, only!, actor, SCIM_GROUPS);
+    ctx.version = await changeScimGroupMembers(ctx.app.sql, organizationId, id, only!, actor, ifMatch);
     ctx.touched = { type: 'Group', id };
     return;
   }
-  await inTransaction(ctx.app.sql, async (tx) => {
+  ctx.version = await inTransaction(ctx.app.sql, async (tx) => {
+    if (ifMatch) await claimScimGroupVersion(tx, organizationId, id, ifMatch);
     // Each core call locks the group (a SCIM group only), so concurrent PATCHes serialise.
     const nothingToDo = changes.every(
       (c) => !c.rename && !c.replaceMembers && c.add.length === 0 && c.remove.length === 0,
@@ -120,6 +127,7 @@ export async function patchGroup(ctx: ScimRequest, id: string, body: unknown): P
         );
       }
     }
+    return (await currentScimGroup(tx, organizationId, id)).version;
   });
   ctx.touched = { type: 'Group', id };
 }
@@ -213,6 +221,7 @@ export const groupHandlers: ScimmyHandlers = {
     const group = resource.id ? await findScimGroup(ctx.app.sql, ctx.organizationId, resource.id) : null;
     if (!group) throw notFoundError('group', resource.id ?? '');
     ctx.touched = { type: 'Group', id: group.id };
+    ctx.version = group.version;
     const members = excludesMembers(resource.attributes)
       ? undefined
       : (await membersOf(ctx.app.sql, ctx.organizationId, [group.id])).get(group.id);
@@ -227,13 +236,14 @@ export const groupHandlers: ScimmyHandlers = {
     };
     const input = { displayName, externalId: externalId ?? null, members: (members ?? []).map((m) => m.value) };
     const group = resource.id
-      ? await replaceScimGroup(ctx.app.sql, ctx.organizationId, resource.id, input, ctx.actor)
+      ? await replaceScimGroup(ctx.app.sql, ctx.organizationId, resource.id, input, ctx.actor, ctx.ifMatch)
       : await createScimGroup(ctx.app.sql, ctx.organizationId, input, ctx.actor);
     ctx.touched = { type: 'Group', id: group.id };
+    ctx.version = group.version;
     return toScimGroup(group, (await membersOf(ctx.app.sql, ctx.organizationId, [group.id])).get(group.id));
   },
   async degress(resource, ctx) {
-    await deleteScimGroup(ctx.app.sql, ctx.organizationId, resource.id!, ctx.actor);
+    await deleteScimGroup(ctx.app.sql, ctx.organizationId, resource.id!, ctx.actor, ctx.ifMatch);
     ctx.touched = { type: 'Group', id: resource.id! };
   },
 };

@@ -5,6 +5,7 @@ import type { AppContext } from '../context.ts';
 import { inputProblem } from '../http/request-input.ts';
 import { authenticateScim, type ScimRequest } from './auth.ts';
 import { errorBody, scimError, toScimError } from './errors.ts';
+import { conditionalRequests } from './etags.ts';
 import { groupHandlers, listGroupsResponse, patchGroup } from './groups.ts';
 import { MAX_PAGE_SIZE } from './list.ts';
 import { checkUserLimits } from './limits.ts';
@@ -30,6 +31,7 @@ export function scimRouter(app: AppContext): Router {
   // without its body being parsed, and a known one's malformed body is in its request log.
   router.use(authenticateScim(app));
   router.use(rateLimitPerToken(app.sql, app.config.scimRateLimit));
+  router.use(conditionalRequests);
   router.use(express.json({ type: ['application/scim+json', 'application/json'], limit: app.config.bodyLimit }));
   router.use(refuseUnusableInput);
   router.use(normalizeBodies);
@@ -209,7 +211,7 @@ function advertiseCapabilities(): void {
     bulk: false,
     filter: { supported: true, maxResults: MAX_PAGE_SIZE },
     sort: true,
-    etag: false,
+    etag: true,
     changePassword: false,
   });
 }

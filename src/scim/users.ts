@@ -140,7 +140,7 @@ export async function createUserResponse(ctx: ScimRequest, body: unknown, query:
   if (!isObject(body)) throw scimError(400, 'invalidSyntax', 'a user must be a JSON object');
   const { id: _id, ...document } = validated(body);
   const row = await provisionUser(ctx.app.sql, ctx.organizationId, document, ctx.actor);
-  ctx.touched = { type: 'User', id: row.accountId };
+  answered(ctx, row);
   return render(ctx, row, renderingFilter(attributeParams(query)));
 }
 
@@ -155,7 +155,7 @@ export async function patchUser(ctx: ScimRequest, id: string, body: unknown, que
   const active = activeOnlyValue(operations);
   const row =
     active !== undefined
-      ? await setDirectoryUserActive(sql, ctx.organizationId, id, active, ctx.actor)
+      ? await setDirectoryUserActive(sql, ctx.organizationId, id, active, ctx.actor, ctx.ifMatch)
       : await replaceDirectoryUser(
           sql,
           ctx.organizationId,
@@ -171,9 +171,16 @@ export async function patchUser(ctx: ScimRequest, id: string, body: unknown, que
             return onlyActive ? patched : validated(patched);
           },
           ctx.actor,
+          ctx.ifMatch,
         );
-  ctx.touched = { type: 'User', id: row.accountId };
+  answered(ctx, row);
   return render(ctx, row, renderingFilter(attributeParams(query)));
+}
+
+/** The request touched this user, and its answer is about it (request log, ETag). */
+function answered(ctx: ScimRequest, row: DirectoryUser): void {
+  ctx.touched = { type: 'User', id: row.accountId };
+  ctx.version = row.version;
 }
 
 function sameApartFrom(a: JsonObject, b: JsonObject, key: string): boolean {
@@ -185,7 +192,7 @@ export const userHandlers: ScimmyHandlers = {
   async egress(resource, ctx) {
     const row = resource.id ? await findDirectoryUser(ctx.app.sql, ctx.organizationId, resource.id) : null;
     if (!row) throw notFoundError('user', resource.id ?? '');
-    ctx.touched = { type: 'User', id: row.accountId };
+    answered(ctx, row);
     return toScimUser(row);
   },
   /** PUT only: scimmy has validated the body against the schema already. */
@@ -193,12 +200,12 @@ export const userHandlers: ScimmyHandlers = {
     const ctx = context as ScimRequest;
     const { meta: _meta, ...document } = JSON.parse(JSON.stringify(instance)) as JsonObject;
     const id = resource.id!;
-    const row = await replaceDirectoryUser(ctx.app.sql, ctx.organizationId, id, () => document, ctx.actor);
-    ctx.touched = { type: 'User', id: row.accountId };
+    const row = await replaceDirectoryUser(ctx.app.sql, ctx.organizationId, id, () => document, ctx.actor, ctx.ifMatch);
+    answered(ctx, row);
     return toScimUser(row);
   },
   async degress(resource, ctx) {
-    await deprovisionUser(ctx.app.sql, ctx.organizationId, resource.id!, ctx.actor);
+    await deprovisionUser(ctx.app.sql, ctx.organizationId, resource.id!, ctx.actor, ctx.ifMatch);
     ctx.touched = { type: 'User', id: resource.id! };
   },
 };

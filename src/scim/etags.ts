@@ -1,0 +1,59 @@
+import type { RequestHandler, Response } from 'express';
+
+/**
+ * ETags of SCIM resources (RFC 7644 §3.14, RFC 7232). A resource's entity tag is its
+ * meta.version, a weak tag `W/"<n>"`; tags compare weakly (by their opaque part), as SCIM's own
+ * examples send weak tags in If-Match. The core checks If-Match atomically with the write it
+ * guards (see core/directory-users.ts, core/groups.ts claimGroupVersion); this adapter reads the
+ * headers and sets `ETag`, and answers a GET whose If-None-Match matches with 304.
+ */
+
+export const etagOf = (version: number): string => `W/"${version}"`;
+
+/**
+ * The versions an If-Match (or If-None-Match) header names; undefined when there is no header or
+ * it is `*` (any current representation: a missing resource answers 404 anyway). A tag that is
+ * not one of orgsync's versions names none, so an empty list never matches.
+ */
+export function versionsNamed(header: string | undefined): readonly number[] | undefined {
+  if (header === undefined || header.trim() === '*') return undefined;
+  const versions: number[] = [];
+  for (const [, opaque] of header.matchAll(/(?:W\/)?"([^"]*)"/g)) {
+    if (/^\d{1,15}$/.test(opaque!)) versions.push(Number(opaque));
+  }
+  return versions;
+}
+
+/** Whether an If-None-Match header matches a resource at `version`. */
+export function noneMatchHits(header: string | undefined, version: number): boolean {
+  if (header === undefined) return false;
+  return header.trim() === '*' || versionsNamed(header)!.includes(version);
+}
+
+/**
+ * Reads If-Match for the writes (into `req.scim.ifMatch`), and as the answer goes out adds the
+ * ETag of the resource the handler set in `req.scim.version`; a GET whose If-None-Match names
+ * that version gets 304 without a body.
+ */
+export const conditionalRequests: RequestHandler = (req, res, next) => {
+  const ctx = req.scim!;
+  if (req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE')
+    ctx.ifMatch = versionsNamed(req.get('If-Match'));
+  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
+  res.writeHead = function (...args: unknown[]) {
+    const status = typeof args[0] === 'number' ? args[0] : res.statusCode;
+    if (ctx.version !== undefined && ((status >= 200 && status < 300) || status === 304))
+      res.setHeader('ETag', etagOf(ctx.version));
+    return writeHead(...args);
+  } as Response['writeHead'];
+  if (req.method === 'GET') {
+    const send = res.send;
+    res.send = function (this: Response, body?: unknown) {
+      res.send = send;
+      if (res.statusCode === 200 && ctx.version !== undefined && noneMatchHits(req.get('If-None-Match'), ctx.version))
+        return res.status(304).end();
+      return send.call(this, body);
+    };
+  }
+  next();
+};
