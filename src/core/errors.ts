@@ -1,5 +1,12 @@
 /** Errors the domain core raises; each edge adapter maps them to its own protocol's error shape. */
-export type DomainErrorCode = 'not_found' | 'conflict' | 'invalid' | 'forbidden' | 'rule_violation' | 'unavailable';
+export type DomainErrorCode =
+  | 'not_found'
+  | 'conflict'
+  | 'invalid'
+  | 'forbidden'
+  | 'rule_violation'
+  | 'unavailable'
+  | 'bad_gateway';
 
 export class DomainError extends Error {
   constructor(
@@ -27,6 +34,10 @@ export const ruleViolation = (message: string, details?: Record<string, unknown>
 /** A service the change depends on (DNS, an IdP's metadata URL) did not answer; trying later may work. */
 export const unavailable = (message: string, details?: Record<string, unknown>) =>
   new DomainError('unavailable', message, details);
+
+/** A server orgsync fetched from (an IdP's metadata URL) failed or answered what it cannot use. */
+export const badGateway = (message: string, details?: Record<string, unknown>) =>
+  new DomainError('bad_gateway', message, details);
 
 /** PostgreSQL unique_violation, for turning a lost race into a conflict. */
 export function isUniqueViolation(error: unknown, constraint?: string): boolean {

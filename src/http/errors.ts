@@ -15,6 +15,7 @@ const STATUS: Record<DomainErrorCode, number> = {
   forbidden: 403,
   rule_violation: 409,
   unavailable: 503,
+  bad_gateway: 502,
 };
 
 /** Answers a DomainError as JSON `{error, message, details}`; returns false for anything else. */
