@@ -159,7 +159,10 @@ describe('a SAML connection from a metadata URL', () => {
     idp.answer = { kind: 'metadata', xml: published([newKey.certificate]) };
     expect(await reconciler.samlMetadata()).toMatchObject({ metadataChanged: 1 });
     expect((await connection()).certificates).toEqual([newKey.certificate]);
-    expect(await signInWith(oldKey)).toMatchObject({ status: 403, attempt: { outcome: 'refused' } });
+    expect(await signInWith(oldKey)).toMatchObject({
+      status: 403,
+      attempt: { outcome: 'refused', reason: 'unknown_certificate' },
+    });
     expect(await signInWith(newKey)).toMatchObject({ status: 303 });
     expect(await auditOf('saml_connection.certificate_removed')).toMatchObject([
       { details: { fingerprintSha256: fingerprint(oldKey), subject: 'CN=idp-2025' } },
