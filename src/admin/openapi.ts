@@ -226,7 +226,7 @@ const SCHEMAS: Record<string, unknown> = {
       type: ['string', 'null'],
       format: 'uri',
       description:
-        "Where the IdP publishes its metadata: fetched now (nothing is saved if that fails) and refreshed by the reconciler; null (PATCH) stops following it",
+        'Where the IdP publishes its metadata: fetched now (nothing is saved if that fails) and refreshed by the reconciler; null (PATCH) stops following it',
     },
     metadataXml: {
       type: 'string',

@@ -46,9 +46,12 @@ const createInput = z
   .partial()
   .required({ name: true })
   .strict()
-  .refine((v) => v.metadataXml !== undefined || v.metadataUrl !== undefined || (v.idpEntityId && v.ssoUrl && v.certificates), {
-    message: 'give either metadataUrl, metadataXml, or idpEntityId, ssoUrl and certificates',
-  })
+  .refine(
+    (v) => v.metadataXml !== undefined || v.metadataUrl !== undefined || (v.idpEntityId && v.ssoUrl && v.certificates),
+    {
+      message: 'give either metadataUrl, metadataXml, or idpEntityId, ssoUrl and certificates',
+    },
+  )
   .refine(oneMetadataSource, { message: 'give metadataUrl or metadataXml, not both' });
 const updateInput = z
   .object({ ...settings, metadataUrl: settings.metadataUrl.nullable() })

@@ -1,12 +1,6 @@
 /** Errors the domain core raises; each edge adapter maps them to its own protocol's error shape. */
 export type DomainErrorCode =
-  | 'not_found'
-  | 'conflict'
-  | 'invalid'
-  | 'forbidden'
-  | 'rule_violation'
-  | 'unavailable'
-  | 'bad_gateway';
+  'not_found' | 'conflict' | 'invalid' | 'forbidden' | 'rule_violation' | 'unavailable' | 'bad_gateway';
 
 export class DomainError extends Error {
   constructor(

@@ -101,9 +101,10 @@ function ancestorsOf(element: Element): Element[] {
 
 /** An xs:duration (PnYnMnDTnHnMnS; a year and a month taken as 365 and 30 days) in seconds, or undefined. */
 export function durationSeconds(text: string): number | undefined {
-  const match = /^(-)?P(?!T?$)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?(?:T(?!$)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/.exec(
-    text.trim(),
-  );
+  const match =
+    /^(-)?P(?!T?$)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?(?:T(?!$)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/.exec(
+      text.trim(),
+    );
   if (!match) return undefined;
   const [, minus, years, months, days, hours, minutes, seconds] = match;
   if (minus) return 0;

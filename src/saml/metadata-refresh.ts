@@ -59,7 +59,12 @@ export async function settingsFromMetadataUrl(url: string, policy: MetadataRefre
     validUntil: metadata.validUntil ?? null,
     nextRefreshAt: nextRefreshAt(metadata, now, policy),
   };
-  return { idpEntityId: metadata.entityId, ssoUrl: metadata.ssoUrl, certificates: metadata.certificates, metadataSource };
+  return {
+    idpEntityId: metadata.entityId,
+    ssoUrl: metadata.ssoUrl,
+    certificates: metadata.certificates,
+    metadataSource,
+  };
 }
 
 /** Refreshes every connection whose metadata is due (the reconciler's metadata lane). */
@@ -157,10 +162,17 @@ async function recordFailure(
       where organization_id = ${current.organizationId} and id = ${current.id} and metadata_url = ${url}
       returning *`;
     if (row && current.metadataError === null)
-      await recordAudit(tx, current.organizationId, actor, 'saml_connection.metadata_refresh_failed', target(current.id), {
-        metadataUrl: url,
-        error: error.message,
-      });
+      await recordAudit(
+        tx,
+        current.organizationId,
+        actor,
+        'saml_connection.metadata_refresh_failed',
+        target(current.id),
+        {
+          metadataUrl: url,
+          error: error.message,
+        },
+      );
     return row ?? current;
   });
 }

@@ -56,7 +56,10 @@ export const OUTBOX_CHANNEL = 'orgsync_outbox';
  */
 export class Reconciler {
   readonly instanceId = `${os.hostname()}:${process.pid}:${crypto.randomBytes(3).toString('hex')}`;
-  readonly lanes: Record<'dispatch' | Delivery['kind'] | 'invitations' | 'roles' | 'housekeeping' | 'domains' | 'metadata', Lane>;
+  readonly lanes: Record<
+    'dispatch' | Delivery['kind'] | 'invitations' | 'roles' | 'housekeeping' | 'domains' | 'metadata',
+    Lane
+  >;
   private readonly sending: Record<Delivery['kind'], Sending>;
   private tasks: ScheduledTask[] = [];
   private listening: Promise<void> = Promise.resolve();

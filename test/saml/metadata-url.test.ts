@@ -37,7 +37,8 @@ class MetadataServer {
         : req.url === '/moved'
           ? { kind: 'redirect', to: '/metadata?via=redirect' }
           : this.answer;
-    if (answer.kind === 'metadata') res.writeHead(200, { 'content-type': 'application/samlmetadata+xml' }).end(answer.xml);
+    if (answer.kind === 'metadata')
+      res.writeHead(200, { 'content-type': 'application/samlmetadata+xml' }).end(answer.xml);
     else if (answer.kind === 'status') res.writeHead(answer.status).end('no');
     else if (answer.kind === 'redirect') res.writeHead(302, { location: answer.to }).end();
     else if (answer.kind === 'huge') res.writeHead(200).end(`<x>${'a'.repeat(100_000)}</x>`);
@@ -61,7 +62,10 @@ class MetadataServer {
 
 /** Metadata the IdP publishes: its certificates, and a cacheDuration so the lane refreshes it at once. */
 const published = (certificates: string[], cacheDuration = 'PT0S') =>
-  idpMetadataXml(certificates).replace('<md:EntityDescriptor ', `<md:EntityDescriptor cacheDuration="${cacheDuration}" `);
+  idpMetadataXml(certificates).replace(
+    '<md:EntityDescriptor ',
+    `<md:EntityDescriptor cacheDuration="${cacheDuration}" `,
+  );
 
 const fingerprint = (keys: IdpKeys) => new crypto.X509Certificate(keys.certificatePem).fingerprint256;
 
@@ -144,7 +148,11 @@ describe('a SAML connection from a metadata URL', () => {
   it('follows a key rotation: the new certificate beside the old one, then the old one dropped', async () => {
     // The IdP publishes its next certificate beside the current one: both sign in.
     idp.answer = { kind: 'metadata', xml: published([oldKey.certificate, newKey.certificate]) };
-    expect(await reconciler.samlMetadata()).toMatchObject({ metadataChecked: 1, metadataChanged: 1, metadataFailed: 0 });
+    expect(await reconciler.samlMetadata()).toMatchObject({
+      metadataChecked: 1,
+      metadataChanged: 1,
+      metadataFailed: 0,
+    });
     expect((await connection()).certificates).toEqual([oldKey.certificate, newKey.certificate]);
     expect(await signInWith(newKey)).toMatchObject({ status: 303, attempt: { outcome: 'success' } });
     expect(await signInWith(oldKey)).toMatchObject({ status: 303, attempt: { outcome: 'success' } });
@@ -179,9 +187,24 @@ describe('a SAML connection from a metadata URL', () => {
       [{ kind: 'status', status: 500 }, /answered HTTP 500/],
       [{ kind: 'huge' }, /larger than 65536 bytes/],
       [{ kind: 'silent' }, /no complete answer within 300 ms/],
-      [{ kind: 'metadata', xml: '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"' }, /well-formed/],
-      [{ kind: 'metadata', xml: published([newKey.certificate]).replace('<md:SingleSign', '<md:Bogus/><md:SingleSign') }, /schema/],
-      [{ kind: 'metadata', xml: published([oldKey.certificate]).replace('https://idp.example.test/metadata', 'https://other.test') }, /for IdP https:\/\/other\.test/],
+      [
+        { kind: 'metadata', xml: '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"' },
+        /well-formed/,
+      ],
+      [
+        {
+          kind: 'metadata',
+          xml: published([newKey.certificate]).replace('<md:SingleSign', '<md:Bogus/><md:SingleSign'),
+        },
+        /schema/,
+      ],
+      [
+        {
+          kind: 'metadata',
+          xml: published([oldKey.certificate]).replace('https://idp.example.test/metadata', 'https://other.test'),
+        },
+        /for IdP https:\/\/other\.test/,
+      ],
     ];
     for (const [answer, error] of failures) {
       idp.answer = answer;
@@ -220,7 +243,10 @@ describe('a SAML connection from a metadata URL', () => {
   it('saves nothing when the URL cannot be fetched or its metadata is not acceptable', async () => {
     const before = await connectionCount();
     const create = (path: string) =>
-      request(f.app).post('/api/saml/connections').set(admin()).send({ name: 'Broken', metadataUrl: `${base}${path}` });
+      request(f.app)
+        .post('/api/saml/connections')
+        .set(admin())
+        .send({ name: 'Broken', metadataUrl: `${base}${path}` });
 
     idp.answer = { kind: 'status', status: 500 };
     const failed = await create('/metadata');
@@ -236,7 +262,10 @@ describe('a SAML connection from a metadata URL', () => {
     expect(noIdp.status).toBe(400);
     expect(noIdp.body.message).toMatch(/no EntityDescriptor with an IDPSSODescriptor/);
 
-    idp.answer = { kind: 'metadata', xml: published([oldKey.certificate]).replace('cacheDuration="PT0S"', 'validUntil="2020-01-01T00:00:00Z"') };
+    idp.answer = {
+      kind: 'metadata',
+      xml: published([oldKey.certificate]).replace('cacheDuration="PT0S"', 'validUntil="2020-01-01T00:00:00Z"'),
+    };
     expect((await create('/metadata')).body.message).toMatch(/expired/);
 
     expect(await connectionCount()).toBe(before);
@@ -272,7 +301,9 @@ describe('a SAML connection from a metadata URL', () => {
       .set(admin())
       .send({ name: 'Internal', metadataUrl: `${base}/metadata` });
     expect(res.status).toBe(400);
-    expect(res.body.message).toMatch(/not a public address: 127\.0\.0\.1 \(loopback.*SAML_METADATA_ALLOW_PRIVATE_NETWORKS/);
+    expect(res.body.message).toMatch(
+      /not a public address: 127\.0\.0\.1 \(loopback.*SAML_METADATA_ALLOW_PRIVATE_NETWORKS/,
+    );
     expect(idp.hits).toBe(hits);
     expect(await connectionCount()).toBe(before);
     const plainHttp = await request(strict)
