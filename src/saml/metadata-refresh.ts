@@ -76,11 +76,16 @@ export async function refreshDueMetadata(sql: Sql, policy: MetadataRefreshPolicy
   const counts = { metadataChecked: 0, metadataChanged: 0, metadataFailed: 0 };
   for (let i = 0; i < due.length; i += PARALLEL) {
     const results = await Promise.all(
-      due
-        .slice(i, i + PARALLEL)
-        .map((c) => refreshConnectionMetadata(sql, c.organizationId, c.id, policy, reconciler, now)),
+      due.slice(i, i + PARALLEL).map((c) =>
+        // A connection deleted (or taken off its URL) since the query is skipped.
+        refreshConnectionMetadata(sql, c.organizationId, c.id, policy, reconciler, now).catch((error: unknown) => {
+          if (error instanceof DomainError) return null;
+          throw error;
+        }),
+      ),
     );
     for (const result of results) {
+      if (!result) continue;
       counts.metadataChecked += 1;
       if (result.changed) counts.metadataChanged += 1;
       if (result.error) counts.metadataFailed += 1;
