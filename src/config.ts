@@ -48,6 +48,17 @@ const schema = z
     WEBHOOK_ENDPOINT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
     WEBHOOK_BREAKER_FAILURES: z.coerce.number().int().min(1).max(1000).default(5),
     WEBHOOK_BREAKER_COOLDOWN_MS: z.coerce.number().int().min(100).max(86_400_000).default(60_000),
+    SAML_METADATA_ALLOW_PRIVATE_NETWORKS: bool.default(false),
+    SAML_METADATA_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+    SAML_METADATA_MAX_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(16 * 1024 * 1024)
+      .default(1024 * 1024),
+    SAML_METADATA_REFRESH_MIN_SECONDS: z.coerce.number().int().min(0).max(604_800).default(300),
+    SAML_METADATA_REFRESH_MAX_SECONDS: z.coerce.number().int().min(0).max(604_800).default(86_400),
+    RECONCILE_METADATA_SCHEDULE: cronExpression.default('* * * * *'),
     SCIM_RATE_LIMIT: z.coerce.number().min(0).max(100_000).default(100),
     SCIM_RATE_BURST: z.coerce.number().int().min(1).max(1_000_000).default(1000),
     DNS_SERVERS: z
@@ -63,6 +74,13 @@ const schema = z
         code: 'custom',
         path: ['SERVER_SECRET'],
         message: 'is required when DATABASE_URL is set (it keys the hashes of every stored secret)',
+      });
+    }
+    if (env.SAML_METADATA_REFRESH_MIN_SECONDS > env.SAML_METADATA_REFRESH_MAX_SECONDS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SAML_METADATA_REFRESH_MIN_SECONDS'],
+        message: 'must not be above SAML_METADATA_REFRESH_MAX_SECONDS',
       });
     }
   });
@@ -100,6 +118,8 @@ export interface Config {
   singleOrganizationPolicy: boolean;
   /** Per SCIM token: sustained requests per second (0: no limit) and the burst allowed above it. */
   scimRateLimit: { perSecond: number; burst: number };
+  /** Fetching IdP metadata from a connection's metadata URL (at once when saved, then by the reconciler). */
+  samlMetadata: SamlMetadataConfig;
   /** DNS servers for domain verification (`ip` or `ip:port`); absent: the system's resolvers. */
   dnsServers?: string[];
   /**
@@ -107,6 +127,20 @@ export interface Config {
    * bearer `token` is set. Neither: no metrics endpoint.
    */
   metrics: { port?: number; token?: string };
+}
+
+export interface SamlMetadataConfig {
+  /** SAML_METADATA_ALLOW_PRIVATE_NETWORKS: metadata URLs may point at private and loopback addresses. */
+  allowPrivateNetworks: boolean;
+  /** The whole fetch, body included. */
+  timeoutMs: number;
+  maxBytes: number;
+  /**
+   * The next refresh is when the metadata's cacheDuration or validUntil says, kept between these
+   * bounds (the ceiling also when the metadata says nothing); a failed fetch is retried after the floor.
+   */
+  refreshFloorSeconds: number;
+  refreshCeilingSeconds: number;
 }
 
 export interface ReconcilerConfig {
@@ -118,6 +152,8 @@ export interface ReconcilerConfig {
   invitesSchedule: string;
   /** Full role-mapping repair pass (one instance per tick). */
   rolesSchedule: string;
+  /** Refresh the SAML connections whose metadata URL is due (one instance per tick). */
+  metadataSchedule: string;
   delivery: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number; concurrency: number };
   webhookTimeoutMs: number;
   webhookAllowPrivateNetworks: boolean;
@@ -161,6 +197,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     singleOrganizationPolicy: e.SINGLE_ORGANIZATION_POLICY,
     mailFrom: e.MAIL_FROM,
     scimRateLimit: { perSecond: e.SCIM_RATE_LIMIT, burst: e.SCIM_RATE_BURST },
+    samlMetadata: {
+      allowPrivateNetworks: e.SAML_METADATA_ALLOW_PRIVATE_NETWORKS,
+      timeoutMs: e.SAML_METADATA_TIMEOUT_MS,
+      maxBytes: e.SAML_METADATA_MAX_BYTES,
+      refreshFloorSeconds: e.SAML_METADATA_REFRESH_MIN_SECONDS,
+      refreshCeilingSeconds: e.SAML_METADATA_REFRESH_MAX_SECONDS,
+    },
     dnsServers: e.DNS_SERVERS?.split(','),
     metrics: { port: e.METRICS_PORT, token: e.METRICS_TOKEN },
     reconciler: {
@@ -168,6 +211,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       eventsSchedule: e.RECONCILE_EVENTS_SCHEDULE,
       invitesSchedule: e.RECONCILE_INVITES_SCHEDULE,
       rolesSchedule: e.RECONCILE_ROLES_SCHEDULE,
+      metadataSchedule: e.RECONCILE_METADATA_SCHEDULE,
       delivery: {
         maxAttempts: e.DELIVERY_MAX_ATTEMPTS,
         baseDelayMs: e.DELIVERY_BACKOFF_MS,

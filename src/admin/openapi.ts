@@ -165,7 +165,7 @@ const ROUTES: Record<string, Record<string, Op>> = {
   '/saml/connections': {
     get: { summary: 'SAML connections', permission: 'org:manage' },
     post: {
-      summary: 'Add a SAML connection from IdP metadata XML or from fields',
+      summary: 'Add a SAML connection from its IdP metadata URL (fetched now), metadata XML or fields',
       permission: 'org:manage',
       body: 'SamlConnection',
     },
@@ -178,6 +178,12 @@ const ROUTES: Record<string, Record<string, Op>> = {
       body: 'SamlConnection',
     },
     delete: { summary: 'Delete a SAML connection', permission: 'org:manage' },
+  },
+  '/saml/connections/{id}/refresh-metadata': {
+    post: {
+      summary: "Fetch a connection's metadata URL now (a failure is recorded on it and answered 400/502)",
+      permission: 'org:manage',
+    },
   },
   '/saml/attempts': {
     get: {
@@ -239,6 +245,12 @@ const SCHEMAS: Record<string, unknown> = {
   Rotation: obj({ overlapHours: { type: 'number', minimum: 0, maximum: 720 } }),
   SamlConnection: obj({
     name: { type: 'string' },
+    metadataUrl: {
+      type: ['string', 'null'],
+      format: 'uri',
+      description:
+        'Where the IdP publishes its metadata: fetched now (nothing is saved if that fails) and refreshed by the reconciler; null (PATCH) stops following it',
+    },
     metadataXml: {
       type: 'string',
       description: "The IdP's SAML metadata XML; fills idpEntityId, ssoUrl and certificates",

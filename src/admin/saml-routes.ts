@@ -17,6 +17,7 @@ import {
 } from '../saml/connections.ts';
 import { DEFAULT_ATTRIBUTES } from '../saml/identity.ts';
 import { certificateInfo, parseIdpMetadata } from '../saml/idp-metadata.ts';
+import { refreshConnectionMetadata, settingsFromMetadataUrl } from '../saml/metadata-refresh.ts';
 import { serviceProvider } from '../saml/service-provider.ts';
 
 const attributeName = z.string().min(1).max(512);
@@ -26,6 +27,7 @@ const settings = {
     .string()
     .min(1)
     .max(512 * 1024),
+  metadataUrl: z.url({ protocol: /^https?$/ }).max(2048),
   idpEntityId: z.string().trim().min(1).max(1024),
   ssoUrl: z.url({ protocol: /^https?$/ }),
   certificates: z.array(z.string().min(1).max(16_384)).min(1).max(10),
@@ -44,10 +46,18 @@ const createInput = z
   .partial()
   .required({ name: true })
   .strict()
-  .refine((v) => v.metadataXml !== undefined || (v.idpEntityId && v.ssoUrl && v.certificates), {
-    message: 'give either metadataXml, or idpEntityId, ssoUrl and certificates',
-  });
-const updateInput = z.object(settings).partial().strict();
+  .refine(
+    (v) => v.metadataXml !== undefined || v.metadataUrl !== undefined || (v.idpEntityId && v.ssoUrl && v.certificates),
+    {
+      message: 'give either metadataUrl, metadataXml, or idpEntityId, ssoUrl and certificates',
+    },
+  )
+  .refine(oneMetadataSource, { message: 'give metadataUrl or metadataXml, not both' });
+const updateInput = z
+  .object({ ...settings, metadataUrl: settings.metadataUrl.nullable() })
+  .partial()
+  .strict()
+  .refine(oneMetadataSource, { message: 'give metadataUrl or metadataXml, not both' });
 const attemptsQuery = z.object({
   before: rowId('an attempt').optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -83,8 +93,9 @@ export function samlAdminRouter(ctx: AppContext): Router {
   router.post(
     '/connections',
     route(async (req, res, p) => {
-      const { metadataXml, ...fields } = createInput.parse(req.body);
-      const input = { ...fromMetadata(metadataXml), ...definedOnly(fields) } as ConnectionInput;
+      const { metadataXml, metadataUrl, ...fields } = createInput.parse(req.body);
+      const fetched = await fromMetadataUrl(ctx, metadataUrl);
+      const input = { ...fromMetadata(metadataXml), ...fetched, ...definedOnly(fields) } as ConnectionInput;
       res.status(201).json(present(await createConnection(ctx.sql, p.organizationId, input, p.actor)));
     }),
   );
@@ -99,9 +110,26 @@ export function samlAdminRouter(ctx: AppContext): Router {
   router.patch(
     '/connections/:id',
     route(async (req, res, p) => {
-      const { metadataXml, ...fields } = updateInput.parse(req.body);
-      const change = { ...fromMetadata(metadataXml), ...definedOnly(fields) };
+      const { metadataXml, metadataUrl, ...fields } = updateInput.parse(req.body);
+      const fetched = metadataUrl === null ? { metadataSource: null } : await fromMetadataUrl(ctx, metadataUrl);
+      const change = { ...fromMetadata(metadataXml), ...fetched, ...definedOnly(fields) };
       res.json(present(await updateConnection(ctx.sql, p.organizationId, String(req.params.id), change, p.actor)));
+    }),
+  );
+  // Fetches the connection's metadata URL now (as the reconciler does when it is due).
+  router.post(
+    '/connections/:id/refresh-metadata',
+    route(async (req, res, p) => {
+      const { connection, error } = await refreshConnectionMetadata(
+        ctx.sql,
+        p.organizationId,
+        String(req.params.id),
+        ctx.config.samlMetadata,
+        p.actor,
+      );
+      // A failure is recorded on the connection (shown with it) and answered as an error.
+      if (error) throw error;
+      res.json(present(connection));
     }),
   );
   router.delete(
@@ -128,6 +156,16 @@ function fromMetadata(xml: string | undefined): Partial<ConnectionInput> {
   if (!xml) return {};
   const { entityId, ssoUrl, certificates } = parseIdpMetadata(xml);
   return { idpEntityId: entityId, ssoUrl, certificates };
+}
+
+/** Settings fetched from a metadata URL now; nothing is saved when the fetch fails. */
+async function fromMetadataUrl(ctx: AppContext, url: string | undefined): Promise<Partial<ConnectionInput>> {
+  if (url === undefined) return {};
+  return settingsFromMetadataUrl(url, ctx.config.samlMetadata);
+}
+
+function oneMetadataSource(v: { metadataXml?: string; metadataUrl?: string | null }): boolean {
+  return v.metadataXml === undefined || v.metadataUrl === undefined || v.metadataUrl === null;
 }
 
 function definedOnly<T extends object>(fields: T): Partial<T> {

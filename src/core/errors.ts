@@ -1,6 +1,13 @@
 /** Errors the domain core raises; each edge adapter maps them to its own protocol's error shape. */
 export type DomainErrorCode =
-  'not_found' | 'conflict' | 'invalid' | 'forbidden' | 'rule_violation' | 'unavailable' | 'precondition_failed';
+  | 'not_found'
+  | 'conflict'
+  | 'invalid'
+  | 'forbidden'
+  | 'rule_violation'
+  | 'unavailable'
+  | 'precondition_failed'
+  | 'bad_gateway';
 
 export class DomainError extends Error {
   constructor(
@@ -32,6 +39,9 @@ export const unavailable = (message: string, details?: Record<string, unknown>) 
 /** The resource is no longer at the version the caller names (SCIM If-Match); nothing was changed. */
 export const preconditionFailed = (what: string, details?: Record<string, unknown>) =>
   new DomainError('precondition_failed', `${what} has changed since the version given in If-Match`, details);
+/** A server orgsync fetched from (an IdP's metadata URL) failed or answered what it cannot use. */
+export const badGateway = (message: string, details?: Record<string, unknown>) =>
+  new DomainError('bad_gateway', message, details);
 
 /** PostgreSQL unique_violation, for turning a lost race into a conflict. */
 export function isUniqueViolation(error: unknown, constraint?: string): boolean {

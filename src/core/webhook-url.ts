@@ -140,23 +140,35 @@ export function parseWebhookUrl(text: string): URL {
   return url;
 }
 
+/** What a checked URL is for, in refusals: its name and the setting that allows private addresses. */
+export interface UrlPurpose {
+  name: string;
+  setting: string;
+}
+
+const WEBHOOK: UrlPurpose = { name: 'webhook URL', setting: 'WEBHOOK_ALLOW_PRIVATE_NETWORKS' };
+
 /**
  * The address to send to: the URL's literal IP, or the first of its host name's addresses, after
  * checking every one of them (a name with one private address is refused). DNS errors propagate.
  */
-export async function webhookTarget(url: URL, policy: WebhookUrlPolicy): Promise<ResolvedAddress> {
+export async function webhookTarget(
+  url: URL,
+  policy: WebhookUrlPolicy,
+  purpose: UrlPurpose = WEBHOOK,
+): Promise<ResolvedAddress> {
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const literal = net.isIP(host);
   const addresses = literal
     ? [{ address: host, family: literal as 4 | 6 }]
     : await (policy.resolve ?? systemResolve)(host);
-  if (addresses.length === 0) throw invalid(`the webhook host ${host} has no address`);
+  if (addresses.length === 0) throw invalid(`the ${purpose.name}'s host ${host} has no address`);
   if (!policy.allowPrivateNetworks) {
     for (const { address } of addresses) {
       const refusal = addressRefusal(address);
       if (refusal)
         throw invalid(
-          `the webhook URL's host ${host} is not a public address: ${refusal} (WEBHOOK_ALLOW_PRIVATE_NETWORKS allows it)`,
+          `the ${purpose.name}'s host ${host} is not a public address: ${refusal} (${purpose.setting} allows it)`,
         );
     }
   }

@@ -16,6 +16,7 @@ const STATUS: Record<DomainErrorCode, number> = {
   rule_violation: 409,
   unavailable: 503,
   precondition_failed: 412,
+  bad_gateway: 502,
 };
 
 /** Answers a DomainError as JSON `{error, message, details}`; returns false for anything else. */

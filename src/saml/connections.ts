@@ -6,7 +6,7 @@ import { isUuid } from '../core/ids.ts';
 import { lockRequiredSso } from '../core/required-sso.ts';
 import type { Db, Tx } from '../storage/database.ts';
 import { firstRow, inTransaction } from '../storage/database.ts';
-import { normalizeCertificate } from './idp-metadata.ts';
+import { certificateInfo, normalizeCertificate } from './idp-metadata.ts';
 
 export interface AttributeMapping {
   email?: string;
@@ -29,8 +29,24 @@ export interface SamlConnection {
   clockSkewSeconds: number;
   /** Sign-ins replace an existing account's name with the assertion's (off: names only fill a new account). */
   updateProfile: boolean;
+  /** Where the IdP publishes its metadata; null: the settings were given by hand or pasted. */
+  metadataUrl: string | null;
+  metadataRefreshedAt: Date | null;
+  metadataValidUntil: Date | null;
+  metadataNextRefreshAt: Date | null;
+  /** The last failed refresh (cleared by a successful one); the settings stay the last good ones. */
+  metadataError: string | null;
+  metadataErrorAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** Metadata fetched from a URL, and when to fetch it again. */
+export interface MetadataSource {
+  url: string;
+  refreshedAt: Date;
+  validUntil: Date | null;
+  nextRefreshAt: Date;
 }
 
 export interface ConnectionInput {
@@ -44,9 +60,15 @@ export interface ConnectionInput {
   allowedReturnUrls?: string[];
   clockSkewSeconds?: number;
   updateProfile?: boolean;
+  /** Set: the settings came from this URL (refreshed from now on); null: stop refreshing. */
+  metadataSource?: MetadataSource | null;
 }
 
 const target = (id: string) => ({ type: 'saml_connection', id });
+const MAX_CERTIFICATES = 10;
+
+/** The SHA-256 fingerprint audit entries name a certificate by. */
+export const fingerprintOf = (certificate: string) => certificateInfo(certificate).fingerprintSha256;
 
 export async function listConnections(db: Db, organizationId: string): Promise<SamlConnection[]> {
   return db<
@@ -78,20 +100,25 @@ export async function createConnection(
   input: ConnectionInput,
   actor: Actor,
 ): Promise<SamlConnection> {
-  const checked = checkInput(input);
+  const checked = checkConnectionSettings(input);
   await assertMayConfigureIdentity(db, organizationId, actor, 'connect an identity provider');
+  const source = checked.metadataSource;
   try {
     const row = firstRow(
       await db<SamlConnection[]>`
       insert into saml_connections (organization_id, name, idp_entity_id, sso_url, certificates, attribute_mapping,
-                                    allow_idp_initiated, enabled, allowed_return_urls, clock_skew_seconds, update_profile)
+                                    allow_idp_initiated, enabled, allowed_return_urls, clock_skew_seconds, update_profile,
+                                    metadata_url, metadata_refreshed_at, metadata_valid_until, metadata_next_refresh_at)
       values (${organizationId}, ${checked.name}, ${checked.idpEntityId}, ${checked.ssoUrl}, ${checked.certificates}::text[],
               ${db.json((checked.attributeMapping ?? {}) as never)}, ${checked.allowIdpInitiated ?? true}, ${checked.enabled ?? true},
-              ${checked.allowedReturnUrls ?? []}::text[], ${checked.clockSkewSeconds ?? 120}, ${checked.updateProfile ?? false})
+              ${checked.allowedReturnUrls ?? []}::text[], ${checked.clockSkewSeconds ?? 120}, ${checked.updateProfile ?? false},
+              ${source?.url ?? null}, ${source?.refreshedAt ?? null}, ${source?.validUntil ?? null}, ${source?.nextRefreshAt ?? null})
       returning *`,
     );
     await recordAudit(db, organizationId, actor, 'saml_connection.created', target(row.id), {
       idpEntityId: row.idpEntityId,
+      ...(source ? { metadataUrl: source.url } : {}),
+      certificates: row.certificates.map(fingerprintOf),
     });
     return row;
   } catch (error) {
@@ -147,7 +174,15 @@ async function updateConnectionIn(
   );
   if (!opensNothing)
     await assertMayConfigureIdentity(db, organizationId, actor, 'change an identity provider connection');
-  const next = checkInput({ ...current, ...change });
+  const next = checkConnectionSettings({ ...current, ...change });
+  const source = change.metadataSource;
+  // Absent: the URL and its state stay; null: the connection no longer follows a URL.
+  const metadataColumns =
+    source === undefined
+      ? db``
+      : db`, metadata_url = ${source?.url ?? null}, metadata_refreshed_at = ${source?.refreshedAt ?? null},
+           metadata_valid_until = ${source?.validUntil ?? null}, metadata_next_refresh_at = ${source?.nextRefreshAt ?? null},
+           metadata_error = null, metadata_error_at = null`;
   try {
     const row = firstRow(
       await db<SamlConnection[]>`
@@ -156,12 +191,14 @@ async function updateConnectionIn(
         certificates = ${next.certificates}::text[], attribute_mapping = ${db.json((next.attributeMapping ?? {}) as never)},
         allow_idp_initiated = ${next.allowIdpInitiated ?? true}, enabled = ${next.enabled ?? true},
         allowed_return_urls = ${next.allowedReturnUrls ?? []}::text[], clock_skew_seconds = ${next.clockSkewSeconds ?? 120},
-        update_profile = ${next.updateProfile ?? false}, updated_at = now()
+        update_profile = ${next.updateProfile ?? false}, updated_at = now() ${metadataColumns}
       where organization_id = ${organizationId} and id = ${current.id}
       returning *`,
     );
     await recordAudit(db, organizationId, actor, 'saml_connection.updated', target(row.id), {
       changed: Object.keys(change),
+      ...(source ? { metadataUrl: source.url } : {}),
+      ...certificateChanges(current.certificates, row.certificates),
     });
     return row;
   } catch (error) {
@@ -181,7 +218,18 @@ export async function deleteConnection(db: Db, organizationId: string, id: strin
   });
 }
 
-function checkInput<T extends ConnectionInput>(input: T): T {
+/** Fingerprints of the certificates added and removed (absent when none), for audit entries. */
+export function certificateChanges(before: string[], after: string[]) {
+  const added = after.filter((c) => !before.includes(c)).map(fingerprintOf);
+  const removed = before.filter((c) => !after.includes(c)).map(fingerprintOf);
+  return {
+    ...(added.length ? { certificatesAdded: added } : {}),
+    ...(removed.length ? { certificatesRemoved: removed } : {}),
+  };
+}
+
+/** Checks and normalizes a connection's settings (certificates as base64 DER, without duplicates). */
+export function checkConnectionSettings<T extends ConnectionInput>(input: T): T {
   if (!/^https:\/\//i.test(input.ssoUrl) && !/^http:\/\/(localhost|127\.0\.0\.1)[:/]/i.test(input.ssoUrl)) {
     throw invalid('ssoUrl must be an https URL (http only for localhost)');
   }
@@ -191,6 +239,8 @@ function checkInput<T extends ConnectionInput>(input: T): T {
     throw invalid('ssoUrl is not a URL');
   }
   if (input.idpEntityId.trim() === '') throw invalid('idpEntityId is empty');
+  if (input.certificates.length === 0 || input.certificates.length > MAX_CERTIFICATES)
+    throw invalid(`a connection has 1 to ${MAX_CERTIFICATES} signing certificates`);
   for (const url of input.allowedReturnUrls ?? []) {
     let parsed: URL;
     try {

@@ -24,23 +24,30 @@ import {
  */
 const SCHEMA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'schemas');
 const SCHEMA_URL_PREFIX = 'orgsync-saml-schemas/';
-const ROOT_SCHEMA = `${SCHEMA_URL_PREFIX}saml-schema-protocol-2.0.xsd`;
+const PROTOCOL_SCHEMA = `${SCHEMA_URL_PREFIX}saml-schema-protocol-2.0.xsd`;
+const METADATA_SCHEMA = `${SCHEMA_URL_PREFIX}saml-schema-metadata-2.0.xsd`;
 
-let validator: XsdValidator | undefined;
+let schemaFiles: Record<string, Uint8Array> | undefined;
+const validators = new Map<string, XsdValidator>();
 
-function compiledSchema(): XsdValidator {
-  if (validator) return validator;
-  const files: Record<string, Uint8Array> = {};
-  for (const name of fs.readdirSync(SCHEMA_DIR))
-    files[`${SCHEMA_URL_PREFIX}${name}`] = fs.readFileSync(path.join(SCHEMA_DIR, name));
-  xmlRegisterInputProvider(new XmlBufferInputProvider(files));
+function compiledSchema(root = PROTOCOL_SCHEMA): XsdValidator {
+  const compiled = validators.get(root);
+  if (compiled) return compiled;
+  if (!schemaFiles) {
+    const files: Record<string, Uint8Array> = {};
+    for (const name of fs.readdirSync(SCHEMA_DIR))
+      files[`${SCHEMA_URL_PREFIX}${name}`] = fs.readFileSync(path.join(SCHEMA_DIR, name));
+    xmlRegisterInputProvider(new XmlBufferInputProvider(files));
+    schemaFiles = files;
+  }
   // The W3C schemas declare XMLSchema.dtd (for their own entities): loaded from memory.
-  const schemaDoc = XmlDocument.fromBuffer(files[ROOT_SCHEMA]!, {
-    url: ROOT_SCHEMA,
+  const schemaDoc = XmlDocument.fromBuffer(schemaFiles[root]!, {
+    url: root,
     option: ParseOption.XML_PARSE_DTDLOAD,
   });
   // The compiled schema may point into its document: both live as long as the process.
-  validator = XsdValidator.fromDoc(schemaDoc);
+  const validator = XsdValidator.fromDoc(schemaDoc);
+  validators.set(root, validator);
   return validator;
 }
 
@@ -51,7 +58,16 @@ export function prepareSamlSchema(): void {
 
 /** Throws naming the first problem unless the XML is a schema-valid SAML protocol message. */
 export function checkSamlSchema(xml: string): void {
-  const schema = compiledSchema();
+  validate(xml, PROTOCOL_SCHEMA);
+}
+
+/** Throws naming the first problem unless the XML is schema-valid SAML metadata. */
+export function checkMetadataSchema(xml: string): void {
+  validate(xml, METADATA_SCHEMA);
+}
+
+function validate(xml: string, root: string): void {
+  const schema = compiledSchema(root);
   let doc: XmlDocument | undefined;
   try {
     doc = XmlDocument.fromString(xml);

@@ -10,6 +10,7 @@ import { Lane, type LaneResult } from './lane.ts';
 import { Sending, type SendingOptions } from './sending.ts';
 import { dispatchEvents, pruneOutbox, type EventHandler } from './outbox.ts';
 import { pruneSsoAttempts } from '../saml/attempts.ts';
+import { refreshDueMetadata } from '../saml/metadata-refresh.ts';
 import { pruneScimRequests } from '../scim/request-log.ts';
 import { createTxtLookup } from '../core/domain-dns.ts';
 import { recheckVerifiedDomains } from '../core/domains.ts';
@@ -55,7 +56,10 @@ export const OUTBOX_CHANNEL = 'orgsync_outbox';
  */
 export class Reconciler {
   readonly instanceId = `${os.hostname()}:${process.pid}:${crypto.randomBytes(3).toString('hex')}`;
-  readonly lanes: Record<'dispatch' | Delivery['kind'] | 'invitations' | 'roles' | 'housekeeping' | 'domains', Lane>;
+  readonly lanes: Record<
+    'dispatch' | Delivery['kind'] | 'invitations' | 'roles' | 'housekeeping' | 'domains' | 'metadata',
+    Lane
+  >;
   private readonly sending: Record<Delivery['kind'], Sending>;
   private tasks: ScheduledTask[] = [];
   private listening: Promise<void> = Promise.resolve();
@@ -91,6 +95,7 @@ export class Reconciler {
       roles: lane('roles', () => this.roles()),
       housekeeping: lane('housekeeping', () => this.housekeeping()),
       domains: lane('domains', () => this.domains()),
+      metadata: lane('metadata', () => this.samlMetadata()),
     };
   }
 
@@ -166,6 +171,14 @@ export class Reconciler {
     return { domainsChecked: checked, domainsLost: lost, domainsUnavailable: unavailable };
   }
 
+  /**
+   * Refreshes the SAML connections whose metadata URL is due. Not part of runOnce either: it
+   * fetches from IdPs; it runs on its schedule on one instance per tick.
+   */
+  async samlMetadata(now = new Date()): Promise<LaneResult> {
+    return refreshDueMetadata(this.ctx.sql, this.ctx.config.samlMetadata, now);
+  }
+
   async housekeeping(): Promise<Counts> {
     const outbox = await pruneOutbox(this.ctx.sql);
     return {
@@ -192,7 +205,7 @@ export class Reconciler {
   }
 
   start(): void {
-    const { eventsSchedule, invitesSchedule, rolesSchedule } = this.ctx.config.reconciler;
+    const { eventsSchedule, invitesSchedule, rolesSchedule, metadataSchedule } = this.ctx.config.reconciler;
     // Claims in flight are awaited by stop(), so a tick claimed while stopping still runs.
     const claims = postgresRunCoordinator(this.ctx.sql);
     const coordinator: RunCoordinator = {
@@ -203,7 +216,7 @@ export class Reconciler {
         return claim;
       },
     };
-    const { dispatch, email, webhook, invitations, roles, housekeeping, domains } = this.lanes;
+    const { dispatch, email, webhook, invitations, roles, housekeeping, domains, metadata } = this.lanes;
     // Every instance polls events and deliveries: the work is shared out row by row. The callbacks
     // only wake lanes and return at once, so node-cron never sees a tick still running.
     this.schedule('events', eventsSchedule, () => [dispatch, email, webhook].forEach((l) => l.wake()));
@@ -211,6 +224,7 @@ export class Reconciler {
     this.schedule('roles', rolesSchedule, () => roles.tick(), coordinator);
     this.schedule('housekeeping', '17 3 * * *', () => housekeeping.tick(), coordinator);
     this.schedule('domains', '43 4 * * *', () => domains.tick(), coordinator);
+    this.schedule('metadata', metadataSchedule, () => metadata.tick(), coordinator);
     this.listening = this.listen();
     [dispatch, email, webhook].forEach((l) => l.wake());
   }

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { parseWebhookUrl, webhookTarget, type Resolve } from '../core/webhook-url.ts';
-import { postToAddress } from './pinned-request.ts';
+import { postToAddress } from '../http/pinned-request.ts';
 
 /** Header names a receiver checks: `Orgsync-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`. */
 export const SIGNATURE_HEADER = 'orgsync-signature';

@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,7 +31,12 @@ const actor = systemActor('system', 'test');
 
 beforeAll(async () => {
   dns = await startDnsServer();
-  ctx = await createTestContext({ HOST: '127.0.0.1', DNS_SERVERS: dns.server });
+  ctx = await createTestContext({
+    HOST: '127.0.0.1',
+    DNS_SERVERS: dns.server,
+    // The SAML test serves IdP metadata on 127.0.0.1.
+    SAML_METADATA_ALLOW_PRIVATE_NETWORKS: 'true',
+  });
   org = await createTestOrganization(ctx, 'acme');
   for (let i = 1; i <= 30; i++) {
     const account = await ensureAccount(ctx.sql, {
@@ -664,6 +671,42 @@ describe('identity provider: SAML', () => {
       await expect.poll(statusText).toBe('Okta deleted.');
     },
   );
+
+  it.skipIf(!SAML_API)('adds a connection by its metadata URL and shows its last refresh and its error', async () => {
+    let failing = false;
+    const metadata = idpMetadata('https://entra.example.test/tenant', 'https://idp.example.test/sso');
+    const idp = http.createServer((_req, res) => {
+      if (failing) res.writeHead(500).end();
+      else res.writeHead(200, { 'content-type': 'application/samlmetadata+xml' }).end(metadata);
+    });
+    await new Promise<void>((resolve) => idp.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(idp.address() as AddressInfo).port}/metadata`;
+      await openPage('identity?tab=saml');
+      const panel = page.getByRole('tabpanel', { name: 'SAML single sign-on' });
+      await panel.getByLabel('Connection name').fill('Entra');
+      await panel.getByLabel('Metadata URL').fill(url);
+      await panel.getByRole('button', { name: 'Add connection' }).click();
+      await expect.poll(statusText).toBe('Entra added. Try it with “Test login”.');
+      const connections = () => panel.getByRole('region', { name: 'SAML connections' }).textContent();
+      await expect.poll(connections).toContain(url);
+      expect(await connections()).toMatch(/refreshed /);
+
+      failing = true;
+      await panel.getByRole('button', { name: 'Refresh the metadata of Entra' }).click();
+      await expect.poll(connections).toMatch(/refresh failed.*answered HTTP 500/);
+      await shot('identity-saml-metadata-url');
+
+      await panel.getByRole('button', { name: 'Delete Entra' }).click();
+      await page
+        .getByRole('alertdialog', { name: 'Delete SAML connection' })
+        .getByRole('button', { name: 'Delete connection' })
+        .click();
+      await expect.poll(statusText).toBe('Entra deleted.');
+    } finally {
+      await new Promise((resolve) => idp.close(resolve));
+    }
+  });
 });
 
 describe('audit log', () => {

@@ -1,6 +1,6 @@
 // The SAML tab of the Identity provider page, on the SAML connection API (/api/saml): what to
-// copy into Okta or Entra ID, the connections (paste IdP metadata; enable, disable, delete; test
-// login) and the recent sign-in attempts, to debug a connection.
+// copy into Okta or Entra ID, the connections (IdP metadata by URL, kept up to date by orgsync, or
+// pasted; enable, disable, delete; test login) and the recent sign-in attempts, to debug a connection.
 
 import { api, base } from '../lib/api.js';
 import {
@@ -31,7 +31,7 @@ export async function samlPanel(panel, session) {
       h(
         'p',
         { class: 'notice' },
-        'This server does not offer SAML connection management yet. Once it does, this tab shows the SP entity id, ACS URL and metadata link to copy into the IdP, takes the IdP’s metadata, and has a test-login button.',
+        'This server does not offer SAML connection management yet. Once it does, this tab shows the SP entity id, ACS URL and metadata link to copy into the IdP, takes the IdP’s metadata (or its URL), and has a test-login button.',
       ),
     );
     return;
@@ -125,12 +125,20 @@ export async function samlPanel(panel, session) {
       h('span', {}, h('strong', {}, c.name), h('br'), h('span', { class: 'hint' }, c.idpEntityId)),
       h('span', { class: `badge ${c.enabled ? 'active' : 'suspended'}` }, c.enabled ? 'enabled' : 'disabled'),
       (c.certificateInfo ?? []).map((info, i) => [i ? h('br') : null, `expires ${formatTime(info.notAfter)}`]),
+      metadataState(c),
       c.allowIdpInitiated ? 'allowed' : 'off',
       h(
         'div',
         { class: 'actions' },
         c.enabled
           ? h('a', { class: 'button', href: testLoginUrl(c), 'aria-label': `Test login with ${c.name}` }, 'Test login')
+          : null,
+        c.metadataUrl
+          ? h(
+              'button',
+              { type: 'button', 'aria-label': `Refresh the metadata of ${c.name}`, onclick: () => refresh(c) },
+              'Refresh metadata',
+            )
           : null,
         h(
           'button',
@@ -157,11 +165,44 @@ export async function samlPanel(panel, session) {
       connectionsArea,
       table(
         'SAML connections',
-        ['Identity provider', 'Status', 'Certificates', 'IdP-initiated login', 'Actions'],
+        ['Identity provider', 'Status', 'Certificates', 'Metadata', 'IdP-initiated login', 'Actions'],
         rows,
         { empty: 'No connection yet: add one below with the IdP’s metadata.' },
       ),
     );
+  }
+
+  /** Where the metadata comes from; for a URL, the last refresh and the last error, if any. */
+  function metadataState(c) {
+    if (!c.metadataUrl) return 'pasted';
+    return h(
+      'span',
+      {},
+      h('span', { class: 'hint' }, c.metadataUrl),
+      h('br'),
+      c.metadataRefreshedAt ? `refreshed ${formatTime(c.metadataRefreshedAt)}` : 'not fetched yet',
+      c.metadataError
+        ? [
+            h('br'),
+            h('span', { class: 'badge suspended' }, 'refresh failed'),
+            ` ${formatTime(c.metadataErrorAt)}: ${c.metadataError}`,
+          ]
+        : null,
+    );
+  }
+
+  async function refresh(connection) {
+    const saved = await attempt(() => api('POST', `/saml/connections/${connection.id}/refresh-metadata`));
+    // A failed refresh is recorded on the connection: the reload shows it.
+    await reload();
+    if (saved) showStatus(`${saved.name}: metadata refreshed.`);
+  }
+
+  /** The body that sets a connection's metadata from the form: the URL if given, else the pasted XML. */
+  function metadataBody(url, xml) {
+    if (url.value.trim()) return { metadataUrl: url.value.trim() };
+    if (xml.value.trim()) return { metadataXml: xml.value };
+    throw new Error('Give the metadata URL or paste the metadata XML.');
   }
 
   function drawAttempts(attempts, connections) {
@@ -186,17 +227,24 @@ export async function samlPanel(panel, session) {
   }
 
   function metadataDialog(connection) {
-    const xml = h('textarea', { name: 'metadataXml', required: true, rows: 10, spellcheck: 'false' });
+    const url = h('input', {
+      name: 'metadataUrl',
+      type: 'url',
+      autocomplete: 'off',
+      value: connection.metadataUrl ?? '',
+    });
+    const xml = h('textarea', { name: 'metadataXml', rows: 10, spellcheck: 'false' });
     const message = messageBox();
     const save = h('button', { type: 'submit', class: 'primary' }, 'Save metadata');
     const form = h(
       'form',
       {},
       message,
+      field('Metadata URL', url, 'orgsync fetches it now and then keeps the certificates up to date.'),
       field(
         'IdP metadata XML',
         xml,
-        'The new certificates replace the old ones; add the new one before the IdP switches.',
+        'Or paste it (leave the URL empty). The new certificates replace the old ones; add the new one before the IdP switches.',
       ),
       h('div', { class: 'actions' }, save, h('button', { type: 'button', onclick: () => dialog.close() }, 'Cancel')),
     );
@@ -204,7 +252,12 @@ export async function samlPanel(panel, session) {
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
       const saved = await busy(save, () =>
-        attempt(() => api('PATCH', `/saml/connections/${connection.id}`, { metadataXml: xml.value }), message),
+        attempt(() => {
+          const body = metadataBody(url, xml);
+          // Pasted metadata replaces the URL: the connection no longer follows it.
+          if (body.metadataXml && connection.metadataUrl) body.metadataUrl = null;
+          return api('PATCH', `/saml/connections/${connection.id}`, body);
+        }, message),
       );
       if (!saved) return;
       dialog.close();
@@ -233,7 +286,13 @@ export async function samlPanel(panel, session) {
   }
 
   const name = h('input', { name: 'name', required: true, maxlength: 100, autocomplete: 'off', placeholder: 'Okta' });
-  const xml = h('textarea', { name: 'metadataXml', required: true, rows: 8, spellcheck: 'false' });
+  const url = h('input', {
+    name: 'metadataUrl',
+    type: 'url',
+    autocomplete: 'off',
+    placeholder: 'https://login.example.com/app/metadata',
+  });
+  const xml = h('textarea', { name: 'metadataXml', rows: 8, spellcheck: 'false' });
   const addMessage = messageBox();
   const add = h('button', { type: 'submit', class: 'primary' }, 'Add connection');
   const form = h(
@@ -243,16 +302,24 @@ export async function samlPanel(panel, session) {
     addMessage,
     field('Connection name', name),
     field(
+      'Metadata URL',
+      url,
+      'In Okta: Sign On tab → “Metadata URL”. In Entra ID: “App Federation Metadata Url”. orgsync fetches it now and refreshes it, so a certificate rotation needs nothing from you.',
+    ),
+    field(
       'IdP metadata XML',
       xml,
-      'In Okta: Sign On tab → “Identity Provider metadata”. In Entra ID: “Federation Metadata XML”.',
+      'Or paste the metadata (leave the URL empty). In Okta: Sign On tab → “Identity Provider metadata”. In Entra ID: “Federation Metadata XML”.',
     ),
     h('div', { class: 'actions' }, add),
   );
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const saved = await busy(add, () =>
-      attempt(() => api('POST', '/saml/connections', { name: name.value.trim(), metadataXml: xml.value }), addMessage),
+      attempt(
+        () => api('POST', '/saml/connections', { name: name.value.trim(), ...metadataBody(url, xml) }),
+        addMessage,
+      ),
     );
     if (!saved) return;
     form.reset();
