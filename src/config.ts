@@ -50,6 +50,14 @@ const schema = z
     WEBHOOK_BREAKER_COOLDOWN_MS: z.coerce.number().int().min(100).max(86_400_000).default(60_000),
     SCIM_RATE_LIMIT: z.coerce.number().min(0).max(100_000).default(100),
     SCIM_RATE_BURST: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+    SCIM_BULK_MAX_OPERATIONS: z.coerce.number().int().min(1).max(100_000).default(1000),
+    SCIM_BULK_MAX_PAYLOAD_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(256 * 2 ** 20)
+      .default(4 * 2 ** 20),
+    SCIM_BULK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
     DNS_SERVERS: z
       .string()
       .regex(/^[0-9a-f.:[\]]+(,[0-9a-f.:[\]]+)*$/i, 'must be a comma-separated list of ip or ip:port')
@@ -100,6 +108,11 @@ export interface Config {
   singleOrganizationPolicy: boolean;
   /** Per SCIM token: sustained requests per second (0: no limit) and the burst allowed above it. */
   scimRateLimit: { perSecond: number; burst: number };
+  /**
+   * SCIM /Bulk: the most operations and bytes one request may carry (advertised in
+   * ServiceProviderConfig), and how many independent user creates of one request run at once.
+   */
+  scimBulk: { maxOperations: number; maxPayloadSize: number; concurrency: number };
   /** DNS servers for domain verification (`ip` or `ip:port`); absent: the system's resolvers. */
   dnsServers?: string[];
   /**
@@ -161,6 +174,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     singleOrganizationPolicy: e.SINGLE_ORGANIZATION_POLICY,
     mailFrom: e.MAIL_FROM,
     scimRateLimit: { perSecond: e.SCIM_RATE_LIMIT, burst: e.SCIM_RATE_BURST },
+    scimBulk: {
+      maxOperations: e.SCIM_BULK_MAX_OPERATIONS,
+      maxPayloadSize: e.SCIM_BULK_MAX_PAYLOAD_BYTES,
+      concurrency: e.SCIM_BULK_CONCURRENCY,
+    },
     dnsServers: e.DNS_SERVERS?.split(','),
     metrics: { port: e.METRICS_PORT, token: e.METRICS_TOKEN },
     reconciler: {
