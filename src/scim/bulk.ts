@@ -2,6 +2,8 @@ import type { RequestHandler } from 'express';
 import SCIMMY from 'scimmy';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
+import { DomainError } from '../core/errors.ts';
+import { inTransaction, type Sql } from '../storage/database.ts';
 import type { ScimRequest } from './auth.ts';
 import { errorBody, scimError, toScimError, type ScimError } from './errors.ts';
 import { groupsLocation, patchGroup } from './groups.ts';
@@ -188,20 +190,67 @@ async function runPlan(
   let errors = 0;
   for (let next = 0; next < plan.length; ) {
     // Never more at once than may still fail: if all of them fail, the last one is the one that stops the request.
-    const room = Math.min(concurrency, failOnErrors === undefined ? Infinity : failOnErrors - errors);
-    const batch = takeIndependentCreates(plan, next, room);
-    const results = await Promise.all(batch.map((p) => runPlanned(scim, p, created)));
-    batch.forEach((p, i) => {
+    const room = Math.min(
+      concurrency * CREATES_PER_TRANSACTION,
+      failOnErrors === undefined ? Infinity : failOnErrors - errors,
+    );
+    const window = takeIndependentCreates(plan, next, room);
+    const results =
+      window.length === 1
+        ? [await runPlanned(scim, window[0]!, created)]
+        : (await Promise.all(chunks(window, concurrency).map((chunk) => createTogether(scim, chunk, created)))).flat();
+    window.forEach((p, i) => {
       const { outcome, id } = results[i]!;
       outcomes.set(p.index, outcome);
       if (id === undefined) errors++;
       else if (p.op.bulkId !== undefined) created.set(p.op.bulkId, id);
     });
-    next += batch.length;
+    next += window.length;
     if (failOnErrors !== undefined && errors >= failOnErrors) break;
   }
   // Reported in the request's order; operations not run (failOnErrors) are left out.
   return [...outcomes.entries()].sort(([a], [b]) => a - b).map(([, outcome]) => outcome);
+}
+
+/** User creates one transaction holds at most: one commit (a WAL flush) for them all. */
+const CREATES_PER_TRANSACTION = 50;
+
+/** `items` in at most `count` contiguous parts of nearly equal size. */
+function chunks<T>(items: T[], count: number): T[][] {
+  const size = Math.ceil(items.length / count);
+  const parts: T[][] = [];
+  for (let i = 0; i < items.length; i += size) parts.push(items.slice(i, i + size));
+  return parts;
+}
+
+/**
+ * Independent user creates, one after another in one transaction: each is the single statement
+ * (or the refusal before it) of its single request, so a create that fails has written nothing
+ * its single request would not have written, and they share the commit. Should a statement fail
+ * in the database (the statement's guard sending a create to the longer path, a lost
+ * connection), the transaction is rolled back and the creates run each on its own, as single
+ * requests do; should the commit fail, none of them happened.
+ */
+async function createTogether(
+  scim: ScimRequest,
+  batch: Planned[],
+  created: Map<string, string>,
+): Promise<{ outcome: Outcome; id?: string }[]> {
+  let ran = false;
+  try {
+    return await inTransaction(scim.app.sql, async (tx) => {
+      const shared: ScimRequest = { ...scim, app: { ...scim.app, sql: tx as unknown as Sql } };
+      const results = [];
+      for (const p of batch) results.push(await runPlanned(shared, p, created, true));
+      ran = true;
+      return results;
+    });
+  } catch (error) {
+    if (ran) return batch.map((p) => failed(scim, p, undefined, error));
+    const results = [];
+    for (const p of batch) results.push(await runPlanned(scim, p, created));
+    return results;
+  }
 }
 
 /**
@@ -223,8 +272,14 @@ function takeIndependentCreates(plan: Planned[], start: number, room: number): P
   return batch;
 }
 
+/** A user create naming no bulkId, created active (an inactive one takes the core's longer path). */
 const isPlainUserCreate = (p: Planned) =>
-  p.op.method === 'POST' && p.type === 'Users' && p.references.length === 0 && !p.refusal;
+  p.op.method === 'POST' &&
+  p.type === 'Users' &&
+  p.references.length === 0 &&
+  !p.refusal &&
+  isObject(p.op.data) &&
+  [undefined, true, 'true', 'True'].includes(p.op.data.active as never);
 
 /** The userName and email addresses of a user create, lower-cased: what makes two creates clash. */
 function identityKeys(p: Planned): string[] {
@@ -234,11 +289,15 @@ function identityKeys(p: Planned): string[] {
   return [data.userName, ...emails].filter((v): v is string => typeof v === 'string').map((v) => v.toLowerCase());
 }
 
-/** Runs one operation; `id` is the resource's when it succeeded. */
+/**
+ * Runs one operation; `id` is the resource's when it succeeded. In a shared transaction, an error
+ * of the database (not a refusal) is thrown: the transaction is lost, not just this operation.
+ */
 async function runPlanned(
   scim: ScimRequest,
   p: Planned,
   created: Map<string, string>,
+  inSharedTransaction = false,
 ): Promise<{ outcome: Outcome; id?: string }> {
   const { op, type } = p;
   const unresolved = p.references.find((bulkId) => !created.has(bulkId));
@@ -266,16 +325,23 @@ async function runPlanned(
       },
     };
   } catch (error) {
-    const failure = toScimError(error, (e) => scim.app.log.error({ err: e }, 'SCIM bulk operation failed'));
-    return {
-      outcome: {
-        ...outcome,
-        ...(location ? { location } : {}),
-        status: String(failure.status),
-        response: errorBody(failure),
-      },
-    };
+    const refusal = error instanceof SCIMMY.Types.Error || error instanceof DomainError;
+    if (inSharedTransaction && !refusal) throw error;
+    return failed(scim, p, location, error);
   }
+}
+
+function failed(scim: ScimRequest, p: Planned, location: string | undefined, error: unknown) {
+  const failure = toScimError(error, (e) => scim.app.log.error({ err: e }, 'SCIM bulk operation failed'));
+  return {
+    outcome: {
+      method: p.op.method,
+      ...(p.op.bulkId !== undefined ? { bulkId: p.op.bulkId } : {}),
+      ...(location ? { location } : {}),
+      status: String(failure.status),
+      response: errorBody(failure),
+    },
+  };
 }
 
 /** The operation, through what its single request calls (router.ts, and scimmy-routers for PUT, DELETE, POST /Groups). */
