@@ -198,7 +198,7 @@ async function runPlan(
     const results =
       window.length === 1
         ? [await runPlanned(scim, window[0]!, created)]
-        : (await Promise.all(chunks(window, concurrency).map((chunk) => createTogether(scim, chunk, created)))).flat();
+        : (await Promise.all(chunks(window).map((chunk) => createTogether(scim, chunk, created)))).flat();
     window.forEach((p, i) => {
       const { outcome, id } = results[i]!;
       outcomes.set(p.index, outcome);
@@ -215,11 +215,10 @@ async function runPlan(
 /** User creates one transaction holds at most: one commit (a WAL flush) for them all. */
 const CREATES_PER_TRANSACTION = 50;
 
-/** `items` in at most `count` contiguous parts of nearly equal size. */
-function chunks<T>(items: T[], count: number): T[][] {
-  const size = Math.ceil(items.length / count);
+/** A window of creates as its transactions (at most `concurrency` of them, run at once). */
+function chunks<T>(items: T[]): T[][] {
   const parts: T[][] = [];
-  for (let i = 0; i < items.length; i += size) parts.push(items.slice(i, i + size));
+  for (let i = 0; i < items.length; i += CREATES_PER_TRANSACTION) parts.push(items.slice(i, i + CREATES_PER_TRANSACTION));
   return parts;
 }
 

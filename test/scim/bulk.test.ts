@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemActor } from '../../src/core/actor.ts';
+import { inviteMembers } from '../../src/core/invitations.ts';
+import { getMembership } from '../../src/core/memberships.ts';
 import { createTestOrganization } from '../support/context.ts';
 import { oktaUser, PATCH_OP, scimClient, scimFixture } from '../support/scim.ts';
 
@@ -226,6 +229,38 @@ describe('SCIM /Bulk', () => {
     expect(once.map((o) => o.status)).toEqual(['409']);
   });
 
+  it('creates sharing a transaction: one needing the longer path (an invitation, inactive) leaves the others intact', async () => {
+    const [invited] = await inviteMembers(
+      f.ctx.sql,
+      f.ctx.config.serverSecret,
+      f.org.organization.id,
+      [{ email: 'invited@bulk.test', roles: ['billing'] }],
+      systemActor('admin'),
+    );
+    expect(invited!.invited).toBe(true);
+    await f.client.post('/Users', oktaUser('taken@bulk.test')).expect(201);
+    const outcomes = await send(
+      f.client,
+      bulk([
+        createUser('h1', 'h1@bulk.test'),
+        createUser('h2', 'h2@bulk.test'),
+        createUser('h3', 'taken@bulk.test'),
+        createUser('h4', 'invited@bulk.test'),
+        createUser('h5', 'h5@bulk.test', { active: false }),
+        createUser('h6', 'h6@bulk.test'),
+      ]),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(['201', '201', '409', '201', '201', '201']);
+    const membership = async (outcome: BulkOutcome) =>
+      getMembership(f.ctx.sql, f.org.organization.id, idOf(outcome));
+    expect(await membership(outcomes[3]!)).toMatchObject({ status: 'active', roles: ['billing'] });
+    expect(await membership(outcomes[4]!)).toMatchObject({ status: 'suspended' });
+    for (const i of [0, 1, 5]) expect(await membership(outcomes[i]!)).toMatchObject({ status: 'active' });
+    const audit = await f.ctx.sql`
+      select count(*)::int as n from audit_log where action = 'scim.user_created' and details ->> 'userName' like 'h_@bulk.test'`;
+    expect(audit).toEqual([{ n: 4 }]);
+  });
+
   it('refuses a malformed request as a whole, changing nothing', async () => {
     const before = await f.ctx.sql`select count(*)::int as n from scim_users`;
     const refusals = [
@@ -279,6 +314,9 @@ describe('SCIM /Bulk', () => {
     const single = await createTestOrganization(f.ctx, 'bulk-single');
     const batched = await createTestOrganization(f.ctx, 'bulk-batched');
     const one = scimClient(f.app, single.scimToken);
+    // Two plain creates (which a bulk runs in one shared transaction), then a story of one user.
+    await one.post('/Users', oktaUser('ivy@story.test')).expect(201);
+    await one.post('/Users', oktaUser('jon@story.test', { active: 'True' })).expect(201);
     const user = (await one.post('/Users', oktaUser('hal@story.test')).expect(201)).body;
     const group = (
       await one
@@ -294,6 +332,8 @@ describe('SCIM /Bulk', () => {
     const outcomes = await send(
       scimClient(f.app, batched.scimToken),
       bulk([
+        createUser('ivy', 'ivy@story.test'),
+        createUser('jon', 'jon@story.test', { active: 'True' }),
         createUser('hal', 'hal@story.test'),
         {
           method: 'POST',
@@ -316,7 +356,7 @@ describe('SCIM /Bulk', () => {
         { method: 'DELETE', path: '/Users/bulkId:hal' },
       ]),
     );
-    expect(outcomes.map((o) => o.status)).toEqual(['201', '201', '200', '200', '204', '204', '204']);
+    expect(outcomes.map((o) => o.status)).toEqual(['201', '201', '201', '201', '200', '200', '204', '204', '204']);
     expect(await history(single.organization.id)).toEqual(await history(batched.organization.id));
     expect((await history(batched.organization.id)).audit.length).toBeGreaterThan(8);
   });
