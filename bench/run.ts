@@ -17,8 +17,7 @@ const benches: Record<string, { header: string; run: () => Promise<string[]> }> 
     run: benchScim,
   },
   bulk: {
-    header:
-      '| SCIM creates | time | rate | orgsync CPU per user | time vs the bulk |\n| --- | --- | --- | --- | --- |',
+    header: '| SCIM creates | time | rate | orgsync CPU per user | time vs the bulk |\n| --- | --- | --- | --- | --- |',
     run: benchBulk,
   },
   acs: {

@@ -152,7 +152,11 @@ function decodedSegment(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {
-    throw scimError(400, 'invalidSyntax', `the path segment ${JSON.stringify(segment)} is not percent-encoded correctly`);
+    throw scimError(
+      400,
+      'invalidSyntax',
+      `the path segment ${JSON.stringify(segment)} is not percent-encoded correctly`,
+    );
   }
 }
 
@@ -188,7 +192,7 @@ async function runPlan(
   const outcomes = new Map<number, Outcome>();
   const created = new Map<string, string>();
   let errors = 0;
-  for (let next = 0; next < plan.length; ) {
+  for (let next = 0; next < plan.length;) {
     // Never more at once than may still fail: if all of them fail, the last one is the one that stops the request.
     const room = Math.min(
       concurrency * CREATES_PER_TRANSACTION,
@@ -218,7 +222,8 @@ const CREATES_PER_TRANSACTION = 50;
 /** A window of creates as its transactions (at most `concurrency` of them, run at once). */
 function chunks<T>(items: T[]): T[][] {
   const parts: T[][] = [];
-  for (let i = 0; i < items.length; i += CREATES_PER_TRANSACTION) parts.push(items.slice(i, i + CREATES_PER_TRANSACTION));
+  for (let i = 0; i < items.length; i += CREATES_PER_TRANSACTION)
+    parts.push(items.slice(i, i + CREATES_PER_TRANSACTION));
   return parts;
 }
 
@@ -361,13 +366,13 @@ async function perform(
       if (type === 'Users') return { status: 201, resource: await createUserResponse(ctx, body(), {}) };
       return { status: 201, resource: await new resource().write(body(), ctx) };
     case 'PUT':
-      return { status: 200, resource: await new resource(id!).write(body(), ctx) };
+      return { status: 200, resource: await new resource(id).write(body(), ctx) };
     case 'PATCH':
       if (type === 'Users') return { status: 200, resource: await patchUser(ctx, id!, data, {}) };
       await patchGroup(ctx, id!, data);
       return { status: 204 };
     case 'DELETE':
-      await new resource(id!).dispose(ctx);
+      await new resource(id).dispose(ctx);
       return { status: 204 };
   }
 }

@@ -68,9 +68,7 @@ export function scimRouter(app: AppContext): Router {
   );
   router.post('/Bulk', bulkRoute(app.config.scimBulk, app.config.scimRateLimit));
   router.all('/Bulk', (_req, _res, next) => next(scimError(405, null, 'use POST for /Bulk')));
-  router.all(['/.search', '/Me'], (_req, _res, next) =>
-    next(scimError(501, null, 'not implemented by orgsync')),
-  );
+  router.all(['/.search', '/Me'], (_req, _res, next) => next(scimError(501, null, 'not implemented by orgsync')));
 
   const scimmyRouter = new SCIMMYRouters({
     type: 'bearer',

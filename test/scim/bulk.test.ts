@@ -80,7 +80,13 @@ describe('SCIM /Bulk', () => {
       ['POST', 'cid', '201'],
       ['PATCH', undefined, '204'],
     ]);
-    const [team, ann, bob, cid, patched] = outcomes as [BulkOutcome, BulkOutcome, BulkOutcome, BulkOutcome, BulkOutcome];
+    const [team, ann, bob, cid, patched] = outcomes as [
+      BulkOutcome,
+      BulkOutcome,
+      BulkOutcome,
+      BulkOutcome,
+      BulkOutcome,
+    ];
     expect(team.location).toMatch(/^https:\/\/orgsync\.test\/scim\/v2\/Groups\/[0-9a-f-]{36}$/);
     expect(ann.location).toMatch(/^https:\/\/orgsync\.test\/scim\/v2\/Users\/[0-9a-f-]{36}$/);
     expect(ann.version).toMatch(/^W\/"\d+"$/);
@@ -225,7 +231,10 @@ describe('SCIM /Bulk', () => {
     ]);
     const left = await f.client.get('/Users?filter=userName eq "g7@bulk.test"').expect(200);
     expect(left.body.totalResults).toBe(0);
-    const once = await send(f.client, bulk([createUser('x', 'g1@bulk.test'), createUser('y', 'g7@bulk.test')], { failOnErrors: 1 }));
+    const once = await send(
+      f.client,
+      bulk([createUser('x', 'g1@bulk.test'), createUser('y', 'g7@bulk.test')], { failOnErrors: 1 }),
+    );
     expect(once.map((o) => o.status)).toEqual(['409']);
   });
 
@@ -251,8 +260,7 @@ describe('SCIM /Bulk', () => {
       ]),
     );
     expect(outcomes.map((o) => o.status)).toEqual(['201', '201', '409', '201', '201', '201']);
-    const membership = async (outcome: BulkOutcome) =>
-      getMembership(f.ctx.sql, f.org.organization.id, idOf(outcome));
+    const membership = async (outcome: BulkOutcome) => getMembership(f.ctx.sql, f.org.organization.id, idOf(outcome));
     expect(await membership(outcomes[3]!)).toMatchObject({ status: 'active', roles: ['billing'] });
     expect(await membership(outcomes[4]!)).toMatchObject({ status: 'suspended' });
     for (const i of [0, 1, 5]) expect(await membership(outcomes[i]!)).toMatchObject({ status: 'active' });
@@ -319,9 +327,7 @@ describe('SCIM /Bulk', () => {
     await one.post('/Users', oktaUser('jon@story.test', { active: 'True' })).expect(201);
     const user = (await one.post('/Users', oktaUser('hal@story.test')).expect(201)).body;
     const group = (
-      await one
-        .post('/Groups', { schemas: [GROUP], displayName: 'Story', members: [{ value: user.id }] })
-        .expect(201)
+      await one.post('/Groups', { schemas: [GROUP], displayName: 'Story', members: [{ value: user.id }] }).expect(201)
     ).body;
     await one.patch(`/Users/${user.id}`, [{ op: 'replace', value: { active: false } }]).expect(200);
     await one.put(`/Users/${user.id}`, oktaUser('hal@story.test', { title: 'Chief' })).expect(200);
