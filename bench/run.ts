@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { benchAcs } from './acs.ts';
 import { benchEtag } from './etag.ts';
+import { benchBulk } from './bulk.ts';
 import { benchOutbox } from './outbox.ts';
 import { benchRoles } from './roles.ts';
 import { benchScim } from './scim.ts';
@@ -15,6 +16,10 @@ const benches: Record<string, { header: string; run: () => Promise<string[]> }> 
     header:
       '| workload | operations | rate | of the raw PostgreSQL ceiling | orgsync CPU per request |\n| --- | --- | --- | --- | --- |',
     run: benchScim,
+  },
+  bulk: {
+    header: '| SCIM creates | time | rate | orgsync CPU per user | time vs the bulk |\n| --- | --- | --- | --- | --- |',
+    run: benchBulk,
   },
   acs: {
     header: '| SAML ACS workload | rate or latency | latency | server |\n| --- | --- | --- | --- |',

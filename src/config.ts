@@ -61,6 +61,14 @@ const schema = z
     RECONCILE_METADATA_SCHEDULE: cronExpression.default('* * * * *'),
     SCIM_RATE_LIMIT: z.coerce.number().min(0).max(100_000).default(100),
     SCIM_RATE_BURST: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+    SCIM_BULK_MAX_OPERATIONS: z.coerce.number().int().min(1).max(100_000).default(1000),
+    SCIM_BULK_MAX_PAYLOAD_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(256 * 2 ** 20)
+      .default(4 * 2 ** 20),
+    SCIM_BULK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
     DNS_SERVERS: z
       .string()
       .regex(/^[0-9a-f.:[\]]+(,[0-9a-f.:[\]]+)*$/i, 'must be a comma-separated list of ip or ip:port')
@@ -120,6 +128,11 @@ export interface Config {
   scimRateLimit: { perSecond: number; burst: number };
   /** Fetching IdP metadata from a connection's metadata URL (at once when saved, then by the reconciler). */
   samlMetadata: SamlMetadataConfig;
+  /**
+   * SCIM /Bulk: the most operations and bytes one request may carry (advertised in
+   * ServiceProviderConfig), and how many independent user creates of one request run at once.
+   */
+  scimBulk: { maxOperations: number; maxPayloadSize: number; concurrency: number };
   /** DNS servers for domain verification (`ip` or `ip:port`); absent: the system's resolvers. */
   dnsServers?: string[];
   /**
@@ -203,6 +216,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxBytes: e.SAML_METADATA_MAX_BYTES,
       refreshFloorSeconds: e.SAML_METADATA_REFRESH_MIN_SECONDS,
       refreshCeilingSeconds: e.SAML_METADATA_REFRESH_MAX_SECONDS,
+    },
+    scimBulk: {
+      maxOperations: e.SCIM_BULK_MAX_OPERATIONS,
+      maxPayloadSize: e.SCIM_BULK_MAX_PAYLOAD_BYTES,
+      concurrency: e.SCIM_BULK_CONCURRENCY,
     },
     dnsServers: e.DNS_SERVERS?.split(','),
     metrics: { port: e.METRICS_PORT, token: e.METRICS_TOKEN },

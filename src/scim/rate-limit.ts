@@ -1,5 +1,5 @@
 import { asyncHandler } from '../http/async-handler.ts';
-import type { RequestHandler } from 'express';
+import type { RequestHandler, Response } from 'express';
 import type { Db } from '../storage/database.ts';
 import { takeRateToken, type RateLimit } from '../storage/rate-buckets.ts';
 import { errorBody } from './errors.ts';
@@ -13,12 +13,28 @@ import { errorBody } from './errors.ts';
 export function rateLimitPerToken(db: Db, limit: RateLimit): RequestHandler {
   return asyncHandler(async (req, res, next) => {
     const key = req.scim?.credentialId;
-    if (!key || limit.perSecond <= 0) return next();
-    const { allowed, tokens } = await takeRateToken(db, key, limit);
-    if (allowed) return next();
-    const retryAfter = Math.max(1, Math.ceil((1 - tokens) / limit.perSecond));
-    res.setHeader('retry-after', String(retryAfter));
-    res.status(429).type('application/scim+json');
-    res.send(errorBody({ status: 429, message: `too many requests for this token; retry after ${retryAfter} s` }));
+    if (!key || !(await refusedByRateLimit(db, limit, key, 1, res))) next();
   });
+}
+
+/**
+ * Takes `cost` tokens of the bucket `key` (a /Bulk request pays for its operations beyond the
+ * one its request paid); when they are not there, answers 429 with Retry-After and says so.
+ */
+export async function refusedByRateLimit(
+  db: Db,
+  limit: RateLimit,
+  key: string,
+  cost: number,
+  res: Response,
+): Promise<boolean> {
+  if (limit.perSecond <= 0 || cost <= 0) return false;
+  const { allowed, tokens } = await takeRateToken(db, key, limit, cost);
+  if (allowed) return false;
+  const missing = Math.min(cost, limit.burst) - tokens;
+  const retryAfter = Math.max(1, Math.ceil(missing / limit.perSecond));
+  res.setHeader('retry-after', String(retryAfter));
+  res.status(429).type('application/scim+json');
+  res.send(errorBody({ status: 429, message: `too many requests for this token; retry after ${retryAfter} s` }));
+  return true;
 }

@@ -8,8 +8,9 @@ import { errorBody, scimError, toScimError } from './errors.ts';
 import { conditionalRequests } from './etags.ts';
 import { groupHandlers, listGroupsResponse, patchGroup } from './groups.ts';
 import { MAX_PAGE_SIZE } from './list.ts';
-import { checkUserLimits } from './limits.ts';
-import { normalizeUser, isObject, normalizeValue, type JsonObject } from './normalize.ts';
+import { bulkRoute } from './bulk.ts';
+import { normalizedBody } from './normalize-body.ts';
+import { isObject } from './normalize.ts';
 import { rateLimitPerToken } from './rate-limit.ts';
 import { requestLog } from './request-log.ts';
 import { scimOperations, scimOutcome } from '../metrics.ts';
@@ -32,7 +33,10 @@ export function scimRouter(app: AppContext): Router {
   router.use(authenticateScim(app));
   router.use(rateLimitPerToken(app.sql, app.config.scimRateLimit));
   router.use(conditionalRequests);
-  router.use(express.json({ type: ['application/scim+json', 'application/json'], limit: app.config.bodyLimit }));
+  const json = (limit: string | number) => express.json({ type: ['application/scim+json', 'application/json'], limit });
+  // A /Bulk body has its own limit (maxPayloadSize); the parser that reads a body first is the only one.
+  router.post('/Bulk', json(app.config.scimBulk.maxPayloadSize));
+  router.use(json(app.config.bodyLimit));
   router.use(refuseUnusableInput);
   router.use(normalizeBodies);
 
@@ -64,9 +68,9 @@ export function scimRouter(app: AppContext): Router {
     '/Groups/:id',
     scimRoute(async (ctx, req) => patchGroup(ctx, req.params.id!, req.body)),
   );
-  router.all(['/Bulk', '/.search', '/Me'], (_req, _res, next) =>
-    next(scimError(501, null, 'not implemented by orgsync')),
-  );
+  router.post('/Bulk', bulkRoute(app.config.scimBulk, app.config.scimRateLimit));
+  router.all('/Bulk', (_req, _res, next) => next(scimError(405, null, 'use POST for /Bulk')));
+  router.all(['/.search', '/Me'], (_req, _res, next) => next(scimError(501, null, 'not implemented by orgsync')));
 
   const scimmyRouter = new SCIMMYRouters({
     type: 'bearer',
@@ -79,7 +83,7 @@ export function scimRouter(app: AppContext): Router {
     context: (req: Request) => req.scim,
     baseUri: () => app.config.publicUrl,
   });
-  advertiseCapabilities();
+  advertiseCapabilities(app.config.scimBulk);
   router.post('/Groups', locateCreated);
   router.use(scimmyRouter as unknown as Router);
   router.use(scimErrors(app));
@@ -120,13 +124,8 @@ const refuseUnusableInput: RequestHandler = (req, _res, next) => {
 
 /** Okta's and Entra's quirks out of POST/PUT bodies before scimmy validates them (see normalize.ts). */
 const normalizeBodies: RequestHandler = (req, _res, next) => {
-  if ((req.method === 'POST' || req.method === 'PUT') && isObject(req.body)) {
-    if (req.path.startsWith('/Users')) {
-      req.body = normalizeUser(req.body);
-      checkUserLimits(req.body as JsonObject);
-    } else {
-      req.body = normalizeValue(req.body);
-    }
+  if ((req.method === 'POST' || req.method === 'PUT') && isObject(req.body) && !req.path.startsWith('/Bulk')) {
+    req.body = normalizedBody(req.path.startsWith('/Users') ? 'Users' : 'Groups', req.body);
   }
   next();
 };
@@ -148,7 +147,7 @@ const locateCreated: RequestHandler = (_req, res, next) => {
 
 /** Errors of orgsync's own routes and of body parsing, as SCIM error responses. */
 function scimErrors(app: AppContext): ErrorRequestHandler {
-  return (error, _req, res: Response, _next) => {
+  return (error, req, res: Response, _next) => {
     // scimmy-routers answers errors itself, then passes on those of status 500 and above. Those
     // its handlers threw went through `guard` (declareResources) and are logged already.
     if (res.headersSent) {
@@ -165,7 +164,7 @@ function scimErrors(app: AppContext): ErrorRequestHandler {
     const scim = parseError
       ? scimError(400, 'invalidSyntax', 'the request body is not valid JSON')
       : tooLarge
-        ? scimError(413, null, 'the request body is too large')
+        ? scimError(413, null, tooLargeMessage(req, app))
         : clientError
           ? scimError(status, status === 400 ? 'invalidValue' : null, String((error as Error).message))
           : toScimError(error, (e) => app.log.error({ err: e }, 'SCIM request failed'));
@@ -174,6 +173,12 @@ function scimErrors(app: AppContext): ErrorRequestHandler {
       .type('application/scim+json')
       .send(JSON.stringify(errorBody(scim)));
   };
+}
+
+/** RFC 7644 §3.7.4: a /Bulk request over maxPayloadSize is told the limit it exceeded. */
+function tooLargeMessage(req: Request, app: AppContext): string {
+  if (req.path !== '/Bulk') return 'the request body is too large';
+  return `the bulk request is larger than maxPayloadSize (${app.config.scimBulk.maxPayloadSize} bytes)`;
 }
 
 let declared = false;
@@ -205,10 +210,10 @@ function declareResources(app: AppContext): void {
 }
 
 /** What ServiceProviderConfig advertises; set after scimmy-routers sets its defaults. */
-function advertiseCapabilities(): void {
+function advertiseCapabilities(bulk: AppContext['config']['scimBulk']): void {
   SCIMMY.Config.set({
     patch: true,
-    bulk: false,
+    bulk: { supported: true, maxOperations: bulk.maxOperations, maxPayloadSize: bulk.maxPayloadSize },
     filter: { supported: true, maxResults: MAX_PAGE_SIZE },
     sort: true,
     etag: true,
@@ -216,7 +221,7 @@ function advertiseCapabilities(): void {
   });
 }
 
-const RESOURCE = /^\/(Users|Groups|Schemas|ResourceTypes|ServiceProviderConfig)\b/;
+const RESOURCE = /^\/(Users|Groups|Bulk|Schemas|ResourceTypes|ServiceProviderConfig)\b/;
 
 /** Counts every SCIM request by method, resource type and outcome (for /metrics). */
 const countOperations: RequestHandler = (req, res, next) => {

@@ -247,9 +247,12 @@ describe('RFC 7644 error responses', () => {
     }
   });
 
-  it('unknown endpoints and Bulk answer SCIM errors', async () => {
+  it('unknown endpoints and a malformed Bulk answer SCIM errors', async () => {
     expect((await f.client.get('/Nope').expect(404)).body.schemas).toEqual([ERROR]);
-    expect((await f.client.post('/Bulk', { Operations: [] }).expect(501)).body.schemas).toEqual([ERROR]);
+    expect((await f.client.post('/Bulk', { Operations: [] }).expect(400)).body).toMatchObject({
+      schemas: [ERROR],
+      scimType: 'invalidSyntax',
+    });
   });
 
   it('too many requests on one token → 429 with Retry-After', async () => {

@@ -96,7 +96,7 @@ describe('filters run in SQL', () => {
     expect(zero.body).toMatchObject({ totalResults: 12, itemsPerPage: 0, Resources: [] });
     const config = await f.client.get('/ServiceProviderConfig').expect(200);
     expect(config.body.filter).toMatchObject({ supported: true, maxResults: 200 });
-    expect(config.body.bulk.supported).toBe(false);
+    expect(config.body.bulk).toMatchObject({ supported: true, maxOperations: 1000 });
   });
 
   it('sorts by an attribute, ascending or descending', async () => {
