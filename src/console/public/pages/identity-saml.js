@@ -351,8 +351,8 @@ export async function samlPanel(panel, session) {
     ),
     h('h3', {}, 'Connections'),
     connectionsArea,
-    requiredArea,
     form,
+    requiredArea,
     h('h3', {}, 'Recent sign-in attempts'),
     attemptsArea,
   );
