@@ -23,12 +23,14 @@ export function verifyWebhookSignature(secret: string, header: string, body: str
 
 /** A webhook answered with a status that is not success; `responseStatus` is kept with the attempt. */
 export class WebhookAnswerError extends Error {
-  constructor(readonly responseStatus: number) {
+  readonly responseStatus: number;
+  constructor(responseStatus: number) {
     super(
       responseStatus >= 300 && responseStatus < 400
         ? `webhook answered HTTP ${responseStatus} (redirects are not followed)`
         : `webhook answered HTTP ${responseStatus}`,
     );
+    this.responseStatus = responseStatus;
   }
 }
 
