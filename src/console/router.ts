@@ -11,6 +11,9 @@ export const PAGES = {
   groups: { title: 'Groups and role mapping', nav: true },
   identity: { title: 'Identity provider', nav: true },
   audit: { title: 'Audit log', nav: true },
+  settings: { title: 'Settings', nav: true },
+  roles: { title: 'Roles', nav: true },
+  'api-keys': { title: 'API keys', nav: true },
 } as const;
 type PageName = keyof typeof PAGES;
 
