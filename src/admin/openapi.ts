@@ -136,7 +136,10 @@ const ROUTES: Record<string, Record<string, Op>> = {
   },
   '/scim-tokens/{id}': { delete: { summary: 'Revoke a SCIM token now', permission: 'org:manage' } },
   '/api-keys': {
-    get: { summary: 'Admin API keys (never their secrets), with who created them and their last use', permission: 'org:manage' },
+    get: {
+      summary: 'Admin API keys (never their secrets), with who created them and their last use',
+      permission: 'org:manage',
+    },
     post: {
       summary: 'Issue an admin API key with roles the caller holds (the secret is shown once)',
       permission: 'org:manage',

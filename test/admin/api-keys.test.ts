@@ -59,7 +59,11 @@ describe('admin API keys', () => {
     expect(JSON.stringify(list.body)).not.toContain(made.body.secret);
     const byName = Object.fromEntries(list.body.items.map((k: { name: string }) => [k.name, k]));
     expect(byName.setup).toMatchObject({ createdBy: { type: 'system', name: 'test' }, current: true });
-    expect(byName.deploy).toMatchObject({ current: false, lastUsedAt: expect.any(String), secretHint: expect.any(String) });
+    expect(byName.deploy).toMatchObject({
+      current: false,
+      lastUsedAt: expect.any(String),
+      secretHint: expect.any(String),
+    });
     const [audit] = await ctx.sql`select actor_name, details from audit_log
       where organization_id = ${a.organization.id} and action = 'admin_credential.issued' and target_id = ${made.body.key.id}`;
     expect(audit).toMatchObject({ actorName: 'setup', details: { name: 'deploy' } });
@@ -105,11 +109,19 @@ describe('admin API keys', () => {
     expect(mixed.body.details).toEqual({ missing: ['billing:manage'] });
     // Without org:manage no key at all, not even a weaker one.
     const viewer = await issue(['viewer']);
-    await request(app).post('/api/api-keys').set(as(viewer)).send({ name: 'x', roles: ['viewer'] }).expect(403);
+    await request(app)
+      .post('/api/api-keys')
+      .set(as(viewer))
+      .send({ name: 'x', roles: ['viewer'] })
+      .expect(403);
     await request(app).get('/api/api-keys').set(as(viewer)).expect(403);
     const [row] = await ctx.sql`select count(*)::int as n from credentials where name in ('escalate', 'x')`;
     expect(row!.n).toBe(0);
-    await request(app).post('/api/api-keys').set(as(admin)).send({ name: 'weaker', roles: ['viewer'] }).expect(201);
+    await request(app)
+      .post('/api/api-keys')
+      .set(as(admin))
+      .send({ name: 'weaker', roles: ['viewer'] })
+      .expect(201);
   });
 
   it('refuses bad input next to each field', async () => {
@@ -123,7 +135,11 @@ describe('admin API keys', () => {
       'name',
       'roles',
     ]);
-    await request(app).post('/api/api-keys').set(as(a.adminKey)).send({ name: 'x', roles: ['nope'] }).expect(400);
+    await request(app)
+      .post('/api/api-keys')
+      .set(as(a.adminKey))
+      .send({ name: 'x', roles: ['nope'] })
+      .expect(400);
   });
 
   it('revokes a key at once (audited); another organization cannot', async () => {
@@ -141,7 +157,8 @@ describe('admin API keys', () => {
       where action = 'admin_credential.revoked' and target_id = ${made.body.key.id}`;
     expect(audit!.actorName).toBe('setup');
     // A SCIM token is not an API key.
-    const [scim] = await ctx.sql`select id from credentials where organization_id = ${a.organization.id} and kind = 'scim'`;
+    const [scim] =
+      await ctx.sql`select id from credentials where organization_id = ${a.organization.id} and kind = 'scim'`;
     await request(app).delete(`/api/api-keys/${scim!.id}`).set(as(a.adminKey)).expect(404);
     await request(app).delete('/api/api-keys/not-a-uuid').set(as(a.adminKey)).expect(404);
   });

@@ -208,7 +208,12 @@ describe('deleting a custom role', () => {
     const [deleted] = await auditOf('role.deleted', 'ops');
     expect(deleted!.details).toMatchObject({ reassignedTo: 'viewer', members: 2, mappings: 1, apiKeys: 1 });
     const [changed] = await auditOf('member.role_changed', alice);
-    expect(changed!.details).toMatchObject({ from: ['ops'], to: ['viewer'], roleDeleted: 'ops', reassignedTo: 'viewer' });
+    expect(changed!.details).toMatchObject({
+      from: ['ops'],
+      to: ['viewer'],
+      roleDeleted: 'ops',
+      reassignedTo: 'viewer',
+    });
     const announced = await ctx.sql`select type from outbox
       where organization_id = ${a.organization.id} and (type = 'mapping.updated' or payload->>'accountId' = ${alice})
       order by id desc limit 2`;

@@ -180,7 +180,7 @@ startPage(async (area, session) => {
       dialog.close();
       await reload();
       const to = roles.find((r) => r.key === done.reassignedTo)?.name ?? done.reassignedTo;
-      showStatus(`Role ${role.name} deleted; ${usage(done)} now use ${to} instead.`);
+      showStatus(`Role ${role.name} deleted; ${to} replaces it for ${usage(done)}.`);
     });
   }
 
