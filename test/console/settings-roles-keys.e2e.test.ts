@@ -358,10 +358,10 @@ describe('leave organization', { timeout: 90_000 }, () => {
   });
 
   it('the last owner cannot leave, and is told why', async () => {
-    const [{ id: owner }] = await ctx.sql`select id from accounts where email = 'owner@acme.test'`;
+    const owner = org.owner.id;
     const { secret } = await createSession(ctx.sql, ctx.config.serverSecret, {
       organizationId: org.organization.id,
-      accountId: owner as string,
+      accountId: owner,
       via: 'saml',
     });
     await chromium.context.addCookies([{ name: SESSION_COOKIE, value: secret, url: server.url }]);
