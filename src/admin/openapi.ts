@@ -13,6 +13,19 @@ const ROUTES: Record<string, Record<string, Op>> = {
     get: { summary: 'Built-in and custom roles', permission: 'members:view' },
     post: { summary: 'Create a custom role', permission: 'org:manage', body: 'Role' },
   },
+  '/roles/{key}': {
+    patch: {
+      summary: "Rename a custom role or change its permissions (its holders' permissions change at once)",
+      permission: 'org:manage',
+      body: 'RoleChange',
+    },
+    delete: {
+      summary:
+        'Delete a custom role; one in use is refused (409 with its usage) unless reassignTo names the role that replaces it',
+      permission: 'org:manage',
+      query: ['reassignTo'],
+    },
+  },
   '/domains': {
     get: { summary: 'Email domains and their verification', permission: 'org:manage' },
     post: {
@@ -135,6 +148,18 @@ const ROUTES: Record<string, Record<string, Op>> = {
     },
   },
   '/scim-tokens/{id}': { delete: { summary: 'Revoke a SCIM token now', permission: 'org:manage' } },
+  '/api-keys': {
+    get: {
+      summary: 'Admin API keys (never their secrets), with who created them and their last use',
+      permission: 'org:manage',
+    },
+    post: {
+      summary: 'Issue an admin API key with roles the caller holds (the secret is shown once)',
+      permission: 'org:manage',
+      body: 'ApiKey',
+    },
+  },
+  '/api-keys/{id}': { delete: { summary: 'Revoke an admin API key now', permission: 'org:manage' } },
   '/scim-tokens/{id}/requests': {
     get: {
       summary: 'What the IdP did with this token, newest first',
@@ -217,6 +242,11 @@ const SCHEMAS: Record<string, unknown> = {
     'name',
     'permissions',
   ]),
+  RoleChange: obj({ name: { type: 'string' }, permissions: strings }),
+  ApiKey: obj(
+    { name: { type: 'string' }, roles: strings, expiresInDays: { type: 'integer', minimum: 1, maximum: 3650 } },
+    ['name', 'roles'],
+  ),
   Domain: obj({ domain: { type: 'string' } }, ['domain']),
   Roles: obj({ roles: strings }, ['roles']),
   MemberRoles: obj({ roles: strings, overrideIdp: { type: 'boolean' } }, ['roles']),

@@ -14,14 +14,20 @@ import { findOrganization, updateOrganizationSettings } from '../core/organizati
 import { PERMISSIONS } from '../core/permissions.ts';
 import { MAX_BREAK_GLASS_OWNERS } from '../core/required-sso.ts';
 import { hasEnabledConnection } from '../saml/connections.ts';
+import { deleteCustomRole, updateCustomRole } from '../core/role-changes.ts';
 import { createCustomRole, listRoles } from '../core/roles.ts';
 import { requirePermission } from './auth.ts';
 import { route } from './handler.ts';
 
 const settingsInput = z
   .object({
-    name: z.string().min(1).max(200).optional(),
-    inviteTtlHours: z.number().int().min(1).max(8760).optional(),
+    name: z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
+    inviteTtlHours: z
+      .number('must be a number of hours')
+      .int('must be a whole number of hours')
+      .min(1, 'must be at least 1 hour')
+      .max(8760, 'must be at most 8760 hours (a year)')
+      .optional(),
     defaultRole: z.string().min(1).max(63).optional(),
     autoJoinVerifiedDomains: z.boolean().optional(),
     singleOrganization: z.boolean().optional(),
@@ -29,13 +35,17 @@ const settingsInput = z
     ssoBreakGlassAccountIds: z.array(z.uuid()).max(MAX_BREAK_GLASS_OWNERS).optional(),
   })
   .strict();
+const roleName = z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters');
+const rolePermissions = z.array(z.enum(PERMISSIONS)).max(PERMISSIONS.length);
 const roleInput = z
   .object({
     key: z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'lowercase letters, digits, _ or -, starting with a letter'),
-    name: z.string().min(1).max(100),
-    permissions: z.array(z.enum(PERMISSIONS)).max(PERMISSIONS.length),
+    name: roleName,
+    permissions: rolePermissions,
   })
   .strict();
+const roleChange = z.object({ name: roleName.optional(), permissions: rolePermissions.optional() }).strict();
+const roleDeletion = z.object({ reassignTo: z.string().min(1).max(63).optional() });
 
 /** The caller's organization: settings and roles. */
 export function organizationRouter(ctx: AppContext): Router {
@@ -73,6 +83,24 @@ export function organizationRouter(ctx: AppContext): Router {
     requirePermission('org:manage'),
     route(async (req, res, p) => {
       res.status(201).json(await createCustomRole(ctx.sql, p.organizationId, roleInput.parse(req.body), p.actor));
+    }),
+  );
+
+  router.patch(
+    '/roles/:key',
+    requirePermission('org:manage'),
+    route(async (req, res, p) => {
+      const changes = roleChange.parse(req.body);
+      res.json(await updateCustomRole(ctx.sql, p.organizationId, String(req.params.key), changes, p.actor));
+    }),
+  );
+  // A role in use is refused (409 with its usage) unless ?reassignTo names the role that replaces it.
+  router.delete(
+    '/roles/:key',
+    requirePermission('org:manage'),
+    route(async (req, res, p) => {
+      const { reassignTo } = roleDeletion.parse(req.query);
+      res.json(await deleteCustomRole(ctx.sql, p.organizationId, String(req.params.key), reassignTo, p.actor));
     }),
   );
 

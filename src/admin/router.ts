@@ -1,6 +1,7 @@
 import express, { Router, type RequestHandler } from 'express';
 import type { AppContext } from '../context.ts';
 import { inputProblem } from '../http/request-input.ts';
+import { apiKeyRouter } from './api-key-routes.ts';
 import { auditRouter } from './audit-routes.ts';
 import { authenticate } from './auth.ts';
 import { groupMappingRouter } from './group-mapping-routes.ts';
@@ -45,5 +46,6 @@ export function adminRouter(ctx: AppContext): Router {
   router.use(auditRouter(ctx));
   router.use(syncAdminRouter(ctx));
   router.use(scimTokenRouter(ctx));
+  router.use(apiKeyRouter(ctx));
   return router;
 }

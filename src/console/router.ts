@@ -13,6 +13,9 @@ export const PAGES = {
   audit: { title: 'Audit log', nav: true },
   webhooks: { title: 'Webhooks', nav: true },
   'scim-activity': { title: 'SCIM activity', nav: true },
+  settings: { title: 'Settings', nav: true },
+  roles: { title: 'Roles', nav: true },
+  'api-keys': { title: 'API keys', nav: true },
 } as const;
 type PageName = keyof typeof PAGES;
 

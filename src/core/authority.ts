@@ -55,6 +55,15 @@ export async function assertHoldsPermissionsOf(
   throw forbidden(`missing permission: ${list.join(', ')} (needed to ${reasons.join('; to ')})`, { missing: list });
 }
 
+/** As assertHoldsPermissionsOf, for permissions named directly (those a custom role is given). */
+export function assertHoldsPermissions(actor: Actor, permissions: readonly Permission[], reason: string): void {
+  const held = heldPermissions(actor);
+  if (!held) return;
+  const missing = PERMISSIONS.filter((p) => permissions.includes(p) && !held.includes(p));
+  if (missing.length > 0)
+    throw forbidden(`missing permission: ${missing.join(', ')} (needed to ${reason})`, { missing });
+}
+
 /**
  * Whoever configures how people arrive (an IdP's SCIM token, an SSO connection) can act on every
  * member, owners included: the IdP provisions, suspends and deletes anyone, and asserts anyone's

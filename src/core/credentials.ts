@@ -22,6 +22,9 @@ export interface Credential {
   expiresAt: Date | null;
   revokedAt: Date | null;
   lastUsedAt: Date | null;
+  /** Who issued it (an actor's type and name); null for credentials older than that record. */
+  createdByType: Actor['type'] | null;
+  createdByName: string | null;
 }
 
 export interface IssuedCredential extends Credential {
@@ -29,7 +32,8 @@ export interface IssuedCredential extends Credential {
   secret: string;
 }
 
-const COLUMNS = 'id, organization_id, kind, name, secret_hint, roles, created_at, expires_at, revoked_at, last_used_at';
+const COLUMNS =
+  'id, organization_id, kind, name, secret_hint, roles, created_at, expires_at, revoked_at, last_used_at, created_by_type, created_by_name';
 
 export async function issueCredential(
   db: Db,
@@ -51,9 +55,9 @@ export async function issueCredential(
     ]);
   const secret = generateSecret(input.kind);
   const [row] = await db<Credential[]>`
-    insert into credentials (organization_id, kind, name, secret_hash, secret_hint, roles, expires_at)
+    insert into credentials (organization_id, kind, name, secret_hash, secret_hint, roles, expires_at, created_by_type, created_by_name)
     values (${input.organizationId}, ${input.kind}, ${name}, ${hashSecret(secret, serverSecret)}, ${secretHint(secret)},
-            ${roles}::text[], ${input.expiresAt ?? null})
+            ${roles}::text[], ${input.expiresAt ?? null}, ${actor.type}, ${actor.name})
     returning ${db.unsafe(COLUMNS)}`;
   await recordAudit(
     db,

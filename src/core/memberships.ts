@@ -2,7 +2,7 @@ import type { Db, Fragment, Tx } from '../storage/database.ts';
 import { firstRow, inTransaction } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
 import { assertHoldsPermissionsOf } from './authority.ts';
-import { invalid, notFound, ruleViolation } from './errors.ts';
+import { DomainError, invalid, notFound, ruleViolation } from './errors.ts';
 import { changeRecordSteps, recordChange } from './events.ts';
 import { completeInvitation, lockPendingInvitation, markInvitationsExpired } from './invitation-lifecycle.ts';
 import { assertSingleOrganization } from './policy.ts';
@@ -208,13 +208,23 @@ export function assertMayManageMember(db: Db, member: Membership, actor: Actor, 
 }
 
 /** The member ends their own membership; the last owner cannot. */
-export function leaveOrganization(
+export async function leaveOrganization(
   db: Db,
   organizationId: string,
   accountId: string,
   actor: Actor,
 ): Promise<Membership> {
-  return changeStatus(db, organizationId, accountId, ['active', 'suspended'], 'removed', 'member.left', actor);
+  try {
+    return await changeStatus(db, organizationId, accountId, ['active', 'suspended'], 'removed', 'member.left', actor);
+  } catch (error) {
+    // Said to the person leaving, with what to do about it.
+    if (error instanceof DomainError && error.details.lastOwner)
+      throw ruleViolation(
+        'you are the last owner of this organization: make another member an owner before you leave',
+        error.details,
+      );
+    throw error;
+  }
 }
 
 async function changeStatus(
@@ -445,6 +455,7 @@ export async function assertAnotherOwnerRemains(tx: Tx, member: Membership): Pro
   if (!other)
     throw ruleViolation('the last owner of an organization cannot be removed or demoted', {
       accountId: member.accountId,
+      lastOwner: true,
     });
 }
 

@@ -43,7 +43,8 @@ export async function assertRolesExist(db: Db, organizationId: string, keys: rea
   const unknown = keys.filter((k) => !(k in BUILT_IN_ROLES));
   if (unknown.length === 0) return;
   const found = await db<{ key: string }[]>`
-    select key from roles where organization_id = ${organizationId} and key = any(${unknown}::text[])`;
+    select key from roles where organization_id = ${organizationId} and key = any(${unknown}::text[])
+    for key share`; // a role being deleted (locked for update) waits for this change, or this for it
   const missing = unknown.filter((k) => !found.some((f) => f.key === k));
   if (missing.length > 0) throw invalid(`unknown role(s): ${missing.join(', ')}`, { roles: missing });
 }

@@ -2,6 +2,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Router } from 'express';
 import type { AppContext } from '../../src/context.ts';
+import { apiKeyRouter } from '../../src/admin/api-key-routes.ts';
 import { auditRouter } from '../../src/admin/audit-routes.ts';
 import { groupMappingRouter } from '../../src/admin/group-mapping-routes.ts';
 import { groupRouter } from '../../src/admin/group-routes.ts';
@@ -46,6 +47,7 @@ describe('OpenAPI document', () => {
       auditRouter,
       syncAdminRouter,
       scimTokenRouter,
+      apiKeyRouter,
     ].flatMap((make) => routesOf(make(ctx)));
     served.push(...routesOf(samlAdminRouter(ctx)).map((route) => route.replace(' ', ' /saml')));
     expect(served.length).toBeGreaterThan(20);

@@ -31,9 +31,13 @@ export async function startPage(render) {
   const permissions = organization.you.permissions;
   const session = { organization, permissions, can: (permission) => permissions.includes(permission) };
   replace(area);
+  // Busy until the page has drawn (assistive technology waits; so do the browser tests).
+  area.setAttribute('aria-busy', 'true');
   try {
     await render(area, session);
   } catch (error) {
     showError(error);
+  } finally {
+    area.removeAttribute('aria-busy');
   }
 }

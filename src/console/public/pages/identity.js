@@ -7,17 +7,16 @@ import {
   busy,
   confirmDialog,
   copyRow,
-  copyText,
   field,
   formatTime,
   h,
   messageBox,
-  openDialog,
   replace,
   showStatus,
   table,
 } from '../lib/dom.js';
 import { samlPanel } from './identity-saml.js';
+import { showSecretOnce } from '../lib/secret.js';
 import { startPage } from '../lib/shell.js';
 
 startPage(async (area, session) => {
@@ -87,33 +86,6 @@ function tabs(panels, initial) {
   container.append(list, ...areas);
   select(Math.max(0, names.indexOf(initial)), false);
   return container;
-}
-
-/** Shows a secret once, in a dialog that says so; it is not kept anywhere in the page afterwards. */
-function showSecretOnce(title, secret, what) {
-  const code = h('code', { id: 'new-secret' }, secret);
-  const done = h('button', { type: 'button', class: 'primary', onclick: () => dialog.close() }, 'I have copied it');
-  const dialog = openDialog(
-    title,
-    h(
-      'div',
-      { class: 'secret' },
-      h(
-        'p',
-        {},
-        h('strong', {}, `Copy the ${what} now: it is shown only this once.`),
-        ' orgsync keeps only a hash of it.',
-      ),
-      h(
-        'div',
-        { class: 'copy-row' },
-        code,
-        h('button', { type: 'button', onclick: () => copyText(secret, what) }, 'Copy'),
-      ),
-      h('div', { class: 'actions' }, done),
-    ),
-    { initialFocus: done },
-  );
 }
 
 async function scimPanel(panel) {

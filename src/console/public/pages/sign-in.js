@@ -103,6 +103,7 @@ api('GET', '/organization').then(
   () => {},
 );
 if (params.get('signedOut')) showStatus('You are signed out of the console in this tab.');
+if (params.get('left')) showStatus('You have left the organization and are signed out.');
 // Fixed texts only: the address must not be able to put words on this page.
 const REASONS = {
   expired: 'That admin API key is no longer valid. Sign in again.',

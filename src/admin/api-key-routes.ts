@@ -1,0 +1,63 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { AppContext } from '../context.ts';
+import { issueCredential, listCredentials, revokeCredential, type Credential } from '../core/credentials.ts';
+import { requirePermission } from './auth.ts';
+import { route } from './handler.ts';
+
+const keyInput = z
+  .object({
+    name: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
+    roles: z.array(z.string().min(1).max(63)).min(1, 'choose at least one role').max(20),
+    expiresInDays: z.number().int().min(1).max(3650).optional(),
+  })
+  .strict();
+
+/**
+ * Admin API keys of the caller's organization: issue (the secret is answered once), list, revoke.
+ * A key is issued only with roles whose permissions the caller holds (core/credentials.ts).
+ */
+export function apiKeyRouter(ctx: AppContext): Router {
+  const router = Router();
+  router.use('/api-keys', requirePermission('org:manage'));
+
+  router.get(
+    '/api-keys',
+    route(async (_req, res, p) => {
+      const keys = await listCredentials(ctx.sql, p.organizationId, 'admin');
+      res.json({ items: keys.map((key) => keyView(key, p.actor.id)) });
+    }),
+  );
+  router.post(
+    '/api-keys',
+    route(async (req, res, p) => {
+      const input = keyInput.parse(req.body);
+      const expiresAt = input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86_400_000) : null;
+      const { secret, ...key } = await issueCredential(
+        ctx.sql,
+        ctx.config.serverSecret,
+        { organizationId: p.organizationId, kind: 'admin', name: input.name, roles: input.roles, expiresAt },
+        p.actor,
+      );
+      res.status(201).json({ key: keyView(key, p.actor.id), secret });
+    }),
+  );
+  router.delete(
+    '/api-keys/:id',
+    route(async (req, res, p) => {
+      const key = await revokeCredential(ctx.sql, p.organizationId, String(req.params.id), p.actor, 'admin');
+      res.json({ key: keyView(key, p.actor.id) });
+    }),
+  );
+  return router;
+}
+
+/** A key as listed: never its secret; `current` marks the key making this call. */
+function keyView(key: Credential, callerId: string | undefined) {
+  const { createdByType, createdByName, organizationId: _organizationId, kind: _kind, ...rest } = key;
+  return {
+    ...rest,
+    createdBy: createdByName ? { type: createdByType, name: createdByName } : null,
+    current: key.id === callerId,
+  };
+}
