@@ -27,6 +27,7 @@ const TABLE_OWNERS: Record<string, string> = {
   credentials: 'core',
   audit_log: 'core',
   invitations: 'core',
+  invitation_imports: 'core',
   organization_domains: 'core',
   sessions: 'core',
   webhook_endpoints: 'core',
