@@ -4,6 +4,7 @@ import { DomainError, notFound } from './errors.ts';
 import { isUuid } from './ids.ts';
 import { inviteImportRows, readImportFile, type ImportRow, type PreparedRow } from './invitation-import.ts';
 import { assertMayInvite } from './invitations.ts';
+import { assertRolesExist } from './roles.ts';
 
 /** Rows invited per transaction: small enough to show progress, large enough to keep up. */
 export const IMPORT_BATCH = 25;
@@ -47,7 +48,7 @@ const view = ({ updatedAt: _u, results, ...job }: JobRow): ImportJob => ({
 });
 
 /**
- * Checks the file and the caller's right to invite with the roles (both refused at once, nothing
+ * Checks the file, the roles and the caller's right to invite with them (refused at once, nothing
  * stored), then stores the job for a worker (runInvitationImport) to process.
  */
 export async function startInvitationImport(
@@ -59,6 +60,7 @@ export async function startInvitationImport(
 ): Promise<ImportJob> {
   const rows = await readImportFile(db, organizationId, csv);
   const valid = rows.filter((r) => r.errors.length === 0);
+  if (options.roles?.length) await assertRolesExist(db, organizationId, options.roles);
   await assertMayInvite(
     db,
     organizationId,
