@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { benchAcs } from './acs.ts';
+import { benchMembers } from './members.ts';
 import { benchOutbox } from './outbox.ts';
 import { benchRoles } from './roles.ts';
 import { benchScim } from './scim.ts';
@@ -18,6 +19,10 @@ const benches: Record<string, { header: string; run: () => Promise<string[]> }> 
   acs: {
     header: '| SAML ACS workload | rate or latency | latency | server |\n| --- | --- | --- | --- |',
     run: benchAcs,
+  },
+  members: {
+    header: '| members list, 100,000 members | answer | median | slowest of 7 |\n| --- | --- | --- | --- |',
+    run: benchMembers,
   },
   outbox: {
     header:

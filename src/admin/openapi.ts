@@ -67,7 +67,7 @@ const ROUTES: Record<string, Record<string, Op>> = {
     get: { summary: 'An import job: progress (done of total), then the per-row results', permission: 'members:view' },
   },
   '/invitations/imports/example.csv': {
-    get: { summary: 'An example CSV file to start from', permission: 'members:view' },
+    get: { summary: 'An example CSV file to start from (no authentication needed)' },
   },
   '/invitations/import': {
     post: {

@@ -5,7 +5,7 @@ import { auditRouter } from './audit-routes.ts';
 import { authenticate } from './auth.ts';
 import { groupMappingRouter } from './group-mapping-routes.ts';
 import { groupRouter } from './group-routes.ts';
-import { importRouter } from './import-routes.ts';
+import { importExampleRouter, importRouter } from './import-routes.ts';
 import { invitationRouter } from './invitation-routes.ts';
 import { openApiDocument } from './openapi.ts';
 import { memberRouter } from './member-routes.ts';
@@ -31,6 +31,7 @@ export function adminRouter(ctx: AppContext): Router {
   router.get('/openapi.json', (_req, res) => {
     res.json(openApi);
   });
+  router.use(importExampleRouter());
   // The caller is known before its body is read: an unknown one gets 401 whatever it sends.
   router.use(authenticate(ctx));
   router.use(express.json({ limit: ctx.config.bodyLimit }));

@@ -166,6 +166,24 @@ describe('members list: sorting, keyset pages, tabs, count, search', () => {
     expect(await all('?q=zimm')).toMatchObject({ emails: ['zed@list.test'], total: 1 });
   });
 
+  it('keeps the totals exact through status changes, removals and acceptances', async () => {
+    const totals = async () => ({
+      members: (await get('?tab=members&limit=1').expect(200)).body.total,
+      suspended: (await get('?status=suspended&limit=1').expect(200)).body.total,
+      invitations: (await get('?tab=invitations&limit=1').expect(200)).body.total,
+    });
+    const before = await totals();
+    expect(before).toEqual({ members: (await all('?')).items.length, suspended: 2, invitations: 2 });
+    await ctx.sql`update memberships m set status = 'suspended' from accounts a
+      where a.id = m.account_id and a.email = 'bob@list.test'`;
+    await ctx.sql`update memberships m set status = 'removed' from accounts a
+      where a.id = m.account_id and a.email = 'frank@list.test'`;
+    await ctx.sql`update memberships m set status = 'active' from accounts a
+      where a.id = m.account_id and a.email = 'invitee1@list.test'`;
+    expect(await totals()).toEqual({ members: before.members, suspended: 3, invitations: 1 });
+    expect((await all('?')).items).toHaveLength(before.members);
+  });
+
   it('shows only the caller organization: items, count and search', async () => {
     const mine = await all('?sort=email');
     expect(mine.emails).not.toContain('aaa@other.test');

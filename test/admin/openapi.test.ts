@@ -5,7 +5,7 @@ import type { AppContext } from '../../src/context.ts';
 import { auditRouter } from '../../src/admin/audit-routes.ts';
 import { groupMappingRouter } from '../../src/admin/group-mapping-routes.ts';
 import { groupRouter } from '../../src/admin/group-routes.ts';
-import { importRouter } from '../../src/admin/import-routes.ts';
+import { importExampleRouter, importRouter } from '../../src/admin/import-routes.ts';
 import { invitationRouter } from '../../src/admin/invitation-routes.ts';
 import { memberRouter } from '../../src/admin/member-routes.ts';
 import { organizationRouter } from '../../src/admin/organization-routes.ts';
@@ -43,6 +43,7 @@ describe('OpenAPI document', () => {
       memberRouter,
       invitationRouter,
       importRouter,
+      importExampleRouter,
       groupRouter,
       groupMappingRouter,
       auditRouter,
