@@ -177,6 +177,7 @@ startPage(async (area, session) => {
     replace(removeSelected, state.selected.size ? `Remove selected (${state.selected.size})` : 'Remove selected');
   }
 
+  let loads = 0;
   async function load() {
     showStatus('');
     const after = state.cursors.at(-1);
@@ -190,8 +191,10 @@ startPage(async (area, session) => {
       order,
     };
     // Pending rows carry their invitation (id and expiry), whatever the number of pending invites.
+    // Only the latest request draws: answers to earlier ones (a sort changed twice) are dropped.
+    const asked = ++loads;
     const members = await attempt(() => api('GET', `/members${query({ ...filter, after, limit: PAGE_SIZE })}`));
-    if (!members) return;
+    if (!members || asked !== loads) return;
     attempt(countTabs);
     const pageNumber = state.cursors.length;
     const pages = Math.max(1, Math.ceil(members.total / PAGE_SIZE));
