@@ -6,7 +6,22 @@ import { benchDatabase } from './support.ts';
 const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 100_000);
 const INVITED = Math.round(MEMBERS / 20);
 const RUNS = 7;
-const GIVEN = ['Ann', 'Bob', 'Carla', 'Dave', 'Eve', 'Frank', 'Grace', 'Hugo', 'Ines', 'Jon', 'Kim', 'Lena', 'Mo', 'Nina'];
+const GIVEN = [
+  'Ann',
+  'Bob',
+  'Carla',
+  'Dave',
+  'Eve',
+  'Frank',
+  'Grace',
+  'Hugo',
+  'Ines',
+  'Jon',
+  'Kim',
+  'Lena',
+  'Mo',
+  'Nina',
+];
 const FAMILY = ['Lee', 'Stone', 'Moss', 'Ohara', 'Novak', 'Schmidt', 'Garcia', 'Kowalski', 'Nguyen', 'Smith', 'Rossi'];
 
 /**

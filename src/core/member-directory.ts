@@ -168,8 +168,8 @@ export async function listMembers(
   const cursorKey = cursor ? (TEXT_SORT[sort] ? db`${cursor.key}` : db`${cursor.key}::text::timestamptz`) : null;
   const after = cursor
     ? order === 'asc'
-      ? db`and (${key}, m.account_id) > (${cursorKey!}, ${cursor.id}::uuid)`
-      : db`and (${key}, m.account_id) < (${cursorKey!}, ${cursor.id}::uuid)`
+      ? db`and (${key}, m.account_id) > (${cursorKey}, ${cursor.id}::uuid)`
+      : db`and (${key}, m.account_id) < (${cursorKey}, ${cursor.id}::uuid)`
     : db``;
   type Row = Omit<MemberView, 'status' | 'effectiveRoles' | 'invitation'> & {
     status: MembershipStatus;
