@@ -2,6 +2,7 @@ import os from 'node:os';
 import { benchAcs } from './acs.ts';
 import { benchEtag } from './etag.ts';
 import { benchBulk } from './bulk.ts';
+import { benchMembers } from './members.ts';
 import { benchOutbox } from './outbox.ts';
 import { benchRoles } from './roles.ts';
 import { benchScim } from './scim.ts';
@@ -29,6 +30,10 @@ const benches: Record<string, { header: string; run: () => Promise<string[]> }> 
     header:
       '| member adds to one group, 16 in flight | without ETags (baseline) | with ETags | with ÷ without |\n| --- | --- | --- | --- |',
     run: benchEtag,
+  },
+  members: {
+    header: '| members list, 100,000 members | answer | median | slowest of 7 |\n| --- | --- | --- | --- |',
+    run: benchMembers,
   },
   outbox: {
     header:

@@ -28,6 +28,8 @@ const TABLE_OWNERS: Record<string, string> = {
   credentials: 'core',
   audit_log: 'core',
   invitations: 'core',
+  invitation_imports: 'core',
+  member_counts: 'core',
   organization_domains: 'core',
   sessions: 'core',
   webhook_endpoints: 'core',

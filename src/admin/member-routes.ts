@@ -3,17 +3,21 @@ import { z } from 'zod';
 import type { AppContext } from '../context.ts';
 import { DomainError, notFound } from '../core/errors.ts';
 import { isUuid } from '../core/ids.ts';
-import { listMembers } from '../core/member-directory.ts';
+import { listMembers, MEMBER_SORTS } from '../core/member-directory.ts';
 import { leaveOrganization, removeMember, setRoles } from '../core/memberships.ts';
 import { requirePermission } from './auth.ts';
 import { route } from './handler.ts';
 
-const listQuery = z.object({
+export const memberListQuery = z.object({
+  tab: z.enum(['members', 'invitations']).optional(),
+  sort: z.enum(MEMBER_SORTS).optional(),
+  order: z.enum(['asc', 'desc']).optional(),
   status: z.enum(['active', 'pending', 'suspended']).optional(),
   role: z.string().max(63).optional(),
+  q: z.string().trim().min(1).max(320).optional(),
   email: z.string().max(320).optional(),
   group: z.uuid().optional(),
-  after: z.uuid().optional(),
+  after: z.string().max(1000).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
 // `overrideIdp`: change a member the IdP manages through SCIM anyway (audited).
@@ -36,8 +40,8 @@ export function memberRouter(ctx: AppContext): Router {
     '/members',
     requirePermission('members:view'),
     route(async (req, res, p) => {
-      const { group, ...query } = listQuery.parse(req.query);
-      res.json(await listMembers(ctx.sql, p.organizationId, { ...query, groupId: group }));
+      const { group, q, ...query } = memberListQuery.parse(req.query);
+      res.json(await listMembers(ctx.sql, p.organizationId, { ...query, search: q, groupId: group }));
     }),
   );
 

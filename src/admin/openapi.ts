@@ -40,9 +40,10 @@ const ROUTES: Record<string, Record<string, Op>> = {
   '/domains/{domain}': { delete: { summary: 'Remove a domain', permission: 'org:manage' } },
   '/members': {
     get: {
-      summary: 'List members',
+      summary:
+        "A page of members (tab=members: active and suspended; tab=invitations: pending), sorted (sort=name|email|status|joined|lastActive, order=asc|desc), with the total; q searches name or email by prefix; after is the previous page's next",
       permission: 'members:view',
-      query: ['status', 'role', 'email', 'group', 'after', 'limit'],
+      query: ['tab', 'sort', 'order', 'q', 'status', 'role', 'email', 'group', 'after', 'limit'],
     },
   },
   '/members/{accountId}/roles': {
@@ -67,9 +68,24 @@ const ROUTES: Record<string, Record<string, Op>> = {
     get: { summary: 'List invitations', permission: 'members:view', query: ['status'] },
     post: { summary: 'Invite up to 20 addresses', permission: 'members:manage', body: 'Invite' },
   },
+  '/invitations/imports': {
+    post: {
+      summary: 'Start a background import of a CSV file of up to 1,000 rows (202 with the job)',
+      permission: 'members:manage',
+      body: 'Csv',
+      query: ['roles', 'fileName'],
+    },
+  },
+  '/invitations/imports/{id}': {
+    get: { summary: 'An import job: progress (done of total), then the per-row results', permission: 'members:view' },
+  },
+  '/invitations/imports/example.csv': {
+    get: { summary: 'An example CSV file to start from (no authentication needed)' },
+  },
   '/invitations/import': {
     post: {
-      summary: 'Invite from a CSV file of up to 1,000 rows',
+      summary:
+        'Invite from a CSV file of up to 1,000 rows in one request (kept for older scripts; prefer /invitations/imports)',
       permission: 'members:manage',
       body: 'Csv',
       query: ['roles'],

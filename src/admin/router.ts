@@ -6,6 +6,7 @@ import { auditRouter } from './audit-routes.ts';
 import { authenticate } from './auth.ts';
 import { groupMappingRouter } from './group-mapping-routes.ts';
 import { groupRouter } from './group-routes.ts';
+import { importExampleRouter, importRouter } from './import-routes.ts';
 import { invitationRouter } from './invitation-routes.ts';
 import { openApiDocument } from './openapi.ts';
 import { memberRouter } from './member-routes.ts';
@@ -31,15 +32,17 @@ export function adminRouter(ctx: AppContext): Router {
   router.get('/openapi.json', (_req, res) => {
     res.json(openApi);
   });
+  router.use(importExampleRouter());
   // The caller is known before its body is read: an unknown one gets 401 whatever it sends.
   router.use(authenticate(ctx));
   router.use(express.json({ limit: ctx.config.bodyLimit }));
-  // The CSV import's file (POST /invitations/import).
+  // The CSV import's file (POST /invitations/imports and /invitations/import).
   router.use(express.text({ type: ['text/csv', 'text/plain'], limit: ctx.config.bodyLimit }));
   router.use(refuseUnusableInput);
   router.use('/saml', samlAdminRouter(ctx));
   router.use(organizationRouter(ctx));
   router.use(memberRouter(ctx));
+  router.use(importRouter(ctx));
   router.use(invitationRouter(ctx));
   router.use(groupRouter(ctx));
   router.use(groupMappingRouter(ctx));

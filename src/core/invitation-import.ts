@@ -15,20 +15,24 @@ export interface ImportRow {
   errors: string[];
 }
 
+/** A row of the file, checked: what is wrong with it (if anything) and the group ids it names. */
+export interface PreparedRow {
+  row: number;
+  email: string;
+  groupIds: string[];
+  errors: string[];
+}
+
+/** A file to start from: the header, and a row with no group and one with two. */
+export const EXAMPLE_CSV = 'email,group membership\r\nada@example.com,\r\ngrace@example.com,"Engineering, Sales"\r\n';
+
 /**
- * Invites the people of a CSV file with the columns `email` and `group membership` (local group
- * names, comma-separated in the cell, matched case-insensitively; other columns are ignored).
- * Valid rows are invited one by one, invalid ones skipped with their reasons. Sending the same
- * file again invites nobody twice: those rows come back "already invited".
+ * Reads a CSV file with the columns `email` and `group membership` (local group names,
+ * comma-separated in the cell, matched case-insensitively; other columns are ignored) and checks
+ * each row. A file that cannot be read at all (not CSV, no email column, no rows, too many) is
+ * refused whole; a bad row is only marked with its reasons.
  */
-export async function importInvitations(
-  db: Db,
-  serverSecret: string,
-  organizationId: string,
-  csv: string,
-  options: { roles?: string[] },
-  actor: Actor,
-): Promise<{ total: number; invited: number; skipped: number; rows: ImportRow[] }> {
+export async function readImportFile(db: Db, organizationId: string, csv: string): Promise<PreparedRow[]> {
   let records: Record<string, string>[];
   try {
     records = parse(csv, {
@@ -50,7 +54,7 @@ export async function importInvitations(
     select id, lower(display_name) as name from groups where organization_id = ${organizationId} and source = 'local'`;
   const groupByName = new Map(groups.map((g) => [g.name, g.id]));
   const seen = new Set<string>();
-  const rows: (ImportRow & { groupIds: string[] })[] = records.map((record, i) => {
+  return records.map((record, i) => {
     const email = record.email ?? '';
     const errors: string[] = [];
     if (!isValidEmail(email)) errors.push('invalid email format');
@@ -63,20 +67,39 @@ export async function importInvitations(
     const unknown = names.filter((n) => !groupByName.has(n.toLowerCase()));
     if (unknown.length) errors.push(`unknown group(s): ${unknown.join(', ')}`);
     const groupIds = names.map((n) => groupByName.get(n.toLowerCase())).filter((id): id is string => Boolean(id));
-    return { row: i + 2, email, status: errors.length ? 'skipped' : 'invited', errors, groupIds };
+    return { row: i + 2, email, groupIds, errors };
   });
+}
 
-  const valid = rows.filter((r) => r.errors.length === 0);
+/**
+ * Invites the valid rows one by one and reports every row. Inviting the same person again
+ * invites nobody twice: such rows come back "already invited" (or "already a member").
+ */
+export async function inviteImportRows(
+  db: Db,
+  serverSecret: string,
+  organizationId: string,
+  rows: PreparedRow[],
+  options: { roles?: string[] },
+  actor: Actor,
+): Promise<ImportRow[]> {
+  const out: ImportRow[] = rows.map((r) => ({
+    row: r.row,
+    email: r.email,
+    status: r.errors.length ? 'skipped' : 'invited',
+    errors: [...r.errors],
+  }));
+  const valid = rows.map((r, i) => ({ r, i })).filter(({ r }) => r.errors.length === 0);
   const results = await inviteMembers(
     db,
     serverSecret,
     organizationId,
-    valid.map((r) => ({ email: r.email, roles: options.roles, groupIds: r.groupIds })),
+    valid.map(({ r }) => ({ email: r.email, roles: options.roles, groupIds: r.groupIds })),
     actor,
   );
-  results.forEach((result, i) => {
+  results.forEach((result, n) => {
     if (result.invited) return;
-    const row = valid[i]!;
+    const row = out[valid[n]!.i]!;
     row.status = 'skipped';
     row.errors.push(
       /already a member/.test(result.message)
@@ -86,7 +109,23 @@ export async function importInvitations(
           : result.message,
     );
   });
-  const out = rows.map(({ groupIds: _g, ...r }) => r);
-  const invited = out.filter((r) => r.status === 'invited').length;
-  return { total: out.length, invited, skipped: out.length - invited, rows: out };
+  return out;
+}
+
+/**
+ * The whole import in one call (POST /api/invitations/import, kept for scripts written against
+ * it; the console and new clients use the background job of invitation-import-jobs.ts).
+ */
+export async function importInvitations(
+  db: Db,
+  serverSecret: string,
+  organizationId: string,
+  csv: string,
+  options: { roles?: string[] },
+  actor: Actor,
+): Promise<{ total: number; invited: number; skipped: number; rows: ImportRow[] }> {
+  const prepared = await readImportFile(db, organizationId, csv);
+  const rows = await inviteImportRows(db, serverSecret, organizationId, prepared, options, actor);
+  const invited = rows.filter((r) => r.status === 'invited').length;
+  return { total: rows.length, invited, skipped: rows.length - invited, rows };
 }

@@ -52,23 +52,7 @@ export async function inviteMembers(
   requests: InviteRequest[],
   actor: Actor,
 ): Promise<InviteResult[]> {
-  // The roles every invitation grants (the default role when none is chosen), checked once for the
-  // whole request: a caller lacking their permissions invites nobody (403).
-  if (heldPermissions(actor)) {
-    const needsDefault = requests.some((r) => !r.roles?.length);
-    const [org] = needsDefault
-      ? await db<{ defaultRole: string }[]>`select default_role from organizations where id = ${organizationId}`
-      : [];
-    const roles = requests.flatMap((r) => (r.roles?.length ? r.roles : org ? [org.defaultRole] : []));
-    // Joining a local group on acceptance grants what the group's mappings grant.
-    const mapped = await rolesMappedToGroups(db, organizationId, [
-      ...new Set(requests.flatMap((r) => r.groupIds ?? [])),
-    ]);
-    await assertHoldsPermissionsOf(db, organizationId, actor, [
-      { roles, reason: 'invite with the role(s)' },
-      { roles: mapped, reason: 'invite into a group mapped to the role(s)' },
-    ]);
-  }
+  await assertMayInvite(db, organizationId, requests, actor);
   const results: InviteResult[] = [];
   for (const request of requests) {
     try {
@@ -82,6 +66,30 @@ export async function inviteMembers(
     }
   }
   return results;
+}
+
+/**
+ * The roles every invitation grants (the default role when none is chosen), checked once for the
+ * whole request: a caller lacking their permissions invites nobody (403).
+ */
+export async function assertMayInvite(
+  db: Db,
+  organizationId: string,
+  requests: InviteRequest[],
+  actor: Actor,
+): Promise<void> {
+  if (!heldPermissions(actor)) return;
+  const needsDefault = requests.some((r) => !r.roles?.length);
+  const [org] = needsDefault
+    ? await db<{ defaultRole: string }[]>`select default_role from organizations where id = ${organizationId}`
+    : [];
+  const roles = requests.flatMap((r) => (r.roles?.length ? r.roles : org ? [org.defaultRole] : []));
+  // Joining a local group on acceptance grants what the group's mappings grant.
+  const mapped = await rolesMappedToGroups(db, organizationId, [...new Set(requests.flatMap((r) => r.groupIds ?? []))]);
+  await assertHoldsPermissionsOf(db, organizationId, actor, [
+    { roles, reason: 'invite with the role(s)' },
+    { roles: mapped, reason: 'invite into a group mapped to the role(s)' },
+  ]);
 }
 
 async function inviteOne(

@@ -6,6 +6,7 @@ import { apiKeyRouter } from '../../src/admin/api-key-routes.ts';
 import { auditRouter } from '../../src/admin/audit-routes.ts';
 import { groupMappingRouter } from '../../src/admin/group-mapping-routes.ts';
 import { groupRouter } from '../../src/admin/group-routes.ts';
+import { importExampleRouter, importRouter } from '../../src/admin/import-routes.ts';
 import { invitationRouter } from '../../src/admin/invitation-routes.ts';
 import { memberRouter } from '../../src/admin/member-routes.ts';
 import { organizationRouter } from '../../src/admin/organization-routes.ts';
@@ -42,6 +43,8 @@ describe('OpenAPI document', () => {
       organizationRouter,
       memberRouter,
       invitationRouter,
+      importRouter,
+      importExampleRouter,
       groupRouter,
       groupMappingRouter,
       auditRouter,

@@ -1,12 +1,14 @@
-// CSV import: up to 1,000 rows (columns `email` and `group membership`); shows, row by row, who
-// was invited and who was skipped and why, and lets the admin download that summary.
+// CSV import: up to 1,000 rows (columns `email` and `group membership`), run by the server as a
+// background job: a progress bar follows it (polling), then the page shows, row by row, who was
+// invited and who was skipped and why, and lets the admin download that summary.
 
-import { api, query } from '../lib/api.js';
+import { api, base, query } from '../lib/api.js';
 import { busy, checkboxGroup, field, h, messageBox, replace, setMessage, showStatus, table } from '../lib/dom.js';
 import { startPage } from '../lib/shell.js';
 
 const MAX_ROWS = 1000;
 const MAX_BYTES = 2 * 1024 * 1024;
+const POLL_MS = 500;
 
 startPage(async (area, session) => {
   if (!session.can('members:manage')) {
@@ -22,6 +24,15 @@ startPage(async (area, session) => {
   const message = messageBox();
   const upload = h('button', { type: 'submit', class: 'primary' }, 'Upload and invite');
   const result = h('section', { 'aria-labelledby': 'result-title', hidden: true });
+  const bar = h('progress', { id: 'import-progress', max: 1, value: 0 });
+  const barText = h('span', { id: 'import-progress-text' });
+  const progress = h(
+    'div',
+    { class: 'progress', hidden: true },
+    h('label', { for: bar.id }, 'Import progress'),
+    bar,
+    barText,
+  );
   const form = h(
     'form',
     {},
@@ -32,7 +43,13 @@ startPage(async (area, session) => {
       h('code', {}, 'email'),
       ' and ',
       h('code', {}, 'group membership'),
-      ` (local group names, comma-separated in the cell). Up to ${MAX_ROWS.toLocaleString('en')} rows; other columns are ignored. Uploading the same file again invites nobody twice.`,
+      ` (local group names, comma-separated in the cell). Up to ${MAX_ROWS.toLocaleString('en')} rows; other columns are ignored. Uploading the same file again invites nobody twice. `,
+      h(
+        'a',
+        { href: `${base.replace(/\/console$/, '')}/api/invitations/imports/example.csv`, download: '' },
+        'Download an example file',
+      ),
+      '.',
     ),
     message,
     field('CSV file', file),
@@ -40,7 +57,20 @@ startPage(async (area, session) => {
     h('p', { class: 'hint' }, `No role chosen: the organization’s default role (${session.organization.defaultRole}).`),
     h('div', { class: 'actions' }, upload),
   );
-  replace(area, form, result);
+  replace(area, form, progress, result);
+
+  /** Shows the job's rows done of total until it ends; returns the finished job. */
+  async function follow(job) {
+    progress.hidden = false;
+    for (;;) {
+      bar.max = job.total;
+      bar.value = job.done;
+      replace(barText, `${job.done.toLocaleString('en')} of ${job.total.toLocaleString('en')} rows`);
+      if (job.status !== 'running') return job;
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      job = await api('GET', `/invitations/imports/${job.id}`);
+    }
+  }
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -53,18 +83,21 @@ startPage(async (area, session) => {
     await busy(upload, async () => {
       showStatus(`Importing ${chosen.name}…`);
       try {
-        const answer = await api(
+        result.hidden = true;
+        const started = await api(
           'POST',
-          `/invitations/import${query({ roles: picked.join(',') })}`,
+          `/invitations/imports${query({ roles: picked.join(','), fileName: chosen.name })}`,
           await chosen.text(),
           { contentType: 'text/csv' },
         );
+        const answer = await follow(started);
+        if (answer.status === 'failed') throw new Error(`The import stopped: ${answer.error}`);
         showStatus(`${chosen.name}: ${answer.invited} invited, ${answer.skipped} skipped of ${answer.total} rows.`);
         showResult(result, chosen.name, answer);
       } catch (error) {
         showStatus('');
         setMessage(message, error);
-        result.hidden = true;
+        progress.hidden = true;
       }
     });
   });

@@ -1,5 +1,6 @@
-// Members: members and pending invites, search and paging, edit roles, remove one or several,
-// invite (up to 20 addresses at once).
+// Members: members and pending invitations as two tabs, each sorted on the server and paged by
+// cursor with its total; search by name or email; edit roles, remove one or several, invite (up
+// to 20 addresses at once).
 
 import { api, base, query } from '../lib/api.js';
 import {
@@ -21,6 +22,19 @@ import {
 import { startPage } from '../lib/shell.js';
 
 const PAGE_SIZE = 25;
+const TABS = { members: 'Members', invitations: 'Pending invitations' };
+// Server-side sorts (GET /api/members?sort=&order=), each walked by its own index.
+const SORTS = [
+  ['name:asc', 'Name, A to Z'],
+  ['name:desc', 'Name, Z to A'],
+  ['email:asc', 'Email, A to Z'],
+  ['email:desc', 'Email, Z to A'],
+  ['status:asc', 'Status'],
+  ['joined:desc', 'Joined, newest first'],
+  ['joined:asc', 'Joined, oldest first'],
+  ['lastActive:desc', 'Last active, most recent first'],
+  ['lastActive:asc', 'Last active, least recent first'],
+];
 const SOURCES = { scim: 'SCIM', sso: 'SSO', invite: 'Invite', admin: 'Admin' };
 const IDP_MANAGED = 'SCIM · managed by IdP';
 const OVERRIDE_HINT =
@@ -38,40 +52,59 @@ startPage(async (area, session) => {
     canManage ? api('GET', '/groups?source=local').then((r) => r.items) : [],
   ]);
 
-  // Filters and paging: `cursors` holds the `after` of every page shown so far.
-  const state = { email: '', status: '', role: '', cursors: [undefined], selected: new Map() };
+  // Filters, sort and paging: `cursors` holds the `after` of every page shown so far.
+  const state = {
+    tab: new URLSearchParams(location.search).get('tab') === 'invitations' ? 'invitations' : 'members',
+    q: '',
+    status: '',
+    role: '',
+    sort: 'name:asc',
+    cursors: [undefined],
+    selected: new Map(),
+  };
 
-  const email = h('input', { type: 'search', name: 'email', autocomplete: 'off' });
+  const search = h('input', { type: 'search', name: 'q', autocomplete: 'off' });
   const status = h(
     'select',
     { name: 'status' },
     [
       ['', 'All'],
       ['active', 'Active'],
-      ['pending', 'Pending invite'],
       ['suspended', 'Suspended'],
     ].map(([v, t]) => h('option', { value: v }, t)),
   );
+  const statusField = field('Status', status);
   const role = h(
     'select',
     { name: 'role' },
     h('option', { value: '' }, 'Any role'),
     roles.map((r) => h('option', { value: r.key }, r.name)),
   );
+  const sort = h(
+    'select',
+    { name: 'sort' },
+    SORTS.map(([value, label]) => h('option', { value }, label)),
+  );
   const filters = h(
     'form',
     { class: 'toolbar', role: 'search', 'aria-label': 'Find members' },
-    field('Email contains', email),
-    field('Status', status),
+    field('Name or email starts with', search),
+    statusField,
     field('Role', role),
+    field('Sort by', sort),
     h('button', { type: 'submit' }, 'Search'),
   );
+  const applyFilters = () => {
+    // The selection stays across searches; the confirm dialog lists everyone selected.
+    Object.assign(state, { q: search.value.trim(), status: status.value, role: role.value, sort: sort.value });
+    state.cursors = [undefined];
+    load();
+  };
   filters.addEventListener('submit', (event) => {
     event.preventDefault();
-    // The selection stays across searches; the confirm dialog lists everyone selected.
-    Object.assign(state, { email: email.value.trim(), status: status.value, role: role.value, cursors: [undefined] });
-    load();
+    applyFilters();
   });
+  sort.addEventListener('change', applyFilters);
 
   const inviteButton = h(
     'button',
@@ -93,25 +126,79 @@ startPage(async (area, session) => {
       )
     : null;
   const results = h('div', { id: 'members' });
-  replace(area, actions, filters, results);
+  const tabList = h('div', { role: 'tablist', 'aria-label': 'Member lists' });
+  const tabButtons = Object.entries(TABS).map(([name, label]) => {
+    const button = h(
+      'button',
+      { type: 'button', role: 'tab', id: `tab-${name}`, 'aria-controls': 'member-list', 'data-tab': name },
+      label,
+    );
+    button.addEventListener('click', () => chooseTab(name, false));
+    return button;
+  });
+  // WAI-ARIA tabs: arrow keys, Home and End move between the two lists.
+  tabList.addEventListener('keydown', (event) => {
+    const i = tabButtons.findIndex((b) => b.dataset.tab === state.tab);
+    const to = { ArrowRight: 1 - i, ArrowLeft: 1 - i, Home: 0, End: 1 }[event.key];
+    if (to === undefined) return;
+    event.preventDefault();
+    chooseTab(tabButtons[to].dataset.tab, true);
+  });
+  tabList.append(...tabButtons);
+  const panel = h('section', { role: 'tabpanel', id: 'member-list', tabindex: '-1' }, filters, results);
+  replace(area, actions, tabList, panel);
+
+  function chooseTab(name, focus) {
+    state.tab = name;
+    state.cursors = [undefined];
+    for (const b of tabButtons) {
+      const chosen = b.dataset.tab === name;
+      b.setAttribute('aria-selected', String(chosen));
+      b.tabIndex = chosen ? 0 : -1;
+      if (chosen && focus) b.focus();
+    }
+    panel.setAttribute('aria-labelledby', `tab-${name}`);
+    // Status tells members apart; every pending invitation has the same one.
+    statusField.hidden = name === 'invitations';
+    history.replaceState(null, '', name === 'invitations' ? '?tab=invitations' : location.pathname);
+    return load();
+  }
+
+  /** Each tab's label carries its size (a count the server keeps cheap: an index-only scan). */
+  async function countTabs() {
+    const totals = await Promise.all(
+      Object.keys(TABS).map((tab) => api('GET', `/members${query({ tab, limit: 1 })}`).then((r) => r.total)),
+    );
+    tabButtons.forEach((b, i) => replace(b, `${TABS[b.dataset.tab]} (${totals[i].toLocaleString('en')})`));
+  }
 
   function updateSelection() {
     removeSelected.disabled = state.selected.size === 0;
     replace(removeSelected, state.selected.size ? `Remove selected (${state.selected.size})` : 'Remove selected');
   }
 
+  let loads = 0;
   async function load() {
     showStatus('');
     const after = state.cursors.at(-1);
+    const [by, order] = state.sort.split(':');
+    const filter = {
+      tab: state.tab,
+      q: state.q,
+      status: state.tab === 'members' ? state.status : '',
+      role: state.role,
+      sort: by,
+      order,
+    };
     // Pending rows carry their invitation (id and expiry), whatever the number of pending invites.
-    const members = await attempt(() =>
-      api(
-        'GET',
-        `/members${query({ email: state.email, status: state.status, role: state.role, after, limit: PAGE_SIZE })}`,
-      ),
-    );
-    if (!members) return;
+    // Only the latest request draws: answers to earlier ones (a sort changed twice) are dropped.
+    const asked = ++loads;
+    const members = await attempt(() => api('GET', `/members${query({ ...filter, after, limit: PAGE_SIZE })}`));
+    if (!members || asked !== loads) return;
+    attempt(countTabs);
     const pageNumber = state.cursors.length;
+    const pages = Math.max(1, Math.ceil(members.total / PAGE_SIZE));
+    const listName = state.tab === 'members' ? 'Members' : 'Pending invitations';
 
     const selectAll = h('input', { type: 'checkbox', 'aria-label': 'Select every member on this page' });
     const boxes = [];
@@ -159,7 +246,7 @@ startPage(async (area, session) => {
       'Status',
       'Roles',
       'Source',
-      'Last activity',
+      state.tab === 'members' ? 'Last activity' : 'Invitation',
       ...(canManage ? ['Actions'] : []),
     ];
     const previous = h(
@@ -174,12 +261,19 @@ startPage(async (area, session) => {
     );
     replace(
       results,
-      table(`Members, page ${pageNumber}`, headers, rows, { empty: 'No members match.' }),
+      h(
+        'p',
+        { id: 'members-total' },
+        `${members.total.toLocaleString('en')} ${state.tab === 'members' ? (members.total === 1 ? 'member' : 'members') : members.total === 1 ? 'pending invitation' : 'pending invitations'}${state.q || state.role || filter.status ? ' match' : ''}.`,
+      ),
+      table(`${listName}, page ${pageNumber}`, headers, rows, {
+        empty: state.tab === 'members' ? 'No members match.' : 'No pending invitations match.',
+      }),
       h(
         'nav',
-        { class: 'actions', 'aria-label': 'Pages of members' },
+        { class: 'actions', 'aria-label': `Pages of ${listName.toLowerCase()}` },
         previous,
-        h('span', {}, `Page ${pageNumber}`),
+        h('span', {}, `Page ${pageNumber} of ${pages.toLocaleString('en')}`),
         next,
       ),
     );
@@ -324,7 +418,7 @@ startPage(async (area, session) => {
     showStatus(`A new invitation was sent to ${member.email}; it expires ${formatTime(sent.expiresAt)}.`);
   }
 
-  await load();
+  await chooseTab(state.tab, false);
 });
 
 function roleBadges(member, roles) {

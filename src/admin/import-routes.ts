@@ -1,0 +1,91 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { AppContext } from '../context.ts';
+import {
+  getInvitationImport,
+  isStalledInvitationImport,
+  runInvitationImport,
+  startInvitationImport,
+} from '../core/invitation-import-jobs.ts';
+import { EXAMPLE_CSV } from '../core/invitation-import.ts';
+import { requirePermission } from './auth.ts';
+import { route } from './handler.ts';
+
+export const importJobQuery = z.object({
+  roles: z.string().max(1300).optional(),
+  fileName: z.string().max(255).optional(),
+});
+
+/** The example file, without authentication: a link in the console downloads it whatever the sign-in. */
+export function importExampleRouter(): Router {
+  const router = Router();
+  router.get('/invitations/imports/example.csv', (_req, res) => {
+    res.type('text/csv').attachment('orgsync-import-example.csv').send(EXAMPLE_CSV);
+  });
+  return router;
+}
+
+/**
+ * CSV imports as background jobs: the upload answers 202 with the job at once, a worker in this
+ * instance invites the rows batch by batch, and the client polls the job for progress and, at
+ * the end, the per-row results. A job whose worker died (nobody advanced it for a while) is
+ * resumed by the next instance asked about it.
+ */
+export function importRouter(ctx: AppContext): Router {
+  const router = Router();
+  const working = new Set<string>();
+  const work = (organizationId: string, id: string) => {
+    if (working.has(id)) return;
+    working.add(id);
+    runInvitationImport(ctx.sql, ctx.config.serverSecret, organizationId, id)
+      .catch((error: unknown) =>
+        ctx.log.error({ err: error, importId: id }, 'CSV import stopped; it resumes when polled'),
+      )
+      .finally(() => working.delete(id));
+  };
+
+  // The file is the body (text/csv, read by the admin router); roles for everyone in it come as ?roles=a,b.
+  router.post(
+    '/invitations/imports',
+    requirePermission('members:manage'),
+    route(async (req, res, p) => {
+      if (typeof req.body !== 'string') {
+        res.status(415).json({ error: 'invalid', message: 'send the CSV file as the body with content-type text/csv' });
+        return;
+      }
+      const { roles, fileName } = importJobQuery.parse(req.query);
+      const job = await startInvitationImport(
+        ctx.sql,
+        p.organizationId,
+        req.body,
+        {
+          roles: roles
+            ?.split(',')
+            .map((r) => r.trim())
+            .filter(Boolean),
+          fileName,
+        },
+        p.actor,
+      );
+      work(p.organizationId, job.id);
+      res.status(202).location(`${req.baseUrl}/invitations/imports/${job.id}`).json(job);
+    }),
+  );
+
+  router.get(
+    '/invitations/imports/:id',
+    requirePermission('members:view'),
+    route(async (req, res, p) => {
+      const job = await getInvitationImport(ctx.sql, p.organizationId, String(req.params.id));
+      if (
+        job.status === 'running' &&
+        !working.has(job.id) &&
+        (await isStalledInvitationImport(ctx.sql, p.organizationId, job.id))
+      )
+        work(p.organizationId, job.id);
+      res.json(job);
+    }),
+  );
+
+  return router;
+}
