@@ -13,8 +13,9 @@ import {
 import { findOrganization, updateOrganizationSettings } from '../core/organizations.ts';
 import { PERMISSIONS } from '../core/permissions.ts';
 import { createCustomRole, listRoles } from '../core/roles.ts';
-import { requirePermission } from './auth.ts';
+import { apiRoutes } from './api-routes.ts';
 import { route } from './handler.ts';
+import { dateTime, permission, uuid } from './schemas.ts';
 
 const settingsInput = z
   .object({
@@ -33,70 +34,122 @@ const roleInput = z
   })
   .strict();
 
+const domainInput = z.object({ domain: z.string().min(1).max(253) }).strict();
+
+const organization = z.strictObject({
+  id: uuid,
+  slug: z.string(),
+  name: z.string(),
+  inviteTtlHours: z.number().int(),
+  defaultRole: z.string(),
+  autoJoinVerifiedDomains: z.boolean(),
+  singleOrganization: z.boolean(),
+  createdAt: dateTime,
+  updatedAt: dateTime,
+});
+const role = z.strictObject({
+  key: z.string(),
+  name: z.string(),
+  permissions: z.array(permission),
+  builtIn: z.boolean(),
+});
+const domain = z.strictObject({
+  domain: z.string(),
+  verificationToken: z.string(),
+  verifiedAt: dateTime.nullable(),
+  checkedAt: dateTime.nullable(),
+  verificationLostAt: dateTime.nullable(),
+  createdAt: dateTime,
+  record: z.strictObject({ name: z.string(), type: z.literal('TXT'), value: z.string() }),
+});
+
 /** The caller's organization: settings and roles. */
 export function organizationRouter(ctx: AppContext): Router {
   const router = Router();
+  const api = apiRoutes(router);
 
-  router.get(
+  api.get(
     '/organization',
+    {
+      summary: "The caller's organization, and who the caller is with its permissions",
+      responses: {
+        200: organization.extend({
+          you: z.strictObject({ actor: z.string(), permissions: z.array(permission) }),
+        }),
+      },
+    },
     route(async (_req, res, p) => {
       const org = await findOrganization(ctx.sql, p.organizationId);
       res.json({ ...org, you: { actor: p.actor.name, permissions: p.permissions } });
     }),
   );
-  router.patch(
+  api.patch(
     '/organization',
-    requirePermission('org:manage'),
+    { summary: 'Change settings', permission: 'org:manage', body: settingsInput, responses: { 200: organization } },
     route(async (req, res, p) => {
       res.json(await updateOrganizationSettings(ctx.sql, p.organizationId, settingsInput.parse(req.body), p.actor));
     }),
   );
 
-  router.get(
+  api.get(
     '/roles',
-    requirePermission('members:view'),
+    {
+      summary: 'Built-in and custom roles, and every permission a role can hold',
+      permission: 'members:view',
+      responses: { 200: z.strictObject({ items: z.array(role), permissions: z.array(permission) }) },
+    },
     route(async (_req, res, p) => {
       res.json({ items: await listRoles(ctx.sql, p.organizationId), permissions: PERMISSIONS });
     }),
   );
-  router.post(
+  api.post(
     '/roles',
-    requirePermission('org:manage'),
+    { summary: 'Create a custom role', permission: 'org:manage', body: roleInput, responses: { 201: role } },
     route(async (req, res, p) => {
       res.status(201).json(await createCustomRole(ctx.sql, p.organizationId, roleInput.parse(req.body), p.actor));
     }),
   );
 
-  router.get(
+  api.get(
     '/domains',
-    requirePermission('org:manage'),
+    {
+      summary: 'Email domains and their verification',
+      permission: 'org:manage',
+      responses: { 200: z.strictObject({ items: z.array(domain) }) },
+    },
     route(async (_req, res, p) => {
       res.json({ items: (await listDomains(ctx.sql, p.organizationId)).map(domainView) });
     }),
   );
-  router.post(
+  api.post(
     '/domains',
-    requirePermission('org:manage'),
+    {
+      summary: 'Add a domain (answers its DNS TXT verification record)',
+      permission: 'org:manage',
+      body: domainInput,
+      responses: { 201: domain },
+    },
     route(async (req, res, p) => {
-      const { domain } = z
-        .object({ domain: z.string().min(1).max(253) })
-        .strict()
-        .parse(req.body);
+      const { domain } = domainInput.parse(req.body);
       res.status(201).json(domainView(await addDomain(ctx.sql, p.organizationId, domain, p.actor)));
     }),
   );
-  router.post(
+  api.post(
     '/domains/:domain/verify',
-    requirePermission('org:manage'),
+    {
+      summary: 'Verify a domain: its DNS TXT records must include its token',
+      permission: 'org:manage',
+      responses: { 200: domain },
+    },
     route(async (req, res, p) => {
       const lookupTxt = createTxtLookup(ctx.config.dnsServers);
       const domain = String(req.params.domain);
       res.json(domainView(await verifyDomain(ctx.sql, p.organizationId, domain, p.actor, lookupTxt)));
     }),
   );
-  router.delete(
+  api.delete(
     '/domains/:domain',
-    requirePermission('org:manage'),
+    { summary: 'Remove a domain', permission: 'org:manage', responses: { 204: null } },
     route(async (req, res, p) => {
       await removeDomain(ctx.sql, p.organizationId, String(req.params.domain), p.actor);
       res.status(204).end();

@@ -46,7 +46,9 @@ export function mailParts(raw: string): { text?: string; html?: string } {
         ? Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8')
         : encoding === 'quoted-printable'
           ? Buffer.from(
-              body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/gi, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))),
+              body
+                .replace(/=\r?\n/g, '')
+                .replace(/=([0-9A-F]{2})/gi, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))),
               'latin1',
             ).toString('utf8')
           : body;

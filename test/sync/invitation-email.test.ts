@@ -47,10 +47,17 @@ describe('the invitation email', () => {
     );
     const mail = await mailTo('new@mail-member.test');
     expect(mail.raw).toMatch(/content-type: multipart\/alternative/i);
-    expect(mail.raw.replace(/\r\n(?=[ \t])/g, '')).toContain('Subject: Ada Lovelace (owner@mail-member.test) invited you to join Acme Corp');
+    expect(mail.raw.replace(/\r\n(?=[ \t])/g, '')).toContain(
+      'Subject: Ada Lovelace (owner@mail-member.test) invited you to join Acme Corp',
+    );
 
     const expires = await expiryOf('new@mail-member.test');
-    const day = expires.toLocaleDateString('en-GB', { timeZone: 'UTC', day: 'numeric', month: 'long', year: 'numeric' });
+    const day = expires.toLocaleDateString('en-GB', {
+      timeZone: 'UTC',
+      day: 'numeric',
+      month: 'long',
+      year: 'numeric',
+    });
     const time = expires.toISOString().slice(11, 16);
     for (const part of [mail.text!, withoutTags(mail.html!)]) {
       expect(part).toContain('Ada Lovelace (owner@mail-member.test)');
@@ -93,6 +100,6 @@ describe('the invitation email', () => {
     expect(mail.html).not.toContain('<b>Evil');
     expect(mail.html).toContain('&lt;script&gt;alert(1)&lt;/script&gt; O&#39;Brien');
     expect(mail.html).toContain('&lt;b&gt;Evil&lt;/b&gt; &amp; &quot;Co&quot;');
-    expect(mail.text).toContain('<script>alert(1)</script> O\'Brien');
+    expect(mail.text).toContain("<script>alert(1)</script> O'Brien");
   });
 });
