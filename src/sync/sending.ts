@@ -40,6 +40,8 @@ export class Sending {
   readonly outcomes: Record<Outcome | 'leaseLost', number> = { delivered: 0, retrying: 0, dead: 0, leaseLost: 0 };
   private readonly sends = new Set<Promise<void>>();
   private readonly perTarget = new Map<string, number>();
+  /** Sends finished so far. */
+  private finished = 0;
   private claiming: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -74,8 +76,11 @@ export class Sending {
   /** Claims and sends until nothing is due and nothing is in flight (the CLI's `reconcile --once`, tests). */
   async drain(): Promise<void> {
     for (;;) {
+      // A send that finishes while a claim runs frees its target's slot after the claim counted it
+      // full: that claim's "nothing" proves nothing, so claim again.
+      const finishedBefore = this.finished;
       const { claimed } = await this.fill({ rows: Infinity, deadline: Infinity });
-      if (claimed === 0 && this.sends.size === 0) return;
+      if (claimed === 0 && this.sends.size === 0 && this.finished === finishedBefore) return;
       if (this.sends.size > 0) await Promise.race(this.sends);
     }
   }
@@ -120,6 +125,7 @@ export class Sending {
         if (left > 0) this.perTarget.set(target, left);
         else this.perTarget.delete(target);
         this.sends.delete(send);
+        this.finished += 1;
         this.options.onSlotFree();
       });
     this.sends.add(send);
