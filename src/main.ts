@@ -32,6 +32,23 @@ try {
   reconciler?.start();
   const metrics = config.metrics.port === undefined ? null : await startMetricsServer(ctx, config.metrics.port);
   if (metrics) log.info({ url: metrics.url }, 'metrics listening');
+  // Before 'orgsync listening': whoever waits for that line may send SIGTERM the moment it reads it.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      running
+        .shutdown(signal, async () => {
+          await reconciler?.stop();
+          await metrics?.close();
+        })
+        .then(
+          () => process.exit(0),
+          (error) => {
+            log.error({ err: error }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+    });
+  }
   log.info(
     {
       url: running.url,
@@ -55,22 +72,6 @@ try {
         '',
       ].join('\n') + '\n',
     );
-  }
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      running
-        .shutdown(signal, async () => {
-          await reconciler?.stop();
-          await metrics?.close();
-        })
-        .then(
-          () => process.exit(0),
-          (error) => {
-            log.error({ err: error }, 'shutdown failed');
-            process.exit(1);
-          },
-        );
-    });
   }
 } catch (error) {
   log.fatal({ err: error }, 'orgsync failed to start');

@@ -68,11 +68,9 @@ describe('graceful shutdown', () => {
     await expect(ctx.sql`select 1`).rejects.toThrow();
   });
 
-  // Retried: in one full CI run of 2026-12-02 the process ended by a signal instead of exiting 0
-  // (never seen when run alone; cause not found yet). A retry keeps the rule while that is found.
   it(
     'the process exits 0 on SIGTERM after logging shutdown complete',
-    { timeout: 60_000, retry: 2 }, // starting a process is slow on a loaded machine
+    { timeout: 60_000 }, // starting a process is slow on a loaded machine
     async () => {
       const db = await createTestDatabase();
       try {
