@@ -3,8 +3,9 @@ import { Router, type Response } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
 import { auditEntries, auditMatchesMoreThan, listAudit, type AuditEntry } from '../core/audit-query.ts';
-import { requirePermission } from './auth.ts';
+import { apiRoutes } from './api-routes.ts';
 import { route, rowId, storableDate } from './handler.ts';
+import { dateTime, page, rowIdText } from './schemas.ts';
 
 const auditFilter = z.object({
   actor: z.string().max(320).optional(),
@@ -36,19 +37,47 @@ const CSV_COLUMNS = [
   'details',
 ] as const;
 
+const auditEntry = z.strictObject({
+  id: rowIdText,
+  at: dateTime,
+  channel: z.string(),
+  actorType: z.string(),
+  actorId: z.string().nullable(),
+  actorName: z.string(),
+  action: z.string(),
+  targetType: z.string().nullable(),
+  targetId: z.string().nullable(),
+  targetName: z.string().nullable(),
+  details: z.record(z.string(), z.unknown()),
+});
+
 /** The organization's audit log, newest first, filtered and paged; or exported as CSV or JSON Lines. */
 export function auditRouter(ctx: AppContext): Router {
   const router = Router();
-  router.get(
+  const api = apiRoutes(router);
+  api.get(
     '/audit',
-    requirePermission('members:manage'),
+    {
+      summary: 'The audit log, newest first (pass `next` as `before`)',
+      permission: 'members:manage',
+      query: auditQuery,
+      responses: { 200: page(auditEntry, rowIdText) },
+    },
     route(async (req, res, p) => {
       res.json(await listAudit(ctx.sql, p.organizationId, auditQuery.parse(req.query)));
     }),
   );
-  router.get(
+  api.get(
     '/audit/export',
-    requirePermission('members:manage'),
+    {
+      summary: 'The filtered audit log as CSV or JSON Lines (format=csv|jsonl), newest first, at most 100,000 entries',
+      permission: 'members:manage',
+      query: exportQuery,
+      responses: {
+        200: z.string().describe('A CSV file (format=csv) or one JSON audit entry per line (format=jsonl)'),
+      },
+      responseTypes: ['text/csv', 'application/jsonl'],
+    },
     route(async (req, res, p) => {
       const { format, ...filter } = exportQuery.parse(req.query);
       if (await auditMatchesMoreThan(ctx.sql, p.organizationId, filter, AUDIT_EXPORT_MAX)) {

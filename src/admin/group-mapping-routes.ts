@@ -10,8 +10,9 @@ import {
   membersOfMappedGroups,
   updateGroupRoleMapping,
 } from '../core/role-mapping.ts';
-import { requirePermission } from './auth.ts';
+import { apiRoutes } from './api-routes.ts';
 import { route } from './handler.ts';
+import { uuid } from './schemas.ts';
 
 const mappingInput = z
   .object({
@@ -24,21 +25,45 @@ const previewQuery = z
   .object({ groupId: z.string().optional(), groupName: z.string().trim().min(1).max(256).optional() })
   .refine((q) => (q.groupId === undefined) !== (q.groupName === undefined), 'give either groupId or groupName');
 
+const rolesInput = z.object({ roles: z.array(z.string()).min(1).max(20) }).strict();
+const mapping = z.strictObject({
+  organizationId: uuid,
+  id: uuid,
+  groupId: uuid.nullable(),
+  groupName: z.string().nullable(),
+  roles: z.array(z.string()),
+});
+const preview = z.strictObject({
+  groupId: z.string().nullable(),
+  groupName: z.string().nullable(),
+  affectedMembers: z.number().int(),
+});
+
 /** IdP group → role mappings: list, preview what one would affect, create, change, delete. */
 export function groupMappingRouter(ctx: AppContext): Router {
   const router = Router();
+  const api = apiRoutes(router);
 
-  router.get(
+  api.get(
     '/group-mappings',
-    requirePermission('members:view'),
+    {
+      summary: 'IdP group to role mappings',
+      permission: 'members:view',
+      responses: { 200: z.strictObject({ items: z.array(mapping) }) },
+    },
     route(async (_req, res, p) => {
       res.json({ items: await listGroupRoleMappings(ctx.sql, p.organizationId) });
     }),
   );
   // What a mapping of this group (by id, or every group with this name) would affect, before saving it.
-  router.get(
+  api.get(
     '/group-mappings/preview',
-    requirePermission('members:view'),
+    {
+      summary: 'How many members a mapping of this group (by id or name) would affect',
+      permission: 'members:view',
+      query: previewQuery,
+      responses: { 200: preview },
+    },
     route(async (req, res, p) => {
       const { groupId, groupName } = previewQuery.parse(req.query);
       if (groupId !== undefined && !(await getGroup(ctx.sql, p.organizationId, groupId)))
@@ -47,9 +72,14 @@ export function groupMappingRouter(ctx: AppContext): Router {
       res.json({ groupId: groupId ?? null, groupName: groupName ?? null, affectedMembers: members.length });
     }),
   );
-  router.post(
+  api.post(
     '/group-mappings',
-    requirePermission('members:manage'),
+    {
+      summary: 'Map a group (by id or name) to roles',
+      permission: 'members:manage',
+      body: mappingInput,
+      responses: { 201: mapping },
+    },
     route(async (req, res, p) => {
       const input = mappingInput.parse(req.body);
       res
@@ -57,20 +87,22 @@ export function groupMappingRouter(ctx: AppContext): Router {
         .json(await createGroupRoleMapping(ctx.sql, { organizationId: p.organizationId, ...input }, p.actor));
     }),
   );
-  router.patch(
+  api.patch(
     '/group-mappings/:id',
-    requirePermission('members:manage'),
+    {
+      summary: 'Change the roles a mapping grants',
+      permission: 'members:manage',
+      body: rolesInput,
+      responses: { 200: mapping },
+    },
     route(async (req, res, p) => {
-      const { roles } = z
-        .object({ roles: z.array(z.string()).min(1).max(20) })
-        .strict()
-        .parse(req.body);
+      const { roles } = rolesInput.parse(req.body);
       res.json(await updateGroupRoleMapping(ctx.sql, p.organizationId, String(req.params.id), roles, p.actor));
     }),
   );
-  router.delete(
+  api.delete(
     '/group-mappings/:id',
-    requirePermission('members:manage'),
+    { summary: 'Delete a mapping', permission: 'members:manage', responses: { 204: null } },
     route(async (req, res, p) => {
       await deleteGroupRoleMapping(ctx.sql, p.organizationId, String(req.params.id), p.actor);
       res.status(204).end();

@@ -11,8 +11,9 @@ import {
   listGroups,
   updateGroup,
 } from '../core/groups.ts';
-import { requirePermission } from './auth.ts';
+import { apiRoutes } from './api-routes.ts';
 import { route } from './handler.ts';
+import { group, page, uuid } from './schemas.ts';
 
 const nameInput = z.object({ displayName: z.string().min(1).max(256) }).strict();
 const membersInput = z
@@ -20,9 +21,14 @@ const membersInput = z
   .strict();
 const groupsQuery = z.object({ source: z.enum(['local', 'scim', 'saml']).optional() });
 
+const groupMembersQuery = z.object({ after: z.uuid().optional() });
+const groupListItem = group.omit({ organizationId: true, version: true }).extend({ memberCount: z.number().int() });
+const memberChange = z.strictObject({ added: z.array(uuid), removed: z.array(uuid) });
+
 /** Groups: local ones are managed here; IdP groups (scim, saml) are read-only, the IdP owns them. */
 export function groupRouter(ctx: AppContext): Router {
   const router = Router();
+  const api = apiRoutes(router);
 
   /** Only local groups can be changed through the admin API. */
   const localGroup = async (organizationId: string, id: string) => {
@@ -31,17 +37,22 @@ export function groupRouter(ctx: AppContext): Router {
     return group;
   };
 
-  router.get(
+  api.get(
     '/groups',
-    requirePermission('members:view'),
+    {
+      summary: 'Groups with member counts',
+      permission: 'members:view',
+      query: groupsQuery,
+      responses: { 200: z.strictObject({ items: z.array(groupListItem) }) },
+    },
     route(async (req, res, p) => {
       const { source } = groupsQuery.parse(req.query);
       res.json({ items: await listGroups(ctx.sql, p.organizationId, source) });
     }),
   );
-  router.post(
+  api.post(
     '/groups',
-    requirePermission('members:manage'),
+    { summary: 'Create a local group', permission: 'members:manage', body: nameInput, responses: { 201: group } },
     route(async (req, res, p) => {
       const { displayName } = nameInput.parse(req.body);
       res
@@ -49,39 +60,49 @@ export function groupRouter(ctx: AppContext): Router {
         .json(await createGroup(ctx.sql, { organizationId: p.organizationId, source: 'local', displayName }, p.actor));
     }),
   );
-  router.patch(
+  api.patch(
     '/groups/:id',
-    requirePermission('members:manage'),
+    { summary: 'Rename a local group', permission: 'members:manage', body: nameInput, responses: { 200: group } },
     route(async (req, res, p) => {
       const { displayName } = nameInput.parse(req.body);
       const group = await localGroup(p.organizationId, String(req.params.id));
       res.json(await updateGroup(ctx.sql, p.organizationId, group.id, { displayName }, p.actor));
     }),
   );
-  router.delete(
+  api.delete(
     '/groups/:id',
-    requirePermission('members:manage'),
+    { summary: 'Delete a local group', permission: 'members:manage', responses: { 204: null } },
     route(async (req, res, p) => {
       const group = await localGroup(p.organizationId, String(req.params.id));
       await deleteGroup(ctx.sql, p.organizationId, group.id, p.actor);
       res.status(204).end();
     }),
   );
-  router.get(
+  api.get(
     '/groups/:id/members',
-    requirePermission('members:view'),
+    {
+      summary: 'Member account ids of a group, 200 at a time',
+      permission: 'members:view',
+      query: groupMembersQuery,
+      responses: { 200: page(z.strictObject({ accountId: uuid }), uuid) },
+    },
     route(async (req, res, p) => {
       const group = await getGroup(ctx.sql, p.organizationId, String(req.params.id));
       if (!group) throw notFound('group', { id: req.params.id });
-      const { after } = z.object({ after: z.uuid().optional() }).parse(req.query);
+      const { after } = groupMembersQuery.parse(req.query);
       const ids = await listGroupMemberIds(ctx.sql, p.organizationId, group.id, { after, limit: 200 });
       res.json({ items: ids.map((accountId) => ({ accountId })), next: ids.length === 200 ? ids[199] : null });
     }),
   );
   // Only people already in the organization can be added.
-  router.post(
+  api.post(
     '/groups/:id/members',
-    requirePermission('members:manage'),
+    {
+      summary: 'Add and remove members of a local group',
+      permission: 'members:manage',
+      body: membersInput,
+      responses: { 200: memberChange },
+    },
     route(async (req, res, p) => {
       const change = membersInput.parse(req.body);
       const group = await localGroup(p.organizationId, String(req.params.id));

@@ -8,20 +8,43 @@ import {
   startInvitationImport,
 } from '../core/invitation-import-jobs.ts';
 import { EXAMPLE_CSV } from '../core/invitation-import.ts';
-import { requirePermission } from './auth.ts';
+import { apiRoutes } from './api-routes.ts';
 import { route } from './handler.ts';
+import { csvFile, dateTime, importRow, uuid } from './schemas.ts';
 
 export const importJobQuery = z.object({
   roles: z.string().max(1300).optional(),
   fileName: z.string().max(255).optional(),
 });
 
+const importJob = z.strictObject({
+  id: uuid,
+  status: z.enum(['running', 'done', 'failed']),
+  fileName: z.string().nullable(),
+  total: z.number().int(),
+  done: z.number().int().describe('rows processed so far'),
+  invited: z.number().int(),
+  skipped: z.number().int(),
+  error: z.string().nullable().describe('why the job stopped early (status failed)'),
+  createdAt: dateTime,
+  finishedAt: dateTime.nullable(),
+  rows: z.array(importRow).describe('the rows processed so far, in file order'),
+});
+
 /** The example file, without authentication: a link in the console downloads it whatever the sign-in. */
 export function importExampleRouter(): Router {
   const router = Router();
-  router.get('/invitations/imports/example.csv', (_req, res) => {
-    res.type('text/csv').attachment('orgsync-import-example.csv').send(EXAMPLE_CSV);
-  });
+  apiRoutes(router).get(
+    '/invitations/imports/example.csv',
+    {
+      summary: 'An example CSV file to start from (no authentication needed)',
+      responses: { 200: csvFile },
+      responseTypes: ['text/csv'],
+    },
+    (_req, res) => {
+      res.type('text/csv').attachment('orgsync-import-example.csv').send(EXAMPLE_CSV);
+    },
+  );
   return router;
 }
 
@@ -33,6 +56,7 @@ export function importExampleRouter(): Router {
  */
 export function importRouter(ctx: AppContext): Router {
   const router = Router();
+  const api = apiRoutes(router);
   const working = new Set<string>();
   const work = (organizationId: string, id: string) => {
     if (working.has(id)) return;
@@ -45,9 +69,16 @@ export function importRouter(ctx: AppContext): Router {
   };
 
   // The file is the body (text/csv, read by the admin router); roles for everyone in it come as ?roles=a,b.
-  router.post(
+  api.post(
     '/invitations/imports',
-    requirePermission('members:manage'),
+    {
+      summary: 'Start a background import of a CSV file of up to 1,000 rows (202 with the job; poll it)',
+      permission: 'members:manage',
+      query: importJobQuery,
+      body: csvFile,
+      bodyType: 'text/csv',
+      responses: { 202: importJob },
+    },
     route(async (req, res, p) => {
       if (typeof req.body !== 'string') {
         res.status(415).json({ error: 'invalid', message: 'send the CSV file as the body with content-type text/csv' });
@@ -72,9 +103,13 @@ export function importRouter(ctx: AppContext): Router {
     }),
   );
 
-  router.get(
+  api.get(
     '/invitations/imports/:id',
-    requirePermission('members:view'),
+    {
+      summary: 'An import job: progress (done of total), then the per-row results',
+      permission: 'members:view',
+      responses: { 200: importJob },
+    },
     route(async (req, res, p) => {
       const job = await getInvitationImport(ctx.sql, p.organizationId, String(req.params.id));
       if (

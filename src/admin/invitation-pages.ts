@@ -3,7 +3,9 @@ import express, { Router, type Response } from 'express';
 import type { AppContext } from '../context.ts';
 import { DomainError } from '../core/errors.ts';
 import { acceptInvitation, findInvitationByToken, SIGNED_IN_AS_SOMEONE_ELSE } from '../core/invitations.ts';
+import { effectivePermissions } from '../core/memberships.ts';
 import { findOrganization } from '../core/organizations.ts';
+import type { Permission } from '../core/permissions.ts';
 import { auditBreakGlassUse, nonSsoSignIn } from '../core/required-sso.ts';
 import { createSession, resolveSession } from '../core/sessions.ts';
 import { recordAttempt } from '../saml/attempts.ts';
@@ -29,6 +31,11 @@ function page(res: Response, status: number, title: string, body: string): void 
     .send(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escape(title)}</title><style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}label{display:block;margin:.75rem 0}input{display:block;width:100%;padding:.4rem}button{margin-top:1rem;padding:.5rem 1rem}</style>
 </head><body><h1>${escape(title)}</h1>${body}</body></html>`);
+}
+
+/** Where a person goes after accepting: the console when they may see it, else the service's address. */
+function onward(ctx: AppContext, permissions: readonly Permission[]): string {
+  return permissions.includes('members:view') ? `${ctx.config.publicUrl}/console/` : `${ctx.config.publicUrl}/`;
 }
 
 function refusal(res: Response, error: unknown): void {
@@ -183,11 +190,13 @@ ${
             use: 'sign_in',
           });
         setSessionCookie(res, secret, session.expiresAt, ctx.config.publicUrl.startsWith('https:'));
+        const permissions = await effectivePermissions(ctx.sql, membership);
         page(
           res,
           200,
           'Welcome',
-          `<p>You joined <strong>${escape(invitation.organizationName)}</strong> as ${escape(invitation.email)}. You are signed in.</p>`,
+          `<p>You joined <strong>${escape(invitation.organizationName)}</strong> as ${escape(invitation.email)}. You are signed in.</p>
+<p><a href="${escape(onward(ctx, permissions))}">Continue to ${permissions.includes('members:view') ? 'the console' : escape(ctx.config.publicUrl)}</a></p>`,
         );
       } catch (error) {
         try {

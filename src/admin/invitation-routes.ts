@@ -3,8 +3,9 @@ import { z } from 'zod';
 import type { AppContext } from '../context.ts';
 import { importInvitations } from '../core/invitation-import.ts';
 import { inviteMembers, listInvitations, resendInvitation, revokeInvitation } from '../core/invitations.ts';
-import { requirePermission } from './auth.ts';
+import { apiRoutes } from './api-routes.ts';
 import { route } from './handler.ts';
+import { csvFile, importRow, invitation } from './schemas.ts';
 
 export const MAX_INVITES_PER_REQUEST = 20;
 
@@ -21,6 +22,23 @@ const inviteInput = z
 const importQuery = z.object({ roles: z.string().optional() });
 const listQuery = z.object({ status: z.enum(['pending', 'accepted', 'expired', 'revoked']).optional() });
 
+const inviteResults = z.strictObject({
+  invited: z.number().int(),
+  failed: z.number().int(),
+  results: z.array(
+    z.union([
+      z.strictObject({ email: z.string(), invited: z.literal(true), invitation }),
+      z.strictObject({ email: z.string(), invited: z.literal(false), error: z.string(), message: z.string() }),
+    ]),
+  ),
+});
+const importResult = z.strictObject({
+  total: z.number().int(),
+  invited: z.number().int(),
+  skipped: z.number().int(),
+  rows: z.array(importRow),
+});
+
 export function splitAddresses(emails: string | string[]): string[] {
   const all = (Array.isArray(emails) ? emails : [emails]).flatMap((e) => e.split(/[\s,;]+/));
   return [...new Set(all.map((e) => e.trim()).filter(Boolean))];
@@ -29,10 +47,16 @@ export function splitAddresses(emails: string | string[]): string[] {
 /** Invitations: invite up to 20 people at once, list, resend, revoke. */
 export function invitationRouter(ctx: AppContext): Router {
   const router = Router();
+  const api = apiRoutes(router);
 
-  router.post(
+  api.post(
     '/invitations',
-    requirePermission('members:manage'),
+    {
+      summary: 'Invite up to 20 addresses, a result each (400 when none could be invited)',
+      permission: 'members:manage',
+      body: inviteInput,
+      responses: { 201: inviteResults },
+    },
     route(async (req, res, p) => {
       const input = inviteInput.parse(req.body);
       const emails = splitAddresses(input.emails);
@@ -61,9 +85,17 @@ export function invitationRouter(ctx: AppContext): Router {
   );
 
   // The file is the body (text/csv, read by the admin router); roles for everyone in it come as ?roles=a,b.
-  router.post(
+  api.post(
     '/invitations/import',
-    requirePermission('members:manage'),
+    {
+      summary:
+        'Invite from a CSV file of up to 1,000 rows in one request, a result per row (kept for older scripts; prefer /invitations/imports)',
+      permission: 'members:manage',
+      query: importQuery,
+      body: csvFile,
+      bodyType: 'text/csv',
+      responses: { 200: importResult },
+    },
     route(async (req, res, p) => {
       if (typeof req.body !== 'string') {
         res.status(415).json({ error: 'invalid', message: 'send the CSV file as the body with content-type text/csv' });
@@ -80,17 +112,22 @@ export function invitationRouter(ctx: AppContext): Router {
     }),
   );
 
-  router.get(
+  api.get(
     '/invitations',
-    requirePermission('members:view'),
+    {
+      summary: 'List invitations, newest first',
+      permission: 'members:view',
+      query: listQuery,
+      responses: { 200: z.strictObject({ items: z.array(invitation) }) },
+    },
     route(async (req, res, p) => {
       res.json({ items: await listInvitations(ctx.sql, p.organizationId, listQuery.parse(req.query).status) });
     }),
   );
 
-  router.post(
+  api.post(
     '/invitations/:id/resend',
-    requirePermission('members:manage'),
+    { summary: 'New token and expiry', permission: 'members:manage', responses: { 200: invitation } },
     route(async (req, res, p) => {
       res.json(
         await resendInvitation(ctx.sql, ctx.config.serverSecret, p.organizationId, String(req.params.id), p.actor),
@@ -98,9 +135,9 @@ export function invitationRouter(ctx: AppContext): Router {
     }),
   );
 
-  router.delete(
+  api.delete(
     '/invitations/:id',
-    requirePermission('members:manage'),
+    { summary: 'Withdraw a pending invitation', permission: 'members:manage', responses: { 204: null } },
     route(async (req, res, p) => {
       await revokeInvitation(ctx.sql, p.organizationId, String(req.params.id), p.actor);
       res.status(204).end();

@@ -5,8 +5,9 @@ import { DomainError, notFound } from '../core/errors.ts';
 import { isUuid } from '../core/ids.ts';
 import { listMembers, MEMBER_SORTS } from '../core/member-directory.ts';
 import { leaveOrganization, removeMember, setRoles } from '../core/memberships.ts';
-import { requirePermission } from './auth.ts';
+import { apiRoutes } from './api-routes.ts';
 import { route } from './handler.ts';
+import { dateTime, page, uuid } from './schemas.ts';
 
 export const memberListQuery = z.object({
   tab: z.enum(['members', 'invitations']).optional(),
@@ -26,6 +27,32 @@ const rolesInput = z.object({ roles: z.array(z.string().min(1).max(63)).min(1).m
 const bulkRemoveInput = z.object({ accountIds: z.array(z.string()).min(1).max(100), overrideIdp }).strict();
 const removeQuery = z.object({ overrideIdp: z.enum(['true', 'false']).optional() });
 
+const member = z.strictObject({
+  accountId: uuid,
+  email: z.string(),
+  givenName: z.string().nullable(),
+  familyName: z.string().nullable(),
+  status: z.enum(['active', 'pending', 'suspended']),
+  source: z.enum(['admin', 'invite', 'scim', 'sso']),
+  roles: z.array(z.string()),
+  mappedRoles: z.array(z.string()),
+  effectiveRoles: z.array(z.string()),
+  lastActiveAt: dateTime.nullable(),
+  createdAt: dateTime,
+  invitation: z.strictObject({ id: uuid, createdAt: dateTime, expiresAt: dateTime }).nullable(),
+});
+const memberRoles = z.strictObject({ accountId: uuid, roles: z.array(z.string()), mappedRoles: z.array(z.string()) });
+const removal = z.strictObject({
+  removed: z.number().int(),
+  failed: z.number().int(),
+  results: z.array(
+    z.union([
+      z.strictObject({ accountId: z.string(), removed: z.literal(true) }),
+      z.strictObject({ accountId: z.string(), removed: z.literal(false), error: z.string(), message: z.string() }),
+    ]),
+  ),
+});
+
 function accountIdParam(raw: unknown): string {
   const id = String(raw);
   if (!isUuid(id)) throw notFound('member', { accountId: id });
@@ -35,19 +62,33 @@ function accountIdParam(raw: unknown): string {
 /** Members: list, change roles, remove one or many, leave. The rules live in the core. */
 export function memberRouter(ctx: AppContext): Router {
   const router = Router();
+  const api = apiRoutes(router);
 
-  router.get(
+  api.get(
     '/members',
-    requirePermission('members:view'),
+    {
+      summary:
+        'A page of members (tab=members: active and suspended; tab=invitations: pending), sorted (sort=name|email|status|joined|lastActive, order=asc|desc), with the total; q searches name or email by prefix; pass `next` as `after`',
+      permission: 'members:view',
+      query: memberListQuery,
+      responses: {
+        200: page(member).extend({ total: z.number().int().describe('members in the whole filtered tab') }),
+      },
+    },
     route(async (req, res, p) => {
       const { group, q, ...query } = memberListQuery.parse(req.query);
       res.json(await listMembers(ctx.sql, p.organizationId, { ...query, search: q, groupId: group }));
     }),
   );
 
-  router.put(
+  api.put(
     '/members/:accountId/roles',
-    requirePermission('members:manage'),
+    {
+      summary: "Replace a member's direct roles (overrideIdp for a member the IdP manages)",
+      permission: 'members:manage',
+      body: rolesInput,
+      responses: { 200: memberRoles },
+    },
     route(async (req, res, p) => {
       const { roles, ...options } = rolesInput.parse(req.body);
       const accountId = accountIdParam(req.params.accountId);
@@ -56,9 +97,14 @@ export function memberRouter(ctx: AppContext): Router {
     }),
   );
 
-  router.delete(
+  api.delete(
     '/members/:accountId',
-    requirePermission('members:manage'),
+    {
+      summary: 'Remove a member (the account stays; overrideIdp for a member the IdP manages)',
+      permission: 'members:manage',
+      query: removeQuery,
+      responses: { 204: null },
+    },
     route(async (req, res, p) => {
       const overrideIdp = removeQuery.parse(req.query).overrideIdp === 'true';
       await removeMember(ctx.sql, p.organizationId, accountIdParam(req.params.accountId), p.actor, { overrideIdp });
@@ -67,9 +113,14 @@ export function memberRouter(ctx: AppContext): Router {
   );
 
   // Each removal is its own transaction: one refusal (the last owner, oneself) does not undo the others.
-  router.post(
+  api.post(
     '/members/remove',
-    requirePermission('members:manage'),
+    {
+      summary: 'Remove up to 100 members, a result each',
+      permission: 'members:manage',
+      body: bulkRemoveInput,
+      responses: { 200: removal },
+    },
     route(async (req, res, p) => {
       const { accountIds, ...options } = bulkRemoveInput.parse(req.body);
       const results = [];
@@ -90,8 +141,9 @@ export function memberRouter(ctx: AppContext): Router {
     }),
   );
 
-  router.post(
+  api.post(
     '/leave',
+    { summary: 'The signed-in member leaves the organization', responses: { 204: null } },
     route(async (_req, res, p) => {
       if (!p.accountId) {
         res

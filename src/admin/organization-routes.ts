@@ -16,8 +16,9 @@ import { MAX_BREAK_GLASS_OWNERS } from '../core/required-sso.ts';
 import { hasEnabledConnection } from '../saml/connections.ts';
 import { deleteCustomRole, updateCustomRole } from '../core/role-changes.ts';
 import { createCustomRole, listRoles } from '../core/roles.ts';
-import { requirePermission } from './auth.ts';
+import { apiRoutes } from './api-routes.ts';
 import { route } from './handler.ts';
+import { dateTime, permission, uuid } from './schemas.ts';
 
 const settingsInput = z
   .object({
@@ -47,20 +48,68 @@ const roleInput = z
 const roleChange = z.object({ name: roleName.optional(), permissions: rolePermissions.optional() }).strict();
 const roleDeletion = z.object({ reassignTo: z.string().min(1).max(63).optional() });
 
+const domainInput = z.object({ domain: z.string().min(1).max(253) }).strict();
+
+const organization = z.strictObject({
+  id: uuid,
+  slug: z.string(),
+  name: z.string(),
+  inviteTtlHours: z.number().int(),
+  defaultRole: z.string(),
+  autoJoinVerifiedDomains: z.boolean(),
+  singleOrganization: z.boolean(),
+  requireSso: z.boolean(),
+  ssoBreakGlassAccountIds: z.array(uuid),
+  createdAt: dateTime,
+  updatedAt: dateTime,
+});
+const role = z.strictObject({
+  key: z.string(),
+  name: z.string(),
+  permissions: z.array(permission),
+  builtIn: z.boolean(),
+});
+const domain = z.strictObject({
+  domain: z.string(),
+  verificationToken: z.string(),
+  verifiedAt: dateTime.nullable(),
+  checkedAt: dateTime.nullable(),
+  verificationLostAt: dateTime.nullable(),
+  createdAt: dateTime,
+  record: z.strictObject({ name: z.string(), type: z.literal('TXT'), value: z.string() }),
+});
+const roleDeleted = z.strictObject({
+  key: z.string(),
+  reassignedTo: z.string().nullable(),
+  members: z.number().int(),
+  mappings: z.number().int(),
+  apiKeys: z.number().int(),
+  defaultRole: z.boolean(),
+});
+
 /** The caller's organization: settings and roles. */
 export function organizationRouter(ctx: AppContext): Router {
   const router = Router();
+  const api = apiRoutes(router);
 
-  router.get(
+  api.get(
     '/organization',
+    {
+      summary: "The caller's organization, and who the caller is with its permissions",
+      responses: {
+        200: organization.extend({
+          you: z.strictObject({ actor: z.string(), permissions: z.array(permission) }),
+        }),
+      },
+    },
     route(async (_req, res, p) => {
       const org = await findOrganization(ctx.sql, p.organizationId);
       res.json({ ...org, you: { actor: p.actor.name, permissions: p.permissions } });
     }),
   );
-  router.patch(
+  api.patch(
     '/organization',
-    requirePermission('org:manage'),
+    { summary: 'Change settings', permission: 'org:manage', body: settingsInput, responses: { 200: organization } },
     route(async (req, res, p) => {
       const changes = settingsInput.parse(req.body);
       res.json(
@@ -71,69 +120,93 @@ export function organizationRouter(ctx: AppContext): Router {
     }),
   );
 
-  router.get(
+  api.get(
     '/roles',
-    requirePermission('members:view'),
+    {
+      summary: 'Built-in and custom roles, and every permission a role can hold',
+      permission: 'members:view',
+      responses: { 200: z.strictObject({ items: z.array(role), permissions: z.array(permission) }) },
+    },
     route(async (_req, res, p) => {
       res.json({ items: await listRoles(ctx.sql, p.organizationId), permissions: PERMISSIONS });
     }),
   );
-  router.post(
+  api.post(
     '/roles',
-    requirePermission('org:manage'),
+    { summary: 'Create a custom role', permission: 'org:manage', body: roleInput, responses: { 201: role } },
     route(async (req, res, p) => {
       res.status(201).json(await createCustomRole(ctx.sql, p.organizationId, roleInput.parse(req.body), p.actor));
     }),
   );
 
-  router.patch(
+  api.patch(
     '/roles/:key',
-    requirePermission('org:manage'),
+    {
+      summary: "Rename a custom role or change its permissions (its holders' permissions change at once)",
+      permission: 'org:manage',
+      body: roleChange,
+      responses: { 200: role },
+    },
     route(async (req, res, p) => {
       const changes = roleChange.parse(req.body);
       res.json(await updateCustomRole(ctx.sql, p.organizationId, String(req.params.key), changes, p.actor));
     }),
   );
-  // A role in use is refused (409 with its usage) unless ?reassignTo names the role that replaces it.
-  router.delete(
+  api.delete(
     '/roles/:key',
-    requirePermission('org:manage'),
+    {
+      summary:
+        'Delete a custom role; one in use is refused (409 with its usage) unless reassignTo names the role that replaces it',
+      permission: 'org:manage',
+      query: roleDeletion,
+      responses: { 200: roleDeleted },
+    },
     route(async (req, res, p) => {
       const { reassignTo } = roleDeletion.parse(req.query);
       res.json(await deleteCustomRole(ctx.sql, p.organizationId, String(req.params.key), reassignTo, p.actor));
     }),
   );
 
-  router.get(
+  api.get(
     '/domains',
-    requirePermission('org:manage'),
+    {
+      summary: 'Email domains and their verification',
+      permission: 'org:manage',
+      responses: { 200: z.strictObject({ items: z.array(domain) }) },
+    },
     route(async (_req, res, p) => {
       res.json({ items: (await listDomains(ctx.sql, p.organizationId)).map(domainView) });
     }),
   );
-  router.post(
+  api.post(
     '/domains',
-    requirePermission('org:manage'),
+    {
+      summary: 'Add a domain (answers its DNS TXT verification record)',
+      permission: 'org:manage',
+      body: domainInput,
+      responses: { 201: domain },
+    },
     route(async (req, res, p) => {
-      const { domain } = z
-        .object({ domain: z.string().min(1).max(253) })
-        .strict()
-        .parse(req.body);
+      const { domain } = domainInput.parse(req.body);
       res.status(201).json(domainView(await addDomain(ctx.sql, p.organizationId, domain, p.actor)));
     }),
   );
-  router.post(
+  api.post(
     '/domains/:domain/verify',
-    requirePermission('org:manage'),
+    {
+      summary: 'Verify a domain: its DNS TXT records must include its token',
+      permission: 'org:manage',
+      responses: { 200: domain },
+    },
     route(async (req, res, p) => {
       const lookupTxt = createTxtLookup(ctx.config.dnsServers);
       const domain = String(req.params.domain);
       res.json(domainView(await verifyDomain(ctx.sql, p.organizationId, domain, p.actor, lookupTxt)));
     }),
   );
-  router.delete(
+  api.delete(
     '/domains/:domain',
-    requirePermission('org:manage'),
+    { summary: 'Remove a domain', permission: 'org:manage', responses: { 204: null } },
     route(async (req, res, p) => {
       await removeDomain(ctx.sql, p.organizationId, String(req.params.domain), p.actor);
       res.status(204).end();

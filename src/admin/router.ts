@@ -28,9 +28,10 @@ const refuseUnusableInput: RequestHandler = (req, res, next) => {
  */
 export function adminRouter(ctx: AppContext): Router {
   const router = Router();
-  const openApi = openApiDocument(ctx.config.publicUrl);
+  // Built once every router below has declared its routes (apiRoutes).
+  let openApi: ReturnType<typeof openApiDocument> | undefined;
   router.get('/openapi.json', (_req, res) => {
-    res.json(openApi);
+    res.json((openApi ??= openApiDocument(ctx.config.publicUrl)));
   });
   router.use(importExampleRouter());
   // The caller is known before its body is read: an unknown one gets 401 whatever it sends.

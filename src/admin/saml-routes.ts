@@ -1,8 +1,10 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
+import { apiRoutes } from './api-routes.ts';
 import { requirePermission } from './auth.ts';
 import { route, rowId } from './handler.ts';
+import { dateTime, page, rowIdText, uuid } from './schemas.ts';
 import { notFound } from '../core/errors.ts';
 import { findOrganization } from '../core/organizations.ts';
 import { listAttempts } from '../saml/attempts.ts';
@@ -65,13 +67,69 @@ const attemptsQuery = z.object({
   outcome: z.enum(['success', 'refused']).optional(),
 });
 
+const attributeLists = z.strictObject({
+  email: z.array(z.string()),
+  firstName: z.array(z.string()),
+  lastName: z.array(z.string()),
+  groups: z.array(z.string()),
+});
+const serviceProviderAnswer = z.strictObject({
+  entityId: z.string(),
+  metadataUrl: z.url(),
+  acsUrl: z.url(),
+  loginUrl: z.url(),
+  certificate: z.string().describe('PEM'),
+  nameIdFormat: z.string(),
+  defaultAttributes: attributeLists.describe('the attribute names read when the mapping names none'),
+});
+const connection = z.strictObject({
+  id: uuid,
+  name: z.string(),
+  idpEntityId: z.string(),
+  ssoUrl: z.string(),
+  certificates: z.array(z.string()),
+  attributeMapping: settings.attributeMapping,
+  allowIdpInitiated: z.boolean(),
+  enabled: z.boolean(),
+  allowedReturnUrls: z.array(z.string()),
+  clockSkewSeconds: z.number().int(),
+  updateProfile: z.boolean(),
+  metadataUrl: z.string().nullable(),
+  metadataRefreshedAt: dateTime.nullable(),
+  metadataValidUntil: dateTime.nullable(),
+  metadataNextRefreshAt: dateTime.nullable(),
+  metadataError: z.string().nullable(),
+  metadataErrorAt: dateTime.nullable(),
+  createdAt: dateTime,
+  updatedAt: dateTime,
+  certificateInfo: z.array(z.strictObject({ subject: z.string(), notAfter: dateTime, fingerprintSha256: z.string() })),
+});
+const attempt = z.strictObject({
+  id: rowIdText,
+  at: dateTime,
+  connectionId: uuid.nullable(),
+  idpEntityId: z.string().nullable(),
+  nameId: z.string().nullable(),
+  email: z.string().nullable(),
+  accountId: uuid.nullable(),
+  outcome: z.enum(['success', 'refused']),
+  reason: z.string().nullable(),
+  message: z.string().nullable(),
+});
+
 /** SAML connection management under /api/saml; everything needs org:manage. */
 export function samlAdminRouter(ctx: AppContext): Router {
   const router = Router();
   router.use(requirePermission('org:manage'));
+  const api = apiRoutes(router, '/saml');
 
-  router.get(
+  api.get(
     '/service-provider',
+    {
+      summary: 'SP entity id, ACS, metadata and login URLs and certificate to paste into the IdP',
+      permission: 'org:manage',
+      responses: { 200: serviceProviderAnswer },
+    },
     route(async (_req, res, p) => {
       const organization = (await findOrganization(ctx.sql, p.organizationId))!;
       const entity = await serviceProvider(ctx, organization);
@@ -84,14 +142,25 @@ export function samlAdminRouter(ctx: AppContext): Router {
     }),
   );
 
-  router.get(
+  api.get(
     '/connections',
+    {
+      summary: 'SAML connections',
+      permission: 'org:manage',
+      responses: { 200: z.strictObject({ items: z.array(connection) }) },
+    },
     route(async (_req, res, p) => {
       res.json({ items: (await listConnections(ctx.sql, p.organizationId)).map(present) });
     }),
   );
-  router.post(
+  api.post(
     '/connections',
+    {
+      summary: 'Add a SAML connection from its IdP metadata URL (fetched now), metadata XML or fields',
+      permission: 'org:manage',
+      body: createInput,
+      responses: { 201: connection },
+    },
     route(async (req, res, p) => {
       const { metadataXml, metadataUrl, ...fields } = createInput.parse(req.body);
       const fetched = await fromMetadataUrl(ctx, metadataUrl);
@@ -99,16 +168,27 @@ export function samlAdminRouter(ctx: AppContext): Router {
       res.status(201).json(present(await createConnection(ctx.sql, p.organizationId, input, p.actor)));
     }),
   );
-  router.get(
+  api.get(
     '/connections/:id',
+    {
+      summary: 'A SAML connection with its certificates and their expiry',
+      permission: 'org:manage',
+      responses: { 200: connection },
+    },
     route(async (req, res, p) => {
       const connection = await getConnection(ctx.sql, p.organizationId, String(req.params.id));
       if (!connection) throw notFound('SAML connection', { id: req.params.id });
       res.json(present(connection));
     }),
   );
-  router.patch(
+  api.patch(
     '/connections/:id',
+    {
+      summary: 'Change, disable or re-read metadata of a SAML connection',
+      permission: 'org:manage',
+      body: updateInput,
+      responses: { 200: connection },
+    },
     route(async (req, res, p) => {
       const { metadataXml, metadataUrl, ...fields } = updateInput.parse(req.body);
       const fetched = metadataUrl === null ? { metadataSource: null } : await fromMetadataUrl(ctx, metadataUrl);
@@ -117,8 +197,13 @@ export function samlAdminRouter(ctx: AppContext): Router {
     }),
   );
   // Fetches the connection's metadata URL now (as the reconciler does when it is due).
-  router.post(
+  api.post(
     '/connections/:id/refresh-metadata',
+    {
+      summary: "Fetch a connection's metadata URL now (a failure is recorded on it and answered 400/502)",
+      permission: 'org:manage',
+      responses: { 200: connection },
+    },
     route(async (req, res, p) => {
       const { connection, error } = await refreshConnectionMetadata(
         ctx.sql,
@@ -132,16 +217,23 @@ export function samlAdminRouter(ctx: AppContext): Router {
       res.json(present(connection));
     }),
   );
-  router.delete(
+  api.delete(
     '/connections/:id',
+    { summary: 'Delete a SAML connection', permission: 'org:manage', responses: { 204: null } },
     route(async (req, res, p) => {
       await deleteConnection(ctx.sql, p.organizationId, String(req.params.id), p.actor);
       res.status(204).end();
     }),
   );
 
-  router.get(
+  api.get(
     '/attempts',
+    {
+      summary: 'SSO attempt log, newest first (pass `next` as `before`)',
+      permission: 'org:manage',
+      query: attemptsQuery,
+      responses: { 200: page(attempt, rowIdText) },
+    },
     route(async (req, res, p) => {
       const query = attemptsQuery.parse(req.query);
       const items = await listAttempts(ctx.sql, p.organizationId, query);

@@ -4,8 +4,9 @@ import type { AppContext } from '../context.ts';
 import { issueCredential, listCredentials, revokeCredential, rotateCredential } from '../core/credentials.ts';
 import { notFound } from '../core/errors.ts';
 import { listScimRequests } from '../scim/request-log.ts';
-import { requirePermission } from './auth.ts';
+import { apiRoutes } from './api-routes.ts';
 import { route, rowId } from './handler.ts';
+import { credential, dateTime, page, rowIdText } from './schemas.ts';
 
 const tokenInput = z
   .object({ name: z.string().min(1).max(100), expiresInDays: z.number().int().min(1).max(3650).optional() })
@@ -16,20 +17,49 @@ const requestsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
 
+const scimBaseUrlField = z.url().describe('the SCIM base URL to give the IdP');
+const issuedToken = z.strictObject({
+  scimBaseUrl: scimBaseUrlField,
+  token: credential,
+  secret: z.string().describe('shown once'),
+});
+const scimRequest = z.strictObject({
+  id: rowIdText,
+  at: dateTime,
+  method: z.string(),
+  path: z.string(),
+  status: z.number().int(),
+  durationMs: z.number(),
+  resourceType: z.string().nullable(),
+  resourceId: z.string().nullable(),
+  errorDetail: z.string().nullable().describe("a refused request's SCIM error detail"),
+});
+
 /** SCIM tokens of the caller's organization: issue (shown once), rotate with overlap, revoke, and what each did. */
 export function scimTokenRouter(ctx: AppContext): Router {
   const router = Router();
+  const api = apiRoutes(router);
   const scimBaseUrl = `${ctx.config.publicUrl}/scim/v2`;
-  router.use('/scim-tokens', requirePermission('org:manage'));
 
-  router.get(
+  api.get(
     '/scim-tokens',
+    {
+      summary: 'SCIM base URL and tokens (never their secrets)',
+      permission: 'org:manage',
+      responses: { 200: z.strictObject({ scimBaseUrl: scimBaseUrlField, tokens: z.array(credential) }) },
+    },
     route(async (_req, res, p) => {
       res.json({ scimBaseUrl, tokens: await listCredentials(ctx.sql, p.organizationId, 'scim') });
     }),
   );
-  router.post(
+  api.post(
     '/scim-tokens',
+    {
+      summary: 'Issue a SCIM token (the secret is shown once)',
+      permission: 'org:manage',
+      body: tokenInput,
+      responses: { 201: issuedToken },
+    },
     route(async (req, res, p) => {
       const input = tokenInput.parse(req.body);
       const expiresAt = input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86_400_000) : null;
@@ -42,8 +72,14 @@ export function scimTokenRouter(ctx: AppContext): Router {
       res.status(201).json({ scimBaseUrl, token, secret });
     }),
   );
-  router.post(
+  api.post(
     '/scim-tokens/:id/rotate',
+    {
+      summary: 'New secret; the old one keeps working for the overlap',
+      permission: 'org:manage',
+      body: rotateInput,
+      responses: { 201: issuedToken.extend({ previous: credential }) },
+    },
     route(async (req, res, p) => {
       const { overlapHours } = rotateInput.parse(req.body ?? {});
       await scimToken(p.organizationId, String(req.params.id));
@@ -59,14 +95,25 @@ export function scimTokenRouter(ctx: AppContext): Router {
       res.status(201).json({ scimBaseUrl, token, secret, previous });
     }),
   );
-  router.delete(
+  api.delete(
     '/scim-tokens/:id',
+    {
+      summary: 'Revoke a SCIM token now',
+      permission: 'org:manage',
+      responses: { 200: z.strictObject({ token: credential }) },
+    },
     route(async (req, res, p) => {
       res.json({ token: await revokeCredential(ctx.sql, p.organizationId, String(req.params.id), p.actor, 'scim') });
     }),
   );
-  router.get(
+  api.get(
     '/scim-tokens/:id/requests',
+    {
+      summary: 'What the IdP did with this token, newest first (pass `next` as `before`)',
+      permission: 'org:manage',
+      query: requestsQuery,
+      responses: { 200: page(scimRequest, rowIdText) },
+    },
     route(async (req, res, p) => {
       const token = await scimToken(p.organizationId, String(req.params.id));
       const query = requestsQuery.parse(req.query);

@@ -151,13 +151,23 @@ async function announce(
 ): Promise<void> {
   const details = { invitationId: inv.id, email: inv.email, accountId: inv.accountId, roles, expiresAt: inv.expiresAt };
   await recordAudit(tx, inv.organizationId, actor, 'invite.created', { type: 'invitation', id: inv.id }, details);
+  const inviter = await inviterOf(tx, actor);
   await emitEvent(
     tx,
     inv.organizationId,
     'invite.created',
-    { ...details, invitedBy: actor.name, sealed: { token: sealSecret(token, serverSecret) } },
+    { ...details, invitedBy: actor.name, inviter, sealed: { token: sealSecret(token, serverSecret) } },
     actor,
   );
+}
+
+/** The person an invitation email names: a member who invited; null for an API key or the system (the email names the organization). */
+async function inviterOf(tx: Tx, actor: Actor): Promise<{ name: string | null; email: string } | null> {
+  if (actor.type !== 'account' || !actor.id) return null;
+  const account = await getAccount(tx, actor.id);
+  if (!account) return null;
+  const name = [account.givenName, account.familyName].filter(Boolean).join(' ');
+  return { name: name || null, email: account.email };
 }
 
 export async function listInvitations(

@@ -4,7 +4,10 @@ import type { Logger } from '../log.ts';
 export interface Email {
   to: string;
   subject: string;
+  /** The plain-text part; every email has one. */
   text: string;
+  /** An HTML alternative to the text part. */
+  html?: string;
   /** A link the message is about; logged (at debug) instead of sent when no SMTP server is configured. */
   link?: string;
 }
@@ -29,6 +32,12 @@ export function createMailer(options: { smtpUrl?: string; from: string; log: Log
   }
   const transport = nodemailer.createTransport(options.smtpUrl);
   return async (email) => {
-    await transport.sendMail({ from: options.from, to: email.to, subject: email.subject, text: email.text });
+    await transport.sendMail({
+      from: options.from,
+      to: email.to,
+      subject: email.subject,
+      text: email.text,
+      ...(email.html ? { html: email.html } : {}),
+    });
   };
 }

@@ -121,6 +121,8 @@ describe('invitations', () => {
       .type('form')
       .send({ token, givenName: 'Dee', familyName: 'Doe' })
       .expect(200);
+    // No dead end: the page links onward to the console (billing may view members).
+    expect(accepted.text).toContain('<a href="https://orgsync.test/console/">Continue to the console</a>');
     const cookie = accepted.headers['set-cookie']![0]!;
     expect(cookie).toMatch(new RegExp(`^${SESSION_COOKIE}=.*HttpOnly`));
     const me = await request(app).get('/api/members?email=dee@').set('cookie', cookie.split(';')[0]!).expect(200);

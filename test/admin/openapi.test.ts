@@ -56,4 +56,33 @@ describe('OpenAPI document', () => {
     expect(served.length).toBeGreaterThan(20);
     expect(documented.sort()).toEqual(served.sort());
   });
+
+  it("describes request parameters and bodies and every success answer from the routes' zod schemas", async () => {
+    const res = await request(createApp(ctx)).get('/api/openapi.json').expect(200);
+    type Operation = {
+      parameters: { name: string; in: string; schema: Record<string, unknown> }[];
+      responses: Record<string, { content?: { 'application/json': { schema: Record<string, any> } } }>;
+      requestBody?: { content: Record<string, unknown> };
+    };
+    const paths = res.body.paths as Record<string, Record<string, Operation>>;
+    for (const [path, ops] of Object.entries(paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        const success = Object.keys(op.responses).filter((s) => s.startsWith('2'));
+        expect(success, `${method} ${path}`).toHaveLength(1);
+        if (success[0] !== '204') expect(op.responses[success[0]!]!.content, `${method} ${path}`).toBeDefined();
+      }
+    }
+    const members = paths['/members']!.get!;
+    expect(members.parameters.find((p) => p.name === 'limit')).toMatchObject({
+      in: 'query',
+      schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
+    });
+    const item = members.responses['200']!.content!['application/json'].schema.properties.items.items;
+    expect(item.required).toEqual(expect.arrayContaining(['accountId', 'email', 'status', 'effectiveRoles']));
+    expect(item.properties.status).toEqual({ type: 'string', enum: ['active', 'pending', 'suspended'] });
+    expect(paths['/invitations/import']!.post!.requestBody!.content).toHaveProperty('text/csv');
+    expect(paths['/roles']!.post!.requestBody!.content).toMatchObject({
+      'application/json': { schema: { required: ['key', 'name', 'permissions'], additionalProperties: false } },
+    });
+  });
 });

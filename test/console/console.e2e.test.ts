@@ -4,7 +4,6 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openApiDocument } from '../../src/admin/openapi.ts';
 import type { AppContext } from '../../src/context.ts';
 import { verifyCredential } from '../../src/core/credentials.ts';
 import { ensureAccount } from '../../src/core/accounts.ts';
@@ -558,12 +557,8 @@ describe('identity provider', () => {
   });
 });
 
-// The SCIM token API (GET/POST /api/scim-tokens, rotate, revoke) comes with the SCIM issue; this
-// test runs as soon as the admin API describes it, with no change here.
-const SCIM_TOKEN_API = '/scim-tokens' in openApiDocument(TEST_PUBLIC_URL).paths;
-
 describe('identity provider: SCIM tokens', () => {
-  it.skipIf(!SCIM_TOKEN_API)('creates a token shown once, rotates one and revokes one', async () => {
+  it('creates a token shown once, rotates one and revokes one', async () => {
     await openPage('identity?tab=scim');
     const panel = page.getByRole('tabpanel', { name: 'SCIM provisioning' });
     await panel.getByRole('button', { name: 'Create token' }).waitFor();
@@ -607,10 +602,6 @@ describe('identity provider: SCIM tokens', () => {
   });
 });
 
-// The SAML connection API (/api/saml) comes with the SAML issue; like the SCIM one above, this
-// test runs as soon as the admin API describes it.
-const SAML_API = '/saml/service-provider' in openApiDocument(TEST_PUBLIC_URL).paths;
-
 /** IdP metadata with a fresh self-signed certificate (made by the test IdP, as an IdP would have one). */
 function idpMetadata(entityId: string, ssoUrl: string): string {
   const body = makeIdpKeys('idp.example.test').certificate;
@@ -623,56 +614,51 @@ function idpMetadata(entityId: string, ssoUrl: string): string {
 }
 
 describe('identity provider: SAML', () => {
-  it.skipIf(!SAML_API)(
-    'shows what to paste into the IdP, adds a connection from its metadata, test-logs in, disables and deletes it',
-    async () => {
-      await openPage('identity?tab=saml');
-      const panel = page.getByRole('tabpanel', { name: 'SAML single sign-on' });
-      await panel.getByRole('button', { name: 'Add connection' }).waitFor();
-      for (const url of ['/saml/acme/acs', '/saml/acme/metadata'])
-        expect(await panel.textContent()).toContain(`${TEST_PUBLIC_URL}${url}`);
+  it('shows what to paste into the IdP, adds a connection from its metadata, test-logs in, disables and deletes it', async () => {
+    await openPage('identity?tab=saml');
+    const panel = page.getByRole('tabpanel', { name: 'SAML single sign-on' });
+    await panel.getByRole('button', { name: 'Add connection' }).waitFor();
+    for (const url of ['/saml/acme/acs', '/saml/acme/metadata'])
+      expect(await panel.textContent()).toContain(`${TEST_PUBLIC_URL}${url}`);
 
-      await panel.getByLabel('Connection name').fill('Okta');
-      await panel.getByLabel('IdP metadata XML', { exact: true }).fill('<EntityDescriptor/>');
-      await panel.getByRole('button', { name: 'Add connection' }).click();
-      await expect.poll(() => panel.getByRole('alert').first().textContent()).toMatch(/metadata/i);
-      await panel
-        .getByLabel('IdP metadata XML', { exact: true })
-        .fill(idpMetadata('http://www.okta.com/exk-test', 'https://idp.example.test/sso'));
-      await panel.getByRole('button', { name: 'Add connection' }).click();
-      await expect.poll(statusText).toBe('Okta added. Try it with “Test login”.');
-      await expect
-        .poll(() => panel.getByRole('region', { name: 'SAML connections' }).textContent())
-        .toContain('http://www.okta.com/exk-test');
-      await shot('identity-saml-connection');
+    await panel.getByLabel('Connection name').fill('Okta');
+    await panel.getByLabel('IdP metadata XML', { exact: true }).fill('<EntityDescriptor/>');
+    await panel.getByRole('button', { name: 'Add connection' }).click();
+    await expect.poll(() => panel.getByRole('alert').first().textContent()).toMatch(/metadata/i);
+    await panel
+      .getByLabel('IdP metadata XML', { exact: true })
+      .fill(idpMetadata('http://www.okta.com/exk-test', 'https://idp.example.test/sso'));
+    await panel.getByRole('button', { name: 'Add connection' }).click();
+    await expect.poll(statusText).toBe('Okta added. Try it with “Test login”.');
+    await expect
+      .poll(() => panel.getByRole('region', { name: 'SAML connections' }).textContent())
+      .toContain('http://www.okta.com/exk-test');
+    await shot('identity-saml-connection');
 
-      // The test login starts an SP-initiated login: the browser goes to the IdP with a SAMLRequest.
-      // (The request is what counts: page.route does not see a redirect's target, and the IdP's
-      // host does not resolve, so what the page then shows differs between Chromium builds.)
-      await Promise.all([
-        page.waitForRequest(/^https:\/\/idp\.example\.test\/sso\?SAMLRequest=/),
-        panel.getByRole('link', { name: 'Test login with Okta' }).click(),
-      ]);
+    // The test login starts an SP-initiated login: the browser goes to the IdP with a SAMLRequest.
+    // (The request is what counts: page.route does not see a redirect's target, and the IdP's
+    // host does not resolve, so what the page then shows differs between Chromium builds.)
+    await Promise.all([
+      page.waitForRequest(/^https:\/\/idp\.example\.test\/sso\?SAMLRequest=/),
+      panel.getByRole('link', { name: 'Test login with Okta' }).click(),
+    ]);
 
-      await openPage('identity?tab=saml');
-      await panel.getByRole('button', { name: 'Disable Okta' }).click();
-      await expect.poll(statusText).toBe('Okta is disabled.');
-      const listed = await (
-        await fetch(`${server.url}/api/saml/connections`, { headers: { authorization: `Bearer ${org.adminKey}` } })
-      ).json();
-      expect(listed.items.map((c: { name: string; enabled: boolean }) => [c.name, c.enabled])).toEqual([
-        ['Okta', false],
-      ]);
-      await panel.getByRole('button', { name: 'Delete Okta' }).click();
-      await page
-        .getByRole('alertdialog', { name: 'Delete SAML connection' })
-        .getByRole('button', { name: 'Delete connection' })
-        .click();
-      await expect.poll(statusText).toBe('Okta deleted.');
-    },
-  );
+    await openPage('identity?tab=saml');
+    await panel.getByRole('button', { name: 'Disable Okta' }).click();
+    await expect.poll(statusText).toBe('Okta is disabled.');
+    const listed = await (
+      await fetch(`${server.url}/api/saml/connections`, { headers: { authorization: `Bearer ${org.adminKey}` } })
+    ).json();
+    expect(listed.items.map((c: { name: string; enabled: boolean }) => [c.name, c.enabled])).toEqual([['Okta', false]]);
+    await panel.getByRole('button', { name: 'Delete Okta' }).click();
+    await page
+      .getByRole('alertdialog', { name: 'Delete SAML connection' })
+      .getByRole('button', { name: 'Delete connection' })
+      .click();
+    await expect.poll(statusText).toBe('Okta deleted.');
+  });
 
-  it.skipIf(!SAML_API)('adds a connection by its metadata URL and shows its last refresh and its error', async () => {
+  it('adds a connection by its metadata URL and shows its last refresh and its error', async () => {
     let failing = false;
     const metadata = idpMetadata('https://entra.example.test/tenant', 'https://idp.example.test/sso');
     const idp = http.createServer((_req, res) => {
@@ -753,7 +739,7 @@ describe('signed in through SSO (the session cookie)', () => {
         .poll(() => member.locator('#status').textContent())
         .toBe('You are signed out of the console in this tab.');
       // Where the SAML sign-in is built, signing out also ends the SSO session.
-      if (SAML_API) expect(await resolveSession(ctx.sql, ctx.config.serverSecret, secret)).toBeNull();
+      expect(await resolveSession(ctx.sql, ctx.config.serverSecret, secret)).toBeNull();
     } finally {
       await member.close();
       await chromium.context.clearCookies();

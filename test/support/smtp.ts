@@ -31,3 +31,28 @@ export async function startSmtpServer() {
   const { port } = server.server.address() as AddressInfo;
   return { url: `smtp://127.0.0.1:${port}`, messages, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
+
+/** The decoded text/plain and text/html parts of a received message (quoted-printable or base64). */
+export function mailParts(raw: string): { text?: string; html?: string } {
+  const parts: { text?: string; html?: string } = {};
+  for (const part of raw.split(/\r?\n--[^\r\n]+\r?\n/)) {
+    const type = /content-type:\s*text\/(plain|html)/i.exec(part)?.[1]?.toLowerCase();
+    if (!type) continue;
+    const [headers, ...rest] = part.split(/\r?\n\r?\n/);
+    const body = rest.join('\n\n').replace(/\r?\n--[^\r\n]+--\s*$/, '');
+    const encoding = /content-transfer-encoding:\s*(\S+)/i.exec(headers!)?.[1]?.toLowerCase();
+    const decoded =
+      encoding === 'base64'
+        ? Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8')
+        : encoding === 'quoted-printable'
+          ? Buffer.from(
+              body
+                .replace(/=\r?\n/g, '')
+                .replace(/=([0-9A-F]{2})/gi, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))),
+              'latin1',
+            ).toString('utf8')
+          : body;
+    parts[type === 'plain' ? 'text' : 'html'] = decoded.replace(/\r\n/g, '\n');
+  }
+  return parts;
+}
