@@ -195,7 +195,8 @@ startPage(async (area, session) => {
     const asked = ++loads;
     const members = await attempt(() => api('GET', `/members${query({ ...filter, after, limit: PAGE_SIZE })}`));
     if (!members || asked !== loads) return;
-    attempt(countTabs);
+    // Not awaited, and not through attempt(): finishing later, it must not clear an error shown meanwhile.
+    countTabs().catch(showError);
     const pageNumber = state.cursors.length;
     const pages = Math.max(1, Math.ceil(members.total / PAGE_SIZE));
     const listName = state.tab === 'members' ? 'Members' : 'Pending invitations';
