@@ -3,7 +3,8 @@
 
 import { copyText, h, openDialog } from './dom.js';
 
-export function showSecretOnce(title, secret, what) {
+/** `note` follows the warning: what the secret is for, or how orgsync keeps it. */
+export function showSecretOnce(title, secret, what, note = ' orgsync keeps only a hash of it.') {
   const code = h('code', { id: 'new-secret' }, secret);
   const done = h('button', { type: 'button', class: 'primary', onclick: () => dialog.close() }, 'I have copied it');
   const dialog = openDialog(
@@ -11,12 +12,7 @@ export function showSecretOnce(title, secret, what) {
     h(
       'div',
       { class: 'secret' },
-      h(
-        'p',
-        {},
-        h('strong', {}, `Copy the ${what} now: it is shown only this once.`),
-        ' orgsync keeps only a hash of it.',
-      ),
+      h('p', {}, h('strong', {}, `Copy the ${what} now: it is shown only this once.`), note),
       h(
         'div',
         { class: 'copy-row' },

@@ -7,7 +7,6 @@ import {
   attempt,
   busy,
   confirmDialog,
-  copyText,
   field,
   formatTime,
   h,
@@ -17,6 +16,7 @@ import {
   showStatus,
   table,
 } from '../lib/dom.js';
+import { showSecretOnce } from '../lib/secret.js';
 import { startPage } from '../lib/shell.js';
 
 const DELIVERY_PAGE = 20;
@@ -64,7 +64,12 @@ startPage(async (area, session) => {
     if (!made) return;
     addForm.reset();
     await loadEndpoints();
-    showSecretOnce(made.secret);
+    showSecretOnce(
+      'Endpoint added',
+      made.secret,
+      'signing secret',
+      ' Your receiver checks each request’s signature with it.',
+    );
   });
 
   async function loadEndpoints() {
@@ -300,30 +305,4 @@ function failuresText(count) {
 function statusBadge(status) {
   const kind = { delivered: 'active', pending: 'pending', dead: 'revoked' }[status] ?? '';
   return h('span', { class: `badge ${kind}` }, status);
-}
-
-/** The new endpoint's signing secret, once: orgsync keeps it sealed and never shows it again. */
-function showSecretOnce(secret) {
-  const done = h('button', { type: 'button', class: 'primary', onclick: () => dialog.close() }, 'I have copied it');
-  const dialog = openDialog(
-    'Endpoint added',
-    h(
-      'div',
-      { class: 'secret' },
-      h(
-        'p',
-        {},
-        h('strong', {}, 'Copy the signing secret now: it is shown only this once.'),
-        ' Your receiver checks each request’s signature with it.',
-      ),
-      h(
-        'div',
-        { class: 'copy-row' },
-        h('code', { id: 'new-secret' }, secret),
-        h('button', { type: 'button', onclick: () => copyText(secret, 'signing secret') }, 'Copy'),
-      ),
-      h('div', { class: 'actions' }, done),
-    ),
-    { initialFocus: done },
-  );
 }
