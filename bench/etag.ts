@@ -10,8 +10,8 @@ import { benchDatabase, benchOrganization } from './support.ts';
 /**
  * What ETags cost concurrent member adds to one group (issue 13: at least 0.9× as fast as
  * without them). Two orgsync processes on the same PostgreSQL, each with its own database: the
- * baseline runs the code of BENCH_BASELINE_REF (default: where this branch left main, before
- * ETags; its database without migration 080), the other this checkout. Rounds alternate between
+ * baseline runs the code of BENCH_BASELINE_REF (default: the commit before migration 080 came,
+ * that is before ETags; its database without migration 080), the other this checkout. Rounds alternate between
  * them so a shared machine's load falls on both alike. A third workload does what a careful
  * client does with ETags: read the group's ETag, PATCH with If-Match, and read again on 412.
  */
@@ -22,7 +22,7 @@ const IF_MATCH_ADDS = Number(process.env.BENCH_ETAG_IF_MATCH_ADDS ?? 300);
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 
 export async function benchEtag(): Promise<string[]> {
-  const ref = process.env.BENCH_BASELINE_REF ?? git('merge-base', 'HEAD', 'main');
+  const ref = process.env.BENCH_BASELINE_REF ?? beforeEtags();
   const baselineDir = checkout(ref);
   const servers: ChildProcess[] = [];
   const dbs: Awaited<ReturnType<typeof benchDatabase>>[] = [];
@@ -148,6 +148,18 @@ function checkout(ref: string): string {
   execFileSync('sh', ['-c', `git -C "${root}" archive "${ref}" | tar -x -C "${dir}"`]);
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
   return dir;
+}
+
+/** The commit before the one that added migration 080 (ETags). */
+function beforeEtags(): string {
+  const added = git(
+    'log',
+    '--diff-filter=A',
+    '--format=%H',
+    '--',
+    'src/storage/migrations/080_group_member_versions.sql',
+  );
+  return git('rev-parse', `${added.split('\n').pop()}^`);
 }
 
 function git(...args: string[]): string {
