@@ -3,6 +3,7 @@ import os from 'node:os';
 import cron, { type RunCoordinator, type ScheduledTask } from 'node-cron';
 import type { AppContext } from '../context.ts';
 import { systemActor } from '../core/actor.ts';
+import { pruneInvitationImports } from '../core/invitation-import-jobs.ts';
 import { acceptArrivedInvitations, expireInvitations } from '../core/invitation-lifecycle.ts';
 import { postgresRunCoordinator, pruneJobRuns } from './coordinator.ts';
 import type { Delivery, Outcome, Senders } from './deliver.ts';
@@ -29,6 +30,7 @@ export interface RunSummary {
   jobRunsPruned: number;
   scimRequestsPruned: number;
   ssoAttemptsPruned: number;
+  invitationImportsPruned: number;
   eventsPruned: number;
   deliveriesPruned: number;
   rolesRepaired: number;
@@ -187,6 +189,7 @@ export class Reconciler {
       jobRunsPruned: await pruneJobRuns(this.ctx.sql),
       scimRequestsPruned: await pruneScimRequests(this.ctx.sql),
       ssoAttemptsPruned: await pruneSsoAttempts(this.ctx.sql),
+      invitationImportsPruned: await pruneInvitationImports(this.ctx.sql),
     };
   }
 
@@ -292,6 +295,7 @@ function emptySummary(): Omit<RunSummary, 'durationMs'> {
     jobRunsPruned: 0,
     scimRequestsPruned: 0,
     ssoAttemptsPruned: 0,
+    invitationImportsPruned: 0,
     eventsPruned: 0,
     deliveriesPruned: 0,
     rolesRepaired: 0,
