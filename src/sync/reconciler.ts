@@ -9,7 +9,7 @@ import { postgresRunCoordinator, pruneJobRuns } from './coordinator.ts';
 import type { Delivery, Outcome, Senders } from './deliver.ts';
 import { Lane, type LaneResult } from './lane.ts';
 import { Sending, type SendingOptions } from './sending.ts';
-import { dispatchEvents, pruneOutbox, type EventHandler } from './outbox.ts';
+import { dispatchEvents, pruneDeliveryAttempts, pruneOutbox, type EventHandler } from './outbox.ts';
 import { pruneSsoAttempts } from '../saml/attempts.ts';
 import { refreshDueMetadata } from '../saml/metadata-refresh.ts';
 import { pruneScimRequests } from '../scim/request-log.ts';
@@ -33,6 +33,7 @@ export interface RunSummary {
   invitationImportsPruned: number;
   eventsPruned: number;
   deliveriesPruned: number;
+  deliveryAttemptsPruned: number;
   rolesRepaired: number;
   durationMs: number;
 }
@@ -186,6 +187,7 @@ export class Reconciler {
     return {
       eventsPruned: outbox.events,
       deliveriesPruned: outbox.deliveries,
+      deliveryAttemptsPruned: await pruneDeliveryAttempts(this.ctx.sql),
       jobRunsPruned: await pruneJobRuns(this.ctx.sql),
       scimRequestsPruned: await pruneScimRequests(this.ctx.sql),
       ssoAttemptsPruned: await pruneSsoAttempts(this.ctx.sql),
@@ -298,6 +300,7 @@ function emptySummary(): Omit<RunSummary, 'durationMs'> {
     invitationImportsPruned: 0,
     eventsPruned: 0,
     deliveriesPruned: 0,
+    deliveryAttemptsPruned: 0,
     rolesRepaired: 0,
   };
 }
