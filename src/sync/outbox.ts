@@ -298,6 +298,34 @@ export async function pruneOutbox(
   }
 }
 
+/**
+ * Deletes delivery attempts made more than `retentionDays` ago. Those of pruned deliveries went
+ * with them (on delete cascade); this bounds the others: a dead letter retried again and again, a
+ * delivery whose event still owes something. Each delivery keeps its latest attempt, which tells
+ * what the receiver last answered (the delivery lists show it). One short statement per batch.
+ */
+export async function pruneDeliveryAttempts(sql: Sql, retentionDays = OUTBOX_RETENTION_DAYS): Promise<number> {
+  let pruned = 0;
+  for (;;) {
+    const [batch] = await sql<{ count: number }[]>`
+      with old as (
+        select a.organization_id, a.delivery_id, a.id from delivery_attempts a
+        where a.at < now() - make_interval(days => ${retentionDays})
+          and exists (
+            select 1 from delivery_attempts later
+            where later.organization_id = a.organization_id and later.delivery_id = a.delivery_id and later.id > a.id)
+        limit ${PRUNE_BATCH}
+      ), gone as (
+        delete from delivery_attempts a using old
+        where a.organization_id = old.organization_id and a.delivery_id = old.delivery_id and a.id = old.id
+        returning 1
+      )
+      select count(*)::int as count from gone`;
+    pruned += batch!.count;
+    if (batch!.count < PRUNE_BATCH) return pruned;
+  }
+}
+
 /** How far behind the outbox is, for monitoring: events waiting for dispatch and deliveries due. */
 export interface OutboxBacklog {
   /** Events not yet dispatched (set-aside failures excluded). */

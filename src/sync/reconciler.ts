@@ -3,12 +3,13 @@ import os from 'node:os';
 import cron, { type RunCoordinator, type ScheduledTask } from 'node-cron';
 import type { AppContext } from '../context.ts';
 import { systemActor } from '../core/actor.ts';
+import { pruneInvitationImports } from '../core/invitation-import-jobs.ts';
 import { acceptArrivedInvitations, expireInvitations } from '../core/invitation-lifecycle.ts';
 import { postgresRunCoordinator, pruneJobRuns } from './coordinator.ts';
 import type { Delivery, Outcome, Senders } from './deliver.ts';
 import { Lane, type LaneResult } from './lane.ts';
 import { Sending, type SendingOptions } from './sending.ts';
-import { dispatchEvents, pruneOutbox, type EventHandler } from './outbox.ts';
+import { dispatchEvents, pruneDeliveryAttempts, pruneOutbox, type EventHandler } from './outbox.ts';
 import { pruneSsoAttempts } from '../saml/attempts.ts';
 import { refreshDueMetadata } from '../saml/metadata-refresh.ts';
 import { pruneScimRequests } from '../scim/request-log.ts';
@@ -29,8 +30,10 @@ export interface RunSummary {
   jobRunsPruned: number;
   scimRequestsPruned: number;
   ssoAttemptsPruned: number;
+  invitationImportsPruned: number;
   eventsPruned: number;
   deliveriesPruned: number;
+  deliveryAttemptsPruned: number;
   rolesRepaired: number;
   durationMs: number;
 }
@@ -184,9 +187,11 @@ export class Reconciler {
     return {
       eventsPruned: outbox.events,
       deliveriesPruned: outbox.deliveries,
+      deliveryAttemptsPruned: await pruneDeliveryAttempts(this.ctx.sql),
       jobRunsPruned: await pruneJobRuns(this.ctx.sql),
       scimRequestsPruned: await pruneScimRequests(this.ctx.sql),
       ssoAttemptsPruned: await pruneSsoAttempts(this.ctx.sql),
+      invitationImportsPruned: await pruneInvitationImports(this.ctx.sql),
     };
   }
 
@@ -292,8 +297,10 @@ function emptySummary(): Omit<RunSummary, 'durationMs'> {
     jobRunsPruned: 0,
     scimRequestsPruned: 0,
     ssoAttemptsPruned: 0,
+    invitationImportsPruned: 0,
     eventsPruned: 0,
     deliveriesPruned: 0,
+    deliveryAttemptsPruned: 0,
     rolesRepaired: 0,
   };
 }
