@@ -83,6 +83,31 @@ describe.skipIf(!process.env.DATABASE_URL)('losing a connection', () => {
       await proxy.close();
     }
   });
+
+  it('counts a statement or lock timeout a DBA set as the database being too busy, to retry', async () => {
+    const sql = connect(db.url, 2);
+    const holder = await sql.reserve();
+    try {
+      const slow = sql.begin(async (tx) => {
+        await tx`set local statement_timeout = 20`;
+        await tx`select pg_sleep(5)`;
+      });
+      expect(isDatabaseUnavailable(await failure(slow))).toBe(true);
+
+      await holder`insert into loss_probe values (100)`;
+      await holder`begin`;
+      await holder`select * from loss_probe where id = 100 for update`;
+      const waiting = sql.begin(async (tx) => {
+        await tx`set local lock_timeout = 20`;
+        await tx`delete from loss_probe where id = 100`;
+      });
+      expect(isDatabaseUnavailable(await failure(waiting))).toBe(true);
+      await holder`rollback`;
+    } finally {
+      holder.release();
+      await sql.end();
+    }
+  });
 });
 
 describe('isDatabaseUnavailable', () => {

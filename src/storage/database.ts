@@ -84,12 +84,15 @@ const SERVER_UNAVAILABLE = new Set([
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now: starting up, in recovery
   '53300', // too_many_connections
+  '57014', // query_canceled: a statement_timeout a DBA set on the role or database
+  '55P03', // lock_not_available: a lock_timeout, likewise
 ]);
 
 /**
- * Whether `error` says the database is out of reach (a failover, a proxy restart, an idle-session
- * timeout, terminated sessions, a server starting or full) rather than anything about the
- * statement: the same request may well succeed a moment later.
+ * Whether `error` says the database is out of reach or too busy to answer in time (a failover, a
+ * proxy restart, an idle-session timeout, terminated sessions, a server starting or full, a
+ * statement or lock timeout) rather than anything about the statement: the same request may well
+ * succeed a moment later.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
