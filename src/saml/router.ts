@@ -20,7 +20,7 @@ import { sendSsoErrorPage } from './pages.ts';
 import { prepareSamlSchema } from './schema.ts';
 import { SamlRefusal, refuse } from './refusal.ts';
 import { allowedReturnTo } from './return-to.ts';
-import { serviceProvider } from './service-provider.ts';
+import { serviceProvider, spUrls } from './service-provider.ts';
 import { administratorsOf, signIn } from './sign-in.ts';
 import { decodeSamlResponse, readResponse, verifyResponse } from './validate-response.ts';
 
@@ -211,13 +211,12 @@ async function assertionConsumer(
     seen.connection = connection;
     if (!connection.enabled) refuse('connection_disabled', 'this SAML connection is disabled');
 
-    const entity = await serviceProvider(ctx, organization);
-    const assertion = await verifyResponse(xml, doc, connection, entity);
+    const assertion = await verifyResponse(xml, doc, connection, () => serviceProvider(ctx, organization));
     seen.nameId = assertion.nameId;
     if (assertion.inResponseTo) {
       Object.assign(binding, {
         requestId: assertion.inResponseTo,
-        acsUrl: entity.urls.acsUrl,
+        acsUrl: spUrls(ctx.config.publicUrl, organization).acsUrl,
         presented: presentedBindings(req, assertion.inResponseTo),
       });
     }

@@ -99,12 +99,13 @@ export function readResponse(xml: string): { doc: Document; claimedIssuer: strin
  * structure (signature wrapping), algorithms, schema, status, signature by a configured
  * certificate (samlify), then — on the signed assertion only — issuer, destination, recipient,
  * audience and time window. InResponseTo and replay need the database: the caller checks them.
+ * The SP entity is asked for only once the checks that need none have passed.
  */
 export async function verifyResponse(
   xml: string,
   doc: Document,
   connection: SamlConnection,
-  entity: ServiceProviderEntity,
+  spEntity: () => Promise<ServiceProviderEntity>,
   now: Date = new Date(),
 ): Promise<VerifiedAssertion> {
   const root = doc.documentElement;
@@ -113,6 +114,7 @@ export async function verifyResponse(
   checkSignaturePresent(root);
   checkSchema(xml, 'the response');
   checkStatus(root);
+  const entity = await spEntity();
 
   const { verifiedXml } = childElement(root, NS.assertion, 'EncryptedAssertion')
     ? await decryptAndVerify(xml, doc, connection, entity)
