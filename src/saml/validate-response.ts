@@ -3,7 +3,6 @@ import type { SamlConnection } from './connections.ts';
 import { SamlRefusal, refuse } from './refusal.ts';
 import { checkSamlSchema } from './schema.ts';
 import type { ServiceProviderEntity } from './service-provider.ts';
-import { identityProvider } from './service-provider.ts';
 import {
   NS,
   UnsafeXmlError,
@@ -14,6 +13,7 @@ import {
   parseUntrustedXml,
   textOf,
 } from './xml.ts';
+import { verifyXmlSignature } from './xml-signature.ts';
 
 /** Largest SAMLResponse form value accepted (base64); real responses are a few kilobytes. */
 export const MAX_RESPONSE_BASE64_LENGTH = 256 * 1024;
@@ -97,7 +97,7 @@ export function readResponse(xml: string): { doc: Document; claimedIssuer: strin
 /**
  * Every check samlify does not do itself, in an order that reports the most telling reason:
  * structure (signature wrapping), algorithms, schema, status, signature by a configured
- * certificate (samlify), then — on the signed assertion only — issuer, destination, recipient,
+ * certificate, then — on the signed assertion only — issuer, destination, recipient,
  * audience and time window. InResponseTo and replay need the database: the caller checks them.
  * The SP entity is asked for only once the checks that need none have passed.
  */
@@ -118,7 +118,7 @@ export async function verifyResponse(
 
   const { verifiedXml } = childElement(root, NS.assertion, 'EncryptedAssertion')
     ? await decryptAndVerify(xml, doc, connection, entity)
-    : { verifiedXml: verifySignature(xml, doc, connection) };
+    : { verifiedXml: verifySignature(doc, connection) };
 
   const assertion = parseUntrustedXml(verifiedXml).documentElement;
   if (assertion.namespaceURI !== NS.assertion || assertion.localName !== 'Assertion')
@@ -256,10 +256,11 @@ function checkStructure(root: Element): void {
 }
 
 /**
- * samlify verifies the signature (the Response's or the assertion's) and answers the assertion
- * it covers; we try each configured certificate in turn, so a rotation needs no downtime.
+ * The signature (the Response's or the assertion's) is verified as samlify does it
+ * (xml-signature.ts) and answers the assertion it covers; we try each configured certificate in
+ * turn, so a rotation needs no downtime.
  */
-function verifySignature(xml: string, doc: Document, connection: SamlConnection): string {
+function verifySignature(doc: Document, connection: SamlConnection): string {
   const signatures = [...allElements(doc.documentElement)].filter(
     (e) => e.namespaceURI === NS.dsig && e.localName === 'Signature',
   );
@@ -268,10 +269,7 @@ function verifySignature(xml: string, doc: Document, connection: SamlConnection)
   let failure = '';
   for (const certificate of connection.certificates) {
     try {
-      const [verified, signed] = samlify.SamlLib.verifySignature(xml, {
-        metadata: identityProvider(connection, certificate).entityMeta,
-        signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
-      });
+      const [verified, signed] = verifyXmlSignature(doc, certificate);
       if (verified) return signed ?? refuse('signature_missing', 'the signature covers no assertion');
     } catch (error) {
       if (error instanceof SamlRefusal) throw error;
@@ -315,13 +313,13 @@ async function decryptAndVerify(
     checkStructure(decryptedDoc.documentElement);
     checkAlgorithms(decryptedDoc.documentElement);
     checkSchema(decryptedResponse, 'the decrypted assertion');
-    return { decryptedResponse, decryptedDoc, assertion };
+    return { decryptedDoc, assertion };
   };
   if (childElement(doc.documentElement, NS.dsig, 'Signature')) {
-    return { verifiedXml: (await decryptChecked(verifySignature(xml, doc, connection))).assertion };
+    return { verifiedXml: (await decryptChecked(verifySignature(doc, connection))).assertion };
   }
-  const { decryptedResponse, decryptedDoc } = await decryptChecked(xml);
-  return { verifiedXml: verifySignature(decryptedResponse, decryptedDoc, connection) };
+  const { decryptedDoc } = await decryptChecked(xml);
+  return { verifiedXml: verifySignature(decryptedDoc, connection) };
 }
 
 /**
