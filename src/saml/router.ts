@@ -18,6 +18,7 @@ import { startLogin } from './login.ts';
 import { consumeRequest, markAssertionUsed } from './one-time.ts';
 import { sendSsoErrorPage } from './pages.ts';
 import { prepareSamlSchema } from './schema.ts';
+import { prepareSignatureVerifier } from './signature-verifier.ts';
 import { SamlRefusal, refuse } from './refusal.ts';
 import { allowedReturnTo } from './return-to.ts';
 import { serviceProvider, spUrls } from './service-provider.ts';
@@ -36,8 +37,9 @@ export const ACS_PATH = /^\/saml\/[^/]+\/acs\/?$/i;
  * the ACS; and for the product, who is signed in (`GET /saml/me`) and logout.
  */
 export function samlRouter(ctx: AppContext, bodyLimit: number): Router {
-  // Compiled once, now, rather than on the first sign-in.
+  // Compiled once and started once, now, rather than on the first sign-in.
   prepareSamlSchema();
+  prepareSignatureVerifier();
   const router = Router();
   const secureCookie = ctx.config.publicUrl.startsWith('https://');
 

@@ -13,7 +13,7 @@ import {
   parseUntrustedXml,
   textOf,
 } from './xml.ts';
-import { verifyXmlSignature } from './xml-signature.ts';
+import { VerifierStopped, verifySignatureInWorker } from './signature-verifier.ts';
 
 /** Largest SAMLResponse form value accepted (base64); real responses are a few kilobytes. */
 export const MAX_RESPONSE_BASE64_LENGTH = 256 * 1024;
@@ -118,7 +118,7 @@ export async function verifyResponse(
 
   const { verifiedXml } = childElement(root, NS.assertion, 'EncryptedAssertion')
     ? await decryptAndVerify(xml, doc, connection, entity)
-    : { verifiedXml: verifySignature(doc, connection) };
+    : { verifiedXml: await verifySignature(xml, doc, connection) };
 
   const assertion = parseUntrustedXml(verifiedXml).documentElement;
   if (assertion.namespaceURI !== NS.assertion || assertion.localName !== 'Assertion')
@@ -257,10 +257,10 @@ function checkStructure(root: Element): void {
 
 /**
  * The signature (the Response's or the assertion's) is verified as samlify does it
- * (xml-signature.ts) and answers the assertion it covers; we try each configured certificate in
- * turn, so a rotation needs no downtime.
+ * (xml-signature.ts, in a worker thread) and answers the assertion it covers; we try each
+ * configured certificate in turn, so a rotation needs no downtime.
  */
-function verifySignature(doc: Document, connection: SamlConnection): string {
+async function verifySignature(xml: string, doc: Document, connection: SamlConnection): Promise<string> {
   const signatures = [...allElements(doc.documentElement)].filter(
     (e) => e.namespaceURI === NS.dsig && e.localName === 'Signature',
   );
@@ -269,10 +269,11 @@ function verifySignature(doc: Document, connection: SamlConnection): string {
   let failure = '';
   for (const certificate of connection.certificates) {
     try {
-      const [verified, signed] = verifyXmlSignature(doc, certificate);
+      const [verified, signed] = await verifySignatureInWorker(xml, certificate);
       if (verified) return signed ?? refuse('signature_missing', 'the signature covers no assertion');
     } catch (error) {
-      if (error instanceof SamlRefusal) throw error;
+      // A verifier that stopped is the server's failure, not the message's.
+      if (error instanceof SamlRefusal || error instanceof VerifierStopped) throw error;
       const message = String((error as Error).message ?? error);
       if (message.includes('ERR_POTENTIAL_WRAPPING_ATTACK'))
         refuse('signature_wrapping', 'an assertion or signature is hidden inside SubjectConfirmationData');
@@ -313,13 +314,13 @@ async function decryptAndVerify(
     checkStructure(decryptedDoc.documentElement);
     checkAlgorithms(decryptedDoc.documentElement);
     checkSchema(decryptedResponse, 'the decrypted assertion');
-    return { decryptedDoc, assertion };
+    return { decryptedResponse, decryptedDoc, assertion };
   };
   if (childElement(doc.documentElement, NS.dsig, 'Signature')) {
-    return { verifiedXml: (await decryptChecked(verifySignature(doc, connection))).assertion };
+    return { verifiedXml: (await decryptChecked(await verifySignature(xml, doc, connection))).assertion };
   }
-  const { decryptedDoc } = await decryptChecked(xml);
-  return { verifiedXml: verifySignature(decryptedDoc, connection) };
+  const { decryptedResponse, decryptedDoc } = await decryptChecked(xml);
+  return { verifiedXml: await verifySignature(decryptedResponse, decryptedDoc, connection) };
 }
 
 /**
