@@ -10,15 +10,13 @@ import {
   responseXml,
   signAssertion,
 } from '../test/saml/support/idp.ts';
-import { startServer } from './scim.ts';
-import { benchDatabase, processCpuMs, processRssMb } from './support.ts';
+import { benchDatabase, CONCURRENCY, processCpuMs, processRssMb, startServer, stopServer } from './support.ts';
 
 /**
  * The SAML ACS under load, against a real orgsync process: valid signed responses (made
  * beforehand by the test IdP, each with its own assertion id) posted at CONCURRENCY, then a
  * burst of unsigned junk posted all at once, with the server's resident memory sampled meanwhile.
  */
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const LOGINS = Number(process.env.BENCH_ACS_LOGINS ?? 1_000);
 const JUNK = Number(process.env.BENCH_ACS_JUNK ?? 100);
 
@@ -61,8 +59,7 @@ export async function benchAcs(): Promise<string[]> {
       `| unsigned junk, ${JUNK} at once | refused in p50 ${refusals.p50.toFixed(1)} ms, p99 ${refusals.p99.toFixed(1)} ms | | server RSS ${Math.round(rssBefore)} → peak ${Math.round(rssPeak)} MB (+${Math.round(rssPeak - rssBefore)}) |`,
     ];
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
+    await stopServer(child);
     await db.drop();
   }
 }

@@ -1,6 +1,14 @@
 import type { ChildProcess } from 'node:child_process';
-import { client, startServer, user } from './scim.ts';
-import { benchDatabase, benchOrganization, processCpuMs } from './support.ts';
+import { user } from './scim.ts';
+import {
+  benchDatabase,
+  benchOrganization,
+  client,
+  processCpuMs,
+  runTimed,
+  startServer,
+  stopServer,
+} from './support.ts';
 
 /**
  * SCIM /Bulk against single requests, on a real orgsync process: BULK_CREATES users created by
@@ -36,12 +44,7 @@ export async function benchBulk(): Promise<string[]> {
       return { name, ms, cpu };
     };
     const singles = (inFlight: number) => async (offset: number) => {
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: inFlight }, async () => {
-          for (let i = next++; i < CREATES; i = next++) await scim('POST', '/Users', user(offset + i), 201);
-        }),
-      );
+      await runTimed(CREATES, (i) => scim('POST', '/Users', user(offset + i), 201), inFlight);
     };
     const results = [
       await measure(`${CREATES} × POST /Users, one at a time`, 0, singles(1)),
@@ -71,8 +74,7 @@ export async function benchBulk(): Promise<string[]> {
         } |`,
     );
   } finally {
-    server?.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
+    await stopServer(server);
     await db.drop();
   }
 }

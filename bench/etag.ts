@@ -1,11 +1,9 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { bulkUsers, patch, runTimed, startServer } from './scim.ts';
-import { benchDatabase, benchOrganization } from './support.ts';
+import { bulkUsers, patch } from './scim.ts';
+import { benchDatabase, benchOrganization, root, runTimed, scimCaller, startServer, stopServer } from './support.ts';
 
 /**
  * What ETags cost concurrent member adds to one group (issue 13: at least 0.9× as fast as
@@ -15,11 +13,9 @@ import { benchDatabase, benchOrganization } from './support.ts';
  * them so a shared machine's load falls on both alike. A third workload does what a careful
  * client does with ETags: read the group's ETag, PATCH with If-Match, and read again on 412.
  */
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const ADDS = Number(process.env.BENCH_ETAG_ADDS ?? 3_000);
 const ROUNDS = Number(process.env.BENCH_ETAG_ROUNDS ?? 3);
 const IF_MATCH_ADDS = Number(process.env.BENCH_ETAG_IF_MATCH_ADDS ?? 300);
-const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 
 export async function benchEtag(): Promise<string[]> {
   const ref = process.env.BENCH_BASELINE_REF ?? beforeEtags();
@@ -38,7 +34,7 @@ export async function benchEtag(): Promise<string[]> {
       );
       const started = await startServer(db.url, {}, undefined, dir);
       servers.push(started.child);
-      return { call: caller(started.port, token.secret), ids };
+      return { call: scimCaller(started.port, token.secret), ids };
     };
     const baseline = await side(baselineDir, false);
     const current = await side(root, true);
@@ -62,14 +58,13 @@ export async function benchEtag(): Promise<string[]> {
     rows.push(`| baseline: ${ref.slice(0, 10)}; load average at the end ${os.loadavg()[0]!.toFixed(1)} | | | |`);
     return rows;
   } finally {
-    for (const server of servers) server.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
+    await Promise.all(servers.map(stopServer));
     for (const db of dbs) await db.drop();
     fs.rmSync(baselineDir, { recursive: true, force: true });
   }
 }
 
-type Side = { call: ReturnType<typeof caller>; ids: string[] };
+type Side = { call: ReturnType<typeof scimCaller>; ids: string[] };
 
 /** ADDS member adds (one member per PATCH, as Okta and Entra send them) to a new group. */
 async function addsPerSecond(side: Side, name: string): Promise<number> {
@@ -105,34 +100,6 @@ async function ifMatchAdds(side: Side): Promise<{ perSecond: number; retries: nu
     }
   });
   return { perSecond: (IF_MATCH_ADDS * 1000) / (Math.max(...times) - times[0]!), retries };
-}
-
-function caller(port: number, token: string) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-  return (method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}) =>
-    new Promise<{ status: number; etag?: string; body: unknown }>((resolve, reject) => {
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = http.request(
-        {
-          host: '127.0.0.1',
-          port,
-          path: `/scim/v2${urlPath}`,
-          method,
-          agent,
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json', ...headers },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString();
-            resolve({ status: res.statusCode!, etag: res.headers.etag, body: text ? JSON.parse(text) : undefined });
-          });
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
 }
 
 /** The baseline's database is this one's without migration 080 (the baseline does not know it). */

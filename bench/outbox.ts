@@ -1,5 +1,5 @@
-import { client, runTimed, startServer, user } from './scim.ts';
-import { benchDatabase, benchOrganization } from './support.ts';
+import { user } from './scim.ts';
+import { benchDatabase, benchOrganization, client, CONCURRENCY, runTimed, startServer, stopServer } from './support.ts';
 
 /**
  * Outbox lag under W1: CREATES SCIM user creates at CONCURRENCY against a real orgsync process
@@ -42,11 +42,10 @@ export async function benchOutbox(): Promise<string[]> {
         round(max(ms))::int as max
       from (select extract(epoch from dispatched_at - created_at) * 1000 as ms from outbox where id > ${from}) l`;
     return [
-      `| ${CREATES} SCIM creates at concurrency ${Number(process.env.BENCH_CONCURRENCY ?? 16)}, reconciler on | ${lag!.events} events in ${createMs} ms | ${lag!.p50} ms | ${lag!.p99} ms | ${lag!.max} ms | ${warnings.overlap} | ${warnings.failed} |`,
+      `| ${CREATES} SCIM creates at concurrency ${CONCURRENCY}, reconciler on | ${lag!.events} events in ${createMs} ms | ${lag!.p50} ms | ${lag!.p99} ms | ${lag!.max} ms | ${warnings.overlap} | ${warnings.failed} |`,
     ];
   } finally {
-    server?.child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
+    await stopServer(server?.child);
     await db.drop();
   }
 }

@@ -1,9 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import http from 'node:http';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { connect, type Sql } from '../src/storage/database.ts';
-import { BENCH_SECRET, benchDatabase, benchOrganization, processCpuMs } from './support.ts';
+import {
+  benchDatabase,
+  benchOrganization,
+  client,
+  CONCURRENCY,
+  processCpuMs,
+  runTimed,
+  startServer,
+  stopServer,
+} from './support.ts';
 
 /**
  * SCIM under load, against a real orgsync process (its own event loop) on the PostgreSQL of
@@ -12,14 +18,12 @@ import { BENCH_SECRET, benchDatabase, benchOrganization, processCpuMs } from './
  * the same concurrency through the `postgres` client: the ceiling each SCIM workload is a
  * fraction of.
  */
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const USERS = Number(process.env.BENCH_USERS ?? 100_000);
 const CREATES = Number(process.env.BENCH_CREATES ?? 10_000);
 const LOOKUPS = Number(process.env.BENCH_LOOKUPS ?? 20_000);
 const GROUP_SIZE = Number(process.env.BENCH_GROUP_SIZE ?? 50_000);
 const DEACTIVATIONS = Number(process.env.BENCH_DEACTIVATIONS ?? 10_000);
 const PAGES = Number(process.env.BENCH_PAGES ?? 1_000);
-const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 
 export async function benchScim(): Promise<string[]> {
   const db = await benchDatabase();
@@ -92,8 +96,7 @@ export async function benchScim(): Promise<string[]> {
     rows.push(row('raw PostgreSQL: one-row UPDATE', ceilings.updateRate));
     return rows;
   } finally {
-    server?.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
+    await stopServer(server);
     await db.drop();
   }
 }
@@ -140,23 +143,6 @@ async function runWorkload(count: number, op: (i: number) => Promise<unknown>): 
   return rate(await runTimed(count, op));
 }
 
-/** Like run, but keeps each operation's finish time, to compare parts of the run. */
-export async function runTimed(count: number, op: (i: number) => Promise<unknown>): Promise<number[]> {
-  const finished = new Array<number>(count);
-  let next = 0;
-  const start = performance.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      for (let i = next++; i < count; i = next++) {
-        await op(i);
-        finished[i] = performance.now();
-      }
-    }),
-  );
-  finished.unshift(start);
-  return finished;
-}
-
 /** The rate of a slice of finish times (the first element is where the slice starts). */
 function rate(times: number[]): Rate {
   const sorted = [...times].sort((a, b) => a - b);
@@ -199,87 +185,4 @@ async function rawCeilings(url: string, organizationId: string) {
   } finally {
     await sql.end();
   }
-}
-
-/** Starts orgsync on DATABASE_URL; `env` overrides its settings, `onLog` gets its stdout (JSON log lines). */
-export async function startServer(
-  databaseUrl: string,
-  env: Record<string, string> = {},
-  onLog?: (line: string) => void,
-  cwd = root,
-): Promise<{ child: ChildProcess; port: number }> {
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
-  // BENCH_PROFILE_DIR: the orgsync process writes a CPU profile there when it exits.
-  const profile = process.env.BENCH_PROFILE_DIR
-    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
-    : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts'], {
-    cwd,
-    env: {
-      ...process.env,
-      DATABASE_URL: databaseUrl,
-      SERVER_SECRET: BENCH_SECRET,
-      PORT: String(port),
-      LOG_LEVEL: 'warn',
-      RECONCILER: 'false',
-      DATABASE_POOL_MAX: String(CONCURRENCY + 4),
-      SCIM_RATE_LIMIT: '0',
-      NODE_ENV: 'production',
-      ...env,
-    },
-    stdio: ['ignore', onLog ? 'pipe' : 'ignore', 'inherit'],
-  });
-  if (onLog) {
-    let buffered = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      const lines = (buffered + chunk.toString()).split('\n');
-      buffered = lines.pop()!;
-      lines.forEach(onLog);
-    });
-  }
-  for (let i = 0; i < 600; i++) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
-      if (res.ok) return { child, port };
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill();
-  throw new Error('orgsync did not start');
-}
-
-export function client(port: number, token: string) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-  return (method: string, urlPath: string, body: unknown, expected: number) =>
-    new Promise<unknown>((resolve, reject) => {
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = http.request(
-        {
-          host: '127.0.0.1',
-          port,
-          path: `/scim/v2${urlPath}`,
-          method,
-          agent,
-          headers: {
-            authorization: `Bearer ${token}`,
-            'content-type': 'application/scim+json',
-            ...(payload ? { 'content-length': Buffer.byteLength(payload) } : {}),
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString();
-            if (res.statusCode !== expected)
-              reject(new Error(`${method} ${urlPath}: ${res.statusCode} ${text.slice(0, 300)}`));
-            else resolve(text ? JSON.parse(text) : undefined);
-          });
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
 }

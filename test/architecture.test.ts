@@ -46,8 +46,6 @@ const TABLE_OWNERS: Record<string, string> = {
   job_runs: 'sync',
 };
 
-const CORE_TABLES = Object.keys(TABLE_OWNERS).filter((t) => TABLE_OWNERS[t] === 'core');
-
 /** Files allowed to query a table of another folder, each with its reason. */
 const TABLE_EXCEPTIONS: Record<string, { tables: string[]; why: string }> = {
   // The transactional outbox: a domain event is appended in the transaction of the change it records.
@@ -55,9 +53,6 @@ const TABLE_EXCEPTIONS: Record<string, { tables: string[]; why: string }> = {
   // The delivery circuit breaker keeps its state in webhook_endpoints columns (consecutive_failures,
   // circuit_open_until): delivery state, to move into a sync-owned table.
   'sync/deliver.ts': { tables: ['webhook_endpoints'], why: "the circuit breaker's columns on webhook_endpoints" },
-  // moved into core/ by the SCIM write-path rewrite
-  'scim/user-store.ts': { tables: CORE_TABLES, why: 'moved into core/ by the SCIM write-path rewrite' },
-  'scim/group-store.ts': { tables: CORE_TABLES, why: 'moved into core/ by the SCIM write-path rewrite' },
 };
 
 interface SourceFile {

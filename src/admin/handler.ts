@@ -23,6 +23,19 @@ export function route(fn: (req: Request, res: Response, principal: Principal) =>
   };
 }
 
+/** route() for a CSV upload: the file is the body, read as text by the admin router; any other body answers 415. */
+export function csvRoute(
+  fn: (req: Request, res: Response, principal: Principal, csv: string) => Promise<void>,
+): RequestHandler {
+  return route(async (req, res, principal) => {
+    if (typeof req.body !== 'string') {
+      res.status(415).json({ error: 'invalid', message: 'send the CSV file as the body with content-type text/csv' });
+      return;
+    }
+    await fn(req, res, principal, req.body);
+  });
+}
+
 /** The id of a row in a bigint identity column (a delivery, an event, a log entry), as a cursor or in a list. */
 export const rowId = (what: string) => z.string().refine(isBigintId, `must be ${what} id (at most 2^63 - 1)`);
 

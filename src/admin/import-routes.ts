@@ -9,7 +9,7 @@ import {
 } from '../core/invitation-import-jobs.ts';
 import { EXAMPLE_CSV } from '../core/invitation-import.ts';
 import { apiRoutes } from './api-routes.ts';
-import { route } from './handler.ts';
+import { csvRoute, route } from './handler.ts';
 import { csvFile, dateTime, importRow, uuid } from './schemas.ts';
 
 export const importJobQuery = z.object({
@@ -79,16 +79,12 @@ export function importRouter(ctx: AppContext): Router {
       bodyType: 'text/csv',
       responses: { 202: importJob },
     },
-    route(async (req, res, p) => {
-      if (typeof req.body !== 'string') {
-        res.status(415).json({ error: 'invalid', message: 'send the CSV file as the body with content-type text/csv' });
-        return;
-      }
+    csvRoute(async (req, res, p, csv) => {
       const { roles, fileName } = importJobQuery.parse(req.query);
       const job = await startInvitationImport(
         ctx.sql,
         p.organizationId,
-        req.body,
+        csv,
         {
           roles: roles
             ?.split(',')

@@ -33,20 +33,32 @@ function page(res: Response, status: number, title: string, body: string): void 
 </head><body><h1>${escape(title)}</h1>${body}</body></html>`);
 }
 
-/** Where a person goes after accepting: the console when they may see it, else the service's address. */
-function onward(ctx: AppContext, permissions: readonly Permission[]): string {
-  return permissions.includes('members:view') ? `${ctx.config.publicUrl}/console/` : `${ctx.config.publicUrl}/`;
+/**
+ * The link onward: to the console when the person may see it, else to the service's address (a
+ * refused visitor is not known to hold any permission).
+ */
+function onwardLink(ctx: AppContext, permissions: readonly Permission[] = []): string {
+  const { publicUrl } = ctx.config;
+  return permissions.includes('members:view')
+    ? `<p><a href="${escape(`${publicUrl}/console/`)}">Continue to the console</a></p>`
+    : `<p><a href="${escape(`${publicUrl}/`)}">Continue to ${escape(publicUrl)}</a></p>`;
 }
 
-function refusal(res: Response, error: unknown): void {
+/** A page saying why the link cannot be used, with the way on. */
+function refusalPage(ctx: AppContext, res: Response, status: number, title: string, message: string): void {
+  page(res, status, title, `<p>${escape(message)}</p>${onwardLink(ctx)}`);
+}
+
+function refusal(ctx: AppContext, res: Response, error: unknown): void {
   if (!(error instanceof DomainError)) throw error;
   // A policy refusal (one organization per person) leaves the invitation pending: not gone.
   const status = error.code === 'not_found' ? 404 : error.code === 'forbidden' ? 403 : error.details.policy ? 409 : 410;
-  page(
+  refusalPage(
+    ctx,
     res,
     status,
     status === 403 ? 'Signed in as someone else' : 'Invitation not available',
-    `<p>${escape(error.message)}</p>`,
+    error.message,
   );
 }
 
@@ -101,7 +113,7 @@ export function invitationPages(ctx: AppContext): Router {
         const { invitation, account } = await findInvitationByToken(ctx.sql, ctx.config.serverSecret, token);
         const signedIn = await signedInAccount(req);
         if (signedIn !== null && signedIn !== account.id) {
-          page(res, 403, 'Signed in as someone else', `<p>${escape(SIGNED_IN_AS_SOMEONE_ELSE)}</p>`);
+          refusalPage(ctx, res, 403, 'Signed in as someone else', SIGNED_IN_AS_SOMEONE_ELSE);
           return;
         }
         // Required SSO: the link leads to the IdP, carrying the invitation (the ACS accepts it).
@@ -126,7 +138,7 @@ ${
         );
       } catch (error) {
         try {
-          refusal(res, error);
+          refusal(ctx, res, error);
         } catch (other) {
           next(other);
         }
@@ -141,7 +153,7 @@ ${
         // Against login CSRF: another site posting its own invitation's token signs the browser in.
         const crossSite = crossSiteReason(req, ctx.config.publicUrl);
         if (crossSite) {
-          page(res, 403, 'Request refused', `<p>This form was not sent from orgsync: ${escape(crossSite)}.</p>`);
+          refusalPage(ctx, res, 403, 'Request refused', `This form was not sent from orgsync: ${crossSite}.`);
           return;
         }
         const body = req.body as Record<string, string | undefined>;
@@ -196,11 +208,11 @@ ${
           200,
           'Welcome',
           `<p>You joined <strong>${escape(invitation.organizationName)}</strong> as ${escape(invitation.email)}. You are signed in.</p>
-<p><a href="${escape(onward(ctx, permissions))}">Continue to ${permissions.includes('members:view') ? 'the console' : escape(ctx.config.publicUrl)}</a></p>`,
+${onwardLink(ctx, permissions)}`,
         );
       } catch (error) {
         try {
-          refusal(res, error);
+          refusal(ctx, res, error);
         } catch (other) {
           next(other);
         }

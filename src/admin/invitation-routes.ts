@@ -4,7 +4,7 @@ import type { AppContext } from '../context.ts';
 import { importInvitations } from '../core/invitation-import.ts';
 import { inviteMembers, listInvitations, resendInvitation, revokeInvitation } from '../core/invitations.ts';
 import { apiRoutes } from './api-routes.ts';
-import { route } from './handler.ts';
+import { csvRoute, route } from './handler.ts';
 import { csvFile, importRow, invitation } from './schemas.ts';
 
 export const MAX_INVITES_PER_REQUEST = 20;
@@ -96,19 +96,13 @@ export function invitationRouter(ctx: AppContext): Router {
       bodyType: 'text/csv',
       responses: { 200: importResult },
     },
-    route(async (req, res, p) => {
-      if (typeof req.body !== 'string') {
-        res.status(415).json({ error: 'invalid', message: 'send the CSV file as the body with content-type text/csv' });
-        return;
-      }
+    csvRoute(async (req, res, p, csv) => {
       const roles = importQuery
         .parse(req.query)
         .roles?.split(',')
         .map((r) => r.trim())
         .filter(Boolean);
-      res.json(
-        await importInvitations(ctx.sql, ctx.config.serverSecret, p.organizationId, req.body, { roles }, p.actor),
-      );
+      res.json(await importInvitations(ctx.sql, ctx.config.serverSecret, p.organizationId, csv, { roles }, p.actor));
     }),
   );
 

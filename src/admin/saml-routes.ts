@@ -9,6 +9,8 @@ import { notFound } from '../core/errors.ts';
 import { findOrganization } from '../core/organizations.ts';
 import { listAttempts } from '../saml/attempts.ts';
 import {
+  assertMayChangeConnection,
+  assertMayConnectIdp,
   createConnection,
   deleteConnection,
   getConnection,
@@ -163,6 +165,8 @@ export function samlAdminRouter(ctx: AppContext): Router {
     },
     route(async (req, res, p) => {
       const { metadataXml, metadataUrl, ...fields } = createInput.parse(req.body);
+      // Checked before the fetch too: a caller without the right makes the server fetch nothing.
+      if (metadataUrl !== undefined) await assertMayConnectIdp(ctx.sql, p.organizationId, p.actor);
       const fetched = await fromMetadataUrl(ctx, metadataUrl);
       const input = { ...fromMetadata(metadataXml), ...fetched, ...definedOnly(fields) } as ConnectionInput;
       res.status(201).json(present(await createConnection(ctx.sql, p.organizationId, input, p.actor)));
@@ -191,6 +195,7 @@ export function samlAdminRouter(ctx: AppContext): Router {
     },
     route(async (req, res, p) => {
       const { metadataXml, metadataUrl, ...fields } = updateInput.parse(req.body);
+      if (typeof metadataUrl === 'string') await assertMayChangeConnection(ctx.sql, p.organizationId, p.actor);
       const fetched = metadataUrl === null ? { metadataSource: null } : await fromMetadataUrl(ctx, metadataUrl);
       const change = { ...fromMetadata(metadataXml), ...fetched, ...definedOnly(fields) };
       res.json(present(await updateConnection(ctx.sql, p.organizationId, String(req.params.id), change, p.actor)));

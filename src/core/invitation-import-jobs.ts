@@ -155,3 +155,17 @@ async function processBatch(db: Db, serverSecret: string, organizationId: string
     where organization_id = ${organizationId} and id = ${id}`;
   return !finished;
 }
+
+/**
+ * How long a finished job (and the addresses in its results) is kept: enough to read its outcome,
+ * like the SCIM request log.
+ */
+export const INVITATION_IMPORT_RETENTION_DAYS = 30;
+
+/** Deletes jobs finished (done or failed) over the retention ago; a running job has no finished_at and stays. */
+export async function pruneInvitationImports(db: Db): Promise<number> {
+  const rows = await db`
+    delete from invitation_imports
+    where finished_at < now() - make_interval(days => ${INVITATION_IMPORT_RETENTION_DAYS}) returning 1`;
+  return rows.length;
+}

@@ -94,6 +94,14 @@ export async function findConnectionByIssuer(
   return row ?? null;
 }
 
+/** A connection lets its IdP assert anyone's email: only a caller holding every permission may add one. */
+export const assertMayConnectIdp = (db: Db, organizationId: string, actor: Actor) =>
+  assertMayConfigureIdentity(db, organizationId, actor, 'connect an identity provider');
+
+/** The same right to change what a connection trusts (anything but its name, or disabling it). */
+export const assertMayChangeConnection = (db: Db, organizationId: string, actor: Actor) =>
+  assertMayConfigureIdentity(db, organizationId, actor, 'change an identity provider connection');
+
 export async function createConnection(
   db: Db,
   organizationId: string,
@@ -101,7 +109,7 @@ export async function createConnection(
   actor: Actor,
 ): Promise<SamlConnection> {
   const checked = checkConnectionSettings(input);
-  await assertMayConfigureIdentity(db, organizationId, actor, 'connect an identity provider');
+  await assertMayConnectIdp(db, organizationId, actor);
   const source = checked.metadataSource;
   try {
     const row = firstRow(
@@ -172,8 +180,7 @@ async function updateConnectionIn(
   const opensNothing = Object.entries(change).every(
     ([key, value]) => key === 'name' || (key === 'enabled' && value === false),
   );
-  if (!opensNothing)
-    await assertMayConfigureIdentity(db, organizationId, actor, 'change an identity provider connection');
+  if (!opensNothing) await assertMayChangeConnection(db, organizationId, actor);
   const next = checkConnectionSettings({ ...current, ...change });
   const source = change.metadataSource;
   // Absent: the URL and its state stay; null: the connection no longer follows a URL.

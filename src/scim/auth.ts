@@ -3,7 +3,7 @@ import type { RequestHandler } from 'express';
 import type { AppContext } from '../context.ts';
 import type { Actor } from '../core/actor.ts';
 import { verifyCredential } from '../core/credentials.ts';
-import { errorBody } from './errors.ts';
+import { errorBody, type ScimError } from './errors.ts';
 
 /** What every SCIM handler knows about its request: whose token it is, and so which organization. */
 export interface ScimRequest {
@@ -17,6 +17,8 @@ export interface ScimRequest {
   ifMatch?: readonly number[];
   /** The version of the one resource the answer is about, for its ETag header. */
   version?: number;
+  /** What a handler scimmy-routers called failed with (router.ts `guard`), in case it cannot answer it. */
+  failure?: ScimError;
 }
 
 type Handler<T> = (resource: { id?: string; attributes?: unknown }, ...rest: T[]) => Promise<unknown>;

@@ -6,6 +6,7 @@ import { DomainError } from '../core/errors.ts';
 import { inTransaction, type Sql } from '../storage/database.ts';
 import type { ScimRequest } from './auth.ts';
 import { errorBody, scimError, toScimError, type ScimError } from './errors.ts';
+import { etagOf, ifMatchOf } from './etags.ts';
 import { groupsLocation, patchGroup } from './groups.ts';
 import { normalizedBody } from './normalize-body.ts';
 import { isObject, type Json } from './normalize.ts';
@@ -17,6 +18,8 @@ import { createUserResponse, patchUser, usersLocation } from './users.ts';
  * same functions of users.ts and groups.ts, or scimmy's resource for PUT, DELETE and POST
  * /Groups, as scimmy-routers does), so it has the same effect, audit entry and event; what a
  * bulk saves is the HTTP request, authentication, rate limiting and logging of each operation.
+ * An operation's `version` is the If-Match of its single request (412 when stale, as etags.ts
+ * reads it: ignored on a POST), and a successful one answers the resource's new ETag as `version`.
  *
  * Operations run in the request's order, except that an operation whose data or path names
  * `bulkId:<id>` runs after the operation defining that bulkId (even a later one). A circular or
@@ -314,17 +317,22 @@ async function runPlanned(
     if (unresolved !== undefined)
       throw scimError(409, 'invalidValue', `bulkId:${unresolved} names an operation that failed`);
     // Each operation has a context of its own (the request log keeps the bulk request's own).
-    const ctx: ScimRequest = { ...scim, touched: undefined };
+    const ctx: ScimRequest = {
+      ...scim,
+      touched: undefined,
+      version: undefined,
+      ifMatch: ifMatchOf(op.method, op.version),
+    };
     const data = resolveReferences(op.data, created) as Json | undefined;
     const { status, resource } = await perform(ctx, op.method, type, id, data);
-    const written = (resource ?? {}) as { id?: string; meta?: { version?: string } };
-    const resourceId = written.id ?? id!;
+    const resourceId = (resource as { id?: string } | undefined)?.id ?? id!;
     return {
       id: resourceId,
       outcome: {
         ...outcome,
         location: `${base}/${resourceId}`,
-        ...(written.meta?.version ? { version: written.meta.version } : {}),
+        // The single request's ETag (which a group PATCH's 204 has too).
+        ...(ctx.version !== undefined ? { version: etagOf(ctx.version) } : {}),
         status: String(status),
       },
     };

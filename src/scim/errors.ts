@@ -1,5 +1,5 @@
 import SCIMMY from 'scimmy';
-import { DomainError } from '../core/errors.ts';
+import { DomainError, type DomainErrorCode } from '../core/errors.ts';
 import { UNAVAILABLE_MESSAGE } from '../http/errors.ts';
 import { isDatabaseUnavailable } from '../storage/database.ts';
 
@@ -23,27 +23,30 @@ export function scimError(status: number, scimType: ScimType | null, message: st
 export const notFoundError = (what: string, id: string) => scimError(404, null, `${what} ${id} not found`);
 
 /**
+ * Each domain error's status and scimType (RFC 7644 §3.12 has none for 403, 412, 502 or 503). A
+ * 503 gets Retry-After from the app (http/errors.ts retryAfterOnUnavailable), as all its 503s do.
+ */
+const DOMAIN_ERRORS: Record<DomainErrorCode, [status: number, scimType: ScimType | null]> = {
+  not_found: [404, null],
+  conflict: [409, 'uniqueness'],
+  invalid: [400, 'invalidValue'],
+  forbidden: [403, null],
+  rule_violation: [409, null],
+  unavailable: [503, null],
+  precondition_failed: [412, null],
+  bad_gateway: [502, null],
+};
+
+/**
  * Turns anything a handler throws into a SCIM error. Domain errors keep their meaning; losing the
- * database is 503 (the app adds Retry-After); anything else is an internal error, reported without
- * its message (which may name internals). scimmy would otherwise answer unknown errors with 404.
+ * database is 503; anything else is an internal error, reported without its message (which may
+ * name internals). scimmy would otherwise answer unknown errors with 404.
  */
 export function toScimError(error: unknown, log: (error: unknown) => void): ScimError {
   if (error instanceof SCIMMY.Types.Error) return error;
   if (error instanceof DomainError) {
-    switch (error.code) {
-      case 'not_found':
-        return scimError(404, null, error.message);
-      case 'conflict':
-        return scimError(409, 'uniqueness', error.message);
-      case 'invalid':
-        return scimError(400, 'invalidValue', error.message);
-      case 'forbidden':
-        return scimError(403, null, error.message);
-      case 'rule_violation':
-        return scimError(409, null, error.message);
-      case 'precondition_failed':
-        return scimError(412, null, error.message);
-    }
+    const [status, scimType] = DOMAIN_ERRORS[error.code];
+    return scimError(status, scimType, error.message);
   }
   if (isDatabaseUnavailable(error)) return scimError(503, null, UNAVAILABLE_MESSAGE);
   log(error);

@@ -24,6 +24,11 @@ export function versionsNamed(header: string | undefined): readonly number[] | u
   return versions;
 }
 
+/** The If-Match of a request (or of a bulk operation, its `version`): read on writes of a resource only. */
+export function ifMatchOf(method: string, header: string | undefined): readonly number[] | undefined {
+  return method === 'PUT' || method === 'PATCH' || method === 'DELETE' ? versionsNamed(header) : undefined;
+}
+
 /** Whether an If-None-Match header matches a resource at `version`. */
 export function noneMatchHits(header: string | undefined, version: number): boolean {
   if (header === undefined) return false;
@@ -37,8 +42,7 @@ export function noneMatchHits(header: string | undefined, version: number): bool
  */
 export const conditionalRequests: RequestHandler = (req, res, next) => {
   const ctx = req.scim!;
-  if (req.method === 'PUT' || req.method === 'PATCH' || req.method === 'DELETE')
-    ctx.ifMatch = versionsNamed(req.get('If-Match'));
+  ctx.ifMatch = ifMatchOf(req.method, req.get('If-Match'));
   const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
   res.writeHead = function (...args: unknown[]) {
     const status = typeof args[0] === 'number' ? args[0] : res.statusCode;

@@ -11,6 +11,7 @@ import { errorBody } from './errors.ts';
  * quarantined, so this only stops a runaway client.
  */
 export function rateLimitPerToken(db: Db, limit: RateLimit): RequestHandler {
+  if (limit.perSecond <= 0) return (_req, _res, next) => next();
   return asyncHandler(async (req, res, next) => {
     const key = req.scim?.credentialId;
     if (!key || !(await refusedByRateLimit(db, limit, key, 1, res))) next();

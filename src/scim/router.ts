@@ -4,7 +4,7 @@ import SCIMMYRouters from 'scimmy-routers';
 import type { AppContext } from '../context.ts';
 import { inputProblem } from '../http/request-input.ts';
 import { authenticateScim, type ScimRequest } from './auth.ts';
-import { errorBody, scimError, toScimError } from './errors.ts';
+import { errorBody, scimError, toScimError, type ScimError } from './errors.ts';
 import { conditionalRequests } from './etags.ts';
 import { groupHandlers, listGroupsResponse, patchGroup } from './groups.ts';
 import { MAX_PAGE_SIZE } from './list.ts';
@@ -154,25 +154,26 @@ function scimErrors(app: AppContext): ErrorRequestHandler {
       if (!(error instanceof SCIMMY.Types.Error)) app.log.error({ err: error }, 'SCIM request failed');
       return;
     }
-    const { type: bodyErrorType, status } = (error ?? {}) as { type?: unknown; status?: unknown };
-    const parseError = bodyErrorType === 'entity.parse.failed';
-    const tooLarge = bodyErrorType === 'entity.too.large';
-    // Other errors express and body-parser raise carry a 4xx status (say, a path that does not
-    // percent-decode, or an unsupported charset).
-    const clientError =
-      typeof status === 'number' && status >= 400 && status < 500 && !(error instanceof SCIMMY.Types.Error);
-    const scim = parseError
-      ? scimError(400, 'invalidSyntax', 'the request body is not valid JSON')
-      : tooLarge
-        ? scimError(413, null, tooLargeMessage(req, app))
-        : clientError
-          ? scimError(status, status === 400 ? 'invalidValue' : null, String((error as Error).message))
-          : toScimError(error, (e) => app.log.error({ err: e }, 'SCIM request failed'));
+    // scimmy-routers answers only the statuses RFC 7644 §3.12 lists: for another (a 502 or 503 of
+    // its handlers) its error handler throws instead, and the failure `guard` kept is answered here.
+    const scim = req.scim?.failure ?? requestError(error, req, app);
     res
       .status(Number(scim.status))
       .type('application/scim+json')
       .send(JSON.stringify(errorBody(scim)));
   };
+}
+
+function requestError(error: unknown, req: Request, app: AppContext): ScimError {
+  const { type: bodyErrorType, status } = (error ?? {}) as { type?: unknown; status?: unknown };
+  if (bodyErrorType === 'entity.parse.failed')
+    return scimError(400, 'invalidSyntax', 'the request body is not valid JSON');
+  if (bodyErrorType === 'entity.too.large') return scimError(413, null, tooLargeMessage(req, app));
+  // Other errors express and body-parser raise carry a 4xx status (say, a path that does not
+  // percent-decode, or an unsupported charset).
+  if (typeof status === 'number' && status >= 400 && status < 500 && !(error instanceof SCIMMY.Types.Error))
+    return scimError(status, status === 400 ? 'invalidValue' : null, String((error as Error).message));
+  return toScimError(error, (e) => app.log.error({ err: e }, 'SCIM request failed'));
 }
 
 /** RFC 7644 §3.7.4: a /Bulk request over maxPayloadSize is told the limit it exceeded. */
@@ -193,7 +194,11 @@ function declareResources(app: AppContext): void {
       try {
         return await fn(...args);
       } catch (error) {
-        throw toScimError(error, (e) => app.log.error({ err: e }, 'SCIM request failed'));
+        const failure = toScimError(error, (e) => app.log.error({ err: e }, 'SCIM request failed'));
+        // The handlers' last argument is the request's ScimRequest.
+        const ctx = args.at(-1) as ScimRequest | undefined;
+        if (ctx) ctx.failure = failure;
+        throw failure;
       }
     };
   SCIMMY.Resources.declare(

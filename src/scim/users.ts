@@ -17,6 +17,7 @@ import { checkUserLimits } from './limits.ts';
 import { attributeParams, listResponse, readListRequest, renderingFilter, totalFromPage } from './list.ts';
 import { ENTERPRISE_USER, isObject, normalizeUser, type JsonObject } from './normalize.ts';
 import { activeOnlyValue, applyUserPatch, readPatchOperations } from './patch.ts';
+import { plainUser } from './plain-user.ts';
 
 /** The SCIM User resource: scimmy handlers for GET one/POST/PUT/DELETE, and orgsync's own list and PATCH. */
 
@@ -60,9 +61,11 @@ function render(ctx: ScimRequest, row: DirectoryUser, attributes?: unknown): unk
 
 /**
  * Checks a normalised document (normalize.ts) against the User schema (types, required userName)
- * the way scimmy does for POST.
+ * the way scimmy does for POST: the common shapes by plain-user.ts, the rest by scimmy itself.
  */
 function validated(document: JsonObject): JsonObject {
+  const common = plainUser(document);
+  if (common) return common;
   let checked: unknown;
   try {
     checked = new SCIMMY.Schemas.User(document, 'in');

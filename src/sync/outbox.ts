@@ -23,6 +23,10 @@ export const WEBHOOK_EVENT_PREFIXES = ['member.', 'invite.', 'group.'];
 
 export interface DispatchResult {
   dispatched: number;
+  /** Deliveries (emails, webhook posts) the batch created: the sending lanes have work only then. */
+  deliveries: number;
+  /** The batch took as many events as it may: more may be due at once. */
+  full: boolean;
   /** Events whose handlers failed, to be tried again after a backoff. */
   retrying: number;
   /** Events whose handlers failed for the last time: set aside until an admin retries them. */
@@ -59,22 +63,26 @@ export async function dispatchEvents(
   options: DispatchOptions,
 ): Promise<DispatchResult> {
   const { policy, log } = options;
-  const result: DispatchResult = { dispatched: 0, retrying: 0, failed: 0 };
+  const limit = options.limit ?? 200;
+  const result: DispatchResult = { dispatched: 0, deliveries: 0, full: false, retrying: 0, failed: 0 };
   let claimed: OutboxEvent[] = [];
   try {
-    result.dispatched = await sql.begin(async (tx) => {
-      claimed = await claimEvents(tx, options.limit ?? 200);
-      await dispatch(tx, handlers, claimed);
-      return claimed.length;
+    result.deliveries = await sql.begin(async (tx) => {
+      claimed = await claimEvents(tx, limit);
+      return dispatch(tx, handlers, claimed);
     });
+    result.dispatched = claimed.length;
+    result.full = claimed.length === limit;
     return result;
   } catch (error) {
     if (claimed.length === 0) throw error; // the claim itself failed: no event to blame
     log.warn({ err: error, events: claimed.length }, 'event batch failed; dispatching its events one at a time');
   }
+  result.full = claimed.length === limit;
   for (const event of claimed) {
     const outcome = await dispatchOne(sql, handlers, event, policy, log);
-    if (outcome) result[outcome] += 1;
+    if (outcome) result[outcome.outcome] += 1;
+    result.deliveries += outcome?.deliveries ?? 0;
   }
   return result;
 }
@@ -112,14 +120,16 @@ export function claimEvents(tx: Tx, limit: number) {
     order by id for update skip locked`;
 }
 
-async function dispatch(tx: Tx, handlers: EventHandler[], events: OutboxEvent[]): Promise<void> {
-  if (events.length === 0) return;
+/** Runs the handlers, creates the deliveries and marks the events dispatched; answers the deliveries made. */
+async function dispatch(tx: Tx, handlers: EventHandler[], events: OutboxEvent[]): Promise<number> {
+  if (events.length === 0) return 0;
   for (const handle of handlers) await handle(tx, events);
-  await createDeliveries(tx, events);
+  const deliveries = await createDeliveries(tx, events);
   await tx`
     update outbox set dispatched_at = clock_timestamp(), dispatch_retry_at = null
     where (organization_id, id) in (
       select * from unnest(${events.map((e) => e.organizationId)}::uuid[], ${events.map((e) => e.id)}::bigint[]))`;
+  return deliveries;
 }
 
 /**
@@ -128,7 +138,8 @@ async function dispatch(tx: Tx, handlers: EventHandler[], events: OutboxEvent[])
  * the same lock: no other instance can try the event in between.
  */
 async function dispatchOne(sql: Sql, handlers: EventHandler[], key: OutboxEvent, policy: RetryPolicy, log: Logger) {
-  return sql.begin(async (tx): Promise<keyof DispatchResult | null> => {
+  type Outcome = { outcome: 'dispatched' | 'retrying' | 'failed'; deliveries: number };
+  return sql.begin(async (tx): Promise<Outcome | null> => {
     const [row] = await tx<(OutboxEvent & { dispatchAttempts: number })[]>`
       select organization_id, id, type, payload, created_at, dispatch_attempts from outbox
       where organization_id = ${key.organizationId} and id = ${key.id}
@@ -137,8 +148,8 @@ async function dispatchOne(sql: Sql, handlers: EventHandler[], key: OutboxEvent,
     if (!row) return null;
     const { dispatchAttempts, ...event } = row;
     try {
-      await tx.savepoint((sp) => dispatch(sp, handlers, [event]));
-      return 'dispatched';
+      const deliveries = await tx.savepoint((sp) => dispatch(sp, handlers, [event]));
+      return { outcome: 'dispatched', deliveries };
     } catch (error) {
       const { attempts, final: failed, delayMs, message } = afterFailure(dispatchAttempts, error, policy);
       await tx`
@@ -163,15 +174,15 @@ async function dispatchOne(sql: Sql, handlers: EventHandler[], key: OutboxEvent,
           { eventType: event.type, attempts, error: message },
         );
         log.error(context, 'event dispatch failed for the last time; set aside until retried');
-        return 'failed';
+        return { outcome: 'failed', deliveries: 0 };
       }
       log.warn({ ...context, retryInMs: delayMs }, 'event dispatch failed; will retry');
-      return 'retrying';
+      return { outcome: 'retrying', deliveries: 0 };
     }
   });
 }
 
-async function createDeliveries(tx: Tx, events: OutboxEvent[]): Promise<void> {
+async function createDeliveries(tx: Tx, events: OutboxEvent[]): Promise<number> {
   const rows: { organizationId: string; eventId: string; kind: 'email' | 'webhook'; target: string }[] = [];
   for (const e of events) {
     if (e.type === 'invite.created' && typeof e.payload.email === 'string') {
@@ -195,12 +206,13 @@ async function createDeliveries(tx: Tx, events: OutboxEvent[]): Promise<void> {
       }
     }
   }
-  if (rows.length === 0) return;
+  if (rows.length === 0) return 0;
   await tx`
     insert into deliveries (organization_id, event_id, kind, target)
     select * from unnest(${rows.map((r) => r.organizationId)}::uuid[], ${rows.map((r) => r.eventId)}::bigint[],
                          ${rows.map((r) => r.kind)}::text[], ${rows.map((r) => r.target)}::text[])
     on conflict do nothing`;
+  return rows.length;
 }
 
 /** What a webhook receiver gets: the event without anything sealed (e.g. an invitation token). */
@@ -295,6 +307,34 @@ export async function pruneOutbox(
     pruned.deliveries += batch!.deliveries;
     if (!batch!.more) return pruned;
     after = batch!.lastId!;
+  }
+}
+
+/**
+ * Deletes delivery attempts made more than `retentionDays` ago. Those of pruned deliveries went
+ * with them (on delete cascade); this bounds the others: a dead letter retried again and again, a
+ * delivery whose event still owes something. Each delivery keeps its latest attempt, which tells
+ * what the receiver last answered (the delivery lists show it). One short statement per batch.
+ */
+export async function pruneDeliveryAttempts(sql: Sql, retentionDays = OUTBOX_RETENTION_DAYS): Promise<number> {
+  let pruned = 0;
+  for (;;) {
+    const [batch] = await sql<{ count: number }[]>`
+      with old as (
+        select a.organization_id, a.delivery_id, a.id from delivery_attempts a
+        where a.at < now() - make_interval(days => ${retentionDays})
+          and exists (
+            select 1 from delivery_attempts later
+            where later.organization_id = a.organization_id and later.delivery_id = a.delivery_id and later.id > a.id)
+        limit ${PRUNE_BATCH}
+      ), gone as (
+        delete from delivery_attempts a using old
+        where a.organization_id = old.organization_id and a.delivery_id = old.delivery_id and a.id = old.id
+        returning 1
+      )
+      select count(*)::int as count from gone`;
+    pruned += batch!.count;
+    if (batch!.count < PRUNE_BATCH) return pruned;
   }
 }
 

@@ -6,6 +6,7 @@ import { systemActor } from '../../src/core/actor.ts';
 import { createGroup } from '../../src/core/groups.ts';
 import { runInvitationImport, startInvitationImport } from '../../src/core/invitation-import-jobs.ts';
 import { createApp } from '../../src/app.ts';
+import { Reconciler } from '../../src/sync/reconciler.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
 
 let ctx: AppContext;
@@ -154,5 +155,36 @@ describe('CSV import as a background job', () => {
     await upload('email\nx@job.test', '?roles=no-such-role').expect(400);
     expect(await ctx.sql`select id from invitation_imports`).toHaveLength(before.length);
     await follow(started.body.id);
+  });
+});
+
+describe('housekeeping', () => {
+  it('deletes jobs finished more than 30 days ago (done or failed) and keeps recent and running ones', async () => {
+    const org = a.organization.id;
+    const finishedJob = async (email: string, ageDays: number, status: 'done' | 'failed') => {
+      const started = await startInvitationImport(ctx.sql, org, `email\n${email}`, {}, systemActor('admin'));
+      await runInvitationImport(ctx.sql, ctx.config.serverSecret, org, started.id);
+      await ctx.sql`
+        update invitation_imports set status = ${status}, finished_at = now() - make_interval(days => ${ageDays})
+        where organization_id = ${org} and id = ${started.id} and status = 'done'`;
+      return started.id;
+    };
+    const old = [
+      await finishedJob('old-done@job.test', 31, 'done'),
+      await finishedJob('old-failed@job.test', 45, 'failed'),
+    ];
+    const recent = [await finishedJob('recent@job.test', 29, 'done'), await finishedJob('new@job.test', 0, 'done')];
+    // A running job is kept however old: it still owes its rows (a poll resumes it).
+    const running = await startInvitationImport(ctx.sql, org, 'email\nrunning@job.test', {}, systemActor('admin'));
+    await ctx.sql`update invitation_imports set created_at = now() - interval '60 days', updated_at = now() - interval '60 days'
+                  where organization_id = ${org} and id = ${running.id}`;
+
+    expect((await new Reconciler(ctx).housekeeping()).invitationImportsPruned).toBe(2);
+    const left = (
+      await ctx.sql`select id from invitation_imports where id = any(${[...old, ...recent, running.id]}::uuid[])`
+    ).map((r) => r.id as string);
+    expect(left.sort()).toEqual([...recent, running.id].sort());
+    for (const id of old) expect((await job(id).expect(404)).body.error).toBe('not_found');
+    expect((await new Reconciler(ctx).housekeeping()).invitationImportsPruned).toBe(0);
   });
 });

@@ -168,7 +168,11 @@ describe('CSV invitation import', () => {
       expect((await upload(long, '', path).expect(400)).body.message).toMatch(/at most 1000 rows/);
       expect((await upload('name\nann', '', path).expect(400)).body.message).toMatch(/"email" column/);
       expect((await upload('email\n"unterminated', '', path).expect(400)).body.message).toMatch(/not valid CSV/);
-      await request(app).post(path).set('authorization', `Bearer ${a.adminKey}`).send({ csv: 'x' }).expect(415);
+      const json = await request(app).post(path).set('authorization', `Bearer ${a.adminKey}`).send({ csv: 'x' });
+      expect([json.status, json.body.message]).toEqual([
+        415,
+        'send the CSV file as the body with content-type text/csv',
+      ]);
     }
     // A refused file starts no job.
     expect(await ctx.sql`select id from invitation_imports where organization_id = ${a.organization.id}`).toHaveLength(

@@ -256,6 +256,58 @@ describe('invitations', () => {
     ).toBe('accepted');
   });
 
+  it('every refusal page links onward to the service, as the welcome page does', async () => {
+    const onward = '<p><a href="https://orgsync.test/">Continue to https://orgsync.test</a></p>';
+    const accept = (token: string, headers: Record<string, string> = { 'sec-fetch-site': 'same-origin' }) =>
+      request(app)
+        .post('/invitations/accept')
+        .set(headers)
+        .type('form')
+        .send({ token, givenName: 'R', familyName: 'R' });
+    const invited = async (email: string) => {
+      const { invitation } = (await invite({ emails: email }).expect(201)).body.results[0];
+      return { id: invitation.id as string, token: await tokenMailedTo(email) };
+    };
+    const pages: [number, string, { status: number; text: string }][] = [];
+    const refused = (status: number, says: string, res: { status: number; text: string }) =>
+      pages.push([status, says, res]);
+
+    refused(404, 'not valid', await request(app).get('/invitations/accept?token=osinv_bogus'));
+    refused(404, 'not valid', await accept('osinv_bogus'));
+    const revoked = await invited('refused-revoked@x.test');
+    await request(app).delete(`/api/invitations/${revoked.id}`).set(as(a.adminKey)).expect(204);
+    refused(410, 'withdrawn', await request(app).get(`/invitations/accept?token=${revoked.token}`));
+    const expired = await invited('refused-expired@x.test');
+    await ctx.sql`update invitations set expires_at = now() - interval '1 minute' where id = ${expired.id}`;
+    refused(410, 'expired', await accept(expired.token));
+    const used = await invited('refused-used@x.test');
+    await accept(used.token).expect(200);
+    refused(410, 'already been accepted', await request(app).get(`/invitations/accept?token=${used.token}`));
+    const other = await invited('refused-other@x.test');
+    const { secret } = await createSession(ctx.sql, ctx.config.serverSecret, {
+      organizationId: a.organization.id,
+      accountId: a.owner.id,
+      via: 'saml',
+    });
+    const signedInElsewhere = { cookie: `${SESSION_COOKIE}=${secret}` };
+    refused(
+      403,
+      'signed in as someone else',
+      await request(app).get(`/invitations/accept?token=${other.token}`).set(signedInElsewhere),
+    );
+    refused(
+      403,
+      'signed in as someone else',
+      await accept(other.token, { ...signedInElsewhere, 'sec-fetch-site': 'same-origin' }),
+    );
+    refused(403, 'not sent from orgsync', await accept(other.token, { origin: 'https://evil.example' }));
+
+    for (const [status, says, res] of pages) {
+      expect([res.status, res.text]).toEqual([status, expect.stringContaining(says)]);
+      expect(res.text).toContain(onward);
+    }
+  });
+
   it('names given at invite time are stored on the new account', async () => {
     const res = await invite({ emails: 'ida@x.test', givenName: 'Ida', familyName: 'Ives' }).expect(201);
     const [account] =

@@ -127,6 +127,7 @@ describe('single-organization policy', () => {
       .send({ token, givenName: 'L', familyName: 'L' })
       .expect(409);
     expect(page.text).toMatch(/already belongs to another organization/);
+    expect(page.text).toContain('<a href="https://orgsync.test/">Continue to https://orgsync.test</a>');
     expect((await ctx.sql`select status from invitations where id = ${inv.id}`)[0]!.status).toBe('pending');
     expect(
       (

@@ -5,10 +5,12 @@ import type { Socket } from 'node:net';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.ts';
+import { systemActor } from '../../src/core/actor.ts';
+import { issueCredential } from '../../src/core/credentials.ts';
 import { nextRefreshAt } from '../../src/saml/metadata-refresh.ts';
 import { createReconciler } from '../../src/sync/index.ts';
 import type { Reconciler } from '../../src/sync/reconciler.ts';
-import { createTestContext, createTestOrganization } from '../support/context.ts';
+import { createTestContext, createTestOrganization, TEST_SERVER_SECRET } from '../support/context.ts';
 import { makeIdpKeys, responseXml, signAssertion, type IdpKeys } from './support/idp.ts';
 import { CookieJar, idpMetadataXml, lastAttempt, postResponse, type SamlFixture } from './support/setup.ts';
 
@@ -143,6 +145,36 @@ describe('a SAML connection from a metadata URL', () => {
       { details: { metadataUrl: `${base}/metadata`, certificates: [fingerprint(oldKey)] } },
     ]);
     expect(await signInWith(oldKey)).toMatchObject({ status: 303, attempt: { outcome: 'success' } });
+  });
+
+  it('refuses (403) a caller who may not configure identity before fetching anything', async () => {
+    const key = await issueCredential(
+      f.ctx.sql,
+      TEST_SERVER_SECRET,
+      { organizationId: f.organization.id, kind: 'admin', name: 'an admin', roles: ['admin'] },
+      systemActor('admin'),
+    );
+    const asAdmin = { authorization: `Bearer ${key.secret}` };
+    idp.answer = { kind: 'metadata', xml: published([newKey.certificate]) };
+    const hits = idp.hits;
+    const connections = await connectionCount();
+
+    const created = await request(f.app)
+      .post('/api/saml/connections')
+      .set(asAdmin)
+      .send({ name: 'Mine', metadataUrl: `${base}/metadata?from=admin` })
+      .expect(403);
+    expect(created.body.message).toContain('connect an identity provider');
+    const changed = await request(f.app)
+      .patch(`/api/saml/connections/${f.connectionId}`)
+      .set(asAdmin)
+      .send({ metadataUrl: `${base}/metadata?from=admin` })
+      .expect(403);
+    expect(changed.body.message).toContain('change an identity provider connection');
+
+    expect(idp.hits).toBe(hits);
+    expect(await connectionCount()).toBe(connections);
+    expect(await connection()).toMatchObject({ metadataUrl: `${base}/metadata`, certificates: [oldKey.certificate] });
   });
 
   it('follows a key rotation: the new certificate beside the old one, then the old one dropped', async () => {

@@ -420,6 +420,207 @@ describe('SCIM /Bulk', () => {
   });
 });
 
+describe('SCIM /Bulk: each operation’s version is its If-Match', () => {
+  const etag = (res: { headers: Record<string, string> }) => res.headers.etag!;
+  const userEtag = async (id: string) => etag(await f.client.get(`/Users/${id}`).expect(200));
+  const groupEtag = async (id: string) => etag(await f.client.get(`/Groups/${id}`).expect(200));
+  const newUser = async (email: string) =>
+    (await f.client.post('/Users', oktaUser(email)).expect(201)).body.id as string;
+  const auditCount = async () =>
+    (await f.ctx.sql`select count(*)::int as n from audit_log where organization_id = ${f.org.organization.id}`)[0]!.n;
+  const patch = (path: string, operations: unknown[], version?: string) => ({
+    method: 'PATCH',
+    path,
+    ...(version !== undefined ? { version } : {}),
+    data: { schemas: [PATCH_OP], Operations: operations },
+  });
+
+  it('a stale version is refused with the 412 of the single request, changes nothing, and counts for failOnErrors', async () => {
+    const id = await newUser('stale@version.test');
+    const stale = await userEtag(id);
+    await f.client.patch(`/Users/${id}`, [{ op: 'replace', path: 'title', value: 'First' }]).expect(200);
+    const current = (await f.client.get(`/Users/${id}`).expect(200)).body;
+    const audits = await auditCount();
+
+    const title = [{ op: 'replace', path: 'title', value: 'Patched' }];
+    const deactivate = [{ op: 'replace', value: { active: false } }];
+    const singles = [
+      f.client.put(`/Users/${id}`, oktaUser('stale@version.test', { title: 'Put' })),
+      f.client.patch(`/Users/${id}`, title),
+      f.client.patch(`/Users/${id}`, deactivate),
+      f.client.delete(`/Users/${id}`),
+    ];
+    const refusals: unknown[] = [];
+    for (const single of singles) refusals.push((await single.set('If-Match', stale).expect(412)).body);
+
+    const outcomes = await send(
+      f.client,
+      bulk([
+        { method: 'PUT', path: `/Users/${id}`, version: stale, data: oktaUser('stale@version.test', { title: 'Put' }) },
+        patch(`/Users/${id}`, title, stale),
+        patch(`/Users/${id}`, deactivate, stale),
+        { method: 'DELETE', path: `/Users/${id}`, version: stale },
+      ]),
+    );
+    const location = `https://orgsync.test/scim/v2/Users/${id}`;
+    expect(outcomes).toEqual(
+      ['PUT', 'PATCH', 'PATCH', 'DELETE'].map((method, i) => ({
+        method,
+        location,
+        status: '412',
+        response: refusals[i],
+      })),
+    );
+    expect(refusals[0]).toEqual({ schemas: [ERROR], status: '412', detail: expect.stringContaining('If-Match') });
+    expect((await f.client.get(`/Users/${id}`).expect(200)).body).toEqual(current);
+    expect(await auditCount()).toBe(audits);
+
+    // A refused operation is an error: with failOnErrors 1 the create after it does not run.
+    const stopped = await send(
+      f.client,
+      bulk([patch(`/Users/${id}`, title, stale), createUser('late', 'late@version.test')], { failOnErrors: 1 }),
+    );
+    expect(stopped.map((o) => o.status)).toEqual(['412']);
+    await f.client.get('/Users?filter=userName eq "late@version.test"').expect(200, /"totalResults":0/);
+  });
+
+  it('the current version, as the single request takes it (weak, strong, a list, *), lets each write through and answers the new one', async () => {
+    const id = await newUser('match@version.test');
+    const tags = [await userEtag(id)];
+    const run = async (operation: Record<string, unknown>, status: string) => {
+      const [outcome] = await send(f.client, bulk([operation]));
+      expect(outcome).toMatchObject({ status, location: `https://orgsync.test/scim/v2/Users/${id}` });
+      if (status !== '204') {
+        expect(outcome!.version).toBe(await userEtag(id));
+        expect(tags).not.toContain(outcome!.version);
+        tags.push(outcome!.version!);
+      }
+    };
+    await run(patch(`/Users/${id}`, [{ op: 'replace', path: 'title', value: 'A' }], tags.at(-1)), '200');
+    // The strong form of the tag compares equal (weak comparison), as in If-Match.
+    await run(
+      {
+        method: 'PUT',
+        path: `/Users/${id}`,
+        version: tags.at(-1)!.slice(2),
+        data: oktaUser('match@version.test', { title: 'B' }),
+      },
+      '200',
+    );
+    await run(patch(`/Users/${id}`, [{ op: 'replace', value: { active: false } }], `W/"0", ${tags.at(-1)}`), '200');
+    await run(patch(`/Users/${id}`, [{ op: 'replace', value: { active: true } }], '*'), '200');
+    await run({ method: 'DELETE', path: `/Users/${id}`, version: tags.at(-1) }, '204');
+    await f.client.get(`/Users/${id}`).expect(404);
+    // A version naming no resource still gets the 404 the single request gets.
+    const [gone] = await send(f.client, bulk([{ method: 'DELETE', path: `/Users/${id}`, version: '*' }]));
+    expect(gone!.status).toBe('404');
+  });
+
+  it('a version on a POST is ignored, as an If-Match on the single POST is', async () => {
+    await f.client.post('/Users', oktaUser('single-post@version.test')).set('If-Match', 'W/"999"').expect(201);
+    const [user, group] = await send(
+      f.client,
+      bulk([
+        { ...createUser('p', 'bulk-post@version.test'), version: 'W/"999"' },
+        {
+          method: 'POST',
+          path: '/Groups',
+          bulkId: 'g',
+          version: 'W/"999"',
+          data: { schemas: [GROUP], displayName: 'Posted' },
+        },
+      ]),
+    );
+    expect(user).toMatchObject({ status: '201', version: await userEtag(idOf(user!)) });
+    expect(group).toMatchObject({ status: '201', version: await groupEtag(idOf(group!)) });
+  });
+
+  it('group member changes bump the version as in single requests, and a stale version then changes nothing', async () => {
+    const [a, b, c] = await Promise.all(['ga', 'gb', 'gc'].map((n) => newUser(`${n}@version.test`)));
+    const [created] = await send(
+      f.client,
+      bulk([
+        {
+          method: 'POST',
+          path: '/Groups',
+          bulkId: 'g',
+          data: { schemas: [GROUP], displayName: 'Versioned', members: [{ value: a }] },
+        },
+      ]),
+    );
+    const id = idOf(created!);
+    const v0 = created!.version!;
+    expect(v0).toBe(await groupEtag(id));
+
+    // A member added: 204, and the version answered is the group's new one.
+    const [added] = await send(
+      f.client,
+      bulk([patch(`/Groups/${id}`, [{ op: 'add', path: 'members', value: [{ value: b }] }], v0)]),
+    );
+    expect(added).toEqual({
+      method: 'PATCH',
+      location: `https://orgsync.test/scim/v2/Groups/${id}`,
+      version: await groupEtag(id),
+      status: '204',
+    });
+    const v1 = added!.version!;
+    expect(v1).not.toBe(v0);
+
+    // Deprovisioning a member changes the group's membership, and so its version, as the single DELETE does.
+    const members = async () =>
+      ((await f.client.get(`/Groups/${id}`).expect(200)).body.members as { value: string }[])
+        .map((m) => m.value)
+        .sort();
+    const before = (await f.client.get(`/Groups/${id}`).expect(200)).body;
+    const outcomes = await send(
+      f.client,
+      bulk([
+        { method: 'DELETE', path: `/Users/${b}` },
+        patch(`/Groups/${id}`, [{ op: 'add', path: 'members', value: [{ value: c }] }], v1),
+        patch(`/Groups/${id}`, [{ op: 'remove', path: `members[value eq "${a}"]` }], v1),
+        patch(
+          `/Groups/${id}`,
+          [
+            { op: 'replace', path: 'displayName', value: 'Other' },
+            { op: 'remove', path: 'members' },
+          ],
+          v0,
+        ),
+        {
+          method: 'PUT',
+          path: `/Groups/${id}`,
+          version: v1,
+          data: { schemas: [GROUP], displayName: 'Versioned', members: [] },
+        },
+        { method: 'DELETE', path: `/Groups/${id}`, version: v1 },
+      ]),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(['204', '412', '412', '412', '412', '412']);
+    const v2 = await groupEtag(id);
+    expect([v0, v1]).not.toContain(v2);
+    expect(await members()).toEqual([a]);
+    expect((await f.client.get(`/Groups/${id}`).expect(200)).body).toMatchObject({
+      displayName: before.displayName,
+      meta: { version: v2 },
+    });
+
+    // The version the group is at lets a replacement through, and answers the next one.
+    const [put] = await send(
+      f.client,
+      bulk([
+        {
+          method: 'PUT',
+          path: `/Groups/${id}`,
+          version: v2,
+          data: { schemas: [GROUP], displayName: 'Versioned', members: [{ value: c }] },
+        },
+      ]),
+    );
+    expect(put).toMatchObject({ status: '200', version: await groupEtag(id) });
+    expect(await members()).toEqual([c]);
+  });
+});
+
 /**
  * An organization's audit entries and events in order, with ids, times and the organization's
  * own names made comparable: each uuid becomes the order of its first appearance.

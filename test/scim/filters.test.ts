@@ -90,6 +90,19 @@ describe('filters run in SQL', () => {
       seen.push(...page.body.Resources.map((u: { id: string }) => u.id));
     }
     expect(new Set(seen).size).toBe(12);
+    // Pages past the first (read by their keys first) keep a filter's rows and a sort's order.
+    const sorted: string[] = [];
+    const filter = encodeURIComponent('not (userName sw "k")');
+    for (let start = 1; start <= 11; start += 4) {
+      const page = await f.client
+        .get(`/Users?filter=${filter}&sortBy=userName&sortOrder=descending&startIndex=${start}&count=4`)
+        .expect(200);
+      expect(page.body).toMatchObject({ totalResults: 11, startIndex: start });
+      sorted.push(...page.body.Resources.map((u: { userName: string }) => u.userName));
+    }
+    expect(sorted).toEqual([...sorted].sort().reverse());
+    expect(sorted).toHaveLength(11);
+    expect(sorted).not.toContain('ken@filters.test');
     const clamped = await f.client.get('/Users?count=100000').expect(200);
     expect(clamped.body.Resources.length).toBe(12);
     const zero = await f.client.get('/Users?count=0').expect(200);

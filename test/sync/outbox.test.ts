@@ -291,4 +291,49 @@ describe('housekeeping', () => {
     ]);
     expect((await new Reconciler(house).housekeeping()).eventsPruned).toBe(0);
   });
+
+  it("prunes delivery attempts past 30 days, in batches, keeping each delivery's latest; a pruned delivery takes its attempts along", async () => {
+    const org = (await createTestOrganization(house, 'prune-attempts')).organization.id;
+    const delivery = async (eventAgeDays: number, status: string, attemptAgesDays: number[]) => {
+      const [event] = await house.sql`
+        insert into outbox (organization_id, type, payload, created_at, dispatched_at)
+        values (${org}, 'member.joined', '{}', now() - make_interval(days => ${eventAgeDays}),
+                now() - make_interval(days => ${eventAgeDays}))
+        returning id`;
+      const [row] = await house.sql`insert into deliveries (organization_id, event_id, kind, target, status)
+        values (${org}, ${event!.id}, 'webhook', ${crypto.randomUUID()}, ${status}) returning id`;
+      for (const age of attemptAgesDays)
+        await house.sql`insert into delivery_attempts (organization_id, delivery_id, at, response_status)
+          values (${org}, ${row!.id}, now() - make_interval(days => ${age}), ${500 + age})`;
+      return String(row!.id);
+    };
+    // A dead letter retried for long: 2,500 old attempts (three batches), then 3 more.
+    const dead = await delivery(60, 'dead', []);
+    await house.sql`insert into delivery_attempts (organization_id, delivery_id, at, response_status)
+      select ${org}, ${dead}, now() - interval '50 days', 503 from generate_series(1, 2500)`;
+    await house.sql`insert into delivery_attempts (organization_id, delivery_id, at, response_status)
+      values (${org}, ${dead}, now() - interval '40 days', 540), (${org}, ${dead}, now() - interval '29 days', 529),
+             (${org}, ${dead}, now() - interval '1 day', 501)`;
+    const oldOnly = await delivery(40, 'dead', [45, 40, 35]);
+    const pending = await delivery(0, 'pending', [31, 2]);
+    const recent = await delivery(0, 'delivered', [29, 28]);
+    // Delivered, its event dispatched 40 days ago: pruned with its event, its attempts with it.
+    const gone = await delivery(40, 'delivered', [40, 39]);
+
+    const counts = await new Reconciler(house).housekeeping();
+    expect(counts.deliveryAttemptsPruned).toBe(2500 + 1 + 2 + 1);
+    const left = await house.sql`
+      select delivery_id::text as delivery, response_status from delivery_attempts
+      where organization_id = ${org} order by delivery_id, id`;
+    expect(left.map((a) => [a.delivery, a.responseStatus])).toEqual([
+      [dead, 529],
+      [dead, 501],
+      [oldOnly, 535],
+      [pending, 502],
+      [recent, 529],
+      [recent, 528],
+    ]);
+    expect(await house.sql`select 1 from deliveries where organization_id = ${org} and id = ${gone}`).toHaveLength(0);
+    expect((await new Reconciler(house).housekeeping()).deliveryAttemptsPruned).toBe(0);
+  });
 });
