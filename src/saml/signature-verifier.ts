@@ -10,8 +10,13 @@ import type { SignatureJob } from './signature-worker.ts';
  */
 type Answer = [verified: boolean, signedXml: string | null];
 
-let worker: Worker | undefined;
-const pending = new Map<number, { resolve: (answer: Answer) => void; reject: (error: Error) => void }>();
+interface Verifier {
+  thread: Worker;
+  /** Its jobs not answered yet, by id. */
+  pending: Map<number, { resolve: (answer: Answer) => void; reject: (error: Error) => void }>;
+}
+
+let verifier: Verifier | undefined;
 let lastId = 0;
 
 /** The worker died (or could not start): the jobs it had fail with this. */
@@ -19,12 +24,12 @@ export class VerifierStopped extends Error {}
 
 /** Starts the worker now, so the first sign-in does not wait for it. */
 export function prepareSignatureVerifier(): void {
-  worker ??= startWorker();
+  verifier ??= startVerifier();
 }
 
 /** verifyXmlSignature of the parsed `xml`, in the worker; rejects with the verifier's error message. */
 export function verifySignatureInWorker(xml: string, certificate: string): Promise<Answer> {
-  const thread = (worker ??= startWorker());
+  const { thread, pending } = (verifier ??= startVerifier());
   const id = ++lastId;
   return new Promise((resolve, reject) => {
     pending.set(id, { resolve, reject });
@@ -33,13 +38,15 @@ export function verifySignatureInWorker(xml: string, certificate: string): Promi
   });
 }
 
-function startWorker(): Worker {
+function startVerifier(): Verifier {
   // Through tsx, as the app itself runs, however the process was started.
   const entry = new URL('./signature-worker.ts', import.meta.url).href;
   const thread = new Worker(
     `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry)}); });`,
     { eval: true },
   );
+  const started: Verifier = { thread, pending: new Map() };
+  const { pending } = started;
   thread.unref();
   thread.on('message', ({ id, answer, error }: { id: number; answer?: Answer; error?: string }) => {
     const job = pending.get(id);
@@ -49,11 +56,11 @@ function startWorker(): Worker {
     else job?.reject(new Error(error));
   });
   const fail = (reason: string) => {
-    if (worker === thread) worker = undefined;
+    if (verifier === started) verifier = undefined;
     for (const job of pending.values()) job.reject(new VerifierStopped(`the signature verifier stopped: ${reason}`));
     pending.clear();
   };
   thread.on('error', (error) => fail(error.message));
   thread.on('exit', (code) => fail(`exit code ${code}`));
-  return thread;
+  return started;
 }

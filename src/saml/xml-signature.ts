@@ -6,9 +6,9 @@ import { allElements } from './xml.ts';
 /**
  * XML signature verification of a SAML Response, as samlify's `SamlLib.verifySignature` does it
  * (the same wrapping defence, signature selection, certificate matching and xml-crypto check,
- * with the same error messages), without its per-call costs: it reuses the document the ACS
- * has already parsed instead of parsing the message again, walks the DOM instead of evaluating
- * XPath, and keeps each certificate's public key instead of parsing the certificate per post.
+ * with the same error messages), without its per-call costs: it walks the DOM instead of
+ * evaluating XPath, keeps each certificate's public key instead of parsing it per post, and
+ * needs no IdP entity built from metadata.
  *
  * Answers whether a signature verified with `certificate` and the XML of what it covers: the
  * assertion (the Response's only Assertion child when the Response is signed), or the whole
