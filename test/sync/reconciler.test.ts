@@ -150,3 +150,22 @@ describe('webhooks', () => {
     }
   });
 });
+
+describe('event dispatch', () => {
+  it('ends its run at a batch that is not full, and wakes the sending lanes only for deliveries', async () => {
+    const { email, webhook } = reconciler.lanes;
+    const runs = () => ({ email: email.stats.runs, webhook: webhook.stats.runs });
+    const before = runs();
+    // user.* events reach no webhook (the endpoint takes member.*, invite.* and group.*) and no email.
+    await ctx.sql`
+      insert into outbox (organization_id, type, payload)
+      select ${orgId}, 'user.provisioned', jsonb_build_object('n', i) from generate_series(1, 3) i`;
+    expect(await reconciler.dispatch()).toMatchObject({ eventsDispatched: 3, more: false });
+    expect(runs()).toEqual(before);
+
+    await ctx.sql`insert into outbox (organization_id, type, payload) values (${orgId}, 'member.updated', '{}')`;
+    expect(await reconciler.dispatch()).toMatchObject({ eventsDispatched: 1, more: false });
+    expect(runs()).toEqual({ email: before.email + 1, webhook: before.webhook + 1 });
+    await Promise.all([email.idle(), webhook.idle()]);
+  });
+});
