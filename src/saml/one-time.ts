@@ -1,4 +1,4 @@
-import type { Db } from '../storage/database.ts';
+import type { Db, Sql } from '../storage/database.ts';
 
 /** AuthnRequests live this long: enough to sign in at the IdP, short enough to bound the table. */
 export const REQUEST_TTL_SECONDS = 15 * 60;
@@ -51,16 +51,24 @@ export async function consumeRequest(
  * atomic across instances sharing the database.
  */
 export async function markAssertionUsed(
-  db: Db,
+  sql: Sql,
   organizationId: string,
   assertionId: string,
   usableUntil: Date,
 ): Promise<boolean> {
-  await db`delete from saml_replay_cache where organization_id = ${organizationId} and expires_at < now()`;
-  const rows = await db`
-    insert into saml_replay_cache (organization_id, assertion_id, expires_at)
-    values (${organizationId}, ${assertionId}, ${usableUntil})
-    on conflict do nothing
-    returning assertion_id`;
-  return rows.length === 1;
+  // Both statements in one round trip: sent together on one connection, which runs them in order.
+  const connection = await sql.reserve();
+  try {
+    const [, inserted] = await Promise.all([
+      connection`delete from saml_replay_cache where organization_id = ${organizationId} and expires_at < now()`,
+      connection`
+        insert into saml_replay_cache (organization_id, assertion_id, expires_at)
+        values (${organizationId}, ${assertionId}, ${usableUntil})
+        on conflict do nothing
+        returning assertion_id`,
+    ]);
+    return inserted.length === 1;
+  } finally {
+    connection.release();
+  }
 }

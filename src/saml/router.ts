@@ -18,9 +18,10 @@ import { startLogin } from './login.ts';
 import { consumeRequest, markAssertionUsed } from './one-time.ts';
 import { sendSsoErrorPage } from './pages.ts';
 import { prepareSamlSchema } from './schema.ts';
+import { prepareSignatureVerifier } from './signature-verifier.ts';
 import { SamlRefusal, refuse } from './refusal.ts';
 import { allowedReturnTo } from './return-to.ts';
-import { serviceProvider } from './service-provider.ts';
+import { serviceProvider, spUrls } from './service-provider.ts';
 import { administratorsOf, signIn } from './sign-in.ts';
 import { decodeSamlResponse, readResponse, verifyResponse } from './validate-response.ts';
 
@@ -36,8 +37,9 @@ export const ACS_PATH = /^\/saml\/[^/]+\/acs\/?$/i;
  * the ACS; and for the product, who is signed in (`GET /saml/me`) and logout.
  */
 export function samlRouter(ctx: AppContext, bodyLimit: number): Router {
-  // Compiled once, now, rather than on the first sign-in.
+  // Compiled once and started once, now, rather than on the first sign-in.
   prepareSamlSchema();
+  prepareSignatureVerifier();
   const router = Router();
   const secureCookie = ctx.config.publicUrl.startsWith('https://');
 
@@ -211,13 +213,12 @@ async function assertionConsumer(
     seen.connection = connection;
     if (!connection.enabled) refuse('connection_disabled', 'this SAML connection is disabled');
 
-    const entity = await serviceProvider(ctx, organization);
-    const assertion = await verifyResponse(xml, doc, connection, entity);
+    const assertion = await verifyResponse(xml, doc, connection, () => serviceProvider(ctx, organization));
     seen.nameId = assertion.nameId;
     if (assertion.inResponseTo) {
       Object.assign(binding, {
         requestId: assertion.inResponseTo,
-        acsUrl: entity.urls.acsUrl,
+        acsUrl: spUrls(ctx.config.publicUrl, organization).acsUrl,
         presented: presentedBindings(req, assertion.inResponseTo),
       });
     }

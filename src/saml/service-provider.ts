@@ -29,10 +29,25 @@ export interface ServiceProviderEntity {
   urls: ReturnType<typeof spUrls>;
 }
 
+/**
+ * Built entities kept per organization (per context: tests run several apps in one process), so
+ * a sign-in neither reads the key pair nor has samlify parse the SP metadata again. An
+ * organization's key pair never changes once made (the first insert wins, nothing updates it);
+ * a changed slug changes the URLs, and the entity is rebuilt around the same keys.
+ */
+const spEntities = new WeakMap<AppContext, Map<string, ServiceProviderEntity>>();
+const idpEntities = new Map<string, samlify.IdentityProviderInstance>();
+/** Bounds both caches: the oldest entry goes when a new one would exceed it. */
+const CACHE_LIMIT = 1_000;
+
 /** The organization's SP as samlify sees it (entity id, ACS, signing and encryption key). */
 export async function serviceProvider(ctx: AppContext, organization: Organization): Promise<ServiceProviderEntity> {
   const urls = spUrls(ctx.config.publicUrl, organization);
-  const keys = await spKeyPair(ctx.sql, ctx.config.serverSecret, organization.id, urls.entityId);
+  let cache = spEntities.get(ctx);
+  if (!cache) spEntities.set(ctx, (cache = new Map<string, ServiceProviderEntity>()));
+  const cached = cache.get(organization.id);
+  if (cached?.urls.entityId === urls.entityId) return cached;
+  const keys = cached?.keys ?? (await spKeyPair(ctx.sql, ctx.config.serverSecret, organization.id, urls.entityId));
   const sp = samlify.ServiceProvider({
     entityID: urls.entityId,
     assertionConsumerService: [{ Binding: samlify.Constants.namespace.binding.post, Location: urls.acsUrl }],
@@ -45,22 +60,33 @@ export async function serviceProvider(ctx: AppContext, organization: Organizatio
     requestSignatureAlgorithm: RSA_SHA256,
     nameIDFormat: ['urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress'],
   });
-  return { sp, keys, urls };
+  return remember(cache, organization.id, { sp, keys, urls });
 }
 
 /**
  * The IdP of a connection as samlify sees it, trusting exactly one of its certificates. Built
  * from metadata (escaped values we hold), since samlify's settings form warns on every call
- * about the single logout service orgsync does not use.
+ * about the single logout service orgsync does not use; kept per entity id, SSO URL and
+ * certificate, so an edited connection gets a new one.
  */
 export function identityProvider(connection: SamlConnection, certificate: string): samlify.IdentityProviderInstance {
+  const key = JSON.stringify([connection.idpEntityId, connection.ssoUrl, certificate]);
+  const cached = idpEntities.get(key);
+  if (cached) return cached;
   const metadata =
     `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="${escapeXml(connection.idpEntityId)}">` +
     `<md:IDPSSODescriptor WantAuthnRequestsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">` +
     `<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>${certificate}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>` +
     `<md:SingleSignOnService Binding="${samlify.Constants.namespace.binding.redirect}" Location="${escapeXml(connection.ssoUrl)}"/>` +
     `</md:IDPSSODescriptor></md:EntityDescriptor>`;
-  return samlify.IdentityProvider({ metadata });
+  return remember(idpEntities, key, samlify.IdentityProvider({ metadata }));
+}
+
+function remember<T>(cache: Map<string, T>, key: string, value: T): T {
+  cache.delete(key);
+  if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
+  cache.set(key, value);
+  return value;
 }
 
 const escapeXml = (text: string) =>

@@ -108,24 +108,24 @@ export async function signIn(
     }
   }
   await syncSamlGroups(tx, organization.id, account.id, identity.groups, actor);
-  await recordAudit(
-    tx,
-    organization.id,
-    actor,
-    'sso.login',
-    { type: 'account', id: account.id },
-    {
-      connectionId: connection.id,
-      idpEntityId: connection.idpEntityId,
-      nameId: identity.nameId,
-      path,
-    },
-  );
-  return {
-    accountId: account.id,
-    membership: (await getMembership(tx, organization.id, account.id)) ?? membership,
-    path,
-  };
+  // One round trip: the transaction's connection runs the two in order.
+  const [, current] = await Promise.all([
+    recordAudit(
+      tx,
+      organization.id,
+      actor,
+      'sso.login',
+      { type: 'account', id: account.id },
+      {
+        connectionId: connection.id,
+        idpEntityId: connection.idpEntityId,
+        nameId: identity.nameId,
+        path,
+      },
+    ),
+    getMembership(tx, organization.id, account.id),
+  ]);
+  return { accountId: account.id, membership: current ?? membership, path };
 }
 
 const SAML_GROUPS = { source: 'saml' } as const;

@@ -3,7 +3,6 @@ import type { SamlConnection } from './connections.ts';
 import { SamlRefusal, refuse } from './refusal.ts';
 import { checkSamlSchema } from './schema.ts';
 import type { ServiceProviderEntity } from './service-provider.ts';
-import { identityProvider } from './service-provider.ts';
 import {
   NS,
   UnsafeXmlError,
@@ -14,6 +13,7 @@ import {
   parseUntrustedXml,
   textOf,
 } from './xml.ts';
+import { VerifierStopped, verifySignatureInWorker } from './signature-verifier.ts';
 
 /** Largest SAMLResponse form value accepted (base64); real responses are a few kilobytes. */
 export const MAX_RESPONSE_BASE64_LENGTH = 256 * 1024;
@@ -97,14 +97,15 @@ export function readResponse(xml: string): { doc: Document; claimedIssuer: strin
 /**
  * Every check samlify does not do itself, in an order that reports the most telling reason:
  * structure (signature wrapping), algorithms, schema, status, signature by a configured
- * certificate (samlify), then — on the signed assertion only — issuer, destination, recipient,
+ * certificate, then — on the signed assertion only — issuer, destination, recipient,
  * audience and time window. InResponseTo and replay need the database: the caller checks them.
+ * The SP entity is asked for only once the checks that need none have passed.
  */
 export async function verifyResponse(
   xml: string,
   doc: Document,
   connection: SamlConnection,
-  entity: ServiceProviderEntity,
+  spEntity: () => Promise<ServiceProviderEntity>,
   now: Date = new Date(),
 ): Promise<VerifiedAssertion> {
   const root = doc.documentElement;
@@ -113,10 +114,11 @@ export async function verifyResponse(
   checkSignaturePresent(root);
   checkSchema(xml, 'the response');
   checkStatus(root);
+  const entity = await spEntity();
 
   const { verifiedXml } = childElement(root, NS.assertion, 'EncryptedAssertion')
     ? await decryptAndVerify(xml, doc, connection, entity)
-    : { verifiedXml: verifySignature(xml, doc, connection) };
+    : { verifiedXml: await verifySignature(xml, doc, connection) };
 
   const assertion = parseUntrustedXml(verifiedXml).documentElement;
   if (assertion.namespaceURI !== NS.assertion || assertion.localName !== 'Assertion')
@@ -254,10 +256,11 @@ function checkStructure(root: Element): void {
 }
 
 /**
- * samlify verifies the signature (the Response's or the assertion's) and answers the assertion
- * it covers; we try each configured certificate in turn, so a rotation needs no downtime.
+ * The signature (the Response's or the assertion's) is verified as samlify does it
+ * (xml-signature.ts, in a worker thread) and answers the assertion it covers; we try each
+ * configured certificate in turn, so a rotation needs no downtime.
  */
-function verifySignature(xml: string, doc: Document, connection: SamlConnection): string {
+async function verifySignature(xml: string, doc: Document, connection: SamlConnection): Promise<string> {
   const signatures = [...allElements(doc.documentElement)].filter(
     (e) => e.namespaceURI === NS.dsig && e.localName === 'Signature',
   );
@@ -266,13 +269,11 @@ function verifySignature(xml: string, doc: Document, connection: SamlConnection)
   let failure = '';
   for (const certificate of connection.certificates) {
     try {
-      const [verified, signed] = samlify.SamlLib.verifySignature(xml, {
-        metadata: identityProvider(connection, certificate).entityMeta,
-        signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
-      });
+      const [verified, signed] = await verifySignatureInWorker(xml, certificate);
       if (verified) return signed ?? refuse('signature_missing', 'the signature covers no assertion');
     } catch (error) {
-      if (error instanceof SamlRefusal) throw error;
+      // A verifier that stopped is the server's failure, not the message's.
+      if (error instanceof SamlRefusal || error instanceof VerifierStopped) throw error;
       const message = String((error as Error).message ?? error);
       if (message.includes('ERR_POTENTIAL_WRAPPING_ATTACK'))
         refuse('signature_wrapping', 'an assertion or signature is hidden inside SubjectConfirmationData');
@@ -316,10 +317,10 @@ async function decryptAndVerify(
     return { decryptedResponse, decryptedDoc, assertion };
   };
   if (childElement(doc.documentElement, NS.dsig, 'Signature')) {
-    return { verifiedXml: (await decryptChecked(verifySignature(xml, doc, connection))).assertion };
+    return { verifiedXml: (await decryptChecked(await verifySignature(xml, doc, connection))).assertion };
   }
   const { decryptedResponse, decryptedDoc } = await decryptChecked(xml);
-  return { verifiedXml: verifySignature(decryptedResponse, decryptedDoc, connection) };
+  return { verifiedXml: await verifySignature(decryptedResponse, decryptedDoc, connection) };
 }
 
 /**
