@@ -304,6 +304,9 @@ async function changeMembersInOneStatement(
 ): Promise<(MemberChange & { version: number }) | undefined> {
   if (!isUuid(groupId)) throw notFound('group', { id: groupId });
   const found = db`exists (select 1 from target_group)`;
+  // A side with no ids is left out, not run empty: a plan made while the group was small could
+  // otherwise walk all its members to find none (a prepared statement keeps its plan).
+  const none = db`select null::uuid as account_id where false`;
   const ofThisGroup = db`g.organization_id = ${organizationId} and g.id = ${groupId}
     ${only ? db`and g.source = ${only.source}` : db``}`;
   try {
@@ -317,17 +320,21 @@ async function changeMembersInOneStatement(
             : db`select g.id, g.version from groups g where ${ofThisGroup}`
         }
       ),
-      removed as (
-        delete from group_members
-        where organization_id = ${organizationId} and group_id = ${groupId}
-          and account_id = any(${change.remove}::uuid[]) and ${found}
-        returning account_id
-      ),
-      known as (
-        select account_id from memberships
-        where organization_id = ${organizationId} and account_id = any(${change.add.filter(isUuid)}::uuid[])
-          and status <> 'removed'
-      ),
+      removed as (${
+        change.remove.length === 0
+          ? none
+          : db`delete from group_members
+            where organization_id = ${organizationId} and group_id = ${groupId}
+              and account_id = any(${change.remove}::uuid[]) and ${found}
+            returning account_id`
+      }),
+      known as (${
+        change.add.length === 0
+          ? none
+          : db`select account_id from memberships
+            where organization_id = ${organizationId} and account_id = any(${change.add.filter(isUuid)}::uuid[])
+              and status <> 'removed'`
+      }),
       added as (
         insert into group_members (organization_id, group_id, account_id)
         select ${organizationId}, ${groupId}, account_id from known where ${found}

@@ -1,0 +1,50 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from './support/db.ts';
+
+/**
+ * A prepared statement keeps the generic plan it was given when first run often enough, and a
+ * new database's tables look tiny then. These plans are the ones made on a new, empty database:
+ * a lookup by key must take an index that finds the key even so, or its cost grows with the
+ * table until the next ANALYZE (with autovacuum off, never).
+ */
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db.close();
+});
+
+async function genericPlan(statement: string, parameters: string): Promise<string> {
+  return db.sql.begin(async (tx) => {
+    await tx`set local plan_cache_mode = force_generic_plan`;
+    await tx.unsafe(`prepare planned as ${statement}`);
+    const rows = await tx.unsafe<Record<string, string>[]>(`explain execute planned(${parameters})`);
+    await tx`deallocate planned`;
+    return rows.map((r) => Object.values(r)[0]).join('\n');
+  });
+}
+
+const ORG = "'00000000-0000-0000-0000-000000000001'::uuid";
+const ACCOUNT = "'00000000-0000-0000-0000-000000000002'::uuid";
+
+describe('plans made on an empty database', () => {
+  it('a membership looked up by organization and account takes an index that starts at the account', async () => {
+    const plan = await genericPlan(
+      'select status from memberships where organization_id = $1 and account_id = $2 for update',
+      `${ORG}, ${ACCOUNT}`,
+    );
+    // The primary key (organization_id, account_id) or memberships_account (account_id): never a
+    // list index, which holds account_id only after its sort key and so walks the organization.
+    expect(plan).toMatch(/Index Scan using (memberships_pkey|memberships_account) on memberships/);
+  });
+
+  it('the members list still walks its sort index', async () => {
+    const plan = await genericPlan(
+      'select account_id from memberships where organization_id = $1 and list_tab = $2 order by name_key, account_id limit 50',
+      `${ORG}, 'members'`,
+    );
+    expect(plan).toContain('memberships_list_name');
+  });
+});
