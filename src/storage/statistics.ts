@@ -1,13 +1,13 @@
 import type { Db } from './database.ts';
 
 /**
- * The planner's statistics of orgsync's tables, kept fresh where autovacuum is off (on the server,
- * or for a table), which also stops its ANALYZE. A prepared statement keeps the plan it got while its tables
- * were small, and only an ANALYZE of them makes it plan again: without one, a lookup planned on
- * a new database can walk an index that grows with the data, for good. So this analyzes each
- * table of the schema changed by more rows than autovacuum's own threshold would allow
- * (`autovacuum_analyze_threshold` + `autovacuum_analyze_scale_factor` × rows). Where autovacuum
- * is on it does nothing: PostgreSQL does this itself. Answers the tables analyzed.
+ * The planner's statistics of orgsync's tables, kept fresh where autovacuum is off (on the
+ * server, or for one table), which also stops its ANALYZE. A prepared statement keeps the plan it
+ * got while its tables were small, and only an ANALYZE of them makes it plan again: without one,
+ * a lookup planned on a new database can walk an index that grows with the data, for good. So
+ * this analyzes each table of the schema changed by more rows than autovacuum's own threshold
+ * would let pass (`autovacuum_analyze_threshold` + `autovacuum_analyze_scale_factor` × rows).
+ * Where autovacuum is on it does nothing: PostgreSQL does this itself. Answers the tables analyzed.
  */
 export async function analyzeStaleTables(db: Db): Promise<string[]> {
   const stale = await db<{ name: string }[]>`
