@@ -59,7 +59,7 @@ const schema = z
     SAML_METADATA_REFRESH_MIN_SECONDS: z.coerce.number().int().min(0).max(604_800).default(300),
     SAML_METADATA_REFRESH_MAX_SECONDS: z.coerce.number().int().min(0).max(604_800).default(86_400),
     RECONCILE_METADATA_SCHEDULE: cronExpression.default('* * * * *'),
-    RECONCILE_STATISTICS_SCHEDULE: cronExpression.default('*/10 * * * * *'),
+    RECONCILE_MAINTENANCE_SCHEDULE: cronExpression.default('*/10 * * * * *'),
     SCIM_RATE_LIMIT: z.coerce.number().min(0).max(100_000).default(100),
     SCIM_RATE_BURST: z.coerce.number().int().min(1).max(1_000_000).default(1000),
     SCIM_BULK_MAX_OPERATIONS: z.coerce.number().int().min(1).max(100_000).default(1000),
@@ -168,8 +168,8 @@ export interface ReconcilerConfig {
   rolesSchedule: string;
   /** Refresh the SAML connections whose metadata URL is due (one instance per tick). */
   metadataSchedule: string;
-  /** ANALYZE the tables that changed, where autovacuum is off (one instance per tick; storage/statistics.ts). */
-  statisticsSchedule: string;
+  /** VACUUM and ANALYZE as autovacuum would, where it is off (one instance per tick; storage/maintenance.ts). */
+  maintenanceSchedule: string;
   delivery: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number; concurrency: number };
   webhookTimeoutMs: number;
   webhookAllowPrivateNetworks: boolean;
@@ -233,7 +233,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       invitesSchedule: e.RECONCILE_INVITES_SCHEDULE,
       rolesSchedule: e.RECONCILE_ROLES_SCHEDULE,
       metadataSchedule: e.RECONCILE_METADATA_SCHEDULE,
-      statisticsSchedule: e.RECONCILE_STATISTICS_SCHEDULE,
+      maintenanceSchedule: e.RECONCILE_MAINTENANCE_SCHEDULE,
       delivery: {
         maxAttempts: e.DELIVERY_MAX_ATTEMPTS,
         baseDelayMs: e.DELIVERY_BACKOFF_MS,

@@ -17,7 +17,7 @@ import { createTxtLookup } from '../core/domain-dns.ts';
 import { recheckVerifiedDomains } from '../core/domains.ts';
 import { repairMappedRoles } from './roles.ts';
 import { defaultSenders } from './senders.ts';
-import { analyzeStaleTables } from '../storage/statistics.ts';
+import { maintainTables } from '../storage/maintenance.ts';
 
 export interface RunSummary {
   invitationsExpired: number;
@@ -61,7 +61,7 @@ export const OUTBOX_CHANNEL = 'orgsync_outbox';
 export class Reconciler {
   readonly instanceId = `${os.hostname()}:${process.pid}:${crypto.randomBytes(3).toString('hex')}`;
   readonly lanes: Record<
-    'dispatch' | Delivery['kind'] | 'invitations' | 'roles' | 'housekeeping' | 'domains' | 'metadata' | 'statistics',
+    'dispatch' | Delivery['kind'] | 'invitations' | 'roles' | 'housekeeping' | 'domains' | 'metadata' | 'maintenance',
     Lane
   >;
   private readonly sending: Record<Delivery['kind'], Sending>;
@@ -100,7 +100,10 @@ export class Reconciler {
       housekeeping: lane('housekeeping', () => this.housekeeping()),
       domains: lane('domains', () => this.domains()),
       metadata: lane('metadata', () => this.samlMetadata()),
-      statistics: lane('statistics', async () => ({ tablesAnalyzed: (await analyzeStaleTables(ctx.sql)).length })),
+      maintenance: lane('maintenance', async () => {
+        const { vacuumed, analyzed } = await maintainTables(ctx.sql);
+        return { tablesVacuumed: vacuumed.length, tablesAnalyzed: analyzed.length };
+      }),
     };
   }
 
@@ -215,7 +218,7 @@ export class Reconciler {
   }
 
   start(): void {
-    const { eventsSchedule, invitesSchedule, rolesSchedule, metadataSchedule, statisticsSchedule } =
+    const { eventsSchedule, invitesSchedule, rolesSchedule, metadataSchedule, maintenanceSchedule } =
       this.ctx.config.reconciler;
     // Claims in flight are awaited by stop(), so a tick claimed while stopping still runs.
     const claims = postgresRunCoordinator(this.ctx.sql);
@@ -227,7 +230,7 @@ export class Reconciler {
         return claim;
       },
     };
-    const { dispatch, email, webhook, invitations, roles, housekeeping, domains, metadata, statistics } = this.lanes;
+    const { dispatch, email, webhook, invitations, roles, housekeeping, domains, metadata, maintenance } = this.lanes;
     // Every instance polls events and deliveries: the work is shared out row by row. The callbacks
     // only wake lanes and return at once, so node-cron never sees a tick still running.
     this.schedule('events', eventsSchedule, () => [dispatch, email, webhook].forEach((l) => l.wake()));
@@ -236,7 +239,7 @@ export class Reconciler {
     this.schedule('housekeeping', '17 3 * * *', () => housekeeping.tick(), coordinator);
     this.schedule('domains', '43 4 * * *', () => domains.tick(), coordinator);
     this.schedule('metadata', metadataSchedule, () => metadata.tick(), coordinator);
-    this.schedule('statistics', statisticsSchedule, () => statistics.tick(), coordinator);
+    this.schedule('maintenance', maintenanceSchedule, () => maintenance.tick(), coordinator);
     this.listening = this.listen();
     [dispatch, email, webhook].forEach((l) => l.wake());
   }

@@ -1,0 +1,35 @@
+import type { Db } from './database.ts';
+
+/**
+ * What autovacuum would do for orgsync's tables, done where it is off (on the server, or for one
+ * table). Without ANALYZE a prepared statement keeps the plan it got while its tables were small,
+ * for good: a lookup planned on a new database can walk an index that grows with the data.
+ * Without VACUUM no page becomes all-visible, so an index-only scan (a deep SCIM list page) still
+ * reads the table, and dead rows pile up. So each table past autovacuum's own thresholds (the
+ * server's `autovacuum_*` settings: dead rows, rows inserted, rows changed since the last
+ * ANALYZE) is vacuumed and analyzed, or only analyzed. Where autovacuum is on it does nothing:
+ * PostgreSQL does this itself.
+ */
+export async function maintainTables(db: Db): Promise<{ vacuumed: string[]; analyzed: string[] }> {
+  const setting = (name: string) => db`current_setting(${name})::float8`;
+  // The table's rows as its statistics know them (-1 before its first VACUUM or ANALYZE).
+  const rows = db`greatest(c.reltuples, 0)`;
+  const due = await db<{ name: string; needsVacuum: boolean }[]>`
+    select name, needs_vacuum from (
+      select s.relname as name,
+        s.n_dead_tup > ${setting('autovacuum_vacuum_threshold')} + ${setting('autovacuum_vacuum_scale_factor')} * ${rows}
+          or s.n_ins_since_vacuum > ${setting('autovacuum_vacuum_insert_threshold')}
+            + ${setting('autovacuum_vacuum_insert_scale_factor')} * ${rows} as needs_vacuum,
+        s.n_mod_since_analyze > ${setting('autovacuum_analyze_threshold')}
+          + ${setting('autovacuum_analyze_scale_factor')} * ${rows} as needs_analyze
+      from pg_stat_user_tables s join pg_class c on c.oid = s.relid
+      where s.schemaname = current_schema()
+        and (current_setting('autovacuum') = 'off' or c.reloptions @> array['autovacuum_enabled=false'])
+    ) t where needs_vacuum or needs_analyze
+    order by name`;
+  for (const table of due) {
+    if (table.needsVacuum) await db`vacuum (analyze) ${db(table.name)}`;
+    else await db`analyze ${db(table.name)}`;
+  }
+  return { vacuumed: due.filter((t) => t.needsVacuum).map((t) => t.name), analyzed: due.map((t) => t.name) };
+}

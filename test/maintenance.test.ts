@@ -1,0 +1,56 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { maintainTables } from '../src/storage/maintenance.ts';
+import { createTestDatabase, type TestDatabase } from './support/db.ts';
+
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase({ migrate: false });
+  await db.sql`create table maintenance_probe (id int) with (autovacuum_enabled = false)`;
+  await db.sql`create table maintenance_autovacuumed (id int)`;
+});
+afterAll(async () => {
+  await db.close();
+});
+
+/** Runs a change and has the session's table counters published before it answers. */
+async function change(statement: string) {
+  const session = await db.sql.reserve();
+  try {
+    await session.unsafe(statement);
+    await session`select pg_stat_force_next_flush()`;
+  } finally {
+    session.release();
+  }
+}
+
+const lastRuns = async (table: string) =>
+  (
+    await db.sql<{ analyzed: Date | null; vacuumed: Date | null }[]>`
+      select last_analyze as analyzed, last_vacuum as vacuumed from pg_stat_user_tables where relname = ${table}`
+  )[0]!;
+
+describe('table maintenance where autovacuum is off', () => {
+  it("analyzes, and vacuums, a table once it passes autovacuum's own thresholds, and only then", async () => {
+    await change('insert into maintenance_probe select generate_series(1, 40)');
+    expect(await maintainTables(db.sql)).toEqual({ vacuumed: [], analyzed: [] });
+
+    // 540 rows changed since the last ANALYZE (threshold 50), 540 inserted (threshold 1,000).
+    await change('insert into maintenance_probe select generate_series(41, 540)');
+    expect(await maintainTables(db.sql)).toEqual({ vacuumed: [], analyzed: ['maintenance_probe'] });
+    expect(await lastRuns('maintenance_probe')).toMatchObject({ analyzed: expect.any(Date), vacuumed: null });
+    expect(await maintainTables(db.sql)).toEqual({ vacuumed: [], analyzed: [] });
+
+    // 300 dead rows (threshold 50 + 20% of 540).
+    await change('delete from maintenance_probe where id <= 300');
+    expect(await maintainTables(db.sql)).toEqual({ vacuumed: ['maintenance_probe'], analyzed: ['maintenance_probe'] });
+    expect(await lastRuns('maintenance_probe')).toMatchObject({ vacuumed: expect.any(Date) });
+  });
+
+  it('leaves a table to autovacuum where it runs', async () => {
+    const [row] = await db.sql<{ autovacuum: string }[]>`select current_setting('autovacuum') as autovacuum`;
+    await change('insert into maintenance_autovacuumed select generate_series(1, 500)');
+    const { analyzed } = await maintainTables(db.sql);
+    expect(analyzed.includes('maintenance_autovacuumed')).toBe(row!.autovacuum === 'off');
+  });
+});
