@@ -6,6 +6,7 @@ import type { Organization } from '../core/organizations.ts';
 import type { SamlConnection } from './connections.ts';
 import { validateSamlSchema } from './schema.ts';
 import { spKeyPair, type SpKeyPair } from './sp-keys.ts';
+import { remember } from './bounded-cache.ts';
 
 // samlify refuses to parse anything without a schema validator.
 samlify.setSchemaValidator({ validate: validateSamlSchema });
@@ -60,7 +61,7 @@ export async function serviceProvider(ctx: AppContext, organization: Organizatio
     requestSignatureAlgorithm: RSA_SHA256,
     nameIDFormat: ['urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress'],
   });
-  return remember(cache, organization.id, { sp, keys, urls });
+  return remember(cache, organization.id, { sp, keys, urls }, CACHE_LIMIT);
 }
 
 /**
@@ -79,14 +80,7 @@ export function identityProvider(connection: SamlConnection, certificate: string
     `<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>${certificate}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>` +
     `<md:SingleSignOnService Binding="${samlify.Constants.namespace.binding.redirect}" Location="${escapeXml(connection.ssoUrl)}"/>` +
     `</md:IDPSSODescriptor></md:EntityDescriptor>`;
-  return remember(idpEntities, key, samlify.IdentityProvider({ metadata }));
-}
-
-function remember<T>(cache: Map<string, T>, key: string, value: T): T {
-  cache.delete(key);
-  if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
-  cache.set(key, value);
-  return value;
+  return remember(idpEntities, key, samlify.IdentityProvider({ metadata }), CACHE_LIMIT);
 }
 
 const escapeXml = (text: string) =>

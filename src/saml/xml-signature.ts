@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { DOMParser, XMLSerializer } from '@xmldom/xmldom';
 import { SignedXml } from 'xml-crypto';
+import { remember } from './bounded-cache.ts';
 import { allElements } from './xml.ts';
 
 /**
@@ -97,12 +98,13 @@ const publicKeys = new Map<string, string>();
 const PUBLIC_KEY_LIMIT = 1_000;
 
 function publicKeyOf(certificate: string): string {
-  let key = publicKeys.get(certificate);
-  if (key === undefined) {
-    const parsed = new crypto.X509Certificate(Buffer.from(certificate, 'base64'));
-    key = parsed.publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    if (publicKeys.size >= PUBLIC_KEY_LIMIT) publicKeys.delete(publicKeys.keys().next().value!);
-    publicKeys.set(certificate, key);
-  }
-  return key;
+  const known = publicKeys.get(certificate);
+  if (known !== undefined) return known;
+  const parsed = new crypto.X509Certificate(Buffer.from(certificate, 'base64'));
+  return remember(
+    publicKeys,
+    certificate,
+    parsed.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    PUBLIC_KEY_LIMIT,
+  );
 }
