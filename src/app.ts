@@ -1,5 +1,4 @@
 import { asyncHandler } from './http/async-handler.ts';
-import crypto from 'node:crypto';
 import express, { type ErrorRequestHandler, type Request, type RequestHandler } from 'express';
 import type { AppContext } from './context.ts';
 import { invitationPages } from './admin/invitation-pages.ts';
@@ -8,17 +7,10 @@ import { consoleRouter } from './console/router.ts';
 import { ACS_PATH, samlRouter } from './saml/router.ts';
 import { scimRouter } from './scim/router.ts';
 import { accessLog } from './http/access-log.ts';
+import { requestId } from './http/request-id.ts';
+import { parseByteSize } from './http/byte-size.ts';
 import { httpMetrics, metricsRoute } from './metrics-endpoint.ts';
 import { retryAfterOnUnavailable, sendDomainError, sendUnavailable } from './http/errors.ts';
-
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-declare module 'express-serve-static-core' {
-  interface Request {
-    /** The request id: the caller's X-Request-Id when sane, else a new UUID; echoed in the response. */
-    id: string;
-  }
-}
 
 /** The whole HTTP surface: health probes, then one router per edge adapter. */
 export function createApp(ctx: AppContext): express.Express {
@@ -28,6 +20,9 @@ export function createApp(ctx: AppContext): express.Express {
   app.set('etag', false);
   app.set('trust proxy', ctx.config.trustProxy);
 
+  // SCIM first: its exchange (scim/exchange.ts) does for it what the middlewares below do for the
+  // rest, in one pass, so an IdP's requests pass through nothing they do not use.
+  app.use('/scim/v2', scimRouter(ctx));
   app.use(requestId);
   app.use(retryAfterOnUnavailable);
   const bodyLimit = parseByteSize(ctx.config.bodyLimit);
@@ -52,7 +47,6 @@ export function createApp(ctx: AppContext): express.Express {
     }),
   );
 
-  app.use('/scim/v2', scimRouter(ctx));
   app.use('/saml', samlRouter(ctx, bodyLimit));
   app.use('/api', adminRouter(ctx));
   app.use('/invitations', invitationPages(ctx));
@@ -67,22 +61,14 @@ export function createApp(ctx: AppContext): express.Express {
   return app;
 }
 
-const requestId: RequestHandler = (req, res, next) => {
-  const given = req.get('x-request-id');
-  const id = given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
-  req.id = id;
-  res.setHeader('x-request-id', id);
-  next();
-};
-
 /**
  * Routers that bound their bodies themselves, with the same limit, and answer in their own shape:
- * the SCIM server and the admin API authenticate first (an unknown caller gets 401 whatever it
- * sends) and answer 413 in their error shape; an oversized SAML message to the ACS is a sign-in
+ * the admin API authenticates first (an unknown caller gets 401 whatever it sends) and answers
+ * 413 in its error shape (the SCIM server, mounted ahead of this, does the same); an oversized SAML message to the ACS is a sign-in
  * refusal, logged and explained on the SSO error page.
  */
 function readsItsOwnBody(req: Request): boolean {
-  return /^\/(scim\/v2|api)(\/|$)/i.test(req.path) || (req.method === 'POST' && ACS_PATH.test(req.path));
+  return /^\/api(\/|$)/i.test(req.path) || (req.method === 'POST' && ACS_PATH.test(req.path));
 }
 
 /**
@@ -97,13 +83,6 @@ function rejectOversizedBodies(limit: number, readsOwnBody: (req: Request) => bo
     if (readsOwnBody(req)) return next();
     res.status(413).json({ error: 'payload_too_large', message: `request body exceeds ${limit} bytes` });
   };
-}
-
-export function parseByteSize(size: string): number {
-  const match = /^(\d+)(b|kb|mb)$/i.exec(size);
-  if (!match) throw new Error(`not a byte size: ${size}`);
-  const unit = { b: 1, kb: 1024, mb: 1024 * 1024 }[match[2]!.toLowerCase() as 'b' | 'kb' | 'mb'];
-  return Number(match[1]) * unit;
 }
 
 function lastResortErrorHandler(ctx: AppContext): ErrorRequestHandler {

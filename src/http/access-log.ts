@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../log.ts';
 
 /**
@@ -12,20 +12,23 @@ export function accessLog(log: Logger): RequestHandler {
   return (req, res, next) => {
     if (req.path === '/healthz' || req.path === '/readyz') return next();
     const started = performance.now();
-    res.on('finish', () => {
-      const level = res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info';
-      if (!log.isLevelEnabled(level)) return;
-      log[level](
-        {
-          reqId: req.id,
-          method: req.method,
-          path: req.originalUrl.split('?', 1)[0],
-          status: res.statusCode,
-          ms: Math.round(performance.now() - started),
-        },
-        'request completed',
-      );
-    });
+    res.on('finish', () => logRequest(log, req, res, performance.now() - started));
     next();
   };
+}
+
+/** The access log's line for an answered request that took `ms`. */
+export function logRequest(log: Logger, req: Request, res: Response, ms: number): void {
+  const level = res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info';
+  if (!log.isLevelEnabled(level)) return;
+  log[level](
+    {
+      reqId: req.id,
+      method: req.method,
+      path: req.originalUrl.split('?', 1)[0],
+      status: res.statusCode,
+      ms: Math.round(ms),
+    },
+    'request completed',
+  );
 }

@@ -40,9 +40,13 @@ export function sendUnavailable(res: Response, error: unknown): boolean {
 export const retryAfterOnUnavailable: RequestHandler = (_req, res, next) => {
   const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
   res.writeHead = ((...args: unknown[]) => {
-    const status = typeof args[0] === 'number' ? args[0] : res.statusCode;
-    if (status === 503 && !res.hasHeader('retry-after')) res.setHeader('retry-after', String(RETRY_AFTER_SECONDS));
+    retryAfterIfUnavailable(res, typeof args[0] === 'number' ? args[0] : res.statusCode);
     return writeHead(...args);
   }) as Response['writeHead'];
   next();
 };
+
+/** Adds Retry-After to an answer of status 503 that has none. */
+export function retryAfterIfUnavailable(res: Response, status: number): void {
+  if (status === 503 && !res.hasHeader('retry-after')) res.setHeader('retry-after', String(RETRY_AFTER_SECONDS));
+}

@@ -1,5 +1,4 @@
-import { asyncHandler } from '../http/async-handler.ts';
-import type { RequestHandler } from 'express';
+import type { Request, Response } from 'express';
 import type { AppContext } from '../context.ts';
 import type { Actor } from '../core/actor.ts';
 import { verifyCredential } from '../core/credentials.ts';
@@ -39,33 +38,32 @@ declare module 'express-serve-static-core' {
 
 /**
  * `Authorization: Bearer <SCIM token>`. The token alone decides the organization: nothing in the
- * URL or body can point a request at another organization's data.
+ * URL or body can point a request at another organization's data. Null: no valid token.
  */
-export function authenticateScim(app: AppContext): RequestHandler {
-  return asyncHandler(async (req, res, next) => {
-    try {
-      const match = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
-      const token = match ? await verifyCredential(app.sql, app.config.serverSecret, 'scim', match[1]!) : null;
-      if (!token) {
-        res.setHeader('www-authenticate', 'Bearer realm="orgsync SCIM"');
-        res.status(401).type('application/scim+json');
-        res.send(
-          errorBody({
-            status: 401,
-            message: match ? 'the SCIM token is unknown, revoked or expired' : 'send a SCIM token as a Bearer token',
-          }),
-        );
-        return;
-      }
-      req.scim = {
-        app,
-        organizationId: token.organizationId,
-        credentialId: token.id,
-        actor: { type: 'scim_token', id: token.id, name: token.name, channel: 'scim' },
-      };
-      next();
-    } catch (error) {
-      next(error);
-    }
-  });
+export async function scimCaller(app: AppContext, authorization: string | undefined): Promise<ScimRequest | null> {
+  const match = BEARER.exec(authorization ?? '');
+  const token = match ? await verifyCredential(app.sql, app.config.serverSecret, 'scim', match[1]!) : null;
+  if (!token) return null;
+  return {
+    app,
+    organizationId: token.organizationId,
+    credentialId: token.id,
+    actor: { type: 'scim_token', id: token.id, name: token.name, channel: 'scim' },
+  };
+}
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/** The 401 of a request without a valid token. */
+export function refuseUnauthenticated(req: Request, res: Response): void {
+  res.setHeader('www-authenticate', 'Bearer realm="orgsync SCIM"');
+  res.status(401).type('application/scim+json');
+  res.send(
+    errorBody({
+      status: 401,
+      message: BEARER.test(req.headers.authorization ?? '')
+        ? 'the SCIM token is unknown, revoked or expired'
+        : 'send a SCIM token as a Bearer token',
+    }),
+  );
 }

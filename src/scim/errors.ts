@@ -24,7 +24,7 @@ export const notFoundError = (what: string, id: string) => scimError(404, null, 
 
 /**
  * Each domain error's status and scimType (RFC 7644 §3.12 has none for 403, 412, 502 or 503). A
- * 503 gets Retry-After from the app (http/errors.ts retryAfterOnUnavailable), as all its 503s do.
+ * 503 gets Retry-After as it goes out (exchange.ts), as all the app's 503s do.
  */
 const DOMAIN_ERRORS: Record<DomainErrorCode, [status: number, scimType: ScimType | null]> = {
   not_found: [404, null],

@@ -1,5 +1,3 @@
-import type { RequestHandler, Response } from 'express';
-
 /**
  * ETags of SCIM resources (RFC 7644 §3.14, RFC 7232). A resource's entity tag is its
  * meta.version, a weak tag `W/"<n>"`; tags compare weakly (by their opaque part), as SCIM's own
@@ -34,30 +32,3 @@ export function noneMatchHits(header: string | undefined, version: number): bool
   if (header === undefined) return false;
   return header.trim() === '*' || versionsNamed(header)!.includes(version);
 }
-
-/**
- * Reads If-Match for the writes (into `req.scim.ifMatch`), and as the answer goes out adds the
- * ETag of the resource the handler set in `req.scim.version`; a GET whose If-None-Match names
- * that version gets 304 without a body.
- */
-export const conditionalRequests: RequestHandler = (req, res, next) => {
-  const ctx = req.scim!;
-  ctx.ifMatch = ifMatchOf(req.method, req.get('If-Match'));
-  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
-  res.writeHead = function (...args: unknown[]) {
-    const status = typeof args[0] === 'number' ? args[0] : res.statusCode;
-    if (ctx.version !== undefined && ((status >= 200 && status < 300) || status === 304))
-      res.setHeader('ETag', etagOf(ctx.version));
-    return writeHead(...args);
-  } as Response['writeHead'];
-  if (req.method === 'GET') {
-    const send = res.send;
-    res.send = function (this: Response, body?: unknown) {
-      res.send = send;
-      if (res.statusCode === 200 && ctx.version !== undefined && noneMatchHits(req.get('If-None-Match'), ctx.version))
-        return res.status(304).end();
-      return send.call(this, body);
-    };
-  }
-  next();
-};

@@ -1,5 +1,4 @@
-import { asyncHandler } from '../http/async-handler.ts';
-import type { RequestHandler, Response } from 'express';
+import type { Response } from 'express';
 import type { Db } from '../storage/database.ts';
 import { takeRateToken, type RateLimit } from '../storage/rate-buckets.ts';
 import { errorBody } from './errors.ts';
@@ -9,18 +8,9 @@ import { errorBody } from './errors.ts';
  * the same one: the limit holds per token, however many instances the load balancer spreads the
  * requests over. Generous by default: a storm of 429s can get an Entra provisioning job
  * quarantined, so this only stops a runaway client.
- */
-export function rateLimitPerToken(db: Db, limit: RateLimit): RequestHandler {
-  if (limit.perSecond <= 0) return (_req, _res, next) => next();
-  return asyncHandler(async (req, res, next) => {
-    const key = req.scim?.credentialId;
-    if (!key || !(await refusedByRateLimit(db, limit, key, 1, res))) next();
-  });
-}
-
-/**
- * Takes `cost` tokens of the bucket `key` (a /Bulk request pays for its operations beyond the
- * one its request paid); when they are not there, answers 429 with Retry-After and says so.
+ *
+ * Takes `cost` tokens of the bucket `key` (each request pays one; a /Bulk request pays for its
+ * operations beyond that); when they are not there, answers 429 with Retry-After and says so.
  */
 export async function refusedByRateLimit(
   db: Db,

@@ -1,5 +1,3 @@
-import { performance } from 'node:perf_hooks';
-import type { RequestHandler } from 'express';
 import type { AppContext } from '../context.ts';
 import type { Db } from '../storage/database.ts';
 
@@ -25,10 +23,11 @@ export interface ScimRequestEntry {
   errorDetail: string | null;
 }
 
-type Entry = Omit<ScimRequestEntry, 'id'> & { organizationId: string; credentialId: string };
+export type RequestLogEntry = Omit<ScimRequestEntry, 'id'> & { organizationId: string; credentialId: string };
 
-export function requestLog(app: AppContext): RequestHandler {
-  const pending: Entry[] = [];
+/** The per-token request log of this process: `record` queues an entry for the next batched write. */
+export function scimRequestLog(app: AppContext): { record(entry: RequestLogEntry): void } {
+  const pending: RequestLogEntry[] = [];
   let timer: NodeJS.Timeout | undefined;
   let flushing = Promise.resolve();
 
@@ -61,40 +60,17 @@ export function requestLog(app: AppContext): RequestHandler {
   };
   (app.beforeClose ??= []).push(flush);
 
-  return (req, res, next) => {
-    const started = performance.now();
-    const at = new Date();
-    let errorDetail: string | null = null;
-    // An error answer's body is kept (as its SCIM detail) whichever part of the stack wrote it.
-    const send = res.send.bind(res);
-    res.send = (body?: unknown) => {
-      if (res.statusCode >= 400) errorDetail = scimErrorDetail(body);
-      return send(body);
-    };
-    res.on('finish', () => {
-      const scim = req.scim;
-      if (!scim) return;
-      pending.push({
-        organizationId: scim.organizationId,
-        credentialId: scim.credentialId,
-        at,
-        method: req.method,
-        path: req.originalUrl.slice(0, 1000),
-        status: res.statusCode,
-        durationMs: performance.now() - started,
-        resourceType: scim.touched?.type ?? null,
-        resourceId: scim.touched?.id ?? null,
-        errorDetail,
-      });
+  return {
+    record(entry) {
+      pending.push(entry);
       if (pending.length >= MAX_BATCH) void flush();
       else timer ??= setTimeout(() => void flush(), FLUSH_INTERVAL_MS).unref();
-    });
-    next();
+    },
   };
 }
 
 /** "scimType: detail" of a SCIM error body (JSON text or an object), at most 1,000 characters. */
-function scimErrorDetail(body: unknown): string | null {
+export function scimErrorDetail(body: unknown): string | null {
   let parsed = body;
   if (typeof body === 'string' || Buffer.isBuffer(body)) {
     const text = body.toString();
