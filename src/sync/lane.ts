@@ -25,10 +25,16 @@ export class Lane {
   private again = false;
   private stopped = false;
 
+  /**
+   * `settleMs`: a wake-up that arrives during a run starts the next run no sooner than this long
+   * after the run began, so that under a steady stream of wake-ups (one per committed change)
+   * each run takes a batch rather than the one or two changes committed meanwhile.
+   */
   constructor(
     readonly name: string,
     private readonly job: () => Promise<LaneResult>,
     private readonly log: Logger,
+    private readonly settleMs = 0,
   ) {}
 
   wake(): void {
@@ -63,8 +69,10 @@ export class Lane {
       this.again = false;
       this.stats.runs += 1;
       const started = performance.now();
+      let more: boolean | undefined;
       try {
-        const { more, ...counts } = await this.job();
+        const { more: budgetSpent, ...counts } = await this.job();
+        more = budgetSpent;
         if (more) this.again = true;
         reconcilerJobDuration.observe({ job: this.name, result: 'ok' }, (performance.now() - started) / 1000);
         const changed = Object.values(counts).some((n) => n);
@@ -78,8 +86,10 @@ export class Lane {
         reconcilerJobDuration.observe({ job: this.name, result: 'failed' }, (performance.now() - started) / 1000);
         this.log.error({ job: this.name, err: error }, 'reconciler job failed');
       }
-      // Let requests and the other lanes in between runs.
-      if (this.again) await new Promise((resolve) => setImmediate(resolve));
+      // Let requests and the other lanes in between runs; wake-ups settle into one batch.
+      const settle = more ? 0 : started + this.settleMs - performance.now();
+      if (this.again)
+        await new Promise((resolve) => (settle > 0 ? setTimeout(resolve, settle) : setImmediate(resolve)));
     } while (this.again && !this.stopped);
   }
 }

@@ -44,6 +44,11 @@ type Counts = Partial<Omit<RunSummary, 'durationMs'>>;
 const reconciler = systemActor('sync', 'reconciler');
 /** Dispatch runs at most this many batches (or this long) before yielding to a fresh run. */
 const DISPATCH_BUDGET = { batches: 25, ms: 2_000 };
+/**
+ * Under a stream of commits, dispatch runs at most this often (each NOTIFY during a run asks for
+ * one more): a run then takes the events of 50 ms in one batch instead of a few events per run.
+ */
+const DISPATCH_SETTLE_MS = 50;
 /** A delivery lane claims at most this many deliveries (or for this long) per run. */
 const SEND_BUDGET = { rows: 500, ms: 1_000 };
 /** Where the outbox insert trigger notifies (migration 060). */
@@ -92,7 +97,7 @@ export class Reconciler {
     };
     const lane = (name: string, job: () => Promise<LaneResult>) => new Lane(name, job, ctx.log);
     this.lanes = {
-      dispatch: lane('dispatch', () => this.dispatch(DISPATCH_BUDGET)),
+      dispatch: new Lane('dispatch', () => this.dispatch(DISPATCH_BUDGET), ctx.log, DISPATCH_SETTLE_MS),
       email: lane('email', () => this.send('email')),
       webhook: lane('webhook', () => this.send('webhook')),
       invitations: lane('invitations', () => this.invitations()),

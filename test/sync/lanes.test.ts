@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AppContext } from '../../src/context.ts';
 import { ensureAccount } from '../../src/core/accounts.ts';
 import type { Actor } from '../../src/core/actor.ts';
@@ -55,6 +55,46 @@ describe('lanes', () => {
     await lane.idle();
     expect(runs).toBe(2);
     expect(lane.stats).toMatchObject({ runs: 2, coalesced: 4999 });
+  });
+
+  it('under a stream of wake-ups, start the next run no sooner than settleMs after the last began', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'performance'] });
+    try {
+      let release = () => {};
+      let runs = 0;
+      let more = false;
+      const lane = new Lane(
+        'test',
+        async () => {
+          runs += 1;
+          await new Promise<void>((r) => (release = r));
+          return { more };
+        },
+        log,
+        1_000,
+      );
+      lane.wake();
+      await vi.advanceTimersByTimeAsync(0);
+      lane.wake(); // during the first run
+      await vi.advanceTimersByTimeAsync(400);
+      release();
+      await vi.advanceTimersByTimeAsync(599);
+      expect(runs).toBe(1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(runs).toBe(2);
+      // A run whose budget ran out asks for the next at once.
+      more = true;
+      release();
+      await vi.advanceTimersByTimeAsync(0);
+      await new Promise((r) => setImmediate(r));
+      expect(runs).toBe(3);
+      more = false;
+      release();
+      await lane.idle();
+      expect(runs).toBe(3);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('skip a scheduled tick while a run is going, counting it', async () => {
