@@ -9,7 +9,8 @@ import { scimRouter } from './scim/router.ts';
 import { accessLog } from './http/access-log.ts';
 import { requestId } from './http/request-id.ts';
 import { parseByteSize } from './http/byte-size.ts';
-import { httpMetrics, metricsRoute } from './metrics-endpoint.ts';
+import { metricsRoute } from './metrics-endpoint.ts';
+import { httpMetrics } from './http/request-metrics.ts';
 import { retryAfterOnUnavailable, sendDomainError, sendUnavailable } from './http/errors.ts';
 
 /** The whole HTTP surface: health probes, then one router per edge adapter. */

@@ -5,7 +5,7 @@ import { logRequest } from '../http/access-log.ts';
 import { parseByteSize } from '../http/byte-size.ts';
 import { retryAfterIfUnavailable } from '../http/errors.ts';
 import { assignRequestId } from '../http/request-id.ts';
-import { observeRequest } from '../metrics-endpoint.ts';
+import { observeRequest } from '../http/request-metrics.ts';
 import { scimOperations, scimOutcome } from '../metrics.ts';
 import { refuseUnauthenticated, scimCaller } from './auth.ts';
 import { etagOf, ifMatchOf, noneMatchHits } from './etags.ts';
