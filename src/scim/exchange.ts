@@ -9,7 +9,7 @@ import { observeRequest } from '../http/request-metrics.ts';
 import { scimOperations, scimOutcome } from '../metrics.ts';
 import { refuseUnauthenticated, scimCaller } from './auth.ts';
 import { etagOf, ifMatchOf, noneMatchHits } from './etags.ts';
-import { ownOperation, type OwnOperations } from './operations.ts';
+import { ownOperation, undecodableId, type OwnOperations } from './operations.ts';
 import { refusedByRateLimit } from './rate-limit.ts';
 import { scimErrorDetail, scimRequestLog, type RequestLogEntry } from './request-log.ts';
 
@@ -36,7 +36,7 @@ export function scimExchange(app: AppContext, operations: OwnOperations): Reques
       if (await refusedByRateLimit(app.sql, scimRateLimit, caller.credentialId, 1, res)) return;
       caller.ifMatch = ifMatchOf(req.method, req.headers['if-match']);
       if (own) await own.answer(req, res);
-      else next();
+      else next(undecodableId(req) ?? undefined);
     }, next);
   };
 }

@@ -98,6 +98,21 @@ export function unusableInput(req: Request): ScimError | null {
   return scimError(400, scimType, problem.message);
 }
 
+/**
+ * A resource id in the path that does not percent-decode, as express refuses it (400) for the
+ * routes scimmy-routers serves: their own error handler would answer it without a scimType.
+ */
+export function undecodableId(req: Request): Error | null {
+  const id = /^\/(?:Users|Groups)\/([^/]+?)\/?$/i.exec(req.path)?.[1];
+  if (id === undefined) return null;
+  try {
+    decodeParam(id);
+    return null;
+  } catch (error) {
+    return error as Error;
+  }
+}
+
 /** A path parameter, percent-decoded as express decodes route parameters (a bad escape is a 400). */
 function decodeParam(value: string): string {
   try {
