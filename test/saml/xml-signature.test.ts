@@ -11,7 +11,9 @@ import {
   makeIdpKeys,
   responseXml,
   signAssertion,
+  signElementWithId,
   signResponse,
+  signaturePlace,
 } from './support/idp.ts';
 
 /**
@@ -83,6 +85,72 @@ describe('XML signature verification', () => {
 
   it('answers nothing for an unsigned response', () => {
     expect(expectParity(plain())).toEqual({ answer: [false, null] });
+  });
+
+  // How the signature finds what it signs (xml-crypto's reference lookup, a DOM walk since
+  // patches/xml-crypto+6.3.2.patch; test/saml/xml-crypto-patch.test.ts holds it to the XPaths).
+  it('refuses an id repeated on another element, in any namespace and as any of ID, Id, id', () => {
+    const signed = signAssertion(plain(), idp);
+    const { id } = signaturePlace(signed, 'Assertion');
+    for (const attribute of ['ID', 'Id', 'id', 'x:ID', 'x:id', 'saml:Id', 'xmlns:ID']) {
+      const xml = signed.replace('</samlp:Status>', `</samlp:Status><x:Extra xmlns:x="urn:x" ${attribute}="${id}"/>`);
+      expect(expectParity(xml), attribute).toEqual({
+        thrown: expect.stringContaining('multiple elements with the same value for the ID / Id / Id attributes'),
+      });
+    }
+    // Twice on the signed element itself, under two of the names.
+    const twice = signed.replace(`<saml:Assertion ID="${id}"`, `<saml:Assertion ID="${id}" Id="${id}"`);
+    expect(expectParity(twice)).toEqual({ thrown: expect.stringContaining('multiple elements') });
+  });
+
+  it('counts no other spelling of the id attribute', () => {
+    const signed = signAssertion(plain(), idp);
+    const { id } = signaturePlace(signed, 'Assertion');
+    for (const attribute of ['iD', 'ID2', 'x:iD', 'xmlns:iD', 'IDREF']) {
+      const xml = signed.replace('</samlp:Status>', `</samlp:Status><x:Extra xmlns:x="urn:x" ${attribute}="${id}"/>`);
+      expect(expectParity(xml), attribute).toEqual({ answer: [true, expect.stringMatching(/^<saml:Assertion /)] });
+    }
+  });
+
+  it('answers unverified for a reference to an id no element carries', () => {
+    const signed = signAssertion(plain(), idp);
+    const { id } = signaturePlace(signed, 'Assertion');
+    expect(expectParity(signed.replace(`URI="#${id}"`, 'URI="#_nowhere"'))).toEqual({ answer: [false, null] });
+  });
+
+  it('answers no assertion for a signature of an element that is neither the response nor its assertion', () => {
+    const unsigned = plain().replace(
+      /(<saml:Issuer>[^<]*<\/saml:Issuer>)/,
+      '$1<samlp:Extensions ID="_extensions"><x:Note xmlns:x="urn:x">signed</x:Note></samlp:Extensions>',
+    );
+    const xml = signElementWithId(unsigned, '_extensions', signaturePlace(unsigned, 'Response').at, idp);
+    expect(expectParity(xml)).toEqual({ answer: [true, null] });
+  });
+
+  it("answers the assertion for an assertion's signature of the whole response around it", () => {
+    // The ACS refuses this before (validate-response.ts: a signature references its own parent).
+    const unsigned = plain();
+    const xml = signElementWithId(
+      unsigned,
+      signaturePlace(unsigned, 'Response').id,
+      signaturePlace(unsigned, 'Assertion').at,
+      idp,
+    );
+    expect(expectParity(xml)).toEqual({ answer: [true, expect.stringMatching(/^<saml:Assertion /)] });
+  });
+
+  it('refuses a copy of the signature elsewhere in the document', () => {
+    const signed = signAssertion(plain(), idp);
+    const signature = /<ds:Signature[\s\S]*?<\/ds:Signature>/.exec(signed)![0];
+    const xml = signed.replace('</samlp:Status>', `</samlp:Status><x:Copy xmlns:x="urn:x">${signature}</x:Copy>`);
+    expect(expectParity(xml)).toEqual({
+      thrown: expect.stringContaining('multiple Signature elements with the same SignatureValue'),
+    });
+    // Not a copy outside XML-DSig's namespace.
+    const foreign = signature.replace('http://www.w3.org/2000/09/xmldsig#', 'urn:not-dsig');
+    expect(
+      expectParity(signed.replace('</samlp:Status>', `</samlp:Status><x:Copy xmlns:x="urn:x">${foreign}</x:Copy>`)),
+    ).toEqual({ answer: [true, expect.stringMatching(/^<saml:Assertion /)] });
   });
 
   it('refuses an assertion or a signature hidden in SubjectConfirmationData', () => {

@@ -209,6 +209,14 @@ function signElement(xml: string, element: 'Response' | 'Assertion', keys: IdpKe
   return xml.slice(0, at) + signatureOf(xml, id, keys, algorithm) + xml.slice(at);
 }
 
+/**
+ * A signature of the element with that ID placed at `at` (an offset into `xml`), wherever that is:
+ * for signatures of another element than the one they sit in.
+ */
+export function signElementWithId(xml: string, id: string, at: number, keys: IdpKeys): string {
+  return xml.slice(0, at) + signatureOf(xml, id, keys, 'sha256') + xml.slice(at);
+}
+
 export function signAssertion(xml: string, keys: IdpKeys, algorithm: Algorithm = 'sha256'): string {
   return signElement(xml, 'Assertion', keys, algorithm);
 }
