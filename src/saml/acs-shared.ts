@@ -50,8 +50,8 @@ async function findTarget(sql: Sql, slug: string, issuer: string | null): Promis
   }
   const [organization, connection] = found;
   if (!organization) return { organization, connection: null };
-  // Each statement sees the database as it is when it runs: should the slug have moved to another
-  // organization in between, the connection is looked up again, by the organization found.
+  // Each statement sees the database as it is when it runs: should the organization at the slug
+  // have been replaced in between, the connection is looked up again, by the organization found.
   if (connection && connection.organizationId !== organization.id)
     return { organization, connection: await findConnectionByIssuer(sql, organization.id, issuer) };
   return { organization, connection };

@@ -187,8 +187,7 @@ async function pipelinedTransaction<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Pr
       throw new Error('the transaction was rolled back: one of its statements failed');
     return result;
   } catch (error) {
-    // Whatever closing statement is still unanswered fails or is rolled back with the transaction.
-    for (const statement of closing) statement.catch(() => {});
+    // A closing statement still unanswered fails or is rolled back with the transaction.
     await connection`rollback`.catch(() => {});
     throw error;
   } finally {
