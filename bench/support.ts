@@ -231,7 +231,19 @@ export async function measure<T>(
 
 /** CPU time (user + system) a process has used so far, in ms, from /proc (Linux). */
 export function processCpuMs(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return cpuMsOf(`/proc/${pid}/stat`);
+}
+
+/**
+ * CPU time of a process's main thread, its event loop (worker threads, GC helper threads and
+ * libuv's pool left out), in ms: the thread whose id is the process's, from /proc (Linux).
+ */
+export function eventLoopCpuMs(pid: number): number {
+  return cpuMsOf(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function cpuMsOf(statFile: string): number {
+  const fields = fs.readFileSync(statFile, 'utf8').split(') ')[1]!.split(' ');
   // utime and stime are fields 14 and 15 of the whole line (11 and 12 after the command).
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, inTransaction } from '../src/storage/database.ts';
+import { closingStatement, connect, inTransaction } from '../src/storage/database.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
 let db: TestDatabase;
@@ -70,6 +70,67 @@ describe('inTransaction', () => {
       await tx`insert into tx_probe values (5, 'e')`;
     });
     expect(await notes()).toEqual(['1:a', '2:b', '4:d', '5:e']);
+  });
+
+  it('sends the closing statements with COMMIT, and answers once they are committed', async () => {
+    const turns: string[][] = [];
+    let turnOpen = false;
+    const pool = connect(db.url, 1, {
+      onQuery: (query) => {
+        // postgres.js writes what is asked in one turn of the event loop together.
+        if (!turnOpen) {
+          turnOpen = true;
+          turns.push([]);
+          setImmediate(() => (turnOpen = false));
+        }
+        turns.at(-1)!.push(query.trim());
+      },
+    });
+    try {
+      await pool`select 'connected'`;
+      turns.length = 0;
+      let inserted: Promise<unknown> | undefined;
+      const answer = await inTransaction(pool, async (tx) => {
+        await tx`select 'read' as step`;
+        inserted = closingStatement(tx, tx`insert into tx_probe values (30, 'closing') returning id`);
+        void closingStatement(tx, tx`insert into tx_probe values (31, 'closing')`);
+        return 'done';
+      });
+      expect(answer).toBe('done');
+      expect(await inserted).toEqual([{ id: 30 }]);
+      expect(turns).toEqual([
+        ['begin', "select 'read' as step"],
+        [
+          "insert into tx_probe values (30, 'closing') returning id",
+          "insert into tx_probe values (31, 'closing')",
+          'commit',
+        ],
+      ]);
+      expect(await notes()).toEqual(expect.arrayContaining(['30:closing', '31:closing']));
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('fails with the error of a failed closing statement, committing nothing', async () => {
+    let first: Promise<unknown> | undefined;
+    await expect(
+      inTransaction(db.sql, async (tx) => {
+        await tx`insert into tx_probe values (32, 'before')`;
+        first = closingStatement(tx, tx`insert into tx_probe values (33, 'closing')`);
+        void closingStatement(tx, tx`insert into tx_probe values (1, 'dup')`);
+      }),
+    ).rejects.toMatchObject({ code: '23505' });
+    await first; // it ran, then was rolled back with the rest
+    expect(await notes()).not.toEqual(expect.arrayContaining(['32:before']));
+    expect(await notes()).not.toEqual(expect.arrayContaining(['33:closing']));
+    // A closing statement after which the work throws is rolled back too, its failure unreported.
+    await expect(
+      inTransaction(db.sql, (tx) => {
+        void closingStatement(tx, tx`insert into tx_probe values (1, 'dup')`);
+        return Promise.reject(new Error('changed my mind'));
+      }),
+    ).rejects.toThrow('changed my mind');
   });
 
   it('runs inside the caller’s transaction when given one', async () => {

@@ -1,4 +1,4 @@
-import type { Db, Tx } from '../storage/database.ts';
+import type { Db, Fragment, Tx } from '../storage/database.ts';
 import { firstRow, inTransaction } from '../storage/database.ts';
 import { ensureAccount, type Account } from './accounts.ts';
 import type { Actor } from './actor.ts';
@@ -92,6 +92,17 @@ export async function findOrganization(db: Db, idOrSlug: string): Promise<Organi
     ? await db<Organization[]>`select * from organizations where id = ${idOrSlug}`
     : await db<Organization[]>`select * from organizations where slug = ${idOrSlug.toLowerCase()}`;
   return row ?? null;
+}
+
+/**
+ * The id of the organization findOrganization finds, as a subquery (null when there is none), for
+ * a statement sent together with it that cannot wait for the id (the SAML ACS reads the
+ * organization and the connection the message names in one round trip).
+ */
+export function organizationIdOf(db: Db, idOrSlug: string): Fragment {
+  return isUuid(idOrSlug)
+    ? db`(select id from organizations where id = ${idOrSlug})`
+    : db`(select id from organizations where slug = ${idOrSlug.toLowerCase()})`;
 }
 
 export async function countOrganizations(db: Db): Promise<number> {

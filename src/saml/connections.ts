@@ -4,7 +4,7 @@ import { assertMayConfigureIdentity } from '../core/authority.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from '../core/errors.ts';
 import { isUuid } from '../core/ids.ts';
 import { lockRequiredSso } from '../core/required-sso.ts';
-import type { Db, Tx } from '../storage/database.ts';
+import type { Db, Fragment, Tx } from '../storage/database.ts';
 import { firstRow, inTransaction } from '../storage/database.ts';
 import { certificateInfo, normalizeCertificate } from './idp-metadata.ts';
 
@@ -84,13 +84,14 @@ export async function getConnection(db: Db, organizationId: string, id: string):
   return row ?? null;
 }
 
+/** The organization's connection to the IdP `issuer`; the organization by id, or as a subquery (organizationIdOf). */
 export async function findConnectionByIssuer(
   db: Db,
-  organizationId: string,
+  organization: string | Fragment,
   issuer: string,
 ): Promise<SamlConnection | null> {
   const [row] = await db<SamlConnection[]>`
-    select * from saml_connections where organization_id = ${organizationId} and idp_entity_id = ${issuer}`;
+    select * from saml_connections where organization_id = ${organization} and idp_entity_id = ${issuer}`;
   return row ?? null;
 }
 

@@ -3,16 +3,16 @@ import express, { Router, type Request, type RequestHandler, type Response } fro
 import type { AppContext } from '../context.ts';
 import { getAccount } from '../core/accounts.ts';
 import { systemActor } from '../core/actor.ts';
-import { recordAudit } from '../core/audit.ts';
 import { effectivePermissions, effectiveRoles } from '../core/memberships.ts';
 import { findOrganization, type Organization } from '../core/organizations.ts';
 import { DEFAULT_SESSION_TTL_SECONDS, createSession, endSession, resolveSession } from '../core/sessions.ts';
 import { crossSiteReason } from '../http/csrf.ts';
 import { clearSessionCookie, readSessionCookie, setSessionCookie } from '../http/session-cookie.ts';
-import { inTransaction, type Tx } from '../storage/database.ts';
-import { recordAttempt } from './attempts.ts';
+import { closingStatement, inTransaction, type Tx } from '../storage/database.ts';
+import { countAttempt, insertAttempt, type AttemptInput } from './attempts.ts';
+import { acsShared, type AcsShared } from './acs-shared.ts';
 import { clearRequestBinding, isBoundToThisBrowser, presentedBindings } from './browser-binding.ts';
-import { findConnectionByIssuer, type SamlConnection } from './connections.ts';
+import type { SamlConnection } from './connections.ts';
 import { identityOf } from './identity.ts';
 import { startLogin } from './login.ts';
 import { consumeRequest, markAssertionUsed } from './one-time.ts';
@@ -22,7 +22,7 @@ import { prepareSignatureVerifier } from './signature-verifier.ts';
 import { SamlRefusal, refuse } from './refusal.ts';
 import { allowedReturnTo } from './return-to.ts';
 import { serviceProvider, spUrls } from './service-provider.ts';
-import { administratorsOf, signIn } from './sign-in.ts';
+import { administratorsOf, readPerson, signIn, type SignedIn } from './sign-in.ts';
 import { decodeSamlResponse, readResponse, verifyResponse } from './validate-response.ts';
 
 /**
@@ -42,6 +42,7 @@ export function samlRouter(ctx: AppContext, bodyLimit: number): Router {
   prepareSignatureVerifier();
   const router = Router();
   const secureCookie = ctx.config.publicUrl.startsWith('https://');
+  const acs = acsShared(ctx.sql);
 
   router.get(
     '/me',
@@ -129,12 +130,17 @@ export function samlRouter(ctx: AppContext, bodyLimit: number): Router {
     acsForm(bodyLimit),
     asyncHandler(async (req, res, next) => {
       try {
-        const organization = await findOrganization(ctx.sql, String(req.params.org));
         const unreadable = res.locals.formRefusal as SamlRefusal | undefined;
+        // Read before the lookup, which then finds the organization and the connection the
+        // message names together; what is wrong with the message is told only once the
+        // organization is known to exist, as before.
+        const message = unreadable ? null : readPostedMessage(req.body);
+        const issuer = message && 'claimedIssuer' in message ? message.claimedIssuer : null;
+        const { organization, connection } = await acs.find(String(req.params.org), issuer);
         if (unreadable) {
           // The body may be left unread: the connection cannot be reused.
           res.setHeader('connection', 'close');
-          if (organization) return await refused(ctx, organization, res, unreadable, {});
+          if (organization) return await refused(ctx, acs, organization, res, unreadable, {});
           ctx.log.warn(
             { organization: String(req.params.org), reason: unreadable.reason, message: unreadable.message },
             'SAML sign-in refused',
@@ -146,7 +152,7 @@ export function samlRouter(ctx: AppContext, bodyLimit: number): Router {
           });
         }
         if (!organization) return notFoundPage(res);
-        await assertionConsumer(ctx, organization, req, res, secureCookie);
+        await assertionConsumer(ctx, acs, organization, connection, message!, req, res, secureCookie);
       } catch (error) {
         next(error);
       }
@@ -185,10 +191,25 @@ function acsForm(limit: number): RequestHandler {
   };
 }
 
+/** The posted SAMLResponse decoded and parsed, with the issuer it claims; or why it cannot be. */
+type PostedMessage = { xml: string; doc: Document; claimedIssuer: string | null } | { unreadable: unknown };
+
+function readPostedMessage(body: unknown): PostedMessage {
+  try {
+    const xml = decodeSamlResponse(formField(body, 'SAMLResponse'));
+    return { xml, ...readResponse(xml) };
+  } catch (error) {
+    return { unreadable: error };
+  }
+}
+
 /** The ACS: verify, apply the join rules, start a session; every outcome goes to the attempt log. */
 async function assertionConsumer(
   ctx: AppContext,
+  acs: AcsShared,
   organization: Organization,
+  connection: SamlConnection | null,
+  message: PostedMessage,
   req: Request,
   res: Response,
   secureCookie: boolean,
@@ -201,10 +222,9 @@ async function assertionConsumer(
     if (binding.used) clearRequestBinding(res, binding.requestId!, binding.acsUrl!);
   };
   try {
-    const xml = decodeSamlResponse(formField(req.body, 'SAMLResponse'));
-    const { doc, claimedIssuer } = readResponse(xml);
+    if ('unreadable' in message) throw message.unreadable;
+    const { xml, doc, claimedIssuer } = message;
     seen.idpEntityId = claimedIssuer ?? undefined;
-    const connection = claimedIssuer ? await findConnectionByIssuer(ctx.sql, organization.id, claimedIssuer) : null;
     if (!connection)
       refuse(
         'unknown_issuer',
@@ -229,9 +249,20 @@ async function assertionConsumer(
     }
     const identity = identityOf(assertion, connection.attributeMapping);
     seen.email = identity.email;
+    const success = (signedIn: SignedIn): AttemptInput => ({
+      outcome: 'success',
+      connectionId: connection.id,
+      idpEntityId: connection.idpEntityId,
+      nameId: identity.nameId,
+      email: identity.email,
+      accountId: signedIn.accountId,
+      reason: signedIn.path,
+    });
 
     // One transaction: a refusal from here on leaves no trace but the attempt log (and the used assertion id).
     const { signedIn, session, returnTo } = await inTransaction(ctx.sql, async (tx) => {
+      // The person is read while the pending request is consumed: one round trip for both.
+      const person = readPerson(tx, organization.id, identity.email);
       const { returnTo, invitationId } = await returnToOf(
         ctx,
         tx,
@@ -241,25 +272,25 @@ async function assertionConsumer(
         binding,
         formField(req.body, 'RelayState'),
       );
-      const signedIn = await signIn(tx, organization, connection, identity, invitationId);
-      const session = await createSession(tx, ctx.config.serverSecret, {
-        organizationId: organization.id,
-        accountId: signedIn.accountId,
-        via: 'saml',
-        ttlSeconds: sessionTtlSeconds(assertion.sessionEndsAt),
-      });
+      const signedIn = await signIn(tx, organization, connection, identity, invitationId, person);
+      // The session and the attempt row close the transaction, after signIn's audit entry: the
+      // four writes and COMMIT in one round trip. The attempt row is written only if the
+      // sign-in is committed, as when it followed the transaction.
+      const session = closingStatement(
+        tx,
+        createSession(tx, ctx.config.serverSecret, {
+          organizationId: organization.id,
+          accountId: signedIn.accountId,
+          via: 'saml',
+          ttlSeconds: sessionTtlSeconds(assertion.sessionEndsAt),
+        }),
+      );
+      void closingStatement(tx, insertAttempt(tx, organization.id, success(signedIn)));
       return { signedIn, session, returnTo };
     });
-    await recordAttempt(ctx.sql, organization.id, {
-      outcome: 'success',
-      connectionId: connection.id,
-      idpEntityId: connection.idpEntityId,
-      nameId: identity.nameId,
-      email: identity.email,
-      accountId: signedIn.accountId,
-      reason: signedIn.path,
-    });
-    setSessionCookie(res, session.secret, session.session.expiresAt, secureCookie);
+    countAttempt(success(signedIn));
+    const { secret, session: started } = await session;
+    setSessionCookie(res, secret, started.expiresAt, secureCookie);
     clearUsedBinding();
     res.setHeader('cache-control', 'no-store');
     res.redirect(303, returnTo);
@@ -269,7 +300,7 @@ async function assertionConsumer(
     if (signed && signed.usableUntil.getTime() > Date.now())
       await markAssertionUsed(ctx.sql, organization.id, signed.assertionId, signed.usableUntil);
     clearUsedBinding();
-    await refused(ctx, organization, res, error, seen);
+    await refused(ctx, acs, organization, res, error, seen);
   }
 }
 
@@ -288,6 +319,7 @@ function refusalStatus(refusal: SamlRefusal): number {
 
 async function refused(
   ctx: AppContext,
+  acs: AcsShared,
   organization: Organization,
   res: Response,
   refusal: SamlRefusal,
@@ -305,23 +337,25 @@ async function refused(
   // audit, which the organization's admins read; the process log carries no personal data.
   const { reason, connectionId, idpEntityId } = details;
   ctx.log.warn({ organizationId: organization.id, reason, connectionId, idpEntityId }, 'SAML sign-in refused');
-  await recordAttempt(ctx.sql, organization.id, {
-    outcome: 'refused',
-    reason: refusal.reason,
-    message: refusal.message,
-    connectionId: details.connectionId,
-    idpEntityId: details.idpEntityId,
-    nameId: details.nameId,
-    email: details.email,
+  await acs.logRefusal({
+    organizationId: organization.id,
+    attempt: {
+      outcome: 'refused',
+      reason: refusal.reason,
+      message: refusal.message,
+      connectionId: details.connectionId,
+      idpEntityId: details.idpEntityId,
+      nameId: details.nameId,
+      email: details.email,
+    },
+    audit: {
+      organizationId: organization.id,
+      actor: systemActor('sso', details.idpEntityId ?? 'unknown IdP'),
+      action: 'sso.refused',
+      target: null,
+      details,
+    },
   });
-  await recordAudit(
-    ctx.sql,
-    organization.id,
-    systemActor('sso', details.idpEntityId ?? 'unknown IdP'),
-    'sso.refused',
-    null,
-    details,
-  );
   const joinRefused = refusal.reason === 'not_allowed_to_join';
   sendSsoErrorPage(res, refusalStatus(refusal), {
     title: joinRefused ? `You are not a member of ${organization.name}` : 'Single sign-on failed',

@@ -1,14 +1,20 @@
-import { ensureAccount, findAccountByEmail, normalizeEmail, updateAccountName } from '../core/accounts.ts';
+import {
+  ensureAccount,
+  findAccountByEmail,
+  normalizeEmail,
+  updateAccountName,
+  type Account,
+} from '../core/accounts.ts';
 import type { Actor } from '../core/actor.ts';
 import { recordAudit } from '../core/audit.ts';
 import { isInVerifiedDomain } from '../core/domains.ts';
 import { DomainError } from '../core/errors.ts';
-import { changeGroupMembers, createGroup, findGroupByName, groupsOfMember } from '../core/groups.ts';
+import { changeGroupMembers, createGroup, findGroupByName, groupsOfMember, type Group } from '../core/groups.ts';
 import { hasLiveInvitation, invitationEmail } from '../core/invitation-lifecycle.ts';
 import { emailsOfMembersWith } from '../core/member-directory.ts';
-import { getMembership, joinOrganization, type Membership } from '../core/memberships.ts';
+import { getMembership, joinOrganization, memberByEmail, type MemberByEmail } from '../core/memberships.ts';
 import type { Organization } from '../core/organizations.ts';
-import type { Db, Tx } from '../storage/database.ts';
+import { closingStatement, type Db, type Tx } from '../storage/database.ts';
 import type { SamlConnection } from './connections.ts';
 import type { SamlIdentity } from './identity.ts';
 import { SamlRefusal } from './refusal.ts';
@@ -18,8 +24,28 @@ export type SignInPath = 'member' | 'invitation' | 'scim' | 'verified_domain';
 
 export interface SignedIn {
   accountId: string;
-  membership: Membership;
   path: SignInPath;
+}
+
+/** What signIn reads first about the person an identity names. */
+export interface Person {
+  /** The account with the identity's email. */
+  known: Account | null;
+  /** By the same email, a moment later: its membership and saml groups. */
+  byEmail: MemberByEmail | null;
+}
+
+/**
+ * Reads the person: the account, and by the same email its membership and saml groups, two
+ * statements sent together (one round trip). A caller may start it before statements of its own
+ * (the ACS consumes the pending request meanwhile) to send them together.
+ */
+export function readPerson(tx: Tx, organizationId: string, email: string): Promise<Person> {
+  const person = Promise.all([findAccountByEmail(tx, email), memberByEmail(tx, organizationId, email, 'saml')]).then(
+    ([known, byEmail]) => ({ known, byEmail }),
+  );
+  person.catch(() => {}); // awaited by signIn, unless a refusal comes first
+  return person;
 }
 
 /**
@@ -27,6 +53,8 @@ export interface SignedIn {
  * active members matched by email); a pending invitation is accepted; an email in a verified
  * domain joins with the default role when auto-join is on; anyone else is refused. Suspended
  * and removed members are refused. Then the person's saml groups become those of the assertion.
+ * The `sso.login` audit entry closes the transaction (closingStatement): the caller's closing
+ * statements and the COMMIT go with it.
  */
 export async function signIn(
   tx: Tx,
@@ -34,6 +62,7 @@ export async function signIn(
   connection: SamlConnection,
   identity: SamlIdentity,
   invitationId: string | null = null,
+  person: Promise<Person> = readPerson(tx, organization.id, identity.email),
 ): Promise<SignedIn> {
   const refusal = (
     reason: 'not_allowed_to_join' | 'membership_suspended' | 'membership_removed' | 'invitation_email_mismatch',
@@ -55,8 +84,10 @@ export async function signIn(
       `the invitation is for ${invited}, but the identity provider signed in ${identity.email}`,
     );
 
-  const known = await findAccountByEmail(tx, identity.email);
-  const existing = known ? await getMembership(tx, organization.id, known.id) : null;
+  // The membership read by email counts only for the account found (it was read a moment later).
+  const { known, byEmail } = await person;
+  const same = known !== null && byEmail?.accountId === known.id ? byEmail : null;
+  const existing = known ? (same ? same.membership : await getMembership(tx, organization.id, known.id)) : null;
   if (existing?.status === 'suspended')
     throw refusal('membership_suspended', `${identity.email} is suspended in ${organization.name}`);
   if (existing?.status === 'removed')
@@ -90,14 +121,10 @@ export async function signIn(
         ? await updateAccountName(tx, known.id, missing!)
         : known;
   const actor: Actor = { type: 'account', id: account.id, name: account.email, channel: 'sso' };
-  let membership = existing!;
-  if (path === 'invitation' || path === 'verified_domain') {
+  const joins = path === 'invitation' || path === 'verified_domain';
+  if (joins) {
     try {
-      ({ membership } = await joinOrganization(
-        tx,
-        { organizationId: organization.id, accountId: account.id, source: 'sso' },
-        actor,
-      ));
+      await joinOrganization(tx, { organizationId: organization.id, accountId: account.id, source: 'sso' }, actor);
     } catch (error) {
       if (error instanceof DomainError && error.code === 'rule_violation')
         throw refusal('membership_suspended', error.message);
@@ -107,9 +134,11 @@ export async function signIn(
       throw error;
     }
   }
-  await syncSamlGroups(tx, organization.id, account.id, identity.groups, actor);
-  // One round trip: the transaction's connection runs the two in order.
-  const [, current] = await Promise.all([
+  // The groups read with the membership are still the member's unless joining changed them.
+  const current = same && !joins ? same.groups : await groupsOfMember(tx, organization.id, account.id, 'saml');
+  await syncSamlGroups(tx, organization.id, account.id, current, identity.groups, actor);
+  void closingStatement(
+    tx,
     recordAudit(
       tx,
       organization.id,
@@ -123,25 +152,24 @@ export async function signIn(
         path,
       },
     ),
-    getMembership(tx, organization.id, account.id),
-  ]);
-  return { accountId: account.id, membership: current ?? membership, path };
+  );
+  return { accountId: account.id, path };
 }
 
 const SAML_GROUPS = { source: 'saml' } as const;
 
 /**
- * Makes the person's membership in saml-source groups equal the assertion's groups, creating
- * groups seen for the first time. Role mapping follows from the group events.
+ * Makes the person's membership in saml-source groups (`current`) equal the assertion's groups,
+ * creating groups seen for the first time. Role mapping follows from the group events.
  */
 async function syncSamlGroups(
   tx: Tx,
   organizationId: string,
   accountId: string,
+  current: Pick<Group, 'id' | 'displayName'>[],
   names: string[],
   actor: Actor,
 ): Promise<void> {
-  const current = await groupsOfMember(tx, organizationId, accountId, 'saml');
   const wanted = new Set(names.map((n) => n.toLowerCase()));
   for (const group of current) {
     if (!wanted.has(group.displayName.toLowerCase()))

@@ -138,29 +138,60 @@ export function inTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T>
   return pipelinedTransaction(db, fn);
 }
 
+/** The closing statements (closingStatement) of each transaction inTransaction runs. */
+const closingStatements = new WeakMap<Db, Promise<unknown>[]>();
+
+/**
+ * A statement that closes the transaction `tx` (an insert whose answer nothing in the transaction
+ * waits for): started at once but not awaited by the transaction's function, it travels with the
+ * COMMIT that follows, so a transaction's last writes and its COMMIT take one round trip. The
+ * transaction waits for it before it succeeds; if it fails, the transaction fails with its error
+ * (PostgreSQL has rolled it back). Answers the statement, to await once the transaction is over.
+ * On anything but a transaction inTransaction started, it is an ordinary statement.
+ */
+export function closingStatement<T>(tx: Db, statement: Promise<T>): Promise<T> {
+  const closing = closingStatements.get(tx);
+  if (closing) {
+    // Started now, ahead of the COMMIT: a postgres.js query is sent only once something awaits it.
+    statement.catch(() => {}); // the transaction awaits it
+    closing.push(statement);
+  }
+  return statement;
+}
+
 /**
  * A transaction whose BEGIN travels with its first statement, a round trip fewer than
- * `sql.begin` (which waits for BEGIN's answer). Should BEGIN fail, so does every statement
- * behind it on the connection, so nothing runs outside the transaction. Any error rolls back.
+ * `sql.begin` (which waits for BEGIN's answer), and whose COMMIT travels with its closing
+ * statements. Should BEGIN fail, so does every statement behind it on the connection, so nothing
+ * runs outside the transaction. Any error rolls back.
  */
 async function pipelinedTransaction<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const connection = await sql.reserve();
   const tx = Object.assign(connection, { savepoint: savepointOn(connection) }) as unknown as Tx;
+  const closing: Promise<unknown>[] = [];
+  closingStatements.set(tx, closing);
   try {
     const begun = connection`begin`.execute();
     begun.catch(() => {}); // awaited below; a failure also fails the statements behind it
     const result = await fn(tx);
     await begun;
+    // Sent before the closing statements are awaited: in the same write as they, if `fn` started
+    // them last (postgres.js sends what is asked in one turn of the event loop together).
+    const commit = connection`commit`.execute();
+    commit.catch(() => {}); // awaited below, after the closing statements (whose error says more)
+    await Promise.all(closing);
     // A statement that failed but whose error `fn` caught (or never awaited) aborted the
     // transaction: PostgreSQL then answers COMMIT with ROLLBACK, which must not pass for success.
-    const committed = await connection`commit`;
+    const committed = await commit;
     if (committed.command === 'ROLLBACK')
       throw new Error('the transaction was rolled back: one of its statements failed');
     return result;
   } catch (error) {
+    // A closing statement still unanswered fails or is rolled back with the transaction.
     await connection`rollback`.catch(() => {});
     throw error;
   } finally {
+    closingStatements.delete(tx);
     connection.release();
   }
 }
