@@ -29,15 +29,18 @@ export function scimExchange(app: AppContext, operations: OwnOperations): Reques
     watchAnswer(app, req, res, requestLog, own?.route);
     // A body declared over the limit is refused; the connection is not reused after it.
     if (Number(req.headers['content-length'] ?? 0) > bodyLimit) res.setHeader('connection', 'close');
-    scimCaller(app, req.headers.authorization).then(async (caller) => {
-      if (!caller) return refuseUnauthenticated(req, res);
-      req.scim = caller;
-      const { scimRateLimit } = app.config;
-      if (await refusedByRateLimit(app.sql, scimRateLimit, caller.credentialId, 1, res)) return;
-      caller.ifMatch = ifMatchOf(req.method, req.headers['if-match']);
-      if (own) await own.answer(req, res);
-      else next(undecodableId(req) ?? undefined);
-    }, next);
+    // Any failure (the database out of reach: 503) goes to the router's SCIM error handler.
+    scimCaller(app, req.headers.authorization)
+      .then(async (caller) => {
+        if (!caller) return refuseUnauthenticated(req, res);
+        req.scim = caller;
+        const { scimRateLimit } = app.config;
+        if (await refusedByRateLimit(app.sql, scimRateLimit, caller.credentialId, 1, res)) return;
+        caller.ifMatch = ifMatchOf(req.method, req.headers['if-match']);
+        if (own) await own.answer(req, res);
+        else next(undecodableId(req) ?? undefined);
+      })
+      .catch(next);
   };
 }
 

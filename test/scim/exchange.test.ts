@@ -163,4 +163,17 @@ describe('the SCIM exchange', () => {
       .send({ Operations: [] })
       .expect(400);
   });
+
+  it('a failure after authentication (here, of the rate limit) is a SCIM error, not a stalled request', async () => {
+    const limited = await scimFixture('exchange-limited', { SCIM_RATE_LIMIT: '1000' });
+    try {
+      await limited.client.get('/Users').expect(200);
+      await limited.ctx.sql`alter table scim_rate_buckets rename to scim_rate_buckets_gone`;
+      const res = await limited.client.get('/Users').expect(500);
+      expect(res.body).toMatchObject({ schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: '500' });
+    } finally {
+      await limited.ctx.sql`alter table if exists scim_rate_buckets_gone rename to scim_rate_buckets`;
+      await limited.ctx.database.close();
+    }
+  });
 });
