@@ -2,7 +2,6 @@ import { performance } from 'node:perf_hooks';
 import type { Request, RequestHandler, Response } from 'express';
 import type { AppContext } from '../context.ts';
 import { logRequest } from '../http/access-log.ts';
-import { parseByteSize } from '../http/byte-size.ts';
 import { retryAfterIfUnavailable } from '../http/errors.ts';
 import { assignRequestId } from '../http/request-id.ts';
 import { observeRequest } from '../http/request-metrics.ts';
@@ -23,12 +22,11 @@ import { scimErrorDetail, scimRequestLog, type RequestLogEntry } from './request
  */
 export function scimExchange(app: AppContext, operations: OwnOperations): RequestHandler {
   const requestLog = scimRequestLog(app);
-  const bodyLimit = parseByteSize(app.config.bodyLimit);
   return (req, res, next) => {
     const own = ownOperation(operations, req);
     watchAnswer(app, req, res, requestLog, own?.route);
     // A body declared over the limit is refused; the connection is not reused after it.
-    if (Number(req.headers['content-length'] ?? 0) > bodyLimit) res.setHeader('connection', 'close');
+    if (Number(req.headers['content-length'] ?? 0) > operations.bodyLimit) res.setHeader('connection', 'close');
     // Any failure (the database out of reach: 503) goes to the router's SCIM error handler.
     scimCaller(app, req.headers.authorization)
       .then(async (caller) => {

@@ -6,7 +6,7 @@ import { sendScim, sendScimError } from './answers.ts';
 import type { ScimRequest } from './auth.ts';
 import { scimError, type ScimError } from './errors.ts';
 import { listGroupsResponse, patchGroup } from './groups.ts';
-import { jsonParser, readJsonBody } from './json-body.ts';
+import { readJsonBody } from './json-body.ts';
 import { normalizedBody } from './normalize-body.ts';
 import { isObject } from './normalize.ts';
 import { createUserResponse, listUsersResponse, patchUser } from './users.ts';
@@ -40,6 +40,9 @@ const OPERATIONS: Operation[] = [
   { method: 'PATCH', route: '/Groups/:id', run: (ctx, _req, body, id) => patchGroup(ctx, id, body) },
 ];
 
+/** `/Users` or `/Groups`, and what follows it (an id, `.search`), as express matches routes. */
+const RESOURCE_PATH = /^\/(Users|Groups)(?:\/([^/]+?))?\/?$/i;
+
 export interface OwnOperations {
   app: AppContext;
   bodyLimit: number;
@@ -47,8 +50,8 @@ export interface OwnOperations {
   parser: RequestHandler;
 }
 
-export function ownOperations(app: AppContext): OwnOperations {
-  return { app, bodyLimit: parseByteSize(app.config.bodyLimit), parser: jsonParser(app.config.bodyLimit) };
+export function ownOperations(app: AppContext, parser: RequestHandler): OwnOperations {
+  return { app, bodyLimit: parseByteSize(app.config.bodyLimit), parser };
 }
 
 /** The own operation a request is for (matched as express matches: any case, an optional trailing slash). */
@@ -56,7 +59,7 @@ export function ownOperation(
   operations: OwnOperations,
   req: Request,
 ): { route: string; answer(req: Request, res: Response): Promise<void> } | undefined {
-  const match = /^\/(Users|Groups)(?:\/([^/]+?))?\/?$/i.exec(req.path);
+  const match = RESOURCE_PATH.exec(req.path);
   if (!match) return undefined;
   const [, collection, rest] = match;
   const method = req.method === 'HEAD' ? 'GET' : req.method;
@@ -103,7 +106,7 @@ export function unusableInput(req: Request): ScimError | null {
  * routes scimmy-routers serves: their own error handler would answer it without a scimType.
  */
 export function undecodableId(req: Request): Error | null {
-  const id = /^\/(?:Users|Groups)\/([^/]+?)\/?$/i.exec(req.path)?.[1];
+  const id = RESOURCE_PATH.exec(req.path)?.[2];
   if (id === undefined) return null;
   try {
     decodeParam(id);

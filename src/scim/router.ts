@@ -26,10 +26,11 @@ export function scimRouter(app: AppContext): Router {
   const router = Router();
   // Authenticated (and rate limited) before the body is read: an unknown caller gets its 401
   // without its body being parsed, and a known one's malformed body is in its request log.
-  router.use(scimExchange(app, ownOperations(app)));
+  const parseJson = jsonParser(app.config.bodyLimit);
+  router.use(scimExchange(app, ownOperations(app, parseJson)));
   // A /Bulk body has its own limit (maxPayloadSize); the parser that reads a body first is the only one.
   router.post('/Bulk', jsonParser(app.config.scimBulk.maxPayloadSize));
-  router.use(jsonParser(app.config.bodyLimit));
+  router.use(parseJson);
   router.use(refuseUnusableInput);
   router.use(normalizeBodies);
 
