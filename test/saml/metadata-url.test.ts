@@ -171,10 +171,21 @@ describe('a SAML connection from a metadata URL', () => {
       .send({ metadataUrl: `${base}/metadata?from=admin` })
       .expect(403);
     expect(changed.body.message).toContain('change an identity provider connection');
+    // Refreshing would make the connection trust what its URL now lists: the same right.
+    const refreshed = await request(f.app)
+      .post(`/api/saml/connections/${f.connectionId}/refresh-metadata`)
+      .set(asAdmin)
+      .expect(403);
+    expect(refreshed.body.message).toContain('change an identity provider connection');
 
     expect(idp.hits).toBe(hits);
     expect(await connectionCount()).toBe(connections);
-    expect(await connection()).toMatchObject({ metadataUrl: `${base}/metadata`, certificates: [oldKey.certificate] });
+    expect(await connection()).toMatchObject({
+      metadataUrl: `${base}/metadata`,
+      certificates: [oldKey.certificate],
+      metadataError: null,
+    });
+    expect(await auditOf('saml_connection.certificate_added')).toEqual([]);
   });
 
   it('follows a key rotation: the new certificate beside the old one, then the old one dropped', async () => {
