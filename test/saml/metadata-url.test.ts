@@ -188,6 +188,24 @@ describe('a SAML connection from a metadata URL', () => {
     expect(await auditOf('saml_connection.certificate_added')).toEqual([]);
   });
 
+  it('answers 404 for a connection not in the organization before fetching a new metadata URL', async () => {
+    const other = await createTestOrganization(f.ctx, 'other-org');
+    idp.answer = { kind: 'metadata', xml: published([newKey.certificate]) };
+    const hits = idp.hits;
+    const patch = (id: string, adminKey: string) =>
+      request(f.app)
+        .patch(`/api/saml/connections/${id}`)
+        .set({ authorization: `Bearer ${adminKey}` })
+        .send({ metadataUrl: `${base}/metadata?from=elsewhere` });
+
+    await patch(f.connectionId, other.adminKey).expect(404);
+    await patch(crypto.randomUUID(), f.adminKey).expect(404);
+    await patch('not-an-id', f.adminKey).expect(404);
+
+    expect(idp.hits).toBe(hits);
+    expect(await connection()).toMatchObject({ metadataUrl: `${base}/metadata`, certificates: [oldKey.certificate] });
+  });
+
   it('follows a key rotation: the new certificate beside the old one, then the old one dropped', async () => {
     // The IdP publishes its next certificate beside the current one: both sign in.
     idp.answer = { kind: 'metadata', xml: published([oldKey.certificate, newKey.certificate]) };
