@@ -195,10 +195,16 @@ export function samlAdminRouter(ctx: AppContext): Router {
     },
     route(async (req, res, p) => {
       const { metadataXml, metadataUrl, ...fields } = updateInput.parse(req.body);
-      if (typeof metadataUrl === 'string') await assertMayChangeConnection(ctx.sql, p.organizationId, p.actor);
+      const id = String(req.params.id);
+      // Checked before the fetch too: a caller without the right, or a connection not in this
+      // organization, makes the server fetch nothing.
+      if (typeof metadataUrl === 'string') {
+        await assertMayChangeConnection(ctx.sql, p.organizationId, p.actor);
+        if (!(await getConnection(ctx.sql, p.organizationId, id))) throw notFound('SAML connection', { id });
+      }
       const fetched = metadataUrl === null ? { metadataSource: null } : await fromMetadataUrl(ctx, metadataUrl);
       const change = { ...fromMetadata(metadataXml), ...fetched, ...definedOnly(fields) };
-      res.json(present(await updateConnection(ctx.sql, p.organizationId, String(req.params.id), change, p.actor)));
+      res.json(present(await updateConnection(ctx.sql, p.organizationId, id, change, p.actor)));
     }),
   );
   // Fetches the connection's metadata URL now (as the reconciler does when it is due).

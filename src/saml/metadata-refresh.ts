@@ -3,7 +3,13 @@ import { recordAudit } from '../core/audit.ts';
 import { DomainError, invalid, notFound } from '../core/errors.ts';
 import type { Sql } from '../storage/database.ts';
 import { firstRow } from '../storage/database.ts';
-import { checkConnectionSettings, getConnection, type MetadataSource, type SamlConnection } from './connections.ts';
+import {
+  assertMayChangeConnection,
+  checkConnectionSettings,
+  getConnection,
+  type MetadataSource,
+  type SamlConnection,
+} from './connections.ts';
 import { certificateInfo, type IdpMetadata } from './idp-metadata.ts';
 import { fetchIdpMetadata, type MetadataFetchPolicy } from './metadata-url.ts';
 
@@ -94,7 +100,10 @@ export async function refreshDueMetadata(sql: Sql, policy: MetadataRefreshPolicy
   return { ...counts, more: due.length === BATCH };
 }
 
-/** Fetches one connection's metadata URL now and applies it (or records why it could not). */
+/**
+ * Fetches one connection's metadata URL now and applies it (or records why it could not); an admin
+ * API caller needs the right to change the connection (the reconciler, a system actor, has it).
+ */
 export async function refreshConnectionMetadata(
   sql: Sql,
   organizationId: string,
@@ -105,6 +114,8 @@ export async function refreshConnectionMetadata(
 ): Promise<RefreshResult> {
   const current = await getConnection(sql, organizationId, id);
   if (!current) throw notFound('SAML connection', { id });
+  // What the metadata says becomes what the connection trusts: the right to change it, before any fetch.
+  await assertMayChangeConnection(sql, organizationId, actor);
   const url = current.metadataUrl;
   if (!url) throw invalid('the connection has no metadata URL');
   let metadata: IdpMetadata;

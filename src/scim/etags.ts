@@ -9,14 +9,17 @@
 export const etagOf = (version: number): string => `W/"${version}"`;
 
 /**
- * The versions an If-Match (or If-None-Match) header names; undefined when there is no header or
- * it is `*` (any current representation: a missing resource answers 404 anyway). A tag that is
- * not one of orgsync's versions names none, so an empty list never matches.
+ * The versions an If-Match (or If-None-Match) header names; undefined when there is no header, it
+ * is `*` (any current representation: a missing resource answers 404 anyway), or it is blank: no
+ * tag at all is no condition (as a bulk operation's `"version": ""`, which RFC 7644 §3.7 makes
+ * optional). A tag that is not one of orgsync's versions (`""` too) names none, so an empty list
+ * never matches.
  */
 export function versionsNamed(header: string | undefined): readonly number[] | undefined {
-  if (header === undefined || header.trim() === '*') return undefined;
+  const value = header?.trim();
+  if (value === undefined || value === '' || value === '*') return undefined;
   const versions: number[] = [];
-  for (const [, opaque] of header.matchAll(/(?:W\/)?"([^"]*)"/g)) {
+  for (const [, opaque] of value.matchAll(/(?:W\/)?"([^"]*)"/g)) {
     if (/^\d{1,15}$/.test(opaque!)) versions.push(Number(opaque));
   }
   return versions;
@@ -29,6 +32,6 @@ export function ifMatchOf(method: string, header: string | undefined): readonly 
 
 /** Whether an If-None-Match header matches a resource at `version`. */
 export function noneMatchHits(header: string | undefined, version: number): boolean {
-  if (header === undefined) return false;
-  return header.trim() === '*' || versionsNamed(header)!.includes(version);
+  if (header?.trim() === '*') return true;
+  return versionsNamed(header)?.includes(version) ?? false;
 }

@@ -7,8 +7,9 @@ import type { ScimRequest } from './auth.ts';
 import { scimError, type ScimError } from './errors.ts';
 import { listGroupsResponse, patchGroup } from './groups.ts';
 import { readJsonBody } from './json-body.ts';
-import { normalizedBody } from './normalize-body.ts';
+import { normalizedRequestBody } from './normalize-body.ts';
 import { isObject } from './normalize.ts';
+import { RESOURCE_PATH } from './resource-path.ts';
 import { createUserResponse, listUsersResponse, patchUser } from './users.ts';
 
 /**
@@ -39,9 +40,6 @@ const OPERATIONS: Operation[] = [
   { method: 'POST', route: '/Groups/.search', run: (ctx, _req, body) => listGroupsResponse(ctx, searchParams(body)) },
   { method: 'PATCH', route: '/Groups/:id', run: (ctx, _req, body, id) => patchGroup(ctx, id, body) },
 ];
-
-/** `/Users` or `/Groups`, and what follows it (an id, `.search`), as express matches routes. */
-const RESOURCE_PATH = /^\/(Users|Groups)(?:\/([^/]+?))?\/?$/i;
 
 export interface OwnOperations {
   app: AppContext;
@@ -83,8 +81,7 @@ async function answer(
     const unusable = unusableInput(req);
     if (unusable) throw unusable;
     // Okta's and Entra's quirks out of a POST body (normalize.ts) before it is checked.
-    if (req.method === 'POST' && isObject(req.body))
-      req.body = normalizedBody(operation.route.startsWith('/Users') ? 'Users' : 'Groups', req.body);
+    if (req.method === 'POST' && isObject(req.body)) req.body = normalizedRequestBody(req.path, req.body);
     const id = rawId === undefined ? '' : decodeParam(rawId);
     sendScim(res, operation.status ?? 200, await operation.run(req.scim!, req, req.body, id));
   } catch (error) {

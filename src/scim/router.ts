@@ -10,7 +10,7 @@ import { groupHandlers } from './groups.ts';
 import { jsonParser } from './json-body.ts';
 import { MAX_PAGE_SIZE } from './list.ts';
 import { bulkRoute } from './bulk.ts';
-import { normalizedBody } from './normalize-body.ts';
+import { normalizedRequestBody } from './normalize-body.ts';
 import { isObject } from './normalize.ts';
 import { ownOperations, unusableInput } from './operations.ts';
 import { userHandlers } from './users.ts';
@@ -61,9 +61,8 @@ const refuseUnusableInput: RequestHandler = (req, _res, next) => next(unusableIn
 
 /** Okta's and Entra's quirks out of POST/PUT bodies before scimmy validates them (see normalize.ts). */
 const normalizeBodies: RequestHandler = (req, _res, next) => {
-  if ((req.method === 'POST' || req.method === 'PUT') && isObject(req.body) && !req.path.startsWith('/Bulk')) {
-    req.body = normalizedBody(req.path.startsWith('/Users') ? 'Users' : 'Groups', req.body);
-  }
+  if ((req.method === 'POST' || req.method === 'PUT') && isObject(req.body))
+    req.body = normalizedRequestBody(req.path, req.body);
   next();
 };
 

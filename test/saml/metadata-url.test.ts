@@ -171,9 +171,38 @@ describe('a SAML connection from a metadata URL', () => {
       .send({ metadataUrl: `${base}/metadata?from=admin` })
       .expect(403);
     expect(changed.body.message).toContain('change an identity provider connection');
+    // Refreshing would make the connection trust what its URL now lists: the same right.
+    const refreshed = await request(f.app)
+      .post(`/api/saml/connections/${f.connectionId}/refresh-metadata`)
+      .set(asAdmin)
+      .expect(403);
+    expect(refreshed.body.message).toContain('change an identity provider connection');
 
     expect(idp.hits).toBe(hits);
     expect(await connectionCount()).toBe(connections);
+    expect(await connection()).toMatchObject({
+      metadataUrl: `${base}/metadata`,
+      certificates: [oldKey.certificate],
+      metadataError: null,
+    });
+    expect(await auditOf('saml_connection.certificate_added')).toEqual([]);
+  });
+
+  it('answers 404 for a connection not in the organization before fetching a new metadata URL', async () => {
+    const other = await createTestOrganization(f.ctx, 'other-org');
+    idp.answer = { kind: 'metadata', xml: published([newKey.certificate]) };
+    const hits = idp.hits;
+    const patch = (id: string, adminKey: string) =>
+      request(f.app)
+        .patch(`/api/saml/connections/${id}`)
+        .set({ authorization: `Bearer ${adminKey}` })
+        .send({ metadataUrl: `${base}/metadata?from=elsewhere` });
+
+    await patch(f.connectionId, other.adminKey).expect(404);
+    await patch(crypto.randomUUID(), f.adminKey).expect(404);
+    await patch('not-an-id', f.adminKey).expect(404);
+
+    expect(idp.hits).toBe(hits);
     expect(await connection()).toMatchObject({ metadataUrl: `${base}/metadata`, certificates: [oldKey.certificate] });
   });
 

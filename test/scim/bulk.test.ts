@@ -516,6 +516,23 @@ describe('SCIM /Bulk: each operation’s version is its If-Match', () => {
     expect(gone!.status).toBe('404');
   });
 
+  it('an empty or blank version is no If-Match, as an empty If-Match header is; "" is a tag that never matches', async () => {
+    const id = await newUser('blank@version.test');
+    const title = (value: string) => [{ op: 'replace', path: 'title', value }];
+    await f.client.patch(`/Users/${id}`, title('Single')).set('If-Match', '').expect(200);
+    await f.client.patch(`/Users/${id}`, title('Single')).set('If-Match', '""').expect(412);
+    const outcomes = await send(
+      f.client,
+      bulk([
+        patch(`/Users/${id}`, title('Empty'), ''),
+        patch(`/Users/${id}`, title('Blank'), '  '),
+        patch(`/Users/${id}`, title('Empty tag'), '""'),
+      ]),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(['200', '200', '412']);
+    expect((await f.client.get(`/Users/${id}`).expect(200)).body.title).toBe('Blank');
+  });
+
   it('a version on a POST is ignored, as an If-Match on the single POST is', async () => {
     await f.client.post('/Users', oktaUser('single-post@version.test')).set('If-Match', 'W/"999"').expect(201);
     const [user, group] = await send(

@@ -97,6 +97,16 @@ describe('Entra ID provisioning sequence', () => {
     expect(byEmail.body.Resources.map((u: { id: string }) => u.id)).toEqual([id]);
   });
 
+  it('a PUT to /users/{id} (express routes any case) is normalized as a User: a bare manager id', async () => {
+    const created = (await f.client.post('/Users', entraUser('c3')).expect(201)).body;
+    const replaced = await f.client.put(`/users/${created.id}`, {
+      ...entraUser('c3'),
+      [ENTERPRISE]: { employeeNumber: '42', manager: 'manager-id-2' },
+    });
+    expect(replaced.status, replaced.text).toBe(200);
+    expect(replaced.body[ENTERPRISE].manager).toEqual({ value: 'manager-id-2' });
+  });
+
   it('adds a work email to a user who has none', async () => {
     const { emails: _emails, ...noEmail } = entraUser('b2');
     const created = (await f.client.post('/Users', noEmail).expect(201)).body;
