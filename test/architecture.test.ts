@@ -34,6 +34,7 @@ const TABLE_OWNERS: Record<string, string> = {
   sessions: 'core',
   webhook_endpoints: 'core',
   scim_users: 'core',
+  scim_user_counts: 'core',
   scim_requests: 'scim',
   saml_connections: 'saml',
   saml_sp_keys: 'saml',

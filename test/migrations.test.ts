@@ -44,3 +44,58 @@ describe('migrations', () => {
     expect(row).toEqual({ t: null, m: null });
   });
 });
+
+describe('migration 111 (SCIM user counters)', () => {
+  let db: TestDatabase;
+  afterEach(async () => db?.close());
+
+  it('counts the users that exist before it, then follows inserts, deletes and key changes', async () => {
+    db = await createTestDatabase({ migrate: false });
+    const all = loadMigrations();
+    await migrate(
+      db.sql,
+      all.filter((m) => m.version < '111_scim_user_counts'),
+    );
+    const [a, b] = (
+      await db.sql<{ id: string }[]>`
+      insert into organizations (slug, name) values ('a', 'A'), ('b', 'B') returning id`
+    ).map((o) => o.id) as [string, string];
+    const people = (
+      await db.sql<{ id: string }[]>`
+      insert into accounts (email) select 'p' || n || '@counts.test' from generate_series(1, 50) n returning id`
+    ).map((p) => p.id);
+    const provision = (organizationId: string, accountIds: string[]) => db.sql`
+      insert into scim_users (organization_id, account_id, user_name, resource)
+      select ${organizationId}, id, id::text, '{}' from unnest(${accountIds}::uuid[]) id`;
+    await provision(a, people.slice(0, 30));
+    await provision(b, people.slice(30, 40));
+
+    const byOrganization = (rows: { organizationId: string; n: number }[]) =>
+      Object.fromEntries(rows.map((r) => [r.organizationId, r.n]));
+    const counted = async () =>
+      byOrganization(await db.sql`select organization_id, sum(n)::int as n from scim_user_counts group by 1`);
+    const actual = async () =>
+      byOrganization(await db.sql`select organization_id, count(*)::int as n from scim_users group by 1`);
+
+    await migrate(db.sql);
+    expect(await counted()).toEqual(await actual());
+    expect(await counted()).toEqual({ [a]: 30, [b]: 10 });
+    // Spread over shards, so concurrent creates in one organization rarely meet on one row.
+    const [spread] = await db.sql`select count(*)::int as shards from scim_user_counts where organization_id = ${a}`;
+    expect(spread!.shards).toBeGreaterThan(1);
+
+    await db.sql`delete from scim_users where organization_id = ${a} and account_id = any(${people.slice(0, 5)}::uuid[])`;
+    await provision(b, people.slice(40, 43));
+    // Keys orgsync never changes, changed anyway: the count follows the row.
+    await db.sql`update scim_users set organization_id = ${b} where organization_id = ${a} and account_id = any(${people.slice(5, 7)}::uuid[])`;
+    await db.sql`update scim_users set account_id = ${people[49]!} where organization_id = ${a} and account_id = ${people[7]!}`;
+    expect(await counted()).toEqual(await actual());
+    expect(await counted()).toEqual({ [a]: 23, [b]: 15 });
+    expect((await db.sql`select min(n)::int as n from scim_user_counts`)[0]!.n).toBeGreaterThanOrEqual(0);
+
+    // An organization deleted takes its users and its counters.
+    await db.sql`delete from organizations where id = ${b}`;
+    expect(await counted()).toEqual({ [a]: 23 });
+    expect(await actual()).toEqual({ [a]: 23 });
+  });
+});

@@ -48,3 +48,15 @@ describe('plans made on an empty database', () => {
     expect(plan).toContain('memberships_list_name');
   });
 });
+
+describe('counters', () => {
+  it("the SCIM users total reads the organization's counter rows by key", async () => {
+    const plan = await genericPlan(
+      'select coalesce(sum(n), 0)::int as total from scim_user_counts where organization_id = $1',
+      ORG,
+    );
+    // By its primary key (an index or bitmap scan): never a walk over every organization's counters.
+    expect(plan).toContain('scim_user_counts_pkey');
+    expect(plan).not.toContain('Seq Scan');
+  });
+});

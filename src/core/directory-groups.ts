@@ -52,7 +52,7 @@ export async function listScimGroups(
 ): Promise<{ rows: Group[]; total: number }> {
   const rows = await sql<Group[]>`
     select ${scimGroupColumns(sql)} from groups g
-    where g.organization_id = ${organizationId} and g.source = 'scim' and ${query.where}
+    where g.organization_id = ${organizationId} and g.source = 'scim' and ${query.where ?? sql`true`}
     order by ${query.orderBy}
     offset ${query.offset} limit ${query.limit}`;
   const total =
@@ -60,7 +60,7 @@ export async function listScimGroups(
     (
       await sql<{ total: number }[]>`
     select count(*)::int as total from groups g
-    where g.organization_id = ${organizationId} and g.source = 'scim' and ${query.where}`
+    where g.organization_id = ${organizationId} and g.source = 'scim' and ${query.where ?? sql`true`}`
     )[0]!.total;
   return { rows, total };
 }

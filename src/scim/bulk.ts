@@ -11,6 +11,7 @@ import { groupsLocation, patchGroup } from './groups.ts';
 import { normalizedBody } from './normalize-body.ts';
 import { isObject, type Json } from './normalize.ts';
 import { refusedByRateLimit } from './rate-limit.ts';
+import { resourceTargetOf } from './resource-path.ts';
 import { createUserResponse, patchUser, usersLocation } from './users.ts';
 
 /**
@@ -38,7 +39,13 @@ const operationSchema = z.object({
     .string()
     .transform((m) => m.toUpperCase())
     .pipe(z.enum(['POST', 'PUT', 'PATCH', 'DELETE'])),
-  path: z.string().regex(/^\/(Users|Groups)(\/[^/?#]+)?$/, 'must be /Users, /Groups, /Users/{id} or /Groups/{id}'),
+  // As the single requests' routes match: any case, an optional trailing slash. A path, not a URL: no query.
+  path: z
+    .string()
+    .refine(
+      (path) => !/[?#]/.test(path) && resourceTargetOf(path) !== undefined,
+      'must be /Users, /Groups, /Users/{id} or /Groups/{id}',
+    ),
   bulkId: z.string().min(1).max(200).optional(),
   version: z.string().optional(),
   data: z.unknown().optional(),
@@ -108,7 +115,8 @@ export function bulkRoute(config: Config['scimBulk'], rateLimit: Config['scimRat
 function planOperations(operations: Operation[]): Planned[] {
   const definers = new Map<string, number>();
   const planned = operations.map((op, index): Planned => {
-    const [, type, id] = op.path.split('/') as [string, 'Users' | 'Groups', string | undefined];
+    // The canonical type from here on (locations, messages), whatever case the path was in.
+    const { type, rest: id } = resourceTargetOf(op.path)!;
     const where = `Operations.${index}`;
     if (op.method === 'POST' && id !== undefined)
       throw scimError(400, 'invalidSyntax', `${where}: a POST goes to /${type}, not to one resource`);

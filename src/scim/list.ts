@@ -8,9 +8,9 @@ import { attributeKey, compileFilter, type Catalog, type Fragment } from './filt
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 200;
 
-/** A page of a list in SQL: the filter, a stable order, and offset/limit. */
+/** A page of a list in SQL: the filter (null: none), a stable order, and offset/limit. */
 export interface ListQuery {
-  where: Fragment;
+  where: Fragment | null;
   orderBy: Fragment;
   offset: number;
   limit: number;
@@ -47,7 +47,7 @@ export function readListRequest(
   const where =
     typeof params.filter === 'string' && params.filter.trim() !== ''
       ? compileFilter(sql, parseFilter(params.filter), catalog)
-      : sql`true`;
+      : null;
   // RFC 7644 §3.4.2.4: below 1 means 1. Past 2^53 a number is no longer exact, and no list is
   // that long: any larger startIndex (2^63, 1e400) is past the end and answers an empty page.
   const startIndex = Math.min(Number.MAX_SAFE_INTEGER, Math.max(1, integer(params.startIndex, 'startIndex') ?? 1));

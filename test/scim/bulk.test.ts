@@ -135,6 +135,43 @@ describe('SCIM /Bulk', () => {
     await f.client.get(`/Users/${idOf(outcomes[0]!)}`).expect(404);
   });
 
+  it('takes paths in any case and with a trailing slash, as single requests do, and answers canonical locations', async () => {
+    const outcomes = await send(
+      f.client,
+      bulk([
+        { method: 'POST', path: '/users', bulkId: 'low', data: oktaUser('low@bulk.test') },
+        { method: 'POST', path: '/GROUPS/', bulkId: 'crew', data: { schemas: [GROUP], displayName: 'Any case' } },
+        { method: 'PUT', path: '/uSeRs/bulkId:low', data: oktaUser('low@bulk.test', { displayName: 'Low Put' }) },
+        {
+          method: 'PATCH',
+          path: '/groups/bulkId:crew/',
+          data: { schemas: [PATCH_OP], Operations: [{ op: 'add', path: 'members', value: [{ value: 'bulkId:low' }] }] },
+        },
+      ]),
+    );
+    expect(outcomes.map((o) => `${o.method} ${o.status}`)).toEqual(['POST 201', 'POST 201', 'PUT 200', 'PATCH 204']);
+    const [user, group, put, patch] = outcomes as [BulkOutcome, BulkOutcome, BulkOutcome, BulkOutcome];
+    expect(user.location).toMatch(/^https:\/\/orgsync\.test\/scim\/v2\/Users\/[0-9a-f-]{36}$/);
+    expect(group.location).toMatch(/^https:\/\/orgsync\.test\/scim\/v2\/Groups\/[0-9a-f-]{36}$/);
+    expect([put.location, patch.location]).toEqual([user.location, group.location]);
+    expect((await f.client.get(`/Users/${idOf(user)}`).expect(200)).body.displayName).toBe('Low Put');
+    const members = (await f.client.get(`/Groups/${idOf(group)}`).expect(200)).body.members;
+    expect(members.map((m: { value: string }) => m.value)).toEqual([idOf(user)]);
+
+    const deleted = await send(
+      f.client,
+      bulk([
+        { method: 'DELETE', path: `/GROUPS/${idOf(group)}` },
+        { method: 'DELETE', path: `/users/${idOf(user)}` },
+      ]),
+    );
+    expect(deleted).toEqual([
+      { method: 'DELETE', location: group.location, status: '204' },
+      { method: 'DELETE', location: user.location, status: '204' },
+    ]);
+    await f.client.get(`/Users/${idOf(user)}`).expect(404);
+  });
+
   it('answers each failed operation with its SCIM error and carries on', async () => {
     const outcomes = await send(
       f.client,
@@ -278,6 +315,12 @@ describe('SCIM /Bulk', () => {
       bulk([createUser('a', 'm1@bulk.test'), { method: 'GET', path: '/Users' }]),
       bulk([createUser('a', 'm1@bulk.test'), { method: 'DELETE', path: '/Users' }]),
       bulk([createUser('a', 'm1@bulk.test'), { method: 'DELETE', path: '/Schemas/x' }]),
+      // A path, not a URL: no query nor fragment; one resource, not a path below it.
+      bulk([createUser('a', 'm1@bulk.test'), { method: 'DELETE', path: '/Users/x?y=1' }]),
+      bulk([createUser('a', 'm1@bulk.test'), { method: 'DELETE', path: '/Users/x#y' }]),
+      bulk([createUser('a', 'm1@bulk.test'), { method: 'DELETE', path: '/users/x/y' }]),
+      bulk([createUser('a', 'm1@bulk.test'), { method: 'DELETE', path: '/usersx' }]),
+      bulk([{ method: 'POST', path: '/users/x', bulkId: 'a', data: oktaUser('m4@bulk.test') }]),
     ];
     for (const body of refusals) {
       const res = await f.client.post('/Bulk', body).expect(400);
