@@ -99,3 +99,41 @@ describe('migration 111 (SCIM user counters)', () => {
     expect(await actual()).toEqual({ [a]: 23 });
   });
 });
+
+describe('migration 112 (member counter shards over bigint)', () => {
+  let db: TestDatabase;
+  afterEach(async () => db?.close());
+
+  it('keeps every member in the shard migration 094 gave it, so existing counters stay right', async () => {
+    db = await createTestDatabase({ migrate: false });
+    await migrate(
+      db.sql,
+      loadMigrations().filter((m) => m.version < '112_member_counts_shard'),
+    );
+    const [org] = await db.sql<{ id: string }[]>`insert into organizations (slug, name) values ('m', 'M') returning id`;
+    const people = (
+      await db.sql<{ id: string }[]>`
+      insert into accounts (email) select 'm' || n || '@shards.test' from generate_series(1, 60) n returning id`
+    ).map((p) => p.id);
+    const join = (accountIds: string[]) => db.sql`
+      insert into memberships (organization_id, account_id, status, source)
+      select ${org!.id}, id, 'active', 'scim' from unnest(${accountIds}::uuid[]) id`;
+    await join(people.slice(0, 40));
+
+    await migrate(db.sql);
+    // Counted before the migration, changed after it: every shard still equals its members, which
+    // it would not if a member's shard had moved (one shard would go negative, another stay high).
+    await db.sql`delete from memberships where account_id = any(${people.slice(0, 15)}::uuid[])`;
+    await join(people.slice(40, 60));
+    const shards = await db.sql<{ shard: number; counted: number; actual: number }[]>`
+      select c.shard, c.n::int as counted, count(m.account_id)::int as actual
+      from member_counts c
+      left join memberships m on m.organization_id = c.organization_id and m.list_tab = c.list_tab
+        and m.status = c.status and abs(hashtext(m.account_id::text)::bigint) % 16 = c.shard
+      where c.organization_id = ${org!.id}
+      group by c.shard, c.n`;
+    expect(shards.length).toBeGreaterThan(1);
+    for (const { counted, actual } of shards) expect(counted).toBe(actual);
+    expect(shards.reduce((sum, s) => sum + s.counted, 0)).toBe(45);
+  });
+});
