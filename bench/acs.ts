@@ -27,6 +27,7 @@ import {
  */
 const LOGINS = Number(process.env.BENCH_ACS_LOGINS ?? 1_000);
 const JUNK = Number(process.env.BENCH_ACS_JUNK ?? 100);
+const WARM_UP = Number(process.env.BENCH_ACS_WARMUP ?? CONCURRENCY);
 
 export async function benchAcs(): Promise<string[]> {
   const db = await benchDatabase();
@@ -51,8 +52,9 @@ export async function benchAcs(): Promise<string[]> {
     const junk = Array.from({ length: JUNK }, () => form(responseXml({ ...site, nameId: 'owner@bench.test' })));
     const post = acsClient(port, `/saml/${slug}/acs`);
     // Warm-up at full concurrency: the pool opens its connections (a backend each, every statement
-    // described once per connection) before the measured logins, which measure the steady state.
-    const warmUp = Array.from({ length: CONCURRENCY }, () =>
+    // described once per connection) before the measured logins. BENCH_ACS_WARMUP raises it (say
+    // to 400) to measure a server whose hot code the JIT has also compiled.
+    const warmUp = Array.from({ length: WARM_UP }, () =>
       form(signAssertion(responseXml({ ...site, nameId: 'owner@bench.test' }), idp)),
     );
     await inFlight(CONCURRENCY, warmUp, (body) => post(body, 303));
