@@ -27,6 +27,14 @@ export function prepareSignatureVerifier(): void {
   verifier ??= startVerifier();
 }
 
+/**
+ * Stops the worker now (as a crash would): the jobs it has fail with VerifierStopped, and the next
+ * job starts another worker.
+ */
+export async function stopSignatureVerifier(): Promise<void> {
+  await verifier?.thread.terminate();
+}
+
 /** verifyXmlSignature of the parsed `xml`, in the worker; rejects with the verifier's error message. */
 export function verifySignatureInWorker(xml: string, certificate: string): Promise<Answer> {
   const { thread, pending } = (verifier ??= startVerifier());
