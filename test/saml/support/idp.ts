@@ -18,7 +18,7 @@ import { XmlDsigEnvelopedSignatureTransform, XmlDsigExcC14NTransform } from 'xml
  */
 
 export interface IdpKeys {
-  /** A directory with the key and certificate files, for tools that read files (the interop tier). */
+  /** A directory with the key and certificate files (written on first use), for tools that read files. */
   dir: string;
   keyFile: string;
   certFile: string;
@@ -42,13 +42,32 @@ export function makeIdpKeys(name = 'test-idp'): IdpKeys {
   cert.sign(forge.pki.privateKeyFromPem(pkcs1), forge.md.sha256.create());
   const certPem = forge.pki.certificateToPem(cert);
 
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orgsync-saml-'));
-  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  const keyFile = path.join(dir, 'key.pem');
-  const certFile = path.join(dir, 'cert.pem');
-  fs.writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  fs.writeFileSync(certFile, certPem);
-  return { dir, keyFile, certFile, certificate: pemBody(certPem), certificatePem: certPem, privateKey };
+  // The files are written only when a tool needs them (the interop tier, one refusal test): the
+  // test runner ends its worker processes without an 'exit' event, so every folder made is left
+  // behind in the temporary directory.
+  let dir: string | undefined;
+  const files = () => {
+    if (!dir) {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orgsync-saml-'));
+      fs.writeFileSync(path.join(dir, 'key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+      fs.writeFileSync(path.join(dir, 'cert.pem'), certPem);
+    }
+    return dir;
+  };
+  return {
+    get dir() {
+      return files();
+    },
+    get keyFile() {
+      return path.join(files(), 'key.pem');
+    },
+    get certFile() {
+      return path.join(files(), 'cert.pem');
+    },
+    certificate: pemBody(certPem),
+    certificatePem: certPem,
+    privateKey,
+  };
 }
 
 /** The base64 body of a PEM certificate (as metadata and KeyInfo carry it). */
