@@ -117,6 +117,19 @@ function countDirectoryUsers(sql: Sql, organizationId: string) {
     select coalesce(sum(n), 0)::int as total from scim_user_counts where organization_id = ${organizationId}`;
 }
 
+/** The advisory lock class of serializeBatchProvisioning (the two-key form, apart from the one-key locks). */
+const BATCH_PROVISIONING_LOCK = 7317111;
+
+/**
+ * Taken first by a transaction that provisions several users of an organization (a /Bulk
+ * window): such transactions then run one at a time. Each create adds one to a counter row of its
+ * shard (migrations 094 and 111) and keeps that row locked until commit, so two of them taking
+ * shards in different orders would deadlock, and PostgreSQL would fail one after a second.
+ */
+export async function serializeBatchProvisioning(tx: Tx, organizationId: string): Promise<void> {
+  await tx`select pg_advisory_xact_lock(${BATCH_PROVISIONING_LOCK}, hashtext(${organizationId}))`;
+}
+
 /** Provisions a user: the person's account (by email) joins the organization. */
 export async function provisionUser(
   sql: Sql,

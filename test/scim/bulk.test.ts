@@ -702,3 +702,26 @@ async function history(organizationId: string) {
   );
   return JSON.parse(text) as { audit: unknown[]; events: unknown[] };
 }
+
+describe('SCIM /Bulk creates in several transactions at once', () => {
+  it('take their counter rows one transaction at a time: every create succeeds and nothing deadlocks', async () => {
+    // 300 creates: six transactions of 50, four at once (SCIM_BULK_CONCURRENCY's default). Each
+    // create keeps a shard of two counters locked until its transaction commits (migrations 094
+    // and 111), so transactions running side by side would take shards in different orders.
+    const deadlocks = async () =>
+      (
+        await f.ctx.sql<{ n: number }[]>`
+          select deadlocks::int as n from pg_stat_database where datname = current_database()`
+      )[0]!.n;
+    const before = await deadlocks();
+    const outcomes = await send(
+      f.client,
+      bulk(Array.from({ length: 300 }, (_, i) => createUser(`many${i}`, `many${i}@bulk-many.test`))),
+    );
+    expect(outcomes.filter((o) => o.status !== '201').map((o) => [o.bulkId, o.status, o.response?.detail])).toEqual([]);
+    const [listed] = await f.ctx.sql<{ n: number }[]>`
+      select count(*)::int as n from scim_users where user_name like 'many%@bulk-many.test'`;
+    expect(listed!.n).toBe(300);
+    expect(await deadlocks()).toBe(before);
+  });
+});
