@@ -50,18 +50,14 @@ export async function listScimGroups(
   query: DirectoryQuery,
   totalOf: (rows: number) => number | null,
 ): Promise<{ rows: Group[]; total: number }> {
+  const matching = sql`
+    groups g where g.organization_id = ${organizationId} and g.source = 'scim' and ${query.where ?? sql`true`}`;
   const rows = await sql<Group[]>`
-    select ${scimGroupColumns(sql)} from groups g
-    where g.organization_id = ${organizationId} and g.source = 'scim' and ${query.where ?? sql`true`}
+    select ${scimGroupColumns(sql)} from ${matching}
     order by ${query.orderBy}
     offset ${query.offset} limit ${query.limit}`;
   const total =
-    totalOf(rows.length) ??
-    (
-      await sql<{ total: number }[]>`
-    select count(*)::int as total from groups g
-    where g.organization_id = ${organizationId} and g.source = 'scim' and ${query.where ?? sql`true`}`
-    )[0]!.total;
+    totalOf(rows.length) ?? (await sql<{ total: number }[]>`select count(*)::int as total from ${matching}`)[0]!.total;
   return { rows, total };
 }
 
