@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, inTransaction, isDatabaseUnavailable, type Db, type Sql } from '../src/storage/database.ts';
@@ -107,6 +108,45 @@ describe.skipIf(!process.env.DATABASE_URL)('losing a connection', () => {
       holder.release();
       await sql.end();
     }
+  });
+});
+
+// Refusing sessions is PostgreSQL's own doing (ALTER DATABASE … ALLOW_CONNECTIONS false).
+describe.skipIf(!process.env.DATABASE_URL)('a database that refuses new sessions', () => {
+  const name = `orgsync_refusing_${process.pid}_${crypto.randomBytes(4).toString('hex')}`;
+  let dba: Sql;
+  let refusing: Sql;
+
+  beforeAll(async () => {
+    dba = postgres(process.env.DATABASE_URL!, { max: 1, onnotice: () => {} });
+    await dba.unsafe(`create database ${name}`);
+    await dba.unsafe(`alter database ${name} allow_connections false`);
+    const url = new URL(process.env.DATABASE_URL!);
+    url.pathname = `/${name}`;
+    refusing = connect(url.toString(), 1);
+  });
+  afterAll(async () => {
+    await refusing?.end({ timeout: 1 });
+    await dba?.unsafe(`alter database ${name} allow_connections true`);
+    await dba?.unsafe(`drop database if exists ${name} with (force)`);
+    await dba?.end();
+  });
+
+  it('is unavailable: each new session is refused (55000, FATAL)', async () => {
+    const error = await failure(refusing`select 1`);
+    expect(error).toMatchObject({ code: '55000', severity: 'FATAL' });
+    expect(isDatabaseUnavailable(error)).toBe(true);
+  });
+
+  it('is told from a statement that fails with the same SQLSTATE', async () => {
+    const error = await failure(
+      dba.begin(async (tx) => {
+        await tx`create temporary sequence refusing_probe`;
+        await tx`select currval('refusing_probe')`; // before any nextval in the session
+      }),
+    );
+    expect(error).toMatchObject({ code: '55000', severity: 'ERROR' });
+    expect(isDatabaseUnavailable(error)).toBe(false);
   });
 });
 

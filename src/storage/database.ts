@@ -91,13 +91,30 @@ const SERVER_UNAVAILABLE = new Set([
 /**
  * Whether `error` says the database is out of reach or too busy to answer in time (a failover, a
  * proxy restart, an idle-session timeout, terminated sessions, a server starting or full, a
- * statement or lock timeout) rather than anything about the statement: the same request may well
- * succeed a moment later.
+ * database closed to new sessions, a statement or lock timeout) rather than anything about the
+ * statement: the same request may well succeed a moment later.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
+  const { code, severity } = (error ?? {}) as { code?: unknown; severity?: unknown };
   if (typeof code !== 'string') return false;
-  return CONNECTION_LOST.has(code) || SERVER_UNAVAILABLE.has(code) || /^08[0-9A-Z]{3}$/.test(code);
+  return (
+    CONNECTION_LOST.has(code) ||
+    SERVER_UNAVAILABLE.has(code) ||
+    /^08[0-9A-Z]{3}$/.test(code) ||
+    isDatabaseRefusingSessions(code, severity)
+  );
+}
+
+/**
+ * A database set to ALLOW_CONNECTIONS false (a maintenance step) refuses each new session with
+ * 55000, object_not_in_prerequisite_state. Statements raise 55000 too (currval before nextval,
+ * among many), at severity ERROR; the refusal ends the session, so its severity is FATAL. That is
+ * the mark: `severity` (unlike `severity_local`) is never translated, and neither the message
+ * (translated by lc_messages) nor `routine` (a C function's name: CheckMyDatabase on PostgreSQL 15)
+ * is meant to be relied on.
+ */
+function isDatabaseRefusingSessions(code: string, severity: unknown): boolean {
+  return code === '55000' && severity === 'FATAL';
 }
 
 /** Opens the configured PostgreSQL, or the embedded one in `config.dataDir` when no DATABASE_URL is set. */
