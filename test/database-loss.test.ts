@@ -1,8 +1,10 @@
 import crypto from 'node:crypto';
+import postgres from 'postgres';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppContext } from '../src/context.ts';
 import { createApp } from '../src/app.ts';
+import { connect, type Sql } from '../src/storage/database.ts';
 import { createTestContext, createTestOrganization } from './support/context.ts';
 import { startOrgsyncProcess, waitUntil, type OrgsyncProcess } from './support/process.ts';
 import { oktaUser, SCIM_JSON } from './support/scim.ts';
@@ -246,5 +248,42 @@ describe('requests while the pool is closed', () => {
     const ready = await request(app).get('/readyz');
     expect(ready.status).toBe(503);
     expect(ready.headers['retry-after']).toBe('5');
+  });
+});
+
+// ALTER DATABASE … ALLOW_CONNECTIONS false needs a real PostgreSQL.
+describe.skipIf(!process.env.DATABASE_URL)('requests while the database refuses new sessions', () => {
+  let refused: AppContext;
+  let keys: { scimToken: string; adminKey: string };
+  let dba: Sql;
+  let name: string;
+  beforeAll(async () => {
+    refused = await createTestContext();
+    keys = await createTestOrganization(refused, 'refused');
+    const url = (refused.database as unknown as { url: string }).url;
+    name = new URL(url).pathname.slice(1);
+    dba = postgres(process.env.DATABASE_URL!, { max: 1, onnotice: () => {} });
+    await dba.unsafe(`alter database ${name} allow_connections false`);
+    // The context's pool keeps the sessions it opened before; a new pool has to ask for one.
+    refused = { ...refused, sql: connect(url, 2) };
+  });
+  afterAll(async () => {
+    await refused?.sql.end({ timeout: 1 });
+    await dba?.unsafe(`alter database ${name} allow_connections true`);
+    await dba?.end();
+    await refused?.database.close();
+  });
+
+  it('answer 503 with Retry-After, as for any other outage', async () => {
+    const app = createApp(refused);
+    const scim = await request(app).get('/scim/v2/Users').set('authorization', `Bearer ${keys.scimToken}`);
+    expect(scim.status).toBe(503);
+    expect(scim.headers['retry-after']).toBe('5');
+    expect(JSON.parse(scim.text)).toMatchObject({ schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'] });
+
+    const admin = await request(app).get('/api/members').set('authorization', `Bearer ${keys.adminKey}`);
+    expect(admin.status).toBe(503);
+    expect(admin.headers['retry-after']).toBe('5');
+    expect(admin.body).toEqual({ error: 'unavailable', message: expect.stringContaining('database') });
   });
 });
