@@ -1,5 +1,6 @@
 import type { Response } from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { serializeBatchProvisioning } from '../../src/core/directory-users.ts';
 import type { Tx } from '../../src/storage/database.ts';
 import { oktaUser, scimFixture } from '../support/scim.ts';
 
@@ -95,5 +96,39 @@ describe('a change of status', () => {
     expect((await request.response).status).toBe(200);
     const [membership] = await f.ctx.sql`select status from memberships where account_id = ${user()}`;
     expect(membership!.status).toBe(active ? 'active' : 'suspended');
+  });
+});
+
+describe('a write taking a counter row of each table (scim_users, memberships)', () => {
+  /** Holds the batches' lock (a /Bulk create transaction's) while `write` starts, and answers the write's response. */
+  async function besideABatch(write: () => PromiseLike<Response>): Promise<Response> {
+    let request!: ReturnType<typeof started>;
+    await f.ctx.sql.begin(async (tx) => {
+      await serializeBatchProvisioning(tx, organizationId);
+      request = started(write());
+      await untilWaitingOrAnswered(request, 'advisory');
+      expect(request.settled).toBe(false);
+      // It waits for the batch before taking any counter row.
+      await tx`select from scim_user_counts where organization_id = ${organizationId} for update nowait`;
+      await tx`select from member_counts where organization_id = ${organizationId} for update nowait`;
+    });
+    return request.response;
+  }
+
+  it.each([
+    ['in one statement', true],
+    ['step by step (created inactive)', false],
+  ])('a create %s waits for a /Bulk transaction of its organization', async (_, active) => {
+    const email = `created-${String(active)}@counter-locks.test`;
+    const response = await besideABatch(() => f.client.post('/Users', oktaUser(email, { active })));
+    expect(response.status).toBe(201);
+    expect(response.body).toMatchObject({ userName: email, active });
+  });
+
+  it('a deprovisioning waits for a /Bulk transaction of its organization', async () => {
+    const id = (await f.client.post('/Users', oktaUser('deleted@counter-locks.test')).expect(201)).body.id as string;
+    const response = await besideABatch(() => f.client.delete(`/Users/${id}`));
+    expect(response.status).toBe(204);
+    await f.client.get(`/Users/${id}`).expect(404);
   });
 });
