@@ -137,3 +137,44 @@ describe('migration 112 (member counter shards over bigint)', () => {
     expect(shards.reduce((sum, s) => sum + s.counted, 0)).toBe(45);
   });
 });
+
+describe('migration 113 (member counter rows locked in one order)', () => {
+  let db: TestDatabase;
+  afterEach(async () => db?.close());
+
+  it('keeps every shard exact through moves either way between statuses and tabs', async () => {
+    db = await createTestDatabase();
+    const [org] = await db.sql<{ id: string }[]>`insert into organizations (slug, name) values ('o', 'O') returning id`;
+    const people = (
+      await db.sql<{ id: string }[]>`
+      insert into accounts (email) select 'o' || n || '@order.test' from generate_series(1, 40) n returning id`
+    ).map((p) => p.id);
+    await db.sql`
+      insert into memberships (organization_id, account_id, status, source)
+      select ${org!.id}, id, case when n <= 20 then 'active' else 'invited' end, 'scim'
+      from unnest(${people}::uuid[]) with ordinality as p(id, n)`;
+    const move = (from: string, to: string, limit: number) => db.sql`
+      update memberships set status = ${to}
+      where account_id in (select account_id from memberships where status = ${from} order by account_id limit ${limit})`;
+    await move('active', 'suspended', 12); // the row left sorts first
+    await move('suspended', 'active', 5); // the row joined sorts first
+    await move('invited', 'active', 8); // to the other tab
+    await move('active', 'removed', 4); // out of the list
+    await move('removed', 'invited', 2); // back into it
+    await db.sql`delete from memberships where account_id = any(${people.slice(35)}::uuid[])`;
+
+    const [wrong] = await db.sql`
+      select count(*)::int as n from (
+        select list_tab, status, abs(hashtext(account_id::text)::bigint) % 16 as shard, count(*) as n
+        from memberships where list_tab is not null group by 1, 2, 3
+      ) actual
+      full join (select * from member_counts where n <> 0) c using (list_tab, status, shard)
+      where actual.n is distinct from c.n`;
+    expect(wrong!.n).toBe(0);
+    const [total] = await db.sql`
+      select (select sum(n)::int from member_counts) as counted,
+             (select count(*)::int from memberships where list_tab is not null) as listed`;
+    expect(total!.counted).toBe(total!.listed);
+    expect(total!.listed).toBeGreaterThan(30);
+  });
+});

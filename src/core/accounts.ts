@@ -68,15 +68,19 @@ export async function ensureAccount(
   return row!;
 }
 
-/** ensureAccount's statement, to run alone or as a step of a larger one (returns the account row). */
+/**
+ * ensureAccount's statement, to run alone or as a step of a larger one (returns the account row).
+ * `after`: a step of that statement to read before the upsert writes (a lock it takes first).
+ */
 export function accountUpsert(
   db: Db,
   input: { email: string; givenName?: string | null; familyName?: string | null },
+  after?: Fragment,
 ): Fragment {
   const email = normalizeEmail(input.email);
   return db`
     insert into accounts (email, given_name, family_name)
-    values (${email}, ${input.givenName ?? null}, ${input.familyName ?? null})
+    select ${email}, ${input.givenName ?? null}, ${input.familyName ?? null} ${after ? db`from ${after}` : db``}
     on conflict (lower(email)) do update set
       given_name = coalesce(accounts.given_name, excluded.given_name),
       family_name = coalesce(accounts.family_name, excluded.family_name)

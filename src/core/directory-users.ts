@@ -124,11 +124,33 @@ const BATCH_PROVISIONING_LOCK = 7317111;
  * Taken first by a transaction that provisions several users of an organization (a /Bulk
  * window): such transactions then run one at a time. Each create adds one to a counter row of its
  * shard (migrations 094 and 111) and keeps that row locked until commit, so two of them taking
- * shards in different orders would deadlock, and PostgreSQL would fail one after a second.
+ * shards in different orders would deadlock, and PostgreSQL would fail one after a second. The
+ * writes of one user that take rows of both counters take the shared form (batchProvisioningTurn).
  */
 export async function serializeBatchProvisioning(tx: Tx, organizationId: string): Promise<void> {
   await tx`select pg_advisory_xact_lock(${BATCH_PROVISIONING_LOCK}, hashtext(${organizationId}))`;
 }
+
+/**
+ * The shared form of serializeBatchProvisioning's lock, for a write that takes a counter row of
+ * each table (scim_users and memberships: a create, a deprovisioning): many such writes run at
+ * once, none beside a batch, which holds rows of both tables in no order. To take before the
+ * counter rows (the triggers fire at the end of the statement) and before any row of the user.
+ */
+function batchProvisioningTurn(db: Db, organizationId: string): Fragment {
+  return db`select pg_advisory_xact_lock_shared(${BATCH_PROVISIONING_LOCK}, hashtext(${organizationId}))`;
+}
+
+/**
+ * batchProvisioningTurn as the step `turn` of a statement. A step runs when a step reads it (an
+ * unread one never does): the statement's first write must read it, so that it writes after it.
+ */
+const turnStep = (db: Db, organizationId: string) =>
+  db`turn as materialized (${batchProvisioningTurn(db, organizationId)})`;
+
+/** batchProvisioningTurn as a statement, sent at once: ahead of those the transaction sends next. */
+const takeBatchProvisioningTurn = (tx: Tx, organizationId: string) =>
+  tx`${batchProvisioningTurn(tx, organizationId)}`.execute();
 
 /** Provisions a user: the person's account (by email) joins the organization. */
 export async function provisionUser(
@@ -143,7 +165,8 @@ export async function provisionUser(
   const accountId = sql`(select id from account)`;
   const rows = await guarded(
     () => sql<(DirectoryUser & { accountId: string | null })[]>`
-    with account as (${accountUpsert(sql, account)}),
+    with ${turnStep(sql, organizationId)},
+    account as (${accountUpsert(sql, account, sql`turn`)}),
     usr as (
       insert into scim_users (organization_id, account_id, user_name, external_id, active, display_name, emails, resource)
       select ${organizationId}, a.id, ${fields.userName}, ${fields.externalId}, true,
@@ -271,8 +294,10 @@ export async function deprovisionUser(
   if (!isUuid(id)) throw notFound('user', { id });
   if (!inOneStatement(actor)) return deprovisionStepByStep(sql, organizationId, id, actor, ifMatch);
   const [deleted] = await sql<{ accountId: string }[]>`
-    with usr as (
+    with ${turnStep(sql, organizationId)},
+    usr as (
       delete from scim_users where organization_id = ${organizationId} and account_id = ${id}
+        and exists (select from turn)
         ${ifMatch ? sql`and version = any(${ifMatch.map(String)}::bigint[])` : sql``}
       returning *
     ),
@@ -480,10 +505,11 @@ async function provisionStepByStep(
   actor: Actor,
 ): Promise<DirectoryUser> {
   return inTransaction(sql, async (tx) => {
-    // The insert finds the account the upsert before it wrote (statements on one connection run
-    // in order), so both travel in one round trip. No savepoint needed: a clash inserts nothing,
-    // and then the existing row says which one.
-    const [person, [row]] = await Promise.all([
+    // Statements on one connection run in order: the turn comes before any write, and the insert
+    // finds the account the upsert before it wrote, so all three travel in one round trip. No
+    // savepoint needed: a clash inserts nothing, and then the existing row says which one.
+    const [, person, [row]] = await Promise.all([
+      takeBatchProvisioningTurn(tx, organizationId),
       ensureAccount(tx, account),
       tx<DirectoryUser[]>`
         insert into scim_users (organization_id, account_id, user_name, external_id, active, display_name, emails, resource)
@@ -551,7 +577,10 @@ async function deprovisionStepByStep(
   ifMatch: readonly number[] | undefined,
 ): Promise<void> {
   await inTransaction(sql, async (tx) => {
-    const row = await lockDirectoryUser(tx, organizationId, id);
+    const [, row] = await Promise.all([
+      takeBatchProvisioningTurn(tx, organizationId),
+      lockDirectoryUser(tx, organizationId, id),
+    ]);
     checkVersion(row, ifMatch);
     await tx`delete from scim_users where organization_id = ${organizationId} and account_id = ${row.accountId}`;
     const membership = await getMembership(tx, organizationId, row.accountId);

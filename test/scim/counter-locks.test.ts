@@ -1,0 +1,134 @@
+import type { Response } from 'supertest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { serializeBatchProvisioning } from '../../src/core/directory-users.ts';
+import type { Tx } from '../../src/storage/database.ts';
+import { oktaUser, scimFixture } from '../support/scim.ts';
+
+/**
+ * The counter rows of migrations 094 and 111 stay locked until commit, so writes that take two
+ * of them must take them in one order, or wait their turn, never each other. Shown without timing:
+ * a test holds one lock in an open transaction, starts a write, waits until the write's backend
+ * waits on a lock (pg_stat_activity), and looks at what the write holds meanwhile.
+ */
+let f: Awaited<ReturnType<typeof scimFixture>>;
+let organizationId: string;
+
+beforeAll(async () => {
+  f = await scimFixture('counter-locks');
+  organizationId = f.org.organization.id;
+});
+afterAll(async () => f.ctx.database.close());
+
+/** A request started at once, and whether it has answered yet. */
+function started(request: PromiseLike<Response>) {
+  const tracked = { settled: false, response: Promise.resolve(request) };
+  void tracked.response.finally(() => (tracked.settled = true)).catch(() => {});
+  return tracked;
+}
+
+/** Until the request has answered, or a backend of this database waits on a lock (of `event`, when given). */
+async function untilWaitingOrAnswered(request: { settled: boolean }, event?: string) {
+  await vi.waitUntil(
+    async () => {
+      if (request.settled) return true;
+      const [row] = await f.ctx.sql<{ n: number }[]>`
+        select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'
+          and (${event ?? null}::text is null or wait_event = ${event ?? null})`;
+      return row!.n > 0;
+    },
+    { timeout: 10_000, interval: 10 },
+  );
+}
+
+/** Locks the member counter row (tab 'members', `status`, `shard`) without waiting; false when another holds it. */
+async function lockedAtOnce(tx: Tx, status: string, shard: number): Promise<boolean> {
+  return tx
+    .savepoint(async (sp) => {
+      const rows = await sp`
+        select n from member_counts
+        where organization_id = ${organizationId} and list_tab = 'members' and status = ${status} and shard = ${shard}
+        for update nowait`;
+      expect(rows).toHaveLength(1);
+      return true;
+    })
+    .catch((error: { code?: string }) => {
+      if (error.code === '55P03') return false;
+      throw error;
+    });
+}
+
+describe('a change of status', () => {
+  // Two members in one counter shard: one to deactivate, one (suspended first) to reactivate.
+  let shard: number;
+  let toDeactivate: string;
+  let toReactivate: string;
+
+  beforeAll(async () => {
+    // 17 accounts: two of them share one of the 16 shards.
+    const accounts = await f.ctx.sql<{ email: string; shard: number }[]>`
+      insert into accounts (email) select 'status' || n || '@counter-locks.test' from generate_series(1, 17) n
+      returning email, (abs(hashtext(id::text)::bigint) % 16)::int as shard`;
+    const first = accounts.find((a) => accounts.some((b) => b !== a && b.shard === a.shard))!;
+    const second = accounts.find((b) => b !== first && b.shard === first.shard)!;
+    shard = first.shard;
+    const create = async (email: string) =>
+      (await f.client.post('/Users', oktaUser(email)).expect(201)).body.id as string;
+    toDeactivate = await create(first.email);
+    toReactivate = await create(second.email);
+    await f.client.patch(`/Users/${toReactivate}`, [{ op: 'replace', value: { active: false } }]).expect(200);
+  });
+
+  // Its two counter rows in (list_tab, status) order: (members, active), then (members, suspended).
+  it.each([
+    ['deactivation', () => toDeactivate, false],
+    ['reactivation', () => toReactivate, true],
+  ])('(%s) locks the two counter rows of its shard in the one order', async (_, user, active) => {
+    let request!: ReturnType<typeof started>;
+    await f.ctx.sql.begin(async (tx) => {
+      expect(await lockedAtOnce(tx, 'active', shard)).toBe(true);
+      request = started(f.client.patch(`/Users/${user()}`, [{ op: 'replace', value: { active } }]));
+      await untilWaitingOrAnswered(request);
+      expect(request.settled).toBe(false);
+      // It waits for the first row holding nothing: the second is free.
+      expect(await lockedAtOnce(tx, 'suspended', shard)).toBe(true);
+    });
+    expect((await request.response).status).toBe(200);
+    const [membership] = await f.ctx.sql`select status from memberships where account_id = ${user()}`;
+    expect(membership!.status).toBe(active ? 'active' : 'suspended');
+  });
+});
+
+describe('a write taking a counter row of each table (scim_users, memberships)', () => {
+  /** Holds the batches' lock (a /Bulk create transaction's) while `write` starts, and answers the write's response. */
+  async function besideABatch(write: () => PromiseLike<Response>): Promise<Response> {
+    let request!: ReturnType<typeof started>;
+    await f.ctx.sql.begin(async (tx) => {
+      await serializeBatchProvisioning(tx, organizationId);
+      request = started(write());
+      await untilWaitingOrAnswered(request, 'advisory');
+      expect(request.settled).toBe(false);
+      // It waits for the batch before taking any counter row.
+      await tx`select from scim_user_counts where organization_id = ${organizationId} for update nowait`;
+      await tx`select from member_counts where organization_id = ${organizationId} for update nowait`;
+    });
+    return request.response;
+  }
+
+  it.each([
+    ['in one statement', true],
+    ['step by step (created inactive)', false],
+  ])('a create %s waits for a /Bulk transaction of its organization', async (_, active) => {
+    const email = `created-${String(active)}@counter-locks.test`;
+    const response = await besideABatch(() => f.client.post('/Users', oktaUser(email, { active })));
+    expect(response.status).toBe(201);
+    expect(response.body).toMatchObject({ userName: email, active });
+  });
+
+  it('a deprovisioning waits for a /Bulk transaction of its organization', async () => {
+    const id = (await f.client.post('/Users', oktaUser('deleted@counter-locks.test')).expect(201)).body.id as string;
+    const response = await besideABatch(() => f.client.delete(`/Users/${id}`));
+    expect(response.status).toBe(204);
+    await f.client.get(`/Users/${id}`).expect(404);
+  });
+});
