@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { systemActor } from '../src/core/actor.ts';
 import { createOrganization } from '../src/core/organizations.ts';
@@ -16,6 +17,7 @@ import {
   eventLoopCpuMs,
   processCpuMs,
   processRssMb,
+  root,
   startServer,
   stopServer,
 } from './support.ts';
@@ -71,23 +73,66 @@ export async function benchAcs(): Promise<string[]> {
     ];
     // The burst again and again (BENCH_ACS_JUNK_ROUNDS): the first meets a refusal path the JIT
     // has not compiled yet (the logins never refuse), the later ones a warm one.
-    for (let round = 1; round <= JUNK_ROUNDS; round++) {
-      const rssBefore = processRssMb(child.pid!);
-      let rssPeak = rssBefore;
-      const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, processRssMb(child.pid!))), 5);
-      const junkLoopBefore = eventLoopCpuMs(child.pid!);
-      const refusals = await inFlight(JUNK, junk, (body) => post(body, 403));
-      const loopPerJunk = (eventLoopCpuMs(child.pid!) - junkLoopBefore) / JUNK;
-      clearInterval(sampler);
-      const which = JUNK_ROUNDS > 1 ? ` (round ${round})` : '';
-      rows.push(
-        `| unsigned junk, ${JUNK} at once${which} | refused in p50 ${refusals.p50.toFixed(1)} ms, p99 ${refusals.p99.toFixed(1)} ms | | event loop ${loopPerJunk.toFixed(2)} ms per post; server RSS ${Math.round(rssBefore)} → peak ${Math.round(rssPeak)} MB (+${Math.round(rssPeak - rssBefore)}) |`,
-      );
+    rows.push(...(await junkBursts('orgsync', child.pid!, post, junk)));
+    // BENCH_ACS_FLOOR=1: the same bursts against servers that only read and parse the message
+    // (bench/acs-floor-server.ts), for what the machine allows at all.
+    if (process.env.BENCH_ACS_FLOOR === '1') {
+      for (const kind of ['bare', 'express']) rows.push(...(await floorBursts(kind, slug, junk)));
     }
     return rows;
   } finally {
     await stopServer(child);
     await db.drop();
+  }
+}
+
+/**
+ * JUNK_ROUNDS bursts of the junk posted all at once, a row each, with the server's event loop
+ * time per post and its resident memory sampled meanwhile; with several rounds, a last row with
+ * the median p99 of the rounds after the first (a warm refusal path).
+ */
+async function junkBursts(
+  server: string,
+  pid: number,
+  post: (body: string, expected: number) => Promise<void>,
+  junk: string[],
+): Promise<string[]> {
+  const rows: string[] = [];
+  const warmP99s: number[] = [];
+  for (let round = 1; round <= JUNK_ROUNDS; round++) {
+    const rssBefore = processRssMb(pid);
+    let rssPeak = rssBefore;
+    const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, processRssMb(pid))), 5);
+    const junkLoopBefore = eventLoopCpuMs(pid);
+    const refusals = await inFlight(JUNK, junk, (body) => post(body, 403));
+    const loopPerJunk = (eventLoopCpuMs(pid) - junkLoopBefore) / JUNK;
+    clearInterval(sampler);
+    if (round > 1) warmP99s.push(refusals.p99);
+    const which = JUNK_ROUNDS > 1 ? ` (round ${round})` : '';
+    rows.push(
+      `| ${server}: unsigned junk, ${JUNK} at once${which} | refused in p50 ${refusals.p50.toFixed(1)} ms, p99 ${refusals.p99.toFixed(1)} ms | | event loop ${loopPerJunk.toFixed(2)} ms per post; server RSS ${Math.round(rssBefore)} → peak ${Math.round(rssPeak)} MB (+${Math.round(rssPeak - rssBefore)}) |`,
+    );
+  }
+  if (warmP99s.length > 1) {
+    warmP99s.sort((a, b) => a - b);
+    const median = warmP99s[Math.floor(warmP99s.length / 2)]!;
+    rows.push(`| ${server}: rounds 2–${JUNK_ROUNDS} | median p99 ${median.toFixed(1)} ms | | |`);
+  }
+  return rows;
+}
+
+/** junkBursts against a floor server of bench/acs-floor-server.ts, started for them. */
+async function floorBursts(kind: string, slug: string, junk: string[]): Promise<string[]> {
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/acs-floor-server.ts', kind, String(port)], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    await new Promise((resolve) => child.stdout.once('data', resolve));
+    return await junkBursts(`floor (${kind})`, child.pid!, acsClient(port, `/saml/${slug}/acs`), junk);
+  } finally {
+    await stopServer(child);
   }
 }
 

@@ -109,11 +109,18 @@ export function childElement(parent: Node, ns: string, localName: string): Eleme
   return childElements(parent, ns, localName)[0] ?? null;
 }
 
-/** Every element below `root` (itself included), depth first. */
+/**
+ * Every element below `root` (itself included), depth first in document order. Walked with a
+ * stack of its own: a recursive generator resumes one frame per level for every element.
+ */
 export function* allElements(root: Element): Generator<Element> {
-  yield root;
-  for (let node = root.firstChild; node; node = node.nextSibling) {
-    if (node.nodeType === 1) yield* allElements(node as Element);
+  const stack: Element[] = [root];
+  for (let element = stack.pop(); element; element = stack.pop()) {
+    yield element;
+    // Pushed last child first, so the first child comes off the stack next.
+    for (let node = element.lastChild; node; node = node.previousSibling) {
+      if (node.nodeType === 1) stack.push(node as Element);
+    }
   }
 }
 
