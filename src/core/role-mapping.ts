@@ -167,9 +167,20 @@ export async function recomputeMappedRoles(
     left join lateral unnest(m.roles) as r(role) on true
     group by t.account_id`;
   const wanted = new Map(computed.map((c) => [c.accountId, c]));
+  // Only the members whose mapped roles differ are locked (and compared again under the lock): a
+  // pass that changes nothing, as the periodic repair over every membership mostly does, locks no
+  // row, so it neither rewrites every row's lock bits nor holds up the members' own changes.
+  const differing = (
+    await tx<Pick<Membership, 'accountId' | 'mappedRoles'>[]>`
+      select account_id, mapped_roles from memberships
+      where organization_id = ${organizationId} and account_id = any(${accountIds as string[]}::uuid[]) and status <> 'removed'`
+  )
+    .filter((m) => sortedRoles(m.mappedRoles) !== wanted.get(m.accountId)!.roles.join())
+    .map((m) => m.accountId);
+  if (differing.length === 0) return 0;
   const current = await tx<Membership[]>`
     select * from memberships
-    where organization_id = ${organizationId} and account_id = any(${accountIds as string[]}::uuid[]) and status <> 'removed'
+    where organization_id = ${organizationId} and account_id = any(${differing}::uuid[]) and status <> 'removed'
     order by account_id
     for update`;
   let groupMappings: Promise<GroupMappingRow[]> | null = null;
@@ -178,7 +189,7 @@ export async function recomputeMappedRoles(
     const target = wanted.get(before.accountId)!;
     let roles = target.roles;
     const sorted = [...before.mappedRoles].sort();
-    if (sorted.join() === roles.join()) continue;
+    if (sortedRoles(before.mappedRoles) === roles.join()) continue;
     if (sorted.includes(OWNER_ROLE) && !roles.includes(OWNER_ROLE) && !before.roles.includes(OWNER_ROLE)) {
       try {
         await assertAnotherOwnerRemains(tx, before);
@@ -222,6 +233,9 @@ export async function recomputeMappedRoles(
   }
   return changed;
 }
+
+/** Roles in the order recomputeMappedRoles compares them in, joined. */
+const sortedRoles = (roles: readonly string[]) => [...roles].sort().join();
 
 interface GroupMappingRow {
   id: string;

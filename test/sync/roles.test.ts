@@ -4,7 +4,12 @@ import { ensureAccount } from '../../src/core/accounts.ts';
 import type { Actor } from '../../src/core/actor.ts';
 import { changeGroupMembers, createGroup, deleteGroup } from '../../src/core/groups.ts';
 import { getMembership, joinOrganization, setRoles } from '../../src/core/memberships.ts';
-import { createGroupRoleMapping, deleteGroupRoleMapping, updateGroupRoleMapping } from '../../src/core/role-mapping.ts';
+import {
+  createGroupRoleMapping,
+  deleteGroupRoleMapping,
+  recomputeMappedRoles,
+  updateGroupRoleMapping,
+} from '../../src/core/role-mapping.ts';
 import { PERMISSIONS } from '../../src/core/permissions.ts';
 import { BUILT_IN_ROLES } from '../../src/core/roles.ts';
 import { createReconciler } from '../../src/sync/index.ts';
@@ -238,5 +243,36 @@ describe('group to role mapping', () => {
       from: ['admin', 'member'],
       to: ['member'],
     });
+  });
+
+  it('a recompute locks only the members whose mapped roles it changes', async () => {
+    const group = await createGroup(ctx.sql, { organizationId: orgId, source: 'scim', displayName: 'Lockers' }, scim);
+    await createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupId: group.id, roles: ['billing'] }, admin);
+    const [settled, drifted] = [await person(), await person()];
+    await changeGroupMembers(ctx.sql, orgId, group.id, { add: [settled, drifted] }, scim);
+    await reconcile();
+    await ctx.sql`update memberships set mapped_roles = '{}' where organization_id = ${orgId} and account_id = ${drifted}`;
+    // Another session asks, without waiting, for the row lock of each member while the
+    // recompute's transaction is still open: granted only if the recompute left that row alone.
+    const lockable = async (id: string) => {
+      const other = await ctx.sql.reserve();
+      try {
+        await other`begin`;
+        await other`select 1 from memberships where organization_id = ${orgId} and account_id = ${id} for update nowait`;
+        return true;
+      } catch (error) {
+        if ((error as { code?: string }).code === '55P03') return false;
+        throw error;
+      } finally {
+        await other`rollback`;
+        other.release();
+      }
+    };
+    const seen = await ctx.sql.begin(async (tx) => {
+      const changed = await recomputeMappedRoles(tx, orgId, [settled, drifted], scim, { kind: 'repair' });
+      return { changed, settled: await lockable(settled), drifted: await lockable(drifted) };
+    });
+    expect(seen).toEqual({ changed: 1, settled: true, drifted: false });
+    expect((await roles(drifted)).mapped).toEqual(['billing']);
   });
 });
