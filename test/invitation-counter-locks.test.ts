@@ -3,11 +3,13 @@ import type { AppContext } from '../src/context.ts';
 import { systemActor } from '../src/core/actor.ts';
 import { serializeBatchProvisioning } from '../src/core/batch-provisioning-lock.ts';
 import { getInvitationImport, runInvitationImport, startInvitationImport } from '../src/core/invitation-import-jobs.ts';
+import { expireInvitations } from '../src/core/invitation-lifecycle.ts';
+import { inviteMembers } from '../src/core/invitations.ts';
 import { createTestContext, createTestOrganization } from './support/context.ts';
 
 /**
  * The member counter rows (migrations 094, 113) stay locked until commit. The writes of invited
- * memberships that take many of them in no order (an import batch) wait for the
+ * memberships that take many of them in no order (an import batch, the expiry sweep) wait for the
  * organization's batch lock before taking any, as a /Bulk window does. Shown
  * without timing: a test holds a lock in an open transaction, starts the write, waits until its
  * backend waits on a lock (pg_stat_activity), and looks at what the write holds meanwhile.
@@ -55,6 +57,17 @@ async function besideABatch<T>(organizationId: string, write: () => Promise<T>):
   return tracked.result;
 }
 
+async function invite(organizationId: string, emails: string[]) {
+  const results = await inviteMembers(
+    ctx.sql,
+    ctx.config.serverSecret,
+    organizationId,
+    emails.map((email) => ({ email })),
+    admin,
+  );
+  expect(results.every((r) => r.invited)).toBe(true);
+}
+
 /** The organization's count of members in (list_tab, status), over its shards. */
 async function counted(organizationId: string, listTab: string, status: string): Promise<number> {
   const [row] = await ctx.sql<{ n: number }[]>`
@@ -75,5 +88,17 @@ describe('writes of many invited memberships wait for the organization batch loc
     );
     expect(await getInvitationImport(ctx.sql, organization.id, job.id)).toMatchObject({ status: 'done', invited: 20 });
     expect(await counted(organization.id, 'invitations', 'invited')).toBe(20);
+  });
+
+  it('the expiry sweep', async () => {
+    const { organization } = await createTestOrganization(ctx, 'sweep-locks');
+    await invite(organization.id, emails('expired'));
+    await ctx.sql`update invitations set expires_at = now() - interval '1 minute' where organization_id = ${organization.id}`;
+    const expired = await besideABatch(organization.id, () => expireInvitations(ctx.sql, systemActor('sync')));
+    expect(expired).toBe(20);
+    const statuses = await ctx.sql`
+      select distinct status from memberships where organization_id = ${organization.id} and status <> 'active'`;
+    expect(statuses).toEqual([{ status: 'removed' }]);
+    expect(await counted(organization.id, 'invitations', 'invited')).toBe(0);
   });
 });
