@@ -1,6 +1,7 @@
 import { accountUpsert, ensureAccount, isValidEmail, normalizeEmail } from './accounts.ts';
 import type { Actor } from './actor.ts';
 import { heldPermissions } from './authority.ts';
+import { batchProvisioningTurn } from './batch-provisioning-lock.ts';
 import { conflict, DomainError, invalid, isUniqueViolation, notFound, preconditionFailed } from './errors.ts';
 import { changeRecordSteps, recordChange } from './events.ts';
 import { isUuid } from './ids.ts';
@@ -115,30 +116,6 @@ export async function listDirectoryUsers(
 function countDirectoryUsers(sql: Sql, organizationId: string) {
   return sql<{ total: number }[]>`
     select coalesce(sum(n), 0)::int as total from scim_user_counts where organization_id = ${organizationId}`;
-}
-
-/** The advisory lock class of serializeBatchProvisioning (the two-key form, apart from the one-key locks). */
-const BATCH_PROVISIONING_LOCK = 7317111;
-
-/**
- * Taken first by a transaction that provisions several users of an organization (a /Bulk
- * window): such transactions then run one at a time. Each create adds one to a counter row of its
- * shard (migrations 094 and 111) and keeps that row locked until commit, so two of them taking
- * shards in different orders would deadlock, and PostgreSQL would fail one after a second. The
- * writes of one user that take rows of both counters take the shared form (batchProvisioningTurn).
- */
-export async function serializeBatchProvisioning(tx: Tx, organizationId: string): Promise<void> {
-  await tx`select pg_advisory_xact_lock(${BATCH_PROVISIONING_LOCK}, hashtext(${organizationId}))`;
-}
-
-/**
- * The shared form of serializeBatchProvisioning's lock, for a write that takes a counter row of
- * each table (scim_users and memberships: a create, a deprovisioning): many such writes run at
- * once, none beside a batch, which holds rows of both tables in no order. To take before the
- * counter rows (the triggers fire at the end of the statement) and before any row of the user.
- */
-function batchProvisioningTurn(db: Db, organizationId: string): Fragment {
-  return db`select pg_advisory_xact_lock_shared(${BATCH_PROVISIONING_LOCK}, hashtext(${organizationId}))`;
 }
 
 /**

@@ -1,5 +1,6 @@
-import { inTransaction, type Db } from '../storage/database.ts';
+import { inTransaction, type Db, type Tx } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
+import { serializeBatchProvisioning } from './batch-provisioning-lock.ts';
 import { DomainError, notFound } from './errors.ts';
 import { isUuid } from './ids.ts';
 import { inviteImportRows, readImportFile, type ImportRow, type PreparedRow } from './invitation-import.ts';
@@ -124,8 +125,8 @@ export async function runInvitationImport(
   }
 }
 
-async function processBatch(db: Db, serverSecret: string, organizationId: string, id: string): Promise<boolean> {
-  const [job] = await db<{ done: number; total: number; roles: string[] | null; actor: Actor; batch: PreparedRow[] }[]>`
+async function processBatch(tx: Tx, serverSecret: string, organizationId: string, id: string): Promise<boolean> {
+  const [job] = await tx<{ done: number; total: number; roles: string[] | null; actor: Actor; batch: PreparedRow[] }[]>`
     select done, total, roles, actor,
       coalesce((select jsonb_agg(e order by n) from jsonb_array_elements(pending_rows) with ordinality as t(e, n)
                 where n > done and n <= done + ${IMPORT_BATCH}), '[]') as batch
@@ -133,8 +134,11 @@ async function processBatch(db: Db, serverSecret: string, organizationId: string
     where organization_id = ${organizationId} and id = ${id} and status = 'running'
     for update skip locked`;
   if (!job) return false;
+  // Its invitations take counter rows of many shards in no order, as a /Bulk window and the
+  // expiry sweep do: one such transaction of the organization at a time, or they could deadlock.
+  await serializeBatchProvisioning(tx, organizationId);
   const rows = await inviteImportRows(
-    db,
+    tx,
     serverSecret,
     organizationId,
     job.batch,
@@ -143,11 +147,11 @@ async function processBatch(db: Db, serverSecret: string, organizationId: string
   );
   const done = job.done + rows.length;
   const finished = done >= job.total || rows.length === 0;
-  await db`
+  await tx`
     update invitation_imports set
       done = ${done},
       invited = invited + ${rows.filter((r) => r.status === 'invited').length},
-      results = results || ${db.json(rows as never)}::jsonb,
+      results = results || ${tx.json(rows as never)}::jsonb,
       status = ${finished ? 'done' : 'running'},
       pending_rows = case when ${finished} then '[]'::jsonb else pending_rows end,
       finished_at = case when ${finished} then now() end,

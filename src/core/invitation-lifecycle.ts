@@ -1,6 +1,7 @@
 import type { Db, Sql, Tx } from '../storage/database.ts';
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
+import { serializeBatchProvisioning } from './batch-provisioning-lock.ts';
 import { emitEvent } from './events.ts';
 import { changeGroupMembers } from './groups.ts';
 
@@ -87,17 +88,32 @@ const SWEEP_BATCH = 500;
 
 /**
  * The sweep: every pending invitation past its expiry is ended by `markInvitationsExpired` (the
- * function a join uses when it meets one not swept yet, so both audit alike). Works in batches,
- * each its own transaction: a crash loses at most the batch in flight, which the next run picks
- * up again.
+ * function a join uses when it meets one not swept yet, so both audit alike). Works
+ * organization by organization, in batches, each its own transaction: a crash loses at most the
+ * batch in flight, which the next run picks up again.
  */
 export async function expireInvitations(sql: Sql, actor: Actor): Promise<number> {
+  const organizations = await sql<{ organizationId: string }[]>`
+    select distinct organization_id from invitations where status = 'pending' and expires_at <= now()`;
+  let total = 0;
+  for (const { organizationId } of organizations) total += await expireInvitationsOf(sql, organizationId, actor);
+  return total;
+}
+
+/**
+ * A batch moves memberships out of counter rows of many shards in no order, as an import batch,
+ * a /Bulk window or a sweep on another instance (a run outlasting its tick) may at the same time:
+ * it takes the organization's batch lock first, so they run one at a time. One organization per
+ * transaction, so a transaction holds one such lock and never waits for a second.
+ */
+async function expireInvitationsOf(sql: Sql, organizationId: string, actor: Actor): Promise<number> {
   let total = 0;
   for (;;) {
     const expired = await sql.begin(async (tx) => {
+      await serializeBatchProvisioning(tx, organizationId);
       const rows = await tx<Omit<PendingInvitation, 'groupIds'>[]>`
         select organization_id, id, account_id, email from invitations
-        where status = 'pending' and expires_at <= now()
+        where organization_id = ${organizationId} and status = 'pending' and expires_at <= now()
         order by expires_at limit ${SWEEP_BATCH} for update skip locked`;
       await markInvitationsExpired(tx, rows, actor);
       return rows.length;

@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express';
 import SCIMMY from 'scimmy';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
-import { serializeBatchProvisioning } from '../core/directory-users.ts';
+import { serializeBatchProvisioning } from '../core/batch-provisioning-lock.ts';
 import { DomainError } from '../core/errors.ts';
 import { inTransaction, type Sql } from '../storage/database.ts';
 import type { ScimRequest } from './auth.ts';

@@ -1,6 +1,6 @@
 import type { Response } from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { serializeBatchProvisioning } from '../../src/core/directory-users.ts';
+import { serializeBatchProvisioning } from '../../src/core/batch-provisioning-lock.ts';
 import type { Tx } from '../../src/storage/database.ts';
 import { oktaUser, scimFixture } from '../support/scim.ts';
 

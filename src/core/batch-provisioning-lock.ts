@@ -1,0 +1,26 @@
+import type { Db, Fragment, Tx } from '../storage/database.ts';
+
+/** The advisory lock class of serializeBatchProvisioning (the two-key form, apart from the one-key locks). */
+const BATCH_PROVISIONING_LOCK = 7317111;
+
+/**
+ * Taken first by a transaction that writes many memberships of an organization (a /Bulk window,
+ * an invitation import batch, the expiry sweep): such transactions then run one at a time. Each
+ * write moves a counter row of its shard (migrations 094 and 111) and keeps that row locked until
+ * commit, so two of them taking shards in different orders would deadlock, and PostgreSQL would
+ * fail one after a second. The writes of one user that take rows of both counters take the shared
+ * form (batchProvisioningTurn).
+ */
+export async function serializeBatchProvisioning(tx: Tx, organizationId: string): Promise<void> {
+  await tx`select pg_advisory_xact_lock(${BATCH_PROVISIONING_LOCK}, hashtext(${organizationId}))`;
+}
+
+/**
+ * The shared form of serializeBatchProvisioning's lock, for a write that takes a counter row of
+ * each table (scim_users and memberships: a create, a deprovisioning): many such writes run at
+ * once, none beside a batch, which holds rows of both tables in no order. To take before the
+ * counter rows (the triggers fire at the end of the statement) and before any row of the user.
+ */
+export function batchProvisioningTurn(db: Db, organizationId: string): Fragment {
+  return db`select pg_advisory_xact_lock_shared(${BATCH_PROVISIONING_LOCK}, hashtext(${organizationId}))`;
+}

@@ -1,0 +1,104 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { AppContext } from '../src/context.ts';
+import { systemActor } from '../src/core/actor.ts';
+import { serializeBatchProvisioning } from '../src/core/batch-provisioning-lock.ts';
+import { getInvitationImport, runInvitationImport, startInvitationImport } from '../src/core/invitation-import-jobs.ts';
+import { expireInvitations } from '../src/core/invitation-lifecycle.ts';
+import { inviteMembers } from '../src/core/invitations.ts';
+import { createTestContext, createTestOrganization } from './support/context.ts';
+
+/**
+ * The member counter rows (migrations 094, 113) stay locked until commit. The writes of invited
+ * memberships that take many of them in no order (an import batch, the expiry sweep) wait for the
+ * organization's batch lock before taking any, as a /Bulk window does. Shown
+ * without timing: a test holds a lock in an open transaction, starts the write, waits until its
+ * backend waits on a lock (pg_stat_activity), and looks at what the write holds meanwhile.
+ */
+let ctx: AppContext;
+const admin = systemActor('admin');
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+});
+afterAll(async () => ctx.database.close());
+
+/** A write started at once, and whether it has ended yet. */
+function started<T>(write: Promise<T>) {
+  const tracked = { settled: false, result: write };
+  void write.finally(() => (tracked.settled = true)).catch(() => {});
+  return tracked;
+}
+
+/** Until the write has ended, or a backend of this database waits on a lock of `event`. */
+async function untilWaitingOrEnded(write: { settled: boolean }, event: string) {
+  await vi.waitUntil(
+    async () => {
+      if (write.settled) return true;
+      const [row] = await ctx.sql<{ n: number }[]>`
+        select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'
+          and wait_event = ${event}`;
+      return row!.n > 0;
+    },
+    { timeout: 10_000, interval: 10 },
+  );
+}
+
+/** Holds the organization's batch lock while `write` starts; checks it waits holding no counter row, then lets it run. */
+async function besideABatch<T>(organizationId: string, write: () => Promise<T>): Promise<T> {
+  let tracked!: ReturnType<typeof started<T>>;
+  await ctx.sql.begin(async (tx) => {
+    await serializeBatchProvisioning(tx, organizationId);
+    tracked = started(write());
+    await untilWaitingOrEnded(tracked, 'advisory');
+    expect(tracked.settled).toBe(false);
+    await tx`select from member_counts where organization_id = ${organizationId} for update nowait`;
+  });
+  return tracked.result;
+}
+
+async function invite(organizationId: string, emails: string[]) {
+  const results = await inviteMembers(
+    ctx.sql,
+    ctx.config.serverSecret,
+    organizationId,
+    emails.map((email) => ({ email })),
+    admin,
+  );
+  expect(results.every((r) => r.invited)).toBe(true);
+}
+
+/** The organization's count of members in (list_tab, status), over its shards. */
+async function counted(organizationId: string, listTab: string, status: string): Promise<number> {
+  const [row] = await ctx.sql<{ n: number }[]>`
+    select coalesce(sum(n), 0)::int as n from member_counts
+    where organization_id = ${organizationId} and list_tab = ${listTab} and status = ${status}`;
+  return row!.n;
+}
+
+const emails = (prefix: string) => Array.from({ length: 20 }, (_, i) => `${prefix}${i}@invitation-locks.test`);
+
+describe('writes of many invited memberships wait for the organization batch lock', () => {
+  it('an invitation import batch', async () => {
+    const { organization } = await createTestOrganization(ctx, 'import-locks');
+    const csv = ['email', ...emails('imported')].join('\n');
+    const job = await startInvitationImport(ctx.sql, organization.id, csv, {}, admin);
+    await besideABatch(organization.id, () =>
+      runInvitationImport(ctx.sql, ctx.config.serverSecret, organization.id, job.id),
+    );
+    expect(await getInvitationImport(ctx.sql, organization.id, job.id)).toMatchObject({ status: 'done', invited: 20 });
+    expect(await counted(organization.id, 'invitations', 'invited')).toBe(20);
+  });
+
+  it('the expiry sweep', async () => {
+    const { organization } = await createTestOrganization(ctx, 'sweep-locks');
+    await invite(organization.id, emails('expired'));
+    await ctx.sql`update invitations set expires_at = now() - interval '1 minute' where organization_id = ${organization.id}`;
+    const expired = await besideABatch(organization.id, () => expireInvitations(ctx.sql, systemActor('sync')));
+    expect(expired).toBe(20);
+    const statuses = await ctx.sql`
+      select distinct status from memberships where organization_id = ${organization.id} and status <> 'active'`;
+    expect(statuses).toEqual([{ status: 'removed' }]);
+    expect(await counted(organization.id, 'invitations', 'invited')).toBe(0);
+  });
+});
