@@ -17,6 +17,35 @@ export type DomainEventType =
   | 'group.members_changed'
   | (string & {});
 
+/**
+ * Event types orgsync itself acts on when the reconciler dispatches them: role mapping
+ * (sync/roles.ts) and emails (sync/outbox.ts). The reconciler's handlers see no other type.
+ */
+const ROLE_MAPPING_EVENTS = new Set(['member.joined', 'group.members_changed', 'group.updated', 'group.deleted']);
+export const EMAIL_EVENTS = new Set(['invite.created', 'domain.verification_lost']);
+
+/** Whether role mapping acts on an event of this type (sync/roles.ts reads nothing else). */
+export function concernsRoleMapping(type: string): boolean {
+  return ROLE_MAPPING_EVENTS.has(type) || type.startsWith('mapping.');
+}
+
+/** Event types an organization's webhooks can receive. */
+export const WEBHOOK_EVENT_PREFIXES = ['member.', 'invite.', 'group.'];
+
+/**
+ * The outbox's dispatched_at for a new event of `type`: unset when something will act on it (role
+ * mapping, an email, or a webhook while the organization has an enabled endpoint), else the
+ * moment it is written. An event nothing waits for (most SCIM changes of an organization without
+ * webhooks) is thus neither claimed nor marked by the reconciler, two writes fewer per event; it
+ * is kept all the same, like every other event.
+ */
+function dispatchedAtOnWrite(db: Db, organizationId: string, type: string): Fragment {
+  if (concernsRoleMapping(type) || EMAIL_EVENTS.has(type)) return db`null::timestamptz`;
+  if (!WEBHOOK_EVENT_PREFIXES.some((prefix) => type.startsWith(prefix))) return db`clock_timestamp()`;
+  return db`case when exists (select 1 from webhook_endpoints where organization_id = ${organizationId} and enabled)
+                 then null else clock_timestamp() end`;
+}
+
 export async function emitEvent(
   db: Db,
   organizationId: string,
@@ -24,7 +53,9 @@ export async function emitEvent(
   payload: Record<string, unknown>,
   actor: Actor,
 ): Promise<void> {
-  await db`insert into outbox (organization_id, type, payload) values (${organizationId}, ${type}, ${db.json(eventBody(payload, actor))})`;
+  await db`
+    insert into outbox (organization_id, type, payload, dispatched_at)
+    values (${organizationId}, ${type}, ${db.json(eventBody(payload, actor))}, ${dispatchedAtOnWrite(db, organizationId, type)})`;
 }
 
 /**
@@ -49,7 +80,9 @@ export async function recordChange(
       values (${organizationId}, ${actor.channel}, ${actor.type}, ${actor.id ?? null}, ${actor.name}, ${change.action},
               ${change.target.type}, ${change.target.id}, ${db.json(change.details as never)})
     )
-    insert into outbox (organization_id, type, payload) values (${organizationId}, ${change.event}, ${db.json(eventBody(change.payload, actor))})`;
+    insert into outbox (organization_id, type, payload, dispatched_at)
+    values (${organizationId}, ${change.event}, ${db.json(eventBody(change.payload, actor))},
+            ${dispatchedAtOnWrite(db, organizationId, change.event)})`;
 }
 
 /**
@@ -81,8 +114,9 @@ export function changeRecordSteps(
       from ${change.rows} as changed_rows
     ),
     ${db(`${name}_event`)} as (
-      insert into outbox (organization_id, type, payload)
-      select ${organizationId}, ${change.event}, ${change.payload} || jsonb_build_object('actor', ${actorJson}::jsonb)
+      insert into outbox (organization_id, type, payload, dispatched_at)
+      select ${organizationId}, ${change.event}, ${change.payload} || jsonb_build_object('actor', ${actorJson}::jsonb),
+             ${dispatchedAtOnWrite(db, organizationId, change.event)}
       from ${change.rows} as changed_rows
     )`;
 }

@@ -2,6 +2,7 @@ import type { Db, Sql, Tx } from '../storage/database.ts';
 import { systemActor, type Actor } from '../core/actor.ts';
 import { recordAudit } from '../core/audit.ts';
 import { activeOwnerEmails } from '../core/member-directory.ts';
+import { EMAIL_EVENTS, WEBHOOK_EVENT_PREFIXES } from '../core/events.ts';
 import { enabledWebhookEndpoints } from '../core/webhook-endpoints.ts';
 import type { Logger } from '../log.ts';
 import { afterFailure, type RetryPolicy } from './deliver.ts';
@@ -17,9 +18,6 @@ export interface OutboxEvent {
 
 /** Work an event causes inside orgsync (e.g. recomputing roles), run in the dispatch transaction. */
 export type EventHandler = (tx: Tx, events: OutboxEvent[]) => Promise<void>;
-
-/** Event types an organization's webhooks can receive. */
-export const WEBHOOK_EVENT_PREFIXES = ['member.', 'invite.', 'group.'];
 
 export interface DispatchResult {
   dispatched: number;
@@ -185,6 +183,7 @@ async function dispatchOne(sql: Sql, handlers: EventHandler[], key: OutboxEvent,
 async function createDeliveries(tx: Tx, events: OutboxEvent[]): Promise<number> {
   const rows: { organizationId: string; eventId: string; kind: 'email' | 'webhook'; target: string }[] = [];
   for (const e of events) {
+    if (!EMAIL_EVENTS.has(e.type)) continue;
     if (e.type === 'invite.created' && typeof e.payload.email === 'string') {
       rows.push({ organizationId: e.organizationId, eventId: e.id, kind: 'email', target: e.payload.email });
     }

@@ -1,5 +1,6 @@
 import type { Sql } from '../storage/database.ts';
 import { systemActor } from '../core/actor.ts';
+import { concernsRoleMapping } from '../core/events.ts';
 import { membershipKeysAfter } from '../core/memberships.ts';
 import { membersOfMappedGroups, recomputeMappedRoles, type RoleChangeTrigger } from '../core/role-mapping.ts';
 import type { EventHandler } from './outbox.ts';
@@ -24,6 +25,8 @@ export const recomputeRolesOnEvents: EventHandler = async (tx, events) => {
   const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
   const names = (...v: unknown[]) => v.filter((n): n is string => typeof n === 'string');
   for (const { organizationId: org, type, payload: p } of events) {
+    // Events of other types are written dispatched (core/events.ts): none would reach this.
+    if (!concernsRoleMapping(type)) continue;
     const event = { event: type };
     if (type === 'group.members_changed') {
       add(org, [...((p.added as string[]) ?? []), ...((p.removed as string[]) ?? [])], {
