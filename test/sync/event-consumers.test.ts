@@ -6,6 +6,7 @@ import type { AppContext } from '../../src/context.ts';
 import type { Actor } from '../../src/core/actor.ts';
 import { emitEvent } from '../../src/core/events.ts';
 import { createWebhookEndpoint, setWebhookEndpointEnabled } from '../../src/core/webhook-endpoints.ts';
+import { OUTBOX_CHANNEL } from '../../src/sync/reconciler.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
 
 const admin: Actor = { type: 'admin_key', id: 'k', name: 'key', channel: 'admin' };
@@ -92,5 +93,32 @@ describe('events nothing in orgsync acts on', () => {
       { type: 'user.provisioned', dispatched: true },
       { type: 'user.updated', dispatched: true },
     ]);
+  });
+
+  it('wake the reconciler only when something waits for them', async () => {
+    const { organization } = await createTestOrganization(ctx, 'consumers-notify');
+    const heard: string[] = [];
+    let hear: () => void = () => {};
+    const listening = await ctx.sql.listen(OUTBOX_CHANNEL, (payload) => {
+      heard.push(payload);
+      hear();
+    });
+    const next = (count: number) =>
+      new Promise<void>((resolve) => {
+        hear = () => heard.length >= count && resolve();
+        hear();
+      });
+    try {
+      // Notifications arrive in commit order: a marker sent after the event shows whether the
+      // event's own notification came before it.
+      await emitEvent(ctx.sql, organization.id, 'user.updated', {}, admin);
+      await ctx.sql`select pg_notify(${OUTBOX_CHANNEL}, 'marker')`;
+      await next(1);
+      await emitEvent(ctx.sql, organization.id, 'member.joined', {}, admin);
+      await next(2);
+      expect(heard).toEqual(['marker', '']);
+    } finally {
+      await listening.unlisten();
+    }
   });
 });
