@@ -101,4 +101,26 @@ describe('writes of many invited memberships wait for the organization batch loc
     expect(statuses).toEqual([{ status: 'removed' }]);
     expect(await counted(organization.id, 'invitations', 'invited')).toBe(0);
   });
+
+  it('the expiry sweep passes over an invitation whose membership a join holds, and never waits for it', async () => {
+    const { organization } = await createTestOrganization(ctx, 'sweep-join');
+    const [held, free] = emails('joining');
+    await invite(organization.id, [held!, free!]);
+    await ctx.sql`update invitations set expires_at = now() - interval '1 minute' where organization_id = ${organization.id}`;
+    const pending = () => ctx.sql<{ email: string }[]>`
+      select email from invitations where organization_id = ${organization.id} and status = 'pending'`;
+    // A join locks the membership first, then the invitation.
+    await ctx.sql.begin(async (tx) => {
+      await tx`
+        select from memberships m join accounts a on a.id = m.account_id
+        where m.organization_id = ${organization.id} and lower(a.email) = ${held} for update of m`;
+      const sweep = started(expireInvitations(ctx.sql, systemActor('sync')));
+      await untilWaitingOrEnded(sweep, 'transactionid');
+      expect(sweep.settled).toBe(true);
+      expect(await sweep.result).toBe(1);
+    });
+    expect(await pending()).toEqual([{ email: held }]);
+    expect(await expireInvitations(ctx.sql, systemActor('sync'))).toBe(1);
+    expect(await pending()).toEqual([]);
+  });
 });

@@ -111,10 +111,14 @@ async function expireInvitationsOf(sql: Sql, organizationId: string, actor: Acto
   for (;;) {
     const expired = await sql.begin(async (tx) => {
       await serializeBatchProvisioning(tx, organizationId);
+      // The membership is locked with its invitation, skipped too when a join holds it: a join
+      // locks the membership and then the invitation, and the sweep must not wait for the one
+      // while holding the other. (A pending invitation always has its membership row.)
       const rows = await tx<Omit<PendingInvitation, 'groupIds'>[]>`
-        select organization_id, id, account_id, email from invitations
-        where organization_id = ${organizationId} and status = 'pending' and expires_at <= now()
-        order by expires_at limit ${SWEEP_BATCH} for update skip locked`;
+        select i.organization_id, i.id, i.account_id, i.email
+        from invitations i join memberships m on m.organization_id = i.organization_id and m.account_id = i.account_id
+        where i.organization_id = ${organizationId} and i.status = 'pending' and i.expires_at <= now()
+        order by i.expires_at limit ${SWEEP_BATCH} for update of i, m skip locked`;
       await markInvitationsExpired(tx, rows, actor);
       return rows.length;
     });
