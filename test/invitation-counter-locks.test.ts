@@ -104,8 +104,8 @@ describe('writes of many invited memberships wait for the organization batch loc
 
   it('the expiry sweep passes over an invitation whose membership a join holds, and never waits for it', async () => {
     const { organization } = await createTestOrganization(ctx, 'sweep-join');
-    const [held, free] = emails('joining');
-    await invite(organization.id, [held!, free!]);
+    const [held, free] = emails('joining') as [string, string];
+    await invite(organization.id, [held, free]);
     await ctx.sql`update invitations set expires_at = now() - interval '1 minute' where organization_id = ${organization.id}`;
     const pending = () => ctx.sql<{ email: string }[]>`
       select email from invitations where organization_id = ${organization.id} and status = 'pending'`;
