@@ -47,12 +47,16 @@ export function verifySignatureInWorker(xml: string, certificate: string): Promi
 }
 
 function startVerifier(): Verifier {
-  // Through tsx, as the app itself runs, however the process was started.
-  const entry = new URL('./signature-worker.ts', import.meta.url).href;
-  const thread = new Worker(
-    `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry)}); });`,
-    { eval: true },
-  );
+  const thread = import.meta.url.endsWith('.js')
+    ? // Built (npm run build): the worker's JavaScript lies beside this module's.
+      new Worker(new URL('./signature-worker.js', import.meta.url))
+    : // From the sources: through tsx, as the app itself runs, however the process was started.
+      new Worker(
+        `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(
+          new URL('./signature-worker.ts', import.meta.url).href,
+        )}); });`,
+        { eval: true },
+      );
   const started: Verifier = { thread, pending: new Map() };
   const { pending } = started;
   thread.unref();
