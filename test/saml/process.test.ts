@@ -6,7 +6,7 @@ import { encode, makeIdpKeys, responseXml, signAssertion } from './support/idp.t
 import { idpMetadataXml } from './support/setup.ts';
 
 /**
- * Sign-in against the real process (`node --import tsx src/main.ts`), not the app inside vitest:
+ * Sign-in against a real process (`node --import tsx src/main.ts`), not the app inside vitest:
  * Node's own ESM loader sees CommonJS packages such as samlify differently from vitest's bundler.
  */
 let ctx: AppContext;

@@ -13,8 +13,9 @@ export interface OrgsyncProcess {
 }
 
 /**
- * orgsync as it runs in production (`node --import tsx src/main.ts`) in a child process, on
- * loopback with a port of its own; `env` adds or overrides configuration variables.
+ * orgsync as a process of its own, from the sources (`node --import tsx src/main.ts`; production
+ * runs the same code built, which CI starts too), on loopback with a port of its own; `env` adds or
+ * overrides configuration variables.
  */
 export async function startOrgsyncProcess(env: Record<string, string>): Promise<OrgsyncProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
