@@ -183,6 +183,7 @@ async function dispatchOne(sql: Sql, handlers: EventHandler[], key: OutboxEvent,
 async function createDeliveries(tx: Tx, events: OutboxEvent[]): Promise<number> {
   const rows: { organizationId: string; eventId: string; kind: 'email' | 'webhook'; target: string }[] = [];
   for (const e of events) {
+    // Only the types core/events.ts lists for emails: another may have been written dispatched.
     if (!EMAIL_EVENTS.has(e.type)) continue;
     if (e.type === 'invite.created' && typeof e.payload.email === 'string') {
       rows.push({ organizationId: e.organizationId, eventId: e.id, kind: 'email', target: e.payload.email });

@@ -25,7 +25,8 @@ export const recomputeRolesOnEvents: EventHandler = async (tx, events) => {
   const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
   const names = (...v: unknown[]) => v.filter((n): n is string => typeof n === 'string');
   for (const { organizationId: org, type, payload: p } of events) {
-    // Events of other types are written dispatched (core/events.ts): none would reach this.
+    // Only the types core/events.ts lists for role mapping: an event of another type may have
+    // been written dispatched, so a branch for one here would run only sometimes.
     if (!concernsRoleMapping(type)) continue;
     const event = { event: type };
     if (type === 'group.members_changed') {
