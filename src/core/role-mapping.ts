@@ -189,7 +189,7 @@ export async function recomputeMappedRoles(
     const target = wanted.get(before.accountId)!;
     let roles = target.roles;
     const sorted = [...before.mappedRoles].sort();
-    if (sortedRoles(before.mappedRoles) === roles.join()) continue;
+    if (sorted.join() === roles.join()) continue;
     if (sorted.includes(OWNER_ROLE) && !roles.includes(OWNER_ROLE) && !before.roles.includes(OWNER_ROLE)) {
       try {
         await assertAnotherOwnerRemains(tx, before);
@@ -234,7 +234,7 @@ export async function recomputeMappedRoles(
   return changed;
 }
 
-/** Roles in the order recomputeMappedRoles compares them in, joined. */
+/** Roles in the order recomputeMappedRoles compares them in (as `sorted` in its loop), joined. */
 const sortedRoles = (roles: readonly string[]) => [...roles].sort().join();
 
 interface GroupMappingRow {
