@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppContext } from '../src/context.ts';
 import { systemActor } from '../src/core/actor.ts';
 import { serializeBatchProvisioning } from '../src/core/batch-provisioning-lock.ts';
@@ -6,13 +6,13 @@ import { getInvitationImport, runInvitationImport, startInvitationImport } from 
 import { expireInvitations } from '../src/core/invitation-lifecycle.ts';
 import { inviteMembers } from '../src/core/invitations.ts';
 import { createTestContext, createTestOrganization } from './support/context.ts';
+import { started, untilWaitingOrEnded } from './support/lock-waits.ts';
 
 /**
  * The member counter rows (migrations 094, 113) stay locked until commit. The writes of invited
  * memberships that take many of them in no order (an import batch, the expiry sweep) wait for the
- * organization's batch lock before taking any, as a /Bulk window does. Shown
- * without timing: a test holds a lock in an open transaction, starts the write, waits until its
- * backend waits on a lock (pg_stat_activity), and looks at what the write holds meanwhile.
+ * organization's batch lock before taking any, as a /Bulk window does. Shown without timing
+ * (test/support/lock-waits.ts).
  */
 let ctx: AppContext;
 const admin = systemActor('admin');
@@ -22,35 +22,13 @@ beforeAll(async () => {
 });
 afterAll(async () => ctx.database.close());
 
-/** A write started at once, and whether it has ended yet. */
-function started<T>(write: Promise<T>) {
-  const tracked = { settled: false, result: write };
-  void write.finally(() => (tracked.settled = true)).catch(() => {});
-  return tracked;
-}
-
-/** Until the write has ended, or a backend of this database waits on a lock of `event`. */
-async function untilWaitingOrEnded(write: { settled: boolean }, event: string) {
-  await vi.waitUntil(
-    async () => {
-      if (write.settled) return true;
-      const [row] = await ctx.sql<{ n: number }[]>`
-        select count(*)::int as n from pg_stat_activity
-        where datname = current_database() and wait_event_type = 'Lock'
-          and wait_event = ${event}`;
-      return row!.n > 0;
-    },
-    { timeout: 10_000, interval: 10 },
-  );
-}
-
 /** Holds the organization's batch lock while `write` starts; checks it waits holding no counter row, then lets it run. */
 async function besideABatch<T>(organizationId: string, write: () => Promise<T>): Promise<T> {
   let tracked!: ReturnType<typeof started<T>>;
   await ctx.sql.begin(async (tx) => {
     await serializeBatchProvisioning(tx, organizationId);
     tracked = started(write());
-    await untilWaitingOrEnded(tracked, 'advisory');
+    await untilWaitingOrEnded(ctx.sql, tracked, 'advisory');
     expect(tracked.settled).toBe(false);
     await tx`select from member_counts where organization_id = ${organizationId} for update nowait`;
   });
@@ -115,7 +93,7 @@ describe('writes of many invited memberships wait for the organization batch loc
         select from memberships m join accounts a on a.id = m.account_id
         where m.organization_id = ${organization.id} and lower(a.email) = ${held} for update of m`;
       const sweep = started(expireInvitations(ctx.sql, systemActor('sync')));
-      await untilWaitingOrEnded(sweep, 'transactionid');
+      await untilWaitingOrEnded(ctx.sql, sweep, 'transactionid');
       expect(sweep.settled).toBe(true);
       expect(await sweep.result).toBe(1);
     });

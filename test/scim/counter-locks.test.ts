@@ -1,14 +1,14 @@
 import type { Response } from 'supertest';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serializeBatchProvisioning } from '../../src/core/batch-provisioning-lock.ts';
 import type { Tx } from '../../src/storage/database.ts';
+import { started, untilWaitingOrEnded } from '../support/lock-waits.ts';
 import { oktaUser, scimFixture } from '../support/scim.ts';
 
 /**
  * The counter rows of migrations 094 and 111 stay locked until commit, so writes that take two
- * of them must take them in one order, or wait their turn, never each other. Shown without timing:
- * a test holds one lock in an open transaction, starts a write, waits until the write's backend
- * waits on a lock (pg_stat_activity), and looks at what the write holds meanwhile.
+ * of them must take them in one order, or wait their turn, never each other. Shown without timing
+ * (test/support/lock-waits.ts).
  */
 let f: Awaited<ReturnType<typeof scimFixture>>;
 let organizationId: string;
@@ -18,28 +18,6 @@ beforeAll(async () => {
   organizationId = f.org.organization.id;
 });
 afterAll(async () => f.ctx.database.close());
-
-/** A request started at once, and whether it has answered yet. */
-function started(request: PromiseLike<Response>) {
-  const tracked = { settled: false, response: Promise.resolve(request) };
-  void tracked.response.finally(() => (tracked.settled = true)).catch(() => {});
-  return tracked;
-}
-
-/** Until the request has answered, or a backend of this database waits on a lock (of `event`, when given). */
-async function untilWaitingOrAnswered(request: { settled: boolean }, event?: string) {
-  await vi.waitUntil(
-    async () => {
-      if (request.settled) return true;
-      const [row] = await f.ctx.sql<{ n: number }[]>`
-        select count(*)::int as n from pg_stat_activity
-        where datname = current_database() and wait_event_type = 'Lock'
-          and (${event ?? null}::text is null or wait_event = ${event ?? null})`;
-      return row!.n > 0;
-    },
-    { timeout: 10_000, interval: 10 },
-  );
-}
 
 /** Locks the member counter row (tab 'members', `status`, `shard`) without waiting; false when another holds it. */
 async function lockedAtOnce(tx: Tx, status: string, shard: number): Promise<boolean> {
@@ -84,16 +62,16 @@ describe('a change of status', () => {
     ['deactivation', () => toDeactivate, false],
     ['reactivation', () => toReactivate, true],
   ])('(%s) locks the two counter rows of its shard in the one order', async (_, user, active) => {
-    let request!: ReturnType<typeof started>;
+    let request!: ReturnType<typeof started<Response>>;
     await f.ctx.sql.begin(async (tx) => {
       expect(await lockedAtOnce(tx, 'active', shard)).toBe(true);
       request = started(f.client.patch(`/Users/${user()}`, [{ op: 'replace', value: { active } }]));
-      await untilWaitingOrAnswered(request);
+      await untilWaitingOrEnded(f.ctx.sql, request);
       expect(request.settled).toBe(false);
       // It waits for the first row holding nothing: the second is free.
       expect(await lockedAtOnce(tx, 'suspended', shard)).toBe(true);
     });
-    expect((await request.response).status).toBe(200);
+    expect((await request.result).status).toBe(200);
     const [membership] = await f.ctx.sql`select status from memberships where account_id = ${user()}`;
     expect(membership!.status).toBe(active ? 'active' : 'suspended');
   });
@@ -102,17 +80,17 @@ describe('a change of status', () => {
 describe('a write taking a counter row of each table (scim_users, memberships)', () => {
   /** Holds the batches' lock (a /Bulk create transaction's) while `write` starts, and answers the write's response. */
   async function besideABatch(write: () => PromiseLike<Response>): Promise<Response> {
-    let request!: ReturnType<typeof started>;
+    let request!: ReturnType<typeof started<Response>>;
     await f.ctx.sql.begin(async (tx) => {
       await serializeBatchProvisioning(tx, organizationId);
       request = started(write());
-      await untilWaitingOrAnswered(request, 'advisory');
+      await untilWaitingOrEnded(f.ctx.sql, request, 'advisory');
       expect(request.settled).toBe(false);
       // It waits for the batch before taking any counter row.
       await tx`select from scim_user_counts where organization_id = ${organizationId} for update nowait`;
       await tx`select from member_counts where organization_id = ${organizationId} for update nowait`;
     });
-    return request.response;
+    return request.result;
   }
 
   it.each([
