@@ -10,7 +10,8 @@
 # the workload with ../shared/peer-bench/scim-load.mjs at concurrency 16. It prints the load
 # generator's row, the orgsync process's CPU time per request (utime + stime from /proc, each
 # thread: the event loop and V8's helpers), and that of every PostgreSQL backend alive at the end.
-# Env: EXTRA_ENV (more orgsync settings, e.g. "RECONCILER=false"), NODE_FLAGS (e.g. "--cpu-prof").
+# Env: EXTRA_ENV (more orgsync settings, e.g. "RECONCILER=false"), NODE_FLAGS (e.g. "--cpu-prof"),
+# BUILT=1 (run CHECKOUT's build, dist/main.js, as production does; `npm run build` there first).
 # Nothing else should run on the machine meanwhile.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,7 +30,10 @@ env "${settings[@]}" npx --no-install orgsync org create --slug bench --name Ben
 token=$(env "${settings[@]}" npx --no-install orgsync scim-token create --org bench --name bench --json |
   node -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).token')
 # shellcheck disable=SC2086
-env "${settings[@]}" node ${NODE_FLAGS:-} --import tsx src/main.ts >/tmp/cpu-per-request.server.log 2>&1 &
+entry=(--import tsx src/main.ts)
+[ "${BUILT:-}" = 1 ] && entry=(dist/main.js)
+# shellcheck disable=SC2086
+env "${settings[@]}" node ${NODE_FLAGS:-} "${entry[@]}" >/tmp/cpu-per-request.server.log 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; rm -f "$state" "$state.json"' EXIT
 for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:4451/healthz && break; sleep 0.2; done

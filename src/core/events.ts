@@ -24,6 +24,18 @@ export type DomainEventType =
 const ROLE_MAPPING_EVENTS = new Set(['member.joined', 'group.members_changed', 'group.updated', 'group.deleted']);
 export const EMAIL_EVENTS = new Set(['invite.created', 'domain.verification_lost']);
 
+/**
+ * The members a join or a group membership change concerns, from its payload `e.payload` (as
+ * sync/roles.ts reads them). SCIM writes these two in bulk, and role mapping changes nothing for
+ * them in an organization that maps no groups, unless a member still has mapped roles: then they
+ * are written dispatched (orgsync_role_mapping_quiet, migration 115).
+ */
+const ROLE_MAPPING_MEMBERS: Record<string, (db: Db) => Fragment> = {
+  'member.joined': (db) => db`array[e.payload->>'accountId']`,
+  'group.members_changed': (db) =>
+    db`array(select jsonb_array_elements_text(coalesce(e.payload->'added', '[]') || coalesce(e.payload->'removed', '[]')))`,
+};
+
 /** Whether role mapping acts on an event of this type (sync/roles.ts reads nothing else). */
 export function concernsRoleMapping(type: string): boolean {
   return ROLE_MAPPING_EVENTS.has(type) || type.startsWith('mapping.');
@@ -33,17 +45,21 @@ export function concernsRoleMapping(type: string): boolean {
 export const WEBHOOK_EVENT_PREFIXES = ['member.', 'invite.', 'group.'];
 
 /**
- * The outbox's dispatched_at for a new event of `type`: unset when something will act on it (role
- * mapping, an email, or a webhook while the organization has an enabled endpoint), else the
- * moment it is written. An event nothing waits for (most SCIM changes of an organization without
- * webhooks) is thus neither claimed nor marked by the reconciler, two writes fewer per event; it
- * is kept all the same, like every other event.
+ * The outbox's dispatched_at for a new event of `type` whose payload is `e.payload`: unset when
+ * something will act on it (role mapping, an email, or a webhook while the organization has an
+ * enabled endpoint), else the moment it is written. An event nothing waits for (most SCIM changes
+ * of an organization without webhooks or group mappings) is thus neither claimed nor marked by
+ * the reconciler, two writes fewer per event; it is kept all the same, like every other event.
  */
 function dispatchedAtOnWrite(db: Db, organizationId: string, type: string): Fragment {
-  if (concernsRoleMapping(type) || EMAIL_EVENTS.has(type)) return db`null::timestamptz`;
-  if (!WEBHOOK_EVENT_PREFIXES.some((prefix) => type.startsWith(prefix))) return db`clock_timestamp()`;
+  const members = ROLE_MAPPING_MEMBERS[type];
+  if (EMAIL_EVENTS.has(type) || (concernsRoleMapping(type) && !members)) return db`null::timestamptz`;
+  const quiet = members ? db`orgsync_role_mapping_quiet(${organizationId}, ${members(db)})` : db`true`;
+  if (!WEBHOOK_EVENT_PREFIXES.some((prefix) => type.startsWith(prefix)))
+    return db`case when ${quiet} then clock_timestamp() end`;
+  // The webhook check first: with an endpoint, the role mapping check (and its lock) is not needed.
   return db`case when exists (select 1 from webhook_endpoints where organization_id = ${organizationId} and enabled)
-                 then null else clock_timestamp() end`;
+                 then null when ${quiet} then clock_timestamp() end`;
 }
 
 export async function emitEvent(
@@ -55,7 +71,8 @@ export async function emitEvent(
 ): Promise<void> {
   await db`
     insert into outbox (organization_id, type, payload, dispatched_at)
-    values (${organizationId}, ${type}, ${db.json(eventBody(payload, actor))}, ${dispatchedAtOnWrite(db, organizationId, type)})`;
+    select ${organizationId}, ${type}, e.payload, ${dispatchedAtOnWrite(db, organizationId, type)}
+    from (select ${db.json(eventBody(payload, actor))}::jsonb as payload) e`;
 }
 
 /**
@@ -81,8 +98,8 @@ export async function recordChange(
               ${change.target.type}, ${change.target.id}, ${db.json(change.details as never)})
     )
     insert into outbox (organization_id, type, payload, dispatched_at)
-    values (${organizationId}, ${change.event}, ${db.json(eventBody(change.payload, actor))},
-            ${dispatchedAtOnWrite(db, organizationId, change.event)})`;
+    select ${organizationId}, ${change.event}, e.payload, ${dispatchedAtOnWrite(db, organizationId, change.event)}
+    from (select ${db.json(eventBody(change.payload, actor))}::jsonb as payload) e`;
 }
 
 /**
@@ -115,9 +132,9 @@ export function changeRecordSteps(
     ),
     ${db(`${name}_event`)} as (
       insert into outbox (organization_id, type, payload, dispatched_at)
-      select ${organizationId}, ${change.event}, ${change.payload} || jsonb_build_object('actor', ${actorJson}::jsonb),
-             ${dispatchedAtOnWrite(db, organizationId, change.event)}
-      from ${change.rows} as changed_rows
+      select ${organizationId}, ${change.event}, e.payload, ${dispatchedAtOnWrite(db, organizationId, change.event)}
+      from ${change.rows} as changed_rows,
+        lateral (select ${change.payload} || jsonb_build_object('actor', ${actorJson}::jsonb) as payload) e
     )`;
 }
 

@@ -39,6 +39,10 @@ export async function createGroupRoleMapping(
         await tx`select 1 from groups where organization_id = ${input.organizationId} and id = ${input.groupId!}`;
       if (!group) throw notFound('group', { id: input.groupId });
     }
+    // Held until commit: joins and group membership changes written meanwhile wait, and then see
+    // this mapping (migration 115). Changing or deleting a mapping needs no lock: one that exists,
+    // or the mapped roles it gave, already make them wait for the reconciler.
+    await tx`select orgsync_role_mapping_lock(${input.organizationId})`;
     const [mapping] = await tx<GroupRoleMapping[]>`
       insert into group_role_mappings (organization_id, group_id, group_name, roles)
       values (${input.organizationId}, ${input.groupId ?? null}, ${groupName ?? null}, ${roles}::text[])

@@ -60,7 +60,8 @@ describe.skipIf(!process.env.DATABASE_URL)('three instances on one database', ()
     const three = [instance(), instance(), instance()].map((i) => createReconciler(i.ctx));
     await joinPeople(60, 'once');
     const [{ n: expected }] =
-      (await base.sql`select count(*)::int as n from outbox where organization_id = ${orgId}`) as unknown as [
+      // Every event written while the endpoint is enabled (the owner joined before it was made).
+      (await base.sql`select count(*)::int as n from outbox where organization_id = ${orgId} and dispatched_at is null`) as unknown as [
         { n: number },
       ];
     for (let round = 0; round < 3; round++) await Promise.all(three.map((r) => r.events()));

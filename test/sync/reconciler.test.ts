@@ -141,6 +141,8 @@ describe('webhooks', () => {
       ).rejects.toThrow(/not a public address: 127\.0\.0\.1 \(loopback/);
       // Saved while allowed (or before its DNS changed): each delivery checks again.
       await createWebhookEndpoint(strict.sql, strict.config.serverSecret, input, admin, { allowPrivateNetworks: true });
+      const a = await ensureAccount(strict.sql, { email: 'new@strict.test' });
+      await joinOrganization(strict.sql, { organizationId: org, accountId: a.id, source: 'scim' }, admin);
       await createReconciler(strict).runOnce();
       const [d] = await strict.sql`select status, last_error from deliveries where organization_id = ${org} limit 1`;
       expect(d).toMatchObject({ status: 'dead', lastError: expect.stringMatching(/not a public address/) });
