@@ -52,7 +52,7 @@ if [ -n "${SETUP:-}" ]; then
 fi
 threads >"$state.before"
 pg_before=$(postgres_ticks)
-run --label orgsync --workload "$workload" --json "$state.json" "$@" | grep '^| orgsync'
+run --label orgsync --workload "$workload" --json "$state.json" "$@" | grep "^| orgsync"
 threads >"$state.after"
 pg_after=$(postgres_ticks)
 requests=$(node -pe "JSON.parse(require('fs').readFileSync('$state.json', 'utf8')).results.reduce((n, r) => n + r.requests, 0)")

@@ -1,7 +1,8 @@
 // The floor under orgsync's SCIM path on this machine: Node's own HTTP server and the `postgres`
 // client with nothing else. A POST /Users is one INSERT … RETURNING of the JSON body (a users
 // table with a unique index on lower(user_name)); a GET /Users?filter=userName eq "…" is one
-// indexed SELECT. No framework, no authentication, no audit entry, no event, no membership.
+// indexed SELECT; a PATCH /Users/{id} (W5's active:false) is one UPDATE … RETURNING. No
+// framework, no authentication, no audit entry, no event, no membership.
 // Run it, then point ../shared/peer-bench/scim-load.mjs at it and read its CPU time from /proc:
 //
 //   node bench/floor-server.mjs --db postgres://postgres@127.0.0.1:5432/bench_floor --port 4461
@@ -40,6 +41,14 @@ async function answer(req, body) {
     const userName = /^userName eq "(.*)"$/.exec(url.searchParams.get('filter') ?? '')?.[1];
     const rows = await sql`select * from floor_users where lower(user_name) = lower(${userName ?? ''})`;
     return [200, { totalResults: rows.length, Resources: rows.map(asUser) }];
+  }
+  const patched = /^\/scim\/v2\/Users\/([0-9a-f-]{36})$/.exec(url.pathname);
+  if (req.method === 'PATCH' && patched) {
+    const active = JSON.parse(body).Operations?.[0]?.value !== false;
+    const [row] = await sql`
+      update floor_users set resource = resource || jsonb_build_object('active', ${active}::boolean)
+      where id = ${patched[1]} returning *`;
+    return row ? [200, asUser(row)] : [404, { status: '404' }];
   }
   return [404, { status: '404' }];
 }
