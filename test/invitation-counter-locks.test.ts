@@ -56,49 +56,56 @@ async function counted(organizationId: string, listTab: string, status: string):
 
 const emails = (prefix: string) => Array.from({ length: 20 }, (_, i) => `${prefix}${i}@invitation-locks.test`);
 
-describe('writes of many invited memberships wait for the organization batch lock', () => {
-  it('an invitation import batch', async () => {
-    const { organization } = await createTestOrganization(ctx, 'import-locks');
-    const csv = ['email', ...emails('imported')].join('\n');
-    const job = await startInvitationImport(ctx.sql, organization.id, csv, {}, admin);
-    await besideABatch(organization.id, () =>
-      runInvitationImport(ctx.sql, ctx.config.serverSecret, organization.id, job.id),
-    );
-    expect(await getInvitationImport(ctx.sql, organization.id, job.id)).toMatchObject({ status: 'done', invited: 20 });
-    expect(await counted(organization.id, 'invitations', 'invited')).toBe(20);
-  });
+// Lock waits seen from a second session: a real PostgreSQL only (the embedded one has a single session).
+describe.skipIf(!process.env.DATABASE_URL)(
+  'writes of many invited memberships wait for the organization batch lock',
+  () => {
+    it('an invitation import batch', async () => {
+      const { organization } = await createTestOrganization(ctx, 'import-locks');
+      const csv = ['email', ...emails('imported')].join('\n');
+      const job = await startInvitationImport(ctx.sql, organization.id, csv, {}, admin);
+      await besideABatch(organization.id, () =>
+        runInvitationImport(ctx.sql, ctx.config.serverSecret, organization.id, job.id),
+      );
+      expect(await getInvitationImport(ctx.sql, organization.id, job.id)).toMatchObject({
+        status: 'done',
+        invited: 20,
+      });
+      expect(await counted(organization.id, 'invitations', 'invited')).toBe(20);
+    });
 
-  it('the expiry sweep', async () => {
-    const { organization } = await createTestOrganization(ctx, 'sweep-locks');
-    await invite(organization.id, emails('expired'));
-    await ctx.sql`update invitations set expires_at = now() - interval '1 minute' where organization_id = ${organization.id}`;
-    const expired = await besideABatch(organization.id, () => expireInvitations(ctx.sql, systemActor('sync')));
-    expect(expired).toBe(20);
-    const statuses = await ctx.sql`
+    it('the expiry sweep', async () => {
+      const { organization } = await createTestOrganization(ctx, 'sweep-locks');
+      await invite(organization.id, emails('expired'));
+      await ctx.sql`update invitations set expires_at = now() - interval '1 minute' where organization_id = ${organization.id}`;
+      const expired = await besideABatch(organization.id, () => expireInvitations(ctx.sql, systemActor('sync')));
+      expect(expired).toBe(20);
+      const statuses = await ctx.sql`
       select distinct status from memberships where organization_id = ${organization.id} and status <> 'active'`;
-    expect(statuses).toEqual([{ status: 'removed' }]);
-    expect(await counted(organization.id, 'invitations', 'invited')).toBe(0);
-  });
+      expect(statuses).toEqual([{ status: 'removed' }]);
+      expect(await counted(organization.id, 'invitations', 'invited')).toBe(0);
+    });
 
-  it('the expiry sweep passes over an invitation whose membership a join holds, and never waits for it', async () => {
-    const { organization } = await createTestOrganization(ctx, 'sweep-join');
-    const [held, free] = emails('joining') as [string, string];
-    await invite(organization.id, [held, free]);
-    await ctx.sql`update invitations set expires_at = now() - interval '1 minute' where organization_id = ${organization.id}`;
-    const pending = () => ctx.sql<{ email: string }[]>`
+    it('the expiry sweep passes over an invitation whose membership a join holds, and never waits for it', async () => {
+      const { organization } = await createTestOrganization(ctx, 'sweep-join');
+      const [held, free] = emails('joining') as [string, string];
+      await invite(organization.id, [held, free]);
+      await ctx.sql`update invitations set expires_at = now() - interval '1 minute' where organization_id = ${organization.id}`;
+      const pending = () => ctx.sql<{ email: string }[]>`
       select email from invitations where organization_id = ${organization.id} and status = 'pending'`;
-    // A join locks the membership first, then the invitation.
-    await ctx.sql.begin(async (tx) => {
-      await tx`
+      // A join locks the membership first, then the invitation.
+      await ctx.sql.begin(async (tx) => {
+        await tx`
         select from memberships m join accounts a on a.id = m.account_id
         where m.organization_id = ${organization.id} and lower(a.email) = ${held} for update of m`;
-      const sweep = started(expireInvitations(ctx.sql, systemActor('sync')));
-      await untilWaitingOrEnded(ctx.sql, sweep, 'transactionid');
-      expect(sweep.settled).toBe(true);
-      expect(await sweep.result).toBe(1);
+        const sweep = started(expireInvitations(ctx.sql, systemActor('sync')));
+        await untilWaitingOrEnded(ctx.sql, sweep, 'transactionid');
+        expect(sweep.settled).toBe(true);
+        expect(await sweep.result).toBe(1);
+      });
+      expect(await pending()).toEqual([{ email: held }]);
+      expect(await expireInvitations(ctx.sql, systemActor('sync'))).toBe(1);
+      expect(await pending()).toEqual([]);
     });
-    expect(await pending()).toEqual([{ email: held }]);
-    expect(await expireInvitations(ctx.sql, systemActor('sync'))).toBe(1);
-    expect(await pending()).toEqual([]);
-  });
-});
+  },
+);

@@ -65,7 +65,10 @@ describe('GET /metrics', () => {
     expect(gauge(text, 'orgsync_outbox_undispatched_events')).toBe(0);
     expect(gauge(text, 'orgsync_outbox_lag_seconds')).toBe(0);
     expect(gauge(text, 'orgsync_deliveries_pending')).toBe(0);
-    expect(gauge(text, 'orgsync_database_pool_max')).toBe(ctx.config.databasePoolMax);
+    // The embedded database is one session.
+    expect(gauge(text, 'orgsync_database_pool_max')).toBe(
+      ctx.database.kind === 'embedded' ? 1 : ctx.config.databasePoolMax,
+    );
     expect(text).toMatch(/orgsync_database_connections\{state="[a-z ]+"\} [1-9]/);
     for (const name of ['orgsync_reconciler_job_duration_seconds', 'orgsync_reconciler_job_overlaps_total']) {
       expect(text).toContain(`# TYPE ${name}`);

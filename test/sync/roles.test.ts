@@ -245,7 +245,8 @@ describe('group to role mapping', () => {
     });
   });
 
-  it('a recompute locks only the members whose mapped roles it changes', async () => {
+  // Probed from a second session: a real PostgreSQL only (the embedded one has a single session).
+  it.skipIf(!process.env.DATABASE_URL)('a recompute locks only the members whose mapped roles it changes', async () => {
     const group = await createGroup(ctx.sql, { organizationId: orgId, source: 'scim', displayName: 'Lockers' }, scim);
     await createGroupRoleMapping(ctx.sql, { organizationId: orgId, groupId: group.id, roles: ['billing'] }, admin);
     const [settled, drifted] = [await person(), await person()];
