@@ -262,6 +262,13 @@ describe('three instances behind HAProxy, through PgBouncer', () => {
     expect(webhooks).toHaveLength(sent!.n);
     expect(sent!.n).toBeGreaterThan(60);
 
+    // Several ticks of the every-second invitations job (the deliveries above may all be done
+    // within the first two), each claimed by one instance.
+    const tickCount = async () =>
+      (
+        await ctx.sql<{ n: number }[]>`select count(*)::int as n from job_runs where key like 'orgsync:invitations:%'`
+      )[0]!.n;
+    await until(async () => (await tickCount()) >= 3, 'three ticks of the invitations job');
     // Stopped gracefully, the two reconciling instances have logged every run they made.
     await Promise.all([instances[0]!.stop(), instances[1]!.stop()]);
     const runs = instances.flatMap((i) => i.logs.filter((l) => l.msg === 'reconciler job' && l.job === 'invitations'));
