@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AppContext } from '../../src/context.ts';
 import { ensureAccount } from '../../src/core/accounts.ts';
 import type { Actor } from '../../src/core/actor.ts';
@@ -79,7 +79,16 @@ describe.skipIf(!process.env.DATABASE_URL)('three instances on one database', ()
       reconciler: createReconciler({ ...i.ctx, config: { ...i.ctx.config, reconciler: env } }),
     }));
     three.forEach((t) => t.reconciler.start());
-    await new Promise((r) => setTimeout(r, 3_500));
+    // Until three ticks have been claimed (each every-second tick by one instance).
+    await vi.waitUntil(
+      async () =>
+        (
+          await base.sql<
+            { n: number }[]
+          >`select count(*)::int as n from job_runs where key like 'orgsync:invitations:%'`
+        )[0]!.n >= 3,
+      { timeout: 20_000, interval: 50 },
+    );
     await Promise.all(three.map((t) => t.reconciler.stop()));
     const runs = three.flatMap((t) => t.logs.filter((l) => l.job === 'invitations' && l.msg === 'reconciler job'));
     const ticks = await base.sql`select key from job_runs where key like 'orgsync:invitations:%'`;
