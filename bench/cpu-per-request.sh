@@ -29,7 +29,6 @@ env "${settings[@]}" npx --no-install orgsync migrate --json >/dev/null
 env "${settings[@]}" npx --no-install orgsync org create --slug bench --name Bench --owner-email owner@bench.example --json >/dev/null
 token=$(env "${settings[@]}" npx --no-install orgsync scim-token create --org bench --name bench --json |
   node -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).token')
-# shellcheck disable=SC2086
 entry=(--import tsx src/main.ts)
 [ "${BUILT:-}" = 1 ] && entry=(dist/main.js)
 # shellcheck disable=SC2086
@@ -52,7 +51,7 @@ if [ -n "${SETUP:-}" ]; then
 fi
 threads >"$state.before"
 pg_before=$(postgres_ticks)
-run --label orgsync --workload "$workload" --json "$state.json" "$@" | grep "^| orgsync"
+run --label orgsync --workload "$workload" --json "$state.json" "$@" | grep '^| orgsync'
 threads >"$state.after"
 pg_after=$(postgres_ticks)
 requests=$(node -pe "JSON.parse(require('fs').readFileSync('$state.json', 'utf8')).results.reduce((n, r) => n + r.requests, 0)")

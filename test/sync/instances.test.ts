@@ -78,20 +78,13 @@ describe.skipIf(!process.env.DATABASE_URL)('three instances on one database', ()
       logs: i.logs,
       reconciler: createReconciler({ ...i.ctx, config: { ...i.ctx.config, reconciler: env } }),
     }));
+    const claimedTicks = () => base.sql`select key from job_runs where key like 'orgsync:invitations:%'`;
     three.forEach((t) => t.reconciler.start());
     // Until three ticks have been claimed (each every-second tick by one instance).
-    await vi.waitUntil(
-      async () =>
-        (
-          await base.sql<
-            { n: number }[]
-          >`select count(*)::int as n from job_runs where key like 'orgsync:invitations:%'`
-        )[0]!.n >= 3,
-      { timeout: 20_000, interval: 50 },
-    );
+    await vi.waitUntil(async () => (await claimedTicks()).length >= 3, { timeout: 20_000, interval: 50 });
     await Promise.all(three.map((t) => t.reconciler.stop()));
     const runs = three.flatMap((t) => t.logs.filter((l) => l.job === 'invitations' && l.msg === 'reconciler job'));
-    const ticks = await base.sql`select key from job_runs where key like 'orgsync:invitations:%'`;
+    const ticks = await claimedTicks();
     expect(ticks.length).toBeGreaterThanOrEqual(3);
     // A tick is run, or skipped (counted) when the instance that claimed it is still running the last one.
     const stats = three.map((t) => t.reconciler.lanes.invitations.stats);
