@@ -60,3 +60,38 @@ describe('counters', () => {
     expect(plan).not.toContain('Seq Scan');
   });
 });
+
+describe('role mapping', () => {
+  it("the check of a join's members reads each member by key, however large the organization has grown since the session planned it", async () => {
+    const session = await db.sql.reserve();
+    try {
+      const [org] = await session<{ id: string }[]>`
+        insert into organizations (slug, name) values ('quiet-plan', 'Quiet plan') returning id`;
+      const addMembers = (emails: string[]) => session<{ id: string }[]>`
+        with a as (insert into accounts (email) select unnest(${emails}::text[]) returning id)
+        insert into memberships (organization_id, account_id, status, source)
+        select ${org!.id}, id, 'active', 'scim' from a returning account_id as id`;
+      const [first] = await addMembers(['first@quiet-plan.test']);
+      const quiet = () =>
+        session<{ quiet: boolean }[]>`select orgsync_role_mapping_quiet(${org!.id}, ${[first!.id]}::text[]) as quiet`;
+      // PL/pgSQL plans the function's queries now, while the table is tiny, and keeps the plans.
+      for (let i = 0; i < 8; i++) await quiet();
+      await addMembers(Array.from({ length: 2000 }, (_, i) => `m${i}@quiet-plan.test`));
+
+      // The session's count of rows read, before and after (kept until the session reports it,
+      // so read in one transaction: a reserved session sends its own begin and commit).
+      const rowsRead = () => session<{ rows: number }[]>`
+        select (coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0))::int as rows
+        from pg_stat_xact_user_tables where relname = 'memberships'`;
+      await session`begin`;
+      const [before] = await rowsRead();
+      const [answer] = await quiet();
+      const [after] = await rowsRead();
+      await session`commit`;
+      expect(answer!.quiet).toBe(true);
+      expect(after!.rows - before!.rows).toBeLessThanOrEqual(1);
+    } finally {
+      session.release();
+    }
+  });
+});
