@@ -2,9 +2,10 @@
 -- select ...))`. PL/pgSQL keeps a query's plan for the session, and the plan it made while the
 -- memberships table was small walked the whole organization (an index on organization_id alone,
 -- the members checked row by row): every join of a new organization's first sync cost more than
--- the last, until the next ANALYZE. Each member is now looked up on its own, by key, a query
--- whose every plan finds the row through an index that starts at the account (or, on a table of
--- one page, reads that page).
+-- the last, until the next ANALYZE. Each member is now looked up on its own: planned on
+-- an empty or a grown table, the query finds the row by its key (the primary key or the account's index).
+-- Only a plan made on a table of one page scans it, until the next ANALYZE replans it (as for every
+-- statement; test/query-plans.test.ts).
 create or replace function orgsync_role_mapping_quiet(org uuid, members text[]) returns boolean language plpgsql volatile as $$
 declare
   member text;
