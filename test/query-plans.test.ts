@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReservedSql } from 'postgres';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { countsBetween, tableCounts } from './support/table-counts.ts';
 
 /**
  * A prepared statement keeps the generic plan it was given when first run often enough, and a
@@ -65,23 +66,17 @@ describe('counters', () => {
 /**
  * PL/pgSQL plans a function's queries in each session on first use and keeps the plans: these
  * run a function in one session while its tables are tiny, grow the tables, and count the rows
- * the next call reads (`pg_stat_xact_user_tables`, kept by the session until it reports them, so
- * read before and after in one transaction; a reserved session sends its own begin and commit).
+ * the next call reads (tableCounts, before and after in one transaction; a reserved session sends
+ * its own begin and commit).
  */
 describe('PL/pgSQL planned while its tables were small', () => {
   async function rowsReadBy<T>(session: ReservedSql, table: string, call: () => Promise<T>): Promise<[T, number]> {
-    const rowsRead = async () => {
-      const [read] = await session<{ rows: number }[]>`
-        select coalesce(sum(coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0)), 0)::int as rows
-        from pg_stat_xact_user_tables where relname = ${table}`;
-      return read!.rows;
-    };
     await session`begin`;
-    const before = await rowsRead();
+    const before = await tableCounts(session, table);
     const result = await call();
-    const after = await rowsRead();
+    const after = await tableCounts(session, table);
     await session`commit`;
-    return [result, after - before];
+    return [result, countsBetween(before, after).rowsRead];
   }
 
   async function organizationWithMembers(session: ReservedSql, slug: string) {

@@ -3,6 +3,7 @@ import type { ScimRequest } from '../../src/scim/auth.ts';
 import { patchGroup } from '../../src/scim/groups.ts';
 import type { Sql } from '../../src/storage/database.ts';
 import { oktaUser, scimFixture } from '../support/scim.ts';
+import { countsBetween, tableCounts, type TableCounts } from '../support/table-counts.ts';
 
 /**
  * A member change touches only that member's row, whatever the group's size (README, SCIM).
@@ -66,35 +67,15 @@ afterAll(async () => f.ctx.database.close());
 const memberCount = async (groupId: string) =>
   Number((await f.ctx.sql`select count(*)::int as n from group_members where group_id = ${groupId}`)[0]!.n);
 
-interface Reads {
-  seqScans: number;
-  rowsRead: number;
-  inserted: number;
-  deleted: number;
-}
-
 /** What one PATCH did to group_members, from the statistics of the transaction it ran in. */
-async function patchReads(groupId: string, operations: unknown[]): Promise<Reads> {
+async function patchReads(groupId: string, operations: unknown[]): Promise<TableCounts> {
   return f.ctx.sql.begin(async (tx) => {
-    const stats = async () =>
-      (
-        await tx<{ seqScan: string; seqTupRead: string; idxTupFetch: string; nTupIns: string; nTupDel: string }[]>`
-          select seq_scan, seq_tup_read, coalesce(idx_tup_fetch, 0) as idx_tup_fetch, n_tup_ins, n_tup_del
-          from pg_stat_xact_user_tables where relname = 'group_members'`
-      )[0]!;
-    const before = await stats();
+    const before = await tableCounts(tx, 'group_members');
     await patchGroup({ ...scim, app: { ...f.ctx, sql: tx as unknown as Sql } }, groupId, {
       schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
       Operations: operations,
     });
-    const after = await stats();
-    const delta = (key: keyof typeof before) => Number(after[key]) - Number(before[key]);
-    return {
-      seqScans: delta('seqScan'),
-      rowsRead: delta('seqTupRead') + delta('idxTupFetch'),
-      inserted: delta('nTupIns'),
-      deleted: delta('nTupDel'),
-    };
+    return countsBetween(before, await tableCounts(tx, 'group_members'));
   });
 }
 

@@ -1,0 +1,39 @@
+import type { Db } from '../../src/storage/database.ts';
+
+/** What this session has done to one table so far, rows read among it. */
+export interface TableCounts {
+  seqScans: number;
+  rowsRead: number;
+  inserted: number;
+  deleted: number;
+}
+
+/**
+ * A table's counts from PostgreSQL's per-transaction statistics (pg_stat_xact_user_tables): read
+ * before and after a statement in one transaction, their difference is what the statement did,
+ * without timing. (The session keeps the counts of earlier transactions until it reports them, so
+ * only a difference within one transaction says something.)
+ */
+export async function tableCounts(sql: Db, table: string): Promise<TableCounts> {
+  const [row] = await sql<
+    { seqScan: string; seqTupRead: string; idxTupFetch: string; nTupIns: string; nTupDel: string }[]
+  >`
+    select seq_scan, seq_tup_read, coalesce(idx_tup_fetch, 0) as idx_tup_fetch, n_tup_ins, n_tup_del
+    from pg_stat_xact_user_tables where relname = ${table}`;
+  return {
+    seqScans: Number(row!.seqScan),
+    rowsRead: Number(row!.seqTupRead) + Number(row!.idxTupFetch),
+    inserted: Number(row!.nTupIns),
+    deleted: Number(row!.nTupDel),
+  };
+}
+
+/** `after` minus `before`, field by field. */
+export function countsBetween(before: TableCounts, after: TableCounts): TableCounts {
+  return {
+    seqScans: after.seqScans - before.seqScans,
+    rowsRead: after.rowsRead - before.rowsRead,
+    inserted: after.inserted - before.inserted,
+    deleted: after.deleted - before.deleted,
+  };
+}
