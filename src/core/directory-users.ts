@@ -1,7 +1,7 @@
 import { accountUpsert, ensureAccount, isValidEmail, normalizeEmail } from './accounts.ts';
 import type { Actor } from './actor.ts';
 import { heldPermissions } from './authority.ts';
-import { batchProvisioningTurn } from './batch-provisioning-lock.ts';
+import { batchProvisioningTurn, serializeBatchProvisioning } from './batch-provisioning-lock.ts';
 import { conflict, DomainError, invalid, isUniqueViolation, notFound, preconditionFailed } from './errors.ts';
 import { changeRecordSteps, recordChange } from './events.ts';
 import { isUuid } from './ids.ts';
@@ -15,6 +15,7 @@ import {
   suspendMember,
 } from './memberships.ts';
 import { firstRow, inTransaction, type Db, type Fragment, type Sql, type Tx } from '../storage/database.ts';
+import { sharedTransactions } from '../storage/shared-transactions.ts';
 
 /**
  * Directory users: the IdP's document of a person in one organization (SCIM Users), tied to the
@@ -139,6 +140,37 @@ export async function provisionUser(
   const fields = userFields(document);
   const account = accountOf(document, fields);
   if (!fields.active || !inOneStatement(actor)) return provisionStepByStep(sql, organizationId, fields, account, actor);
+  return withOthers(sql, organizationId, (db) => provisionInOneStatement(db, organizationId, fields, account, actor));
+}
+
+/**
+ * The one-statement writes of an organization's users (create, activation, delete) that arrive
+ * while others are being written share the next transaction (an IdP's first sync or a mass
+ * deactivation sends them many at once): one commit for them all. Such a transaction holds
+ * counter rows of several shards until it commits, so it takes the organization's batch lock.
+ */
+const userWrites = sharedTransactions({
+  open: (tx, organizationId) => serializeBatchProvisioning(tx, organizationId),
+  isAnswer: (error) => error instanceof DomainError,
+});
+
+/**
+ * Runs `write` with the user writes of the organization arriving meanwhile (userWrites), or as
+ * it is in the caller's own transaction (a /Bulk window). Where a statement's guard sends a
+ * shared write to the longer path, that path's first statement fails (the guard aborted the
+ * transaction), and every write of the batch runs again on its own.
+ */
+function withOthers<T>(sql: Sql, organizationId: string, write: (db: Sql) => Promise<T>): Promise<T> {
+  return 'savepoint' in sql ? write(sql) : userWrites(sql, organizationId, write);
+}
+
+async function provisionInOneStatement(
+  sql: Sql,
+  organizationId: string,
+  fields: UserFields,
+  account: ReturnType<typeof accountOf>,
+  actor: Actor,
+): Promise<DirectoryUser> {
   const accountId = sql`(select id from account)`;
   const rows = await guarded(
     () => sql<(DirectoryUser & { accountId: string | null })[]>`
@@ -216,7 +248,8 @@ export async function setDirectoryUserActive(
 ): Promise<DirectoryUser> {
   if (!isUuid(id)) throw notFound('user', { id });
   // A conditional one takes the read-and-write path, which checks the version it writes at.
-  if (inOneStatement(actor) && !ifMatch) {
+  if (!inOneStatement(actor) || ifMatch) return setActiveByReplacing(sql, organizationId, id, active, actor, ifMatch);
+  return withOthers(sql, organizationId, async (sql) => {
     const accountId = sql`${id}::uuid`;
     const flips = sql`exists (select 1 from before where active <> ${active})`;
     const rows = await guarded(
@@ -245,19 +278,22 @@ export async function setDirectoryUserActive(
       from (select 1) one left join usr u on true`,
     );
     const row = rows?.[0];
-    if (row !== undefined) {
-      if (!row.accountId) throw notFound('user', { id });
-      return withoutGuard(row);
-    }
-  }
-  return replaceDirectoryUser(
-    sql,
-    organizationId,
-    id,
-    (current) => ({ ...documentOf(current), active }),
-    actor,
-    ifMatch,
-  );
+    if (row === undefined) return setActiveByReplacing(sql, organizationId, id, active, actor);
+    if (!row.accountId) throw notFound('user', { id });
+    return withoutGuard(row);
+  });
+}
+
+function setActiveByReplacing(
+  sql: Sql,
+  organizationId: string,
+  id: string,
+  active: boolean,
+  actor: Actor,
+  ifMatch?: readonly number[],
+): Promise<DirectoryUser> {
+  const edit = (current: DirectoryUser) => ({ ...documentOf(current), active });
+  return replaceDirectoryUser(sql, organizationId, id, edit, actor, ifMatch);
 }
 
 /** Deprovisions a user: the document goes, the membership ends (the account stays). One statement. */
@@ -270,6 +306,16 @@ export async function deprovisionUser(
 ): Promise<void> {
   if (!isUuid(id)) throw notFound('user', { id });
   if (!inOneStatement(actor)) return deprovisionStepByStep(sql, organizationId, id, actor, ifMatch);
+  return withOthers(sql, organizationId, (sql) => deprovisionInOneStatement(sql, organizationId, id, actor, ifMatch));
+}
+
+async function deprovisionInOneStatement(
+  sql: Sql,
+  organizationId: string,
+  id: string,
+  actor: Actor,
+  ifMatch?: readonly number[],
+): Promise<void> {
   const [deleted] = await sql<{ accountId: string }[]>`
     with ${turnStep(sql, organizationId)},
     usr as (

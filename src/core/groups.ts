@@ -1,9 +1,10 @@
 import type { PendingQuery, Row } from 'postgres';
 import type { Db, Fragment, Tx } from '../storage/database.ts';
 import { firstRow, inTransaction } from '../storage/database.ts';
+import { sharedTransactions } from '../storage/shared-transactions.ts';
 import type { Actor } from './actor.ts';
 import { assertHoldsPermissionsOf, heldPermissions, rolesMappedToGroups, rolesMappedToNames } from './authority.ts';
-import { conflict, invalid, isUniqueViolation, notFound, preconditionFailed } from './errors.ts';
+import { conflict, DomainError, invalid, isUniqueViolation, notFound, preconditionFailed } from './errors.ts';
 import { changeRecordSteps, recordChange } from './events.ts';
 import { isUuid } from './ids.ts';
 import { MAX_EXTERNAL_ID } from './limits.ts';
@@ -236,11 +237,42 @@ export async function changeVersionedGroupMembers(
   const add = unique(change.add ?? []);
   // Removing someone who is not a member is a no-op, and an id that is not a UUID names nobody.
   const remove = unique(change.remove ?? []).filter(isUuid);
-  // Alone (not inside a caller's transaction, which an aborted statement would end).
+  // Alone (not inside a caller's transaction, which an aborted statement would end), with the
+  // changes of the group's members arriving meanwhile (memberWrites).
   if (!('savepoint' in db) && !heldPermissions(actor) && !add.some((id) => remove.includes(id))) {
-    const done = await changeMembersInOneStatement(db, organizationId, groupId, { add, remove }, actor, only, ifMatch);
-    if (done) return done;
+    return memberWrites(db, `${organizationId}/${groupId}`, async (shared) => {
+      const done = await changeMembersInOneStatement(
+        shared,
+        organizationId,
+        groupId,
+        { add, remove },
+        actor,
+        only,
+        ifMatch,
+      );
+      // In a shared transaction the guard has aborted it: this fails, and each change runs alone.
+      return done ?? changeMembersStepByStep(shared, organizationId, groupId, { add, remove }, actor, options);
+    });
   }
+  return changeMembersStepByStep(db, organizationId, groupId, { add, remove }, actor, options);
+}
+
+/**
+ * Member changes of one group that arrive while others are being written share the next
+ * transaction (an IdP adds people to a group one PATCH at a time, many at once): one commit for
+ * them all. Each transaction counts its changes in its own version slot (migration 080), so no
+ * lock is needed around them.
+ */
+const memberWrites = sharedTransactions({ isAnswer: (error) => error instanceof DomainError });
+
+function changeMembersStepByStep(
+  db: Db,
+  organizationId: string,
+  groupId: string,
+  { add, remove }: { add: string[]; remove: string[] },
+  actor: Actor,
+  { only, ifMatch }: { only?: SourceGuard; ifMatch?: readonly number[] },
+): Promise<MemberChange & { version?: number }> {
   return inTransaction(db, async (tx) => {
     // No lock on the group without If-Match: member rows are independent (the foreign key keeps
     // a deleted group from gaining members).
