@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closingStatement, connect, inTransaction } from '../src/storage/database.ts';
+import { closingStatement, connect, inTransaction, type Sql } from '../src/storage/database.ts';
+import { sharedTransactions } from '../src/storage/shared-transactions.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
 let db: TestDatabase;
@@ -174,5 +175,69 @@ describe('a pool for PgBouncer in transaction mode', () => {
     } finally {
       await pool.end();
     }
+  });
+});
+
+describe('sharedTransactions', () => {
+  const answers = { isAnswer: (error: unknown) => error instanceof RangeError };
+  /** A write that inserts `id` and answers the id of the transaction it ran in. */
+  const insert = (id: number, note: string) => async (sql: Sql) =>
+    (
+      await sql<{ xid: string }[]>`insert into tx_probe values (${id}, ${note}) returning txid_current()::text as xid`
+    )[0]!.xid;
+
+  it('runs the first writes at once and those that waited in one transaction; a refusal stays its own', async () => {
+    const shared = sharedTransactions(answers);
+    const refuse = () => Promise.reject(new RangeError('refused'));
+    const settled = await Promise.allSettled([
+      shared(db.sql, 'k', insert(101, 'a')),
+      shared(db.sql, 'k', insert(102, 'b')),
+      shared(db.sql, 'k', insert(103, 'c')),
+      shared(db.sql, 'k', refuse),
+      shared(db.sql, 'k', insert(104, 'd')),
+    ]);
+    const xids = settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error).message));
+    expect(xids[3]).toBe('refused');
+    expect(xids[2]).toBe(xids[4]);
+    expect(new Set([xids[0], xids[1], xids[2]]).size).toBe(3);
+    expect(await notes()).toEqual(expect.arrayContaining(['101:a', '102:b', '103:c', '104:d']));
+  });
+
+  it('runs each write of a batch on its own when one of them failed in the database, even if it went on', async () => {
+    const shared = sharedTransactions(answers);
+    // 201 is taken, so its batch is rolled back; the write, last of its batch, swallows the error,
+    // so only COMMIT (answered ROLLBACK) says so.
+    await db.sql`insert into tx_probe values (201, 'taken')`;
+    const swallowing = (sql: Sql) => insert(201, 'again')(sql).catch(() => 'swallowed');
+    const settled = await Promise.all([
+      shared(db.sql, 'k', insert(202, 'a')),
+      shared(db.sql, 'k', insert(203, 'b')),
+      shared(db.sql, 'k', insert(204, 'c')),
+      shared(db.sql, 'k', insert(205, 'd')),
+      shared(db.sql, 'k', swallowing),
+    ]);
+    expect(settled[4]).toBe('swallowed');
+    // Run again alone: 204 and 205 were each committed in a transaction of its own.
+    expect(settled[2]).not.toBe(settled[3]);
+    expect(await notes()).toEqual(expect.arrayContaining(['201:taken', '202:a', '203:b', '204:c', '205:d']));
+  });
+
+  it('fails every write of a batch, running none again, when the database is out of reach', async () => {
+    const shared = sharedTransactions(answers);
+    let calls = 0;
+    const lost = async (sql: Sql) => {
+      calls++;
+      await sql`select 1`;
+      throw Object.assign(new Error('connection lost'), { code: 'ECONNRESET' });
+    };
+    const settled = await Promise.allSettled([
+      shared(db.sql, 'k', insert(301, 'a')),
+      shared(db.sql, 'k', insert(302, 'b')),
+      shared(db.sql, 'k', insert(303, 'c')),
+      shared(db.sql, 'k', lost),
+    ]);
+    expect(settled.slice(2).map((s) => s.status)).toEqual(['rejected', 'rejected']);
+    expect(calls).toBe(1);
+    expect(await notes()).not.toContain('303:c');
   });
 });
