@@ -247,8 +247,10 @@ export async function setDirectoryUserActive(
   ifMatch?: readonly number[],
 ): Promise<DirectoryUser> {
   if (!isUuid(id)) throw notFound('user', { id });
+  const byReplacing = (db: Sql) =>
+    replaceDirectoryUser(db, organizationId, id, (current) => ({ ...documentOf(current), active }), actor, ifMatch);
   // A conditional one takes the read-and-write path, which checks the version it writes at.
-  if (!inOneStatement(actor) || ifMatch) return setActiveByReplacing(sql, organizationId, id, active, actor, ifMatch);
+  if (!inOneStatement(actor) || ifMatch) return byReplacing(sql);
   return withOthers(sql, organizationId, async (sql) => {
     const accountId = sql`${id}::uuid`;
     const flips = sql`exists (select 1 from before where active <> ${active})`;
@@ -278,22 +280,10 @@ export async function setDirectoryUserActive(
       from (select 1) one left join usr u on true`,
     );
     const row = rows?.[0];
-    if (row === undefined) return setActiveByReplacing(sql, organizationId, id, active, actor);
+    if (row === undefined) return byReplacing(sql);
     if (!row.accountId) throw notFound('user', { id });
     return withoutGuard(row);
   });
-}
-
-function setActiveByReplacing(
-  sql: Sql,
-  organizationId: string,
-  id: string,
-  active: boolean,
-  actor: Actor,
-  ifMatch?: readonly number[],
-): Promise<DirectoryUser> {
-  const edit = (current: DirectoryUser) => ({ ...documentOf(current), active });
-  return replaceDirectoryUser(sql, organizationId, id, edit, actor, ifMatch);
 }
 
 /** Deprovisions a user: the document goes, the membership ends (the account stays). One statement. */
@@ -306,17 +296,8 @@ export async function deprovisionUser(
 ): Promise<void> {
   if (!isUuid(id)) throw notFound('user', { id });
   if (!inOneStatement(actor)) return deprovisionStepByStep(sql, organizationId, id, actor, ifMatch);
-  return withOthers(sql, organizationId, (sql) => deprovisionInOneStatement(sql, organizationId, id, actor, ifMatch));
-}
-
-async function deprovisionInOneStatement(
-  sql: Sql,
-  organizationId: string,
-  id: string,
-  actor: Actor,
-  ifMatch?: readonly number[],
-): Promise<void> {
-  const [deleted] = await sql<{ accountId: string }[]>`
+  return withOthers(sql, organizationId, async (sql) => {
+    const [deleted] = await sql<{ accountId: string }[]>`
     with ${turnStep(sql, organizationId)},
     usr as (
       delete from scim_users where organization_id = ${organizationId} and account_id = ${id}
@@ -340,9 +321,10 @@ async function deprovisionInOneStatement(
       rows: sql`usr`,
     })}
     select account_id from usr`;
-  if (deleted) return;
-  if (ifMatch && (await findDirectoryUser(sql, organizationId, id))) throw preconditionFailed('the user', { id });
-  throw notFound('user', { id });
+    if (deleted) return;
+    if (ifMatch && (await findDirectoryUser(sql, organizationId, id))) throw preconditionFailed('the user', { id });
+    throw notFound('user', { id });
+  });
 }
 
 /** Refuses a user that is at none of the versions an If-Match names. */
