@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppContext } from '../src/context.ts';
 import { createApp } from '../src/app.ts';
 import { startServer } from '../src/server.ts';
+import { EMBEDDED_POOL_MAX } from '../src/storage/database.ts';
 import { createTestDatabase } from './support/db.ts';
 import { createTestContext } from './support/context.ts';
 import { startOrgsyncProcess } from './support/process.ts';
@@ -74,7 +75,10 @@ describe('graceful shutdown', () => {
     async () => {
       const db = await createTestDatabase();
       try {
-        const orgsync = await startOrgsyncProcess({ DATABASE_URL: db.url });
+        // The embedded database's socket serves one connection's protocol at a time (EMBEDDED_POOL_MAX).
+        const pool: Record<string, string> =
+          db.kind === 'embedded' ? { DATABASE_POOL_MAX: String(EMBEDDED_POOL_MAX) } : {};
+        const orgsync = await startOrgsyncProcess({ DATABASE_URL: db.url, ...pool });
         expect(await orgsync.stop()).toBe(0);
         expect(orgsync.output()).toContain('shutdown complete');
       } finally {
