@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { Db, Fragment, Tx } from '../storage/database.ts';
 
 /** The advisory lock class of serializeBatchProvisioning (the two-key form, apart from the one-key locks). */
@@ -23,4 +24,21 @@ export async function serializeBatchProvisioning(tx: Tx, organizationId: string)
  */
 export function batchProvisioningTurn(db: Db, organizationId: string): Fragment {
   return db`select pg_advisory_xact_lock_shared(${BATCH_PROVISIONING_LOCK}, hashtext(${organizationId}))`;
+}
+
+/** The counter shard the next shared transaction counts in; a fleet's processes start apart. */
+let nextCounterShard = randomInt(16);
+
+/**
+ * Opens a transaction that writes many users of an organization beside others like it (a shared
+ * transaction of SCIM writes): the shared form of the batch lock, and one counter shard for all
+ * its writes (migration 117), the next of this process's in turn. It then holds one row of each
+ * counter, of its own shard, where it would hold rows of many shards in no order.
+ */
+export async function countInOneShard(tx: Tx, organizationId: string): Promise<void> {
+  const shard = nextCounterShard;
+  nextCounterShard = (shard + 1) % 16;
+  await tx`
+    select pg_advisory_xact_lock_shared(${BATCH_PROVISIONING_LOCK}, hashtext(${organizationId})),
+           set_config('orgsync.counter_shard', ${String(shard)}, true)`;
 }

@@ -1,7 +1,7 @@
 import { accountUpsert, ensureAccount, isValidEmail, normalizeEmail } from './accounts.ts';
 import type { Actor } from './actor.ts';
 import { heldPermissions } from './authority.ts';
-import { batchProvisioningTurn, serializeBatchProvisioning } from './batch-provisioning-lock.ts';
+import { batchProvisioningTurn, countInOneShard } from './batch-provisioning-lock.ts';
 import { conflict, DomainError, invalid, isUniqueViolation, notFound, preconditionFailed } from './errors.ts';
 import { changeRecordSteps, recordChange } from './events.ts';
 import { isUuid } from './ids.ts';
@@ -146,11 +146,11 @@ export async function provisionUser(
 /**
  * The one-statement writes of an organization's users (create, activation, delete) that arrive
  * while others are being written share the next transaction (an IdP's first sync or a mass
- * deactivation sends them many at once): one commit for them all. Such a transaction holds
- * counter rows of several shards until it commits, so it takes the organization's batch lock.
+ * deactivation sends them many at once): one commit for them all. Such a transaction counts all
+ * its writes in one counter shard of its own, so two of them run side by side.
  */
 const userWrites = sharedTransactions({
-  open: (tx, organizationId) => serializeBatchProvisioning(tx, organizationId),
+  open: (tx, organizationId) => countInOneShard(tx, organizationId),
   isAnswer: (error) => error instanceof DomainError,
 });
 

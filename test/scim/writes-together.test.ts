@@ -11,6 +11,7 @@ import { DomainError } from '../../src/core/errors.ts';
 import { inviteMembers } from '../../src/core/invitations.ts';
 import { createOrganization } from '../../src/core/organizations.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { started } from '../support/lock-waits.ts';
 
 /**
  * SCIM writes of one organization's users, and of one group's members, that arrive while two are
@@ -62,11 +63,26 @@ describe('SCIM writes sent together', () => {
       return s.value;
     });
 
+  /** The organization's SCIM user counter, shard by shard. */
+  const userCounterShards = async () =>
+    new Map(
+      (
+        await db.sql<{ shard: number; n: number }[]>`
+          select shard, n::int from scim_user_counts where organization_id = ${organizationId}`
+      ).map((r) => [r.shard, r.n]),
+    );
+
   it('the first two go at once, the ten that wait share one transaction, and each is audited and announced', async () => {
+    const before = await userCounterShards();
     const names = Array.from({ length: 12 }, (_, i) => `burst${i}`);
     const rows = fulfilled(await provisionAll(names));
     expect(rows.map((r) => r.userName)).toEqual(names.map((n) => `${n}@together.test`));
     expect(await created(rows)).toBe(3);
+    // The shared transaction counted its ten in one shard (migration 117), not in each account's.
+    const after = await userCounterShards();
+    const added = [...after].map(([shard, n]) => n - (before.get(shard) ?? 0));
+    expect(added.reduce((sum, n) => sum + n, 0)).toBe(12);
+    expect(Math.max(...added)).toBeGreaterThanOrEqual(10);
     const ids = rows.map((r) => r.accountId);
     const audit = await db.sql<{ action: string; n: number }[]>`
       select action, count(*)::int as n from audit_log where target_id = any(${ids}) group by action order by action`;
@@ -164,4 +180,39 @@ describe('SCIM writes sent together', () => {
     const members = await db.sql`select 1 from group_members where group_id = ${group.id}`;
     expect(members).toHaveLength(8);
   });
+
+  it('the counters, summed over their shards, still count every user and member', async () => {
+    const [counts] = await db.sql<{ counted: number; users: number; members: number; listed: number }[]>`
+      select (select sum(n)::int from scim_user_counts where organization_id = ${organizationId}) as counted,
+             (select count(*)::int from scim_users where organization_id = ${organizationId}) as users,
+             (select sum(n)::int from member_counts where organization_id = ${organizationId}) as members,
+             (select count(*)::int from memberships where organization_id = ${organizationId} and list_tab is not null) as listed`;
+    expect(counts!.counted).toBe(counts!.users);
+    expect(counts!.members).toBe(counts!.listed);
+    expect(counts!.users).toBeGreaterThan(20);
+  });
+
+  // A second session holds a row a write waits on: a real PostgreSQL only (the embedded one has one session).
+  it.skipIf(!process.env.DATABASE_URL)(
+    'two shared transactions of one organization run side by side, not one after the other',
+    async () => {
+      // Another session inserts the account of held@ and does not commit: the create of held@
+      // waits on it, inside its own transaction, while the creates behind it go on.
+      const holder = await db.sql.reserve();
+      try {
+        await holder`begin`;
+        await holder`insert into accounts (email) values ('held@together.test')`;
+        const held = started(provisionUser(db.sql, organizationId, user('held'), scim));
+        const names = ['side0', 'side1', 'side2', 'side3', 'side4', 'side5'];
+        const others = fulfilled(await provisionAll(names));
+        // side0 alone; the five behind it together, while held@ still waits.
+        expect(await created(others)).toBe(2);
+        expect(held.settled).toBe(false);
+        await holder`rollback`;
+        expect((await held.result).userName).toBe('held@together.test');
+      } finally {
+        holder.release();
+      }
+    },
+  );
 });
