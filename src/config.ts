@@ -20,7 +20,9 @@ const schema = z
     HOST: z.string().min(1).default('127.0.0.1'),
     PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
     DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
-    DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+    // A few connections that pipeline single statements beat many that each wake a backend for
+    // one (README, DATABASE_POOL_MAX).
+    DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(4),
     DATABASE_DIRECT_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
     DATABASE_PGBOUNCER: bool.default(false),
     DATA_DIR: z.string().min(1).default('./data'),
