@@ -25,8 +25,9 @@ export interface SharedTransactionOptions {
   /** Writes one transaction takes at most. */
   maxBatch?: number;
   /**
-   * Batches of one key running at once. With two, the next one's statements are already at the
-   * database when the running one commits: it waits on `open`'s lock, not on a round trip.
+   * Batches of one key running at once. With two, one batch's statements run while the other's
+   * commit is flushed (or, where `open` takes a lock they share, they are at the database already
+   * when it is released).
    */
   inFlight?: number;
 }
