@@ -39,6 +39,6 @@ export async function countInOneShard(tx: Tx, organizationId: string): Promise<v
   const shard = nextCounterShard;
   nextCounterShard = (shard + 1) % 16;
   await tx`
-    select pg_advisory_xact_lock_shared(${BATCH_PROVISIONING_LOCK}, hashtext(${organizationId})),
-           set_config('orgsync.counter_shard', ${String(shard)}, true)`;
+    select set_config('orgsync.counter_shard', ${String(shard)}, true)
+    from (${batchProvisioningTurn(tx, organizationId)}) turn`;
 }
