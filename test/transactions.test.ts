@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closingStatement, connect, inTransaction, type Sql } from '../src/storage/database.ts';
 import { sharedTransactions } from '../src/storage/shared-transactions.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
@@ -239,5 +239,39 @@ describe('sharedTransactions', () => {
     expect(settled.slice(2).map((s) => s.status)).toEqual(['rejected', 'rejected']);
     expect(calls).toBe(1);
     expect(await notes()).not.toContain('303:c');
+  });
+
+  // Two transactions open at once: a real PostgreSQL only (the embedded one has a single session).
+  it.skipIf(!process.env.DATABASE_URL)('gives the batches of a key running at once lanes of their own', async () => {
+    const lanes: number[] = [];
+    const shared = sharedTransactions({
+      ...answers,
+      maxBatch: 2,
+      open: (_tx, _key, lane) => Promise.resolve(lanes.push(lane)),
+    });
+    /** A write that answers once the test lets it. */
+    const held = () => {
+      let release = () => {};
+      const released = new Promise<void>((resolve) => (release = resolve));
+      return { release, write: async () => (await released, 'done') };
+    };
+    const [first, second, batchA] = [held(), held(), held()];
+    const done = () => Promise.resolve('done');
+    const all = Promise.all([
+      shared(db.sql, 'lanes', first.write), // alone, in lane 0
+      shared(db.sql, 'lanes', second.write), // alone, in lane 1
+      shared(db.sql, 'lanes', batchA.write), // these two wait, and go together when a lane frees
+      shared(db.sql, 'lanes', done),
+      shared(db.sql, 'lanes', done), // and these two when the other does
+      shared(db.sql, 'lanes', done),
+    ]);
+    first.release();
+    await vi.waitUntil(() => lanes.length === 1);
+    // The first batch still runs (it waits on batchA) when the second starts beside it.
+    second.release();
+    await vi.waitUntil(() => lanes.length === 2);
+    batchA.release();
+    expect(await all).toEqual(Array(6).fill('done'));
+    expect(lanes).toEqual([0, 1]);
   });
 });

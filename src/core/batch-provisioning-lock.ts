@@ -26,18 +26,18 @@ export function batchProvisioningTurn(db: Db, organizationId: string): Fragment 
   return db`select pg_advisory_xact_lock_shared(${BATCH_PROVISIONING_LOCK}, hashtext(${organizationId}))`;
 }
 
-/** The counter shard the next shared transaction counts in; a fleet's processes start apart. */
-let nextCounterShard = randomInt(16);
+/** This process's first counter shard; a fleet's processes start apart. */
+const firstCounterShard = randomInt(16);
 
 /**
  * Opens a transaction that writes many users of an organization beside others like it (a shared
- * transaction of SCIM writes): the shared form of the batch lock, and one counter shard for all
- * its writes (migration 117), the next of this process's in turn. It then holds one row of each
- * counter, of its own shard, where it would hold rows of many shards in no order.
+ * transaction of SCIM writes, in `lane`): the shared form of the batch lock, and one counter shard
+ * for all its writes (migration 117), its lane's. It then holds one row of each counter, of a
+ * shard no other such transaction of the organization in this process holds, where it would
+ * hold rows of many shards in no order.
  */
-export async function countInOneShard(tx: Tx, organizationId: string): Promise<void> {
-  const shard = nextCounterShard;
-  nextCounterShard = (shard + 1) % 16;
+export async function countInOneShard(tx: Tx, organizationId: string, lane: number): Promise<void> {
+  const shard = (firstCounterShard + lane) % 16;
   await tx`
     select set_config('orgsync.counter_shard', ${String(shard)}, true)
     from (${batchProvisioningTurn(tx, organizationId)}) turn`;

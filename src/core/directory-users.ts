@@ -150,7 +150,7 @@ export async function provisionUser(
  * its writes in one counter shard of its own, so two of them run side by side.
  */
 const userWrites = sharedTransactions({
-  open: (tx, organizationId) => countInOneShard(tx, organizationId),
+  open: (tx, organizationId, lane) => countInOneShard(tx, organizationId, lane),
   isAnswer: (error) => error instanceof DomainError,
 });
 

@@ -11,15 +11,18 @@ interface Waiting<T> {
 
 interface Queue {
   waiting: Waiting<unknown>[];
-  /** Batches of the key running now (a batch may be a single write). */
-  running: number;
+  /** The lanes (0 … inFlight - 1) of the key's batches running now (a batch may be a single write). */
+  running: Set<number>;
 }
 
 type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
 export interface SharedTransactionOptions {
-  /** Run first in each shared transaction (a lock its writes need), given the writes' key. */
-  open?: (tx: Tx, key: string) => Promise<unknown>;
+  /**
+   * Run first in each shared transaction (a lock its writes need), given the writes' key and the
+   * batch's lane: no other batch of the key running at the same time has the same lane.
+   */
+  open?: (tx: Tx, key: string, lane: number) => Promise<unknown>;
   /** An error that is a write's answer (a refusal), not the loss of the transaction it ran in. */
   isAnswer: (error: unknown) => boolean;
   /** Writes one transaction takes at most. */
@@ -63,11 +66,11 @@ export function sharedTransactions(options: SharedTransactionOptions) {
     answer(waiting, await settle(waiting.write(sql)));
   }
 
-  async function together(sql: Sql, key: string, batch: Waiting<unknown>[]): Promise<void> {
+  async function together(sql: Sql, key: string, lane: number, batch: Waiting<unknown>[]): Promise<void> {
     let outcomes: Settled<unknown>[] = [];
     try {
       await inTransaction(sql, async (tx) => {
-        const opened = open?.(tx, key);
+        const opened = open?.(tx, key, lane);
         opened?.catch(() => {}); // awaited below; its failure fails the writes sent behind it
         outcomes = await Promise.all(batch.map((w) => settle(w.write(tx as unknown as Sql))));
         await opened;
@@ -86,12 +89,14 @@ export function sharedTransactions(options: SharedTransactionOptions) {
   /** Starts the next batches of `key`, while fewer than `inFlight` of them run. */
   function pump(sql: Sql, queue: Map<string, Queue>, key: string): void {
     const q = queue.get(key)!;
-    while (q.running < inFlight && q.waiting.length > 0) {
+    while (q.running.size < inFlight && q.waiting.length > 0) {
       const batch = q.waiting.splice(0, maxBatch);
-      q.running++;
-      void (batch.length === 1 ? alone(sql, batch[0]!) : together(sql, key, batch)).finally(() => {
-        q.running--;
-        if (q.running === 0 && q.waiting.length === 0) queue.delete(key);
+      let lane = 0;
+      while (q.running.has(lane)) lane++;
+      q.running.add(lane);
+      void (batch.length === 1 ? alone(sql, batch[0]!) : together(sql, key, lane, batch)).finally(() => {
+        q.running.delete(lane);
+        if (q.running.size === 0 && q.waiting.length === 0) queue.delete(key);
         else pump(sql, queue, key);
       });
     }
@@ -102,7 +107,7 @@ export function sharedTransactions(options: SharedTransactionOptions) {
     let queue = queues.get(sql);
     if (!queue) queues.set(sql, (queue = new Map<string, Queue>()));
     let q = queue.get(key);
-    if (!q) queue.set(key, (q = { waiting: [], running: 0 }));
+    if (!q) queue.set(key, (q = { waiting: [], running: new Set<number>() }));
     return new Promise<T>((resolve, reject) => {
       q.waiting.push({ write, resolve, reject } as Waiting<unknown>);
       pump(sql, queue, key);
