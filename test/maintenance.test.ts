@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../src/storage/database.ts';
 import { maintainTables } from '../src/storage/maintenance.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { started, untilWaitingOrEnded } from './support/lock-waits.ts';
 
 let db: TestDatabase;
 
@@ -52,5 +54,27 @@ describe('table maintenance where autovacuum is off', () => {
     await change('insert into maintenance_autovacuumed select generate_series(1, 500)');
     const { analyzed } = await maintainTables(db.sql);
     expect(analyzed.includes('maintenance_autovacuumed')).toBe(row!.autovacuum === 'off');
+  });
+
+  // A lock held by a second session: a real PostgreSQL only (the embedded one has a single session).
+  it.skipIf(!process.env.DATABASE_URL)('holds up no other statement while a VACUUM waits', async () => {
+    await change('delete from maintenance_probe');
+    const holder = await db.sql.reserve();
+    const small = connect(db.url, 2);
+    try {
+      await holder`begin`;
+      await holder`lock table maintenance_probe in share update exclusive mode`;
+      const maintenance = started(maintainTables(small));
+      await untilWaitingOrEnded(db.sql, maintenance);
+      expect(maintenance.settled).toBe(false);
+      // None of these goes to the VACUUM's connection, where it would wait for the lock too.
+      const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => small`select ${i}::int as i`));
+      expect(answers.map(([row]) => row!.i)).toEqual([0, 1, 2, 3, 4, 5]);
+      await holder`rollback`;
+      expect(await maintenance.result).toMatchObject({ vacuumed: ['maintenance_probe'] });
+    } finally {
+      holder.release();
+      await small.end();
+    }
   });
 });

@@ -1,4 +1,4 @@
-import type { Db } from './database.ts';
+import type { Sql } from './database.ts';
 
 /**
  * What autovacuum would do for orgsync's tables, done where it is off (on the server, or for one
@@ -10,7 +10,18 @@ import type { Db } from './database.ts';
  * ANALYZE) is vacuumed and analyzed, or only analyzed. Where autovacuum is on it does nothing:
  * PostgreSQL does this itself.
  */
-export async function maintainTables(db: Db): Promise<{ vacuumed: string[]; analyzed: string[] }> {
+export async function maintainTables(sql: Sql): Promise<{ vacuumed: string[]; analyzed: string[] }> {
+  // A VACUUM runs for a while (or waits on a lock): on a connection of its own, so no statement is
+  // pipelined behind it (postgres.js sends one to a busy connection when none is idle).
+  const db = await sql.reserve();
+  try {
+    return await maintainOn(db);
+  } finally {
+    db.release();
+  }
+}
+
+async function maintainOn(db: Sql): Promise<{ vacuumed: string[]; analyzed: string[] }> {
   const setting = (name: string) => db`current_setting(${name})::float8`;
   // The table's rows as its statistics know them (-1 before its first VACUUM or ANALYZE).
   const rows = db`greatest(c.reltuples, 0)`;
