@@ -2,6 +2,7 @@ import postgres from 'postgres';
 import type { Config } from '../config.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.ts';
 import { openNotifications, type Notifications } from './notifications.ts';
+import { withStatements } from './statements.ts';
 
 export type Sql = postgres.Sql;
 export type Tx = postgres.TransactionSql;
@@ -42,7 +43,7 @@ export interface ConnectOptions {
  */
 export function connect(url: string, max: number, options: ConnectOptions = {}): Sql {
   const { onQuery } = options;
-  return postgres(url, {
+  const sql = postgres(url, {
     max,
     prepare: !options.pgbouncer,
     // postgres.js pipelines a query onto a busy connection when every connection is busy. PgBouncer
@@ -60,6 +61,7 @@ export function connect(url: string, max: number, options: ConnectOptions = {}):
     transform: { column: { from: postgres.toCamel } },
     connection: { application_name: 'orgsync' },
   });
+  return withStatements(sql);
 }
 
 /** Codes of a connection that could not be made or was lost: the network's and postgres.js's own. */

@@ -1,0 +1,207 @@
+import type postgres from 'postgres';
+
+/**
+ * Statements composed of fragments, without a postgres.js query per fragment.
+ *
+ * In postgres.js every sql`…` is a query, and so a promise, even when it only becomes part of
+ * another statement; a SCIM create's statement is built from about 30 of them. Under load those
+ * objects outlive a young-generation collection or two and are promoted, and the collector copies
+ * them on the way (about half of what a create allocated survived each scavenge, against a few
+ * percent for one flat statement: bench/RESULTS.md, 2026-12-03 17:30). Here sql`…` on the pool or
+ * a transaction makes a plain `Statement` (its strings and values). Awaited or executed, it is
+ * flattened into one text with numbered parameters and sent as a single postgres.js query
+ * (`unsafe`, prepared as a tagged query would be): the same text, parameters and protocol as
+ * before, so answers, errors and prepared statements are unchanged.
+ *
+ * Values other than fragments are what postgres.js takes: `sql.json(…)` and other parameters,
+ * identifiers (`sql('name')`), its own queries (`sql.unsafe('asc')`) as text. A statement holding
+ * one of postgres.js's helpers (`sql(rows, …columns)`) is handed to postgres.js as it is.
+ */
+
+type PgSql = postgres.Sql | postgres.TransactionSql | postgres.ReservedSql;
+type PendingQuery = postgres.PendingQuery<postgres.Row[]>;
+
+/** postgres.js's classes, read off objects it makes (the package does not export them). */
+interface Kinds {
+  query: new (...args: never[]) => { strings: readonly string[]; args: unknown[]; tagged: boolean };
+  identifier: new (...args: never[]) => { value: string };
+  builder: new (...args: never[]) => unknown;
+}
+
+export class Statement {
+  private query: PendingQuery | undefined;
+  private shape: 'values' | 'raw' | undefined;
+
+  constructor(
+    /** postgres.js's own sql of the pool or transaction the statement was written on. */
+    readonly db: PgSql,
+    private readonly kinds: Kinds,
+    readonly strings: TemplateStringsArray,
+    readonly args: unknown[],
+  ) {}
+
+  /** The postgres.js query, made once: nothing is sent until it is awaited or executed. */
+  private pending(): PendingQuery {
+    if (this.query) return this.query;
+    const text = { parts: [] as string[], values: [] as unknown[], tail: '', portable: true };
+    flatten(this, this.kinds, text);
+    let query: PendingQuery = text.portable
+      ? this.db.unsafe(
+          text.parts.join('') + text.tail,
+          text.values as postgres.ParameterOrJSON<never>[],
+          {
+            prepare: true,
+            simple: false,
+          } as postgres.UnsafeQueryOptions,
+        )
+      : (asTagged(this) as PendingQuery);
+    if (this.shape === 'values') query = query.values() as unknown as PendingQuery;
+    if (this.shape === 'raw') query = query.raw() as unknown as PendingQuery;
+    return (this.query = query);
+  }
+
+  values(): this {
+    this.shape = 'values';
+    return this;
+  }
+
+  raw(): this {
+    this.shape = 'raw';
+    return this;
+  }
+
+  execute(): this {
+    void this.pending().execute();
+    return this;
+  }
+
+  then<A = postgres.RowList<postgres.Row[]>, B = never>(
+    onfulfilled?: ((value: postgres.RowList<postgres.Row[]>) => A | PromiseLike<A>) | null,
+    onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    return this.pending().then(onfulfilled, onrejected);
+  }
+
+  catch<B = never>(onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null) {
+    return this.pending().catch(onrejected);
+  }
+
+  finally(onfinally?: (() => void) | null) {
+    return this.pending().finally(onfinally);
+  }
+
+  describe() {
+    return this.pending().describe();
+  }
+
+  cursor(...args: unknown[]) {
+    return (this.pending().cursor as (...a: unknown[]) => unknown)(...args);
+  }
+
+  forEach(fn: (row: postgres.Row) => void) {
+    return this.pending().forEach(fn);
+  }
+
+  cancel() {
+    return this.pending().cancel();
+  }
+}
+
+interface Text {
+  /** Text up to each parameter, its placeholder included. */
+  parts: string[];
+  values: unknown[];
+  /** Text after the last parameter. */
+  tail: string;
+  /** False once a value needs postgres.js's own composition (a helper such as sql(rows, …)). */
+  portable: boolean;
+}
+
+/** Appends `fragment` to `text`, as postgres.js's stringify would. */
+function flatten(fragment: { strings: readonly string[]; args: unknown[] }, kinds: Kinds, text: Text): void {
+  const { strings, args } = fragment;
+  text.tail += strings[0];
+  for (let i = 0; i < args.length; i++) {
+    const value = args[i];
+    if (value instanceof Statement) flatten(value, kinds, text);
+    else if (Array.isArray(value) && value[0] instanceof Statement)
+      for (const each of value as Statement[]) {
+        text.tail += ' ';
+        flatten(each, kinds, text);
+      }
+    else if (value instanceof kinds.query) flatten(value, kinds, text);
+    else if (value instanceof kinds.identifier) text.tail += value.value;
+    else if (value instanceof kinds.builder) text.portable = false;
+    else {
+      text.values.push(value);
+      text.parts.push(`${text.tail}$${text.values.length}`);
+      text.tail = '';
+    }
+    text.tail += strings[i + 1];
+  }
+}
+
+/** The statement as postgres.js's own nested queries, for what only postgres.js composes. */
+function asTagged(statement: Statement): unknown {
+  const args = statement.args.map((value) =>
+    value instanceof Statement
+      ? asTagged(value)
+      : Array.isArray(value) && value[0] instanceof Statement
+        ? value.map(asTagged)
+        : value,
+  );
+  return (statement.db as unknown as (s: TemplateStringsArray, ...a: unknown[]) => unknown)(statement.strings, ...args);
+}
+
+const wrapped = new WeakMap<object, PgSql>();
+const wrappers = new WeakSet<object>();
+
+/**
+ * `sql` whose tagged calls make Statements; so do those of the transactions, savepoints and
+ * reserved connections it opens. Everything else is postgres.js's.
+ */
+export function withStatements<T extends PgSql>(sql: T): T {
+  if (wrappers.has(sql)) return sql;
+  const known = wrapped.get(sql);
+  if (known) return known as T;
+  const probe = sql as unknown as ((...a: unknown[]) => object) & { unsafe(text: string): object };
+  const kinds: Kinds = {
+    query: probe.unsafe('').constructor as Kinds['query'],
+    identifier: probe('orgsync').constructor as Kinds['identifier'],
+    builder: probe({}).constructor as Kinds['builder'],
+  };
+  return wrap(sql, kinds);
+}
+
+function wrap<T extends PgSql>(sql: T, kinds: Kinds): T {
+  if (wrappers.has(sql)) return sql;
+  const known = wrapped.get(sql);
+  if (known) return known as T;
+  const withTx =
+    (open: (...a: unknown[]) => unknown) =>
+    (...args: unknown[]) => {
+      const fn = args[args.length - 1] as (tx: PgSql) => unknown;
+      args[args.length - 1] = (tx: PgSql) => fn(wrap(tx, kinds));
+      return open(...args);
+    };
+  const proxy = new Proxy(sql, {
+    apply(target, self, args: unknown[]) {
+      const strings = args[0] as TemplateStringsArray | undefined;
+      if (Array.isArray(strings) && Array.isArray((strings as TemplateStringsArray).raw))
+        return new Statement(target, kinds, strings, args.slice(1));
+      return Reflect.apply(target as (...a: unknown[]) => unknown, self, args);
+    },
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      if (property === 'begin' || property === 'savepoint')
+        return withTx(value.bind(target) as (...a: unknown[]) => unknown);
+      if (property === 'reserve')
+        return async () => wrap(await (value as () => Promise<postgres.ReservedSql>).call(target), kinds);
+      return value;
+    },
+  });
+  wrapped.set(sql, proxy);
+  wrappers.add(proxy);
+  return proxy;
+}
