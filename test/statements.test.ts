@@ -52,6 +52,29 @@ describe('statements composed of fragments', () => {
     );
   });
 
+  it('writes each text afresh where identifiers, fragments or lists fill one template differently', async () => {
+    const listed = (s: Sql | postgres.Sql, column: string, direction: string, notes: string[]) =>
+      s`select ${s(column)} as v from statement_probe
+        where ${notes.length ? notes.map((n) => s`note = ${n} or`) : s`false or`} false
+        order by 1 ${s.unsafe(direction)}`;
+    const cases: [string, string, string[]][] = [
+      ['id', 'asc', ['a']],
+      ['note', 'asc', ['a']],
+      ['id', 'desc', ['a']],
+      ['id', 'asc', ['a', 'b', 'z']],
+      ['id', 'asc', []],
+      ['id', 'asc', ['a']],
+    ];
+    for (const [column, direction, notes] of cases) {
+      sent.length = 0;
+      plainSent.length = 0;
+      expect([...(await listed(sql, column, direction, notes))]).toEqual([
+        ...(await listed(plain, column, direction, notes)),
+      ]);
+      expect(sent).toEqual(plainSent);
+    }
+  });
+
   it('makes no postgres.js query of a fragment, and sends nothing until the statement is awaited', async () => {
     sent.length = 0;
     const fragment = sql`select ${1}::int as one`;

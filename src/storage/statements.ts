@@ -11,7 +11,9 @@ import type postgres from 'postgres';
  * a transaction makes a plain `Statement` (its strings and values). Awaited or executed, it is
  * flattened into one text with numbered parameters and sent as a single postgres.js query
  * (`unsafe`, prepared as a tagged query would be): the same text, parameters and protocol as
- * before, so answers, errors and prepared statements are unchanged.
+ * before, so answers, errors and prepared statements are unchanged. The text is written once per
+ * shape (which templates, nested how, with which identifiers) and kept; a statement of a known
+ * shape only collects its values.
  *
  * Values other than fragments are what postgres.js takes: `sql.json(…)` and other parameters,
  * identifiers (`sql('name')`), its own queries (`sql.unsafe('asc')`) as text. A statement holding
@@ -23,14 +25,15 @@ type PendingQuery = postgres.PendingQuery<postgres.Row[]>;
 
 /** postgres.js's classes, read off objects it makes (the package does not export them). */
 interface Kinds {
-  query: new (...args: never[]) => { strings: readonly string[]; args: unknown[]; tagged: boolean };
+  query: new (...args: never[]) => { strings: readonly string[]; args: unknown[] };
   identifier: new (...args: never[]) => { value: string };
   builder: new (...args: never[]) => unknown;
 }
 
 export class Statement {
   private query: PendingQuery | undefined;
-  private shape: 'values' | 'raw' | undefined;
+  /** Rows as arrays of values (`.values()`) or of raw buffers (`.raw()`), as postgres.js has it. */
+  private rowsAs: 'values' | 'raw' | undefined;
 
   constructor(
     /** postgres.js's own sql of the pool or transaction the statement was written on. */
@@ -43,30 +46,30 @@ export class Statement {
   /** The postgres.js query, made once: nothing is sent until it is awaited or executed. */
   private pending(): PendingQuery {
     if (this.query) return this.query;
-    const text = { parts: [] as string[], values: [] as unknown[], tail: '', portable: true };
-    flatten(this, this.kinds, text);
-    let query: PendingQuery = text.portable
+    const shape: Shape = { key: '', values: [], portable: true };
+    shapeOf(this, this.kinds, shape);
+    let query: PendingQuery = shape.portable
       ? this.db.unsafe(
-          text.parts.join('') + text.tail,
-          text.values as postgres.ParameterOrJSON<never>[],
+          textOf(this, this.kinds, shape.key),
+          shape.values as postgres.ParameterOrJSON<never>[],
           {
             prepare: true,
             simple: false,
           } as postgres.UnsafeQueryOptions,
         )
       : (asTagged(this) as PendingQuery);
-    if (this.shape === 'values') query = query.values() as unknown as PendingQuery;
-    if (this.shape === 'raw') query = query.raw() as unknown as PendingQuery;
+    if (this.rowsAs === 'values') query = query.values() as unknown as PendingQuery;
+    if (this.rowsAs === 'raw') query = query.raw() as unknown as PendingQuery;
     return (this.query = query);
   }
 
   values(): this {
-    this.shape = 'values';
+    this.rowsAs = 'values';
     return this;
   }
 
   raw(): this {
-    this.shape = 'raw';
+    this.rowsAs = 'raw';
     return this;
   }
 
@@ -107,37 +110,85 @@ export class Statement {
   }
 }
 
-interface Text {
-  /** Text up to each parameter, its placeholder included. */
-  parts: string[];
+type Composed = { strings: readonly string[]; args: unknown[] };
+
+interface Shape {
+  /** Names the statement's text: statements of one key have one text (see textOf). */
+  key: string;
   values: unknown[];
-  /** Text after the last parameter. */
-  tail: string;
   /** False once a value needs postgres.js's own composition (a helper such as sql(rows, …)). */
   portable: boolean;
 }
 
-/** Appends `fragment` to `text`, as postgres.js's stringify would. */
-function flatten(fragment: { strings: readonly string[]; args: unknown[] }, kinds: Kinds, text: Text): void {
-  const { strings, args } = fragment;
-  text.tail += strings[0];
-  for (let i = 0; i < args.length; i++) {
-    const value = args[i];
-    if (value instanceof Statement) flatten(value, kinds, text);
-    else if (Array.isArray(value) && value[0] instanceof Statement)
-      for (const each of value as Statement[]) {
-        text.tail += ' ';
-        flatten(each, kinds, text);
-      }
-    else if (value instanceof kinds.query) flatten(value, kinds, text);
-    else if (value instanceof kinds.identifier) text.tail += value.value;
-    else if (value instanceof kinds.builder) text.portable = false;
+/** Each template's number, for keys: its text is fixed where it is written. */
+const templateIds = new WeakMap<readonly string[], number>();
+let templates = 0;
+
+function keyOf(strings: readonly string[]): string {
+  // postgres.js's unsafe queries hold their text in an array of their own.
+  if (!Array.isArray((strings as TemplateStringsArray).raw)) return `u${strings[0]!.length}:${strings[0]}`;
+  let id = templateIds.get(strings);
+  if (id === undefined) templateIds.set(strings, (id = templates++));
+  return `t${id}`;
+}
+
+/**
+ * Collects the statement's values, in order, and the key of its text: which templates, in which
+ * nesting, with which identifiers. It walks the fragments as postgres.js's stringify does.
+ */
+function shapeOf({ strings, args }: Composed, kinds: Kinds, shape: Shape): void {
+  shape.key += keyOf(strings);
+  for (let i = 1; i < strings.length; i++) {
+    const value = args[i - 1];
+    if (value instanceof Statement || value instanceof kinds.query) shapeOf(value, kinds, shape);
+    else if (isFragmentList(value, kinds)) {
+      shape.key += '[';
+      for (const each of value) shapeOf(each, kinds, shape);
+      shape.key += ']';
+    } else if (value instanceof kinds.identifier) shape.key += `i${value.value.length}:${value.value}`;
+    else if (value instanceof kinds.builder) shape.portable = false;
     else {
-      text.values.push(value);
-      text.parts.push(`${text.tail}$${text.values.length}`);
-      text.tail = '';
+      shape.values.push(value);
+      shape.key += '$';
     }
-    text.tail += strings[i + 1];
+    shape.key += ';';
+  }
+}
+
+/** A list of fragments (postgres.js writes a space before each), not an array parameter. */
+function isFragmentList(value: unknown, kinds: Kinds): value is Composed[] {
+  return Array.isArray(value) && (value[0] instanceof Statement || value[0] instanceof kinds.query);
+}
+
+/** The texts of the statements sent so far, by key; a bounded number (a cache miss builds it again). */
+const texts = new Map<string, string>();
+const MAX_TEXTS = 5_000;
+
+function textOf(statement: Statement, kinds: Kinds, key: string): string {
+  let text = texts.get(key);
+  if (text === undefined) {
+    const built = { text: '', parameters: 0 };
+    render(statement, kinds, built);
+    text = built.text;
+    if (texts.size < MAX_TEXTS) texts.set(key, text);
+  }
+  return text;
+}
+
+/** The statement's text with numbered parameters, as postgres.js's stringify would write it. */
+function render({ strings, args }: Composed, kinds: Kinds, built: { text: string; parameters: number }): void {
+  built.text += strings[0];
+  for (let i = 1; i < strings.length; i++) {
+    const value = args[i - 1];
+    if (value instanceof Statement || value instanceof kinds.query) render(value, kinds, built);
+    else if (isFragmentList(value, kinds))
+      for (const each of value) {
+        built.text += ' ';
+        render(each, kinds, built);
+      }
+    else if (value instanceof kinds.identifier) built.text += value.value;
+    else built.text += `$${++built.parameters}`;
+    built.text += strings[i];
   }
 }
 
@@ -146,8 +197,8 @@ function asTagged(statement: Statement): unknown {
   const args = statement.args.map((value) =>
     value instanceof Statement
       ? asTagged(value)
-      : Array.isArray(value) && value[0] instanceof Statement
-        ? value.map(asTagged)
+      : Array.isArray(value)
+        ? value.map((each: unknown) => (each instanceof Statement ? asTagged(each) : each))
         : value,
   );
   return (statement.db as unknown as (s: TemplateStringsArray, ...a: unknown[]) => unknown)(statement.strings, ...args);
