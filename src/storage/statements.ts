@@ -212,9 +212,6 @@ const wrappers = new WeakSet<object>();
  * reserved connections it opens. Everything else is postgres.js's.
  */
 export function withStatements<T extends PgSql>(sql: T): T {
-  if (wrappers.has(sql)) return sql;
-  const known = wrapped.get(sql);
-  if (known) return known as T;
   const probe = sql as unknown as ((...a: unknown[]) => object) & { unsafe(text: string): object };
   const kinds: Kinds = {
     query: probe.unsafe('').constructor as Kinds['query'],
