@@ -1,3 +1,4 @@
+import './heap-tuning.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadConfig, type Config } from './config.ts';

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type express from 'express';
 import type { AppContext } from './context.ts';
 import { createApp } from './app.ts';
 
@@ -10,7 +11,7 @@ export interface RunningServer {
 }
 
 export async function startServer(ctx: AppContext, app = createApp(ctx)): Promise<RunningServer> {
-  const server = http.createServer(app);
+  const server = http.createServer(expressMessages(app), app);
   // Node's own request timeout bounds slow-loris bodies; headers must arrive within 20 s.
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;
@@ -44,4 +45,26 @@ export async function startServer(ctx: AppContext, app = createApp(ctx)): Promis
     })());
 
   return { server, url, shutdown };
+}
+
+/**
+ * Node's requests and responses made with the app's own prototypes (express's request and
+ * response) from the start, so express's init finds them in place instead of setting them on
+ * every request. V8 handles an object whose prototype was changed badly: with the prototypes set
+ * per request, about a fifth of everything a request allocated outlived the young generation and
+ * was promoted, against a few percent without (bench/RESULTS.md, 2026-12-03 21:00).
+ */
+function expressMessages(app: express.Express): http.ServerOptions {
+  function Request(this: http.IncomingMessage, socket: unknown) {
+    Reflect.apply(http.IncomingMessage, this, [socket]);
+  }
+  Request.prototype = app.request;
+  function Response(this: http.ServerResponse, req: unknown, options: unknown) {
+    Reflect.apply(http.ServerResponse, this, [req, options]);
+  }
+  Response.prototype = app.response;
+  return {
+    IncomingMessage: Request as unknown as typeof http.IncomingMessage,
+    ServerResponse: Response as unknown as typeof http.ServerResponse,
+  };
 }
