@@ -45,6 +45,26 @@ describe('http basics', () => {
   });
 });
 
+describe('the running server', () => {
+  it("makes requests and responses with the app's own prototypes, so express sets none per request", async () => {
+    const ctx = await createTestContext();
+    const app = createApp(ctx);
+    const running = await startServer(ctx, app);
+    try {
+      const seen: unknown[] = [];
+      // Ahead of express's own listener: the objects as Node made them.
+      running.server.prependListener('request', (req, res) =>
+        seen.push(Object.getPrototypeOf(req), Object.getPrototypeOf(res)),
+      );
+      const res = await fetch(`${running.url}/healthz`);
+      expect(await res.json()).toEqual({ status: 'ok' });
+      expect(seen).toEqual([app.request, app.response]);
+    } finally {
+      await running.shutdown('test');
+    }
+  });
+});
+
 describe('graceful shutdown', () => {
   it('stops accepting, finishes in-flight requests, then closes the pool', async () => {
     const ctx = await createTestContext();
