@@ -52,7 +52,7 @@ export async function startServer(ctx: AppContext, app = createApp(ctx)): Promis
  * response) from the start, so express's init finds them in place instead of setting them on
  * every request. V8 handles an object whose prototype was changed badly: with the prototypes set
  * per request, about a fifth of everything a request allocated outlived the young generation and
- * was promoted, against a few percent without (bench/RESULTS.md, 2026-12-03 21:00).
+ * was promoted, against a few percent without (bench/RESULTS.md, 2026-12-03 20:20).
  */
 function expressMessages(app: express.Express): http.ServerOptions {
   function Request(this: http.IncomingMessage, socket: unknown) {
