@@ -3,7 +3,9 @@ import type { AppContext } from '../src/context.ts';
 import { systemActor } from '../src/core/actor.ts';
 import { issueCredential, listCredentials, revokeCredential, verifyCredential } from '../src/core/credentials.ts';
 import { createOrganization } from '../src/core/organizations.ts';
+import { connect } from '../src/storage/database.ts';
 import { createTestContext } from './support/context.ts';
+import type { TestDatabase } from './support/db.ts';
 
 const actor = systemActor('cli');
 let ctx: AppContext;
@@ -47,6 +49,28 @@ describe('secrets at rest', () => {
       await verifyCredential(ctx.sql, 'another-server-secret-0123456789abcdef', 'admin', issued.secret),
     ).toBeNull();
     expect(await verifyCredential(ctx.sql, ctx.config.serverSecret, 'admin', issued.secret + 'x')).toBeNull();
+  });
+
+  // A second pool beside the test's own: the embedded database takes one connection at a time.
+  it.skipIf(!process.env.DATABASE_URL)('a burst with one SCIM token reads it once', async () => {
+    const issued = await issueCredential(
+      ctx.sql,
+      ctx.config.serverSecret,
+      { organizationId: orgId, kind: 'scim', name: 'burst' },
+      actor,
+    );
+    const sent: string[] = [];
+    const pool = connect((ctx.database as TestDatabase).url, 4, { onQuery: (query) => sent.push(query) });
+    try {
+      const verified = await Promise.all(
+        Array.from({ length: 16 }, () => verifyCredential(pool, ctx.config.serverSecret, 'scim', issued.secret)),
+      );
+      expect(verified.map((c) => c?.id)).toEqual(Array(16).fill(issued.id));
+      expect(sent.filter((q) => /from credentials/.test(q))).toHaveLength(1);
+      expect(sent.filter((q) => /update credentials set last_used_at/.test(q))).toHaveLength(1);
+    } finally {
+      await pool.end();
+    }
   });
 
   it('revoked and expired credentials stop working; several live ones overlap', async () => {

@@ -1,5 +1,6 @@
 import { inTransaction, type Db } from '../storage/database.ts';
 import { notify, type Notifications } from '../storage/notifications.ts';
+import { singleFlight } from '../storage/single-flight.ts';
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
 import { invalid, notFound } from './errors.ts';
@@ -98,7 +99,8 @@ export async function verifyCredential(
   secret: string,
 ): Promise<Credential | null> {
   const hash = hashSecret(secret, serverSecret);
-  const cached = kind === 'scim' ? recentlyVerified.get(hash) : undefined;
+  if (kind !== 'scim') return readCredential(db, kind, hash);
+  const cached = recentlyVerified.get(hash);
   if (
     cached &&
     cached.until > Date.now() &&
@@ -106,6 +108,14 @@ export async function verifyCredential(
   ) {
     return cached.credential;
   }
+  // A burst with one token (an IdP's sync, or this process starting under one) finds no cached
+  // entry in every request it has in flight: they share one read instead of making one each.
+  return readingScimToken(hash, () => readCredential(db, kind, hash));
+}
+
+const readingScimToken = singleFlight<Credential | null>();
+
+async function readCredential(db: Db, kind: CredentialKind, hash: string): Promise<Credential | null> {
   const [row] = await db<Credential[]>`
     select ${db.unsafe(COLUMNS)} from credentials
     where secret_hash = ${hash} and kind = ${kind}
