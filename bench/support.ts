@@ -71,7 +71,9 @@ export async function startServer(
     : [];
   // BENCH_BUILT=1: the build (npm run build first) instead of the sources through tsx.
   const entry = process.env.BENCH_BUILT === '1' ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
-  const child = spawn(process.execPath, [...profile, ...entry], {
+  // BENCH_NODE_ARGS: more options for the orgsync process's node (say, V8 flags to compare).
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...profile, ...nodeArgs, ...entry], {
     cwd,
     env: {
       ...process.env,
