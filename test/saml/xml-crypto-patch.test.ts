@@ -330,4 +330,19 @@ describe('patched xml-crypto', () => {
       ]),
     );
   });
+
+  it('gives each checked reference a plain getValidatedNode that still finds the element', async () => {
+    // util.deprecate made each reference's function the prototype of its wrapper: a map per
+    // check pointing at a closure over the document, which promoted the whole DOM out of the
+    // young generation at every collection. The deprecated method itself still works.
+    const doc = new DOMParser().parseFromString(bases['assertion signed']!(), 'text/xml');
+    const sig = newSignedXml();
+    sig.loadSignature(signaturesIn(doc)[0]!);
+    expect(sig.checkSignature(doc)).toBe(true);
+    const [reference] = sig.getReferences() as unknown as { getValidatedNode: () => Element | null }[];
+    expect(Object.getPrototypeOf(reference!.getValidatedNode)).toBe(Function.prototype);
+    const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
+    expect(reference!.getValidatedNode()?.getAttribute('ID')).toBe('_assertion');
+    expect((await warned).name).toBe('DeprecationWarning');
+  });
 });
