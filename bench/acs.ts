@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { systemActor } from '../src/core/actor.ts';
 import { createOrganization } from '../src/core/organizations.ts';
@@ -65,6 +66,7 @@ export async function benchAcs(): Promise<string[]> {
     const cpuBefore = processCpuMs(child.pid!);
     const loopBefore = eventLoopCpuMs(child.pid!);
     const logins = await inFlight(CONCURRENCY, signed, (body) => post(body, 303));
+    if (process.env.BENCH_ACS_DUMP) writeFileSync(process.env.BENCH_ACS_DUMP, JSON.stringify(logins.each));
     const cpuPerLogin = (processCpuMs(child.pid!) - cpuBefore) / LOGINS;
     const loopPerLogin = (eventLoopCpuMs(child.pid!) - loopBefore) / LOGINS;
 
@@ -139,6 +141,7 @@ async function floorBursts(kind: string, slug: string, junk: string[]): Promise<
 /** Sends every body with `concurrency` in flight; rate and latency percentiles. */
 async function inFlight(concurrency: number, bodies: string[], send: (body: string) => Promise<void>) {
   const times: number[] = [];
+  const each: [start: number, ms: number][] = [];
   let next = 0;
   const started = performance.now();
   await Promise.all(
@@ -148,13 +151,14 @@ async function inFlight(concurrency: number, bodies: string[], send: (body: stri
         const t = performance.now();
         await send(body);
         times.push(performance.now() - t);
+        each.push([t - started, performance.now() - t]);
       }
     }),
   );
   const ms = performance.now() - started;
   times.sort((a, b) => a - b);
   const at = (p: number) => times[Math.min(times.length - 1, Math.ceil(p * times.length) - 1)]!;
-  return { perSecond: (bodies.length * 1000) / ms, p50: at(0.5), p99: at(0.99) };
+  return { perSecond: (bodies.length * 1000) / ms, p50: at(0.5), p99: at(0.99), each };
 }
 
 function acsClient(port: number, path: string) {

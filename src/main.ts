@@ -8,6 +8,7 @@ import { startServer } from './server.ts';
 import { startMetricsServer } from './metrics-endpoint.ts';
 import { createLogger } from './log.ts';
 import { createReconciler } from './sync/index.ts';
+import { warmUpSignInChecks } from './saml/warm-up.ts';
 
 let config: Config;
 try {
@@ -29,6 +30,7 @@ try {
   const ctx = await openContext(config, log);
   const demo = config.demoOrganization ? await createDemoOrganizationOnFirstStart(ctx) : null;
   const running = await startServer(ctx);
+  warmUpSignInChecks().catch((error: unknown) => log.warn({ err: error }, 'warming up the sign-in checks failed'));
   const reconciler = config.reconciler.enabled ? createReconciler(ctx) : null;
   reconciler?.start();
   const metrics = config.metrics.port === undefined ? null : await startMetricsServer(ctx, config.metrics.port);
