@@ -6,6 +6,7 @@ import type { Organization } from '../core/organizations.ts';
 import type { SamlConnection } from './connections.ts';
 import { validateSamlSchema } from './schema.ts';
 import { spKeyPair, type SpKeyPair } from './sp-keys.ts';
+import { singleFlight } from '../storage/single-flight.ts';
 import { remember } from './bounded-cache.ts';
 
 // samlify refuses to parse anything without a schema validator.
@@ -36,20 +37,34 @@ export interface ServiceProviderEntity {
  * organization's key pair never changes once made (the first insert wins, nothing updates it);
  * a changed slug changes the URLs, and the entity is rebuilt around the same keys.
  */
-const spEntities = new WeakMap<AppContext, Map<string, ServiceProviderEntity>>();
+const spEntities = new WeakMap<
+  AppContext,
+  { built: Map<string, ServiceProviderEntity>; building: ReturnType<typeof singleFlight<ServiceProviderEntity>> }
+>();
 const idpEntities = new Map<string, samlify.IdentityProviderInstance>();
 /** Bounds both caches: the oldest entry goes when a new one would exceed it. */
 const CACHE_LIMIT = 1_000;
 
-/** The organization's SP as samlify sees it (entity id, ACS, signing and encryption key). */
+/**
+ * The organization's SP as samlify sees it (entity id, ACS, signing and encryption key). Requests
+ * that find it not built yet (the first sign-ins of an organization, arriving together) share
+ * one build: one read of the key pair, and at most one key pair made.
+ */
 export async function serviceProvider(ctx: AppContext, organization: Organization): Promise<ServiceProviderEntity> {
   const urls = spUrls(ctx.config.publicUrl, organization);
-  let cache = spEntities.get(ctx);
-  if (!cache) spEntities.set(ctx, (cache = new Map<string, ServiceProviderEntity>()));
-  const cached = cache.get(organization.id);
+  let entities = spEntities.get(ctx);
+  if (!entities) spEntities.set(ctx, (entities = { built: new Map(), building: singleFlight() }));
+  const { built } = entities;
+  const cached = built.get(organization.id);
   if (cached?.urls.entityId === urls.entityId) return cached;
-  const keys = cached?.keys ?? (await spKeyPair(ctx.sql, ctx.config.serverSecret, organization.id, urls.entityId));
-  const sp = samlify.ServiceProvider({
+  return entities.building(`${organization.id} ${urls.entityId}`, async () => {
+    const keys = cached?.keys ?? (await spKeyPair(ctx.sql, ctx.config.serverSecret, organization.id, urls.entityId));
+    return remember(built, organization.id, { sp: spOf(urls, keys), keys, urls }, CACHE_LIMIT);
+  });
+}
+
+function spOf(urls: ReturnType<typeof spUrls>, keys: SpKeyPair): samlify.ServiceProviderInstance {
+  return samlify.ServiceProvider({
     entityID: urls.entityId,
     assertionConsumerService: [{ Binding: samlify.Constants.namespace.binding.post, Location: urls.acsUrl }],
     signingCert: keys.certificate,
@@ -61,7 +76,6 @@ export async function serviceProvider(ctx: AppContext, organization: Organizatio
     requestSignatureAlgorithm: RSA_SHA256,
     nameIDFormat: ['urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress'],
   });
-  return remember(cache, organization.id, { sp, keys, urls }, CACHE_LIMIT);
 }
 
 /**

@@ -1,7 +1,10 @@
 import crypto from 'node:crypto';
+import { promisify } from 'node:util';
 import forge from 'node-forge';
 import { openSealedSecret, sealSecret } from '../core/secrets.ts';
 import type { Db } from '../storage/database.ts';
+
+const generateRsaKeyPair = promisify(crypto.generateKeyPair);
 
 export interface SpKeyPair {
   /** PEM certificate, published in the SP metadata for signing and encryption. */
@@ -21,7 +24,7 @@ export async function spKeyPair(
     select certificate, private_key_sealed from saml_sp_keys where organization_id = ${organizationId}`;
   if (existing)
     return { certificate: existing.certificate, privateKey: openSealedSecret(existing.privateKeySealed, serverSecret) };
-  const made = makeSelfSignedPair(commonName);
+  const made = await makeSelfSignedPair(commonName);
   // Two instances may race on the first use: the first insert wins and both read it back.
   await db`
     insert into saml_sp_keys (organization_id, certificate, private_key_sealed)
@@ -30,8 +33,9 @@ export async function spKeyPair(
   return spKeyPair(db, serverSecret, organizationId, commonName);
 }
 
-function makeSelfSignedPair(commonName: string): SpKeyPair {
-  const { publicKey, privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+/** The key is made off the event loop (libuv's thread pool): an RSA key takes 50 to 500 ms. */
+async function makeSelfSignedPair(commonName: string): Promise<SpKeyPair> {
+  const { publicKey, privateKey } = await generateRsaKeyPair('rsa', { modulusLength: 2048 });
   const publicPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
   const privatePem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const cert = forge.pki.createCertificate();
