@@ -1,4 +1,4 @@
-import { setTimeout } from 'node:timers/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import type { SamlConnection } from './connections.ts';
 import { spUrls, type ServiceProviderEntity } from './service-provider.ts';
@@ -43,7 +43,7 @@ export async function warmUpSignInChecks(
 async function eventLoopIdle(): Promise<void> {
   for (;;) {
     const before = performance.eventLoopUtilization();
-    await setTimeout(IDLE_WINDOW_MS, undefined, { ref: false });
+    await sleep(IDLE_WINDOW_MS, undefined, { ref: false });
     if (performance.eventLoopUtilization(before).utilization < IDLE_UTILIZATION) return;
   }
 }
