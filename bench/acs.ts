@@ -140,7 +140,6 @@ async function floorBursts(kind: string, slug: string, junk: string[]): Promise<
 
 /** Sends every body with `concurrency` in flight; rate and latency percentiles. */
 async function inFlight(concurrency: number, bodies: string[], send: (body: string) => Promise<void>) {
-  const times: number[] = [];
   const each: [start: number, ms: number][] = [];
   let next = 0;
   const started = performance.now();
@@ -150,13 +149,12 @@ async function inFlight(concurrency: number, bodies: string[], send: (body: stri
         const body = bodies[next++]!;
         const t = performance.now();
         await send(body);
-        times.push(performance.now() - t);
         each.push([t - started, performance.now() - t]);
       }
     }),
   );
   const ms = performance.now() - started;
-  times.sort((a, b) => a - b);
+  const times = each.map(([, latency]) => latency).sort((a, b) => a - b);
   const at = (p: number) => times[Math.min(times.length - 1, Math.ceil(p * times.length) - 1)]!;
   return { perSecond: (bodies.length * 1000) / ms, p50: at(0.5), p99: at(0.99), each };
 }
