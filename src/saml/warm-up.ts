@@ -15,7 +15,7 @@ import { readResponse, verifyResponse, type VerifiedAssertion } from './validate
  * start goes first). Nothing is read or written: the sample is signed by a throwaway key that only
  * the connection below trusts.
  */
-export const WARM_UP_ROUNDS = 200;
+const WARM_UP_ROUNDS = 200;
 /** Rounds run between two looks at whether the server is idle. */
 const ROUNDS_PER_TURN = 20;
 /** Idle: the event loop was busy less than this share of the last IDLE_WINDOW_MS. */
