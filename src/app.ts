@@ -19,6 +19,9 @@ export function createApp(ctx: AppContext): express.Express {
   app.disable('x-powered-by');
   // No conditional GETs are served, so hashing every response body for an ETag is wasted work.
   app.set('etag', false);
+  // Query strings are flat (SCIM's filter, startIndex; the admin API's flat parameters): node's
+  // own parser reads them for a quarter of what qs's nested one costs on every request.
+  app.set('query parser', 'simple');
   app.set('trust proxy', ctx.config.trustProxy);
 
   // SCIM first: its exchange (scim/exchange.ts) does for it what the middlewares below do for the

@@ -19,7 +19,7 @@ export function inputProblem(req: Request): InputProblem | null {
   if (/%00/i.test(req.originalUrl.split('?', 1)[0]!))
     return { kind: 'unstorable_text', message: 'the path contains a NUL character' };
   for (const [parameter, value] of Object.entries(req.query)) {
-    // The query parser nests five levels at most.
+    // The query parser (app.ts) nests nothing: strings, and arrays of them for repeated names.
     if (!isStorableText(parameter) || walk(value, Infinity) !== null)
       return { kind: 'unstorable_text', message: `query parameter '${parameter}' contains ${UNSTORABLE}`, parameter };
   }
