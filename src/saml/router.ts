@@ -233,12 +233,16 @@ async function assertionConsumer(
     seen.connection = connection;
     if (!connection.enabled) refuse('connection_disabled', 'this SAML connection is disabled');
 
-    const assertion = await verifyResponse(xml, doc, connection, () => serviceProvider(ctx, organization));
+    const urls = spUrls(ctx.config.publicUrl, organization);
+    const assertion = await verifyResponse(xml, doc, connection, {
+      urls,
+      entity: () => serviceProvider(ctx, organization),
+    });
     seen.nameId = assertion.nameId;
     if (assertion.inResponseTo) {
       Object.assign(binding, {
         requestId: assertion.inResponseTo,
-        acsUrl: spUrls(ctx.config.publicUrl, organization).acsUrl,
+        acsUrl: urls.acsUrl,
         presented: presentedBindings(req, assertion.inResponseTo),
       });
     }

@@ -25,10 +25,12 @@ export function spUrls(publicUrl: string, organization: Pick<Organization, 'slug
   };
 }
 
+export type SpUrls = ReturnType<typeof spUrls>;
+
 export interface ServiceProviderEntity {
   sp: samlify.ServiceProviderInstance;
   keys: SpKeyPair;
-  urls: ReturnType<typeof spUrls>;
+  urls: SpUrls;
 }
 
 /**
@@ -63,7 +65,7 @@ export async function serviceProvider(ctx: AppContext, organization: Organizatio
   });
 }
 
-function spOf(urls: ReturnType<typeof spUrls>, keys: SpKeyPair): samlify.ServiceProviderInstance {
+function spOf(urls: SpUrls, keys: SpKeyPair): samlify.ServiceProviderInstance {
   return samlify.ServiceProvider({
     entityID: urls.entityId,
     assertionConsumerService: [{ Binding: samlify.Constants.namespace.binding.post, Location: urls.acsUrl }],

@@ -5,6 +5,7 @@ import { openSealedSecret, sealSecret } from '../core/secrets.ts';
 import type { Db } from '../storage/database.ts';
 
 const generateRsaKeyPair = promisify(crypto.generateKeyPair);
+const signWithKey = promisify(crypto.sign);
 
 export interface SpKeyPair {
   /** PEM certificate, published in the SP metadata for signing and encryption. */
@@ -33,7 +34,11 @@ export async function spKeyPair(
   return spKeyPair(db, serverSecret, organizationId, commonName);
 }
 
-/** The key is made off the event loop (libuv's thread pool): an RSA key takes 50 to 500 ms. */
+/**
+ * The key is made and the certificate signed off the event loop (libuv's thread pool): an RSA key
+ * takes 50 to 500 ms, and node-forge's own RSA signature, in JavaScript, held the event loop for
+ * 30 ms or more. node-forge only lays out the certificate.
+ */
 async function makeSelfSignedPair(commonName: string): Promise<SpKeyPair> {
   const { publicKey, privateKey } = await generateRsaKeyPair('rsa', { modulusLength: 2048 });
   const publicPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
@@ -49,9 +54,13 @@ async function makeSelfSignedPair(commonName: string): Promise<SpKeyPair> {
   ];
   cert.setSubject(subject);
   cert.setIssuer(subject);
-  cert.sign(
-    forge.pki.privateKeyFromPem(privateKey.export({ type: 'pkcs1', format: 'pem' }).toString()),
-    forge.md.sha256.create(),
-  );
+  cert.signatureOid = cert.siginfo.algorithmOid = forge.pki.oids.sha256WithRSAEncryption!;
+  cert.tbsCertificate = toBeSignedPart(cert);
+  const toBeSigned = Buffer.from(forge.asn1.toDer(cert.tbsCertificate).getBytes(), 'binary');
+  cert.signature = (await signWithKey('sha256', toBeSigned, privateKey)).toString('binary');
   return { certificate: forge.pki.certificateToPem(cert), privateKey: privatePem };
 }
+
+/** node-forge's TBSCertificate of a certificate (public in node-forge, missing from its types). */
+const toBeSignedPart = (cert: forge.pki.Certificate): forge.asn1.Asn1 =>
+  (forge.pki as unknown as { getTBSCertificate(cert: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate(cert);

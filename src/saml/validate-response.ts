@@ -2,7 +2,7 @@ import samlify from 'samlify';
 import type { SamlConnection } from './connections.ts';
 import { SamlRefusal, refuse } from './refusal.ts';
 import { checkSamlSchema } from './schema.ts';
-import type { ServiceProviderEntity } from './service-provider.ts';
+import type { ServiceProviderEntity, SpUrls } from './service-provider.ts';
 import {
   NS,
   UnsafeXmlError,
@@ -61,6 +61,16 @@ export interface VerifiedAssertion {
   sessionEndsAt: Date | null;
 }
 
+/**
+ * The organization's SP as a response's checks see it: its URLs, and its entity, whose key
+ * decrypts. The entity is built on first use (its key pair read, or made), so only an encrypted
+ * assertion asks for it, once the checks before decryption have passed.
+ */
+export interface ServiceProviderSide {
+  urls: SpUrls;
+  entity: () => Promise<ServiceProviderEntity>;
+}
+
 /** Decodes the SAMLResponse form value, refusing what is too large or not base64. */
 export function decodeSamlResponse(value: unknown): string {
   if (typeof value !== 'string' || value.trim() === '') refuse('malformed', 'the request carries no SAMLResponse');
@@ -99,13 +109,12 @@ export function readResponse(xml: string): { doc: Document; claimedIssuer: strin
  * structure (signature wrapping), algorithms, schema, status, signature by a configured
  * certificate, then — on the signed assertion only — issuer, destination, recipient,
  * audience and time window. InResponseTo and replay need the database: the caller checks them.
- * The SP entity is asked for only once the checks that need none have passed.
  */
 export async function verifyResponse(
   xml: string,
   doc: Document,
   connection: SamlConnection,
-  spEntity: () => Promise<ServiceProviderEntity>,
+  sp: ServiceProviderSide,
   now: Date = new Date(),
 ): Promise<VerifiedAssertion> {
   const root = doc.documentElement;
@@ -114,10 +123,9 @@ export async function verifyResponse(
   checkSignaturePresent(root);
   checkSchema(xml, 'the response');
   checkStatus(root);
-  const entity = await spEntity();
 
   const { verifiedXml } = childElement(root, NS.assertion, 'EncryptedAssertion')
-    ? await decryptAndVerify(xml, doc, connection, entity)
+    ? await decryptAndVerify(xml, doc, connection, await sp.entity())
     : { verifiedXml: await verifySignature(xml, doc, connection) };
 
   const assertion = parseUntrustedXml(verifiedXml).documentElement;
@@ -130,7 +138,7 @@ export async function verifyResponse(
   try {
     if (containsComment(assertion))
       refuse('comment_in_assertion', 'the signed assertion contains an XML comment (it could truncate the NameID)');
-    return readAssertion(assertion, root, connection, entity, now, usableUntil);
+    return readAssertion(assertion, root, connection, sp.urls, now, usableUntil);
   } catch (error) {
     if (error instanceof SamlRefusal && assertionId && usableUntil)
       error.signedAssertion ??= { assertionId, usableUntil };
@@ -331,7 +339,7 @@ function readAssertion(
   assertion: Element,
   response: Element,
   connection: SamlConnection,
-  entity: ServiceProviderEntity,
+  urls: SpUrls,
   now: Date,
   usableUntil: Date | null,
 ): VerifiedAssertion {
@@ -351,11 +359,11 @@ function readAssertion(
   if (!destination && childElement(response, NS.dsig, 'Signature')) {
     refuse(
       'wrong_destination',
-      `the signed Response has no Destination (a signed HTTP-POST message must name ${entity.urls.acsUrl})`,
+      `the signed Response has no Destination (a signed HTTP-POST message must name ${urls.acsUrl})`,
     );
   }
-  if (destination && destination !== entity.urls.acsUrl)
-    refuse('wrong_destination', `the response is addressed to ${destination}, not ${entity.urls.acsUrl}`);
+  if (destination && destination !== urls.acsUrl)
+    refuse('wrong_destination', `the response is addressed to ${destination}, not ${urls.acsUrl}`);
 
   const subject = childElement(assertion, NS.assertion, 'Subject');
   const nameIdElement = subject && childElement(subject, NS.assertion, 'NameID');
@@ -370,8 +378,8 @@ function readAssertion(
     refuse('malformed', 'the assertion has no bearer SubjectConfirmationData');
   const data = confirmations[0]!;
   const recipient = data.getAttribute('Recipient');
-  if (recipient !== entity.urls.acsUrl)
-    refuse('wrong_recipient', `the assertion is for recipient ${JSON.stringify(recipient)}, not ${entity.urls.acsUrl}`);
+  if (recipient !== urls.acsUrl)
+    refuse('wrong_recipient', `the assertion is for recipient ${JSON.stringify(recipient)}, not ${urls.acsUrl}`);
   const confirmationNotOnOrAfter = parseTime(data.getAttribute('NotOnOrAfter'));
   if (!confirmationNotOnOrAfter) refuse('malformed', 'SubjectConfirmationData has no NotOnOrAfter');
   if (now.getTime() >= confirmationNotOnOrAfter.getTime() + skewMs)
@@ -390,8 +398,8 @@ function readAssertion(
   if (restrictions.length === 0) refuse('wrong_audience', 'the assertion has no AudienceRestriction');
   for (const restriction of restrictions) {
     const audiences = childElements(restriction, NS.assertion, 'Audience').map((a) => textOf(a));
-    if (!audiences.includes(entity.urls.entityId))
-      refuse('wrong_audience', `the assertion is meant for ${audiences.join(', ')}, not ${entity.urls.entityId}`);
+    if (!audiences.includes(urls.entityId))
+      refuse('wrong_audience', `the assertion is meant for ${audiences.join(', ')}, not ${urls.entityId}`);
   }
 
   // InResponseTo: the signed one in SubjectConfirmationData (SAML profiles 4.1.4.2); the Response's must agree.

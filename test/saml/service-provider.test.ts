@@ -1,8 +1,9 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppContext } from '../../src/context.ts';
 import { systemActor } from '../../src/core/actor.ts';
 import { createOrganization, type Organization } from '../../src/core/organizations.ts';
-import { serviceProvider } from '../../src/saml/service-provider.ts';
+import { serviceProvider, spUrls } from '../../src/saml/service-provider.ts';
 import { connect } from '../../src/storage/database.ts';
 import { createTestContext } from '../support/context.ts';
 import type { TestDatabase } from '../support/db.ts';
@@ -37,5 +38,16 @@ describe("an organization's SP entity", () => {
     } finally {
       await pool.end();
     }
+  });
+
+  it('has a self-signed certificate for its own key, valid ten years', async () => {
+    const { keys } = await serviceProvider(ctx, organization);
+    const certificate = new X509Certificate(keys.certificate);
+    expect(certificate.verify(certificate.publicKey)).toBe(true);
+    expect(certificate.checkPrivateKey(createPrivateKey(keys.privateKey))).toBe(true);
+    expect(certificate.subject).toContain(`CN=${spUrls(ctx.config.publicUrl, organization).entityId}`);
+    expect(certificate.issuer).toBe(certificate.subject);
+    const years = (Date.parse(certificate.validTo) - Date.parse(certificate.validFrom)) / (365 * 86_400_000);
+    expect(Math.round(years)).toBe(10);
   });
 });
