@@ -57,7 +57,11 @@ export async function benchDatabase(): Promise<{ sql: Sql; url: string; drop(): 
   };
 }
 
-/** Starts orgsync on DATABASE_URL; `env` overrides its settings, `onLog` gets its stdout (JSON log lines). */
+/**
+ * Starts orgsync on DATABASE_URL with the settings it ships with (its connection pool too, as the
+ * peer bench runs it), bar logging, the reconciler and the SCIM rate limit; `env` overrides
+ * them, `onLog` gets its stdout (JSON log lines).
+ */
 export async function startServer(
   databaseUrl: string,
   env: Record<string, string> = {},
@@ -82,7 +86,6 @@ export async function startServer(
       PORT: String(port),
       LOG_LEVEL: 'warn',
       RECONCILER: 'false',
-      DATABASE_POOL_MAX: String(CONCURRENCY + 4),
       SCIM_RATE_LIMIT: '0',
       NODE_ENV: 'production',
       ...env,
