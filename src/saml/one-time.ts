@@ -1,4 +1,5 @@
 import type { Db, Sql } from '../storage/database.ts';
+import { remember } from './bounded-cache.ts';
 
 /** AuthnRequests live this long: enough to sign in at the IdP, short enough to bound the table. */
 export const REQUEST_TTL_SECONDS = 15 * 60;
@@ -47,8 +48,11 @@ export async function consumeRequest(
 }
 
 /**
- * Records an assertion id as used; false when it was used before. The primary key makes this
- * atomic across instances sharing the database.
+ * Records an assertion id as used; false when it was used before. One statement on any pooled
+ * connection: the primary key makes it atomic across instances sharing the database, and a row
+ * whose assertion has expired counts as free (the update takes it over), so the expired rows
+ * need not be gone first. Those are pruned by the login that finds its organization not pruned
+ * for PRUNE_EVERY_MS in this process, beside its own statement.
  */
 export async function markAssertionUsed(
   sql: Sql,
@@ -56,19 +60,25 @@ export async function markAssertionUsed(
   assertionId: string,
   usableUntil: Date,
 ): Promise<boolean> {
-  // Both statements in one round trip: sent together on one connection, which runs them in order.
-  const connection = await sql.reserve();
-  try {
-    const [, inserted] = await Promise.all([
-      connection`delete from saml_replay_cache where organization_id = ${organizationId} and expires_at < now()`,
-      connection`
-        insert into saml_replay_cache (organization_id, assertion_id, expires_at)
-        values (${organizationId}, ${assertionId}, ${usableUntil})
-        on conflict do nothing
-        returning assertion_id`,
-    ]);
-    return inserted.length === 1;
-  } finally {
-    connection.release();
-  }
+  const [inserted] = await Promise.all([
+    sql`
+      insert into saml_replay_cache (organization_id, assertion_id, expires_at)
+      values (${organizationId}, ${assertionId}, ${usableUntil})
+      on conflict (organization_id, assertion_id) do update set expires_at = excluded.expires_at
+        where saml_replay_cache.expires_at < now()
+      returning assertion_id`,
+    pruneReplayCacheIfDue(sql, organizationId),
+  ]);
+  return inserted.length === 1;
+}
+
+/** How often this process deletes an organization's expired replay-cache rows. */
+const PRUNE_EVERY_MS = 60_000;
+const lastPruned = new Map<string, number>();
+
+async function pruneReplayCacheIfDue(sql: Sql, organizationId: string): Promise<void> {
+  const now = Date.now();
+  if (now - (lastPruned.get(organizationId) ?? 0) < PRUNE_EVERY_MS) return;
+  remember(lastPruned, organizationId, now, 10_000);
+  await sql`delete from saml_replay_cache where organization_id = ${organizationId} and expires_at < now()`;
 }
