@@ -32,23 +32,17 @@ export function acsShared(sql: Sql): AcsShared {
 }
 
 /**
- * The organization and its connection in one round trip: both statements sent together on one
- * connection (which runs them in order), the second naming the organization by a subquery since
- * it cannot wait for the first's answer.
+ * The organization and its connection in one round trip: both statements sent at once, on
+ * whichever pooled connections are free (none is reserved: with a small pool a reservation waits
+ * for a connection with nothing in flight), the second naming the organization by a subquery
+ * since it cannot wait for the first's answer.
  */
 async function findTarget(sql: Sql, slug: string, issuer: string | null): Promise<AcsTarget> {
   if (issuer === null) return { organization: await findOrganization(sql, slug), connection: null };
-  const db = await sql.reserve();
-  let found: [Organization | null, SamlConnection | null];
-  try {
-    found = await Promise.all([
-      findOrganization(db, slug),
-      findConnectionByIssuer(db, organizationIdOf(db, slug), issuer),
-    ]);
-  } finally {
-    db.release();
-  }
-  const [organization, connection] = found;
+  const [organization, connection] = await Promise.all([
+    findOrganization(sql, slug),
+    findConnectionByIssuer(sql, organizationIdOf(sql, slug), issuer),
+  ]);
   if (!organization) return { organization, connection: null };
   // Each statement sees the database as it is when it runs: should the organization at the slug
   // have been replaced in between, the connection is looked up again, by the organization found.
