@@ -48,8 +48,10 @@ async function eventLoopIdle(): Promise<void> {
   }
 }
 
-/** What the sample was signed for; made by test/saml/support/idp.ts (responseXml, signAssertion). */
-/** The sample is not encrypted: its checks never ask for the SP's entity (its keys). */
+/**
+ * What the sample was signed for; made by test/saml/support/idp.ts (responseXml, signAssertion).
+ * It is not encrypted: its checks never ask for the SP's entity (its keys).
+ */
 const SAMPLE_SP: ServiceProviderSide = {
   urls: spUrls('https://orgsync.invalid', { slug: 'warm-up' }),
   entity: () => Promise.reject(new Error('the warm-up sample is not encrypted')),
