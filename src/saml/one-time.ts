@@ -74,11 +74,13 @@ export async function markAssertionUsed(
 
 /** How often this process deletes an organization's expired replay-cache rows. */
 const PRUNE_EVERY_MS = 60_000;
+/** When each organization was last pruned, for this many organizations at most (oldest forgotten). */
+const PRUNE_TRACKED = 10_000;
 const lastPruned = new Map<string, number>();
 
 async function pruneReplayCacheIfDue(sql: Sql, organizationId: string): Promise<void> {
   const now = Date.now();
   if (now - (lastPruned.get(organizationId) ?? 0) < PRUNE_EVERY_MS) return;
-  remember(lastPruned, organizationId, now, 10_000);
+  remember(lastPruned, organizationId, now, PRUNE_TRACKED);
   await sql`delete from saml_replay_cache where organization_id = ${organizationId} and expires_at < now()`;
 }
