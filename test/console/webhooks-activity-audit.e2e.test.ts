@@ -218,6 +218,9 @@ describe('webhooks page', () => {
     await expect.poll(() => endpointRow(failing.url).textContent()).toContain('disabled');
     await page.getByRole('button', { name: `Enable ${failing.url}` }).click();
     await expect.poll(enabled).toBe(true);
+    // The table is drawn again after the change is saved; the status says it has been. Tabbing
+    // before then could focus a button that the redraw removes, and Enter would then do nothing.
+    await expect.poll(() => page.locator('#status').textContent()).toBe(`${failing.url} enabled.`);
 
     await tabTo(page.getByRole('button', { name: `Delete ${failing.url}` }));
     await page.keyboard.press('Enter');
