@@ -15,11 +15,16 @@ export async function rememberRequest(
     invitationId: string | null;
   },
 ): Promise<void> {
-  await db`delete from saml_requests where organization_id = ${input.organizationId} and expires_at < now()`;
-  await db`
-    insert into saml_requests (organization_id, id, connection_id, return_to, browser_binding_hash, invitation_id, expires_at)
-    values (${input.organizationId}, ${input.id}, ${input.connectionId}, ${input.returnTo}, ${input.browserBindingHash}, ${input.invitationId},
-            now() + make_interval(secs => ${REQUEST_TTL_SECONDS}))`;
+  // Request ids are new each time, so expired rows never stand in the insert's way: they are
+  // pruned beside it, at most once per PRUNE_EVERY_MS per organization in this process.
+  await Promise.all([
+    db`
+      insert into saml_requests (organization_id, id, connection_id, return_to, browser_binding_hash, invitation_id, expires_at)
+      values (${input.organizationId}, ${input.id}, ${input.connectionId}, ${input.returnTo}, ${input.browserBindingHash}, ${input.invitationId},
+              now() + make_interval(secs => ${REQUEST_TTL_SECONDS}))`,
+    dueForPruning(lastPruned.requests, input.organizationId) &&
+      db`delete from saml_requests where organization_id = ${input.organizationId} and expires_at < now()`,
+  ]);
 }
 
 export interface PendingRequest {
@@ -51,8 +56,8 @@ export async function consumeRequest(
  * Records an assertion id as used; false when it was used before. One statement on any pooled
  * connection: the primary key makes it atomic across instances sharing the database, and a row
  * whose assertion has expired counts as free (the update takes it over), so the expired rows
- * need not be gone first. Those are pruned by the login that finds its organization not pruned
- * for PRUNE_EVERY_MS in this process, beside its own statement.
+ * need not be gone first. They are pruned beside the statement, at most once per PRUNE_EVERY_MS
+ * per organization in this process.
  */
 export async function markAssertionUsed(
   sql: Sql,
@@ -67,20 +72,22 @@ export async function markAssertionUsed(
       on conflict (organization_id, assertion_id) do update set expires_at = excluded.expires_at
         where saml_replay_cache.expires_at < now()
       returning assertion_id`,
-    pruneReplayCacheIfDue(sql, organizationId),
+    dueForPruning(lastPruned.replayCache, organizationId) &&
+      sql`delete from saml_replay_cache where organization_id = ${organizationId} and expires_at < now()`,
   ]);
   return inserted.length === 1;
 }
 
-/** How often this process deletes an organization's expired replay-cache rows. */
+/** How often this process deletes an organization's expired rows of each table. */
 const PRUNE_EVERY_MS = 60_000;
 /** When each organization was last pruned, for this many organizations at most (oldest forgotten). */
 const PRUNE_TRACKED = 10_000;
-const lastPruned = new Map<string, number>();
+const lastPruned = { requests: new Map<string, number>(), replayCache: new Map<string, number>() };
 
-async function pruneReplayCacheIfDue(sql: Sql, organizationId: string): Promise<void> {
+/** Whether the organization's expired rows are due for pruning; if so, they count as pruned now. */
+function dueForPruning(pruned: Map<string, number>, organizationId: string): boolean {
   const now = Date.now();
-  if (now - (lastPruned.get(organizationId) ?? 0) < PRUNE_EVERY_MS) return;
-  remember(lastPruned, organizationId, now, PRUNE_TRACKED);
-  await sql`delete from saml_replay_cache where organization_id = ${organizationId} and expires_at < now()`;
+  if (now - (pruned.get(organizationId) ?? 0) < PRUNE_EVERY_MS) return false;
+  remember(pruned, organizationId, now, PRUNE_TRACKED);
+  return true;
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { markAssertionUsed } from '../../src/saml/one-time.ts';
+import { consumeRequest, markAssertionUsed, rememberRequest } from '../../src/saml/one-time.ts';
 import { samlFixture, type SamlFixture } from './support/setup.ts';
 
 let f: SamlFixture;
@@ -43,5 +43,47 @@ describe('the replay cache', () => {
       Array.from({ length: 8 }, () => markAssertionUsed(f.ctx.sql, f.organization.id, '_raced', inAMinute())),
     );
     expect(uses.filter(Boolean)).toHaveLength(1);
+  });
+});
+
+describe('the AuthnRequests sent', () => {
+  const requestsOf = async () =>
+    (
+      await f.ctx.sql<{ id: string; expired: boolean }[]>`
+        select id, expires_at < now() as expired from saml_requests
+        where organization_id = ${f.organization.id} order by id`
+    ).map((row) => `${row.id}${row.expired ? ' (expired)' : ''}`);
+  const addExpiredRequest = (id: string) =>
+    f.ctx
+      .sql`insert into saml_requests (organization_id, id, connection_id, return_to, browser_binding_hash, expires_at)
+            values (${f.organization.id}, ${id}, ${f.connectionId}, '/', 'hash', now() - interval '1 minute')`;
+  const send = (id: string) =>
+    rememberRequest(f.ctx.sql, {
+      organizationId: f.organization.id,
+      id,
+      connectionId: f.connectionId,
+      returnTo: '/',
+      browserBindingHash: 'hash',
+      invitationId: null,
+    });
+
+  it("prunes the organization's expired requests with its first login start in a process, and not again within a minute", async () => {
+    await addExpiredRequest('_req-old-1');
+    await send('_req-1');
+    expect(await requestsOf()).toEqual(['_req-1']);
+
+    await addExpiredRequest('_req-old-2');
+    await send('_req-2');
+    expect(await requestsOf()).toEqual(['_req-1', '_req-2', '_req-old-2 (expired)']);
+  });
+
+  it('answers a request once, and an expired one never', async () => {
+    expect(await consumeRequest(f.ctx.sql, f.organization.id, f.connectionId, '_req-1')).toEqual({
+      returnTo: '/',
+      browserBindingHash: 'hash',
+      invitationId: null,
+    });
+    expect(await consumeRequest(f.ctx.sql, f.organization.id, f.connectionId, '_req-1')).toBeNull();
+    expect(await consumeRequest(f.ctx.sql, f.organization.id, f.connectionId, '_req-old-2')).toBeNull();
   });
 });
