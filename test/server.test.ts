@@ -80,8 +80,7 @@ describe('graceful shutdown', () => {
     const running = await startServer(ctx, outer);
     const inFlight = fetch(`${running.url}/slow`).then((r) => r.json());
     await started;
-    const stopped = running.shutdown('test');
-    await new Promise((r) => setTimeout(r, 100));
+    const stopped = running.shutdown('test'); // closes the listening socket before it returns
     await expect(fetch(`${running.url}/healthz`)).rejects.toThrow();
     release();
     expect(await inFlight).toEqual({ finished: true });

@@ -113,12 +113,15 @@ describe('SCIM tokens through the admin API', () => {
     await client.patch(`/Users/${user.id}`, [{ op: 'replace', value: { active: false } }]).expect(200);
     await client.get('/Users/00000000-0000-4000-8000-000000000000').expect(404);
 
+    // The log is written in batches off the request path.
     let items: { method: string; status: number; resourceId: string | null; path: string; durationMs: number }[] = [];
-    for (let i = 0; i < 50 && items.length < 3; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      items = (await request(f.app).get(`/api/scim-tokens/${token.token.id}/requests`).set(admin()).expect(200)).body
-        .items;
-    }
+    await expect
+      .poll(async () => {
+        items = (await request(f.app).get(`/api/scim-tokens/${token.token.id}/requests`).set(admin()).expect(200)).body
+          .items;
+        return items.length;
+      })
+      .toBe(3);
     expect(items.map((e) => [e.method, e.status])).toEqual([
       ['GET', 404],
       ['PATCH', 200],
@@ -137,11 +140,13 @@ describe('SCIM tokens through the admin API', () => {
     await scimClient(f.app, 'not-a-token').raw('patch', '/Users/x', '{"Operations": ').expect(401);
 
     let items: { method: string; status: number; path: string }[] = [];
-    for (let i = 0; i < 50 && items.length < 1; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      items = (await request(f.app).get(`/api/scim-tokens/${token.token.id}/requests`).set(admin()).expect(200)).body
-        .items;
-    }
+    await expect
+      .poll(async () => {
+        items = (await request(f.app).get(`/api/scim-tokens/${token.token.id}/requests`).set(admin()).expect(200)).body
+          .items;
+        return items.length;
+      })
+      .toBe(1);
     expect(items.map((e) => [e.method, e.path, e.status])).toEqual([['POST', '/scim/v2/Users', 400]]);
   });
 
