@@ -96,8 +96,10 @@ describe('members page: tabs, sorting, search, totals', () => {
     await page.getByLabel('Sort by').focus();
     for (let i = 0; i < 3; i++) await page.keyboard.press('ArrowDown');
     await expect.poll(() => page.getByLabel('Sort by').inputValue()).toBe('email:desc');
-    await expect.poll(async () => (await emails())[0]).toBe('owner@wide.test');
-    expect((await emails())[1]).toBe('m29@wide.test');
+    // "Name, Z to A", passed on the way and perhaps drawn, starts with the owner too (its email stands in for a name).
+    await expect
+      .poll(async () => (await emails()).slice(0, 3))
+      .toEqual(['owner@wide.test', 'm29@wide.test', 'm28@wide.test']);
     await page.getByRole('button', { name: 'Next page →' }).focus();
     await page.keyboard.press('Enter');
     await expect

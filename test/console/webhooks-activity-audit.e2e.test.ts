@@ -190,6 +190,9 @@ describe('webhooks page', () => {
     await page.keyboard.press('Enter');
     await expect.poll(() => page.locator('#status').textContent()).toBe('1 delivery queued again.');
     await expect.poll(() => dead.locator('tbody tr').count()).toBe(2);
+    // The status comes before the retry draws the lists again; the deliveries' redraw, if still
+    // on its way, would land over the one "Show deliveries" below asks for.
+    await expect.poll(() => deliveryRow.textContent()).toMatch(/pending/);
     await reconciler.events();
     expect(flaky.delivered()).toHaveLength(1);
 
@@ -307,6 +310,8 @@ describe('audit log page', () => {
 
   it('keeps the filters while paging, and exports the filtered range as CSV and JSON Lines', async () => {
     await openPage('audit');
+    // The unfiltered first page, drawn late, would replace the filtered one (and no rows pass the check below).
+    await page.getByRole('region', { name: 'Audit log entries' }).waitFor();
     await tabTo(page.getByLabel('Action'));
     await page.keyboard.type('group.created');
     await page.keyboard.press('Enter');

@@ -33,6 +33,9 @@ export async function launchChromium(): Promise<HeadlessChromium> {
       '--disable-sync',
     ],
   });
+  // A step that waits for an element that never comes fails naming its locator, well before the
+  // test's own timeout (30 s) would end it without saying which step it was on.
+  context.setDefaultTimeout(15_000);
   return {
     context,
     close: async () => {
