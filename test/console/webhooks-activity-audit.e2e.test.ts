@@ -355,4 +355,41 @@ describe('audit log page', () => {
     await expect.poll(() => page.locator('#status').textContent()).toMatch(/^Exported audit-.*\.jsonl\.$/);
     expect(pageErrors).toEqual([]);
   });
+
+  it('draws only the latest answer: the first page, answered after a filter was applied, does not replace it', async () => {
+    const unfiltered = /\/api\/audit\?limit=/;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await page.route(unfiltered, async (route) => {
+      await held;
+      await route.continue();
+    });
+    try {
+      await page.goto(`${server.url}/console/audit`);
+      await page.getByLabel('Action').fill('group.created');
+      await page.getByRole('button', { name: 'Filter' }).click();
+      const actions = () => page.locator('tbody tr td:nth-child(3)').allTextContents();
+      await expect.poll(actions).toHaveLength(50);
+      // From here on, note every action the page draws.
+      await page.evaluate(() => {
+        const drawn: string[] = [];
+        Object.assign(window, { drawn });
+        new MutationObserver(() =>
+          drawn.push(...[...document.querySelectorAll('tbody tr td:nth-child(3)')].map((td) => td.textContent ?? '')),
+        ).observe(document.body, { childList: true, subtree: true });
+      });
+      const answered = page.waitForEvent('requestfinished', (request) => unfiltered.test(request.url()));
+      release();
+      await answered;
+      // Page 2 is asked for once the late answer is in, so once page 2 is drawn that answer has been handled.
+      await page.getByRole('button', { name: 'Older →' }).click();
+      await expect.poll(actions).toHaveLength(GROUPS + 2 - 50);
+      const drawn = await page.evaluate(() => (window as unknown as { drawn: string[] }).drawn);
+      expect(drawn.length).toBeGreaterThan(0);
+      expect(new Set(drawn)).toEqual(new Set(['group.created']));
+    } finally {
+      await page.unroute(unfiltered);
+    }
+    expect(pageErrors).toEqual([]);
+  });
 });

@@ -89,6 +89,20 @@ export function showStatus(text) {
   replace($('#status'), text ?? '');
 }
 
+/**
+ * A loader of which only the latest call's answer counts: an earlier call answering late (a filter
+ * applied while the page was still loading, a list reloaded twice) answers undefined instead, so
+ * it cannot draw over the newer one.
+ */
+export function latestOnly(load) {
+  let calls = 0;
+  return async (...args) => {
+    const call = ++calls;
+    const answer = await load(...args);
+    return call === calls ? answer : undefined;
+  };
+}
+
 /** Runs an action, showing its error (or clearing old ones) on the page; answers its result or undefined. */
 export async function attempt(action, errorTarget) {
   try {

@@ -3,7 +3,7 @@
 // the filtered range as CSV or JSON Lines.
 
 import { ApiError, CSRF_HEADER, adminKey, api, query } from '../lib/api.js';
-import { attempt, busy, field, formatTime, h, replace, showStatus, table } from '../lib/dom.js';
+import { attempt, busy, field, formatTime, h, latestOnly, replace, showStatus, table } from '../lib/dom.js';
 import { startPage } from '../lib/shell.js';
 
 const PAGE_SIZE = 50;
@@ -146,10 +146,12 @@ startPage(async (area, session) => {
     );
   }
 
+  const fetchEntries = latestOnly(() =>
+    attempt(() => api('GET', `/audit${query({ ...applied, before: pages.at(-1), limit: PAGE_SIZE })}`)),
+  );
+
   async function load() {
-    const answer = await attempt(() =>
-      api('GET', `/audit${query({ ...applied, before: pages.at(-1), limit: PAGE_SIZE })}`),
-    );
+    const answer = await fetchEntries();
     if (!answer) return;
     const rows = answer.items.map((e) => [
       formatTime(e.at),

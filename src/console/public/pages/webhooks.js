@@ -10,6 +10,7 @@ import {
   field,
   formatTime,
   h,
+  latestOnly,
   messageBox,
   openDialog,
   replace,
@@ -72,8 +73,9 @@ startPage(async (area, session) => {
     );
   });
 
+  const fetchEndpoints = latestOnly(() => attempt(() => api('GET', '/webhooks')));
   async function loadEndpoints() {
-    const answer = await attempt(() => api('GET', '/webhooks'));
+    const answer = await fetchEndpoints();
     if (!answer) return;
     endpoints = answer.items;
     const rows = endpoints.map((e) => [
@@ -146,15 +148,13 @@ startPage(async (area, session) => {
     deliveriesArea.querySelector('h2')?.focus();
   }
 
+  const fetchDeliveries = latestOnly((endpointId, before) =>
+    attempt(() => api('GET', `/webhooks/${endpointId}/deliveries${query({ before, limit: DELIVERY_PAGE })}`)),
+  );
   async function loadDeliveries() {
     if (!shown) return;
     const current = shown;
-    const answer = await attempt(() =>
-      api(
-        'GET',
-        `/webhooks/${current.endpoint.id}/deliveries${query({ before: current.pages.at(-1), limit: DELIVERY_PAGE })}`,
-      ),
-    );
+    const answer = await fetchDeliveries(current.endpoint.id, current.pages.at(-1));
     if (!answer) return;
     const rows = answer.items.map((d) => [
       h(
@@ -249,8 +249,11 @@ startPage(async (area, session) => {
     await Promise.all([loadDeadLetters(), loadDeliveries()]);
   }
 
+  const fetchDeadLetters = latestOnly(() =>
+    attempt(() => api('GET', `/deliveries${query({ status: 'dead', limit: 200 })}`)),
+  );
   async function loadDeadLetters() {
-    const answer = await attempt(() => api('GET', `/deliveries${query({ status: 'dead', limit: 200 })}`));
+    const answer = await fetchDeadLetters();
     if (!answer) return;
     const target = (d) =>
       d.kind === 'webhook' ? (endpoints.find((e) => e.id === d.target)?.url ?? `deleted endpoint`) : d.target;
