@@ -9,6 +9,7 @@ import {
   confirmDialog,
   field,
   h,
+  latestOnly,
   messageBox,
   openDialog,
   replace,
@@ -62,8 +63,11 @@ startPage(async (area, session) => {
   );
 
   let groups = [];
+  const fetchGroups = latestOnly(() =>
+    attempt(() => Promise.all([api('GET', '/groups'), api('GET', '/group-mappings')])),
+  );
   async function load() {
-    const answer = await attempt(() => Promise.all([api('GET', '/groups'), api('GET', '/group-mappings')]));
+    const answer = await fetchGroups();
     if (!answer) return;
     const [groupList, mappings] = answer;
     groups = groupList.items;

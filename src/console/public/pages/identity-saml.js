@@ -12,6 +12,7 @@ import {
   field,
   formatTime,
   h,
+  latestOnly,
   messageBox,
   openDialog,
   replace,
@@ -41,10 +42,11 @@ export async function samlPanel(panel, session) {
   const connectionsArea = h('div', {});
   const attemptsArea = h('div', {});
 
+  const fetchConnections = latestOnly(() =>
+    attempt(() => Promise.all([api('GET', '/saml/connections'), api('GET', '/saml/attempts?limit=20')])),
+  );
   async function reload() {
-    const answer = await attempt(() =>
-      Promise.all([api('GET', '/saml/connections'), api('GET', '/saml/attempts?limit=20')]),
-    );
+    const answer = await fetchConnections();
     if (!answer) return;
     await drawRequired(answer[0].items);
     drawConnections(answer[0].items);

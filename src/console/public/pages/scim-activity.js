@@ -2,7 +2,7 @@
 // it got and, for a refusal, the error it was told. Kept 30 days.
 
 import { api, query } from '../lib/api.js';
-import { attempt, field, formatTime, h, replace, table } from '../lib/dom.js';
+import { attempt, field, formatTime, h, latestOnly, replace, table } from '../lib/dom.js';
 import { startPage } from '../lib/shell.js';
 
 const PAGE_SIZE = 50;
@@ -37,10 +37,13 @@ startPage(async (area, session) => {
     void load();
   });
 
-  async function load() {
-    const page = await attempt(() =>
+  const fetchRequests = latestOnly(() =>
+    attempt(() =>
       api('GET', `/scim-tokens/${token.value}/requests${query({ before: pages.at(-1), limit: PAGE_SIZE })}`),
-    );
+    ),
+  );
+  async function load() {
+    const page = await fetchRequests();
     if (!page) return;
     const rows = page.items.map((r) => [
       formatTime(r.at),
