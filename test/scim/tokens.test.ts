@@ -15,6 +15,18 @@ afterAll(async () => f.ctx.database.close());
 
 const admin = () => ({ authorization: `Bearer ${f.org.adminKey}` });
 
+/** The token's request log once it holds `count` entries (it is written in batches off the request path). */
+async function loggedRequests<T>(tokenId: string, count: number): Promise<T[]> {
+  let items: T[] = [];
+  await expect
+    .poll(async () => {
+      items = (await request(f.app).get(`/api/scim-tokens/${tokenId}/requests`).set(admin()).expect(200)).body.items;
+      return items.length;
+    })
+    .toBe(count);
+  return items;
+}
+
 describe('SCIM tokens through the admin API', () => {
   it('issues named tokens, shown once and stored hashed; several work at once', async () => {
     const issued = await request(f.app)
@@ -113,15 +125,13 @@ describe('SCIM tokens through the admin API', () => {
     await client.patch(`/Users/${user.id}`, [{ op: 'replace', value: { active: false } }]).expect(200);
     await client.get('/Users/00000000-0000-4000-8000-000000000000').expect(404);
 
-    // The log is written in batches off the request path.
-    let items: { method: string; status: number; resourceId: string | null; path: string; durationMs: number }[] = [];
-    await expect
-      .poll(async () => {
-        items = (await request(f.app).get(`/api/scim-tokens/${token.token.id}/requests`).set(admin()).expect(200)).body
-          .items;
-        return items.length;
-      })
-      .toBe(3);
+    const items = await loggedRequests<{
+      method: string;
+      status: number;
+      resourceId: string | null;
+      path: string;
+      durationMs: number;
+    }>(token.token.id, 3);
     expect(items.map((e) => [e.method, e.status])).toEqual([
       ['GET', 404],
       ['PATCH', 200],
@@ -139,14 +149,7 @@ describe('SCIM tokens through the admin API', () => {
     expect(bad.body).toMatchObject({ status: '400', scimType: 'invalidSyntax' });
     await scimClient(f.app, 'not-a-token').raw('patch', '/Users/x', '{"Operations": ').expect(401);
 
-    let items: { method: string; status: number; path: string }[] = [];
-    await expect
-      .poll(async () => {
-        items = (await request(f.app).get(`/api/scim-tokens/${token.token.id}/requests`).set(admin()).expect(200)).body
-          .items;
-        return items.length;
-      })
-      .toBe(1);
+    const items = await loggedRequests<{ method: string; status: number; path: string }>(token.token.id, 1);
     expect(items.map((e) => [e.method, e.path, e.status])).toEqual([['POST', '/scim/v2/Users', 400]]);
   });
 
