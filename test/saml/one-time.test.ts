@@ -9,12 +9,14 @@ beforeAll(async () => {
 afterAll(async () => f.ctx.database.close());
 
 const inAMinute = () => new Date(Date.now() + 60_000);
+/** Row ids, in order, each marked when its expiry has passed. */
+const labelled = (rows: { id: string; expired: boolean }[]) =>
+  rows.map((row) => `${row.id}${row.expired ? ' (expired)' : ''}`);
 const rowsOf = async () =>
-  (
-    await f.ctx.sql<{ assertionId: string; expired: boolean }[]>`
-      select assertion_id, expires_at < now() as expired from saml_replay_cache
-      where organization_id = ${f.organization.id} order by assertion_id`
-  ).map((row) => `${row.assertionId}${row.expired ? ' (expired)' : ''}`);
+  labelled(
+    await f.ctx.sql`select assertion_id as id, expires_at < now() as expired from saml_replay_cache
+                    where organization_id = ${f.organization.id} order by assertion_id`,
+  );
 const addExpired = (assertionId: string) =>
   f.ctx.sql`insert into saml_replay_cache (organization_id, assertion_id, expires_at)
           values (${f.organization.id}, ${assertionId}, now() - interval '1 minute')`;
@@ -48,11 +50,10 @@ describe('the replay cache', () => {
 
 describe('the AuthnRequests sent', () => {
   const requestsOf = async () =>
-    (
-      await f.ctx.sql<{ id: string; expired: boolean }[]>`
-        select id, expires_at < now() as expired from saml_requests
-        where organization_id = ${f.organization.id} order by id`
-    ).map((row) => `${row.id}${row.expired ? ' (expired)' : ''}`);
+    labelled(
+      await f.ctx.sql`select id, expires_at < now() as expired from saml_requests
+                      where organization_id = ${f.organization.id} order by id`,
+    );
   const addExpiredRequest = (id: string) =>
     f.ctx
       .sql`insert into saml_requests (organization_id, id, connection_id, return_to, browser_binding_hash, expires_at)
