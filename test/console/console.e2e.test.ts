@@ -565,6 +565,41 @@ describe('identity provider', () => {
     expect(domain!.verifiedAt).toBeInstanceOf(Date);
     await shot('identity-domains');
   });
+
+  it('keeps an error on the page while a tab passed over finishes drawing', async () => {
+    // The SAML tab's sign-in attempts are held until the refusal below is on the page.
+    const samlAttempts = /\/api\/saml\/attempts/;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await page.route(samlAttempts, async (route) => {
+      await held;
+      await route.continue();
+    });
+    try {
+      await openPage('identity');
+      await page.getByRole('tab', { name: 'SCIM provisioning' }).focus();
+      await page.keyboard.press('ArrowRight');
+      await page.keyboard.press('ArrowRight');
+      const panel = page.getByRole('tabpanel', { name: 'Domains and auto-join' });
+      await panel.getByLabel('Email domain', { exact: true }).fill('beta.test');
+      await panel.getByRole('button', { name: 'Add domain' }).click();
+      await expect.poll(statusText).toMatch(/^Publish a TXT record on beta.test /);
+      await panel.getByRole('button', { name: 'Verify beta.test' }).click();
+      const error = page.locator('#error');
+      await expect.poll(() => error.textContent()).toMatch(/TXT record was not found/);
+
+      release();
+      await page
+        .locator('#panel-saml')
+        .getByRole('region', { name: 'Recent sign-in attempts', includeHidden: true })
+        .waitFor({ state: 'attached' });
+      expect(await error.isVisible()).toBe(true);
+      expect(await error.textContent()).toMatch(/TXT record was not found/);
+    } finally {
+      await page.unroute(samlAttempts);
+    }
+    expect(pageErrors).toEqual([]);
+  });
 });
 
 describe('identity provider: SCIM tokens', () => {

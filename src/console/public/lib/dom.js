@@ -103,6 +103,20 @@ export function latestOnly(load) {
   };
 }
 
+/**
+ * Runs a load the admin did not ask for just now (a tab drawn in the background), showing its error
+ * on the page; answers its result or undefined. Unlike attempt(), it clears no error when it
+ * succeeds: finishing late, it would hide the error of something the admin did meanwhile.
+ */
+export async function inBackground(action) {
+  try {
+    return await action();
+  } catch (error) {
+    showError(error);
+    return undefined;
+  }
+}
+
 /** Runs an action, showing its error (or clearing old ones) on the page; answers its result or undefined. */
 export async function attempt(action, errorTarget) {
   try {

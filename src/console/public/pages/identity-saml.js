@@ -12,6 +12,7 @@ import {
   field,
   formatTime,
   h,
+  inBackground,
   latestOnly,
   messageBox,
   openDialog,
@@ -43,7 +44,7 @@ export async function samlPanel(panel, session) {
   const attemptsArea = h('div', {});
 
   const fetchConnections = latestOnly(() =>
-    attempt(() => Promise.all([api('GET', '/saml/connections'), api('GET', '/saml/attempts?limit=20')])),
+    inBackground(() => Promise.all([api('GET', '/saml/connections'), api('GET', '/saml/attempts?limit=20')])),
   );
   async function reload() {
     const answer = await fetchConnections();
@@ -57,7 +58,7 @@ export async function samlPanel(panel, session) {
   async function drawRequired(connections) {
     const organization = await api('GET', '/organization');
     const owners = session.can('members:view')
-      ? ((await attempt(() => api('GET', '/members?role=owner&limit=200')))?.items ?? [])
+      ? ((await inBackground(() => api('GET', '/members?role=owner&limit=200')))?.items ?? [])
       : [];
     const anyEnabled = connections.some((c) => c.enabled);
     const required = h('input', {

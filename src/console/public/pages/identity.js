@@ -10,6 +10,7 @@ import {
   field,
   formatTime,
   h,
+  inBackground,
   messageBox,
   replace,
   showStatus,
@@ -65,7 +66,7 @@ function tabs(panels, initial) {
     history.replaceState(null, '', `?tab=${name}`);
     if (!drawn.has(name)) {
       drawn.add(name);
-      attempt(() => panels[name].draw(areas[index]));
+      inBackground(() => panels[name].draw(areas[index]));
     }
   };
   buttons.forEach((button, i) => {
