@@ -13,7 +13,7 @@ import { joinOrganization } from '../../src/core/memberships.ts';
 import { createSession, resolveSession } from '../../src/core/sessions.ts';
 import { SESSION_COOKIE } from '../../src/http/session-cookie.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
-import { launchChromium, SCREENSHOT_DIR, type HeadlessChromium } from '../support/browser.ts';
+import { holdRequests, launchChromium, SCREENSHOT_DIR, type HeadlessChromium } from '../support/browser.ts';
 import { TEST_PUBLIC_URL, createTestContext, createTestOrganization } from '../support/context.ts';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server.ts';
 import { makeIdpKeys } from '../saml/support/idp.ts';
@@ -568,13 +568,7 @@ describe('identity provider', () => {
 
   it('keeps an error on the page while a tab passed over finishes drawing', async () => {
     // The SAML tab's sign-in attempts are held until the refusal below is on the page.
-    const samlAttempts = /\/api\/saml\/attempts/;
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    await page.route(samlAttempts, async (route) => {
-      await held;
-      await route.continue();
-    });
+    const samlAttempts = await holdRequests(page, /\/api\/saml\/attempts/);
     try {
       await openPage('identity');
       await page.getByRole('tab', { name: 'SCIM provisioning' }).focus();
@@ -588,7 +582,7 @@ describe('identity provider', () => {
       const error = page.locator('#error');
       await expect.poll(() => error.textContent()).toMatch(/TXT record was not found/);
 
-      release();
+      samlAttempts.release();
       await page
         .locator('#panel-saml')
         .getByRole('region', { name: 'Recent sign-in attempts', includeHidden: true })
@@ -596,7 +590,7 @@ describe('identity provider', () => {
       expect(await error.isVisible()).toBe(true);
       expect(await error.textContent()).toMatch(/TXT record was not found/);
     } finally {
-      await page.unroute(samlAttempts);
+      await samlAttempts.stop();
     }
     expect(pageErrors).toEqual([]);
   });

@@ -9,7 +9,7 @@ import { createGroup } from '../../src/core/groups.ts';
 import { createReconciler } from '../../src/sync/index.ts';
 import type { Reconciler } from '../../src/sync/reconciler.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
-import { launchChromium, SCREENSHOT_DIR, type HeadlessChromium } from '../support/browser.ts';
+import { holdRequests, launchChromium, SCREENSHOT_DIR, type HeadlessChromium } from '../support/browser.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
 import { startWebhookReceiver } from '../support/webhook-receiver.ts';
 
@@ -358,12 +358,7 @@ describe('audit log page', () => {
 
   it('draws only the latest answer: the first page, answered after a filter was applied, does not replace it', async () => {
     const unfiltered = /\/api\/audit\?limit=/;
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    await page.route(unfiltered, async (route) => {
-      await held;
-      await route.continue();
-    });
+    const firstPage = await holdRequests(page, unfiltered);
     try {
       await page.goto(`${server.url}/console/audit`);
       await page.getByLabel('Action').fill('group.created');
@@ -379,7 +374,7 @@ describe('audit log page', () => {
         ).observe(document.body, { childList: true, subtree: true });
       });
       const answered = page.waitForEvent('requestfinished', (request) => unfiltered.test(request.url()));
-      release();
+      firstPage.release();
       await answered;
       // Page 2 is asked for once the late answer is in, so once page 2 is drawn that answer has been handled.
       await page.getByRole('button', { name: 'Older →' }).click();
@@ -388,7 +383,7 @@ describe('audit log page', () => {
       expect(drawn.length).toBeGreaterThan(0);
       expect(new Set(drawn)).toEqual(new Set(['group.created']));
     } finally {
-      await page.unroute(unfiltered);
+      await firstPage.stop();
     }
     expect(pageErrors).toEqual([]);
   });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { inject } from 'vitest';
 
 /** The Chromium the global setup found (test/support/chromium.ts); playwright-core drives it. */
@@ -43,4 +43,18 @@ export async function launchChromium(): Promise<HeadlessChromium> {
       fs.rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Holds the page's requests to `url` until `release()`, so that their answers arrive late (after
+ * what the test does meanwhile); `stop()` ends the holding.
+ */
+export async function holdRequests(page: Page, url: RegExp) {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route(url, async (route) => {
+    await held;
+    await route.continue();
+  });
+  return { release, stop: () => page.unroute(url) };
 }
