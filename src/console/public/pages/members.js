@@ -11,6 +11,8 @@ import {
   field,
   formatTime,
   h,
+  inBackground,
+  latestOnly,
   messageBox,
   openDialog,
   replace,
@@ -177,7 +179,10 @@ startPage(async (area, session) => {
     replace(removeSelected, state.selected.size ? `Remove selected (${state.selected.size})` : 'Remove selected');
   }
 
-  let loads = 0;
+  // Only the latest request draws: answers to earlier ones (a sort changed twice) are dropped.
+  const fetchMembers = latestOnly((filter, after) =>
+    attempt(() => api('GET', `/members${query({ ...filter, after, limit: PAGE_SIZE })}`)),
+  );
   async function load() {
     showStatus('');
     const after = state.cursors.at(-1);
@@ -191,12 +196,9 @@ startPage(async (area, session) => {
       order,
     };
     // Pending rows carry their invitation (id and expiry), whatever the number of pending invites.
-    // Only the latest request draws: answers to earlier ones (a sort changed twice) are dropped.
-    const asked = ++loads;
-    const members = await attempt(() => api('GET', `/members${query({ ...filter, after, limit: PAGE_SIZE })}`));
-    if (!members || asked !== loads) return;
-    // Not awaited, and not through attempt(): finishing later, it must not clear an error shown meanwhile.
-    countTabs().catch(showError);
+    const members = await fetchMembers(filter, after);
+    if (!members) return;
+    void inBackground(countTabs); // not awaited: the counts draw themselves
     const pageNumber = state.cursors.length;
     const pages = Math.max(1, Math.ceil(members.total / PAGE_SIZE));
     const listName = state.tab === 'members' ? 'Members' : 'Pending invitations';
