@@ -40,6 +40,7 @@ export function verifyXmlSignature(doc: Document, certificate: string): [boolean
     const publicKey = publicKeyOf(keyCertificate);
     const sig = new SignedXml();
     sig.signatureAlgorithm = 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256';
+    sig.referencesAtCheck = true; // checkSignature below loads them (patches/xml-crypto+6.3.2.patch)
     sig.loadSignature(signatureNode);
     sig.publicCert = TAKES_KEY_OBJECT.has(sig.signatureAlgorithm ?? '') ? publicKey.key : publicKey.pem;
     // The parsed document itself: xml-crypto (patches/xml-crypto+6.3.2.patch) checks it as it would
