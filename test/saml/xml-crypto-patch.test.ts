@@ -14,7 +14,8 @@ import { encryptAssertion, makeIdpKeys, responseXml, signAssertion, signResponse
  * to what it did before: what it reads from the signature and which element a reference resolves
  * to are what the original XPaths select, evaluated here with the `xpath` package xml-crypto
  * itself uses; the namespaces canonicalization inherits are what xml-crypto's XPath-based
- * findAncestorNs finds; and checking the Document answers exactly what checking its text answers.
+ * findAncestorNs finds; checking the Document answers exactly what checking its text answers; and
+ * loading the references only at the check (referencesAtCheck) answers what loading them twice did.
  */
 const xpath = createRequire(createRequire(import.meta.url).resolve('xml-crypto'))('xpath') as {
   select: (expression: string, node: Node) => Node[];
@@ -179,8 +180,9 @@ function referencedByXpath(doc: Document, uri: string) {
 }
 
 /** Everything a check of `input` answers and leaves behind, for comparing two checks. */
-function checkOutcome(signature: Element, input: string | Document) {
+function checkOutcome(signature: Element, input: string | Document, referencesAtCheck = false) {
   const sig = newSignedXml();
+  sig.referencesAtCheck = referencesAtCheck;
   const result = attempt(() => {
     sig.loadSignature(signature);
     return sig.checkSignature(input);
@@ -329,6 +331,20 @@ describe('patched xml-crypto', () => {
         'could not find CanonicalizationMethod/@Algorithm element',
       ]),
     );
+  });
+
+  it('answers the same when the references are loaded only at the check (referencesAtCheck)', () => {
+    for (const { name, xml } of corpus) {
+      const doc = new DOMParser().parseFromString(xml, 'text/xml');
+      for (const signature of signaturesIn(doc)) {
+        expect(checkOutcome(signature, doc, true), name).toEqual(checkOutcome(signature, doc));
+      }
+    }
+    // Loading alone then leaves them unloaded (checkSignature loads them from its canonical SignedInfo).
+    const sig = newSignedXml();
+    sig.referencesAtCheck = true;
+    sig.loadSignature(signaturesIn(new DOMParser().parseFromString(bases['assertion signed']!(), 'text/xml'))[0]!);
+    expect(sig.getReferences()).toEqual([]);
   });
 
   it('gives each checked reference a plain getValidatedNode that still finds the element', async () => {
