@@ -725,7 +725,18 @@ describe('identity provider: SAML', () => {
       failing = true;
       await panel.getByRole('button', { name: 'Refresh the metadata of Entra' }).click();
       await expect.poll(connections).toMatch(/refresh failed.*answered HTTP 500/);
+      const error = page.locator('#error');
+      await expect.poll(() => error.textContent()).toMatch(/HTTP 500/);
       await shot('identity-saml-metadata-url');
+
+      // The refusal stays on the page until the admin next does something that works, here in a
+      // dialog's form (which shows its own errors in its own box).
+      failing = false;
+      await panel.getByRole('button', { name: 'Update the metadata of Entra' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Update Entra' });
+      await dialog.getByRole('button', { name: 'Save metadata' }).click();
+      await expect.poll(statusText).toBe('Entra: metadata updated.');
+      expect(await error.isVisible()).toBe(false);
 
       await panel.getByRole('button', { name: 'Delete Entra' }).click();
       await page

@@ -39,7 +39,10 @@ function describe(status, body) {
   if (status === 404 && body?.error === 'not_found' && body?.message === 'no such endpoint')
     return 'This server does not offer that feature yet.';
   if (status === 413) return 'That is too large for the server.';
-  if (status >= 500) return `The server failed (${status}). Try again; if it keeps failing, tell whoever runs orgsync.`;
+  // A 502 of the API's own (bad_gateway) is about a server orgsync called (an IdP's metadata
+  // URL): its message says which and what it answered. Any other 5xx is orgsync's.
+  if (status >= 500 && body?.error !== 'bad_gateway')
+    return `The server failed (${status}). Try again; if it keeps failing, tell whoever runs orgsync.`;
   return message.charAt(0).toUpperCase() + message.slice(1) + (/[.!?]$/.test(message) ? '' : '.');
 }
 

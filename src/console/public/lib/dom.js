@@ -117,12 +117,16 @@ export async function inBackground(action) {
   }
 }
 
-/** Runs an action, showing its error (or clearing old ones) on the page; answers its result or undefined. */
+/**
+ * Runs an action the admin asked for, showing its error on the page (or in `errorTarget`, a form's
+ * own box); answers its result or undefined. When it succeeds, the errors of earlier actions go:
+ * the page's, and the form's own.
+ */
 export async function attempt(action, errorTarget) {
   try {
     const result = await action();
     if (errorTarget) setMessage(errorTarget, null);
-    else showError(null);
+    showError(null);
     return result;
   } catch (error) {
     if (errorTarget) setMessage(errorTarget, error);
