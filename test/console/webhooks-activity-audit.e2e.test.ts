@@ -387,4 +387,37 @@ describe('audit log page', () => {
     }
     expect(pageErrors).toEqual([]);
   });
+
+  it('shows no error of a superseded load: the first page failing after a filter was applied', async () => {
+    const unfiltered = /\/api\/audit\?limit=/;
+    const firstPage = await holdRequests(page, unfiltered);
+    try {
+      await page.goto(`${server.url}/console/audit`);
+      await page.getByLabel('Action').fill('group.created');
+      await page.getByRole('button', { name: 'Filter' }).click();
+      const actions = () => page.locator('tbody tr td:nth-child(3)').allTextContents();
+      await expect.poll(actions).toHaveLength(50);
+      // From here on, note whether the page's error line ever shows.
+      await page.evaluate(() => {
+        const error = document.querySelector('#error')!;
+        const seen = { shown: false };
+        Object.assign(window, { seen });
+        new MutationObserver(() => (seen.shown ||= !(error as HTMLElement).hidden)).observe(error, {
+          attributes: true,
+          childList: true,
+        });
+      });
+      const failed = page.waitForEvent('requestfailed', (request) => unfiltered.test(request.url()));
+      firstPage.fail();
+      await failed;
+      // Page 2 is asked for once the failure is in, so once page 2 is drawn that failure has been handled.
+      await page.getByRole('button', { name: 'Older →' }).click();
+      await expect.poll(actions).toHaveLength(GROUPS + 2 - 50);
+      expect(await page.evaluate(() => (window as unknown as { seen: { shown: boolean } }).seen.shown)).toBe(false);
+      expect(await page.locator('#error').isVisible()).toBe(false);
+    } finally {
+      await firstPage.stop();
+    }
+    expect(pageErrors).toEqual([]);
+  });
 });

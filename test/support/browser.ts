@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Page, type Route } from 'playwright-core';
 import { inject } from 'vitest';
 
 /** The Chromium the global setup found (test/support/chromium.ts); playwright-core drives it. */
@@ -46,15 +46,17 @@ export async function launchChromium(): Promise<HeadlessChromium> {
 }
 
 /**
- * Holds the page's requests to `url` until `release()`, so that their answers arrive late (after
- * what the test does meanwhile); `stop()` ends the holding.
+ * Holds the page's requests to `url` until `release()` (or `fail()`, which answers them with a
+ * network failure), so that their answers arrive late (after what the test does meanwhile);
+ * `stop()` ends the holding.
  */
 export async function holdRequests(page: Page, url: RegExp) {
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  await page.route(url, async (route) => {
-    await held;
-    await route.continue();
-  });
-  return { release, stop: () => page.unroute(url) };
+  let answer!: (how: (route: Route) => Promise<void>) => void;
+  const held = new Promise<(route: Route) => Promise<void>>((resolve) => (answer = resolve));
+  await page.route(url, async (route) => (await held)(route));
+  return {
+    release: () => answer((route) => route.continue()),
+    fail: () => answer((route) => route.abort('connectionfailed')),
+    stop: () => page.unroute(url),
+  };
 }

@@ -92,14 +92,23 @@ export function showStatus(text) {
 /**
  * A loader of which only the latest call's answer counts: an earlier call answering late (a filter
  * applied while the page was still loading, a list reloaded twice) answers undefined instead, so
- * it cannot draw over the newer one.
+ * it cannot draw over the newer one. Only the latest call's outcome goes through `report` (attempt
+ * by default: its error shown, earlier errors cleared); a superseded call's error shows nowhere.
  */
-export function latestOnly(load) {
+export function latestOnly(load, report = attempt) {
   let calls = 0;
   return async (...args) => {
     const call = ++calls;
-    const answer = await load(...args);
-    return call === calls ? answer : undefined;
+    let outcome;
+    try {
+      const answer = await load(...args);
+      outcome = async () => answer;
+    } catch (error) {
+      outcome = async () => {
+        throw error;
+      };
+    }
+    return call === calls ? report(outcome) : undefined;
   };
 }
 

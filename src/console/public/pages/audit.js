@@ -147,7 +147,7 @@ startPage(async (area, session) => {
   }
 
   const fetchEntries = latestOnly(() =>
-    attempt(() => api('GET', `/audit${query({ ...applied, before: pages.at(-1), limit: PAGE_SIZE })}`)),
+    api('GET', `/audit${query({ ...applied, before: pages.at(-1), limit: PAGE_SIZE })}`),
   );
 
   async function load() {

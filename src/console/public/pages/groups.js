@@ -63,9 +63,7 @@ startPage(async (area, session) => {
   );
 
   let groups = [];
-  const fetchGroups = latestOnly(() =>
-    attempt(() => Promise.all([api('GET', '/groups'), api('GET', '/group-mappings')])),
-  );
+  const fetchGroups = latestOnly(() => Promise.all([api('GET', '/groups'), api('GET', '/group-mappings')]));
   async function load() {
     const answer = await fetchGroups();
     if (!answer) return;
@@ -284,20 +282,24 @@ startPage(async (area, session) => {
         : groupName.value.trim()
           ? { groupName: groupName.value.trim() }
           : null;
-    let latest = 0;
-    const refresh = async () => {
-      const wanted = target();
-      const asked = ++latest;
-      if (!wanted) return replace(effect, 'Choose a group to see how many members this affects.');
+    // Only the latest choice's count is shown; its error shows in the dialog, not on the page.
+    const showEffect = async (answer) => {
       try {
-        const { affectedMembers } = await preview(wanted);
-        if (asked !== latest) return; // an older answer arriving late
+        const counted = await answer();
+        if (!counted) return replace(effect, 'Choose a group to see how many members this affects.');
         const roleText = roleChoice.selected().map(roleName).join(', ') || 'the chosen roles';
-        replace(effect, `This mapping affects ${plural(affectedMembers, 'member')}: they will have ${roleText}.`);
+        replace(
+          effect,
+          `This mapping affects ${plural(counted.affectedMembers, 'member')}: they will have ${roleText}.`,
+        );
       } catch (error) {
-        if (asked === latest) replace(effect, error.message);
+        replace(effect, error.message);
       }
     };
+    const refresh = latestOnly(async () => {
+      const wanted = target();
+      return wanted ? preview(wanted) : null;
+    }, showEffect);
     const showChoice = () => {
       groupSelect.closest('.field').hidden = !byId.checked;
       groupName.closest('.field').hidden = byId.checked;

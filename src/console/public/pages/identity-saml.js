@@ -43,8 +43,9 @@ export async function samlPanel(panel, session) {
   const connectionsArea = h('div', {});
   const attemptsArea = h('div', {});
 
-  const fetchConnections = latestOnly(() =>
-    inBackground(() => Promise.all([api('GET', '/saml/connections'), api('GET', '/saml/attempts?limit=20')])),
+  const fetchConnections = latestOnly(
+    () => Promise.all([api('GET', '/saml/connections'), api('GET', '/saml/attempts?limit=20')]),
+    inBackground,
   );
   async function reload() {
     const answer = await fetchConnections();

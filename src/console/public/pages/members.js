@@ -181,7 +181,7 @@ startPage(async (area, session) => {
 
   // Only the latest request draws: answers to earlier ones (a sort changed twice) are dropped.
   const fetchMembers = latestOnly((filter, after) =>
-    attempt(() => api('GET', `/members${query({ ...filter, after, limit: PAGE_SIZE })}`)),
+    api('GET', `/members${query({ ...filter, after, limit: PAGE_SIZE })}`),
   );
   async function load() {
     showStatus('');

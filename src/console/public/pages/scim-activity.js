@@ -38,9 +38,7 @@ startPage(async (area, session) => {
   });
 
   const fetchRequests = latestOnly(() =>
-    attempt(() =>
-      api('GET', `/scim-tokens/${token.value}/requests${query({ before: pages.at(-1), limit: PAGE_SIZE })}`),
-    ),
+    api('GET', `/scim-tokens/${token.value}/requests${query({ before: pages.at(-1), limit: PAGE_SIZE })}`),
   );
   async function load() {
     const page = await fetchRequests();

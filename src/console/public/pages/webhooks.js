@@ -73,7 +73,7 @@ startPage(async (area, session) => {
     );
   });
 
-  const fetchEndpoints = latestOnly(() => attempt(() => api('GET', '/webhooks')));
+  const fetchEndpoints = latestOnly(() => api('GET', '/webhooks'));
   async function loadEndpoints() {
     const answer = await fetchEndpoints();
     if (!answer) return;
@@ -149,7 +149,7 @@ startPage(async (area, session) => {
   }
 
   const fetchDeliveries = latestOnly((endpointId, before) =>
-    attempt(() => api('GET', `/webhooks/${endpointId}/deliveries${query({ before, limit: DELIVERY_PAGE })}`)),
+    api('GET', `/webhooks/${endpointId}/deliveries${query({ before, limit: DELIVERY_PAGE })}`),
   );
   async function loadDeliveries() {
     if (!shown) return;
@@ -249,9 +249,7 @@ startPage(async (area, session) => {
     await Promise.all([loadDeadLetters(), loadDeliveries()]);
   }
 
-  const fetchDeadLetters = latestOnly(() =>
-    attempt(() => api('GET', `/deliveries${query({ status: 'dead', limit: 200 })}`)),
-  );
+  const fetchDeadLetters = latestOnly(() => api('GET', `/deliveries${query({ status: 'dead', limit: 200 })}`));
   async function loadDeadLetters() {
     const answer = await fetchDeadLetters();
     if (!answer) return;
