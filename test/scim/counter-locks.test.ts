@@ -1,7 +1,12 @@
 import type { Response } from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serializeBatchProvisioning } from '../../src/core/batch-provisioning-lock.ts';
-import type { Tx } from '../../src/storage/database.ts';
+import {
+  COUNTER_SHARD_LOCK,
+  countInOneShard,
+  serializeBatchProvisioning,
+} from '../../src/core/batch-provisioning-lock.ts';
+import { provisionUser, setDirectoryUserActive } from '../../src/core/directory-users.ts';
+import type { Sql, Tx } from '../../src/storage/database.ts';
 import { started, untilWaitingOrEnded } from '../support/lock-waits.ts';
 import { oktaUser, scimFixture } from '../support/scim.ts';
 
@@ -114,3 +119,92 @@ describe.skipIf(!process.env.DATABASE_URL)(
     });
   },
 );
+
+/** A transaction opened now and committed by `commit()`; its statements run meanwhile. */
+function heldTransaction(sql: Sql) {
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  let open!: (tx: Tx) => void;
+  const opened = new Promise<Tx>((resolve) => (open = resolve));
+  const committed = sql.begin(async (tx) => {
+    open(tx);
+    await finished;
+  });
+  return {
+    opened,
+    commit: async () => {
+      finish();
+      await committed;
+    },
+  };
+}
+
+describe.skipIf(!process.env.DATABASE_URL)("shared transactions of one organization (a fleet's processes)", () => {
+  const scim = { type: 'scim_token', id: undefined, name: 'okta', channel: 'scim' } as const;
+  const deadlocks = async () =>
+    (
+      await f.ctx.sql<{ n: number }[]>`
+        select deadlocks::int as n from pg_stat_database where datname = current_database()`
+    )[0]!.n;
+  const shardOf = async (tx: Tx) =>
+    Number((await tx<{ shard: string }[]>`select current_setting('orgsync.counter_shard') as shard`)[0]!.shard);
+
+  it('count in shards of their own though they start at the same one, so creates and deactivations mixed never deadlock', async () => {
+    const create = async (email: string) =>
+      (await f.client.post('/Users', oktaUser(email)).expect(201)).body.id as string;
+    const first = await create('mixed-first@counter-locks.test');
+    const second = await create('mixed-second@counter-locks.test');
+    const before = await deadlocks();
+
+    // Both open in lane 0 of this process: as two processes of a fleet that started at the same shard.
+    const one = heldTransaction(f.ctx.sql);
+    const two = heldTransaction(f.ctx.sql);
+    try {
+      const [tx1, tx2] = await Promise.all([one.opened, two.opened]);
+      await countInOneShard(tx1, organizationId, 0);
+      await countInOneShard(tx2, organizationId, 0);
+      expect(await shardOf(tx1)).not.toBe(await shardOf(tx2));
+
+      // Each takes its counter rows in the other's order: a deactivation (the member counter's two
+      // rows), then a create (the SCIM user counter's row, then the member counter's). In one shard
+      // the second create would wait for the first transaction, which would then wait for it.
+      await setDirectoryUserActive(tx1 as unknown as Sql, organizationId, first, false, scim);
+      const created = started(
+        provisionUser(tx2 as unknown as Sql, organizationId, oktaUser('mixed-third@counter-locks.test'), scim),
+      );
+      await untilWaitingOrEnded(f.ctx.sql, created);
+      expect(created.settled).toBe(true);
+      await created.result;
+      await provisionUser(tx1 as unknown as Sql, organizationId, oktaUser('mixed-fourth@counter-locks.test'), scim);
+      await setDirectoryUserActive(tx2 as unknown as Sql, organizationId, second, false, scim);
+    } finally {
+      const commits = await Promise.allSettled([one.commit(), two.commit()]);
+      expect(commits.map((c) => c.status)).toEqual(['fulfilled', 'fulfilled']);
+    }
+
+    expect(await deadlocks()).toBe(before);
+    const [counts] = await f.ctx.sql<{ counted: number; users: number; members: number; listed: number }[]>`
+      select (select sum(n)::int from scim_user_counts where organization_id = ${organizationId}) as counted,
+             (select count(*)::int from scim_users where organization_id = ${organizationId}) as users,
+             (select sum(n)::int from member_counts where organization_id = ${organizationId}) as members,
+             (select count(*)::int from memberships where organization_id = ${organizationId} and list_tab is not null) as listed`;
+    expect(counts!.counted).toBe(counts!.users);
+    expect(counts!.members).toBe(counts!.listed);
+  });
+
+  it("share their lane's shard only when all 16 are held, waiting for nothing", async () => {
+    const holder = heldTransaction(f.ctx.sql);
+    const other = heldTransaction(f.ctx.sql);
+    try {
+      const [held, tx] = await Promise.all([holder.opened, other.opened]);
+      await held`
+        select pg_advisory_xact_lock(${COUNTER_SHARD_LOCK}, hashtext(${organizationId}::text || '/' || n))
+        from generate_series(0, 15) n`;
+      await countInOneShard(held, organizationId, 0);
+      await countInOneShard(tx, organizationId, 0);
+      expect(await shardOf(tx)).toBe(await shardOf(held));
+    } finally {
+      await Promise.all([holder.commit(), other.commit()]);
+    }
+  });
+});
