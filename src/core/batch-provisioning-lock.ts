@@ -29,28 +29,16 @@ export function batchProvisioningTurn(db: Db, organizationId: string): Fragment 
 /** This process's first counter shard; a fleet's processes start apart. */
 const firstCounterShard = randomInt(16);
 
-/** The advisory lock class of a counter shard held by a shared transaction (two-key form). */
-export const COUNTER_SHARD_LOCK = 7317113;
-
 /**
  * Opens a transaction that writes many users of an organization beside others like it (a shared
  * transaction of SCIM writes, in `lane`): the shared form of the batch lock, and one counter shard
- * for all its writes (migration 117). It then holds one row of each counter, of a shard no other
- * such transaction of the organization holds, where it would hold rows of many shards in no order.
- *
- * The shard is the first free one from its lane's: free means its advisory lock is, so that the
- * transactions of other processes (a fleet's) keep out of it too. Two of them in one shard would
- * wait on each other's counter rows, and, with creates and deactivations taking those rows in
- * different orders, could deadlock. Only when all 16 are taken does it share its lane's.
+ * for all its writes (migration 117), the first free one from its lane's (migration 118: free of
+ * every other transaction moving counters, a fleet's other processes' included). It then holds
+ * one row of each counter, where it would hold rows of many shards in no order.
  */
 export async function countInOneShard(tx: Tx, organizationId: string, lane: number): Promise<void> {
   const preferred = (firstCounterShard + lane) % 16;
-  // Tried in order, each lock only until one is had (the Limit stops the scan there).
-  const freeShard = tx`(
-    select n % 16 from generate_series(${preferred}::int, ${preferred}::int + 15) n
-    where pg_try_advisory_xact_lock(${COUNTER_SHARD_LOCK}, hashtext(${organizationId}::text || '/' || n % 16))
-    limit 1)`;
   await tx`
-    select set_config('orgsync.counter_shard', coalesce(${freeShard}, ${preferred}::int)::text, true)
+    select orgsync_take_counter_shard(${organizationId}, ${preferred}::smallint)
     from (${batchProvisioningTurn(tx, organizationId)}) turn`;
 }

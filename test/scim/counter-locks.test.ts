@@ -1,10 +1,6 @@
 import type { Response } from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  COUNTER_SHARD_LOCK,
-  countInOneShard,
-  serializeBatchProvisioning,
-} from '../../src/core/batch-provisioning-lock.ts';
+import { countInOneShard, serializeBatchProvisioning } from '../../src/core/batch-provisioning-lock.ts';
 import { provisionUser, setDirectoryUserActive } from '../../src/core/directory-users.ts';
 import type { Sql, Tx } from '../../src/storage/database.ts';
 import { started, untilWaitingOrEnded } from '../support/lock-waits.ts';
@@ -192,13 +188,44 @@ describe.skipIf(!process.env.DATABASE_URL)("shared transactions of one organizat
     expect(counts!.members).toBe(counts!.listed);
   });
 
+  it('keep a write alone out of their shard: a lone create beside a batch that deactivated and creates', async () => {
+    const create = async (email: string) =>
+      (await f.client.post('/Users', oktaUser(email)).expect(201)).body.id as string;
+    const deactivated = await create('batch-deactivated@counter-locks.test');
+    // An account whose shard is the same by both counters' formulas (a hash of 0 or more).
+    const accounts = await f.ctx.sql<{ email: string; shard: number; sameInBoth: boolean }[]>`
+      insert into accounts (email) select 'alone' || n || '@counter-locks.test' from generate_series(1, 32) n
+      returning email, (hashtext(id::text) & 15)::int as shard, hashtext(id::text) >= 0 as "sameInBoth"`;
+    const alone = accounts.find((a) => a.sameInBoth)!;
+    const before = await deadlocks();
+
+    const batch = heldTransaction(f.ctx.sql);
+    try {
+      const tx = await batch.opened;
+      await tx`select orgsync_take_counter_shard(${organizationId}, ${alone.shard}::smallint)`;
+      expect(await shardOf(tx)).toBe(alone.shard);
+      await setDirectoryUserActive(tx as unknown as Sql, organizationId, deactivated, false, scim);
+      // Counting in its account's shard, it would take the SCIM user counter's row, then wait for
+      // the member counter's, which the batch holds; the batch's create would then wait for it.
+      const lone = started(f.client.post('/Users', oktaUser(alone.email)));
+      await untilWaitingOrEnded(f.ctx.sql, lone);
+      expect(lone.settled).toBe(true);
+      expect((await lone.result).status).toBe(201);
+      await provisionUser(tx as unknown as Sql, organizationId, oktaUser('batch-created@counter-locks.test'), scim);
+    } finally {
+      await batch.commit();
+    }
+    expect(await deadlocks()).toBe(before);
+  });
+
   it("share their lane's shard only when all 16 are held, waiting for nothing", async () => {
     const holder = heldTransaction(f.ctx.sql);
     const other = heldTransaction(f.ctx.sql);
     try {
       const [held, tx] = await Promise.all([holder.opened, other.opened]);
+      // The advisory locks of all 16 shards (migration 118's lock class and key).
       await held`
-        select pg_advisory_xact_lock(${COUNTER_SHARD_LOCK}, hashtext(${organizationId}::text || '/' || n))
+        select pg_advisory_xact_lock(7317113, hashtext(${organizationId}::text || '/' || n))
         from generate_series(0, 15) n`;
       await countInOneShard(held, organizationId, 0);
       await countInOneShard(tx, organizationId, 0);
