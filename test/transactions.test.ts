@@ -274,4 +274,58 @@ describe('sharedTransactions', () => {
     expect(await all).toEqual(Array(6).fill('done'));
     expect(lanes).toEqual([0, 1]);
   });
+
+  // Two sessions deadlocking: a real PostgreSQL only.
+  it.skipIf(!process.env.DATABASE_URL)(
+    'runs a write alone again when it lost a deadlock, which left nothing done',
+    async () => {
+      const shared = sharedTransactions(answers);
+      await db.sql`insert into tx_probe values (401, 'first'), (402, 'second')`;
+      const watcher = connect(db.url, 1);
+      const holder = await db.sql.reserve();
+      const lockWaits = async () =>
+        (
+          await watcher<{ n: number }[]>`
+          select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`
+        )[0]!.n;
+      try {
+        let runs = 0;
+        let locked!: () => void;
+        const secondLocked = new Promise<void>((resolve) => (locked = resolve));
+        let go!: () => void;
+        const onToTheFirst = new Promise<void>((resolve) => (go = resolve));
+        // Takes 402, then 401; its first run waits for the test between the two.
+        const write = (sql: Sql) =>
+          inTransaction(sql, async (tx) => {
+            const run = ++runs;
+            await tx`set local deadlock_timeout = '10ms'`;
+            await tx`update tx_probe set note = ${`run ${run}`} where id = 402`;
+            if (run === 1) {
+              locked();
+              await onToTheFirst;
+            }
+            await tx`update tx_probe set note = ${`run ${run}`} where id = 401`;
+            return run;
+          });
+
+        await holder`begin`;
+        await holder`set local deadlock_timeout = '60s'`; // so that the write is the one to find the deadlock
+        await holder`select from tx_probe where id = 401 for update`;
+        const written = shared(db.sql, 'deadlock', write);
+        written.catch(() => {}); // awaited below, once the holder is done
+        await secondLocked;
+        const holderWaits = holder`select from tx_probe where id = 402 for update`.execute();
+        await vi.waitUntil(async () => (await lockWaits()) === 1, { timeout: 10_000, interval: 10 });
+        go(); // the write now waits for the holder, which waits for it: PostgreSQL rolls the write back
+        await holderWaits;
+        await holder`commit`;
+        expect(await written).toBe(2);
+        expect(await notes()).toEqual(expect.arrayContaining(['401:run 2', '402:run 2']));
+      } finally {
+        holder.release();
+        await watcher.end();
+      }
+    },
+  );
 });

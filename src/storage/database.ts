@@ -90,6 +90,17 @@ const SERVER_UNAVAILABLE = new Set([
   '55P03', // lock_not_available: a lock_timeout, likewise
 ]);
 
+/** SQLSTATEs of a transaction PostgreSQL rolled back to settle a conflict with another. */
+const CONFLICT_LOST = new Set([
+  '40P01', // deadlock_detected
+  '40001', // serialization_failure
+]);
+
+/** Whether `error` says the transaction lost a conflict with another and was rolled back whole. */
+export function isConflictLost(error: unknown): boolean {
+  return CONFLICT_LOST.has((error as { code?: unknown } | null)?.code as string);
+}
+
 /**
  * Whether `error` says the database is out of reach or too busy to answer in time (a failover, a
  * proxy restart, an idle-session timeout, terminated sessions, a server starting or full, a

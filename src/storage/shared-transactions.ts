@@ -1,4 +1,4 @@
-import { inTransaction, isDatabaseUnavailable, type Sql, type Tx } from './database.ts';
+import { inTransaction, isConflictLost, isDatabaseUnavailable, type Sql, type Tx } from './database.ts';
 
 /** A write: given the pool, or the shared transaction (which takes the same statements). */
 type Write<T> = (db: Sql) => Promise<T>;
@@ -16,6 +16,9 @@ interface Queue {
 }
 
 type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/** Runs of a write alone, the first included, while it loses conflicts with other transactions. */
+const CONFLICT_RUNS = 3;
 
 export interface SharedTransactionOptions {
   /**
@@ -48,7 +51,8 @@ export interface SharedTransactionOptions {
  * the statements after it, and answers COMMIT with ROLLBACK): the transaction is rolled back and
  * each write runs again on its own, in arrival order, so one write's failure never fails its
  * neighbours. A write can tell it shares a transaction by the savepoint method its `db` then has.
- * Only a database out of reach fails them all, as it would have failed each.
+ * Only a database out of reach fails them all, as it would have failed each. A write alone that
+ * lost a deadlock or a serialization conflict runs again (alone).
  */
 export function sharedTransactions(options: SharedTransactionOptions) {
   const { open, isAnswer, maxBatch = 50, inFlight = 2 } = options;
@@ -62,8 +66,16 @@ export function sharedTransactions(options: SharedTransactionOptions) {
   const answer = <T>(waiting: Waiting<T>, settled: Settled<T>) =>
     settled.ok ? waiting.resolve(settled.value) : waiting.reject(settled.error);
 
+  /**
+   * Runs a write on its own. One that lost a deadlock or a serialization conflict committed
+   * nothing (a write commits once, at its end) and runs again, up to CONFLICT_RUNS times in all.
+   */
   async function alone<T>(sql: Sql, waiting: Waiting<T>): Promise<void> {
-    answer(waiting, await settle(waiting.write(sql)));
+    let settled = await settle(waiting.write(sql));
+    for (let run = 1; run < CONFLICT_RUNS && !settled.ok && isConflictLost(settled.error); run++) {
+      settled = await settle(waiting.write(sql));
+    }
+    answer(waiting, settled);
   }
 
   async function together(sql: Sql, key: string, lane: number, batch: Waiting<unknown>[]): Promise<void> {
