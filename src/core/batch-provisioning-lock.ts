@@ -7,10 +7,11 @@ const BATCH_PROVISIONING_LOCK = 7317111;
 /**
  * Taken first by a transaction that writes many memberships of an organization (a /Bulk window,
  * an invitation import batch, the expiry sweep): such transactions then run one at a time. Each
- * write moves a counter row of its shard (migrations 094 and 111) and keeps that row locked until
- * commit, so two of them taking shards in different orders would deadlock, and PostgreSQL would
- * fail one after a second. The writes of one user that take rows of both counters take the shared
- * form (batchProvisioningTurn).
+ * write moves counter rows (migrations 094 and 111) and keeps them locked until commit; rows of
+ * many shards taken in different orders would deadlock, and PostgreSQL would fail one after a
+ * second. Since migration 118 a transaction counts in a shard no other holds while one of the 16
+ * is free; this lock keeps batches apart beyond that. The writes of one user that take rows of
+ * both counters take the shared form (batchProvisioningTurn).
  */
 export async function serializeBatchProvisioning(tx: Tx, organizationId: string): Promise<void> {
   await tx`select pg_advisory_xact_lock(${BATCH_PROVISIONING_LOCK}, hashtext(${organizationId}))`;
