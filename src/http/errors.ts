@@ -1,6 +1,6 @@
 import type { RequestHandler, Response } from 'express';
 import { DomainError, type DomainErrorCode } from '../core/errors.ts';
-import { isDatabaseUnavailable } from '../storage/database.ts';
+import { isConflictLost, isDatabaseUnavailable } from '../storage/database.ts';
 
 /** How long a client is asked to wait before retrying a request answered 503. */
 export const RETRY_AFTER_SECONDS = 5;
@@ -26,10 +26,25 @@ export function sendDomainError(res: Response, error: unknown): boolean {
   return true;
 }
 
-/** Answers a request that failed because the database is out of reach: 503 `{error, message}`. */
+/**
+ * What a request is told whose transaction PostgreSQL rolled back to settle a deadlock or a
+ * serialization conflict (after orgsync's own retries, where it makes them): nothing was done.
+ */
+export const CONFLICT_LOST_MESSAGE =
+  'temporarily unavailable: a concurrent change met this one, which was not made; retry';
+
+/**
+ * Answers a request that failed for a reason a retry will likely not meet: the database out of
+ * reach, or a conflict with a concurrent change that rolled it back. 503 `{error, message}`.
+ */
 export function sendUnavailable(res: Response, error: unknown): boolean {
-  if (!isDatabaseUnavailable(error)) return false;
-  res.status(503).json({ error: 'unavailable', message: UNAVAILABLE_MESSAGE });
+  const message = isDatabaseUnavailable(error)
+    ? UNAVAILABLE_MESSAGE
+    : isConflictLost(error)
+      ? CONFLICT_LOST_MESSAGE
+      : null;
+  if (message === null) return false;
+  res.status(503).json({ error: 'unavailable', message });
   return true;
 }
 

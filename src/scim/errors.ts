@@ -1,7 +1,7 @@
 import SCIMMY from 'scimmy';
 import { DomainError, type DomainErrorCode } from '../core/errors.ts';
-import { UNAVAILABLE_MESSAGE } from '../http/errors.ts';
-import { isDatabaseUnavailable } from '../storage/database.ts';
+import { CONFLICT_LOST_MESSAGE, UNAVAILABLE_MESSAGE } from '../http/errors.ts';
+import { isConflictLost, isDatabaseUnavailable } from '../storage/database.ts';
 
 /** The scimType keywords of RFC 7644 §3.12 that orgsync answers with. */
 export type ScimType =
@@ -39,7 +39,8 @@ const DOMAIN_ERRORS: Record<DomainErrorCode, [status: number, scimType: ScimType
 
 /**
  * Turns anything a handler throws into a SCIM error. Domain errors keep their meaning; losing the
- * database is 503; anything else is an internal error, reported without its message (which may
+ * database is 503, and so is a write rolled back to settle a deadlock (logged: each is worth
+ * knowing about); anything else is an internal error, reported without its message (which may
  * name internals). scimmy would otherwise answer unknown errors with 404.
  */
 export function toScimError(error: unknown, log: (error: unknown) => void): ScimError {
@@ -50,6 +51,7 @@ export function toScimError(error: unknown, log: (error: unknown) => void): Scim
   }
   if (isDatabaseUnavailable(error)) return scimError(503, null, UNAVAILABLE_MESSAGE);
   log(error);
+  if (isConflictLost(error)) return scimError(503, null, CONFLICT_LOST_MESSAGE);
   return scimError(500, null, 'internal error');
 }
 

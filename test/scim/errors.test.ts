@@ -1,11 +1,18 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import express, { type ErrorRequestHandler } from 'express';
 import request from 'supertest';
 import { systemActor } from '../../src/core/actor.ts';
 import { listCredentials, revokeCredential } from '../../src/core/credentials.ts';
 import { DomainError, type DomainErrorCode } from '../../src/core/errors.ts';
-import { RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE } from '../../src/http/errors.ts';
+import {
+  CONFLICT_LOST_MESSAGE,
+  RETRY_AFTER_SECONDS,
+  retryAfterOnUnavailable,
+  sendUnavailable,
+  UNAVAILABLE_MESSAGE,
+} from '../../src/http/errors.ts';
 import { toScimError } from '../../src/scim/errors.ts';
 import { oktaUser, scimFixture } from '../support/scim.ts';
 
@@ -309,6 +316,34 @@ describe('RFC 7644 error responses', () => {
       });
     }
     expect(logged).toEqual([]);
+  });
+
+  it('a write rolled back to settle a deadlock or a serialization conflict → 503, logged', () => {
+    for (const code of ['40P01', '40001']) {
+      const logged: unknown[] = [];
+      const lost = Object.assign(new Error('deadlock detected'), { code });
+      const error = toScimError(lost, (e) => logged.push(e));
+      expect({ status: error.status, scimType: error.scimType ?? null, message: error.message }).toEqual({
+        status: 503,
+        scimType: null,
+        message: CONFLICT_LOST_MESSAGE,
+      });
+      expect(logged).toEqual([lost]);
+    }
+  });
+
+  it('the admin API answers such a write 503 with Retry-After in its own shape', async () => {
+    const app = express();
+    app.use(retryAfterOnUnavailable);
+    app.post('/members', () => {
+      throw Object.assign(new Error('deadlock detected'), { code: '40P01' });
+    });
+    app.use(((error, _req, res, next) => {
+      if (!sendUnavailable(res, error)) next(error);
+    }) as ErrorRequestHandler);
+    const res = await request(app).post('/members').expect(503);
+    expect(res.headers['retry-after']).toBe(String(RETRY_AFTER_SECONDS));
+    expect(res.body).toEqual({ error: 'unavailable', message: CONFLICT_LOST_MESSAGE });
   });
 
   it('unknown endpoints and a malformed Bulk answer SCIM errors', async () => {
