@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../src/storage/database.ts';
-import { maintainTables } from '../src/storage/maintenance.ts';
+import { maintainTables, throttleLikeAutovacuum } from '../src/storage/maintenance.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { started, untilWaitingOrEnded } from './support/lock-waits.ts';
 
@@ -75,6 +75,39 @@ describe('table maintenance where autovacuum is off', () => {
     } finally {
       holder.release();
       await small.end();
+    }
+  });
+
+  it("pauses its VACUUMs as autovacuum does, and hands the pool's connection back as it was", async () => {
+    const one = connect(db.url, 1);
+    try {
+      const settings = async () =>
+        (
+          await one<{ delay: string; limit: string; autovacuumDelay: string; autovacuumLimit: string }[]>`
+            select current_setting('vacuum_cost_delay') as delay, current_setting('vacuum_cost_limit') as limit,
+                   current_setting('autovacuum_vacuum_cost_delay') as autovacuum_delay,
+                   current_setting('autovacuum_vacuum_cost_limit') as autovacuum_limit`
+        )[0]!;
+      const before = await settings();
+      const session = await one.reserve();
+      try {
+        await throttleLikeAutovacuum(session);
+      } finally {
+        session.release();
+      }
+      const throttled = await settings();
+      expect(throttled.delay).toBe(before.autovacuumDelay === '-1' ? before.delay : before.autovacuumDelay);
+      expect(throttled.limit).toBe(before.autovacuumLimit === '-1' ? before.limit : before.autovacuumLimit);
+      await one`reset vacuum_cost_delay`;
+      await one`reset vacuum_cost_limit`;
+
+      await change('delete from maintenance_probe');
+      await change('insert into maintenance_probe select generate_series(1, 2000)');
+      expect(await maintainTables(one)).toMatchObject({ vacuumed: ['maintenance_probe'] });
+      // The pool has one connection: the one the VACUUM ran on.
+      expect(await settings()).toEqual(before);
+    } finally {
+      await one.end();
     }
   });
 });

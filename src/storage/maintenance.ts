@@ -15,10 +15,28 @@ export async function maintainTables(sql: Sql): Promise<{ vacuumed: string[]; an
   // pipelined behind it (postgres.js sends one to a busy connection when none is idle).
   const db = await sql.reserve();
   try {
+    await throttleLikeAutovacuum(db);
     return await maintainOn(db);
   } finally {
+    // The connection goes back to the pool: its VACUUMs only were to be throttled.
+    await db`reset vacuum_cost_delay`.catch(() => {});
+    await db`reset vacuum_cost_limit`.catch(() => {});
     db.release();
   }
+}
+
+/**
+ * Autovacuum pauses its work (`autovacuum_vacuum_cost_delay` after each `autovacuum_vacuum_cost_limit`
+ * of cost, each -1 for the plain vacuum_cost_* setting) so as not to starve the server's other
+ * sessions; a VACUUM or ANALYZE on a session does not, unless told to. Without it, a large table's
+ * VACUUM took a core from the requests of the moment (a lookup burst at half its rate).
+ */
+export async function throttleLikeAutovacuum(db: Sql): Promise<void> {
+  const autovacuum = (name: string) =>
+    db`case when current_setting(${`autovacuum_${name}`}) ~ '^-1' then current_setting(${name}) else current_setting(${`autovacuum_${name}`}) end`;
+  await db`
+    select set_config('vacuum_cost_delay', ${autovacuum('vacuum_cost_delay')}, false),
+           set_config('vacuum_cost_limit', ${autovacuum('vacuum_cost_limit')}, false)`;
 }
 
 async function maintainOn(db: Sql): Promise<{ vacuumed: string[]; analyzed: string[] }> {
