@@ -5,8 +5,9 @@
 -- a deactivation two rows of the member counter, so a batch that had deactivated and then created
 -- and a lone create meeting in one shard could deadlock (seen under creates and deactivations sent
 -- at once, as a lone write's HTTP 500 after a one-second stall). Holding its shard, a transaction
--- meets no other on a counter row. Only when all 16 are held does it count in the one it asked for
--- (and may wait there, as before).
+-- meets no other of its organization on a counter row. Only when all 16 are held does it count in
+-- the one it asked for (and may wait there, as before). A transaction that moves the counters of
+-- two organizations (a user's key changed by hand) holds the shard of the first only.
 create function orgsync_take_counter_shard(org uuid, preferred smallint) returns smallint
 language plpgsql volatile as $$
 declare
