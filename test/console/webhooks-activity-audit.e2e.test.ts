@@ -356,15 +356,21 @@ describe('audit log page', () => {
     expect(pageErrors).toEqual([]);
   });
 
-  it('draws only the latest answer: the first page, answered after a filter was applied, does not replace it', async () => {
+  /** Opens the page with its first (unfiltered) page held, and filters: the filtered page is drawn. */
+  async function filteredWhileFirstPageHeld() {
     const unfiltered = /\/api\/audit\?limit=/;
     const firstPage = await holdRequests(page, unfiltered);
+    await page.goto(`${server.url}/console/audit`);
+    await page.getByLabel('Action').fill('group.created');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    const actions = () => page.locator('tbody tr td:nth-child(3)').allTextContents();
+    await expect.poll(actions).toHaveLength(50);
+    return { unfiltered, firstPage, actions };
+  }
+
+  it('draws only the latest answer: the first page, answered after a filter was applied, does not replace it', async () => {
+    const { unfiltered, firstPage, actions } = await filteredWhileFirstPageHeld();
     try {
-      await page.goto(`${server.url}/console/audit`);
-      await page.getByLabel('Action').fill('group.created');
-      await page.getByRole('button', { name: 'Filter' }).click();
-      const actions = () => page.locator('tbody tr td:nth-child(3)').allTextContents();
-      await expect.poll(actions).toHaveLength(50);
       // From here on, note every action the page draws.
       await page.evaluate(() => {
         const drawn: string[] = [];
@@ -389,14 +395,8 @@ describe('audit log page', () => {
   });
 
   it('shows no error of a superseded load: the first page failing after a filter was applied', async () => {
-    const unfiltered = /\/api\/audit\?limit=/;
-    const firstPage = await holdRequests(page, unfiltered);
+    const { unfiltered, firstPage, actions } = await filteredWhileFirstPageHeld();
     try {
-      await page.goto(`${server.url}/console/audit`);
-      await page.getByLabel('Action').fill('group.created');
-      await page.getByRole('button', { name: 'Filter' }).click();
-      const actions = () => page.locator('tbody tr td:nth-child(3)').allTextContents();
-      await expect.poll(actions).toHaveLength(50);
       // From here on, note whether the page's error line ever shows.
       await page.evaluate(() => {
         const error = document.querySelector('#error')!;

@@ -5,6 +5,7 @@ import { provisionUser, setDirectoryUserActive } from '../../src/core/directory-
 import type { Sql, Tx } from '../../src/storage/database.ts';
 import { started, untilWaitingOrEnded } from '../support/lock-waits.ts';
 import { oktaUser, scimFixture } from '../support/scim.ts';
+import { countersAndRows } from '../support/table-counts.ts';
 
 /**
  * The counter rows of migrations 094 and 111 stay locked until commit, so writes that take two
@@ -179,13 +180,9 @@ describe.skipIf(!process.env.DATABASE_URL)("shared transactions of one organizat
     }
 
     expect(await deadlocks()).toBe(before);
-    const [counts] = await f.ctx.sql<{ counted: number; users: number; members: number; listed: number }[]>`
-      select (select sum(n)::int from scim_user_counts where organization_id = ${organizationId}) as counted,
-             (select count(*)::int from scim_users where organization_id = ${organizationId}) as users,
-             (select sum(n)::int from member_counts where organization_id = ${organizationId}) as members,
-             (select count(*)::int from memberships where organization_id = ${organizationId} and list_tab is not null) as listed`;
-    expect(counts!.counted).toBe(counts!.users);
-    expect(counts!.members).toBe(counts!.listed);
+    const counts = await countersAndRows(f.ctx.sql, organizationId);
+    expect(counts.counted).toBe(counts.users);
+    expect(counts.members).toBe(counts.listed);
   });
 
   it('keep a write alone out of their shard: a lone create beside a batch that deactivated and creates', async () => {

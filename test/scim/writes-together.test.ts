@@ -12,6 +12,7 @@ import { inviteMembers } from '../../src/core/invitations.ts';
 import { createOrganization } from '../../src/core/organizations.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { started } from '../support/lock-waits.ts';
+import { countersAndRows } from '../support/table-counts.ts';
 
 /**
  * SCIM writes of one organization's users, and of one group's members, that arrive while two are
@@ -182,14 +183,10 @@ describe('SCIM writes sent together', () => {
   });
 
   it('the counters, summed over their shards, still count every user and member', async () => {
-    const [counts] = await db.sql<{ counted: number; users: number; members: number; listed: number }[]>`
-      select (select sum(n)::int from scim_user_counts where organization_id = ${organizationId}) as counted,
-             (select count(*)::int from scim_users where organization_id = ${organizationId}) as users,
-             (select sum(n)::int from member_counts where organization_id = ${organizationId}) as members,
-             (select count(*)::int from memberships where organization_id = ${organizationId} and list_tab is not null) as listed`;
-    expect(counts!.counted).toBe(counts!.users);
-    expect(counts!.members).toBe(counts!.listed);
-    expect(counts!.users).toBeGreaterThan(20);
+    const counts = await countersAndRows(db.sql, organizationId);
+    expect(counts.counted).toBe(counts.users);
+    expect(counts.members).toBe(counts.listed);
+    expect(counts.users).toBeGreaterThan(20);
   });
 
   // A second session holds a row a write waits on: a real PostgreSQL only (the embedded one has one session).

@@ -37,3 +37,16 @@ export function countsBetween(before: TableCounts, after: TableCounts): TableCou
     deleted: after.deleted - before.deleted,
   };
 }
+
+/**
+ * An organization's counters summed over their shards (migrations 094, 111, 117, 118), beside the
+ * rows they count: SCIM users, and listed memberships.
+ */
+export async function countersAndRows(sql: Db, organizationId: string) {
+  const [row] = await sql<{ counted: number; users: number; members: number; listed: number }[]>`
+    select (select sum(n)::int from scim_user_counts where organization_id = ${organizationId}) as counted,
+           (select count(*)::int from scim_users where organization_id = ${organizationId}) as users,
+           (select sum(n)::int from member_counts where organization_id = ${organizationId}) as members,
+           (select count(*)::int from memberships where organization_id = ${organizationId} and list_tab is not null) as listed`;
+  return row!;
+}
