@@ -5,13 +5,14 @@ import type { Db, Fragment, Tx } from '../storage/database.ts';
 const BATCH_PROVISIONING_LOCK = 7317111;
 
 /**
- * Taken first by a transaction that writes many memberships of an organization (a /Bulk window,
- * an invitation import batch, the expiry sweep): such transactions then run one at a time. Each
- * write moves counter rows (migrations 094 and 111) and keeps them locked until commit; rows of
- * many shards taken in different orders would deadlock, and PostgreSQL would fail one after a
- * second. Since migration 118 a transaction counts in a shard no other holds while one of the 16
- * is free; this lock keeps batches apart beyond that. The writes of one user that take rows of
- * both counters take the shared form (batchProvisioningTurn).
+ * Taken first by a transaction that writes many memberships of an organization (an invitation
+ * import batch, the expiry sweep): such transactions then run one at a time. Each write moves
+ * counter rows (migrations 094 and 111) and keeps them locked until commit; rows of many shards
+ * taken in different orders would deadlock, and PostgreSQL would fail one after a second. Since
+ * migration 118 a transaction counts in a shard no other holds while one of the 16 is free, so
+ * /Bulk windows no longer take this lock; these background batches still do, which keeps them
+ * apart beyond that. The writes of one user that take rows of both counters take the shared form
+ * (batchProvisioningTurn).
  */
 export async function serializeBatchProvisioning(tx: Tx, organizationId: string): Promise<void> {
   await tx`select pg_advisory_xact_lock(${BATCH_PROVISIONING_LOCK}, hashtext(${organizationId}))`;

@@ -83,7 +83,7 @@ describe.skipIf(!process.env.DATABASE_URL)('a change of status', () => {
 describe.skipIf(!process.env.DATABASE_URL)(
   'a write taking a counter row of each table (scim_users, memberships)',
   () => {
-    /** Holds the batches' lock (a /Bulk create transaction's) while `write` starts, and answers the write's response. */
+    /** Holds the batches' lock (an invitation import batch's) while `write` starts, and answers the write's response. */
     async function besideABatch(write: () => PromiseLike<Response>): Promise<Response> {
       let request!: ReturnType<typeof started<Response>>;
       await f.ctx.sql.begin(async (tx) => {
@@ -101,14 +101,14 @@ describe.skipIf(!process.env.DATABASE_URL)(
     it.each([
       ['in one statement', true],
       ['step by step (created inactive)', false],
-    ])('a create %s waits for a /Bulk transaction of its organization', async (_, active) => {
+    ])('a create %s waits for a batch transaction of its organization', async (_, active) => {
       const email = `created-${String(active)}@counter-locks.test`;
       const response = await besideABatch(() => f.client.post('/Users', oktaUser(email, { active })));
       expect(response.status).toBe(201);
       expect(response.body).toMatchObject({ userName: email, active });
     });
 
-    it('a deprovisioning waits for a /Bulk transaction of its organization', async () => {
+    it('a deprovisioning waits for a batch transaction of its organization', async () => {
       const id = (await f.client.post('/Users', oktaUser('deleted@counter-locks.test')).expect(201)).body.id as string;
       const response = await besideABatch(() => f.client.delete(`/Users/${id}`));
       expect(response.status).toBe(204);
