@@ -5,7 +5,7 @@ import { provisionUser, setDirectoryUserActive } from '../../src/core/directory-
 import type { Sql, Tx } from '../../src/storage/database.ts';
 import { started, untilWaitingOrEnded } from '../support/lock-waits.ts';
 import { oktaUser, scimFixture } from '../support/scim.ts';
-import { countersAndRows } from '../support/table-counts.ts';
+import { countersAndRows, deadlocksSoFar } from '../support/table-counts.ts';
 
 /**
  * The counter rows of migrations 094 and 111 stay locked until commit, so writes that take two
@@ -138,11 +138,7 @@ function heldTransaction(sql: Sql) {
 
 describe.skipIf(!process.env.DATABASE_URL)("shared transactions of one organization (a fleet's processes)", () => {
   const scim = { type: 'scim_token', id: undefined, name: 'okta', channel: 'scim' } as const;
-  const deadlocks = async () =>
-    (
-      await f.ctx.sql<{ n: number }[]>`
-        select deadlocks::int as n from pg_stat_database where datname = current_database()`
-    )[0]!.n;
+  const deadlocks = () => deadlocksSoFar(f.ctx.sql);
   const shardOf = async (tx: Tx) =>
     Number((await tx<{ shard: string }[]>`select current_setting('orgsync.counter_shard') as shard`)[0]!.shard);
 

@@ -50,3 +50,10 @@ export async function countersAndRows(sql: Db, organizationId: string) {
            (select count(*)::int from memberships where organization_id = ${organizationId} and list_tab is not null) as listed`;
   return row!;
 }
+
+/** Deadlocks PostgreSQL has settled in this database so far (pg_stat_database). */
+export async function deadlocksSoFar(sql: Db): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`
+    select deadlocks::int as n from pg_stat_database where datname = current_database()`;
+  return row!.n;
+}
