@@ -92,7 +92,8 @@ function rejectOversizedBodies(limit: number, readsOwnBody: (req: Request) => bo
 function lastResortErrorHandler(ctx: AppContext): ErrorRequestHandler {
   return (error: unknown, req, res, next) => {
     if (res.headersSent) return next(error);
-    if (sendDomainError(res, error) || sendUnavailable(res, error)) return;
+    const logConflict = (err: unknown) => ctx.log.error({ err, reqId: req.id }, 'request rolled back by a conflict');
+    if (sendDomainError(res, error) || sendUnavailable(res, error, logConflict)) return;
     // body-parser's errors carry their HTTP status; anything else is a bug.
     const { status: claimed, message: detail } = (error ?? {}) as { status?: unknown; message?: unknown };
     const status = typeof claimed === 'number' && claimed >= 400 && claimed < 500 ? claimed : 500;

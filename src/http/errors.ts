@@ -34,15 +34,20 @@ export const CONFLICT_LOST_MESSAGE =
   'temporarily unavailable: a concurrent change met this one, which was not made; retry';
 
 /**
- * Answers a request that failed for a reason a retry will likely not meet: the database out of
- * reach, or a conflict with a concurrent change that rolled it back. 503 `{error, message}`.
+ * The message of the 503 a failed request gets when a retry will likely not meet its cause, else
+ * null: the database out of reach, or a change rolled back to settle a conflict with another
+ * (handed to `log`: each is worth knowing about).
  */
-export function sendUnavailable(res: Response, error: unknown): boolean {
-  const message = isDatabaseUnavailable(error)
-    ? UNAVAILABLE_MESSAGE
-    : isConflictLost(error)
-      ? CONFLICT_LOST_MESSAGE
-      : null;
+export function unavailableMessage(error: unknown, log: (error: unknown) => void): string | null {
+  if (isDatabaseUnavailable(error)) return UNAVAILABLE_MESSAGE;
+  if (!isConflictLost(error)) return null;
+  log(error);
+  return CONFLICT_LOST_MESSAGE;
+}
+
+/** Answers a request that failed for such a reason (unavailableMessage): 503 `{error, message}`. */
+export function sendUnavailable(res: Response, error: unknown, log: (error: unknown) => void): boolean {
+  const message = unavailableMessage(error, log);
   if (message === null) return false;
   res.status(503).json({ error: 'unavailable', message });
   return true;

@@ -1,7 +1,6 @@
 import SCIMMY from 'scimmy';
 import { DomainError, type DomainErrorCode } from '../core/errors.ts';
-import { CONFLICT_LOST_MESSAGE, UNAVAILABLE_MESSAGE } from '../http/errors.ts';
-import { isConflictLost, isDatabaseUnavailable } from '../storage/database.ts';
+import { unavailableMessage } from '../http/errors.ts';
 
 /** The scimType keywords of RFC 7644 §3.12 that orgsync answers with. */
 export type ScimType =
@@ -39,9 +38,9 @@ const DOMAIN_ERRORS: Record<DomainErrorCode, [status: number, scimType: ScimType
 
 /**
  * Turns anything a handler throws into a SCIM error. Domain errors keep their meaning; losing the
- * database is 503, and so is a write rolled back to settle a deadlock (logged: each is worth
- * knowing about); anything else is an internal error, reported without its message (which may
- * name internals). scimmy would otherwise answer unknown errors with 404.
+ * database, or a write rolled back to settle a conflict, is 503 (unavailableMessage); anything
+ * else is an internal error, logged and reported without its message (which may name internals).
+ * scimmy would otherwise answer unknown errors with 404.
  */
 export function toScimError(error: unknown, log: (error: unknown) => void): ScimError {
   if (error instanceof SCIMMY.Types.Error) return error;
@@ -49,9 +48,9 @@ export function toScimError(error: unknown, log: (error: unknown) => void): Scim
     const [status, scimType] = DOMAIN_ERRORS[error.code];
     return scimError(status, scimType, error.message);
   }
-  if (isDatabaseUnavailable(error)) return scimError(503, null, UNAVAILABLE_MESSAGE);
+  const unavailable = unavailableMessage(error, log);
+  if (unavailable !== null) return scimError(503, null, unavailable);
   log(error);
-  if (isConflictLost(error)) return scimError(503, null, CONFLICT_LOST_MESSAGE);
   return scimError(500, null, 'internal error');
 }
 

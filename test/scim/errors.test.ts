@@ -332,18 +332,20 @@ describe('RFC 7644 error responses', () => {
     }
   });
 
-  it('the admin API answers such a write 503 with Retry-After in its own shape', async () => {
+  it('the admin API answers such a write 503 with Retry-After in its own shape, logged', async () => {
     const app = express();
     app.use(retryAfterOnUnavailable);
     app.post('/members', () => {
       throw Object.assign(new Error('deadlock detected'), { code: '40P01' });
     });
+    const logged: unknown[] = [];
     app.use(((error, _req, res, next) => {
-      if (!sendUnavailable(res, error)) next(error);
+      if (!sendUnavailable(res, error, (e) => logged.push(e))) next(error);
     }) as ErrorRequestHandler);
     const res = await request(app).post('/members').expect(503);
     expect(res.headers['retry-after']).toBe(String(RETRY_AFTER_SECONDS));
     expect(res.body).toEqual({ error: 'unavailable', message: CONFLICT_LOST_MESSAGE });
+    expect(logged).toHaveLength(1);
   });
 
   it('unknown endpoints and a malformed Bulk answer SCIM errors', async () => {
