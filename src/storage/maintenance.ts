@@ -15,12 +15,8 @@ export async function maintainTables(sql: Sql): Promise<{ vacuumed: string[]; an
   // pipelined behind it (postgres.js sends one to a busy connection when none is idle).
   const db = await sql.reserve();
   try {
-    await throttleLikeAutovacuum(db);
     return await maintainOn(db);
   } finally {
-    // The connection goes back to the pool: its VACUUMs only were to be throttled.
-    await db`reset vacuum_cost_delay`.catch(() => {});
-    await db`reset vacuum_cost_limit`.catch(() => {});
     db.release();
   }
 }
@@ -56,9 +52,18 @@ async function maintainOn(db: Sql): Promise<{ vacuumed: string[]; analyzed: stri
         and (current_setting('autovacuum') = 'off' or c.reloptions @> array['autovacuum_enabled=false'])
     ) t where needs_vacuum or needs_analyze
     order by name`;
-  for (const table of due) {
-    if (table.needsVacuum) await db`vacuum (analyze) ${db(table.name)}`;
-    else await db`analyze ${db(table.name)}`;
+  if (due.length > 0) {
+    await throttleLikeAutovacuum(db);
+    try {
+      for (const table of due) {
+        if (table.needsVacuum) await db`vacuum (analyze) ${db(table.name)}`;
+        else await db`analyze ${db(table.name)}`;
+      }
+    } finally {
+      // The connection goes back to the pool: only these were to be throttled.
+      await db`reset vacuum_cost_delay`.catch(() => {});
+      await db`reset vacuum_cost_limit`.catch(() => {});
+    }
   }
   return { vacuumed: due.filter((t) => t.needsVacuum).map((t) => t.name), analyzed: due.map((t) => t.name) };
 }
