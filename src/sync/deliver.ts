@@ -1,5 +1,6 @@
 import { inTransaction, type Sql, type Tx } from '../storage/database.ts';
 import type { OutboxEvent } from './outbox.ts';
+import { afterFailure, type RetryPolicy } from './retry.ts';
 
 export interface Delivery {
   organizationId: string;
@@ -33,13 +34,6 @@ function responseStatusOf(error: unknown): number | null {
   return typeof status === 'number' ? status : null;
 }
 
-export interface RetryPolicy {
-  maxAttempts: number;
-  /** Delay after the first failure; doubles each time, up to `maxDelayMs`. */
-  baseDelayMs: number;
-  maxDelayMs: number;
-}
-
 /** Pauses a webhook endpoint after `failures` failures in a row, for `cooldownMs`. */
 export interface BreakerPolicy {
   failures: number;
@@ -47,28 +41,6 @@ export interface BreakerPolicy {
 }
 
 export type Outcome = 'delivered' | 'retrying' | 'dead';
-
-/** Exponential backoff with ±20 % jitter, so many failing deliveries do not retry in lockstep. */
-export function backoffMs(attempts: number, policy: RetryPolicy): number {
-  const delay = Math.min(policy.baseDelayMs * 2 ** (attempts - 1), policy.maxDelayMs);
-  return Math.round(delay * (0.8 + Math.random() * 0.4));
-}
-
-/** What a failed attempt (a delivery's, or an event's dispatch) leads to under the retry policy. */
-export function afterFailure(
-  previousAttempts: number,
-  error: unknown,
-  policy: RetryPolicy,
-): { attempts: number; final: boolean; delayMs: number; message: string } {
-  const attempts = previousAttempts + 1;
-  const final = attempts >= policy.maxAttempts;
-  return {
-    attempts,
-    final,
-    delayMs: final ? 0 : backoffMs(attempts, policy),
-    message: String((error as Error)?.message ?? error).slice(0, 1000),
-  };
-}
 
 /** A delivery leased to this instance, with the event it carries. */
 export interface Claim {

@@ -5,7 +5,7 @@ import { activeOwnerEmails } from '../core/member-directory.ts';
 import { EMAIL_EVENTS, WEBHOOK_EVENT_PREFIXES } from '../core/events.ts';
 import { enabledWebhookEndpoints } from '../core/webhook-endpoints.ts';
 import type { Logger } from '../log.ts';
-import { afterFailure, type RetryPolicy } from './deliver.ts';
+import { afterFailure, type RetryPolicy } from './retry.ts';
 
 export interface OutboxEvent {
   organizationId: string;

@@ -8,9 +8,9 @@ import {
   type Claim,
   type Delivery,
   type Outcome,
-  type RetryPolicy,
   type Sender,
 } from './deliver.ts';
+import type { RetryPolicy } from './retry.ts';
 
 export interface SendingOptions {
   kind: Delivery['kind'];
