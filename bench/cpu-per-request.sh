@@ -9,7 +9,8 @@
 # reconciler on, as in production; runs SETUP first, untimed (users to look up, a warm JIT); then
 # the workload with ../shared/peer-bench/scim-load.mjs at concurrency 16. It prints the load
 # generator's row, the orgsync process's CPU time per request (utime + stime from /proc, each
-# thread: the event loop and V8's helpers), and that of every PostgreSQL backend alive at the end.
+# thread: the event loop and V8's helpers), that of every PostgreSQL backend alive at the end, and
+# that of the load generator (which shares the machine's cores with both).
 # Env: EXTRA_ENV (more orgsync settings, e.g. "RECONCILER=false"), NODE_FLAGS (e.g. "--cpu-prof"),
 # BUILT=1 (run CHECKOUT's build, dist/main.js, as production does; `npm run build` there first).
 # Nothing else should run on the machine meanwhile.
@@ -51,7 +52,8 @@ if [ -n "${SETUP:-}" ]; then
 fi
 threads >"$state.before"
 pg_before=$(postgres_ticks)
-run --label orgsync --workload "$workload" --json "$state.json" "$@" | grep '^| orgsync'
+TIMEFORMAT='%U %S'
+{ time run --label orgsync --workload "$workload" --json "$state.json" "$@" 2>&4 | grep '^| orgsync' >&3; } 3>&1 4>&2 2>"$state.load"
 threads >"$state.after"
 pg_after=$(postgres_ticks)
 requests=$(node -pe "JSON.parse(require('fs').readFileSync('$state.json', 'utf8')).results.reduce((n, r) => n + r.requests, 0)")
@@ -61,4 +63,6 @@ join "$state.before" "$state.after" | awk '{ print $3 - $2 }' >"$state.delta"
 echo "orgsync: $(per_request "$(paste -sd+ "$state.delta" | bc)") ms CPU per request" \
   "(event loop $(per_request "$(join "$state.before" "$state.after" | awk -v t="$server" '$1 == t { print $3 - $2 }')") ms)"
 echo "PostgreSQL backends: $(per_request $((pg_after - pg_before))) ms CPU per request ($requests requests)"
-rm -f "$state.before" "$state.after" "$state.delta"
+load_seconds=$(awk '{ print $1 + $2 }' "$state.load")
+printf "load generator: %.3f ms CPU per request (its start included)\n" "$(echo "scale=6; $load_seconds * 1000 / $requests" | bc)"
+rm -f "$state.before" "$state.after" "$state.delta" "$state.load"
