@@ -85,6 +85,51 @@ describe.skipIf(!process.env.DATABASE_URL)('losing a connection', () => {
     }
   });
 
+  describe('a transaction whose COMMIT went out as the line dropped', () => {
+    /** A pool of one connection through a proxy that can drop the line; statements sent unnamed, so their text shows. */
+    async function throughProxy() {
+      const target = new URL(db.url);
+      const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+      const url = new URL(db.url);
+      url.host = `127.0.0.1:${proxy.port}`;
+      const sql = connect(url.toString(), 1, { pgbouncer: true });
+      const close = async () => {
+        await sql.end({ timeout: 1 });
+        await proxy.close();
+      };
+      return { proxy, sql, close };
+    }
+
+    it('succeeds when the database committed it, although the answer to COMMIT was lost', async () => {
+      const { proxy, sql, close } = await throughProxy();
+      try {
+        const dropped = proxy.dropAt('\0commit\0', 'lost');
+        const result = await inTransaction(sql, async (tx) => {
+          await tx`insert into loss_probe values (200)`;
+          return 'written';
+        });
+        await dropped;
+        expect(result).toBe('written');
+        expect(await db.sql`select id from loss_probe where id = 200`).toEqual([{ id: 200 }]);
+      } finally {
+        await close();
+      }
+    });
+
+    it('fails as unavailable, having changed nothing, when the COMMIT never reached the database', async () => {
+      const { proxy, sql, close } = await throughProxy();
+      try {
+        const dropped = proxy.dropAt('\0commit\0', 'never sent');
+        const error = await failure(inTransaction(sql, (tx) => tx`insert into loss_probe values (201)`));
+        await dropped;
+        expect(isDatabaseUnavailable(error)).toBe(true);
+        expect(await db.sql`select id from loss_probe where id = 201`).toEqual([]);
+      } finally {
+        await close();
+      }
+    });
+  });
+
   it('counts a statement or lock timeout a DBA set as the database being too busy, to retry', async () => {
     const sql = connect(db.url, 2);
     const holder = await sql.reserve();

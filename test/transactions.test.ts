@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closingStatement, connect, inTransaction, type Sql } from '../src/storage/database.ts';
 import { sharedTransactions } from '../src/storage/shared-transactions.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { startTcpProxy } from './support/tcp-proxy.ts';
 
 let db: TestDatabase;
 
@@ -104,6 +105,7 @@ describe('inTransaction', () => {
         [
           "insert into tx_probe values (30, 'closing') returning id",
           "insert into tx_probe values (31, 'closing')",
+          'select pg_current_xact_id_if_assigned()::text as xid', // for when COMMIT's answer is lost
           'commit',
         ],
       ]);
@@ -240,6 +242,39 @@ describe('sharedTransactions', () => {
     expect(calls).toBe(1);
     expect(await notes()).not.toContain('303:c');
   });
+
+  // A line to cut: a real PostgreSQL only.
+  it.skipIf(!process.env.DATABASE_URL)(
+    'answers the writes of a batch whose COMMIT was answered as the line dropped, when it committed',
+    async () => {
+      const shared = sharedTransactions(answers);
+      const target = new URL(db.url);
+      const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+      const url = new URL(db.url);
+      url.host = `127.0.0.1:${proxy.port}`;
+      // Statements sent unnamed, so that the proxy sees COMMIT's text.
+      const sql = connect(url.toString(), 2, { pgbouncer: true });
+      try {
+        const dropped = proxy.dropAt('\0commit\0', 'lost');
+        // The first two run at once, each alone (no COMMIT); the three behind them share one.
+        const settled = await Promise.allSettled([
+          shared(sql, 'k', insert(501, 'a')),
+          shared(sql, 'k', insert(502, 'b')),
+          shared(sql, 'k', insert(503, 'c')),
+          shared(sql, 'k', insert(504, 'd')),
+          shared(sql, 'k', insert(505, 'e')),
+        ]);
+        await dropped;
+        expect(settled.map((s) => s.status)).toEqual(Array(5).fill('fulfilled'));
+        const xids = settled.map((s) => (s as PromiseFulfilledResult<string>).value);
+        expect(new Set(xids.slice(2)).size).toBe(1);
+        expect(await notes()).toEqual(expect.arrayContaining(['501:a', '502:b', '503:c', '504:d', '505:e']));
+      } finally {
+        await sql.end({ timeout: 1 });
+        await proxy.close();
+      }
+    },
+  );
 
   // Two transactions open at once: a real PostgreSQL only (the embedded one has a single session).
   it.skipIf(!process.env.DATABASE_URL)('gives the batches of a key running at once lanes of their own', async () => {

@@ -1,3 +1,4 @@
+import { setTimeout } from 'node:timers/promises';
 import postgres from 'postgres';
 import type { Config } from '../config.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded.ts';
@@ -118,6 +119,13 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   );
 }
 
+/** Whether `error` ended the session it came on: what was still to be answered on it is lost. */
+function isSessionLost(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return false;
+  return CONNECTION_LOST.has(code) || /^08[0-9A-Z]{3}$/.test(code) || code === '57P01' || code === '57P02';
+}
+
 /**
  * A database set to ALLOW_CONNECTIONS false (a maintenance step) refuses each new session with
  * 55000, object_not_in_prerequisite_state. Statements raise 55000 too (currval before nextval,
@@ -193,7 +201,9 @@ export function closingStatement<T>(tx: Db, statement: Promise<T>): Promise<T> {
  * A transaction whose BEGIN travels with its first statement, a round trip fewer than
  * `sql.begin` (which waits for BEGIN's answer), and whose COMMIT travels with its closing
  * statements. Should BEGIN fail, so does every statement behind it on the connection, so nothing
- * runs outside the transaction. Any error rolls back.
+ * runs outside the transaction. Any error rolls back. Should the connection be lost with the
+ * answer to its COMMIT, the transaction succeeds if the database says it committed
+ * (committedAfterAll), and fails as unavailable if it did not.
  */
 async function pipelinedTransaction<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const connection = await sql.reserve();
@@ -206,14 +216,20 @@ async function pipelinedTransaction<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Pr
     const result = await fn(tx);
     await begun;
     // Sent before the closing statements are awaited: in the same write as they, if `fn` started
-    // them last (postgres.js sends what is asked in one turn of the event loop together).
+    // them last (postgres.js sends what is asked in one turn of the event loop together). The
+    // transaction's id travels with the COMMIT, for when the COMMIT's answer is lost.
+    const id = connection<{ xid: string | null }[]>`select pg_current_xact_id_if_assigned()::text as xid`.execute();
+    id.catch(() => {}); // read only if the COMMIT's answer is lost
     const commit = connection`commit`.execute();
     commit.catch(() => {}); // awaited below, after the closing statements (whose error says more)
     await Promise.all(closing);
     // A statement that failed but whose error `fn` caught (or never awaited) aborted the
     // transaction: PostgreSQL then answers COMMIT with ROLLBACK, which must not pass for success.
-    const committed = await commit;
-    if (committed.command === 'ROLLBACK')
+    const committed = await commit.catch(async (error: unknown) => {
+      if (isSessionLost(error) && (await committedAfterAll(sql, id))) return null;
+      throw error;
+    });
+    if (committed?.command === 'ROLLBACK')
       throw new Error('the transaction was rolled back: one of its statements failed');
     return result;
   } catch (error) {
@@ -223,6 +239,36 @@ async function pipelinedTransaction<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Pr
   } finally {
     closingStatements.delete(tx);
     connection.release();
+  }
+}
+
+/** How long a transaction whose COMMIT's answer was lost asks the database whether it committed. */
+const COMMIT_OUTCOME_MS = 10_000;
+
+/**
+ * Whether the transaction whose id `id` answered committed, although the answer to its COMMIT was
+ * lost with the connection (the server went away, or the line to it, after the COMMIT was sent).
+ * It may have committed or not; answering "unavailable" for one that did would tell the caller a
+ * change failed that happened. So ask, on a new connection, until the database knows (the old
+ * session may still be ending: "in progress") or COMMIT_OUTCOME_MS has passed: false when it did
+ * not commit, or when that cannot be learned in time (the caller then fails as before).
+ */
+async function committedAfterAll(sql: Sql, id: Promise<{ xid: string | null }[]>): Promise<boolean> {
+  const xid = await id.then(
+    ([row]) => row?.xid ?? null,
+    () => null,
+  );
+  if (xid === null) return false; // unknown, or it wrote nothing
+  const deadline = Date.now() + COMMIT_OUTCOME_MS;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const [row] = await sql<{ status: string | null }[]>`select pg_xact_status(${xid}::xid8) as status`;
+      if (row?.status !== 'in progress') return row?.status === 'committed';
+    } catch (error) {
+      if (!isDatabaseUnavailable(error)) return false;
+    }
+    if (Date.now() >= deadline) return false;
+    await setTimeout(Math.min(50 * 2 ** attempt, 1_000));
   }
 }
 

@@ -7,6 +7,12 @@ export interface TcpProxy {
   /** Resets every open connection and refuses new ones (reset on accept) until `restore`. */
   cut(): void;
   restore(): void;
+  /**
+   * Drops the line at the next client message holding `text`: with `answer: 'lost'` the message
+   * reaches the server (which then sees the line end, after it) but its answer never comes back;
+   * with `answer: 'never sent'` it does not reach the server at all. Answers when it has happened.
+   */
+  dropAt(text: string, answer: 'lost' | 'never sent'): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -18,21 +24,40 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   const open = new Set<net.Socket>();
   let made = 0;
   let cut = false;
+  let drop: { text: string; answer: 'lost' | 'never sent'; done: () => void } | null = null;
 
   const server = net.createServer((client) => {
     if (cut) return void client.resetAndDestroy();
     made++;
     const upstream = net.connect(target.port, target.host);
     const pair = [client, upstream];
+    let serverFinishing = false;
     for (const socket of pair) {
       open.add(socket);
       socket.on('error', () => {}); // a reset on one side ends the pair (below), nothing more
       socket.on('close', () => {
         open.delete(socket);
+        if (socket === client && serverFinishing) return; // the server reads up to the end first
         for (const other of pair) if (!other.destroyed) other.resetAndDestroy();
       });
     }
-    client.pipe(upstream);
+    client.on('data', (chunk: Buffer) => {
+      if (drop && chunk.includes(drop.text)) {
+        const { answer, done } = drop;
+        drop = null;
+        upstream.unpipe(client);
+        upstream.resume(); // what the server still says goes nowhere
+        // Ended, not reset: the server reads what came before the end, this message included.
+        serverFinishing = answer === 'lost';
+        if (serverFinishing) upstream.end(chunk);
+        else upstream.resetAndDestroy();
+        client.resetAndDestroy();
+        return done();
+      }
+      if (!upstream.write(chunk)) client.pause();
+    });
+    client.on('end', () => upstream.end());
+    upstream.on('drain', () => client.resume());
     upstream.pipe(client);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -49,6 +74,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     restore() {
       cut = false;
     },
+    dropAt: (text, answer) => new Promise<void>((done) => (drop = { text, answer, done })),
     async close() {
       cutLine();
       await new Promise<void>((resolve) => server.close(() => resolve()));
