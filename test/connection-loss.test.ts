@@ -3,7 +3,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, inTransaction, isDatabaseUnavailable, type Db, type Sql } from '../src/storage/database.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
-import { startTcpProxy } from './support/tcp-proxy.ts';
+import { poolThroughProxy } from './support/tcp-proxy.ts';
 
 /**
  * What the pool does when PostgreSQL ends a session under it (patches/postgres+3.4.9.patch):
@@ -66,11 +66,7 @@ describe.skipIf(!process.env.DATABASE_URL)('losing a connection', () => {
   });
 
   it('forgets a reservation whose connection could not be made, and serves the next one', async () => {
-    const target = new URL(db.url);
-    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-    const throughProxy = new URL(db.url);
-    throughProxy.host = `127.0.0.1:${proxy.port}`;
-    const sql = connect(throughProxy.toString(), 1);
+    const { proxy, sql, close } = await poolThroughProxy(db.url, 1);
     try {
       proxy.cut();
       expect(isDatabaseUnavailable(await failure(sql.reserve()))).toBe(true);
@@ -80,25 +76,13 @@ describe.skipIf(!process.env.DATABASE_URL)('losing a connection', () => {
       expect(await reserved`select 1 as one`).toEqual([{ one: 1 }]);
       reserved.release();
     } finally {
-      await sql.end({ timeout: 1 });
-      await proxy.close();
+      await close();
     }
   });
 
   describe('a transaction whose COMMIT went out as the line dropped', () => {
-    /** A pool of one connection through a proxy that can drop the line; statements sent unnamed, so their text shows. */
-    async function throughProxy() {
-      const target = new URL(db.url);
-      const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-      const url = new URL(db.url);
-      url.host = `127.0.0.1:${proxy.port}`;
-      const sql = connect(url.toString(), 1, { pgbouncer: true });
-      const close = async () => {
-        await sql.end({ timeout: 1 });
-        await proxy.close();
-      };
-      return { proxy, sql, close };
-    }
+    /** Statements sent unnamed (as for PgBouncer), so that the proxy sees COMMIT's text. */
+    const throughProxy = () => poolThroughProxy(db.url, 1, { pgbouncer: true });
 
     it('succeeds when the database committed it, although the answer to COMMIT was lost', async () => {
       const { proxy, sql, close } = await throughProxy();

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closingStatement, connect, inTransaction, type Sql } from '../src/storage/database.ts';
 import { sharedTransactions } from '../src/storage/shared-transactions.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
-import { startTcpProxy } from './support/tcp-proxy.ts';
+import { poolThroughProxy } from './support/tcp-proxy.ts';
 
 let db: TestDatabase;
 
@@ -245,15 +245,11 @@ describe('sharedTransactions', () => {
 
   // A line to cut: a real PostgreSQL only.
   it.skipIf(!process.env.DATABASE_URL)(
-    'answers the writes of a batch whose COMMIT was answered as the line dropped, when it committed',
+    "answers the writes of a batch whose COMMIT's answer was lost with the line, when it committed",
     async () => {
       const shared = sharedTransactions(answers);
-      const target = new URL(db.url);
-      const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-      const url = new URL(db.url);
-      url.host = `127.0.0.1:${proxy.port}`;
-      // Statements sent unnamed, so that the proxy sees COMMIT's text.
-      const sql = connect(url.toString(), 2, { pgbouncer: true });
+      // Statements sent unnamed (as for PgBouncer), so that the proxy sees COMMIT's text.
+      const { proxy, sql, close } = await poolThroughProxy(db.url, 2, { pgbouncer: true });
       try {
         const dropped = proxy.dropAt('\0commit\0', 'lost');
         // The first two run at once, each alone (no COMMIT); the three behind them share one.
@@ -270,8 +266,7 @@ describe('sharedTransactions', () => {
         expect(new Set(xids.slice(2)).size).toBe(1);
         expect(await notes()).toEqual(expect.arrayContaining(['501:a', '502:b', '503:c', '504:d', '505:e']));
       } finally {
-        await sql.end({ timeout: 1 });
-        await proxy.close();
+        await close();
       }
     },
   );

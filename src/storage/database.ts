@@ -246,9 +246,9 @@ async function pipelinedTransaction<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Pr
 const COMMIT_OUTCOME_MS = 10_000;
 
 /**
- * Whether the transaction whose id `id` answered committed, although the answer to its COMMIT was
- * lost with the connection (the server went away, or the line to it, after the COMMIT was sent).
- * It may have committed or not; answering "unavailable" for one that did would tell the caller a
+ * Whether a transaction committed although the answer to its COMMIT was lost with the connection
+ * (the server went away, or the line to it, after the COMMIT was sent): `id` answers its id, sent
+ * just before the COMMIT. Answering "unavailable" for one that did commit would tell the caller a
  * change failed that happened. So ask, on a new connection, until the database knows (the old
  * session may still be ending: "in progress") or COMMIT_OUTCOME_MS has passed: false when it did
  * not commit, or when that cannot be learned in time (the caller then fails as before).

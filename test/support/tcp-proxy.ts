@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { connect, type ConnectOptions, type Sql } from '../../src/storage/database.ts';
 
 export interface TcpProxy {
   port: number;
@@ -80,4 +81,22 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** A pool of `max` connections to the PostgreSQL database at `url`, through a TcpProxy of its own. */
+export async function poolThroughProxy(
+  url: string,
+  max: number,
+  options: ConnectOptions = {},
+): Promise<{ proxy: TcpProxy; sql: Sql; close: () => Promise<void> }> {
+  const target = new URL(url);
+  const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+  const throughProxy = new URL(url);
+  throughProxy.host = `127.0.0.1:${proxy.port}`;
+  const sql = connect(throughProxy.toString(), max, options);
+  const close = async () => {
+    await sql.end({ timeout: 1 });
+    await proxy.close();
+  };
+  return { proxy, sql, close };
 }
