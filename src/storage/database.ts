@@ -251,7 +251,9 @@ const COMMIT_OUTCOME_MS = 10_000;
  * just before the COMMIT. Answering "unavailable" for one that did commit would tell the caller a
  * change failed that happened. So ask, on a new connection, until the database knows (the old
  * session may still be ending: "in progress") or COMMIT_OUTCOME_MS has passed: false when it did
- * not commit, or when that cannot be learned in time (the caller then fails as before).
+ * not commit, or when that cannot be learned in time (the caller then fails as before). After a
+ * failover to an asynchronous standby that lost the transaction, the new primary may have given
+ * its id to another, whose outcome this then reads: such a failover loses acknowledged writes too.
  */
 async function committedAfterAll(sql: Sql, id: Promise<{ xid: string | null }[]>): Promise<boolean> {
   const xid = await id.then(
