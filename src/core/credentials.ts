@@ -1,5 +1,5 @@
 import { inTransaction, type Db } from '../storage/database.ts';
-import { notify, type Notifications } from '../storage/notifications.ts';
+import type { Notifications } from '../storage/notifications.ts';
 import { singleFlight } from '../storage/single-flight.ts';
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
@@ -86,6 +86,11 @@ const recentlyVerified = new Map<string, { credential: Credential; until: number
 /** Carries the id of a credential revoked or rotated, for every instance to forget it. */
 export const CREDENTIAL_CHANGES = 'orgsync_credential_changes';
 
+/** Tells every instance (followCredentialChanges) to forget the credential, once `db`'s transaction commits. */
+async function announceChange(db: Db, id: string): Promise<void> {
+  await db`select pg_notify(${CREDENTIAL_CHANGES}, ${id})`;
+}
+
 /** Keeps this process's cache in step with revocations and rotations made by other instances. */
 export async function followCredentialChanges(notifications: Notifications): Promise<void> {
   await notifications.listen(CREDENTIAL_CHANGES, forgetVerified, () => recentlyVerified.clear());
@@ -159,7 +164,7 @@ export async function revokeCredential(
     returning ${db.unsafe(COLUMNS)}`;
   if (!row) throw notFound('credential', { id });
   forgetVerified(id);
-  await notify(db, CREDENTIAL_CHANGES, id);
+  await announceChange(db, id);
   await recordAudit(
     db,
     organizationId,
@@ -192,7 +197,7 @@ export async function rotateCredential(
       returning ${tx.unsafe(COLUMNS)}`;
     if (!previous) throw notFound('live credential', { id });
     forgetVerified(id);
-    await notify(tx, CREDENTIAL_CHANGES, id);
+    await announceChange(tx, id);
     const issued = await issueCredential(
       tx,
       serverSecret,

@@ -1,12 +1,12 @@
 import postgres from 'postgres';
-import type { Db } from './database.ts';
 
 /**
  * PostgreSQL LISTEN/NOTIFY between the orgsync instances on one database, for anything an
  * instance keeps in memory that another instance can make stale (cached credentials) or that it
- * should act on soon. Every listener shares one dedicated session (not a pooled connection:
- * through PgBouncer in transaction mode a LISTEN would land on a server connection that other
- * clients then use).
+ * should act on soon. A writer sends with `pg_notify` in its own transaction, so the others hear
+ * of a change once it has committed. Every listener shares one dedicated session (not a pooled
+ * connection: through PgBouncer in transaction mode a LISTEN would land on a server connection
+ * that other clients then use).
  */
 export interface Notifications {
   /**
@@ -27,9 +27,4 @@ export function openNotifications(url: string): Notifications {
     },
     close: () => sql.end({ timeout: 5 }),
   };
-}
-
-/** Sends `payload` on `channel`: when `db`'s transaction commits, or at once outside one. */
-export async function notify(db: Db, channel: string, payload: string): Promise<void> {
-  await db`select pg_notify(${channel}, ${payload})`;
 }
