@@ -111,15 +111,13 @@ export function isConflictLost(error: unknown): boolean {
 export function isDatabaseUnavailable(error: unknown): boolean {
   const { code, severity } = (error ?? {}) as { code?: unknown; severity?: unknown };
   if (typeof code !== 'string') return false;
-  return (
-    CONNECTION_LOST.has(code) ||
-    SERVER_UNAVAILABLE.has(code) ||
-    /^08[0-9A-Z]{3}$/.test(code) ||
-    isDatabaseRefusingSessions(code, severity)
-  );
+  return isSessionLost(error) || SERVER_UNAVAILABLE.has(code) || isDatabaseRefusingSessions(code, severity);
 }
 
-/** Whether `error` ended the session it came on: what was still to be answered on it is lost. */
+/**
+ * Whether `error` ended the session it came on (the line lost, a connection exception, the server
+ * shutting down or crashing): what was still to be answered on it is lost. One kind of unavailable.
+ */
 function isSessionLost(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== 'string') return false;
