@@ -37,7 +37,7 @@ const benches: Record<string, { header: string; run: () => Promise<string[]> }> 
   },
   outbox: {
     header:
-      '| workload | events | lag p50 | lag p99 | lag max | cron overlap warnings | failed jobs |\n| --- | --- | --- | --- | --- | --- | --- |',
+      '| workload | events | insert to dispatch | insert to webhook delivered | cron overlap warnings | failed jobs |\n| --- | --- | --- | --- | --- | --- |',
     run: benchOutbox,
   },
 };

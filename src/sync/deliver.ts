@@ -1,4 +1,4 @@
-import { inTransaction, type Sql, type Tx } from '../storage/database.ts';
+import { inTransaction, type Fragment, type Sql, type Tx } from '../storage/database.ts';
 import type { OutboxEvent } from './outbox.ts';
 import { afterFailure, type RetryPolicy } from './retry.ts';
 
@@ -63,55 +63,33 @@ export interface ClaimRequest {
   breaker?: BreakerPolicy;
 }
 
-/** Organizations scanned per claim (each an index probe); more with due work wait for a later claim. */
-const MAX_ORGANIZATIONS = 1000;
+/** Organizations (webhooks: endpoints) a claim scans, each an index probe; more wait for a later claim. */
+const MAX_QUEUES = 1000;
 
 /**
  * Leases up to `limit` due deliveries of one kind, in one short statement. Fair across
- * organizations: it finds the organizations with pending deliveries (a skip scan of the
- * `deliveries_pending` index), takes the oldest due ones of each and interleaves them, so one
- * organization's flood does not starve the others. Webhook deliveries of an endpoint whose circuit
- * is open are left alone (no attempt counted); past its cool-down the circuit is half-open: one
- * delivery is claimed as a trial and the cool-down re-armed until the trial's outcome decides.
- * A row another instance claims at the same moment is re-checked under its lock and skipped.
+ * organizations: it finds the organizations with pending emails (a skip scan of the
+ * `deliveries_pending_email` index), takes the oldest due ones of each and interleaves them, so
+ * one organization's flood does not starve the others. Webhooks go endpoint by endpoint instead
+ * (a skip scan of `deliveries_pending_webhook`), taking of each no more than its free slots
+ * (`perTarget`, `targetSlots`) and nothing of a full one: a claim reads what it takes, not the
+ * backlog. Webhook deliveries of an endpoint whose circuit is open are left alone (no attempt
+ * counted); past its cool-down the circuit is half-open: one delivery is claimed as a trial and
+ * the cool-down re-armed until the trial's outcome decides. A row another instance claims at the
+ * same moment is re-checked under its lock and skipped.
  */
 export async function claimDeliveries(sql: Sql, request: ClaimRequest): Promise<Claim[]> {
   const { kind, limit } = request;
   if (limit <= 0) return [];
-  const full = [...(request.targetSlots ?? [])].filter(([, n]) => n <= 0).map(([t]) => t);
-  const partial = [...(request.targetSlots ?? [])].filter(([, n]) => n > 0);
-  const perTarget = request.perTarget ?? limit;
   const breaker = request.breaker;
   const rows = await sql<(Delivery & OutboxEvent & { claimId: string; eventCreatedAt: Date; type: string })[]>`
-    with recursive orgs (organization_id, n) as (
-      (select organization_id, 1 from deliveries where kind = ${kind} and status = 'pending'
-       order by organization_id limit 1)
-      union all
-      select (select d.organization_id from deliveries d
-              where d.kind = ${kind} and d.status = 'pending' and d.organization_id > orgs.organization_id
-              order by d.organization_id limit 1), orgs.n + 1
-      from orgs where orgs.organization_id is not null and orgs.n < ${MAX_ORGANIZATIONS}
-    ), candidates as (
-      select c.*,
-        row_number() over (partition by c.organization_id order by c.next_attempt_at, c.id) as turn,
-        row_number() over (partition by c.organization_id, c.target order by c.next_attempt_at, c.id) as in_target
-      from orgs cross join lateral (
-        select d.organization_id, d.id, d.target, d.next_attempt_at,
-          ${breaker ? sql`coalesce(e.consecutive_failures >= ${breaker.failures}, false)` : sql`false`} as trial
-        from deliveries d
-        ${breaker ? sql`left join webhook_endpoints e on e.organization_id = d.organization_id and e.id::text = d.target` : sql``}
-        where d.organization_id = orgs.organization_id and d.kind = ${kind} and d.status = 'pending'
-          and d.next_attempt_at <= now() and (d.locked_until is null or d.locked_until <= now())
-          and d.target <> all(${full}::text[])
-          ${breaker ? sql`and (e.circuit_open_until is null or e.circuit_open_until <= now())` : sql``}
-        order by d.next_attempt_at, d.id limit ${limit}
+    with recursive ${kind === 'webhook' ? byTarget(sql, request) : byOrganization(sql, kind, limit)},
+    chosen as (
+      select organization_id, id, target, trial from (
+        select c.*, row_number() over (partition by c.organization_id order by c.next_attempt_at, c.id) as turn
+        from candidates c
       ) c
-    ), chosen as (
-      select c.organization_id, c.id, c.target, c.trial from candidates c
-      left join unnest(${partial.map(([t]) => t)}::text[], ${partial.map(([, n]) => n)}::int[]) as s (target, slots)
-        on s.target = c.target
-      where c.in_target <= case when c.trial then 1 else coalesce(s.slots, ${perTarget}) end
-      order by c.turn, c.next_attempt_at, c.id limit ${limit}
+      order by turn, next_attempt_at, id limit ${limit}
     ), claimed as (
       update deliveries d set claimed_by = ${request.claimedBy}, claim_id = gen_random_uuid(),
         locked_until = now() + make_interval(secs => ${request.leaseMs / 1000})
@@ -149,6 +127,73 @@ export async function claimDeliveries(sql: Sql, request: ClaimRequest): Promise<
       createdAt: row.eventCreatedAt,
     },
   }));
+}
+
+/** Due and not leased: a pending delivery a claim may take. */
+const claimable = (sql: Sql) =>
+  sql`d.status = 'pending' and d.next_attempt_at <= now() and (d.locked_until is null or d.locked_until <= now())`;
+
+/**
+ * `candidates`: the oldest `limit` claimable deliveries of each organization with pending ones.
+ * The skip scan orders by next_attempt_at too, which only `deliveries_pending_email` gives: by
+ * organization alone, the primary key would do, reading every delivery of another kind on the way.
+ */
+function byOrganization(sql: Sql, kind: Delivery['kind'], limit: number): Fragment {
+  return sql`orgs (organization_id, n) as (
+      (select organization_id, 1 from deliveries where kind = ${kind} and status = 'pending'
+       order by organization_id, next_attempt_at limit 1)
+      union all
+      select (select d.organization_id from deliveries d
+              where d.kind = ${kind} and d.status = 'pending' and d.organization_id > orgs.organization_id
+              order by d.organization_id, d.next_attempt_at limit 1), orgs.n + 1
+      from orgs where orgs.organization_id is not null and orgs.n < ${MAX_QUEUES}
+    ), candidates as (
+      select c.* from orgs cross join lateral (
+        select d.organization_id, d.id, d.target, d.next_attempt_at, false as trial
+        from deliveries d
+        where d.kind = ${kind} and d.organization_id = orgs.organization_id and ${claimable(sql)}
+        order by d.next_attempt_at, d.id limit ${limit}
+      ) c
+    )`;
+}
+
+/**
+ * `candidates`: of each target with pending deliveries (organization by organization), the
+ * oldest claimable ones, as many as its free slots (one as a trial while its circuit is
+ * half-open); none of a full target or of one whose circuit is open.
+ */
+function byTarget(sql: Sql, request: ClaimRequest): Fragment {
+  const { kind, limit, breaker } = request;
+  const full = [...(request.targetSlots ?? [])].filter(([, n]) => n <= 0).map(([t]) => t);
+  const partial = [...(request.targetSlots ?? [])].filter(([, n]) => n > 0);
+  const trial = breaker ? sql`coalesce(e.consecutive_failures >= ${breaker.failures}, false)` : sql`false`;
+  return sql`targets (organization_id, target, n) as (
+      (select organization_id, target, 1 from deliveries where kind = ${kind} and status = 'pending'
+       order by organization_id, target limit 1)
+      union all
+      select next.organization_id, next.target, targets.n + 1
+      from targets cross join lateral (
+        select d.organization_id, d.target from deliveries d
+        where d.kind = ${kind} and d.status = 'pending'
+          and (d.organization_id, d.target) > (targets.organization_id, targets.target)
+        order by d.organization_id, d.target limit 1
+      ) next
+      where targets.n < ${MAX_QUEUES}
+    ), candidates as (
+      select c.* from targets t
+      left join unnest(${partial.map(([target]) => target)}::text[], ${partial.map(([, slots]) => slots)}::int[])
+        as s (target, slots) on s.target = t.target
+      ${breaker ? sql`left join webhook_endpoints e on e.organization_id = t.organization_id and e.id::text = t.target` : sql``}
+      cross join lateral (
+        select d.organization_id, d.id, d.target, d.next_attempt_at, ${trial} as trial
+        from deliveries d
+        where d.kind = ${kind} and d.organization_id = t.organization_id and d.target = t.target and ${claimable(sql)}
+        order by d.next_attempt_at, d.id
+        limit least(${limit}, case when ${trial} then 1 else coalesce(s.slots, ${request.perTarget ?? limit}) end)
+      ) c
+      where t.target <> all(${full}::text[])
+        ${breaker ? sql`and (e.circuit_open_until is null or e.circuit_open_until <= now())` : sql``}
+    )`;
 }
 
 /**

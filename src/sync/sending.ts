@@ -62,10 +62,14 @@ export class Sending {
     const run = this.claiming.then(async () => {
       let claimed = 0;
       while (claimed < budget.rows && performance.now() < budget.deadline) {
-        const batch = await this.claim(Math.min(this.options.concurrency - this.sends.size, budget.rows - claimed));
-        if (batch.length === 0) return { claimed, more: false };
+        const wanted = Math.min(this.options.concurrency - this.sends.size, budget.rows - claimed);
+        if (wanted <= 0) return { claimed, more: false };
+        const batch = await this.claim(wanted);
         for (const claim of batch) this.start(claim);
         claimed += batch.length;
+        // A claim takes all it may: fewer than asked means nothing more is claimable now (the due
+        // deliveries' targets are full). A finishing send wakes the lane again.
+        if (batch.length < wanted) return { claimed, more: false };
       }
       return { claimed, more: true };
     });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { ReservedSql } from 'postgres';
 import type { AppContext } from '../../src/context.ts';
 import { ensureAccount } from '../../src/core/accounts.ts';
 import type { Actor } from '../../src/core/actor.ts';
@@ -15,6 +16,7 @@ import { Lane } from '../../src/sync/lane.ts';
 import { claimEvents } from '../../src/sync/outbox.ts';
 import type { Reconciler } from '../../src/sync/reconciler.ts';
 import { createTestContext, createTestOrganization } from '../support/context.ts';
+import { countsBetween, tableCounts } from '../support/table-counts.ts';
 import { startSmtpServer } from '../support/smtp.ts';
 import { startWebhookReceiver } from '../support/webhook-receiver.ts';
 
@@ -316,5 +318,111 @@ describe('claims are fair across organizations', () => {
     const again = await claimDeliveries(ctx.sql, { kind: 'email', limit: 2, claimedBy: 'test', leaseMs: 60_000 });
     expect(again.map((c) => c.delivery.organizationId)).toEqual([busy, busy]);
     expect(new Set([...claims, ...again].map((c) => c.delivery.id)).size).toBe(4);
+  });
+});
+
+/**
+ * A claim reads what it takes (rows counted from pg_stat_xact_user_tables, in the claim's own
+ * transaction), however many deliveries wait: a burst of member events leaves thousands queued
+ * for one endpoint, all dispatched at one moment, while the sending lanes claim a row or two at a
+ * time as slots free up. The session first claims from the empty queue, as a new instance does:
+ * a plan kept from then would read the whole queue now.
+ */
+describe('a claim with thousands of deliveries queued', () => {
+  const QUEUED = 3_000;
+  let ctx: AppContext;
+  let session: ReservedSql;
+  let busy: string;
+  let other: string;
+  const webhooks = { kind: 'webhook', claimedBy: 'test', leaseMs: 60_000, perTarget: 2 } as const;
+  const emails = { kind: 'email', claimedBy: 'test', leaseMs: 60_000 } as const;
+
+  /** The claim's rows and the deliveries it read, rolled back (the queue stays as it was). */
+  async function rowsReadClaiming(request: Parameters<typeof claimDeliveries>[1]) {
+    await session`begin`;
+    try {
+      const before = await tableCounts(session, 'deliveries');
+      const claims = await claimDeliveries(session, request);
+      const after = await tableCounts(session, 'deliveries');
+      return { claims, rowsRead: countsBetween(before, after).rowsRead };
+    } finally {
+      await session`rollback`;
+    }
+  }
+
+  beforeAll(async () => {
+    ctx = await createTestContext({ WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true' });
+    const orgId = (await createTestOrganization(ctx, 'queued')).organization.id;
+    const endpoint = async () =>
+      (
+        await createWebhookEndpoint(
+          ctx.sql,
+          ctx.config.serverSecret,
+          { organizationId: orgId, url: 'http://127.0.0.1:9/' },
+          admin,
+          { allowPrivateNetworks: true },
+        )
+      ).id;
+    busy = await endpoint();
+    other = await endpoint();
+    session = await ctx.sql.reserve();
+    // The queue as statistics last saw it: a history of delivered rows, nothing pending.
+    await session`
+      insert into outbox (organization_id, type, payload, dispatched_at)
+      select ${orgId}, 'member.updated', '{}'::jsonb, now() from generate_series(1, 100)`;
+    await session`
+      insert into deliveries (organization_id, event_id, kind, target, status, delivered_at)
+      select organization_id, id, kind, target, 'delivered', now() from outbox,
+        (values ('webhook', ${busy}), ('webhook', ${other}), ('email', 'past@queued.test')) k (kind, target)`;
+    await session`analyze deliveries`;
+    for (let run = 0; run < 8; run++) {
+      await claimDeliveries(session, { ...webhooks, limit: 2 });
+      await claimDeliveries(session, { ...emails, limit: 2 });
+    }
+    const [history] = await session<{ last: string }[]>`select max(id)::text as last from outbox`;
+    await session`
+      insert into outbox (organization_id, type, payload, dispatched_at)
+      select ${orgId}, 'member.updated', '{}'::jsonb, now() from generate_series(1, ${QUEUED})`;
+    // In one statement, as dispatch writes them: one next_attempt_at for all. The busy endpoint's
+    // and the webhook deliveries come first by id, ahead of the other endpoint's and the emails.
+    await session`
+      insert into deliveries (organization_id, event_id, kind, target)
+      select organization_id, id, kind, coalesce(target, 'to' || id || '@queued.test') from outbox,
+        (values (1, 'webhook', ${busy}), (2, 'webhook', ${other}), (3, 'email', null)) k (n, kind, target)
+      where id > ${history!.last}
+      order by k.n, id`;
+  });
+  afterAll(async () => {
+    session.release();
+    await ctx.database.close();
+  });
+
+  it('two endpoints with free slots: the oldest of each, reading a few rows', async () => {
+    const { claims, rowsRead } = await rowsReadClaiming({ ...webhooks, limit: 4 });
+    expect(claims.map((c) => c.delivery.target).sort()).toEqual([busy, busy, other, other].sort());
+    expect(rowsRead).toBeLessThan(20);
+  });
+
+  it("a full endpoint's queue is passed over without reading it", async () => {
+    const { claims, rowsRead } = await rowsReadClaiming({ ...webhooks, limit: 2, targetSlots: new Map([[busy, 0]]) });
+    expect(claims.map((c) => c.delivery.target)).toEqual([other, other]);
+    expect(rowsRead).toBeLessThan(20);
+  });
+
+  it('so is the queue of an endpoint whose circuit is open', async () => {
+    await session`
+      update webhook_endpoints set consecutive_failures = 5, circuit_open_until = now() + interval '1 hour'
+      where id = ${busy}`;
+    const breaker = { failures: 5, cooldownMs: 60_000 };
+    const outcome = await rowsReadClaiming({ ...webhooks, limit: 2, breaker });
+    await session`update webhook_endpoints set consecutive_failures = 0, circuit_open_until = null where id = ${busy}`;
+    expect(outcome.claims.map((c) => c.delivery.target)).toEqual([other, other]);
+    expect(outcome.rowsRead).toBeLessThan(20);
+  });
+
+  it('an email claim reads no webhook delivery on its way', async () => {
+    const { claims, rowsRead } = await rowsReadClaiming({ ...emails, limit: 2 });
+    expect(claims.map((c) => c.delivery.kind)).toEqual(['email', 'email']);
+    expect(rowsRead).toBeLessThan(20);
   });
 });
