@@ -1,4 +1,4 @@
-import { inTransaction, type Fragment, type Sql, type Tx } from '../storage/database.ts';
+import { inTransaction, type Db, type Fragment, type Sql, type Tx } from '../storage/database.ts';
 import type { OutboxEvent } from './outbox.ts';
 import { afterFailure, type RetryPolicy } from './retry.ts';
 
@@ -197,9 +197,11 @@ function byTarget(sql: Sql, request: ClaimRequest): Fragment {
 }
 
 /**
- * Sends a claimed delivery outside any transaction, then records the outcome in a short one, only
- * if the lease is still this claim's (a lease that ran out may have been claimed again elsewhere).
- * A webhook outcome also moves its endpoint's circuit breaker. Returns null when the lease was lost.
+ * Sends a claimed delivery outside any transaction, then records the outcome, only if the lease
+ * is still this claim's (a lease that ran out may have been claimed again elsewhere): the
+ * delivery, its attempt and, for a webhook, its endpoint's circuit breaker in one statement (one
+ * round trip while the send's slot waits), or in a short transaction with the sender's
+ * `delivered` step. Returns null when the lease was lost.
  */
 export async function sendClaimed(
   sql: Sql,
@@ -208,7 +210,8 @@ export async function sendClaimed(
   policy: RetryPolicy,
   breaker?: BreakerPolicy,
 ): Promise<Outcome | null> {
-  const { delivery, event, claimId } = claim;
+  const { delivery, event } = claim;
+  const tracksBreaker = breaker && delivery.kind === 'webhook' ? breaker : undefined;
   let failure: unknown;
   let responseStatus: number | null = null;
   try {
@@ -217,50 +220,79 @@ export async function sendClaimed(
     failure = error ?? new Error('send failed');
     responseStatus = responseStatusOf(error);
   }
-  return inTransaction(sql, async (tx) => {
-    const key = tx`organization_id = ${delivery.organizationId} and id = ${delivery.id} and claim_id = ${claimId}`;
-    const endpoint =
-      breaker && delivery.kind === 'webhook'
-        ? tx`organization_id = ${delivery.organizationId} and id::text = ${delivery.target}`
-        : null;
-    if (failure === undefined) {
-      const rows = await tx`
-        update deliveries set status = 'delivered', attempts = attempts + 1, delivered_at = now(), last_error = null,
-          claimed_by = null, claim_id = null, locked_until = null
-        where ${key} returning id`;
-      if (rows.length === 0) return null;
-      await recordAttempt(tx, delivery, responseStatus, null);
-      if (endpoint) {
-        await tx`
-          update webhook_endpoints set consecutive_failures = 0, circuit_open_until = null
-          where ${endpoint} and (consecutive_failures <> 0 or circuit_open_until is not null)`;
-      }
+  if (failure === undefined) {
+    const recorded = async (db: Db) => (await deliveredSteps(db, claim, responseStatus, tracksBreaker)).length > 0;
+    if (!sender.delivered) return (await recorded(sql)) ? 'delivered' : null;
+    return inTransaction(sql, async (tx) => {
+      if (!(await recorded(tx))) return null;
       await sender.delivered?.(tx, delivery, event);
       return 'delivered';
-    }
-    const { attempts, final: dead, delayMs, message } = afterFailure(delivery.attempts, failure, policy);
-    const rows = await tx`
-      update deliveries set attempts = ${attempts}, last_error = ${message},
-        status = ${dead ? 'dead' : 'pending'},
-        next_attempt_at = now() + make_interval(secs => ${delayMs / 1000}),
-        claimed_by = null, claim_id = null, locked_until = null
-      where ${key} returning id`;
-    if (rows.length === 0) return null;
-    await recordAttempt(tx, delivery, responseStatus, message);
-    if (endpoint && breaker) {
-      await tx`
-        update webhook_endpoints set consecutive_failures = consecutive_failures + 1,
-          circuit_open_until = case when consecutive_failures + 1 >= ${breaker.failures}
-            then now() + make_interval(secs => ${breaker.cooldownMs / 1000}) else circuit_open_until end
-        where ${endpoint}`;
-    }
-    return dead ? 'dead' : 'retrying';
-  });
+    });
+  }
+  const { attempts, final: dead, delayMs, message } = afterFailure(delivery.attempts, failure, policy);
+  const failed = { attempts, dead, delayMs, message, responseStatus };
+  const rows = await failedSteps(sql, claim, failed, tracksBreaker);
+  if (rows.length === 0) return null;
+  return dead ? 'dead' : 'retrying';
 }
 
+/** The claim's own delivery row, while the lease is still this claim's. */
+const leased = (db: Db, { delivery, claimId }: Claim) =>
+  db`organization_id = ${delivery.organizationId} and id = ${delivery.id} and claim_id = ${claimId}`;
+
+/** The webhook endpoint of the claim's delivery. */
+const endpointOf = (db: Db, { delivery }: Claim) =>
+  db`organization_id = ${delivery.organizationId} and id::text = ${delivery.target}`;
+
 /** One row per attempt: what the receiver answered (the HTTP status, when one came) and the error. */
-async function recordAttempt(tx: Tx, delivery: Delivery, responseStatus: number | null, error: string | null) {
-  await tx`
+const attemptStep = (db: Db, responseStatus: number | null, error: string | null) => db`
+  attempt as (
     insert into delivery_attempts (organization_id, delivery_id, response_status, error)
-    values (${delivery.organizationId}, ${delivery.id}, ${responseStatus}, ${error})`;
+    select organization_id, id, ${responseStatus}, ${error} from outcome
+  )`;
+
+/** Marks the delivery delivered and closes its endpoint's circuit; selects the delivery's id, none if the lease was lost. */
+function deliveredSteps(db: Db, claim: Claim, responseStatus: number | null, breaker?: BreakerPolicy): Fragment {
+  return db`
+    with outcome as (
+      update deliveries set status = 'delivered', attempts = attempts + 1, delivered_at = now(), last_error = null,
+        claimed_by = null, claim_id = null, locked_until = null
+      where ${leased(db, claim)} returning organization_id, id
+    ), ${attemptStep(db, responseStatus, null)}${
+      breaker
+        ? db`, closed as (
+      update webhook_endpoints set consecutive_failures = 0, circuit_open_until = null
+      where ${endpointOf(db, claim)} and (consecutive_failures <> 0 or circuit_open_until is not null)
+        and exists (select from outcome)
+    )`
+        : db``
+    }
+    select id from outcome`;
+}
+
+/** Schedules the next attempt (or gives up) and counts the failure on the endpoint's circuit. */
+function failedSteps(
+  db: Db,
+  claim: Claim,
+  failed: { attempts: number; dead: boolean; delayMs: number; message: string; responseStatus: number | null },
+  breaker?: BreakerPolicy,
+): Fragment {
+  return db`
+    with outcome as (
+      update deliveries set attempts = ${failed.attempts}, last_error = ${failed.message},
+        status = ${failed.dead ? 'dead' : 'pending'},
+        next_attempt_at = now() + make_interval(secs => ${failed.delayMs / 1000}),
+        claimed_by = null, claim_id = null, locked_until = null
+      where ${leased(db, claim)} returning organization_id, id
+    ), ${attemptStep(db, failed.responseStatus, failed.message)}${
+      breaker
+        ? db`, opened as (
+      update webhook_endpoints set consecutive_failures = consecutive_failures + 1,
+        circuit_open_until = case when consecutive_failures + 1 >= ${breaker.failures}
+          then now() + make_interval(secs => ${breaker.cooldownMs / 1000}) else circuit_open_until end
+      where ${endpointOf(db, claim)} and exists (select from outcome)
+    )`
+        : db``
+    }
+    select id from outcome`;
 }
