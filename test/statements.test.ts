@@ -1,7 +1,7 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, inTransaction, type Sql } from '../src/storage/database.ts';
-import { Statement } from '../src/storage/statements.ts';
+import { plannedEachRun, Statement } from '../src/storage/statements.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
 let db: TestDatabase;
@@ -129,5 +129,17 @@ describe('statements composed of fragments', () => {
     );
     expect(failed).toBeInstanceOf(postgres.PostgresError);
     expect(failed).toMatchObject({ code: '23505', query: 'insert into statement_probe (id) values ($1) returning id' });
+  });
+
+  it('sends a statement planned at each run unnamed: the session keeps no prepared statement of it', async () => {
+    const prepared = () =>
+      sql<
+        { statement: string }[]
+      >`select statement from pg_prepared_statements where statement like ${'%probe_marker%'}`;
+    await plannedEachRun(sql`select 1 as probe_marker_each_run where ${1} = 1`);
+    await sql`select 1 as probe_marker_kept where ${1} = 1`;
+    const kept = (await prepared()).map((row) => row.statement);
+    expect(kept.some((text) => text.includes('probe_marker_kept'))).toBe(true);
+    expect(kept.some((text) => text.includes('probe_marker_each_run'))).toBe(false);
   });
 });

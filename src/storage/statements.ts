@@ -34,6 +34,8 @@ export class Statement {
   private query: PendingQuery | undefined;
   /** Rows as arrays of values (`.values()`) or of raw buffers (`.raw()`), as postgres.js has it. */
   private rowsAs: 'values' | 'raw' | undefined;
+  /** Sent unnamed, so that PostgreSQL plans it at each run (plannedEachRun). */
+  planEachRun = false;
 
   constructor(
     /** postgres.js's own sql of the pool or transaction the statement was written on. */
@@ -53,7 +55,7 @@ export class Statement {
           textOf(this, this.kinds, shape.key),
           shape.values as postgres.ParameterOrJSON<never>[],
           {
-            prepare: true,
+            prepare: !this.planEachRun,
             simple: false,
           } as postgres.UnsafeQueryOptions,
         )
@@ -108,6 +110,19 @@ export class Statement {
   cancel() {
     return this.pending().cancel();
   }
+}
+
+/**
+ * Has PostgreSQL plan `query` (a statement of the pool's or a transaction's sql`…`) each time it
+ * runs, for its tables as they are then, instead of keeping a plan per connection. A prepared
+ * statement's plan turns generic after five runs and stays until its tables are analyzed again;
+ * one made while a queue was short, when a scan looks cheaper than a lookup by key, reads the
+ * whole queue once it is long. For a statement over a table that swings from empty to thousands
+ * of rows between two ANALYZEs; planning it costs about a millisecond.
+ */
+export function plannedEachRun<Q>(query: Q): Q {
+  if (query instanceof Statement) query.planEachRun = true;
+  return query;
 }
 
 type Composed = { strings: readonly string[]; args: unknown[] };

@@ -1,4 +1,5 @@
 import { inTransaction, type Db, type Fragment, type Sql, type Tx } from '../storage/database.ts';
+import { plannedEachRun } from '../storage/statements.ts';
 import type { OutboxEvent } from './outbox.ts';
 import { afterFailure, type RetryPolicy } from './retry.ts';
 
@@ -82,8 +83,11 @@ export async function claimDeliveries(sql: Sql, request: ClaimRequest): Promise<
   const { kind, limit } = request;
   if (limit <= 0) return [];
   const breaker = request.breaker;
-  const rows = await sql<(Delivery & OutboxEvent & { claimId: string; eventCreatedAt: Date; type: string })[]>`
-    with recursive ${kind === 'webhook' ? byTarget(sql, request) : byOrganization(sql, kind, limit)},
+  // Planned at each run: the queue swings from empty to thousands between two ANALYZEs.
+  const rows = await plannedEachRun(sql<
+    (Delivery & OutboxEvent & { claimId: string; eventCreatedAt: Date; type: string })[]
+  >`
+    with recursive ${kind === 'webhook' ? byTarget(sql, request) : byOrganization(sql, limit)},
     chosen as (
       select organization_id, id, target, trial from (
         select c.*, row_number() over (partition by c.organization_id order by c.next_attempt_at, c.id) as turn
@@ -108,7 +112,7 @@ export async function claimDeliveries(sql: Sql, request: ClaimRequest): Promise<
     }
     select c.organization_id, c.id, c.event_id, c.kind, c.target, c.attempts, c.claim_id,
            o.type, o.payload, o.created_at as event_created_at
-    from claimed c join outbox o on o.organization_id = c.organization_id and o.id = c.event_id`;
+    from claimed c join outbox o on o.organization_id = c.organization_id and o.id = c.event_id`);
   return rows.map((row) => ({
     claimId: row.claimId,
     delivery: {
@@ -134,47 +138,49 @@ const claimable = (sql: Sql) =>
   sql`d.status = 'pending' and d.next_attempt_at <= now() and (d.locked_until is null or d.locked_until <= now())`;
 
 /**
- * `candidates`: the oldest `limit` claimable deliveries of each organization with pending ones.
- * The skip scan orders by next_attempt_at too, which only `deliveries_pending_email` gives: by
- * organization alone, the primary key would do, reading every delivery of another kind on the way.
+ * `candidates`: the oldest `limit` claimable emails of each organization with pending ones. The
+ * kind is written in the text, not passed, so that even a generic plan may take the kind's own
+ * index; the skip scan orders by next_attempt_at too, which only that index gives (by
+ * organization alone, the primary key would do, reading every webhook delivery on the way).
  */
-function byOrganization(sql: Sql, kind: Delivery['kind'], limit: number): Fragment {
+function byOrganization(sql: Sql, limit: number): Fragment {
   return sql`orgs (organization_id, n) as (
-      (select organization_id, 1 from deliveries where kind = ${kind} and status = 'pending'
+      (select organization_id, 1 from deliveries where kind = 'email' and status = 'pending'
        order by organization_id, next_attempt_at limit 1)
       union all
       select (select d.organization_id from deliveries d
-              where d.kind = ${kind} and d.status = 'pending' and d.organization_id > orgs.organization_id
+              where d.kind = 'email' and d.status = 'pending' and d.organization_id > orgs.organization_id
               order by d.organization_id, d.next_attempt_at limit 1), orgs.n + 1
       from orgs where orgs.organization_id is not null and orgs.n < ${MAX_QUEUES}
     ), candidates as (
       select c.* from orgs cross join lateral (
         select d.organization_id, d.id, d.target, d.next_attempt_at, false as trial
         from deliveries d
-        where d.kind = ${kind} and d.organization_id = orgs.organization_id and ${claimable(sql)}
+        where d.kind = 'email' and d.organization_id = orgs.organization_id and ${claimable(sql)}
         order by d.next_attempt_at, d.id limit ${limit}
       ) c
     )`;
 }
 
 /**
- * `candidates`: of each target with pending deliveries (organization by organization), the
- * oldest claimable ones, as many as its free slots (one as a trial while its circuit is
- * half-open); none of a full target or of one whose circuit is open.
+ * `candidates`: of each webhook endpoint with pending deliveries (organization by organization),
+ * the oldest claimable ones, as many as its free slots (one as a trial while its circuit is
+ * half-open); none of a full endpoint or of one whose circuit is open. The kind is in the text,
+ * as for emails.
  */
 function byTarget(sql: Sql, request: ClaimRequest): Fragment {
-  const { kind, limit, breaker } = request;
+  const { limit, breaker } = request;
   const full = [...(request.targetSlots ?? [])].filter(([, n]) => n <= 0).map(([t]) => t);
   const partial = [...(request.targetSlots ?? [])].filter(([, n]) => n > 0);
   const trial = breaker ? sql`coalesce(e.consecutive_failures >= ${breaker.failures}, false)` : sql`false`;
   return sql`targets (organization_id, target, n) as (
-      (select organization_id, target, 1 from deliveries where kind = ${kind} and status = 'pending'
+      (select organization_id, target, 1 from deliveries where kind = 'webhook' and status = 'pending'
        order by organization_id, target limit 1)
       union all
       select next.organization_id, next.target, targets.n + 1
       from targets cross join lateral (
         select d.organization_id, d.target from deliveries d
-        where d.kind = ${kind} and d.status = 'pending'
+        where d.kind = 'webhook' and d.status = 'pending'
           and (d.organization_id, d.target) > (targets.organization_id, targets.target)
         order by d.organization_id, d.target limit 1
       ) next
@@ -187,7 +193,7 @@ function byTarget(sql: Sql, request: ClaimRequest): Fragment {
       cross join lateral (
         select d.organization_id, d.id, d.target, d.next_attempt_at, ${trial} as trial
         from deliveries d
-        where d.kind = ${kind} and d.organization_id = t.organization_id and d.target = t.target and ${claimable(sql)}
+        where d.kind = 'webhook' and d.organization_id = t.organization_id and d.target = t.target and ${claimable(sql)}
         order by d.next_attempt_at, d.id
         limit least(${limit}, case when ${trial} then 1 else coalesce(s.slots, ${request.perTarget ?? limit}) end)
       ) c
