@@ -59,8 +59,6 @@ async function lagRun(webhook: boolean): Promise<string> {
     const started = performance.now();
     await runTimed(CREATES, (i) => scim('POST', '/Users', user(i), 201));
     const createMs = Math.round(performance.now() - started);
-    const atEnd = receiver?.received() ?? 0;
-    const endT = performance.now();
     for (let waited = 0; ; waited += 100) {
       const [{ left }] = (await db.sql`
         select ((select count(*) from outbox where id > ${from} and dispatched_at is null)
@@ -71,15 +69,6 @@ async function lagRun(webhook: boolean): Promise<string> {
       if (waited > DRAINED_WITHIN_MS) throw new Error(`${left} events or deliveries still pending after 2 minutes`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    if (receiver)
-      console.error(
-        'EXP received at end of creates',
-        atEnd,
-        'drain ms',
-        Math.round(performance.now() - endT),
-        'rate after',
-        Math.round((receiver.received() - atEnd) / ((performance.now() - endT) / 1000)),
-      );
     const dispatched = await lagOf(db.sql, from, db.sql`o.dispatched_at`, db.sql`outbox o`);
     const columns = `${dispatched.events} events in ${createMs} ms | ${figures(dispatched)}`;
     const cron = `${warnings.overlap} | ${warnings.failed}`;
