@@ -325,8 +325,8 @@ describe('claims are fair across organizations', () => {
  * A claim reads what it takes (rows counted from pg_stat_xact_user_tables, in the claim's own
  * transaction), however many deliveries wait: a burst of member events leaves thousands queued
  * for one endpoint, all dispatched at one moment, while the sending lanes claim a row or two at a
- * time as slots free up. The session first claims from the empty queue, as a new instance does:
- * a plan kept from then would read the whole queue now.
+ * time as slots free up. The session first claims while nothing is pending (statistics taken
+ * then, as between two bursts): a plan kept from then would read the whole queue now.
  */
 describe('a claim with thousands of deliveries queued', () => {
   const QUEUED = 3_000;
