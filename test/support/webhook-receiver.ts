@@ -42,6 +42,8 @@ export async function startWebhookReceiver() {
       res.writeHead(entry.status, mode === 'redirect' ? { location: '/elsewhere' } : {}).end();
     });
   });
+  let connections = 0;
+  server.on('connection', () => (connections += 1));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
   return {
@@ -51,6 +53,8 @@ export async function startWebhookReceiver() {
     hosts,
     /** Requests not answered yet, now and at most. */
     concurrency,
+    /** TCP connections accepted so far. */
+    connections: () => connections,
     /** Event ids answered with 2xx. */
     delivered: () => received.filter((r) => r.status === 204).map((r) => r.eventId),
     setMode: (m: typeof mode) => (mode = m),

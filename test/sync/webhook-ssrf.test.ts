@@ -114,6 +114,13 @@ describe('sending', () => {
     expect(receiver.hosts).toEqual([`hooks.rebind.test:${receiver.port}`]);
   });
 
+  it('keeps the connection to the address it checked for the next posts', async () => {
+    const before = receiver.connections();
+    for (let post = 0; post < 3; post++) await send(receiver.url, { allowPrivate: true });
+    expect(receiver.connections() - before).toBeLessThanOrEqual(1);
+    expect(receiver.received.slice(-3).map((r) => r.status)).toEqual([204, 204, 204]);
+  });
+
   it('refuses, at send time, a name with any private address, and a literal private URL', async () => {
     const before = receiver.received.length;
     const dns = scriptedDns(['8.8.8.8', '127.0.0.1']);
