@@ -80,7 +80,8 @@ export function postToAddress(
       });
       res.once('error', () => {});
     });
-    req.once('error', reject);
+    // Every error, also one of the socket while the body is drained (after the answer: no effect).
+    req.on('error', reject);
     req.end(request.body);
   });
 }
