@@ -1,8 +1,7 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { systemActor } from '../src/core/actor.ts';
 import type { Fragment, Sql } from '../src/storage/database.ts';
 import { createWebhookEndpoint } from '../src/core/webhook-endpoints.ts';
+import { startWebhookReceiver } from '../test/support/webhook-receiver.ts';
 import { user } from './scim.ts';
 import {
   BENCH_SECRET,
@@ -36,7 +35,7 @@ export async function benchOutbox(): Promise<string[]> {
 
 async function lagRun(webhook: boolean): Promise<string> {
   const db = await benchDatabase();
-  const receiver = webhook ? await webhookReceiver() : null;
+  const receiver = webhook ? await startWebhookReceiver() : null;
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
   const warnings = { overlap: 0, failed: 0 };
   try {
@@ -80,7 +79,7 @@ async function lagRun(webhook: boolean): Promise<string> {
       db.sql`d.delivered_at`,
       db.sql`outbox o join deliveries d on d.organization_id = o.organization_id and d.event_id = o.id`,
     );
-    const received = `${receiver.received()} received: ${figures(delivered)}`;
+    const received = `${receiver.received.length} received: ${figures(delivered)}`;
     return `| ${CREATES} SCIM creates at concurrency ${CONCURRENCY}, reconciler on, a webhook on loopback | ${columns} | ${received} | ${cron} |`;
   } finally {
     await stopServer(server?.child);
@@ -108,22 +107,3 @@ async function lagOf(sql: Sql, from: string, until: Fragment, rows: Fragment): P
 }
 
 const figures = (lag: Lag) => `p50 ${lag.p50} ms, p99 ${lag.p99} ms, max ${lag.max} ms`;
-
-/** An HTTP receiver on loopback that counts the webhook posts and answers each 204. */
-async function webhookReceiver(): Promise<{ url: string; received(): number; close(): Promise<void> }> {
-  let received = 0;
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      received += 1;
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/orgsync-events`,
-    received: () => received,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
